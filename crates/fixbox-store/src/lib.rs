@@ -1,0 +1,23 @@
+//! Fixbox's local storage: one SQLite file in the platform data dir holding settings, fix sessions and
+//! each session's append-only event log, from which a session can be replayed.
+//!
+//! The file is opened in WAL mode and migrated to the current schema at [`Store::open`]. Every write is
+//! one transaction, so an append that returned survives the process being killed right after.
+//!
+//! Not for secrets: API keys live in the OS keychain and must never be written here.
+//!
+//! The API is blocking (rusqlite); async callers run it on `spawn_blocking` or a dedicated thread.
+
+mod error;
+mod events;
+mod migrations;
+mod paths;
+mod sessions;
+mod settings;
+mod store;
+
+pub use error::StoreError;
+pub use events::StoredEvent;
+pub use paths::{DATA_DIR_ENV, DB_FILE_NAME, data_dir};
+pub use sessions::{SessionId, SessionSummary};
+pub use store::Store;
