@@ -30,6 +30,15 @@ pub enum StoreError {
     #[error("the event payload is not valid JSON: {0}")]
     Payload(#[source] serde_json::Error),
 
+    #[error(
+        "no usable OS keychain (could not {op} it: {reason}); on Linux run a Secret Service such as \
+         gnome-keyring or KeePassXC in your desktop session, on macOS/Windows check the login keychain"
+    )]
+    NoKeychain { op: &'static str, reason: String },
+
+    #[error("could not {op} the OS keychain: {reason}")]
+    Keychain { op: &'static str, reason: String },
+
     #[error("database {op} failed: {source}")]
     Query { op: &'static str, source: rusqlite::Error },
 }

@@ -4,7 +4,7 @@
 //! The file is opened in WAL mode and migrated to the current schema at [`Store::open`]. Every write is
 //! one transaction, so an append that returned survives the process being killed right after.
 //!
-//! Not for secrets: API keys live in the OS keychain and must never be written here.
+//! Secrets are the exception: [`Keychain`] keeps them in the OS keychain, never in the database.
 //!
 //! The API is blocking (rusqlite); async callers run it on `spawn_blocking` or a dedicated thread.
 
@@ -12,12 +12,14 @@ mod error;
 mod events;
 mod migrations;
 mod paths;
+mod secrets;
 mod sessions;
 mod settings;
 mod store;
 
 pub use error::StoreError;
 pub use events::StoredEvent;
+pub use secrets::{KEYCHAIN_SERVICE, Keychain, Secret};
 pub use paths::{DATA_DIR_ENV, DB_FILE_NAME, data_dir};
 pub use sessions::{SessionId, SessionSummary};
 pub use store::Store;

@@ -23,8 +23,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 impl Store {
     /// Opens (creating if needed) the database in [`data_dir`] and migrates it to the current schema.
     pub fn open_default() -> Result<Self, StoreError> {
-        let dir = data_dir()?;
-        std::fs::create_dir_all(&dir).map_err(|source| StoreError::CreateDataDir { path: dir.clone(), source })?;
+        Self::open_in(&data_dir()?)
+    }
+
+    /// Opens (creating both if needed) the database file in the data directory `dir`.
+    pub fn open_in(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDataDir { path: dir.to_path_buf(), source })?;
         Self::open_at(&dir.join(DB_FILE_NAME))
     }
 

@@ -1,0 +1,160 @@
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Overrides where Fixbox installs engines (default: the platform cache dir's `engines/`).
+pub const ENGINES_DIR_ENV: &str = "FIXBOX_ENGINES_DIR";
+
+/// How long `<engine> --version` may take before we give up on reading a version.
+const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "kebab-case")]
+pub enum EngineKind {
+    LlamaServer,
+    Ollama,
+    Vllm,
+}
+
+impl EngineKind {
+    pub const ALL: [Self; 3] = [Self::LlamaServer, Self::Ollama, Self::Vllm];
+
+    /// The executable's name, without the platform's extension.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Self::LlamaServer => "llama-server",
+            Self::Ollama => "ollama",
+            Self::Vllm => "vllm",
+        }
+    }
+}
+
+/// Where an engine was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    /// Installed by Fixbox into its engines dir.
+    Fixbox,
+    /// On the user's `PATH`.
+    Path,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct InstalledEngine {
+    pub kind: EngineKind,
+    pub path: PathBuf,
+    pub origin: Origin,
+    /// What `--version` printed, when it answered in time.
+    pub version: Option<String>,
+}
+
+/// Where to look for engines.
+#[derive(Debug, Clone, Default)]
+pub struct SearchPaths {
+    pub engines_dir: Option<PathBuf>,
+    /// A `PATH`-style list of directories.
+    pub path: Option<OsString>,
+}
+
+impl SearchPaths {
+    /// Fixbox's engines dir and the process's `PATH`.
+    pub fn from_env() -> Self {
+        Self { engines_dir: engines_dir(), path: std::env::var_os("PATH") }
+    }
+}
+
+/// Fixbox's engines dir: `$FIXBOX_ENGINES_DIR`, else `<platform cache dir>/engines`
+/// (`~/.cache/fixbox/engines` on Linux), one folder per engine and version inside.
+pub fn engines_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(ENGINES_DIR_ENV).filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    directories::ProjectDirs::from("dev", "fixbox", "Fixbox").map(|dirs| dirs.cache_dir().join("engines"))
+}
+
+/// Every engine executable in `search`: Fixbox's own installs first, then `PATH`, each with its version.
+pub async fn discover(search: &SearchPaths) -> Vec<InstalledEngine> {
+    let mut found: Vec<(EngineKind, PathBuf, Origin)> = Vec::new();
+    for kind in EngineKind::ALL {
+        if let Some(dir) = &search.engines_dir {
+            let dir = dir.clone();
+            let installed = tokio::task::spawn_blocking(move || find_below(&dir, kind.binary(), 3)).await.unwrap_or_default();
+            found.extend(installed.into_iter().map(|path| (kind, path, Origin::Fixbox)));
+        }
+        if let Some(path_var) = &search.path {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            if let Ok(paths) = which::which_in_all(kind.binary(), Some(path_var), cwd) {
+                for path in paths {
+                    if !found.iter().any(|(_, known, _)| same_file(known, &path)) {
+                        found.push((kind, path, Origin::Path));
+                    }
+                }
+            }
+        }
+    }
+    // Versions in parallel: one hanging engine costs one timeout, not one per engine.
+    futures::future::join_all(found.into_iter().map(|(kind, path, origin)| async move {
+        let version = version_of(&path).await;
+        InstalledEngine { kind, path, origin, version }
+    }))
+    .await
+}
+
+/// Executables named `name` in `dir` and up to `depth` levels below it, sorted.
+fn find_below(dir: &Path, name: &str, depth: usize) -> Vec<PathBuf> {
+    let file_name = format!("{name}{}", std::env::consts::EXE_SUFFIX);
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return found };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() && depth > 0 => found.extend(find_below(&path, name, depth - 1)),
+            Ok(_) if entry.file_name() == file_name.as_str() && is_executable(&path) => found.push(path),
+            _ => {}
+        }
+    }
+    found.sort();
+    found
+}
+
+#[cfg(unix)]
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(path: &Path) -> bool {
+    path.is_file()
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// The line of `<engine> --version` that names a version (llama-server prints `version: 4567 (abc)`,
+/// Ollama `ollama version is 0.5.7`, vLLM a bare `0.6.3`), or `None` if it fails or hangs.
+async fn version_of(path: &Path) -> Option<String> {
+    let child = tokio::process::Command::new(path)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .ok()?;
+    let output = tokio::time::timeout(VERSION_TIMEOUT, child.wait_with_output()).await.ok()?.ok()?;
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let line = lines.iter().find(|l| l.to_ascii_lowercase().contains("version")).or(lines.first())?;
+    Some(line.chars().take(120).collect())
+}

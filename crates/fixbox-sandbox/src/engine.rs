@@ -1,0 +1,123 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bollard::Docker;
+use serde::Serialize;
+
+use crate::SandboxError;
+
+/// How long to wait for the Engine to answer a ping or a version query.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection to a Docker Engine, with the API version negotiated down to what the Engine speaks.
+#[derive(Debug, Clone)]
+pub struct DockerEngine {
+    docker: Docker,
+    host: String,
+}
+
+/// What the Engine says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct EngineVersion {
+    /// Where we reached it, e.g. `unix:///var/run/docker.sock`.
+    pub host: String,
+    pub version: String,
+    pub api_version: String,
+    pub os: String,
+    pub arch: String,
+    pub kernel: Option<String>,
+}
+
+impl DockerEngine {
+    /// Connects to `DOCKER_HOST` when set (unix, tcp with `DOCKER_TLS_VERIFY`, https, ssh), else to the
+    /// first local socket that exists: the system one, Docker Desktop's, rootless Docker's. Fails fast
+    /// with a clear message when none does, and otherwise waits for the Engine to answer.
+    pub async fn connect() -> Result<Self, SandboxError> {
+        let host = match std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()) {
+            Some(host) => host,
+            None => local_socket()?,
+        };
+        Self::connect_to(&host).await
+    }
+
+    /// Connects to one Engine address (`unix://…`, `tcp://…`, `https://…`, `ssh://…`).
+    pub async fn connect_to(host: &str) -> Result<Self, SandboxError> {
+        let socket = host.strip_prefix("unix://");
+        if let Some(socket) = socket
+            && !std::path::Path::new(socket).exists()
+        {
+            return Err(SandboxError::NoDaemonSocket { socket: socket.to_string() });
+        }
+        let docker =
+            Docker::connect_with_host(host).map_err(|source| SandboxError::Connect { host: host.to_string(), source })?;
+        let docker = tokio::time::timeout(ANSWER_TIMEOUT, docker.negotiate_version())
+            .await
+            .map_err(|_| SandboxError::Timeout { host: host.to_string(), seconds: ANSWER_TIMEOUT.as_secs() })?
+            .map_err(|source| classify(host, source))?;
+        Ok(Self { docker, host: host.to_string() })
+    }
+
+    /// The Engine's version and platform.
+    pub async fn version(&self) -> Result<EngineVersion, SandboxError> {
+        let version = tokio::time::timeout(ANSWER_TIMEOUT, self.docker.version())
+            .await
+            .map_err(|_| SandboxError::Timeout { host: self.host.clone(), seconds: ANSWER_TIMEOUT.as_secs() })?
+            .map_err(|source| classify(&self.host, source))?;
+        Ok(EngineVersion {
+            host: self.host.clone(),
+            version: version.version.unwrap_or_default(),
+            api_version: version.api_version.unwrap_or_default(),
+            os: version.os.unwrap_or_default(),
+            arch: version.arch.unwrap_or_default(),
+            kernel: version.kernel_version,
+        })
+    }
+}
+
+/// The first local Engine socket that exists, or the system one (for its error message) when none does.
+fn local_socket() -> Result<String, SandboxError> {
+    let system = PathBuf::from("/var/run/docker.sock");
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let candidates = [
+        Some(system.clone()),
+        home.map(|h| h.join(".docker/run/docker.sock")), // Docker Desktop (macOS, Linux)
+        std::env::var_os("XDG_RUNTIME_DIR").map(|d| PathBuf::from(d).join("docker.sock")), // rootless
+    ];
+    if cfg!(windows) {
+        return Ok("npipe:////./pipe/docker_engine".to_string());
+    }
+    let found = candidates.into_iter().flatten().find(|p| p.exists());
+    match found {
+        Some(path) => Ok(format!("unix://{}", path.display())),
+        None => Err(SandboxError::NoDaemonSocket { socket: system.display().to_string() }),
+    }
+}
+
+fn classify(host: &str, source: bollard::errors::Error) -> SandboxError {
+    if let Some(socket) = host.strip_prefix("unix://") {
+        match io_error_kind(&source) {
+            Some(std::io::ErrorKind::PermissionDenied) => {
+                return SandboxError::SocketPermission { socket: socket.to_string() };
+            }
+            // A socket file left behind by a daemon that is gone.
+            Some(std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound) => {
+                return SandboxError::NoDaemonSocket { socket: socket.to_string() };
+            }
+            _ => {}
+        }
+    }
+    SandboxError::Engine { host: host.to_string(), source }
+}
+
+/// The kind of the first I/O error in `err`'s source chain (bollard wraps hyper, which wraps it).
+fn io_error_kind(err: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        current = e.source();
+    }
+    None
+}
