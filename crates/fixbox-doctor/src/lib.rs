@@ -10,7 +10,6 @@ mod report;
 
 pub use report::{Check, CheckId, CheckStatus, DoctorReport};
 
-
 use std::path::PathBuf;
 use std::time::Duration;
 

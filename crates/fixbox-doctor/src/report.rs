@@ -75,7 +75,14 @@ pub struct Check {
 
 impl Check {
     pub fn ok(id: CheckId, summary: impl Into<String>) -> Self {
-        Self { id, title: id.title().to_string(), status: CheckStatus::Ok, summary: summary.into(), details: Vec::new(), fix: None }
+        Self {
+            id,
+            title: id.title().to_string(),
+            status: CheckStatus::Ok,
+            summary: summary.into(),
+            details: Vec::new(),
+            fix: None,
+        }
     }
 
     pub fn warn(id: CheckId, summary: impl Into<String>, fix: impl Into<String>) -> Self {

@@ -11,7 +11,15 @@ async fn reports_every_check_in_order_with_docker_reachable() {
     let ids: Vec<CheckId> = report.checks.iter().map(|c| c.id).collect();
     assert_eq!(
         ids,
-        [CheckId::Docker, CheckId::Keychain, CheckId::Gpu, CheckId::Memory, CheckId::Cpu, CheckId::DataDir, CheckId::Engines]
+        [
+            CheckId::Docker,
+            CheckId::Keychain,
+            CheckId::Gpu,
+            CheckId::Memory,
+            CheckId::Cpu,
+            CheckId::DataDir,
+            CheckId::Engines
+        ]
     );
     let docker = report.check(CheckId::Docker).unwrap();
     assert_eq!(docker.status, CheckStatus::Ok, "{docker:?}");

@@ -84,7 +84,8 @@ pub async fn discover(search: &SearchPaths) -> Vec<InstalledEngine> {
     for kind in EngineKind::ALL {
         if let Some(dir) = &search.engines_dir {
             let dir = dir.clone();
-            let installed = tokio::task::spawn_blocking(move || find_below(&dir, kind.binary(), 3)).await.unwrap_or_default();
+            let installed =
+                tokio::task::spawn_blocking(move || find_below(&dir, kind.binary(), 3)).await.unwrap_or_default();
             found.extend(installed.into_iter().map(|path| (kind, path, Origin::Fixbox)));
         }
         if let Some(path_var) = &search.path {

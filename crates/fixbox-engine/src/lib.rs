@@ -5,4 +5,4 @@
 
 mod discover;
 
-pub use discover::{EngineKind, InstalledEngine, Origin, SearchPaths, discover, engines_dir, ENGINES_DIR_ENV};
+pub use discover::{ENGINES_DIR_ENV, EngineKind, InstalledEngine, Origin, SearchPaths, discover, engines_dir};

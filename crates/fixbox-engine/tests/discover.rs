@@ -21,7 +21,10 @@ async fn finds_fixbox_installs_and_path_engines_with_their_versions() {
         &engines.join("llama.cpp/b4567/llama-server"),
         "echo 'version: 4567 (0a1b2c3)' >&2; echo 'built with cc for x86_64-linux-gnu' >&2",
     );
-    stand_in(&bin.join("ollama"), "echo 'Warning: could not connect to a running Ollama instance'; echo 'ollama version is 0.5.7'");
+    stand_in(
+        &bin.join("ollama"),
+        "echo 'Warning: could not connect to a running Ollama instance'; echo 'ollama version is 0.5.7'",
+    );
     stand_in(&bin.join("vllm"), "sleep 30"); // hangs: found, but no version
     std::fs::write(bin.join("llama-server"), "not executable").unwrap();
 

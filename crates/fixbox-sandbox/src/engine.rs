@@ -49,8 +49,8 @@ impl DockerEngine {
         {
             return Err(SandboxError::NoDaemonSocket { socket: socket.to_string() });
         }
-        let docker =
-            Docker::connect_with_host(host).map_err(|source| SandboxError::Connect { host: host.to_string(), source })?;
+        let docker = Docker::connect_with_host(host)
+            .map_err(|source| SandboxError::Connect { host: host.to_string(), source })?;
         let docker = tokio::time::timeout(ANSWER_TIMEOUT, docker.negotiate_version())
             .await
             .map_err(|_| SandboxError::Timeout { host: host.to_string(), seconds: ANSWER_TIMEOUT.as_secs() })?

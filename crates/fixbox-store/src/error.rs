@@ -15,7 +15,9 @@ pub enum StoreError {
     #[error("cannot open the database {path}: {source}; check that the file is readable and the disk is not full")]
     Open { path: PathBuf, source: rusqlite::Error },
 
-    #[error("cannot migrate the database to schema version {version}: {source}; the file was left at the previous version")]
+    #[error(
+        "cannot migrate the database to schema version {version}: {source}; the file was left at the previous version"
+    )]
     Migrate { version: u32, source: rusqlite::Error },
 
     #[error(

@@ -19,7 +19,7 @@ mod store;
 
 pub use error::StoreError;
 pub use events::StoredEvent;
-pub use secrets::{KEYCHAIN_SERVICE, Keychain, Secret};
 pub use paths::{DATA_DIR_ENV, DB_FILE_NAME, data_dir};
+pub use secrets::{KEYCHAIN_SERVICE, Keychain, Secret};
 pub use sessions::{SessionId, SessionSummary};
 pub use store::Store;

@@ -105,9 +105,8 @@ mod tests {
     };
 
     fn all_events(conn: &Connection) -> Vec<(String, i64, String, String)> {
-        let mut stmt = conn
-            .prepare("SELECT session_id, seq, kind, payload FROM events ORDER BY session_id, seq")
-            .unwrap();
+        let mut stmt =
+            conn.prepare("SELECT session_id, seq, kind, payload FROM events ORDER BY session_id, seq").unwrap();
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .unwrap()
             .collect::<Result<_, _>>()
@@ -137,8 +136,7 @@ mod tests {
         assert_eq!(found as usize, MIGRATIONS.len());
         assert_eq!(user_version(&conn).unwrap() as usize, with_second.len());
         assert_eq!(all_events(&conn), before);
-        let source: String =
-            conn.query_row("SELECT DISTINCT source FROM events", [], |r| r.get(0)).unwrap();
+        let source: String = conn.query_row("SELECT DISTINCT source FROM events", [], |r| r.get(0)).unwrap();
         assert_eq!(source, "local");
         let port: String =
             conn.query_row("SELECT value FROM settings WHERE key = 'engine.port'", [], |r| r.get(0)).unwrap();
@@ -158,7 +156,8 @@ mod tests {
         store.append_event(&s, "note", &serde_json::json!({})).unwrap();
         drop(store);
 
-        let broken = Migration { name: "broken", sql: "ALTER TABLE events ADD COLUMN x TEXT; SELECT * FROM no_such_table;" };
+        let broken =
+            Migration { name: "broken", sql: "ALTER TABLE events ADD COLUMN x TEXT; SELECT * FROM no_such_table;" };
         let with_broken: Vec<Migration> = MIGRATIONS.iter().copied().chain([broken]).collect();
         let mut conn = Connection::open(&path).unwrap();
         let err = migrate(&mut conn, &with_broken).unwrap_err();

@@ -66,10 +66,7 @@ impl Store {
     pub fn create_session(&self, title: &str) -> Result<SessionId, StoreError> {
         let id = SessionId(uuid::Uuid::now_v7().hyphenated().to_string());
         self.conn()
-            .execute(
-                "INSERT INTO sessions (id, title, created_at) VALUES (?1, ?2, ?3)",
-                (id.as_str(), title, now_ms()),
-            )
+            .execute("INSERT INTO sessions (id, title, created_at) VALUES (?1, ?2, ?3)", (id.as_str(), title, now_ms()))
             .op("create session")?;
         Ok(id)
     }

@@ -17,7 +17,12 @@ pub(crate) async fn engines() -> Check {
             Origin::Fixbox => "installed by Fixbox",
             Origin::Path => "on PATH",
         };
-        format!("{}: {} ({origin}; {})", e.kind.binary(), e.path.display(), e.version.as_deref().unwrap_or("version unknown"))
+        format!(
+            "{}: {} ({origin}; {})",
+            e.kind.binary(),
+            e.path.display(),
+            e.version.as_deref().unwrap_or("version unknown")
+        )
     });
     let mut names: Vec<&str> = found.iter().map(|e| e.kind.binary()).collect();
     names.dedup();

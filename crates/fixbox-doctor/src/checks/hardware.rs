@@ -21,9 +21,16 @@ fn gpu(report: &HardwareReport) -> Check {
                 (None, true) => "shares system memory".to_string(),
                 (None, false) => "VRAM unknown".to_string(),
             };
-            let extra = [g.driver_version.as_deref().map(|d| format!("driver {d}")), g.compute_capability.as_deref().map(|c| format!("compute {c}"))];
+            let extra = [
+                g.driver_version.as_deref().map(|d| format!("driver {d}")),
+                g.compute_capability.as_deref().map(|c| format!("compute {c}")),
+            ];
             let extra: Vec<String> = extra.into_iter().flatten().collect();
-            if extra.is_empty() { format!("{}: {memory}", g.name) } else { format!("{}: {memory}, {}", g.name, extra.join(", ")) }
+            if extra.is_empty() {
+                format!("{}: {memory}", g.name)
+            } else {
+                format!("{}: {memory}, {}", g.name, extra.join(", "))
+            }
         })
         .collect();
     let usable = report.gpus.iter().filter(|g| g.vram_total_bytes.is_some()).count();
@@ -71,10 +78,17 @@ fn cpu(report: &HardwareReport) -> Check {
         None => format!("{} threads", c.logical_cores),
     };
     let summary = format!("{} ({cores}, {})", c.brand, c.arch);
-    let details = [format!("SIMD: {}", if c.features.is_empty() { "none detected".to_string() } else { c.features.join(" ") }), report.os.clone()];
+    let details = [
+        format!("SIMD: {}", if c.features.is_empty() { "none detected".to_string() } else { c.features.join(" ") }),
+        report.os.clone(),
+    ];
     let lacks_avx2 = c.arch == "x86_64" && !c.features.iter().any(|f| f == "avx2");
     let check = if lacks_avx2 {
-        Check::warn(CheckId::Cpu, summary, "this CPU has no AVX2: CPU inference will be very slow; use a GPU or a cloud model")
+        Check::warn(
+            CheckId::Cpu,
+            summary,
+            "this CPU has no AVX2: CPU inference will be very slow; use a GPU or a cloud model",
+        )
     } else {
         Check::ok(CheckId::Cpu, summary)
     };

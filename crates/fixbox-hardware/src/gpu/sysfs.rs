@@ -13,7 +13,9 @@ pub(crate) fn probe(drm_root: &Path) -> Vec<GpuInfo> {
         .filter_map(Result::ok)
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         // `card0` is a GPU; `card0-DP-1` is one of its connectors.
-        .filter(|name| name.strip_prefix("card").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
+        .filter(|name| {
+            name.strip_prefix("card").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
         .collect();
     cards.sort();
     cards.iter().filter_map(|card| read_card(&drm_root.join(card).join("device"))).collect()
@@ -87,7 +89,8 @@ mod tests {
     fn reads_amd_vram_and_lists_cards_in_order_without_connectors() {
         let root = fake_drm();
         let gpus = probe(root.path());
-        let summary: Vec<_> = gpus.iter().map(|g| (g.vendor, g.name.as_str(), g.vram_total_bytes, g.unified_memory)).collect();
+        let summary: Vec<_> =
+            gpus.iter().map(|g| (g.vendor, g.name.as_str(), g.vram_total_bytes, g.unified_memory)).collect();
         assert_eq!(
             summary,
             vec![

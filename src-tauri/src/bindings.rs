@@ -1,0 +1,47 @@
+//! The typed IPC surface. `ui/src/lib/bindings.ts` is generated from it and committed; the test below
+//! fails when the file is stale. Regenerate with:
+//! `FIXBOX_UPDATE_BINDINGS=1 cargo test -p fixbox-desktop bindings`.
+
+use specta_typescript::Typescript;
+use tauri_specta::{Builder, collect_commands};
+
+use crate::commands;
+
+/// Every command the UI may call.
+pub fn builder() -> Builder<tauri::Wry> {
+    Builder::<tauri::Wry>::new()
+        .commands(collect_commands![commands::doctor::doctor_run])
+        // Byte counts (u64) become TS `number`: exact up to 2^53 bytes (8 PiB), far past any machine.
+        .dangerously_cast_bigints_to_number()
+        // Our IPC types each go one way (Rust to UI, or UI to Rust), so one TS type per Rust type.
+        .disable_serde_phases()
+}
+
+/// Writes the TypeScript bindings to `path`.
+pub fn export(path: &std::path::Path) -> anyhow::Result<()> {
+    let header = "// Generated from the Rust commands by tauri-specta (src-tauri/src/bindings.rs). Do not edit.\n";
+    builder().export(Typescript::default().header(header), path)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn bindings_are_current() {
+        let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/lib/bindings.ts");
+        if std::env::var_os("FIXBOX_UPDATE_BINDINGS").is_some() {
+            super::export(&committed).unwrap();
+            return;
+        }
+        let fresh = tempfile::tempdir().unwrap().keep().join("bindings.ts");
+        super::export(&fresh).unwrap();
+        let fresh = std::fs::read_to_string(fresh).unwrap();
+        let committed = std::fs::read_to_string(&committed).unwrap_or_default();
+        assert!(
+            fresh == committed,
+            "ui/src/lib/bindings.ts is stale: regenerate it with `FIXBOX_UPDATE_BINDINGS=1 cargo test -p fixbox-desktop bindings` and commit it"
+        );
+    }
+}

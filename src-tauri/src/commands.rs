@@ -1,0 +1,3 @@
+//! The Tauri commands, one module per domain, each named `domain_verb`.
+
+pub mod doctor;

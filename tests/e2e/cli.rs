@@ -1,0 +1,52 @@
+use std::process::Command;
+
+use anyhow::{Result, ensure};
+use fixbox_e2e::workspace_bin;
+
+fn fixbox(data_dir: &std::path::Path) -> Result<Command> {
+    let mut cmd = Command::new(workspace_bin("fixbox")?);
+    cmd.env("FIXBOX_DATA_DIR", data_dir);
+    Ok(cmd)
+}
+
+#[test]
+fn doctor_json_reports_docker_reachable_and_every_check() -> Result<()> {
+    let data = tempfile::tempdir()?;
+    let out = fixbox(data.path())?.args(["doctor", "--json"]).output()?;
+    let stdout = String::from_utf8(out.stdout)?;
+    ensure!(out.status.success(), "doctor failed ({}): {stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+
+    let report: serde_json::Value = serde_json::from_str(&stdout)?;
+    let ids: Vec<&str> = report["checks"].as_array().into_iter().flatten().filter_map(|c| c["id"].as_str()).collect();
+    ensure!(ids == ["docker", "keychain", "gpu", "memory", "cpu", "data-dir", "engines"], "{ids:?}");
+    let docker = &report["checks"][0];
+    ensure!(docker["status"] == "ok", "{docker}");
+    ensure!(docker["summary"].as_str().is_some_and(|s| s.starts_with("Docker Engine ")), "{docker}");
+    ensure!(data.path().join("fixbox.db").exists(), "the data-dir check did not create the database");
+    Ok(())
+}
+
+#[test]
+fn doctor_text_without_docker_fails_and_says_how_to_start_it() -> Result<()> {
+    let data = tempfile::tempdir()?;
+    let socket = data.path().join("no-docker.sock");
+    let out = fixbox(data.path())?.arg("doctor").env("DOCKER_HOST", format!("unix://{}", socket.display())).output()?;
+    let stdout = String::from_utf8(out.stdout)?;
+    ensure!(out.status.code() == Some(1), "expected exit 1, got {}: {stdout}", out.status);
+    ensure!(stdout.contains("FAIL  Docker"), "{stdout}");
+    ensure!(stdout.contains("Docker is not running (no socket at"), "{stdout}");
+    ensure!(stdout.contains("sudo systemctl start docker"), "{stdout}");
+    ensure!(stdout.contains("cannot run fix sessions until the failures above are fixed"), "{stdout}");
+    Ok(())
+}
+
+#[test]
+fn unknown_arguments_get_usage_not_a_panic() -> Result<()> {
+    let data = tempfile::tempdir()?;
+    let out = fixbox(data.path())?.args(["doctor", "--frobnicate"]).output()?;
+    let stderr = String::from_utf8(out.stderr)?;
+    ensure!(out.status.code() == Some(2), "{}", out.status);
+    ensure!(stderr.contains("unexpected argument '--frobnicate'") && stderr.contains("Usage:"), "{stderr}");
+    ensure!(!stderr.contains("panicked"), "{stderr}");
+    Ok(())
+}

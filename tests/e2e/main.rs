@@ -1,0 +1,5 @@
+//! Whole-product scenarios, driven the way a user drives Fixbox: the `fixbox` command in a shell, and
+//! the desktop app's real window through WebDriver.
+
+mod cli;
+mod desktop;

@@ -1,0 +1,42 @@
+//! What the whole-product tests share: finding the built binaries, an output folder per test, and
+//! real helper processes (Xvfb, tauri-driver) that are killed when dropped.
+
+mod display;
+mod process;
+
+pub use display::VirtualDisplay;
+pub use process::{ChildGuard, free_port, wait_for_port};
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, ensure};
+
+/// The repository root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// A binary of this workspace, built by the same `cargo` run into the same profile dir as this test
+/// (`<target>/<profile>/deps/e2e-…` runs next to `<target>/<profile>/<name>`).
+pub fn workspace_bin(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe.parent().and_then(Path::parent).context("test binary has no profile dir")?;
+    let bin = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    ensure!(
+        bin.exists(),
+        "{} is not built: run scripts/test, or `cargo build --workspace --features fixbox-desktop/custom-protocol` first",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+/// A fresh, empty folder for one test's artifacts (screenshots, logs): `tests/output/<test>`. It is
+/// kept after the run so a person can look at what the test saw.
+pub fn output_dir(test: &str) -> Result<PathBuf> {
+    let dir = workspace_root().join("tests/output").join(test);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
