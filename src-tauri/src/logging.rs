@@ -29,6 +29,8 @@ pub fn init() -> Option<WorkerGuard> {
 
 fn file_appender() -> anyhow::Result<tracing_appender::rolling::RollingFileAppender> {
     let dir = fixbox_store::data_dir()?.join("logs");
+    // The appender's clean-up of old files reads the dir before creating it, and complains on stderr.
+    std::fs::create_dir_all(&dir)?;
     Ok(tracing_appender::rolling::Builder::new()
         .rotation(tracing_appender::rolling::Rotation::DAILY)
         .filename_prefix("fixbox-desktop")

@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-/// Kills (SIGKILL) and reaps its child when dropped, so a failing test leaves no process behind.
+/// Stops and reaps its child when dropped, so a failing test leaves no process behind: SIGTERM first,
+/// so a helper can stop its own children (tauri-driver stops WebKitWebDriver), then SIGKILL.
 #[derive(Debug)]
 pub struct ChildGuard {
     name: &'static str,
@@ -28,6 +29,17 @@ impl ChildGuard {
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -35,9 +35,13 @@ pub async fn run(options: &DoctorOptions) -> DoctorReport {
     );
     let hardware_checks = match hardware {
         Ok(Ok(Ok(report))) => checks::hardware(&report),
-        Ok(Ok(Err(err))) => vec![Check::failed(CheckId::Gpu, err.to_string(), None)],
-        Ok(Err(panicked)) => vec![Check::failed(CheckId::Gpu, format!("the hardware probe failed: {panicked}"), None)],
-        Err(_) => vec![timed_out(CheckId::Gpu)],
+        Ok(Ok(Err(err))) => vec![Check::warn(
+            CheckId::Gpu,
+            err.to_string(),
+            "Fixbox cannot size models for this machine; pick a model by hand, and report this with your OS version",
+        )],
+        Ok(Err(panicked)) => vec![crashed(CheckId::Gpu, &panicked)],
+        Err(_) => vec![timed_out(CheckId::Gpu, "reading the GPUs")],
     };
     let mut checks = vec![docker, keychain];
     checks.extend(hardware_checks);
@@ -46,13 +50,26 @@ pub async fn run(options: &DoctorOptions) -> DoctorReport {
 }
 
 async fn bounded(id: CheckId, check: impl Future<Output = Check>) -> Check {
-    tokio::time::timeout(CHECK_TIMEOUT, check).await.unwrap_or_else(|_| timed_out(id))
+    let what = match id {
+        CheckId::Docker => "Docker",
+        CheckId::Keychain => "the OS keychain (is it waiting for you to unlock it?)",
+        CheckId::DataDir => "opening the database (is another program holding it locked?)",
+        CheckId::Engines => "an engine's --version",
+        CheckId::Gpu | CheckId::Memory | CheckId::Cpu => "reading the hardware",
+    };
+    tokio::time::timeout(CHECK_TIMEOUT, check).await.unwrap_or_else(|_| timed_out(id, what))
 }
 
-fn timed_out(id: CheckId) -> Check {
-    Check::failed(
-        id,
-        format!("did not answer within {} s", CHECK_TIMEOUT.as_secs()),
-        Some("run `fixbox doctor` again; if it hangs again, run with RUST_LOG=debug to see where".to_string()),
-    )
+/// A check whose code panicked: a bug of ours, said as such.
+pub(crate) fn crashed(id: CheckId, err: &tokio::task::JoinError) -> Check {
+    let summary = format!("the {} check crashed: {err}", id.title());
+    let fix = "this is a bug in Fixbox: please report it with the log (RUST_LOG=debug fixbox doctor)".to_string();
+    if id.blocks_sessions() { Check::failed(id, summary, Some(fix)) } else { Check::warn(id, summary, fix) }
+}
+
+/// A check that hung: a failure only where fix sessions depend on it.
+fn timed_out(id: CheckId, what: &str) -> Check {
+    let summary = format!("{what} did not answer within {} s", CHECK_TIMEOUT.as_secs());
+    let fix = "run `fixbox doctor` again; if it hangs again, run it with RUST_LOG=debug to see where".to_string();
+    if id.blocks_sessions() { Check::failed(id, summary, Some(fix)) } else { Check::warn(id, summary, fix) }
 }

@@ -33,6 +33,11 @@ pub enum CheckId {
 }
 
 impl CheckId {
+    /// Whether fix sessions cannot run at all when this check fails; the others only limit them.
+    pub fn blocks_sessions(self) -> bool {
+        matches!(self, Self::Docker | Self::DataDir)
+    }
+
     /// What the check is about, as a person would name it.
     pub fn title(self) -> &'static str {
         match self {

@@ -10,7 +10,7 @@ pub(crate) async fn data_dir(dir: Option<PathBuf>) -> Check {
         Ok(Ok((path, sessions))) => Check::ok(CheckId::DataDir, format!("database at {path}"))
             .with_details([format!("{sessions} session(s) recorded")]),
         Ok(Err(err)) => Check::failed(CheckId::DataDir, "the data directory is not usable", Some(err.to_string())),
-        Err(panicked) => Check::failed(CheckId::DataDir, format!("the data directory check failed: {panicked}"), None),
+        Err(panicked) => crate::crashed(CheckId::DataDir, &panicked),
     }
 }
 

@@ -10,6 +10,6 @@ pub(crate) async fn keychain() -> Check {
             "no usable OS keychain: cloud models and GitHub cannot be used (Fixbox never stores keys in plain text)",
             err.to_string(),
         ),
-        Err(panicked) => Check::failed(CheckId::Keychain, format!("the keychain probe failed: {panicked}"), None),
+        Err(panicked) => crate::crashed(CheckId::Keychain, &panicked),
     }
 }
