@@ -94,6 +94,14 @@ impl Check {
         Self { status: CheckStatus::Warn, fix: Some(fix.into()), ..Self::ok(id, summary) }
     }
 
+    /// A warning with `fix` when there is one, else ok.
+    pub fn ok_or_warn(id: CheckId, summary: impl Into<String>, fix: Option<&str>) -> Self {
+        match fix {
+            Some(fix) => Self::warn(id, summary, fix),
+            None => Self::ok(id, summary),
+        }
+    }
+
     pub fn failed(id: CheckId, summary: impl Into<String>, fix: Option<String>) -> Self {
         Self { status: CheckStatus::Fail, fix, ..Self::ok(id, summary) }
     }

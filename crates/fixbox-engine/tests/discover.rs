@@ -6,10 +6,11 @@ use std::path::Path;
 
 use fixbox_engine::{EngineKind, Origin, SearchPaths, discover};
 
-fn stand_in(path: &Path, script: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, format!("#!/bin/sh\n{script}\n")).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+/// An executable shell script at `path` that runs `script`.
+fn stand_in(path: &Path, script: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(path.parent().unwrap_or(path))?;
+    std::fs::write(path, format!("#!/bin/sh\n{script}\n"))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
 }
 
 #[tokio::test]
@@ -20,12 +21,14 @@ async fn finds_fixbox_installs_and_path_engines_with_their_versions() {
     stand_in(
         &engines.join("llama.cpp/b4567/llama-server"),
         "echo 'version: 4567 (0a1b2c3)' >&2; echo 'built with cc for x86_64-linux-gnu' >&2",
-    );
+    )
+    .unwrap();
     stand_in(
         &bin.join("ollama"),
         "echo 'Warning: could not connect to a running Ollama instance'; echo 'ollama version is 0.5.7'",
-    );
-    stand_in(&bin.join("vllm"), "sleep 30"); // hangs: found, but no version
+    )
+    .unwrap();
+    stand_in(&bin.join("vllm"), "sleep 30").unwrap(); // hangs: found, but no version
     std::fs::write(bin.join("llama-server"), "not executable").unwrap();
 
     let search = SearchPaths { engines_dir: Some(engines.clone()), path: Some(bin.clone().into_os_string()) };

@@ -59,16 +59,10 @@ fn memory(report: &HardwareReport) -> Check {
     let usable = m.usable_total_bytes();
     let summary = format!("{} total, {} available", gib(usable), gib(m.available_bytes.min(usable)));
     let details = m.cgroup_limit_bytes.map(|limit| format!("limited to {} by a cgroup (container)", gib(limit)));
-    let check = if usable < LOW_MEMORY_BYTES {
-        Check::warn(
-            CheckId::Memory,
-            summary,
-            "under 8 GiB only ~1.5B-parameter models fit; close other programs or use a machine with more memory",
-        )
-    } else {
-        Check::ok(CheckId::Memory, summary)
-    };
-    check.with_details(details)
+    let low = (usable < LOW_MEMORY_BYTES).then_some(
+        "under 8 GiB only ~1.5B-parameter models fit; close other programs or use a machine with more memory",
+    );
+    Check::ok_or_warn(CheckId::Memory, summary, low).with_details(details)
 }
 
 fn cpu(report: &HardwareReport) -> Check {
@@ -83,14 +77,7 @@ fn cpu(report: &HardwareReport) -> Check {
         report.os.clone(),
     ];
     let lacks_avx2 = c.arch == "x86_64" && !c.features.iter().any(|f| f == "avx2");
-    let check = if lacks_avx2 {
-        Check::warn(
-            CheckId::Cpu,
-            summary,
-            "this CPU has no AVX2: CPU inference will be very slow; use a GPU or a cloud model",
-        )
-    } else {
-        Check::ok(CheckId::Cpu, summary)
-    };
-    check.with_details(details)
+    let slow =
+        lacks_avx2.then_some("this CPU has no AVX2: CPU inference will be very slow; use a GPU or a cloud model");
+    Check::ok_or_warn(CheckId::Cpu, summary, slow).with_details(details)
 }
