@@ -63,13 +63,27 @@ async fn bounded(id: CheckId, check: impl Future<Output = Check>) -> Check {
 /// A check whose code panicked: a bug of ours, said as such.
 pub(crate) fn crashed(id: CheckId, err: &tokio::task::JoinError) -> Check {
     let summary = format!("the {} check crashed: {err}", id.title());
-    let fix = "this is a bug in Fixbox: please report it with the log (RUST_LOG=debug fixbox doctor)".to_string();
-    if id.blocks_sessions() { Check::failed(id, summary, Some(fix)) } else { Check::warn(id, summary, fix) }
+    Check::problem(id, summary, "this is a bug in Fixbox: please report it with the log (RUST_LOG=debug fixbox doctor)")
 }
 
-/// A check that hung: a failure only where fix sessions depend on it.
+/// A check that hung.
 fn timed_out(id: CheckId, what: &str) -> Check {
     let summary = format!("{what} did not answer within {} s", CHECK_TIMEOUT.as_secs());
-    let fix = "run `fixbox doctor` again; if it hangs again, run it with RUST_LOG=debug to see where".to_string();
-    if id.blocks_sessions() { Check::failed(id, summary, Some(fix)) } else { Check::warn(id, summary, fix) }
+    Check::problem(id, summary, "run `fixbox doctor` again; if it hangs again, run it with RUST_LOG=debug to see where")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hung_check_fails_only_where_sessions_depend_on_it() {
+        let status = |id| timed_out(id, "it").status;
+        assert_eq!(status(CheckId::Docker), CheckStatus::Fail);
+        assert_eq!(status(CheckId::DataDir), CheckStatus::Fail);
+        for id in [CheckId::Keychain, CheckId::Gpu, CheckId::Memory, CheckId::Cpu, CheckId::Engines] {
+            assert_eq!(status(id), CheckStatus::Warn, "{id:?}");
+        }
+        assert!(timed_out(CheckId::Keychain, "the OS keychain").fix.is_some());
+    }
 }

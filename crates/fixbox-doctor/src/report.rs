@@ -102,6 +102,11 @@ impl Check {
         }
     }
 
+    /// Something is wrong with `id`: a failure where fix sessions depend on it, else a warning.
+    pub fn problem(id: CheckId, summary: impl Into<String>, fix: impl Into<String>) -> Self {
+        if id.blocks_sessions() { Self::failed(id, summary, Some(fix.into())) } else { Self::warn(id, summary, fix) }
+    }
+
     pub fn failed(id: CheckId, summary: impl Into<String>, fix: Option<String>) -> Self {
         Self { status: CheckStatus::Fail, fix, ..Self::ok(id, summary) }
     }
