@@ -75,6 +75,30 @@ impl DockerEngine {
     }
 }
 
+impl DockerEngine {
+    /// The bollard handle, for the sandbox code in this crate.
+    pub(crate) fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// Whether the Engine has an image with this tag.
+    pub async fn has_image(&self, tag: &str) -> Result<bool, SandboxError> {
+        match self.docker.inspect_image(tag).await {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+            Err(source) => Err(classify(&self.host, source)),
+        }
+    }
+
+    /// The OCI runtimes the Engine offers (`runc`, and `runsc` where gVisor is installed).
+    pub async fn runtimes(&self) -> Result<Vec<String>, SandboxError> {
+        let info = self.docker.info().await.map_err(|source| classify(&self.host, source))?;
+        let mut names: Vec<String> = info.runtimes.unwrap_or_default().into_keys().collect();
+        names.sort();
+        Ok(names)
+    }
+}
+
 /// The first local Engine socket that exists, or the system one (for its error message) when none does.
 fn local_socket() -> Result<String, SandboxError> {
     let system = PathBuf::from("/var/run/docker.sock");

@@ -1,4 +1,4 @@
-/// What went wrong talking to Docker, in words a user can act on.
+/// What went wrong with Docker or a sandbox, in words a user can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     #[error(
@@ -20,4 +20,53 @@ pub enum SandboxError {
 
     #[error("Docker at {host} answered with an error: {source}")]
     Engine { host: String, source: bollard::errors::Error },
+
+    #[error(
+        "the sandbox image {image} is not there — Fixbox builds it from its recipe; run the session again to build it"
+    )]
+    ImageMissing { image: String },
+
+    #[error("Docker ran out of disk space while {what} — free space (`docker system prune`) and try again")]
+    OutOfDisk { what: String },
+
+    #[error("building the sandbox image {tag} failed: {reason}")]
+    Build { tag: String, reason: String },
+
+    #[error("no sandbox recipe named {name:?} (known: {known})")]
+    UnknownRecipe { name: String, known: String },
+
+    #[error("the sandbox recipe is not valid: {reason}")]
+    BadRecipe { reason: String },
+
+    #[error("the sandbox could not {op}: {reason}")]
+    Sandbox { op: &'static str, reason: String },
+
+    #[error(
+        "the sandbox runtime {runtime:?} is not installed in Docker (it has: {available}) — install it or turn it off"
+    )]
+    RuntimeMissing { runtime: String, available: String },
+
+    #[error("cannot copy {path}: {source}")]
+    Copy { path: String, source: std::io::Error },
+}
+
+impl SandboxError {
+    pub(crate) fn build(tag: &str, reason: impl Into<String>) -> Self {
+        Self::Build { tag: tag.to_string(), reason: reason.into() }
+    }
+
+    /// A Docker API failure during `op` on a sandbox, with out-of-disk and missing-image told apart.
+    pub(crate) fn docker(op: &'static str, err: bollard::errors::Error) -> Self {
+        let text = err.to_string();
+        if text.contains("no space left on device") {
+            return Self::OutOfDisk { what: op.to_string() };
+        }
+        if let bollard::errors::Error::DockerResponseServerError { status_code: 404, message } = &err
+            && message.contains("No such image")
+        {
+            let image = message.rsplit(' ').next().unwrap_or_default().to_string();
+            return Self::ImageMissing { image };
+        }
+        Self::Sandbox { op, reason: text }
+    }
 }

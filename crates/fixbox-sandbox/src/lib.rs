@@ -1,12 +1,29 @@
 //! Disposable, hardened Docker workspaces where every command of a fix session runs, driven through
 //! the Docker Engine API (bollard) on the local socket or a remote `DOCKER_HOST`.
 //!
-//! This crate owns the one Docker handle; nothing else talks to the Engine.
+//! Images are built locally from recipes (`resources/sandbox/`), online from a Dockerfile or offline
+//! with debootstrap, and reused by the recipe's hash. This crate owns the one Docker handle; nothing
+//! else talks to the Engine.
 //!
-//! Not for deciding what to run: the session engine does that through the `Sandbox` seam.
+//! Not for deciding what to run: the session engine does that through the [`Sandbox`] trait.
 
+mod copy;
+mod docker_sandbox;
 mod engine;
 mod error;
+mod exec;
+mod image;
+pub mod labels;
+mod recipe;
+mod sandbox;
 
+pub use docker_sandbox::DockerSandbox;
 pub use engine::{DockerEngine, EngineVersion};
 pub use error::SandboxError;
+pub use exec::{
+    DEFAULT_HARD_TIMEOUT, DEFAULT_OUTPUT_LIMIT, Ending, ExecOutput, ExecRequest, ExecStatus, OutputChunk,
+    PartialOutput, RunningExec,
+};
+pub use image::{BUILD_METHOD_ENV, BuildMethod, ensure_image};
+pub use recipe::{Recipe, SANDBOX_UID, SANDBOX_USER};
+pub use sandbox::{CopyStats, Excludes, Limits, Sandbox, SandboxOptions};

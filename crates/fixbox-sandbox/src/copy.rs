@@ -1,0 +1,120 @@
+//! Directories as tar archives, for moving them into and out of a sandbox with bytes and modes intact.
+
+use std::path::Path;
+
+use crate::{CopyStats, Excludes, SandboxError};
+
+/// Packs `root` into a tar archive, skipping what its `.gitignore` files exclude (also outside a git
+/// repository) and directories named in `excludes`. Symlinks are stored as links, modes as they are.
+pub(crate) fn pack(root: &Path, excludes: &Excludes) -> Result<(Vec<u8>, CopyStats), SandboxError> {
+    let io_err = |path: &Path, source: std::io::Error| SandboxError::Copy { path: path.display().to_string(), source };
+    if !root.is_dir() {
+        return Err(io_err(root, std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory")));
+    }
+    let skip: Vec<String> = excludes.dir_names.clone();
+    let walker = ignore::WalkBuilder::new(root)
+        .hidden(false)
+        .git_ignore(true)
+        .git_exclude(true)
+        .git_global(false)
+        .require_git(false)
+        .parents(false)
+        .ignore(false)
+        .follow_links(false)
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .filter_entry(move |entry| {
+            let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+            !(is_dir && skip.iter().any(|name| entry.file_name() == name.as_str()))
+        })
+        .build();
+    let mut archive = tar::Builder::new(Vec::new());
+    archive.follow_symlinks(false);
+    let mut stats = CopyStats::default();
+    for entry in walker {
+        let entry = entry.map_err(|e| io_err(root, std::io::Error::other(e.to_string())))?;
+        let path = entry.path();
+        let Ok(relative) = path.strip_prefix(root) else { continue };
+        if relative.as_os_str().is_empty() {
+            continue;
+        }
+        let metadata = std::fs::symlink_metadata(path).map_err(|e| io_err(path, e))?;
+        if metadata.is_file() {
+            stats.files += 1;
+            stats.bytes += metadata.len();
+        }
+        archive.append_path_with_name(path, relative).map_err(|e| io_err(path, e))?;
+    }
+    let bytes = archive.into_inner().map_err(|e| io_err(root, e))?;
+    Ok((bytes, stats))
+}
+
+/// Unpacks an archive made inside the sandbox into `to`, with its modes. The archive is untrusted:
+/// the tar crate refuses entries that would land outside `to` (absolute paths, `..`, links out).
+pub(crate) fn unpack(archive: &[u8], to: &Path) -> Result<CopyStats, SandboxError> {
+    let io_err = |source: std::io::Error| SandboxError::Copy { path: to.display().to_string(), source };
+    std::fs::create_dir_all(to).map_err(io_err)?;
+    let mut stats = CopyStats::default();
+    let mut reader = tar::Archive::new(archive);
+    for entry in reader.entries().map_err(io_err)? {
+        let entry = entry.map_err(io_err)?;
+        if entry.header().entry_type().is_file() {
+            stats.files += 1;
+            stats.bytes += entry.header().size().map_err(io_err)?;
+        }
+    }
+    let mut reader = tar::Archive::new(archive);
+    reader.set_preserve_permissions(true);
+    reader.set_preserve_mtime(true);
+    reader.set_overwrite(true);
+    reader.unpack(to).map_err(io_err)?;
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gitignored_files_and_build_dirs_stay_out_but_dot_git_comes_along() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for (path, content) in [
+            (".gitignore", "*.log\nbuild/\n"),
+            (".git/HEAD", "ref: refs/heads/main\n"),
+            ("src/lib.py", "x = 1\n"),
+            ("debug.log", "noise"),
+            ("build/out.bin", "artifact"),
+            ("target/debug/app", "artifact"),
+            ("web/node_modules/left-pad/index.js", "module.exports = 1"),
+        ] {
+            std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+            std::fs::write(root.join(path), content).unwrap();
+        }
+        let (archive, stats) = pack(root, &Excludes::default()).unwrap();
+        let mut names: Vec<String> = tar::Archive::new(archive.as_slice())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".git", ".git/HEAD", ".gitignore", "src", "src/lib.py", "web"]);
+        assert_eq!(stats.files, 3);
+    }
+
+    #[test]
+    fn unpacking_refuses_paths_outside_the_target() {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(4);
+        header.set_mode(0o644);
+        // `append_data` would refuse this name; write it into the header raw, as a hostile archive would.
+        header.as_old_mut().name[..13].copy_from_slice(b"../escaped.tx");
+        header.set_cksum();
+        builder.append(&header, &b"evil"[..]).unwrap();
+        let archive = builder.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let to = dir.path().join("out");
+        let _ = unpack(&archive, &to);
+        assert!(!dir.path().join("escaped.tx").exists());
+    }
+}

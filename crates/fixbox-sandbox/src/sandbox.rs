@@ -1,0 +1,99 @@
+use std::path::Path;
+use std::time::Duration;
+
+use crate::{ExecRequest, ExecStatus, SandboxError};
+
+/// Where a fix session runs its commands: a disposable workspace with the repo copied in.
+///
+/// The session engine sees only this trait, so a sandbox on a remote host or in a Kubernetes pod is
+/// another implementation, not a rewrite.
+pub trait Sandbox: Send + Sync {
+    /// A short id for logs and events.
+    fn id(&self) -> &str;
+
+    /// Runs a command. Returns when it ends, or at its soft timeout with what it printed so far.
+    fn exec(&self, request: ExecRequest) -> impl Future<Output = Result<ExecStatus, SandboxError>> + Send;
+
+    /// Copies the directory `from` (minus `excludes` and what its `.gitignore` files exclude) into
+    /// `to` inside the sandbox, keeping bytes and file modes.
+    fn copy_in(
+        &self,
+        from: &Path,
+        to: &str,
+        excludes: &Excludes,
+    ) -> impl Future<Output = Result<CopyStats, SandboxError>> + Send;
+
+    /// Copies the directory `from` inside the sandbox into `to` on this machine, keeping bytes and modes.
+    fn copy_out(&self, from: &str, to: &Path) -> impl Future<Output = Result<CopyStats, SandboxError>> + Send;
+
+    /// Removes the sandbox and everything in it.
+    fn destroy(self) -> impl Future<Output = Result<(), SandboxError>> + Send;
+}
+
+/// Directory names never copied into a sandbox, wherever they are: build output and installed
+/// dependencies, which the sandbox rebuilds for its own platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Excludes {
+    pub dir_names: Vec<String>,
+}
+
+impl Default for Excludes {
+    fn default() -> Self {
+        let names = ["target", "node_modules", ".venv", "venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".tox"];
+        Self { dir_names: names.into_iter().map(String::from).collect() }
+    }
+}
+
+/// What a copy moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CopyStats {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Resource limits of one sandbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub memory_bytes: u64,
+    /// CPUs, fractional allowed.
+    pub cpus: f64,
+    /// Processes and threads.
+    pub pids: i64,
+    /// Size of the `/workspace` tmpfs.
+    pub workspace_bytes: u64,
+    /// Size of the `/tmp` tmpfs.
+    pub tmp_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { memory_bytes: 2 << 30, cpus: 2.0, pids: 512, workspace_bytes: 2 << 30, tmp_bytes: 1 << 30 }
+    }
+}
+
+/// How to make a sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// The image tag (see [`ensure_image`](crate::ensure_image)).
+    pub image: String,
+    pub limits: Limits,
+    /// An alternative OCI runtime, e.g. `runsc` (gVisor); it must be installed in the Engine.
+    pub runtime: Option<String>,
+    /// Commands run with network access right after start (installing dependencies); the network is
+    /// cut before the sandbox is handed over.
+    pub setup: Vec<ExecRequest>,
+    /// How long creating and starting the container may take.
+    pub start_timeout: Duration,
+}
+
+impl SandboxOptions {
+    pub fn new(image: impl Into<String>) -> Self {
+        Self {
+            image: image.into(),
+            limits: Limits::default(),
+            runtime: None,
+            setup: Vec::new(),
+            start_timeout: Duration::from_secs(60),
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! Sandboxes on the real Docker Engine that `scripts/setup` starts, from the real `python` recipe image
+//! (built offline with debootstrap on the first run, then reused).
+#![expect(
+    clippy::unwrap_used,
+    clippy::print_stderr,
+    reason = "test helpers: a failure stops the test with its message; build progress goes to the test log"
+)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use fixbox_sandbox::{
+    BuildMethod, DockerEngine, DockerSandbox, Ending, Excludes, ExecOutput, ExecRequest, ExecStatus, Limits, Recipe,
+    Sandbox, SandboxError, SandboxOptions, ensure_image,
+};
+use tokio::sync::OnceCell;
+
+static IMAGE: OnceCell<String> = OnceCell::const_new();
+
+async fn image() -> String {
+    IMAGE
+        .get_or_init(|| async {
+            let engine = DockerEngine::connect().await.unwrap();
+            let recipe = Recipe::builtin("python").unwrap();
+            ensure_image(&engine, &recipe, BuildMethod::from_env().unwrap(), &|line| eprintln!("[image] {line}"))
+                .await
+                .unwrap()
+        })
+        .await
+        .clone()
+}
+
+async fn sandbox_with(limits: Limits) -> DockerSandbox {
+    let engine = DockerEngine::connect().await.unwrap();
+    let options = SandboxOptions { limits, ..SandboxOptions::new(image().await) };
+    DockerSandbox::create(&engine, &options).await.unwrap()
+}
+
+async fn sandbox() -> DockerSandbox {
+    sandbox_with(Limits::default()).await
+}
+
+async fn run(sandbox: &DockerSandbox, script: &str) -> ExecOutput {
+    sandbox.exec(ExecRequest::shell(script)).await.unwrap().finish().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_command_returns_its_output_and_exit_code() {
+    let sb = sandbox().await;
+    let out = run(&sb, "echo out; echo err >&2; pwd; id -u; exit 3").await;
+    assert_eq!(out.exit_code, Some(3));
+    assert_eq!(out.stdout, "out\n/workspace\n1000\n");
+    assert_eq!(out.stderr, "err\n");
+    assert_eq!(out.ending, Ending::Exited);
+    assert!(!out.oom_killed && !out.truncated);
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let out = sb.exec(ExecRequest::new(["python3", "-c", "print(6 * 7)"]).on_output(tx)).await.unwrap();
+    let ExecStatus::Finished(out) = out else { panic!("no soft timeout was set") };
+    assert_eq!((out.exit_code, out.stdout.as_str()), (Some(0), "42\n"));
+    assert_eq!(rx.recv().await, Some(fixbox_sandbox::OutputChunk::Stdout("42\n".into())));
+    sb.destroy().await.unwrap();
+}
+
+#[tokio::test]
+async fn long_output_is_capped_and_the_cut_is_marked() {
+    let sb = sandbox().await;
+    let request = ExecRequest::shell("seq 1 100000").output_limit(1000);
+    let out = sb.exec(request).await.unwrap().finish().await.unwrap();
+    assert!(out.truncated);
+    assert!(out.stdout.starts_with("1\n2\n3\n"), "{}", &out.stdout[..50]);
+    assert!(out.stdout.ends_with("99999\n100000\n"));
+    assert!(out.stdout.contains("bytes cut …]"));
+    assert!(out.stdout.len() < 1100);
+    sb.destroy().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_soft_timeout_returns_partial_output_and_the_command_goes_on() {
+    let sb = sandbox().await;
+    let request = ExecRequest::shell("echo started; sleep 2; echo finished").soft_timeout(Duration::from_millis(700));
+    let ExecStatus::StillRunning { partial, running } = sb.exec(request).await.unwrap() else {
+        panic!("a 2 s command returned before a 0.7 s soft timeout")
+    };
+    assert_eq!(partial.stdout, "started\n");
+    let out = running.wait().await.unwrap();
+    assert_eq!((out.exit_code, out.stdout.as_str(), out.ending), (Some(0), "started\nfinished\n", Ending::Exited));
+    sb.destroy().await.unwrap();
+}
+
+#[tokio::test]
+async fn interrupt_is_ctrl_c_for_the_whole_command() {
+    let sb = sandbox().await;
+    let script = "trap 'echo cleaning up; exit 5' INT; echo ready; sleep 60 & wait";
+    let request = ExecRequest::shell(script).soft_timeout(Duration::from_millis(700));
+    let ExecStatus::StillRunning { running, .. } = sb.exec(request).await.unwrap() else { panic!("it returned early") };
+    let out = running.interrupt().await.unwrap();
+    assert_eq!(out.ending, Ending::Interrupted);
+    assert_eq!(out.exit_code, Some(5), "the trap ran: {out:?}");
+    assert_eq!(out.stdout, "ready\ncleaning up\n");
+    // The background sleep ignores SIGINT (as background jobs of a script do); what an interrupted
+    // command leaves behind is killed once it has ended. ([6] keeps pgrep from matching its own shell.)
+    assert_eq!(run(&sb, "pgrep -fc 'sleep [6]0' || true").await.stdout.trim(), "0");
+    sb.destroy().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_hard_timeout_kills_every_process_and_the_sandbox_stays_usable() {
+    let sb = sandbox().await;
+    let request = ExecRequest::shell("echo begun; (sleep 300 &); setsid sleep 301 & sleep 302")
+        .soft_timeout(Duration::from_millis(300))
+        .hard_timeout(Duration::from_secs(2));
+    let status = sb.exec(request).await.unwrap();
+    assert!(matches!(status, ExecStatus::StillRunning { .. }));
+    let out = status.finish().await.unwrap();
+    assert_eq!(out.ending, Ending::HardTimeout);
+    assert_eq!(out.exit_code, Some(137));
+    assert_eq!(out.stdout, "begun\n");
+    assert!(!out.oom_killed, "a kill by the timeout is not an OOM");
+    // Also the process that left for its own session, and the one whose parent exited.
+    assert_eq!(run(&sb, "pgrep -fc 'sleep 30[0-2]' || true").await.stdout.trim(), "0");
+    assert_eq!(run(&sb, "echo still here").await.stdout, "still here\n");
+    sb.destroy().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_oom_is_reported_as_such_and_the_session_continues() {
+    let sb = sandbox_with(Limits { memory_bytes: 96 << 20, ..Limits::default() }).await;
+    let out = run(&sb, "python3 -c 'x = bytearray(512 * 1024 * 1024)'").await;
+    assert_eq!(out.exit_code, Some(137));
+    assert!(out.oom_killed, "{out:?}");
+    assert_eq!(out.ending, Ending::Exited);
+
+    let next = run(&sb, "echo alive").await;
+    assert_eq!((next.exit_code, next.stdout.as_str(), next.oom_killed), (Some(0), "alive\n", false));
+    // A process killed by SIGKILL for another reason is not blamed on memory.
+    let killed = run(&sb, "kill -9 $$").await;
+    assert_eq!(killed.exit_code, Some(137));
+    assert!(!killed.oom_killed);
+    sb.destroy().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_fork_bomb_is_contained_by_the_pids_limit() {
+    let sb = sandbox_with(Limits { pids: 64, ..Limits::default() }).await;
+    let request = ExecRequest::shell("bomb() { bomb | bomb & }; bomb; sleep 5").hard_timeout(Duration::from_secs(4));
+    let out = sb.exec(request).await.unwrap().finish().await.unwrap();
+    assert_eq!(out.ending, Ending::HardTimeout);
+    assert!(out.stderr.contains("fork") || out.stderr.contains("Resource temporarily unavailable"), "{out:?}");
+    let after =
+        run(&sb, "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null | head -n 1; echo ok").await;
+    assert_eq!(after.stdout, "64\nok\n");
+    sb.destroy().await.unwrap();
+}
+
+#[tokio::test]
+async fn writing_past_the_tmpfs_size_fails_inside_the_sandbox_only() {
+    let sb = sandbox_with(Limits { tmp_bytes: 16 << 20, workspace_bytes: 16 << 20, ..Limits::default() }).await;
+    for dir in ["/tmp", "/workspace"] {
+        let out = run(&sb, &format!("dd if=/dev/zero of={dir}/big bs=1M count=64 2>&1; echo exit=$?")).await;
+        assert!(out.stdout.contains("No space left on device"), "{dir}: {out:?}");
+        assert!(out.stdout.contains("exit=1"), "{dir}: {out:?}");
+        let size = run(&sb, &format!("du -m {dir}/big | cut -f1; rm {dir}/big")).await;
+        assert!(size.stdout.trim().parse::<u32>().unwrap() <= 16, "{size:?}");
+    }
+    assert_eq!(run(&sb, "echo fine > /tmp/small && cat /tmp/small").await.stdout, "fine\n");
+    sb.destroy().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_sandbox_has_no_network_no_docker_socket_no_capabilities_and_a_read_only_root() {
+    let sb = sandbox().await;
+    assert_eq!(run(&sb, "ls /sys/class/net").await.stdout, "lo\n");
+    let connect = "import socket; socket.create_connection(('1.1.1.1', 53), timeout=3)";
+    let out = run(&sb, &format!("python3 -c \"{connect}\"")).await;
+    assert_ne!(out.exit_code, Some(0));
+    assert!(out.stderr.contains("Network is unreachable"), "{out:?}");
+
+    let out = run(&sb, "ls -l /var/run/docker.sock /run/docker.sock 2>&1; echo exit=$?").await;
+    assert!(out.stdout.contains("No such file") && out.stdout.contains("exit=2"), "{out:?}");
+    assert_eq!(run(&sb, "grep CapEff /proc/self/status").await.stdout, "CapEff:\t0000000000000000\n");
+    assert_eq!(run(&sb, "grep NoNewPrivs /proc/self/status").await.stdout, "NoNewPrivs:\t1\n");
+
+    let places = ["/", "/etc", "/usr/bin", "/var/tmp", "/root", "/home", "/dev", "/dev/shm", "/run"];
+    for place in places {
+        let out = run(&sb, &format!("touch {place}/fixbox-probe")).await;
+        assert_ne!(out.exit_code, Some(0), "could write to {place}");
+    }
+    for place in ["/workspace", "/tmp"] {
+        let out = run(&sb, &format!("touch {place}/fixbox-probe")).await;
+        assert_eq!(out.exit_code, Some(0), "cannot write to {place}: {out:?}");
+    }
+    sb.destroy().await.unwrap();
+}
+
+#[tokio::test]
+async fn copying_a_repo_in_and_out_keeps_bytes_and_modes_exactly() {
+    let source = tempfile::tempdir().unwrap();
+    let root = source.path();
+    let mut binary = Vec::new();
+    let mut x: u32 = 12345;
+    for _ in 0..(1 << 20) {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        binary.push((x >> 16) as u8);
+    }
+    let files: [(&str, &[u8], u32); 7] = [
+        ("README.md", b"# demo\n", 0o644),
+        ("run.sh", b"#!/bin/sh\necho hi\n", 0o755),
+        ("secret/key.pem", b"-----\n", 0o600),
+        ("data/blob.bin", &binary, 0o640),
+        ("data/empty", b"", 0o444),
+        ("src/pkg/mod.py", "def f():\n    return 'ünïcode'\n".as_bytes(), 0o664),
+        (".git/HEAD", b"ref: refs/heads/main\n", 0o644),
+    ];
+    for (path, bytes, mode) in files {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    std::fs::set_permissions(root.join("secret"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink("../README.md", root.join("src/readme-link")).unwrap();
+    std::fs::create_dir_all(root.join("target/debug")).unwrap();
+    std::fs::write(root.join("target/debug/huge"), vec![0u8; 4096]).unwrap();
+
+    let sb = sandbox().await;
+    let stats = sb.copy_in(root, "/workspace", &Excludes::default()).await.unwrap();
+    assert_eq!(stats.files, 7);
+    let listing =
+        run(&sb, "stat -c '%a %s %n' run.sh data/blob.bin; stat -c '%a %n' secret; ls target 2>&1 || true").await;
+    assert_eq!(
+        listing.stdout,
+        "755 18 run.sh\n640 1048576 data/blob.bin\n700 secret\nls: cannot access 'target': No such file or directory\n"
+    );
+
+    let back = tempfile::tempdir().unwrap();
+    sb.copy_out("/workspace", back.path()).await.unwrap();
+    for (path, bytes, mode) in files {
+        let copied = back.path().join(path);
+        assert_eq!(std::fs::read(&copied).unwrap(), bytes, "{path}");
+        assert_eq!(std::fs::metadata(&copied).unwrap().permissions().mode() & 0o7777, mode, "{path}");
+    }
+    assert_eq!(mode_of(&back.path().join("secret")), 0o700);
+    assert_eq!(std::fs::read_link(back.path().join("src/readme-link")).unwrap(), Path::new("../README.md"));
+    assert!(!back.path().join("target").exists());
+    sb.destroy().await.unwrap();
+}
+
+fn mode_of(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+#[tokio::test]
+async fn setup_runs_with_network_and_the_network_is_cut_after() {
+    let engine = DockerEngine::connect().await.unwrap();
+    let options = SandboxOptions {
+        setup: vec![ExecRequest::shell("ls /sys/class/net | tr '\\n' ' ' > /tmp/during-setup")],
+        ..SandboxOptions::new(image().await)
+    };
+    let sb = DockerSandbox::create(&engine, &options).await.unwrap();
+    assert_eq!(run(&sb, "cat /tmp/during-setup").await.stdout, "eth0 lo ");
+    assert_eq!(run(&sb, "ls /sys/class/net").await.stdout, "lo\n");
+    sb.destroy().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_runtime_the_engine_lacks_is_refused_with_the_ones_it_has() {
+    let engine = DockerEngine::connect().await.unwrap();
+    let options = SandboxOptions { runtime: Some("no-such-runtime".to_string()), ..SandboxOptions::new(image().await) };
+    let err = DockerSandbox::create(&engine, &options).await.unwrap_err();
+    assert!(matches!(err, SandboxError::RuntimeMissing { .. }), "{err}");
+    assert!(err.to_string().contains("runc"), "{err}");
+}
+
+#[tokio::test]
+async fn an_image_that_is_not_there_is_named_in_the_error() {
+    let engine = DockerEngine::connect().await.unwrap();
+    let err =
+        DockerSandbox::create(&engine, &SandboxOptions::new("fixbox-sandbox-missing:000000000000")).await.unwrap_err();
+    assert!(matches!(err, SandboxError::ImageMissing { .. }), "{err:?}");
+    assert!(err.to_string().contains("fixbox-sandbox-missing:000000000000"), "{err}");
+}
+
+#[tokio::test]
+async fn a_built_image_is_reused_without_building() {
+    let tag = image().await;
+    let engine = DockerEngine::connect().await.unwrap();
+    let lines = std::sync::Mutex::new(Vec::new());
+    let again = ensure_image(&engine, &Recipe::builtin("python").unwrap(), BuildMethod::Auto, &|line| {
+        lines.lock().unwrap().push(line.to_string());
+    })
+    .await
+    .unwrap();
+    assert_eq!(again, tag);
+    assert!(lines.lock().unwrap().is_empty(), "it built again: {:?}", lines.lock().unwrap());
+}
