@@ -5,6 +5,7 @@
 pub mod bindings;
 mod commands;
 mod logging;
+mod startup;
 
 use std::process::ExitCode;
 
@@ -16,6 +17,7 @@ pub fn run() -> ExitCode {
         .invoke_handler(builder.invoke_handler())
         .setup(move |app| {
             builder.mount_events(app);
+            tauri::async_runtime::spawn(startup::sweep_orphaned_sandboxes());
             Ok(())
         })
         .run(tauri::generate_context!());

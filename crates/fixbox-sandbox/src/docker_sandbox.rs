@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -35,13 +35,33 @@ done"#;
 /// Prints the memory cgroup's count of OOM kills (cgroup v2, then v1).
 const OOM_KILLS: &str = r#"sed -n 's/^oom_kill //p' /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null | head -n 1"#;
 
+/// How long after SIGKILL a command's output may stay open before we stop following it.
+const KILL_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A running, hardened sandbox container.
-#[derive(Debug)]
 pub struct DockerSandbox {
     docker: Docker,
     id: String,
     /// OOM kills already accounted for, so each is blamed on the exec it ended.
     oom_kills_seen: Arc<AtomicU64>,
+    /// Set once the container is removed; until then `Drop` tries to remove it.
+    removed: AtomicBool,
+    /// A `tar -x` into /workspace already started and waiting on stdin (see the warm pool).
+    workspace_receiver: tokio::sync::Mutex<Option<Started>>,
+}
+
+impl std::fmt::Debug for DockerSandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerSandbox").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// Where the repo goes.
+const WORKSPACE: &str = "/workspace";
+
+/// The command that unpacks a tar stream on stdin into `dir`, keeping modes.
+fn unpack_cmd(dir: &str) -> [&str; 7] {
+    ["tar", "-x", "-p", "-f", "-", "-C", dir]
 }
 
 impl DockerSandbox {
@@ -83,7 +103,13 @@ impl DockerSandbox {
                 });
             }
         };
-        let sandbox = Self { docker, id, oom_kills_seen: Arc::new(AtomicU64::new(0)) };
+        let sandbox = Self {
+            docker,
+            id,
+            oom_kills_seen: Arc::new(AtomicU64::new(0)),
+            removed: AtomicBool::new(false),
+            workspace_receiver: tokio::sync::Mutex::new(None),
+        };
         if !options.setup.is_empty()
             && let Err(err) = sandbox.run_setup(&options.setup).await
         {
@@ -123,8 +149,13 @@ impl DockerSandbox {
 
     /// Runs `cmd` to its end without limits on output: for the sandbox's own plumbing (tar, signals).
     async fn run_plumbing(&self, cmd: &[&str], stdin: Option<Vec<u8>>) -> Result<Plumbing, SandboxError> {
-        let (exec_id, mut output, input) =
-            start_exec(&self.docker, &self.id, cmd, Vec::new(), None, stdin.is_some()).await?;
+        let started = start_exec(&self.docker, &self.id, cmd, Vec::new(), None, stdin.is_some()).await?;
+        self.finish_plumbing(started, stdin).await
+    }
+
+    /// Feeds `stdin` to a started plumbing command and collects its output and exit code.
+    async fn finish_plumbing(&self, started: Started, stdin: Option<Vec<u8>>) -> Result<Plumbing, SandboxError> {
+        let (exec_id, mut output, input) = started;
         let writer = async {
             if let (Some(bytes), Some(mut input)) = (stdin, input) {
                 input.write_all(&bytes).await?;
@@ -150,11 +181,35 @@ impl DockerSandbox {
         Ok(Plumbing { stdout, stderr, exit_code })
     }
 
+    /// Starts the `tar -x` that will receive a copy into `/workspace`, so that the copy itself (on a
+    /// sandbox from the warm pool) does not wait for a process to start.
+    pub(crate) async fn prepare_workspace_receiver(&self) -> Result<(), SandboxError> {
+        let started = start_exec(&self.docker, &self.id, &unpack_cmd(WORKSPACE), Vec::new(), None, true).await?;
+        *self.workspace_receiver.lock().await = Some(started);
+        Ok(())
+    }
+
     async fn destroy_ref(&self) -> Result<(), SandboxError> {
         self.docker
             .remove_container(&self.id, Some(RemoveContainerOptionsBuilder::default().force(true).v(true).build()))
             .await
-            .map_err(|e| SandboxError::docker("remove the container", e))
+            .map_err(|e| SandboxError::docker("remove the container", e))?;
+        self.removed.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// A best effort for a sandbox dropped without [`Sandbox::destroy`] (a panic, an early return): its
+/// removal is started on the current runtime, if there is one. What this misses, the reaper removes at
+/// the next start.
+impl Drop for DockerSandbox {
+    fn drop(&mut self) {
+        if self.removed.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let (docker, id) = (self.docker.clone(), self.id.clone());
+        runtime.spawn(async move { remove(&docker, &id).await });
     }
 }
 
@@ -220,7 +275,12 @@ impl Sandbox for DockerSandbox {
         let (archive, stats) = tokio::task::spawn_blocking(move || copy::pack(&from, &excludes))
             .await
             .map_err(|e| SandboxError::Sandbox { op: "pack the files", reason: e.to_string() })??;
-        self.run_plumbing(&["tar", "-x", "-p", "-f", "-", "-C", to], Some(archive)).await?.ok("unpack the files")?;
+        let prepared = if to == WORKSPACE { self.workspace_receiver.lock().await.take() } else { None };
+        let started = match prepared {
+            Some(started) => started,
+            None => start_exec(&self.docker, &self.id, &unpack_cmd(to), Vec::new(), None, true).await?,
+        };
+        self.finish_plumbing(started, Some(archive)).await?.ok("unpack the files")?;
         Ok(stats)
     }
 
@@ -264,10 +324,11 @@ impl Follower {
         started: Instant,
         hard_timeout: std::time::Duration,
     ) -> Result<ExecOutput, SandboxError> {
+        // The hard timeout; once a kill was sent, the time left for the output to end.
         let deadline = tokio::time::sleep(hard_timeout);
         tokio::pin!(deadline);
         let mut ending = Ending::Exited;
-        let mut hard_timeout_fired = false;
+        let mut killed = false;
         loop {
             tokio::select! {
                 item = output.next() => match item {
@@ -275,16 +336,25 @@ impl Follower {
                     Some(Err(err)) => return Err(SandboxError::docker("read a command's output", err)),
                     None => break,
                 },
-                () = &mut deadline, if !hard_timeout_fired => {
-                    hard_timeout_fired = true;
+                () = &mut deadline => {
+                    if killed {
+                        tracing::warn!(exec = %self.exec_id, "output still open after SIGKILL; no longer following");
+                        break;
+                    }
                     ending = Ending::HardTimeout;
                     self.signal(Signal::Kill).await?;
+                    killed = true;
+                    deadline.as_mut().reset(tokio::time::Instant::now() + KILL_GRACE);
                 }
                 Some(signal) = signals.recv() => {
                     if ending == Ending::Exited {
                         ending = if signal == Signal::Interrupt { Ending::Interrupted } else { Ending::Killed };
                     }
                     self.signal(signal).await?;
+                    if signal == Signal::Kill && !killed {
+                        killed = true;
+                        deadline.as_mut().reset(tokio::time::Instant::now() + KILL_GRACE);
+                    }
                 }
             }
         }
@@ -411,7 +481,7 @@ async fn exit_code(docker: &Docker, exec_id: &str) -> Result<Option<i64>, Sandbo
 async fn remove(docker: &Docker, name: &str) {
     let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
     if let Err(err) = docker.remove_container(name, Some(options)).await {
-        tracing::warn!(%err, name, "could not remove a sandbox container that failed to start");
+        tracing::warn!(%err, name, "could not remove a sandbox container");
     }
 }
 
@@ -442,7 +512,7 @@ fn container_config(options: &SandboxOptions) -> ContainerCreateBody {
         runtime: options.runtime.clone(),
         ..Default::default()
     };
-    let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    let host = crate::reaper::this_host();
     let labels = HashMap::from([
         (labels::SANDBOX.to_string(), "1".to_string()),
         (labels::OWNER_PID.to_string(), std::process::id().to_string()),

@@ -14,6 +14,8 @@ mod error;
 mod exec;
 mod image;
 pub mod labels;
+mod pool;
+mod reaper;
 mod recipe;
 mod sandbox;
 
@@ -25,5 +27,7 @@ pub use exec::{
     PartialOutput, RunningExec,
 };
 pub use image::{BUILD_METHOD_ENV, BuildMethod, ensure_image};
+pub use pool::SandboxPool;
+pub use reaper::reap_orphans;
 pub use recipe::{Recipe, SANDBOX_UID, SANDBOX_USER};
 pub use sandbox::{CopyStats, Excludes, Limits, Sandbox, SandboxOptions};

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use fixbox_sandbox::{
     BuildMethod, DockerEngine, DockerSandbox, Ending, Excludes, ExecOutput, ExecRequest, ExecStatus, Limits, Recipe,
-    Sandbox, SandboxError, SandboxOptions, ensure_image,
+    Sandbox, SandboxError, SandboxOptions, SandboxPool, ensure_image, reap_orphans,
 };
 use tokio::sync::OnceCell;
 
@@ -294,4 +294,84 @@ async fn a_built_image_is_reused_without_building() {
     .unwrap();
     assert_eq!(again, tag);
     assert!(lines.lock().unwrap().is_empty(), "it built again: {:?}", lines.lock().unwrap());
+}
+
+#[tokio::test]
+async fn the_warm_pool_hands_out_ready_sandboxes_and_refills() {
+    let engine = DockerEngine::connect().await.unwrap();
+    let pool = SandboxPool::start(engine, SandboxOptions::new(image().await), 2).unwrap();
+    assert!(pool.wait_until_full(Duration::from_secs(60)).await);
+    let a = pool.take().await.unwrap();
+    let b = pool.take().await.unwrap();
+    assert_ne!(a.container_id(), b.container_id());
+    assert_eq!(run(&a, "echo a").await.stdout, "a\n");
+    assert_eq!(run(&b, "echo b").await.stdout, "b\n");
+    // The first copy into /workspace goes to the receiver the pool started; the next starts its own.
+    for (file, text) in [("first.txt", "one"), ("second.txt", "two")] {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::write(repo.path().join(file), text).unwrap();
+        let stats = a.copy_in(repo.path(), "/workspace", &Excludes::default()).await.unwrap();
+        assert_eq!(stats.files, 1);
+    }
+    assert_eq!(run(&a, "cat first.txt second.txt").await.stdout, "onetwo");
+    assert!(pool.wait_until_full(Duration::from_secs(60)).await, "the pool did not refill");
+    assert_eq!(pool.ready(), 2);
+    let idle = pool.ready_ids();
+    assert!(!idle.contains(&a.container_id().to_string()));
+    pool.shutdown().await.unwrap();
+    let after = containers_with_label(fixbox_sandbox::labels::SANDBOX).await;
+    assert!(idle.iter().all(|id| !after.contains(id)), "shutdown leaves idle sandboxes behind");
+    a.destroy().await.unwrap();
+    b.destroy().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_reaper_removes_sandboxes_whose_owner_is_gone_and_keeps_live_ones() {
+    let live = sandbox().await;
+    // An orphan: a sandbox container whose owner process has exited.
+    let mut dead = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    let host = String::from_utf8(std::process::Command::new("hostname").output().unwrap().stdout).unwrap();
+    let orphan = std::process::Command::new("docker")
+        .args(["run", "-d", "--network", "none", "--label", "dev.fixbox.sandbox=1"])
+        .args(["--label", &format!("dev.fixbox.owner-pid={dead_pid}")])
+        .args(["--label", &format!("dev.fixbox.owner-host={}", host.trim())])
+        .arg(image().await)
+        .output()
+        .unwrap();
+    assert!(orphan.status.success(), "{}", String::from_utf8_lossy(&orphan.stderr));
+    let orphan_id = String::from_utf8(orphan.stdout).unwrap().trim().to_string();
+
+    let engine = DockerEngine::connect().await.unwrap();
+    let removed = reap_orphans(&engine).await.unwrap();
+    assert!(!removed.is_empty());
+    let remaining = containers_with_label(fixbox_sandbox::labels::SANDBOX).await;
+    assert!(!remaining.iter().any(|id| orphan_id.starts_with(id.as_str())), "the orphan is still there");
+    assert!(remaining.iter().any(|id| live.container_id().starts_with(id.as_str())), "a live sandbox was reaped");
+    live.destroy().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_dropped_sandbox_is_removed() {
+    let sb = sandbox().await;
+    let id = sb.container_id().to_string();
+    drop(sb);
+    for _ in 0..100 {
+        if !containers_with_label(fixbox_sandbox::labels::SANDBOX).await.iter().any(|c| id.starts_with(c.as_str())) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the dropped sandbox {id} is still there");
+}
+
+/// Short ids of the containers carrying `label`, via the docker CLI (an independent view).
+async fn containers_with_label(label: &str) -> Vec<String> {
+    let out = tokio::process::Command::new("docker")
+        .args(["ps", "-aq", "--no-trunc", "--filter", &format!("label={label}")])
+        .output()
+        .await
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().lines().map(String::from).collect()
 }

@@ -1,0 +1,122 @@
+//! A warm pool: sandboxes created ahead of time, so a session starts without waiting for Docker.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::exec::lock;
+use crate::{DockerEngine, DockerSandbox, Sandbox, SandboxError, SandboxOptions};
+
+/// Keeps `size` started sandboxes of one kind ready. [`SandboxPool::take`] hands one out at once and a
+/// background task makes its replacement.
+#[derive(Debug)]
+pub struct SandboxPool {
+    engine: DockerEngine,
+    options: SandboxOptions,
+    shared: Arc<Shared>,
+    filler: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    idle: Mutex<VecDeque<DockerSandbox>>,
+    size: usize,
+    /// Wakes the filler when a sandbox was taken.
+    taken: Notify,
+    /// Wakes waiters when a sandbox was added.
+    added: Notify,
+}
+
+/// How long the filler waits after a sandbox was taken before it makes the replacement: creating a
+/// container is heavy work for the Engine, and should not compete with the session that just started.
+const REFILL_DELAY: Duration = Duration::from_millis(500);
+
+/// How long the filler waits after Docker refused to create a sandbox before it tries again.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+impl SandboxPool {
+    /// Starts filling a pool of `size` sandboxes made with `options` (which must not have a setup
+    /// phase: setup is per session). A size of 0 makes every `take` a cold start.
+    pub fn start(engine: DockerEngine, options: SandboxOptions, size: usize) -> Result<Self, SandboxError> {
+        if !options.setup.is_empty() {
+            return Err(SandboxError::Sandbox {
+                op: "pool sandboxes",
+                reason: "sandboxes with a setup phase are made per session, not ahead of time".into(),
+            });
+        }
+        let shared =
+            Arc::new(Shared { idle: Mutex::new(VecDeque::new()), size, taken: Notify::new(), added: Notify::new() });
+        let filler = tokio::spawn(fill(engine.clone(), options.clone(), shared.clone()));
+        Ok(Self { engine, options, shared, filler })
+    }
+
+    /// A ready sandbox from the pool, or a new one when the pool is empty.
+    pub async fn take(&self) -> Result<DockerSandbox, SandboxError> {
+        let ready = lock(&self.shared.idle).pop_front();
+        self.shared.taken.notify_one();
+        match ready {
+            Some(sandbox) => Ok(sandbox),
+            None => DockerSandbox::create(&self.engine, &self.options).await,
+        }
+    }
+
+    /// How many sandboxes are ready now.
+    pub fn ready(&self) -> usize {
+        lock(&self.shared.idle).len()
+    }
+
+    /// The container ids of the sandboxes ready now.
+    pub fn ready_ids(&self) -> Vec<String> {
+        lock(&self.shared.idle).iter().map(|s| s.container_id().to_string()).collect()
+    }
+
+    /// Waits until the pool is full, or `timeout` passes; returns whether it is full.
+    pub async fn wait_until_full(&self, timeout: Duration) -> bool {
+        let full = async {
+            loop {
+                let added = self.shared.added.notified();
+                if self.ready() >= self.shared.size {
+                    return;
+                }
+                added.await;
+            }
+        };
+        tokio::time::timeout(timeout, full).await.is_ok()
+    }
+
+    /// Stops refilling and removes the sandboxes nobody took.
+    pub async fn shutdown(self) -> Result<(), SandboxError> {
+        self.filler.abort();
+        let _ = self.filler.await;
+        let idle: Vec<DockerSandbox> = lock(&self.shared.idle).drain(..).collect();
+        for sandbox in idle {
+            sandbox.destroy().await?;
+        }
+        Ok(())
+    }
+}
+
+async fn fill(engine: DockerEngine, options: SandboxOptions, shared: Arc<Shared>) {
+    loop {
+        let taken = shared.taken.notified();
+        while lock(&shared.idle).len() < shared.size {
+            match DockerSandbox::create(&engine, &options).await {
+                Ok(sandbox) => {
+                    if let Err(err) = sandbox.prepare_workspace_receiver().await {
+                        tracing::debug!(%err, "no prepared copy receiver; the copy will start its own");
+                    }
+                    lock(&shared.idle).push_back(sandbox);
+                    shared.added.notify_waiters();
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "could not make a sandbox for the warm pool; trying again shortly");
+                    tokio::time::sleep(RETRY_AFTER).await;
+                }
+            }
+        }
+        taken.await;
+        tokio::time::sleep(REFILL_DELAY).await;
+    }
+}

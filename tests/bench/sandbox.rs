@@ -1,0 +1,129 @@
+//! Sandbox speed against the docker CLI, measured in one run on one machine:
+//! (a) request → ready sandbox with a 10 MB repo copied in: cold, from the warm pool, and a plain
+//!     `docker run` + `docker cp` of the same image;
+//! (b) the round trip of a trivial command: our exec against `docker exec`.
+//!
+//! Run: `cargo bench -p fixbox-e2e --bench sandbox` (the Docker daemon must be up: scripts/setup).
+//! Targets: warm pool < 100 ms median; cold ≤ 1.5× docker run; exec ≤ 1.0× docker exec.
+#![expect(clippy::print_stdout, reason = "a benchmark prints its report")]
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use fixbox_sandbox::{
+    BuildMethod, DockerEngine, DockerSandbox, Excludes, ExecRequest, Recipe, Sandbox, SandboxOptions, SandboxPool,
+    ensure_image,
+};
+
+const ROUNDS: usize = 9;
+const EXEC_ROUNDS: usize = 40;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let engine = DockerEngine::connect().await?;
+    let image =
+        ensure_image(&engine, &Recipe::builtin("python")?, BuildMethod::from_env()?, &|l| println!("{l}")).await?;
+    let repo = tempfile::tempdir()?;
+    make_repo(repo.path(), 10 << 20)?;
+    let options = SandboxOptions::new(image.clone());
+
+    // (a) Ready sandbox with the repo in it.
+    let mut cold = Vec::new();
+    for _ in 0..ROUNDS {
+        let start = Instant::now();
+        let sandbox = DockerSandbox::create(&engine, &options).await?;
+        sandbox.copy_in(repo.path(), "/workspace", &Excludes::default()).await?;
+        cold.push(start.elapsed());
+        sandbox.destroy().await?;
+    }
+    let pool = SandboxPool::start(engine.clone(), options.clone(), 2)?;
+    let mut warm = Vec::new();
+    for _ in 0..ROUNDS {
+        ensure!(pool.wait_until_full(Duration::from_secs(60)).await, "the pool did not fill");
+        let start = Instant::now();
+        let sandbox = pool.take().await?;
+        sandbox.copy_in(repo.path(), "/workspace", &Excludes::default()).await?;
+        warm.push(start.elapsed());
+        sandbox.destroy().await?;
+    }
+    pool.shutdown().await?;
+    let mut docker_run = Vec::new();
+    for _ in 0..ROUNDS {
+        let start = Instant::now();
+        let id = cli(&["run", "-d", "--network", "none", &image])?;
+        cli(&["cp", &format!("{}/.", repo.path().display()), &format!("{id}:/workspace")])?;
+        docker_run.push(start.elapsed());
+        cli(&["rm", "-f", &id])?;
+    }
+
+    // (b) Exec round trip of `true`.
+    let sandbox = DockerSandbox::create(&engine, &options).await?;
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for _ in 0..EXEC_ROUNDS {
+        let start = Instant::now();
+        let out = sandbox.exec(ExecRequest::new(["true"])).await?.finish().await?;
+        ours.push(start.elapsed());
+        ensure!(out.exit_code == Some(0));
+        let start = Instant::now();
+        cli(&["exec", sandbox.container_id(), "true"])?;
+        theirs.push(start.elapsed());
+    }
+    sandbox.destroy().await?;
+
+    let (cold, warm, docker_run, ours, theirs) =
+        (median(cold), median(warm), median(docker_run), median(ours), median(theirs));
+    println!("\nsandbox ready with a 10 MB repo (median of {ROUNDS})");
+    println!("  docker run + docker cp   {:>8.1} ms   (baseline)", ms(docker_run));
+    println!(
+        "  fixbox cold              {:>8.1} ms   {:.2}x docker run   (target ≤ 1.5x)",
+        ms(cold),
+        ratio(cold, docker_run)
+    );
+    println!(
+        "  fixbox warm pool         {:>8.1} ms   {:.2}x docker run   (target < 100 ms)",
+        ms(warm),
+        ratio(warm, docker_run)
+    );
+    println!("exec round trip of `true` (median of {EXEC_ROUNDS})");
+    println!("  docker exec (CLI)        {:>8.1} ms   (baseline)", ms(theirs));
+    println!(
+        "  fixbox exec (API)        {:>8.1} ms   {:.2}x docker exec   (target ≤ 1.0x)",
+        ms(ours),
+        ratio(ours, theirs)
+    );
+    Ok(())
+}
+
+/// A repo of `bytes` in ~200 source-like files.
+fn make_repo(root: &std::path::Path, bytes: usize) -> Result<()> {
+    let files = 200;
+    let line = "def function_with_a_long_name(argument):  # a comment to pad the line\n    return argument\n";
+    let per_file = bytes / files;
+    for i in 0..files {
+        let dir = root.join(format!("pkg{}", i % 10));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join(format!("module_{i}.py")), line.repeat(per_file / line.len() + 1))?;
+    }
+    Ok(())
+}
+
+fn cli(args: &[&str]) -> Result<String> {
+    let out = Command::new("docker").args(args).output().context("docker CLI")?;
+    ensure!(out.status.success(), "docker {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8(out.stdout)?.trim().to_string())
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64()
+}
