@@ -420,3 +420,37 @@ async fn the_online_build_makes_a_working_image_from_the_dockerfile() {
     assert_eq!(out.stdout, "fixbox\n/workspace\n42\ngit version\n", "{out:?}");
     sb.destroy().await.unwrap();
 }
+
+/// gVisor, where the Engine has it (scripts/setup registers Debian's runsc): the same sandbox, with
+/// commands answered by gVisor's kernel instead of the host's.
+#[tokio::test]
+async fn with_gvisor_commands_run_under_its_kernel_with_the_same_limits() {
+    let engine = DockerEngine::connect().await.unwrap();
+    let runtimes = engine.runtimes().await.unwrap();
+    assert!(
+        runtimes.iter().any(|r| r == "runsc"),
+        "the Engine has no runsc (scripts/setup registers it): {runtimes:?}"
+    );
+    let options = SandboxOptions { runtime: Some("runsc".to_string()), ..SandboxOptions::new(image().await) };
+    let sb = DockerSandbox::create(&engine, &options).await.unwrap();
+
+    let host_kernel = std::fs::read_to_string("/proc/version").unwrap();
+    let out =
+        run(&sb, "cat /proc/version; id -u; grep CapEff /proc/self/status; touch /etc/x 2>/dev/null || echo ro").await;
+    let mut lines = out.stdout.lines();
+    assert_ne!(lines.next().unwrap(), host_kernel.trim(), "the command saw the host's kernel");
+    assert_eq!(lines.collect::<Vec<_>>(), ["1000", "CapEff:\t0000000000000000", "ro"]);
+
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(repo.path().join("test_ok.py"), "def test_ok():\n    assert 1 + 1 == 2\n").unwrap();
+    sb.copy_in(repo.path(), "/workspace", &Excludes::default()).await.unwrap();
+    let pytest = run(&sb, "python3 -m pytest -q -p no:cacheprovider").await;
+    assert_eq!(pytest.exit_code, Some(0), "{pytest:?}");
+    assert!(pytest.stdout.contains("1 passed"), "{pytest:?}");
+
+    let request = ExecRequest::shell("sleep 300 & sleep 301").hard_timeout(Duration::from_secs(2));
+    let out = sb.exec(request).await.unwrap().finish().await.unwrap();
+    assert_eq!((out.ending, out.exit_code), (Ending::HardTimeout, Some(137)));
+    assert_eq!(run(&sb, "pgrep -fc 'sleep 30[01]' || true").await.stdout.trim(), "0");
+    sb.destroy().await.unwrap();
+}
