@@ -41,16 +41,37 @@ impl DockerEngine {
         Self::connect_to(&host).await
     }
 
-    /// Connects to one Engine address (`unix://…`, `tcp://…`, `https://…`, `ssh://…`).
+    /// Connects to one Engine address (`unix://…`, `tcp://…`, `https://…`, `ssh://…`). A `tcp://` host
+    /// uses TLS when `DOCKER_TLS_VERIFY` is set, with the certificates in `DOCKER_CERT_PATH`, as the
+    /// docker CLI does.
     pub async fn connect_to(host: &str) -> Result<Self, SandboxError> {
-        let socket = host.strip_prefix("unix://");
-        if let Some(socket) = socket
+        if let Some(socket) = host.strip_prefix("unix://")
             && !std::path::Path::new(socket).exists()
         {
             return Err(SandboxError::NoDaemonSocket { socket: socket.to_string() });
         }
         let docker = Docker::connect_with_host(host)
             .map_err(|source| SandboxError::Connect { host: host.to_string(), source })?;
+        Self::negotiate(docker, host).await
+    }
+
+    /// Connects to a `tcp://` Engine over mutual TLS with `ca.pem`, `cert.pem` and `key.pem` from
+    /// `cert_dir` (what `dockerd --tlsverify` expects of its clients).
+    pub async fn connect_to_tls(host: &str, cert_dir: &std::path::Path) -> Result<Self, SandboxError> {
+        let docker = Docker::connect_with_ssl(
+            host,
+            &cert_dir.join("key.pem"),
+            &cert_dir.join("cert.pem"),
+            &cert_dir.join("ca.pem"),
+            ANSWER_TIMEOUT.as_secs().max(120),
+            bollard::API_DEFAULT_VERSION,
+        )
+        .map_err(|source| SandboxError::Connect { host: host.to_string(), source })?;
+        Self::negotiate(docker, host).await
+    }
+
+    /// Settles on the highest API version both sides speak (an older Engine refuses newer paths).
+    async fn negotiate(docker: Docker, host: &str) -> Result<Self, SandboxError> {
         let docker = tokio::time::timeout(ANSWER_TIMEOUT, docker.negotiate_version())
             .await
             .map_err(|_| SandboxError::Timeout { host: host.to_string(), seconds: ANSWER_TIMEOUT.as_secs() })?
