@@ -6,6 +6,9 @@ use serde::Serialize;
 
 use crate::SandboxError;
 
+/// How long bollard waits for the response head of any request (streamed bodies are not limited).
+const REQUEST_TIMEOUT_SECS: u64 = 120;
+
 /// How long to wait for the Engine to answer a ping or a version query.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -63,7 +66,7 @@ impl DockerEngine {
             &cert_dir.join("key.pem"),
             &cert_dir.join("cert.pem"),
             &cert_dir.join("ca.pem"),
-            ANSWER_TIMEOUT.as_secs().max(120),
+            REQUEST_TIMEOUT_SECS,
             bollard::API_DEFAULT_VERSION,
         )
         .map_err(|source| SandboxError::Connect { host: host.to_string(), source })?;

@@ -38,6 +38,9 @@ pub enum SandboxError {
     #[error("the sandbox recipe is not valid: {reason}")]
     BadRecipe { reason: String },
 
+    #[error("{name}={value} is not a valid setting; use one of: {expected}")]
+    BadSetting { name: &'static str, value: String, expected: &'static str },
+
     #[error("the sandbox could not {op}: {reason}")]
     Sandbox { op: &'static str, reason: String },
 

@@ -173,7 +173,7 @@ impl RunningExec {
     }
 }
 
-fn gone() -> SandboxError {
+pub(crate) fn gone() -> SandboxError {
     SandboxError::Sandbox { op: "follow a command", reason: "the task following it ended unexpectedly".into() }
 }
 

@@ -26,8 +26,10 @@ impl BuildMethod {
             Err(_) | Ok("" | "auto") => Ok(Self::Auto),
             Ok("online") => Ok(Self::Online),
             Ok("offline") => Ok(Self::Offline),
-            Ok(other) => Err(SandboxError::BadRecipe {
-                reason: format!("{BUILD_METHOD_ENV}={other} is not one of online, offline, auto"),
+            Ok(other) => Err(SandboxError::BadSetting {
+                name: BUILD_METHOD_ENV,
+                value: other.to_string(),
+                expected: "online, offline, auto",
             }),
         }
     }

@@ -1,0 +1,211 @@
+//! Following one exec to its end: its output, its hard timeout, signals to its whole process tree,
+//! and whether the OOM killer ended it. Also the low-level exec calls the sandbox's plumbing uses.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bollard::Docker;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+
+use crate::SandboxError;
+use crate::exec::{Captured, Ending, ExecOutput, OutputChunk, Signal, gone, lock};
+use crate::recipe::SANDBOX_UID;
+
+/// Marks every process of one exec (it is inherited by all they start), so a timeout or Ctrl+C can
+/// reach the whole tree, even processes that left its process group.
+pub(super) const EXEC_MARKER: &str = "FIXBOX_EXEC";
+
+/// Sends signal `$1` to every process whose environment holds `FIXBOX_EXEC=$2`, in up to `$3` rounds
+/// (processes forked during a round are caught by the next). One fork per round (grep); the rest are
+/// shell builtins, so it still works when a fork bomb has taken nearly every pid.
+const SIGNAL_TREE: &str = r#"i=0
+while [ "$i" -lt "$3" ]; do
+  found=$(grep -lzxF "FIXBOX_EXEC=$2" /proc/[0-9]*/environ 2>/dev/null) || exit 0
+  for f in $found; do p=${f#/proc/}; kill -s "$1" "${p%/environ}" 2>/dev/null; done
+  i=$((i + 1))
+done"#;
+
+/// Prints the memory cgroup's count of OOM kills (cgroup v2, then v1).
+const OOM_KILLS: &str = r#"sed -n 's/^oom_kill //p' /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null | head -n 1"#;
+
+/// How long after SIGKILL a command's output may stay open before we stop following it.
+const KILL_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Follows one exec to its end: collects output, enforces the hard timeout, forwards signals.
+pub(super) struct Follower {
+    pub(super) docker: Docker,
+    pub(super) container: String,
+    pub(super) exec_id: String,
+    pub(super) marker: String,
+    pub(super) captured: Arc<Mutex<Captured>>,
+    pub(super) on_output: Option<mpsc::UnboundedSender<OutputChunk>>,
+    pub(super) oom_kills_seen: Arc<AtomicU64>,
+}
+
+pub(super) type OutputStream =
+    std::pin::Pin<Box<dyn Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>> + Send>>;
+
+impl Follower {
+    pub(super) async fn follow(
+        self,
+        mut output: OutputStream,
+        mut signals: mpsc::UnboundedReceiver<Signal>,
+        started: Instant,
+        hard_timeout: std::time::Duration,
+    ) -> Result<ExecOutput, SandboxError> {
+        // The hard timeout; once a kill was sent, the time left for the output to end.
+        let deadline = tokio::time::sleep(hard_timeout);
+        tokio::pin!(deadline);
+        let mut ending = Ending::Exited;
+        let mut killed = false;
+        loop {
+            tokio::select! {
+                item = output.next() => match item {
+                    Some(Ok(log)) => self.record(log),
+                    Some(Err(err)) => return Err(SandboxError::docker("read a command's output", err)),
+                    None => break,
+                },
+                () = &mut deadline => {
+                    if killed {
+                        tracing::warn!(exec = %self.exec_id, "output still open after SIGKILL; no longer following");
+                        break;
+                    }
+                    ending = Ending::HardTimeout;
+                    self.signal(Signal::Kill).await?;
+                    killed = true;
+                    deadline.as_mut().reset(tokio::time::Instant::now() + KILL_GRACE);
+                }
+                Some(signal) = signals.recv() => {
+                    if ending == Ending::Exited {
+                        ending = if signal == Signal::Interrupt { Ending::Interrupted } else { Ending::Killed };
+                    }
+                    self.signal(signal).await?;
+                    if signal == Signal::Kill && !killed {
+                        killed = true;
+                        deadline.as_mut().reset(tokio::time::Instant::now() + KILL_GRACE);
+                    }
+                }
+            }
+        }
+        // An interrupted command may leave processes that ignore SIGINT (background jobs of a script
+        // do): once it has ended, they go too.
+        if ending == Ending::Interrupted {
+            self.signal(Signal::Kill).await?;
+        }
+        let exit_code = exit_code(&self.docker, &self.exec_id).await?;
+        // 137 = killed by SIGKILL: by us, or by the kernel's OOM killer, which only the cgroup counts.
+        let oom_killed = exit_code == Some(137) && self.new_oom_kill().await;
+        let captured = lock(&self.captured);
+        Ok(ExecOutput {
+            exit_code,
+            stdout: captured.stdout.text(),
+            stderr: captured.stderr.text(),
+            truncated: captured.stdout.truncated() || captured.stderr.truncated(),
+            ending,
+            oom_killed,
+            duration: started.elapsed(),
+        })
+    }
+
+    fn record(&self, log: bollard::container::LogOutput) {
+        let chunk = match log {
+            bollard::container::LogOutput::StdOut { message } => {
+                lock(&self.captured).stdout.push(&message);
+                OutputChunk::Stdout(message)
+            }
+            bollard::container::LogOutput::StdErr { message } => {
+                lock(&self.captured).stderr.push(&message);
+                OutputChunk::Stderr(message)
+            }
+            _ => return,
+        };
+        if let Some(sender) = &self.on_output {
+            let _ = sender.send(chunk);
+        }
+    }
+
+    /// Signals every process of this exec. SIGINT goes once, as Ctrl+C does; SIGKILL repeats until no
+    /// process is left. Starting the signaller is retried while the sandbox has no pid to spare.
+    async fn signal(&self, signal: Signal) -> Result<(), SandboxError> {
+        let rounds = if signal == Signal::Kill { "200" } else { "1" };
+        let cmd = ["sh", "-c", SIGNAL_TREE, "sh", signal.name(), &self.marker, rounds];
+        let mut last_error = None;
+        for _ in 0..100 {
+            match start_exec(&self.docker, &self.container, &cmd, Vec::new(), None, false).await {
+                Ok((_, mut output, _)) => {
+                    while output.next().await.is_some() {}
+                    return Ok(());
+                }
+                Err(err) => {
+                    last_error = Some(err);
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(gone))
+    }
+
+    /// Whether the memory cgroup counts an OOM kill not yet blamed on an earlier exec.
+    async fn new_oom_kill(&self) -> bool {
+        let Ok((_, mut output, _)) =
+            start_exec(&self.docker, &self.container, &["sh", "-c", OOM_KILLS], Vec::new(), None, false).await
+        else {
+            return false;
+        };
+        let mut text = Vec::new();
+        while let Some(Ok(bollard::container::LogOutput::StdOut { message })) = output.next().await {
+            text.extend_from_slice(&message);
+        }
+        let count: u64 = String::from_utf8_lossy(&text).trim().parse().unwrap_or(0);
+        self.oom_kills_seen.fetch_max(count, Ordering::SeqCst) < count
+    }
+}
+
+pub(super) type Started = (String, OutputStream, Option<std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>>);
+
+/// Creates and starts an attached exec as the sandbox user.
+pub(super) async fn start_exec(
+    docker: &Docker,
+    container: &str,
+    cmd: &[&str],
+    env: Vec<String>,
+    workdir: Option<String>,
+    stdin: bool,
+) -> Result<Started, SandboxError> {
+    let options = CreateExecOptions {
+        attach_stdin: Some(stdin),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        cmd: Some(cmd.iter().map(|s| (*s).to_string()).collect()),
+        env: Some(env),
+        user: Some(format!("{SANDBOX_UID}:{SANDBOX_UID}")),
+        working_dir: workdir,
+        ..Default::default()
+    };
+    let exec = docker.create_exec(container, options).await.map_err(|e| SandboxError::docker("start a command", e))?;
+    let started = docker
+        .start_exec(&exec.id, Some(StartExecOptions { detach: false, tty: false, output_capacity: None }))
+        .await
+        .map_err(|e| SandboxError::docker("start a command", e))?;
+    match started {
+        StartExecResults::Attached { output, input } => Ok((exec.id, output, stdin.then_some(input))),
+        StartExecResults::Detached => {
+            Err(SandboxError::Sandbox { op: "start a command", reason: "Docker did not attach its output".into() })
+        }
+    }
+}
+
+/// The exit code of a finished exec. Its output ends a moment before Docker records the exit.
+pub(super) async fn exit_code(docker: &Docker, exec_id: &str) -> Result<Option<i64>, SandboxError> {
+    for _ in 0..200 {
+        let inspect = docker.inspect_exec(exec_id).await.map_err(|e| SandboxError::docker("read an exit code", e))?;
+        if inspect.running != Some(true) {
+            return Ok(inspect.exit_code);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    Ok(None)
+}
