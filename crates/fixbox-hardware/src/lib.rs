@@ -2,11 +2,13 @@
 //! memory (including a container's cgroup limit) and GPUs with their VRAM, read from NVML for NVIDIA,
 //! sysfs for AMD/Intel on Linux, and unified memory on Apple silicon.
 //!
-//! Not for deciding what fits: the model-fit calculator builds on these facts.
+//! Also reads GGUF model headers ([`gguf`]): the model-side facts (layers, heads, context, quantization)
+//! that, with the machine's, decide what fits. Not for deciding it: the fit calculator builds on both.
 //!
 //! Probing is blocking (NVML initialisation, sysfs reads); async callers use `spawn_blocking`.
 
 mod cpu;
+pub mod gguf;
 mod gpu;
 mod memory;
 
