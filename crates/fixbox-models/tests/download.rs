@@ -251,3 +251,31 @@ async fn a_cancelled_download_keeps_what_arrived_and_resumes_next_time() {
     assert_eq!(*fast.ranges.lock().unwrap(), [format!("bytes={kept}-")]);
     assert!(events.iter().any(|e| matches!(e, DownloadEvent::Started { resumed_from, .. } if *resumed_from == kept)));
 }
+
+/// A full disk is said as such, with how much more is needed, and what arrived is kept. The disk is a
+/// 1 MiB tmpfs mounted for the test (tests run as root: scripts/test, CI).
+#[tokio::test]
+async fn a_full_disk_says_how_much_more_is_needed_and_keeps_what_arrived() {
+    let slice: Arc<Vec<u8>> = Arc::new(model_bytes()[..2_000_000].to_vec());
+    let sha256 = {
+        use sha2::Digest;
+        sha2::Sha256::digest(slice.as_slice()).iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let server = serve(slice, Mode::Normal).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mounting a small tmpfs needs root (scripts/test runs as root)");
+    let (result, _) = fetch(&server, dir.path().join("m.gguf"), &sha256).await;
+    let kept = std::fs::metadata(dir.path().join("m.gguf.part")).map(|m| m.len());
+    let unmounted = std::process::Command::new("umount").arg(dir.path()).status().unwrap();
+    assert!(unmounted.success());
+
+    let err = result.unwrap_err();
+    assert!(matches!(err, DownloadError::DiskFull { .. }), "{err}");
+    assert!(err.to_string().contains("the disk is full") && err.to_string().contains("more bytes"), "{err}");
+    assert!(kept.unwrap() > 0, "nothing of what arrived was kept");
+}
