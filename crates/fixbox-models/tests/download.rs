@@ -2,13 +2,15 @@
 //! loopback HTTP server that honours Range, and that can drop the connection mid-file or answer 429.
 #![expect(clippy::unwrap_used, reason = "test helpers: a failure stops the test with its message")]
 
+#[path = "support/loopback.rs"]
+mod loopback;
+
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use fixbox_models::{Download, DownloadError, DownloadEvent, Downloader, RetryPolicy};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use loopback::{Loopback, Mode};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -29,95 +31,19 @@ fn model_bytes() -> Arc<Vec<u8>> {
         .clone()
 }
 
-/// How the server misbehaves, per request number (0-based).
-#[derive(Clone, Copy)]
-enum Mode {
-    Normal,
-    /// The first response announces the whole file but the connection closes after this many bytes.
-    DropFirstAfter(usize),
-    /// The first response is `429 Too Many Requests` with `Retry-After: 1`.
-    TooManyFirst,
-    NotFound,
-    /// Sends this many bytes per 10 ms, so a test can act mid-download.
-    Slow(usize),
+const MODEL_PATH: &str = "/SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// A loopback server with the model (or `body`) at [`MODEL_PATH`].
+async fn serve(body: Arc<Vec<u8>>, mode: Mode) -> Server {
+    let loopback = Loopback::start(mode).await;
+    let url = loopback.route(MODEL_PATH, body);
+    Server { url, ranges: loopback.ranges.clone(), _loopback: loopback }
 }
 
 struct Server {
     url: String,
-    /// Each request's Range header ("" when none).
     ranges: Arc<Mutex<Vec<String>>>,
-}
-
-async fn serve(body: Arc<Vec<u8>>, mode: Mode) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/SmolLM2-135M-Instruct.Q4_1.gguf", listener.local_addr().unwrap());
-    let ranges = Arc::new(Mutex::new(Vec::new()));
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = ranges.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else { return };
-            let (body, seen, n) = (body.clone(), seen.clone(), count.fetch_add(1, Ordering::SeqCst));
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if socket.read_exact(&mut byte).await.is_err() {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let head = String::from_utf8_lossy(&head).to_string();
-                let range = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("range: ").or_else(|| l.strip_prefix("Range: ")))
-                    .unwrap_or("")
-                    .to_string();
-                seen.lock().unwrap().push(range.clone());
-                let from: usize =
-                    range.strip_prefix("bytes=").and_then(|r| r.trim_end_matches('-').parse().ok()).unwrap_or(0);
-                let reply = |status: &str, extra: String, len: usize| {
-                    format!("HTTP/1.1 {status}\r\nContent-Length: {len}\r\nConnection: close\r\n{extra}\r\n")
-                };
-                match (mode, n) {
-                    (Mode::NotFound, _) => {
-                        let _ = socket.write_all(reply("404 Not Found", String::new(), 0).as_bytes()).await;
-                        return;
-                    }
-                    (Mode::TooManyFirst, 0) => {
-                        let head = reply("429 Too Many Requests", "Retry-After: 1\r\n".into(), 0);
-                        let _ = socket.write_all(head.as_bytes()).await;
-                        return;
-                    }
-                    _ => {}
-                }
-                let rest = &body[from.min(body.len())..];
-                let head = if from > 0 {
-                    let range = format!("Content-Range: bytes {from}-{}/{}\r\n", body.len() - 1, body.len());
-                    reply("206 Partial Content", range, rest.len())
-                } else {
-                    reply("200 OK", String::new(), rest.len())
-                };
-                if socket.write_all(head.as_bytes()).await.is_err() {
-                    return;
-                }
-                let _ = match (mode, n) {
-                    (Mode::DropFirstAfter(cut), 0) => socket.write_all(&rest[..cut]).await,
-                    (Mode::Slow(step), _) => {
-                        for chunk in rest.chunks(step) {
-                            if socket.write_all(chunk).await.is_err() {
-                                return;
-                            }
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                        }
-                        Ok(())
-                    }
-                    _ => socket.write_all(rest).await,
-                };
-            });
-        }
-    });
-    Server { url, ranges }
+    _loopback: Loopback,
 }
 
 fn quick_retries() -> Downloader {
@@ -211,9 +137,11 @@ async fn a_checksum_mismatch_deletes_the_file_and_says_so() {
 
 #[tokio::test]
 async fn a_missing_file_fails_at_once_without_retries() {
-    let server = serve(model_bytes(), Mode::NotFound).await;
+    let server = serve(model_bytes(), Mode::Normal).await;
+    let missing =
+        Server { url: format!("{}.missing", server.url), ranges: server.ranges.clone(), _loopback: server._loopback };
     let dir = tempfile::tempdir().unwrap();
-    let (result, events) = fetch(&server, dir.path().join("m.gguf"), SMOLLM2_SHA256).await;
+    let (result, events) = fetch(&missing, dir.path().join("m.gguf"), SMOLLM2_SHA256).await;
     let err = result.unwrap_err();
     assert!(matches!(err, DownloadError::Http { .. }) && err.to_string().contains("404"), "{err}");
     assert!(events.iter().all(|e| !matches!(e, DownloadEvent::Retrying { .. })));
