@@ -10,12 +10,11 @@ use std::time::Instant;
 
 use bollard::Docker;
 use bollard::query_parameters::CreateContainerOptionsBuilder;
-use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
 use self::container::{container_config, remove_container};
-use self::follower::{EXEC_MARKER, Follower, Started, exit_code, start_exec};
+use self::follower::{EXEC_MARKER, Follower, Started, collect_output, exit_code, start_exec};
 use crate::exec::{Captured, ExecStatus, RunningExec, gone};
 use crate::{CopyStats, DockerEngine, Excludes, ExecRequest, Sandbox, SandboxError, SandboxOptions, copy};
 
@@ -136,7 +135,7 @@ impl DockerSandbox {
 
     /// Feeds `stdin` to a started plumbing command and collects its output and exit code.
     async fn finish_plumbing(&self, started: Started, stdin: Option<Vec<u8>>) -> Result<Plumbing, SandboxError> {
-        let (exec_id, mut output, input) = started;
+        let (exec_id, output, input) = started;
         let writer = async {
             if let (Some(bytes), Some(mut input)) = (stdin, input) {
                 input.write_all(&bytes).await?;
@@ -144,18 +143,7 @@ impl DockerSandbox {
             }
             Ok::<_, std::io::Error>(())
         };
-        let reader = async {
-            let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-            while let Some(item) = output.next().await {
-                match item.map_err(|e| SandboxError::docker("read a command's output", e))? {
-                    bollard::container::LogOutput::StdOut { message } => stdout.extend_from_slice(&message),
-                    bollard::container::LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
-                    _ => {}
-                }
-            }
-            Ok::<_, SandboxError>((stdout, stderr))
-        };
-        let (written, read) = tokio::join!(writer, reader);
+        let (written, read) = tokio::join!(writer, collect_output(output));
         let (stdout, stderr) = read?;
         written.map_err(|e| SandboxError::Sandbox { op: "feed a command's input", reason: e.to_string() })?;
         let exit_code = exit_code(&self.docker, &exec_id).await?;

@@ -150,16 +150,12 @@ impl Follower {
 
     /// Whether the memory cgroup counts an OOM kill not yet blamed on an earlier exec.
     async fn new_oom_kill(&self) -> bool {
-        let Ok((_, mut output, _)) =
-            start_exec(&self.docker, &self.container, &["sh", "-c", OOM_KILLS], Vec::new(), None, false).await
-        else {
+        let cmd = ["sh", "-c", OOM_KILLS];
+        let Ok((_, output, _)) = start_exec(&self.docker, &self.container, &cmd, Vec::new(), None, false).await else {
             return false;
         };
-        let mut text = Vec::new();
-        while let Some(Ok(bollard::container::LogOutput::StdOut { message })) = output.next().await {
-            text.extend_from_slice(&message);
-        }
-        let count: u64 = String::from_utf8_lossy(&text).trim().parse().unwrap_or(0);
+        let Ok((stdout, _)) = collect_output(output).await else { return false };
+        let count: u64 = String::from_utf8_lossy(&stdout).trim().parse().unwrap_or(0);
         self.oom_kills_seen.fetch_max(count, Ordering::SeqCst) < count
     }
 }
@@ -196,6 +192,19 @@ pub(super) async fn start_exec(
             Err(SandboxError::Sandbox { op: "start a command", reason: "Docker did not attach its output".into() })
         }
     }
+}
+
+/// All of an exec's output, stdout and stderr apart, to its end.
+pub(super) async fn collect_output(mut output: OutputStream) -> Result<(Vec<u8>, Vec<u8>), SandboxError> {
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    while let Some(item) = output.next().await {
+        match item.map_err(|e| SandboxError::docker("read a command's output", e))? {
+            bollard::container::LogOutput::StdOut { message } => stdout.extend_from_slice(&message),
+            bollard::container::LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+            _ => {}
+        }
+    }
+    Ok((stdout, stderr))
 }
 
 /// The exit code of a finished exec. Its output ends a moment before Docker records the exit.

@@ -1,7 +1,7 @@
 //! The offline build: a Debian root filesystem made with debootstrap from a Debian mirror (reachable
 //! where no container registry is), streamed as a tar into the Engine's image import.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use bollard::query_parameters::CreateImageOptionsBuilder;
@@ -16,12 +16,15 @@ const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 
 /// debootstrap needs root (it creates device nodes and chroots) and Linux.
 pub(crate) fn available() -> bool {
-    cfg!(target_os = "linux") && nix::unistd::geteuid().is_root() && which("debootstrap")
+    cfg!(target_os = "linux") && nix::unistd::geteuid().is_root() && debootstrap_path().is_some()
 }
 
-fn which(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-        || Path::new("/usr/sbin").join(program).is_file()
+/// Where debootstrap is: on PATH, or in /usr/sbin, which a non-root PATH often lacks.
+fn debootstrap_path() -> Option<PathBuf> {
+    which::which("debootstrap").ok().or_else(|| {
+        let sbin = PathBuf::from("/usr/sbin/debootstrap");
+        sbin.is_file().then_some(sbin)
+    })
 }
 
 pub(crate) async fn build(
@@ -42,20 +45,22 @@ pub(crate) async fn build(
         .tempdir_in(std::env::var_os("FIXBOX_BUILD_DIR").map_or_else(std::env::temp_dir, Into::into))
         .map_err(|e| SandboxError::build(tag, format!("cannot make a build folder: {e}")))?;
     let rootfs = work.path().join("rootfs");
-    debootstrap(recipe, &rootfs, tag, progress).await?;
+    let program = debootstrap_path().ok_or_else(|| SandboxError::build(tag, "debootstrap is not installed"))?;
+    debootstrap(&program, recipe, &rootfs, tag, progress).await?;
     add_sandbox_user(&rootfs).map_err(|e| SandboxError::build(tag, format!("cannot add the sandbox user: {e}")))?;
     progress("importing the root filesystem into Docker");
     import(engine, &rootfs, tag).await
 }
 
 async fn debootstrap(
+    program: &Path,
     recipe: &Recipe,
     rootfs: &Path,
     tag: &str,
     progress: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<(), SandboxError> {
     let mirror = std::env::var("FIXBOX_DEBIAN_MIRROR").unwrap_or_else(|_| DEFAULT_MIRROR.to_string());
-    let mut child = tokio::process::Command::new("debootstrap")
+    let mut child = tokio::process::Command::new(program)
         .arg("--variant=minbase")
         .arg(format!("--include={}", recipe.packages.join(",")))
         .arg(&recipe.suite)
