@@ -2,6 +2,8 @@
 //! renders what comes back.
 
 mod doctor;
+mod engine;
+mod models;
 
 use std::process::ExitCode;
 
@@ -18,6 +20,12 @@ struct Cli {
 enum Command {
     /// Check that Fixbox can work on this machine: Docker, keychain, GPUs, memory, data dir, engines.
     Doctor(doctor::DoctorArgs),
+    /// The model catalog and the models on this machine.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+    /// Local engines: install, start, stop, status, logs.
+    #[command(subcommand)]
+    Engine(engine::EngineCommand),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +41,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Doctor(args) => doctor::run(args).await,
+            Command::Models(command) => models::run(command).await,
+            Command::Engine(command) => engine::run(command).await,
         }
     });
     match result {

@@ -1,8 +1,25 @@
 //! Local model engines — llama.cpp's `llama-server`, Ollama and vLLM: finding the ones installed,
-//! and (as it grows) installing, launching on 127.0.0.1, supervising and stopping them.
+//! installing them, launching one on 127.0.0.1 (or, with an API key, another address) with Fixbox's
+//! recommended parameters, supervising it (restarts with backoff, health checks) and stopping it; and
+//! the engine-management side of Ollama's and vLLM's HTTP APIs.
 //!
-//! Not for talking to a running engine: that is the model client's job.
+//! Not for chatting with a running engine: that is the model client's job.
 
+mod clients;
 mod discover;
+mod engine;
+mod error;
+mod install;
+mod port;
+mod supervisor;
 
+pub use clients::{ClientError, OllamaClient, OllamaDetails, OllamaModel, OllamaPullProgress, VllmClient, VllmModel};
 pub use discover::{ENGINES_DIR_ENV, EngineKind, InstalledEngine, Origin, SearchPaths, discover, engines_dir};
+pub use engine::{ApiKey, Engine, LaunchCommand, LaunchSpec, LlamaServer, ModelRef, Ollama, Vllm, engine};
+pub use error::EngineError;
+pub use install::{
+    AssetPattern, InstallEvent, Installer, LLAMA_SOURCE_VERSION, LlamaSource, Platform, VLLM_VERSION, build_flags,
+    release_asset_pattern,
+};
+pub use port::{PortChoice, PortHolder, Taken, choose_port, holder_of, is_free};
+pub use supervisor::{EngineEvent, RunningEngine, SuperviseOptions, log_tail, start};

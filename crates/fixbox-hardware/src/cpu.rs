@@ -30,8 +30,10 @@ pub(crate) fn probe(system: &mut sysinfo::System) -> CpuInfo {
     }
 }
 
+/// The SIMD features this CPU has *and the OS has enabled* (the checks read XCR0 too, so a VM that hides
+/// AVX-512 state is seen as without it), as llama.cpp's build options name them.
 #[cfg(target_arch = "x86_64")]
-fn simd_features() -> Vec<String> {
+pub fn simd_features() -> Vec<String> {
     let mut found = Vec::new();
     macro_rules! check {
         ($($feature:tt),*) => {$(
@@ -44,8 +46,9 @@ fn simd_features() -> Vec<String> {
     found
 }
 
+/// The SIMD features this CPU has, as llama.cpp's build options name them.
 #[cfg(target_arch = "aarch64")]
-fn simd_features() -> Vec<String> {
+pub fn simd_features() -> Vec<String> {
     let mut found = vec!["neon".to_string()];
     if std::arch::is_aarch64_feature_detected!("dotprod") {
         found.push("dotprod".to_string());
@@ -56,7 +59,8 @@ fn simd_features() -> Vec<String> {
     found
 }
 
+/// The SIMD features this CPU has (none known on this architecture).
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-fn simd_features() -> Vec<String> {
+pub fn simd_features() -> Vec<String> {
     Vec::new()
 }

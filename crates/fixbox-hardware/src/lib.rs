@@ -12,7 +12,7 @@ pub mod gguf;
 mod gpu;
 mod memory;
 
-pub use cpu::CpuInfo;
+pub use cpu::{CpuInfo, simd_features};
 pub use gpu::{GpuInfo, GpuVendor};
 pub use memory::MemoryInfo;
 

@@ -134,6 +134,13 @@ pub enum DownloadError {
     Client(String),
 }
 
+/// A reqwest client builder for any HTTP client in Fixbox: it first makes sure the process has its one
+/// TLS crypto provider (ring, which the Docker client uses too), without which reqwest cannot build.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
 /// Downloads files; cheap to clone, one connection pool.
 #[derive(Debug, Clone)]
 pub struct Downloader {
@@ -146,9 +153,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 impl Downloader {
     pub fn new(retry: RetryPolicy) -> Result<Self, DownloadError> {
-        // One TLS crypto provider for the whole process (ring, which the Docker client uses too).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
+        let client = http_client_builder()
             .user_agent(concat!("fixbox/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(20))
             .read_timeout(Duration::from_secs(60))

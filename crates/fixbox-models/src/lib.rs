@@ -13,7 +13,7 @@ mod store;
 pub use catalog::{
     Architecture, Catalog, CatalogError, CatalogModel, PromptFormat, Quant, Role, Source, SourceKind, WheelPart,
 };
-pub use download::{Download, DownloadError, DownloadEvent, Downloader, RetryPolicy};
+pub use download::{Download, DownloadError, DownloadEvent, Downloader, RetryPolicy, http_client_builder};
 pub use pypi::PypiModel;
 pub use sources::{Endpoints, Plan, Token};
 pub use store::{InstalledModel, ModelStore, PullRequest};

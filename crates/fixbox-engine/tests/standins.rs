@@ -1,0 +1,249 @@
+//! Ollama and vLLM cannot be installed here, so their launch paths run a stand-in executable that
+//! records its arguments and environment and then answers the engine's health path; their HTTP clients
+//! replay upstream responses (tests/fixtures, with their provenance in its README).
+#![expect(clippy::unwrap_used, reason = "test helpers: a failure stops the test with its message")]
+
+#[path = "../../fixbox-models/tests/support/loopback.rs"]
+#[expect(dead_code, reason = "the misbehaving modes are for the download tests")]
+mod loopback;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fixbox_engine::{
+    ApiKey, EngineError, EngineEvent, EngineKind, LaunchSpec, ModelRef, Ollama, OllamaClient, SuperviseOptions, Vllm,
+    VllmClient,
+};
+use loopback::{Loopback, Mode};
+use tokio::sync::mpsc;
+
+/// A stand-in for `name`: writes its arguments and the engine's environment variables to `record`, then
+/// serves 200 with `body` on every path at the address the engine would use.
+fn stand_in(dir: &Path, name: &str, body: &str) -> (PathBuf, PathBuf) {
+    let record = dir.join(format!("{name}.record"));
+    let script = dir.join(name);
+    let text = format!(
+        r#"#!/bin/sh
+{{ printf 'ARGS:%s\n' "$*"; env | grep -E '^(OLLAMA_|VLLM_|LLAMA_)' | sort; }} > '{record}'
+exec python3 - "$@" <<'PY'
+import http.server, os, sys
+args = sys.argv[1:]
+def flag(name, default):
+    return args[args.index(name) + 1] if name in args else default
+if "OLLAMA_HOST" in os.environ:
+    host, port = os.environ["OLLAMA_HOST"].rsplit(":", 1)
+else:
+    host, port = flag("--host", "127.0.0.1"), flag("--port", "8000")
+class Answer(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = {body:?}.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        print(self.requestline, flush=True)
+http.server.HTTPServer((host, int(port)), Answer).serve_forever()
+PY
+"#,
+        record = record.display()
+    );
+    std::fs::write(&script, text).unwrap();
+    let mut perms = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&script, perms).unwrap();
+    (script, record)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn options() -> SuperviseOptions {
+    SuperviseOptions { startup_timeout: Duration::from_secs(30), ..SuperviseOptions::default() }
+}
+
+#[tokio::test]
+async fn ollama_is_launched_with_its_environment_and_kept_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = include_str!("fixtures/ollama/root.txt");
+    let (binary, record) = stand_in(dir.path(), "ollama", root);
+    let mut spec =
+        LaunchSpec::new(EngineKind::Ollama, ModelRef::Named("qwen2.5-coder:7b".into()), "qwen2.5-coder:7b", 16384);
+    spec.port = free_port();
+    spec.parallel = 2;
+    spec.models_dir = Some(dir.path().join("ollama-models"));
+    let engine =
+        fixbox_engine::start(Arc::new(Ollama), &binary, spec.clone(), dir.path().join("ollama.log"), options())
+            .await
+            .unwrap();
+    assert_eq!(engine.url, format!("http://127.0.0.1:{}", spec.port));
+    let recorded = std::fs::read_to_string(&record).unwrap();
+    let expected = format!(
+        "ARGS:serve\nOLLAMA_CONTEXT_LENGTH=16384\nOLLAMA_HOST=127.0.0.1:{}\nOLLAMA_KEEP_ALIVE=30m\nOLLAMA_MODELS={}\nOLLAMA_NUM_PARALLEL=2\n",
+        spec.port,
+        dir.path().join("ollama-models").display()
+    );
+    assert_eq!(recorded, expected);
+    engine.stop().await;
+
+    // Ollama has no API keys: it is never bound beyond loopback, key or not.
+    spec.host = "0.0.0.0".parse().unwrap();
+    spec.api_key = Some(ApiKey::generate());
+    let err = fixbox_engine::start(Arc::new(Ollama), &binary, spec, dir.path().join("ollama.log"), options())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::NoApiKeySupport { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn vllm_is_launched_with_the_recommended_flags_and_its_key_in_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (binary, record) = stand_in(dir.path(), "vllm", include_str!("fixtures/vllm/health.txt"));
+    let model = "Qwen/Qwen2.5-Coder-7B-Instruct";
+    let mut spec = LaunchSpec::new(EngineKind::Vllm, ModelRef::Named(model.into()), "qwen2.5-coder-7b", 16384);
+    spec.port = free_port();
+    spec.parallel = 8;
+    spec.host = "0.0.0.0".parse().unwrap();
+    let key = ApiKey::generate();
+    spec.api_key = Some(key.clone());
+    let engine = fixbox_engine::start(Arc::new(Vllm), &binary, spec.clone(), dir.path().join("vllm.log"), options())
+        .await
+        .unwrap();
+    let recorded = std::fs::read_to_string(&record).unwrap();
+    let args = format!(
+        "ARGS:serve {model} --served-model-name qwen2.5-coder-7b --host 0.0.0.0 --port {} --max-model-len 16384 \
+         --max-num-seqs 8 --gpu-memory-utilization 0.90 --enable-prefix-caching\n",
+        spec.port
+    );
+    assert_eq!(recorded, format!("{args}VLLM_API_KEY={}\n", key.expose()));
+    let log = std::fs::read_to_string(dir.path().join("vllm.log")).unwrap();
+    assert!(!log.contains(key.expose()), "the key stays out of the log");
+    assert!(VllmClient::new(&engine.url, None).healthy().await);
+    engine.stop().await;
+}
+
+#[tokio::test]
+async fn an_engine_that_dies_at_startup_is_reported_with_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("llama-server");
+    std::fs::write(&binary, "#!/bin/sh\necho 'error: failed to load model: unknown architecture' >&2\nexit 1\n")
+        .unwrap();
+    let mut perms = std::fs::metadata(&binary).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&binary, perms).unwrap();
+    let mut spec = LaunchSpec::new(EngineKind::LlamaServer, ModelRef::File(dir.path().join("m.gguf")), "m", 2048);
+    spec.port = free_port();
+    let err = fixbox_engine::start(
+        Arc::new(fixbox_engine::LlamaServer),
+        &binary,
+        spec,
+        dir.path().join("llama.log"),
+        options(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("it exited during startup (exit code 1)"), "{err}");
+    assert!(err.contains("unknown architecture"), "{err}");
+}
+
+#[tokio::test]
+async fn a_crashing_engine_is_restarted_with_backoff_until_the_supervisor_gives_up() {
+    let dir = tempfile::tempdir().unwrap();
+    // Healthy for a moment, then it dies: every restart does the same.
+    let (binary, _) = stand_in(dir.path(), "vllm-real", "");
+    let flaky = dir.path().join("vllm");
+    std::fs::write(&flaky, format!("#!/bin/sh\n'{}' \"$@\" &\nsleep 1\nkill $!\nexit 3\n", binary.display())).unwrap();
+    let mut perms = std::fs::metadata(&flaky).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&flaky, perms).unwrap();
+    let mut spec = LaunchSpec::new(EngineKind::Vllm, ModelRef::Named("m".into()), "m", 2048);
+    spec.port = free_port();
+    let options = SuperviseOptions {
+        first_backoff: Duration::from_millis(100),
+        max_restarts: 2,
+        liveness_interval: Duration::from_millis(200),
+        ..options()
+    };
+    let mut engine =
+        fixbox_engine::start(Arc::new(Vllm), &flaky, spec, dir.path().join("v.log"), options).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), engine.wait()).await.unwrap();
+    let kinds: Vec<String> = engine
+        .history()
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap()["event"].as_str().unwrap().to_string())
+        .collect();
+    let restarts: Vec<u64> = engine
+        .history()
+        .iter()
+        .filter_map(|e| match e {
+            EngineEvent::Restarting { wait_ms, .. } => Some(*wait_ms),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(restarts, [100, 200], "doubling backoff: {kinds:?}");
+    assert_eq!(kinds.last().map(String::as_str), Some("gave-up"), "{kinds:?}");
+    assert!(kinds.iter().filter(|k| *k == "exited").count() >= 3, "{kinds:?}");
+}
+
+#[tokio::test]
+async fn the_ollama_client_reads_recorded_responses() {
+    let server = Loopback::start(Mode::Normal).await;
+    let fixture = |name: &str| Arc::new(std::fs::read(Path::new("tests/fixtures/ollama").join(name)).unwrap());
+    server.route("/api/version", fixture("version.json"));
+    server.route("/api/tags", fixture("tags.json"));
+    server.route("/api/pull", fixture("pull.ndjson"));
+    let client = OllamaClient::new(&server.base);
+    assert_eq!(client.version().await.unwrap(), "0.5.1");
+    let models = client.models().await.unwrap();
+    let names: Vec<_> = models.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["deepseek-r1:latest", "llama3.2:latest"]);
+    assert_eq!(models[0].details.quantization_level, "Q4_K_M");
+    assert_eq!(models[1].size, 2_019_393_189);
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    client.pull("llama3.2", &tx).await.unwrap();
+    drop(tx);
+    let mut statuses = Vec::new();
+    while let Some(update) = rx.recv().await {
+        statuses.push(update);
+    }
+    assert_eq!(statuses.first().unwrap().status, "pulling manifest");
+    assert_eq!(statuses.last().unwrap().status, "success");
+    assert!(statuses.iter().any(|s| s.total == Some(2_019_377_376) && s.completed.is_some()));
+
+    // An error in the stream ends the pull with Ollama's words.
+    let failing = Loopback::start(Mode::Normal).await;
+    let body = "{\"status\":\"pulling manifest\"}\n{\"error\":\"pull model manifest: file does not exist\"}\n";
+    failing.route("/api/pull", Arc::new(body.as_bytes().to_vec()));
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let err = OllamaClient::new(&failing.base).pull("nope", &tx).await.unwrap_err().to_string();
+    assert_eq!(err, "Ollama could not pull nope: pull model manifest: file does not exist");
+}
+
+#[tokio::test]
+async fn the_vllm_client_reads_recorded_responses() {
+    let server = Loopback::start(Mode::Normal).await;
+    let fixture = |name: &str| Arc::new(std::fs::read(Path::new("tests/fixtures/vllm").join(name)).unwrap());
+    server.route("/v1/models", fixture("models.json"));
+    server.route("/health", fixture("health.txt"));
+    let key = ApiKey::new("k-123");
+    let client = VllmClient::new(&server.base, Some(key));
+    assert!(client.healthy().await);
+    let models = client.models().await.unwrap();
+    assert_eq!(models.len(), 1);
+    assert_eq!(models[0].id, "Qwen/Qwen2.5-Coder-7B-Instruct");
+    assert_eq!(models[0].max_model_len, Some(32768));
+    let heads = server.heads.lock().unwrap().clone();
+    assert!(
+        heads.iter().any(|h| h.starts_with("GET /v1/models") && h.contains("authorization: Bearer k-123")),
+        "{heads:?}"
+    );
+
+    let nothing = VllmClient::new(format!("http://127.0.0.1:{}", free_port()), None);
+    assert!(!nothing.healthy().await);
+    let err = nothing.models().await.unwrap_err().to_string();
+    assert!(err.contains("is the engine running"), "{err}");
+}
