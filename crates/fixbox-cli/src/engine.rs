@@ -23,6 +23,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::models::say;
+
 #[derive(Debug, clap::Subcommand)]
 pub enum EngineCommand {
     /// Install an engine (llama-server: the prebuilt release, or built from source).
@@ -180,8 +182,8 @@ async fn install(kind: EngineKind, from: From) -> anyhow::Result<PathBuf> {
         while let Some(event) = rx.recv().await {
             match event {
                 InstallEvent::Download(event) => crate::models::show(&bar, &event),
-                InstallEvent::Note(note) => bar.println(note),
-                InstallEvent::Extracting => bar.println("unpacking"),
+                InstallEvent::Note(note) => say(&bar, note),
+                InstallEvent::Extracting => say(&bar, "unpacking"),
                 InstallEvent::Configuring { .. } => {
                     bar.set_style(
                         ProgressStyle::with_template("building {bar:40} {pos}% ({elapsed})")
@@ -189,10 +191,16 @@ async fn install(kind: EngineKind, from: From) -> anyhow::Result<PathBuf> {
                     );
                     bar.set_length(100);
                     bar.set_position(0);
-                    bar.println("configuring the build (this takes several minutes)");
+                    say(&bar, "configuring the build (this takes several minutes)");
                 }
-                InstallEvent::Building { percent } => bar.set_position(percent.into()),
-                InstallEvent::Cached { .. } | InstallEvent::Installed { .. } => {}
+                InstallEvent::Building { percent } => {
+                    bar.set_position(percent.into());
+                    if bar.is_hidden() && percent % 10 == 0 {
+                        say(&bar, format!("building: {percent}%"));
+                    }
+                }
+                InstallEvent::Cached { path } => say(&bar, format!("reusing {}", path.display())),
+                InstallEvent::Installed { .. } => {}
             }
         }
         bar.finish_and_clear();

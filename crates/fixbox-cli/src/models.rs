@@ -167,10 +167,17 @@ where
     result.context("the download did not finish")
 }
 
+/// A line above the bar; on stderr as is where there is no terminal to draw a bar on (CI logs).
+#[allow(clippy::print_stderr, reason = "without a terminal the line goes to stderr plainly")]
+pub fn say(bar: &ProgressBar, line: impl Into<String>) {
+    let line = line.into();
+    if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) }
+}
+
 pub fn show(bar: &ProgressBar, event: &DownloadEvent) {
     match event {
-        DownloadEvent::Source { source } => bar.println(format!("trying {source}")),
-        DownloadEvent::SourceFailed { source, reason } => bar.println(format!("{source} failed: {reason}")),
+        DownloadEvent::Source { source } => say(bar, format!("trying {source}")),
+        DownloadEvent::SourceFailed { source, reason } => say(bar, format!("{source} failed: {reason}")),
         DownloadEvent::Started { total, resumed_from } => {
             bar.set_style(
                 ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
@@ -179,12 +186,12 @@ pub fn show(bar: &ProgressBar, event: &DownloadEvent) {
             bar.set_length(total.unwrap_or(0));
             bar.set_position(*resumed_from);
             if *resumed_from > 0 {
-                bar.println(format!("resuming at {}", human_bytes(*resumed_from)));
+                say(bar, format!("resuming at {}", human_bytes(*resumed_from)));
             }
         }
         DownloadEvent::Progress { done, .. } => bar.set_position(*done),
         DownloadEvent::Retrying { attempt, wait, reason } => {
-            bar.println(format!("{reason}; retry {attempt} in {}s", wait.as_secs_f32().ceil()));
+            say(bar, format!("{reason}; retry {attempt} in {}s", wait.as_secs_f32().ceil()));
         }
         DownloadEvent::Verifying => {
             bar.set_style(

