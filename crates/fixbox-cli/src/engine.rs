@@ -21,9 +21,8 @@ use fixbox_models::{Catalog, Downloader, RetryPolicy};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
-use crate::models::say;
+use crate::models::{cancel_on_ctrl_c, say};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum EngineCommand {
@@ -170,13 +169,7 @@ async fn install(kind: EngineKind, from: From) -> anyhow::Result<PathBuf> {
         From::Source => LlamaSource::Source,
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let cancel = CancellationToken::new();
-    let on_ctrl_c = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_ctrl_c.cancel();
-        }
-    });
+    let cancel = cancel_on_ctrl_c();
     let render = tokio::spawn(async move {
         let bar = ProgressBar::new(100);
         while let Some(event) = rx.recv().await {

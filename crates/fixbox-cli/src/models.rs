@@ -148,13 +148,7 @@ where
     Fut: std::future::Future<Output = Result<T, fixbox_models::DownloadError>>,
 {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let cancel = CancellationToken::new();
-    let on_ctrl_c = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_ctrl_c.cancel();
-        }
-    });
+    let cancel = cancel_on_ctrl_c();
     let bar = ProgressBar::new(0);
     let render = tokio::spawn(async move {
         while let Some(event) = rx.recv().await {
@@ -165,6 +159,18 @@ where
     let result = work(tx, cancel).await;
     let _ = render.await;
     result.context("the download did not finish")
+}
+
+/// A token cancelled by Ctrl+C (long work stops cleanly, keeping what it has).
+pub fn cancel_on_ctrl_c() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let on_ctrl_c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_ctrl_c.cancel();
+        }
+    });
+    cancel
 }
 
 /// A line above the bar; on stderr as is where there is no terminal to draw a bar on (CI logs).
