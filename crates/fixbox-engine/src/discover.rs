@@ -134,7 +134,7 @@ pub async fn discover(search: &SearchPaths) -> Vec<InstalledEngine> {
 }
 
 /// Executables named `name` in `dir` and up to `depth` levels below it, sorted.
-fn find_below(dir: &Path, name: &str, depth: usize) -> Vec<PathBuf> {
+pub(crate) fn find_below(dir: &Path, name: &str, depth: usize) -> Vec<PathBuf> {
     let file_name = format!("{name}{}", std::env::consts::EXE_SUFFIX);
     let mut found = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else { return found };

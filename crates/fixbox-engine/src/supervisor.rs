@@ -166,6 +166,8 @@ impl Drop for RunningEngine {
 struct Launch {
     engine: Arc<dyn Engine>,
     command: LaunchCommand,
+    /// Where clients reach it, and its health URL below that.
+    url: String,
     health: String,
     client: reqwest::Client,
     log: PathBuf,
@@ -205,6 +207,7 @@ pub async fn start(
     let launch = Launch {
         command: engine.command(binary, &spec)?,
         health: format!("{url}{}", engine.health_path()),
+        url: url.clone(),
         engine,
         client: fixbox_models::http_client_builder()
             .no_proxy()
@@ -257,8 +260,7 @@ impl Launch {
                 () = tokio::time::sleep(Duration::from_millis(200)) => {
                     if self.healthy().await {
                         let startup_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-                        let url = self.health.trim_end_matches(self.engine.health_path()).to_string();
-                        self.shared.emit(EngineEvent::Ready { url, pid, startup_ms });
+                        self.shared.emit(EngineEvent::Ready { url: self.url.clone(), pid, startup_ms });
                         return Ok(child);
                     }
                 }
