@@ -126,7 +126,8 @@ pub struct AssetPattern {
 }
 
 impl AssetPattern {
-    fn matches(&self, name: &str) -> bool {
+    /// Whether the release file `name` is the one this pattern picks.
+    pub fn matches(&self, name: &str) -> bool {
         let rest = name.strip_prefix("llama-").and_then(|r| r.split_once('-')).map_or(name, |(_, r)| r);
         (name.starts_with(&self.prefix) || rest.starts_with(&self.prefix))
             && self.contains.iter().all(|c| name.contains(c.as_str()))
