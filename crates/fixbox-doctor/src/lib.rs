@@ -25,7 +25,7 @@ pub struct DoctorOptions {
 
 /// Runs every check concurrently and returns the report in a fixed order.
 pub async fn run(options: &DoctorOptions) -> DoctorReport {
-    let hardware = tokio::task::spawn_blocking(fixbox_hardware::probe);
+    let hardware = tokio::task::spawn_blocking(|| fixbox_hardware::probe(None));
     let (docker, keychain, data_dir, engines, hardware) = tokio::join!(
         bounded(CheckId::Docker, checks::docker()),
         bounded(CheckId::Keychain, checks::keychain()),

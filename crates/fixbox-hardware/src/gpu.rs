@@ -1,12 +1,12 @@
-mod apple;
+pub(crate) mod apple;
 mod nvidia;
 mod sysfs;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::MemoryInfo;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "lowercase")]
 pub enum GpuVendor {
@@ -18,7 +18,7 @@ pub enum GpuVendor {
 }
 
 /// One GPU. Sizes in bytes.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct GpuInfo {
     pub vendor: GpuVendor,
@@ -29,6 +29,9 @@ pub struct GpuInfo {
     /// Memory shared with the CPU (Apple silicon, integrated GPUs).
     pub unified_memory: bool,
     pub driver_version: Option<String>,
+    /// Memory bandwidth (bytes/s): from NVML, bus width × memory clock; for Apple silicon the chip's
+    /// published figure (no API reads it).
+    pub memory_bandwidth_bytes_per_s: Option<u64>,
     /// CUDA compute capability, e.g. "8.9".
     pub compute_capability: Option<String>,
     /// Where these facts came from: "nvml", "sysfs" or "system".
@@ -36,7 +39,7 @@ pub struct GpuInfo {
 }
 
 /// Every GPU the sources can see, and notes on sources that saw a card but could not read it.
-pub(crate) fn probe(memory: &MemoryInfo) -> (Vec<GpuInfo>, Vec<String>) {
+pub(crate) fn probe(memory: &MemoryInfo, cpu_brand: &str) -> (Vec<GpuInfo>, Vec<String>) {
     let mut notes = Vec::new();
     let mut gpus = match nvidia::probe() {
         Ok(gpus) => gpus,
@@ -60,6 +63,6 @@ pub(crate) fn probe(memory: &MemoryInfo) -> (Vec<GpuInfo>, Vec<String>) {
         }
         gpus.push(gpu);
     }
-    gpus.extend(apple::probe(memory));
+    gpus.extend(apple::probe(memory, cpu_brand));
     (gpus, notes)
 }

@@ -30,6 +30,8 @@ fn reads_smollm2_as_llama_cpp_does() {
             kv_heads: 3,
             embedding: 576,
             head_dim: 64,
+            ffn: 1536,
+            vocab: 49152,
             context_length: 8192,
             quantization: "Q4_1".into(),
             parameters: 134_515_008,

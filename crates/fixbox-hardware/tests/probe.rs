@@ -3,7 +3,9 @@
 #[cfg(target_os = "linux")]
 #[test]
 fn memory_and_cores_match_what_linux_reports() {
-    let report = fixbox_hardware::probe().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let not_yet_made = models.path().join("models");
+    let report = fixbox_hardware::probe(Some(&not_yet_made)).unwrap();
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
     let mem_total_kib: u64 = meminfo
         .lines()
@@ -20,4 +22,16 @@ fn memory_and_cores_match_what_linux_reports() {
     #[cfg(target_arch = "x86_64")]
     assert!(report.cpu.features.iter().any(|f| f == "sse4.2"), "{:?}", report.cpu.features);
     assert!(report.os.contains("kernel"), "{}", report.os);
+
+    // The models dir's disk, measured where the dir will be, against statvfs's own numbers.
+    let disk = report.models_disk.as_ref().unwrap();
+    let stat = nix::sys::statvfs::statvfs(models.path()).unwrap();
+    let total = stat.blocks() as u64 * stat.fragment_size() as u64;
+    assert_eq!(disk.total_bytes, total, "{disk:?}");
+    assert!(disk.free_bytes <= total && disk.free_bytes > 0, "{disk:?}");
+
+    // Bandwidth is measured: above what a disk could do, below what any DRAM does today.
+    let bandwidth = report.memory.bandwidth_bytes_per_s.unwrap();
+    assert!((1_000_000_000..2_000_000_000_000).contains(&bandwidth), "{bandwidth}");
+    assert!(report.unknown.is_empty() || report.unknown.iter().all(|u| !u.reason.is_empty()), "{:?}", report.unknown);
 }

@@ -16,6 +16,10 @@ pub struct ModelFacts {
     pub embedding: u32,
     /// Per-head key and value width (`<arch>.attention.key_length`, default embedding / heads).
     pub head_dim: u32,
+    /// Feed-forward width (`<arch>.feed_forward_length`).
+    pub ffn: u32,
+    /// Tokens in the vocabulary (`<arch>.vocab_size`, else the length of `tokenizer.ggml.tokens`).
+    pub vocab: u32,
     /// The context length it was trained for (`<arch>.context_length`).
     pub context_length: u32,
     /// `general.file_type` as llama.cpp names it, e.g. `Q4_K_M`.
@@ -54,11 +58,34 @@ impl GgufHeader {
             kv_heads: number("attention.head_count_kv").unwrap_or(heads),
             embedding,
             head_dim: number("attention.key_length").unwrap_or(embedding / heads),
+            ffn: required("feed_forward_length")?,
+            vocab: number("vocab_size")
+                .or_else(|| match self.metadata.get("tokenizer.ggml.tokens") {
+                    Some(super::MetaValue::Array { len, .. }) => u32::try_from(*len).ok(),
+                    _ => None,
+                })
+                .ok_or_else(|| GgufError::Missing("tokenizer.ggml.tokens".into()))?,
             context_length: required("context_length")?,
             quantization: file_type.map_or_else(|| "unknown".to_string(), quantization_name),
             parameters: self.parameter_count(),
             architecture,
         })
+    }
+}
+
+impl ModelFacts {
+    /// The shape the fit calculator sizes, for this model's file of `weights_bytes`.
+    pub fn shape(&self, weights_bytes: u64) -> crate::fit::ModelShape {
+        crate::fit::ModelShape {
+            layers: self.layers,
+            kv_heads: self.kv_heads,
+            head_dim: self.head_dim,
+            embedding: self.embedding,
+            ffn: self.ffn,
+            vocab: self.vocab,
+            parameters: self.parameters,
+            weights_bytes,
+        }
     }
 }
 

@@ -47,6 +47,7 @@ fn read_card(device: &Path) -> Option<GpuInfo> {
         driver_version: std::fs::read_link(device.join("driver"))
             .ok()
             .and_then(|link| link.file_name().map(|n| n.to_string_lossy().into_owned())),
+        memory_bandwidth_bytes_per_s: None,
         compute_capability: None,
         source: "sysfs".to_string(),
     })
