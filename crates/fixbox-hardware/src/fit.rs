@@ -205,7 +205,9 @@ impl Budget {
         let apple = gpus.iter().any(|g| g.unified_memory);
         let cpu = if apple {
             // The GPU's share and the CPU's come out of the same memory.
-            usable_ram.saturating_sub(gpus.iter().map(|g| offered(g)).sum::<u64>()).saturating_sub(system_reserve(usable_ram))
+            usable_ram
+                .saturating_sub(gpus.iter().map(|g| offered(g)).sum::<u64>())
+                .saturating_sub(system_reserve(usable_ram))
         } else {
             usable_ram.saturating_sub(system_reserve(usable_ram))
         };

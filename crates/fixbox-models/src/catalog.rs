@@ -63,6 +63,10 @@ pub struct Architecture {
     pub kv_heads: u32,
     pub embedding: u32,
     pub head_dim: u32,
+    /// Feed-forward width.
+    pub ffn: u32,
+    /// Tokens in the vocabulary.
+    pub vocab: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]

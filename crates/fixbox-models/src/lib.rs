@@ -7,6 +7,7 @@
 mod catalog;
 mod download;
 mod pypi;
+mod recommend;
 mod sources;
 mod store;
 
@@ -15,5 +16,6 @@ pub use catalog::{
 };
 pub use download::{Download, DownloadError, DownloadEvent, Downloader, RetryPolicy, http_client_builder};
 pub use pypi::PypiModel;
+pub use recommend::{MIN_TOKENS_PER_SECOND, Offer, Passed, Pick, Recommendations, Use, UseAdvice, gb, recommend};
 pub use sources::{Endpoints, Plan, Token};
 pub use store::{InstalledModel, ModelStore, PullRequest};

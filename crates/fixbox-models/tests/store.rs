@@ -258,6 +258,7 @@ fn the_catalog_says_what_the_gguf_header_says() {
         (arch.arch.as_str(), arch.layers, arch.heads, arch.kv_heads, arch.embedding, arch.head_dim),
         (facts.architecture.as_str(), facts.layers, facts.heads, facts.kv_heads, facts.embedding, facts.head_dim)
     );
+    assert_eq!((arch.ffn, arch.vocab), (facts.ffn, facts.vocab));
     assert_eq!(model.context_max, facts.context_length);
     assert_eq!(model.parameters, facts.parameters);
     assert_eq!(model.quant(None).unwrap().name, facts.quantization);

@@ -1,0 +1,349 @@
+//! Which catalog models to run on a machine, per use: each pick with the quantization and the largest
+//! context that fit, where it runs and how fast (an estimate), and why the bigger models do not make it.
+
+use fixbox_hardware::HardwareReport;
+use fixbox_hardware::fit::{self, Budget, FitPlan, FitRequest, ModelShape, Placement};
+use serde::{Deserialize, Serialize};
+
+use crate::{Catalog, CatalogModel, Quant, Role};
+
+/// Below this many generated tokens per second (estimated), a model is too slow to wait for: a
+/// 300-token patch would take over 100 s.
+pub const MIN_TOKENS_PER_SECOND: f64 = 3.0;
+/// Picks shown per use.
+const PICKS: usize = 3;
+
+/// What a model is wanted for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "kebab-case")]
+pub enum Use {
+    /// Auto-fix: a coder model, with room for source files and test output.
+    CodeFix,
+    /// Questions and explanations: general and reasoning models.
+    Chat,
+}
+
+impl Use {
+    fn fits_role(self, role: Role) -> bool {
+        match self {
+            Self::CodeFix => role == Role::Coder,
+            Self::Chat => matches!(role, Role::General | Role::Reasoning),
+        }
+    }
+
+    /// The least context worth running with.
+    pub fn min_context(self) -> u32 {
+        match self {
+            // A failing test's output, the files it touches and the patch history.
+            Self::CodeFix => 16_384,
+            Self::Chat => 4096,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::CodeFix => "code fix",
+            Self::Chat => "chat",
+        }
+    }
+}
+
+/// One recommended model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Pick {
+    pub model_id: String,
+    pub model_name: String,
+    pub quant: String,
+    /// The weights' size is estimated from parameters × bits per weight (no size is pinned for it).
+    pub size_estimated: bool,
+    pub plan: FitPlan,
+    pub why: String,
+}
+
+/// A bigger model that did not make it, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Passed {
+    pub model_id: String,
+    pub model_name: String,
+    pub why: String,
+}
+
+/// The advice for one use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct UseAdvice {
+    #[serde(rename = "use")]
+    pub for_use: Use,
+    /// Best first.
+    pub picks: Vec<Pick>,
+    /// Models bigger than every pick that were passed over.
+    pub passed_over: Vec<Passed>,
+    /// Why there is no pick at all, when there is none.
+    pub none_fits: Option<String>,
+}
+
+/// What the machine offers a model, said once for all the why-lines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Offer {
+    /// Bytes the GPU(s) offer a model, after their runtime's share.
+    pub gpu_bytes: u64,
+    pub gpu_names: Vec<String>,
+    /// System memory a model may take, after a reserve for the OS, the desktop and the sandbox.
+    pub cpu_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Recommendations {
+    pub offer: Offer,
+    pub uses: Vec<UseAdvice>,
+}
+
+impl Offer {
+    fn of(budget: &Budget) -> Self {
+        Self {
+            gpu_bytes: budget.gpus.iter().map(|(_, bytes)| bytes).sum(),
+            gpu_names: budget.gpus.iter().map(|(name, _)| name.clone()).collect(),
+            cpu_bytes: budget.cpu,
+        }
+    }
+}
+
+impl CatalogModel {
+    /// The shape the fit calculator sizes for `quant`, and whether its size is an estimate.
+    pub fn shape(&self, quant: &Quant) -> (ModelShape, bool) {
+        let (weights_bytes, estimated) = match quant.size {
+            Some(size) => (size, false),
+            None => (estimate_size(self.parameters, &quant.name), true),
+        };
+        let a = &self.architecture;
+        let shape = ModelShape {
+            layers: a.layers,
+            kv_heads: a.kv_heads,
+            head_dim: a.head_dim,
+            embedding: a.embedding,
+            ffn: a.ffn,
+            vocab: a.vocab,
+            parameters: self.parameters,
+            weights_bytes,
+        };
+        (shape, estimated)
+    }
+}
+
+/// A GGUF file's size from its parameter count and quantization: the average bits per weight of
+/// llama.cpp's mixes (Q4_K_M keeps some tensors at Q6_K), as published GGUF files of Qwen2.5 and
+/// Llama 3.1 measure them.
+fn estimate_size(parameters: u64, quant: &str) -> u64 {
+    let bits = match quant.to_ascii_uppercase().as_str() {
+        "Q2_K" => 3.0,
+        "Q3_K_M" => 3.9,
+        "Q4_0" => 4.6,
+        "Q4_K_S" => 4.7,
+        "Q4_K_M" => 4.92,
+        "Q4_1" => 5.1,
+        "Q5_K_M" => 5.71,
+        "Q6_K" => 6.57,
+        "Q8_0" => 8.5,
+        "BF16" | "F16" => 16.0,
+        _ => 8.5,
+    };
+    (parameters as f64 * bits / 8.0) as u64
+}
+
+/// The best models for each use on `hardware`.
+pub fn recommend(catalog: &Catalog, hardware: &HardwareReport) -> Recommendations {
+    let budget = Budget::of(hardware);
+    let offer = Offer::of(&budget);
+    let uses = [Use::CodeFix, Use::Chat].into_iter().map(|u| advise(catalog, &budget, &offer, u)).collect();
+    Recommendations { offer, uses }
+}
+
+fn advise(catalog: &Catalog, budget: &Budget, offer: &Offer, for_use: Use) -> UseAdvice {
+    let mut candidates: Vec<&CatalogModel> = catalog.models.iter().filter(|m| for_use.fits_role(m.role)).collect();
+    candidates.sort_by(|a, b| b.parameters.cmp(&a.parameters).then_with(|| a.id.cmp(&b.id)));
+    let mut usable = Vec::new();
+    let mut unusable = Vec::new();
+    for model in candidates {
+        match best_fit(model, budget, for_use) {
+            Ok((tier, pick)) => usable.push((tier, model.parameters, pick)),
+            Err(why) => unusable.push((model.parameters, passed(model, why))),
+        }
+    }
+    // A stable sort: within a tier, bigger models stay first.
+    usable.sort_by_key(|(tier, _, _)| *tier);
+    let rest = usable.split_off(usable.len().min(PICKS));
+    let largest_pick = usable.iter().map(|(_, params, _)| *params).max().unwrap_or(0);
+    // Models bigger than every pick are worth a why; smaller ones that ranked lower are not news.
+    let mut passed_over: Vec<Passed> = rest
+        .into_iter()
+        .filter(|(_, params, _)| *params > largest_pick)
+        .map(|(_, _, p)| Passed {
+            why: format!("{}: {}; the models above run more of it on the GPU", p.model_name, p.why),
+            model_id: p.model_id,
+            model_name: p.model_name,
+        })
+        .collect();
+    passed_over.extend(unusable.into_iter().filter(|(params, _)| *params > largest_pick).map(|(_, p)| p));
+    let picks: Vec<Pick> = usable.into_iter().map(|(_, _, pick)| pick).collect();
+    let none_fits = picks.is_empty().then(|| {
+        format!(
+            "no {} model fits at {} context: each needs more than the {} this machine offers, or runs too slowly",
+            for_use.label(),
+            context_text(for_use.min_context()),
+            offer_text(offer)
+        )
+    });
+    UseAdvice { for_use, picks, passed_over, none_fits }
+}
+
+fn passed(model: &CatalogModel, why: String) -> Passed {
+    Passed { model_id: model.id.clone(), model_name: model.name.clone(), why }
+}
+
+/// Entirely on the GPU (or, without a GPU, on the CPU) ranks above split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Tier {
+    Whole,
+    Split,
+}
+
+/// The best way to run `model`: the quantization with the most bits that runs entirely on a GPU at
+/// its recommended context, else the recommended quantization (the catalog's first) at the largest
+/// context that runs fast enough anywhere. The error says why none does.
+fn best_fit(model: &CatalogModel, budget: &Budget, for_use: Use) -> Result<(Tier, Pick), String> {
+    let contexts = contexts(model, for_use);
+    let mut by_size: Vec<&Quant> = model.quants.iter().collect();
+    by_size.sort_by_key(|q| std::cmp::Reverse(model.shape(q).0.weights_bytes));
+    let has_gpu = !budget.gpus.is_empty();
+    let whole = |plan: &FitPlan| match plan.placement {
+        Placement::Gpu { .. } => true,
+        Placement::Cpu => !has_gpu && fast_enough(plan),
+        _ => false,
+    };
+    let recommended = model.context_recommended.max(for_use.min_context()).min(model.context_max);
+    // More bits only where they cost no speed that matters: on a GPU. On a CPU every byte is read per token.
+    for quant in by_size.iter().filter(|_| has_gpu) {
+        let (shape, _) = model.shape(quant);
+        if let Some(context) =
+            contexts.iter().copied().find(|&c| whole(&fit::plan(&shape, &FitRequest::new(c), budget)))
+            && context >= recommended
+        {
+            return Ok((Tier::Whole, pick(model, quant, context, budget)));
+        }
+    }
+    let Some(quant) = model.quants.first() else { return Err("it has no quantization".into()) };
+    let (shape, _) = model.shape(quant);
+    for &context in &contexts {
+        let plan = fit::plan(&shape, &FitRequest::new(context), budget);
+        if plan.fits() && fast_enough(&plan) {
+            let tier = if whole(&plan) { Tier::Whole } else { Tier::Split };
+            return Ok((tier, pick(model, quant, context, budget)));
+        }
+    }
+    let least = fit::plan(&shape, &FitRequest::new(for_use.min_context()), budget);
+    Err(why_not(model, quant, &least, &Offer::of(budget)))
+}
+
+/// Context lengths to try, largest first: the model's maximum, halving down to the use's minimum.
+fn contexts(model: &CatalogModel, for_use: Use) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut context = model.context_max;
+    while context >= for_use.min_context() {
+        out.push(context);
+        context /= 2;
+    }
+    out
+}
+
+fn fast_enough(plan: &FitPlan) -> bool {
+    // Without a bandwidth reading there is no estimate; the plan stands on memory alone.
+    plan.estimated_tokens_per_second.is_none_or(|tps| tps >= MIN_TOKENS_PER_SECOND)
+}
+
+fn pick(model: &CatalogModel, quant: &Quant, context: u32, budget: &Budget) -> Pick {
+    let (shape, size_estimated) = model.shape(quant);
+    let plan = fit::plan(&shape, &FitRequest::new(context), budget);
+    let why = format!("{} with {}: {}", quant.name, context_text(context), plan_text(&plan, size_estimated));
+    Pick {
+        model_id: model.id.clone(),
+        model_name: model.name.clone(),
+        quant: quant.name.clone(),
+        size_estimated,
+        plan,
+        why,
+    }
+}
+
+fn why_not(model: &CatalogModel, quant: &Quant, least: &FitPlan, offer: &Offer) -> String {
+    let needs = format!(
+        "needs {} with {} at {} context",
+        gb(least.need.total()),
+        quant.name,
+        context_text(least.request.context)
+    );
+    match &least.placement {
+        Placement::DoesNotFit { .. } => {
+            format!("{} {needs}, more than the {} this machine offers", model.name, offer_text(offer))
+        }
+        _ => format!(
+            "{} {needs}; {} it would generate about {} (estimate), below the {MIN_TOKENS_PER_SECOND:.0} tokens/s worth waiting for",
+            model.name,
+            where_text(&least.placement),
+            speed_text(least.estimated_tokens_per_second),
+        ),
+    }
+}
+
+fn plan_text(plan: &FitPlan, size_estimated: bool) -> String {
+    let need = &plan.need;
+    let weights =
+        if size_estimated { format!("~{} weights", gb(need.weights)) } else { format!("{} weights", gb(need.weights)) };
+    format!(
+        "{} needs {} ({weights}, {} KV cache, {} buffers); {}",
+        where_text(&plan.placement),
+        gb(need.total()),
+        gb(need.kv_cache),
+        gb(need.compute + need.overhead),
+        match plan.estimated_tokens_per_second {
+            Some(tps) => format!("about {} (estimate)", speed_text(Some(tps))),
+            None => "speed unknown (no memory bandwidth reading)".into(),
+        }
+    )
+}
+
+fn where_text(placement: &Placement) -> String {
+    match placement {
+        Placement::Gpu { gpus } => format!("all on {}", gpus.join(" + ")),
+        Placement::Split { gpus, layers_on_gpu, layers } => {
+            format!("split, {layers_on_gpu} of {layers} layers on {} and the rest on the CPU,", gpus.join(" + "))
+        }
+        Placement::Cpu => "on the CPU".into(),
+        Placement::DoesNotFit { .. } => "nowhere".into(),
+    }
+}
+
+fn offer_text(offer: &Offer) -> String {
+    if offer.gpu_names.is_empty() {
+        format!("{} of RAM", gb(offer.cpu_bytes))
+    } else {
+        format!("{} on {} and {} of RAM", gb(offer.gpu_bytes), offer.gpu_names.join(" + "), gb(offer.cpu_bytes))
+    }
+}
+
+fn speed_text(tps: Option<f64>) -> String {
+    tps.map_or_else(|| "an unknown number of tokens/s".into(), |t| format!("{t:.0} tokens/s"))
+}
+
+fn context_text(context: u32) -> String {
+    if context.is_multiple_of(1024) { format!("{}k", context / 1024) } else { context.to_string() }
+}
+
+/// Gibibytes, the unit of a GPU's "24 GB" and of `nvidia-smi`'s MiB.
+pub fn gb(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
