@@ -1,3 +1,4 @@
 //! The Tauri commands, one module per domain, each named `domain_verb`.
 
 pub mod doctor;
+pub mod hardware;

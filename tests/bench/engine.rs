@@ -8,7 +8,6 @@
 //! index) through the product's own downloader.
 #![expect(clippy::print_stdout, reason = "a benchmark prints its report")]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -50,3 +50,30 @@ fn unknown_arguments_get_usage_not_a_panic() -> Result<()> {
     ensure!(!stderr.contains("panicked"), "{stderr}");
     Ok(())
 }
+
+#[test]
+fn hw_reads_this_machine_and_recommends_models_with_why() -> Result<()> {
+    let data = tempfile::tempdir()?;
+    let out = fixbox(data.path())?.args(["hw", "--json"]).output()?;
+    let stdout = String::from_utf8(out.stdout)?;
+    ensure!(out.status.success(), "hw failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
+    let value: serde_json::Value = serde_json::from_str(&stdout)?;
+    let threads = std::thread::available_parallelism()?.get() as u64;
+    ensure!(value["machine"]["cpu"]["logical_cores"] == threads, "{}", value["machine"]["cpu"]);
+    let disk = &value["machine"]["models_disk"];
+    ensure!(disk["path"] == serde_json::json!(data.path().join("models")), "{disk}");
+    let code_fix = value["recommendations"]["uses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|u| u["use"] == "code-fix")
+        .ok_or_else(|| anyhow::anyhow!("no code-fix advice: {value}"))?;
+    let picks = code_fix["picks"].as_array().map(Vec::len).unwrap_or(0);
+    ensure!(picks > 0, "nothing recommended for code fixes on this machine: {code_fix}");
+    ensure!(code_fix["picks"][0]["why"].as_str().is_some_and(|w| w.contains("(estimate)")), "{code_fix}");
+
+    let text = fixbox(data.path())?.arg("hw").output()?;
+    let text = String::from_utf8(text.stdout)?;
+    ensure!(text.contains("Recommended for code fixes") && text.contains("RAM"), "{text}");
+    Ok(())
+}

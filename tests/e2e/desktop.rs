@@ -1,5 +1,6 @@
-//! The real desktop app under Xvfb, driven by tauri-driver + WebKitWebDriver: it opens, runs the
-//! doctor through its typed command, and shows the report.
+//! The real desktop app under Xvfb, driven by tauri-driver + WebKitWebDriver: it opens on the wizard's
+//! first page (this machine and the models that fit it, each with a why line), runs the doctor through
+//! its typed command, and shows the report.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -53,12 +54,24 @@ async fn the_window_shows_the_doctor_report() -> Result<()> {
 
 async fn check_report(client: &fantoccini::Client, out: &std::path::Path) -> Result<()> {
     // The doctor runs real checks (Docker, keychain, GPUs...); the verdict appears when all answered.
-    let verdict = client
+    let verdict = match client
         .wait()
         .at_most(Duration::from_secs(90))
         .for_element(Locator::Css("[data-testid=doctor-verdict]"))
         .await
-        .context("the doctor report did not appear in the window")?;
+    {
+        Ok(verdict) => verdict,
+        Err(err) => {
+            // What the window showed instead, for whoever reads the failure.
+            if let Ok(png) = client.screenshot().await {
+                let _ = std::fs::write(out.join("no-doctor-report.png"), png);
+            }
+            if let Ok(html) = client.source().await {
+                let _ = std::fs::write(out.join("no-doctor-report.html"), html);
+            }
+            return Err(err).context("the doctor report did not appear in the window (see no-doctor-report.*)");
+        }
+    };
     let screenshot = client.screenshot().await?;
     std::fs::write(out.join("doctor.png"), &screenshot)?;
     ensure!(screenshot.starts_with(b"\x89PNG"), "the screenshot is not a PNG");
@@ -75,5 +88,30 @@ async fn check_report(client: &fantoccini::Client, out: &std::path::Path) -> Res
     let text = docker.text().await?;
     ensure!(text.contains("Docker Engine") && text.contains("reachable"), "{text}");
     ensure!(!verdict.text().await?.is_empty());
+    check_machine_page(client, out).await
+}
+
+/// The wizard's first page: this machine as the probe reads it, and recommendations, each with a why.
+async fn check_machine_page(client: &fantoccini::Client, out: &std::path::Path) -> Result<()> {
+    let cpu = client
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::Css("[data-testid=machine-cpu]"))
+        .await
+        .context("the machine page did not show the CPU")?;
+    let threads = std::thread::available_parallelism()?.get();
+    let text = cpu.text().await?;
+    ensure!(text.contains(&format!("{threads} threads")), "{text}");
+    let picks = client.find_all(Locator::Css("li[data-testid=pick]")).await?;
+    ensure!(!picks.is_empty(), "no model is recommended for this machine");
+    let mut uses = Vec::new();
+    for pick in &picks {
+        uses.push(pick.attr("data-use").await?.unwrap_or_default());
+        let why = pick.find(Locator::Css("[data-testid=why]")).await?.text().await?;
+        ensure!(why.contains("needs") && why.contains("(estimate)"), "a pick without its why: {why:?}");
+    }
+    ensure!(uses.iter().any(|u| u == "code-fix"), "no code-fix pick: {uses:?}");
+    let machine = client.find(Locator::Css("[data-testid=machine]")).await?;
+    std::fs::write(out.join("machine.png"), machine.screenshot().await?)?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod doctor;
 mod engine;
+mod hw;
 mod models;
 
 use std::process::ExitCode;
@@ -20,6 +21,8 @@ struct Cli {
 enum Command {
     /// Check that Fixbox can work on this machine: Docker, keychain, GPUs, memory, data dir, engines.
     Doctor(doctor::DoctorArgs),
+    /// This machine's CPU, memory, GPUs and disk, and the models that fit it, with why.
+    Hw(hw::HwArgs),
     /// The model catalog and the models on this machine.
     #[command(subcommand)]
     Models(models::ModelsCommand),
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Doctor(args) => doctor::run(args).await,
+            Command::Hw(args) => hw::run(args).await,
             Command::Models(command) => models::run(command).await,
             Command::Engine(command) => engine::run(command).await,
         }

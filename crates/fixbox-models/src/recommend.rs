@@ -336,7 +336,11 @@ fn offer_text(offer: &Offer) -> String {
 }
 
 fn speed_text(tps: Option<f64>) -> String {
-    tps.map_or_else(|| "an unknown number of tokens/s".into(), |t| format!("{t:.0} tokens/s"))
+    match tps {
+        Some(t) if t < 10.0 => format!("{t:.1} tokens/s"),
+        Some(t) => format!("{t:.0} tokens/s"),
+        None => "an unknown number of tokens/s".into(),
+    }
 }
 
 fn context_text(context: u32) -> String {

@@ -8,6 +8,8 @@ import { invoke as __TAURI_INVOKE } from "@tauri-apps/api/core";
 export const commands = {
 	/**  Runs every doctor check (Docker, keychain, GPUs, memory, CPU, data dir, engines). */
 	doctorRun: () => __TAURI_INVOKE<DoctorReport>("doctor_run"),
+	/**  Reads the CPU, memory, GPUs and the models disk, and recommends models per use, each with why. */
+	hardwareRecommend: () => typedError<MachineAdvice, string>(__TAURI_INVOKE("hardware_recommend")),
 };
 
 /* Types */
@@ -32,9 +34,191 @@ export type CheckStatus = "ok" |
 /**  Fixbox cannot do its main job until this is fixed. */
 "fail";
 
+/**  The CPU, as far as running a model on it is concerned. */
+export type CpuInfo = {
+	brand: string,
+	arch: string,
+	physical_cores: number | null,
+	logical_cores: number,
+	/**  SIMD features that decide which llama.cpp CPU backend runs fastest (and which would crash). */
+	features: string[],
+};
+
+/**  Space on the disk holding a directory. Bytes. */
+export type DiskSpace = {
+	path: string,
+	/**  Where that disk is mounted. */
+	mount_point: string,
+	free_bytes: number,
+	total_bytes: number,
+};
+
 /**  The outcome of every check, in a fixed order. */
 export type DoctorReport = {
 	fixbox_version: string,
 	checks: Check[],
 };
+
+/**  The answer for one model at one request on one machine. */
+export type FitPlan = {
+	request: FitRequest,
+	need: MemoryNeed,
+	placement: Placement,
+	/**  Bytes on the GPU(s) and in system memory under this placement. */
+	gpu_bytes: number,
+	cpu_bytes: number,
+	/**  Generation speed, an estimate from memory bandwidth; `None` where a bandwidth is unknown. */
+	estimated_tokens_per_second: number | null,
+};
+
+/**  What the model is asked to do: how many tokens each request may hold, how many requests at once. */
+export type FitRequest = {
+	context: number,
+	slots: number,
+	kv_type: KvType,
+};
+
+/**  One GPU. Sizes in bytes. */
+export type GpuInfo = {
+	vendor: GpuVendor,
+	name: string,
+	/**  Dedicated memory; for unified memory (Apple silicon) the shared total. */
+	vram_total_bytes: number | null,
+	vram_free_bytes: number | null,
+	/**  Memory shared with the CPU (Apple silicon, integrated GPUs). */
+	unified_memory: boolean,
+	driver_version: string | null,
+	/**
+	 *  Memory bandwidth (bytes/s): from NVML, bus width × memory clock; for Apple silicon the chip's
+	 *  published figure (no API reads it).
+	 */
+	memory_bandwidth_bytes_per_s: number | null,
+	/**  CUDA compute capability, e.g. "8.9". */
+	compute_capability: string | null,
+	/**  Where these facts came from: "nvml", "sysfs" or "system". */
+	source: string,
+};
+
+export type GpuVendor = "nvidia" | "amd" | "intel" | "apple" | "other";
+
+/**  A snapshot of the machine's resources. */
+export type HardwareReport = {
+	os: string,
+	cpu: CpuInfo,
+	memory: MemoryInfo,
+	gpus: GpuInfo[],
+	/**  Free space on the disk that holds the models dir. */
+	models_disk: DiskSpace | null,
+	/**
+	 *  Why a GPU source found nothing, when that is worth telling the user (e.g. an NVIDIA card is on
+	 *  the PCI bus but the driver's NVML library cannot be loaded).
+	 */
+	gpu_notes: string[],
+	/**  Readings that could not be taken, each with the reason. */
+	unknown: Unknown[],
+};
+
+/**  How the KV cache stores each element (llama-server's `--cache-type-k/v`). */
+export type KvType = "f16" | "q8_0" | "q4_0";
+
+/**  The wizard's first page: this machine, and the models that fit it. */
+export type MachineAdvice = {
+	machine: HardwareReport,
+	recommendations: Recommendations,
+};
+
+/**  System memory. Sizes in bytes. */
+export type MemoryInfo = {
+	total_bytes: number,
+	available_bytes: number,
+	/**  A container's (cgroup) memory limit when it is below the machine's total: what we may really use. */
+	cgroup_limit_bytes: number | null,
+	/**  Read bandwidth with every core reading, measured (bytes/s); what bounds token generation on the CPU. */
+	bandwidth_bytes_per_s: number | null,
+};
+
+/**  Memory a model needs, by part. Bytes. */
+export type MemoryNeed = {
+	weights: number,
+	kv_cache: number,
+	compute: number,
+	overhead: number,
+};
+
+/**  What the machine offers a model, said once for all the why-lines. */
+export type Offer = {
+	/**  Bytes the GPU(s) offer a model, after their runtime's share. */
+	gpu_bytes: number,
+	gpu_names: string[],
+	/**  System memory a model may take, after a reserve for the OS, the desktop and the sandbox. */
+	cpu_bytes: number,
+};
+
+/**  A bigger model that did not make it, and why. */
+export type Passed = {
+	model_id: string,
+	model_name: string,
+	why: string,
+};
+
+/**  One recommended model. */
+export type Pick = {
+	model_id: string,
+	model_name: string,
+	quant: string,
+	/**  The weights' size is estimated from parameters × bits per weight (no size is pinned for it). */
+	size_estimated: boolean,
+	plan: FitPlan,
+	why: string,
+};
+
+/**  Where the model runs. */
+export type Placement = 
+/**  Everything on the GPU(s) named. */
+{ kind: "gpu"; gpus: string[] } | 
+/**  `layers_on_gpu` of `layers` on the GPU(s), the rest (and their KV cache) in system memory. */
+{ kind: "split"; gpus: string[]; layers_on_gpu: number; layers: number } | 
+/**  Everything in system memory. */
+{ kind: "cpu" } | 
+/**  It fits nowhere: the largest place is `short_by` bytes too small. */
+{ kind: "does-not-fit"; short_by: number };
+
+export type Recommendations = {
+	offer: Offer,
+	uses: UseAdvice[],
+};
+
+/**  A fact that could not be read, and why. */
+export type Unknown = {
+	what: string,
+	reason: string,
+};
+
+/**  What a model is wanted for. */
+export type Use = 
+/**  Auto-fix: a coder model, with room for source files and test output. */
+"code-fix" | 
+/**  Questions and explanations: general and reasoning models. */
+"chat";
+
+/**  The advice for one use. */
+export type UseAdvice = {
+	use: Use,
+	/**  Best first. */
+	picks: Pick[],
+	/**  Models bigger than every pick that were passed over. */
+	passed_over: Passed[],
+	/**  Why there is no pick at all, when there is none. */
+	none_fits: string | null,
+};
+
+/* Tauri Specta runtime */
+async function typedError<T, E>(result: Promise<T>): Promise<{ status: "ok"; data: T } | { status: "error"; error: E }> {
+    try {
+        return { status: "ok", data: await result };
+    } catch (e) {
+        if (e instanceof Error) throw e;
+        return { status: "error", error: e as any };
+    }
+}
 
