@@ -290,7 +290,7 @@ license = "MIT"
 context_max = 2
 context_recommended = 2
 prompt_format = "chatml"
-architecture = { arch = "llama", layers = 1, heads = 1, kv_heads = 1, embedding = 1, head_dim = 1 }
+architecture = { arch = "llama", layers = 1, heads = 1, kv_heads = 1, embedding = 1, head_dim = 1, ffn = 1, vocab = 1 }
 [[model.quant]]
 name = "Q4_0"
 file = "m.gguf"
