@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use fixbox_engine::{EngineKind, LaunchSpec, LlamaServer, ModelRef, SuperviseOptions};
 use futures::StreamExt;
 
@@ -80,15 +80,7 @@ async fn measure(url: &str, model: &str) -> Result<Run> {
     });
     let client = fixbox_models::http_client_builder().no_proxy().build()?;
     let started = Instant::now();
-    let response = client
-        .post(format!("{url}/v1/chat/completions"))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await?;
-    if !response.status().is_success() {
-        bail!("llama-server answered {}", response.status());
-    }
+    let response = fixbox_e2e::models::chat_completion(&client, url, &body).await?;
     let mut stream = response.bytes_stream();
     let (mut first, mut last, mut tokens) = (None, started, 0u32);
     let mut pending = String::new();

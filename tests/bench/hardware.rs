@@ -46,7 +46,7 @@ async fn main() -> Result<()> {
         for context in contexts {
             let request = FitRequest::new(context);
             let plan = fit::plan(&shape, &request, &budget);
-            let predicted = fit::memory_need(&shape, &request).total();
+            let predicted = plan.need.total();
             let measured = measure(&binary, &file, id, context, threads).await?;
             let loaded_error = error(predicted, measured.rss_loaded);
             let after_error = error(predicted, measured.rss_after);
@@ -132,15 +132,7 @@ async fn one_request(url: &str, model: &str) -> Result<f64> {
         "temperature": 0,
     });
     let client = fixbox_models::http_client_builder().no_proxy().build()?;
-    let response = client
-        .post(format!("{url}/v1/chat/completions"))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await?;
-    if !response.status().is_success() {
-        bail!("llama-server answered {}", response.status());
-    }
+    let response = fixbox_e2e::models::chat_completion(&client, url, &body).await?;
     let answer: serde_json::Value = serde_json::from_slice(&response.bytes().await?)?;
     let prompt_tokens = answer["usage"]["prompt_tokens"].as_u64().unwrap_or(0);
     if prompt_tokens < fit::UBATCH {

@@ -36,3 +36,21 @@ pub async fn offline_model(id: &str) -> Result<PathBuf> {
     let downloader = Downloader::new(RetryPolicy::default())?;
     Ok(store.pull(&downloader, &request, &tx, &CancellationToken::new()).await?.path)
 }
+
+/// Posts an OpenAI chat completion `body` to the engine at `url`; an answer other than 2xx is an error.
+pub async fn chat_completion(
+    client: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> Result<reqwest::Response> {
+    let response = client
+        .post(format!("{url}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        anyhow::bail!("llama-server answered {}", response.status());
+    }
+    Ok(response)
+}

@@ -219,11 +219,12 @@ impl Budget {
         }
     }
 
-    fn gpu_total(&self) -> u64 {
+    /// Bytes all the GPUs offer together.
+    pub fn gpu_total(&self) -> u64 {
         self.gpus.iter().map(|(_, bytes)| bytes).sum()
     }
 
-    fn gpu_names(&self) -> Vec<String> {
+    pub fn gpu_names(&self) -> Vec<String> {
         self.gpus.iter().map(|(name, _)| name.clone()).collect()
     }
 }

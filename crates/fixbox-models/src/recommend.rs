@@ -105,11 +105,7 @@ pub struct Recommendations {
 
 impl Offer {
     fn of(budget: &Budget) -> Self {
-        Self {
-            gpu_bytes: budget.gpus.iter().map(|(_, bytes)| bytes).sum(),
-            gpu_names: budget.gpus.iter().map(|(name, _)| name.clone()).collect(),
-            cpu_bytes: budget.cpu,
-        }
+        Self { gpu_bytes: budget.gpu_total(), gpu_names: budget.gpu_names(), cpu_bytes: budget.cpu }
     }
 }
 
@@ -169,7 +165,7 @@ fn advise(catalog: &Catalog, budget: &Budget, offer: &Offer, for_use: Use) -> Us
     let mut usable = Vec::new();
     let mut unusable = Vec::new();
     for model in candidates {
-        match best_fit(model, budget, for_use) {
+        match best_fit(model, budget, offer, for_use) {
             Ok((tier, pick)) => usable.push((tier, model.parameters, pick)),
             Err(why) => unusable.push((model.parameters, passed(model, why))),
         }
@@ -215,7 +211,7 @@ enum Tier {
 /// The best way to run `model`: the quantization with the most bits that runs entirely on a GPU at
 /// its recommended context, else the recommended quantization (the catalog's first) at the largest
 /// context that runs fast enough anywhere. The error says why none does.
-fn best_fit(model: &CatalogModel, budget: &Budget, for_use: Use) -> Result<(Tier, Pick), String> {
+fn best_fit(model: &CatalogModel, budget: &Budget, offer: &Offer, for_use: Use) -> Result<(Tier, Pick), String> {
     let contexts = contexts(model, for_use);
     let mut by_size: Vec<&Quant> = model.quants.iter().collect();
     by_size.sort_by_key(|q| std::cmp::Reverse(model.shape(q).0.weights_bytes));
@@ -228,25 +224,25 @@ fn best_fit(model: &CatalogModel, budget: &Budget, for_use: Use) -> Result<(Tier
     let recommended = model.context_recommended.max(for_use.min_context()).min(model.context_max);
     // More bits only where they cost no speed that matters: on a GPU. On a CPU every byte is read per token.
     for quant in by_size.iter().filter(|_| has_gpu) {
-        let (shape, _) = model.shape(quant);
-        if let Some(context) =
-            contexts.iter().copied().find(|&c| whole(&fit::plan(&shape, &FitRequest::new(c), budget)))
-            && context >= recommended
+        let (shape, size_estimated) = model.shape(quant);
+        if let Some(plan) =
+            contexts.iter().map(|&c| fit::plan(&shape, &FitRequest::new(c), budget)).find(|plan| whole(plan))
+            && plan.request.context >= recommended
         {
-            return Ok((Tier::Whole, pick(model, quant, context, budget)));
+            return Ok((Tier::Whole, pick(model, quant, plan, size_estimated)));
         }
     }
     let Some(quant) = model.quants.first() else { return Err("it has no quantization".into()) };
-    let (shape, _) = model.shape(quant);
+    let (shape, size_estimated) = model.shape(quant);
     for &context in &contexts {
         let plan = fit::plan(&shape, &FitRequest::new(context), budget);
         if plan.fits() && fast_enough(&plan) {
             let tier = if whole(&plan) { Tier::Whole } else { Tier::Split };
-            return Ok((tier, pick(model, quant, context, budget)));
+            return Ok((tier, pick(model, quant, plan, size_estimated)));
         }
     }
     let least = fit::plan(&shape, &FitRequest::new(for_use.min_context()), budget);
-    Err(why_not(model, quant, &least, &Offer::of(budget)))
+    Err(why_not(model, quant, &least, offer))
 }
 
 /// Context lengths to try, largest first: the model's maximum, halving down to the use's minimum.
@@ -265,10 +261,9 @@ fn fast_enough(plan: &FitPlan) -> bool {
     plan.estimated_tokens_per_second.is_none_or(|tps| tps >= MIN_TOKENS_PER_SECOND)
 }
 
-fn pick(model: &CatalogModel, quant: &Quant, context: u32, budget: &Budget) -> Pick {
-    let (shape, size_estimated) = model.shape(quant);
-    let plan = fit::plan(&shape, &FitRequest::new(context), budget);
-    let why = format!("{} with {}: {}", quant.name, context_text(context), plan_text(&plan, size_estimated));
+fn pick(model: &CatalogModel, quant: &Quant, plan: FitPlan, size_estimated: bool) -> Pick {
+    let why =
+        format!("{} with {}: {}", quant.name, context_text(plan.request.context), plan_text(&plan, size_estimated));
     Pick {
         model_id: model.id.clone(),
         model_name: model.name.clone(),
