@@ -144,7 +144,10 @@ async fn an_oom_is_reported_as_such_and_the_session_continues() {
 #[tokio::test]
 async fn a_fork_bomb_is_contained_by_the_pids_limit() {
     let sb = sandbox_with(Limits { pids: 64, ..Limits::default() }).await;
-    let request = ExecRequest::shell("bomb() { bomb | bomb & }; bomb; sleep 5").hard_timeout(Duration::from_secs(4));
+    // The shell then becomes `sleep` by exec, which needs no new pid: forking it could fail under the
+    // bomb and end the command before the timeout.
+    let request =
+        ExecRequest::shell("bomb() { bomb | bomb & }; bomb; exec sleep 30").hard_timeout(Duration::from_secs(4));
     let out = sb.exec(request).await.unwrap().finish().await.unwrap();
     assert_eq!(out.ending, Ending::HardTimeout);
     assert!(out.stderr.contains("fork") || out.stderr.contains("Resource temporarily unavailable"), "{out:?}");
