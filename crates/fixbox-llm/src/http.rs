@@ -1,0 +1,192 @@
+//! The HTTP side every provider shares: one POST, its error answers classified (with the key redacted
+//! from them), and the streamed body framed into lines and parsed into [`Chunk`]s under the timeouts.
+
+use std::time::{Duration, SystemTime};
+
+use fixbox_store::Secret;
+use futures::StreamExt;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+
+use crate::chat::Chunk;
+use crate::client::{ChunkStream, Timeouts};
+use crate::error::{LlmError, from_status};
+use crate::sse::Lines;
+
+/// An HTTP client for model servers. It first makes sure the process has its one TLS crypto provider
+/// (ring, as in `fixbox_models::http_client_builder`), without which reqwest cannot build.
+pub(crate) fn client(timeouts: &Timeouts) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let builder = reqwest::Client::builder().connect_timeout(timeouts.connect).pool_idle_timeout(Duration::from_secs(30));
+    // Building fails only when TLS cannot be set up; the default client then reports it on first use.
+    builder.build().unwrap_or_default()
+}
+
+/// Where a request goes, and as whom.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint {
+    /// Names the server in errors: the route's name, or the URL's host.
+    pub provider: String,
+    pub model: String,
+    pub url: String,
+    pub key: Option<Secret>,
+}
+
+impl Endpoint {
+    /// `text` with the API key replaced by `***`, for anything that came back from the server.
+    pub(crate) fn redact(&self, text: &str) -> String {
+        match &self.key {
+            Some(key) if !key.expose().is_empty() => text.replace(key.expose(), "***"),
+            _ => text.to_string(),
+        }
+    }
+}
+
+/// How a provider's stream is framed and read.
+pub(crate) trait StreamParser: Send + 'static {
+    /// Server-sent events (`data:` lines) rather than one JSON object per line.
+    const SSE: bool;
+
+    /// The chunks one payload holds; an error the server reports in the stream is an `Err`.
+    fn payload(&mut self, endpoint: &Endpoint, payload: &str) -> Result<Vec<Chunk>, LlmError>;
+
+    /// The stream ended: its [`Chunk::Done`] if the answer was complete.
+    fn end(&mut self) -> Option<Chunk>;
+}
+
+/// POSTs `body` to the endpoint and streams the parsed answer.
+pub(crate) fn post_stream<P: StreamParser>(
+    http: reqwest::Client,
+    endpoint: Endpoint,
+    body: String,
+    timeouts: Timeouts,
+    mut parser: P,
+) -> ChunkStream {
+    Box::pin(async_stream::try_stream! {
+        let mut request = http.post(&endpoint.url).header("content-type", "application/json").body(body);
+        if let Some(key) = &endpoint.key {
+            request = request.bearer_auth(key.expose());
+        }
+        let response = match tokio::time::timeout(timeouts.first_token, request.send()).await {
+            Err(_) => Err(timeout(&endpoint, "waiting for the answer to start", timeouts.first_token))?,
+            Ok(Err(err)) => Err(unreachable(&endpoint, &err))?,
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        if !status.is_success() {
+            let after = retry_after(response.headers(), SystemTime::now());
+            let body = tokio::time::timeout(timeouts.idle, response.text()).await.ok().and_then(Result::ok);
+            let body = endpoint.redact(&body.unwrap_or_default());
+            Err::<(), _>(from_status(&endpoint.provider, &endpoint.model, status.as_u16(), after, &body))?;
+            return;
+        }
+
+        let mut body = response.bytes_stream();
+        let mut lines = Lines::default();
+        let mut deltas = 0u64;
+        loop {
+            let wait = if deltas == 0 { timeouts.first_token } else { timeouts.idle };
+            let bytes = match tokio::time::timeout(wait, body.next()).await {
+                Err(_) if deltas == 0 => Err(timeout(&endpoint, "waiting for the first token", wait))?,
+                Err(_) => Err(broken(&endpoint, deltas, format!("nothing arrived for {}s", wait.as_secs_f32())))?,
+                Ok(Some(Err(err))) => Err(broken(&endpoint, deltas, endpoint.redact(&err.to_string())))?,
+                Ok(Some(Ok(bytes))) => bytes,
+                Ok(None) => {
+                    let rest = lines.rest();
+                    for chunk in parse(&mut parser, &endpoint, rest.as_deref())? {
+                        yield chunk;
+                    }
+                    match parser.end() {
+                        Some(done) => {
+                            yield done;
+                            return;
+                        }
+                        None => Err(broken(&endpoint, deltas, "the connection closed before the answer's end".into()))?,
+                    }
+                    return;
+                }
+            };
+            for line in lines.push(&bytes) {
+                for chunk in parse(&mut parser, &endpoint, Some(&line))? {
+                    let done = matches!(chunk, Chunk::Done(_));
+                    deltas += u64::from(!done);
+                    yield chunk;
+                    if done {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn parse<P: StreamParser>(parser: &mut P, endpoint: &Endpoint, line: Option<&str>) -> Result<Vec<Chunk>, LlmError> {
+    let Some(line) = line else { return Ok(Vec::new()) };
+    let payload = if P::SSE { crate::sse::sse_data(line) } else { Some(line) };
+    match payload {
+        Some(payload) if !payload.trim().is_empty() => parser.payload(endpoint, payload.trim()),
+        _ => Ok(Vec::new()),
+    }
+}
+
+fn timeout(endpoint: &Endpoint, stage: &'static str, waited: Duration) -> LlmError {
+    LlmError::Timeout { provider: endpoint.provider.clone(), stage, waited }
+}
+
+fn broken(endpoint: &Endpoint, deltas: u64, reason: String) -> LlmError {
+    LlmError::StreamBroken { provider: endpoint.provider.clone(), deltas, reason }
+}
+
+pub(crate) fn unreachable(endpoint: &Endpoint, err: &reqwest::Error) -> LlmError {
+    // reqwest's Display stops at "error sending request"; the cause (refused, reset, DNS) is below it.
+    let mut reason = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        reason = format!("{reason}: {cause}");
+        source = cause.source();
+    }
+    LlmError::Connection { provider: endpoint.provider.clone(), url: endpoint.url.clone(), reason: endpoint.redact(&reason) }
+}
+
+/// `Retry-After` as seconds or as an HTTP date.
+pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let headers = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(RETRY_AFTER, v.parse().unwrap());
+            h
+        };
+        assert_eq!(retry_after(&headers("2"), now), Some(Duration::from_secs(2)));
+        assert_eq!(retry_after(&headers("0.5"), now), Some(Duration::from_millis(500)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(retry_after(&headers(&later), now), Some(Duration::from_secs(30)));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(retry_after(&headers(&past), now), Some(Duration::ZERO));
+        assert_eq!(retry_after(&headers("soon"), now), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn the_key_is_redacted_from_what_the_server_says() {
+        let endpoint = Endpoint {
+            provider: "cloud".into(),
+            model: "m".into(),
+            url: "http://x".into(),
+            key: Some(Secret::new("sk-live-abcdef123456")),
+        };
+        assert_eq!(endpoint.redact("Incorrect API key provided: sk-live-abcdef123456."), "Incorrect API key provided: ***.");
+    }
+}

@@ -1,0 +1,246 @@
+//! The routing settings: the providers a user has, and per task the order to try them in. Stored as
+//! the setting [`RoutingConfig::SETTING`]; API keys are named here and live in the keychain.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use fixbox_store::{Keychain, Secret};
+use serde::{Deserialize, Serialize};
+
+use crate::client::Timeouts;
+use crate::error::LlmError;
+use crate::retry::RetryPolicy;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// OpenAI's chat-completions API: llama-server, vLLM, OpenAI, OpenRouter, ...
+    Openai,
+    /// Ollama's native API.
+    Ollama,
+    Mistral,
+}
+
+/// One model behind one server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// What routes call it, and how records and metrics name it.
+    pub name: String,
+    pub kind: ProviderKind,
+    pub base_url: String,
+    pub model: String,
+    /// The keychain entry holding its API key (`fixbox keys set <entry>`), never the key itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// Tokens; a request that cannot fit skips this provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_window: Option<u32>,
+    /// The price-table entry to price it by; default: the model's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<String>,
+    /// Runs on this machine: costs nothing (its equivalent cloud cost is reported). Default: the
+    /// server is on loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<bool>,
+}
+
+impl ProviderConfig {
+    pub fn is_local(&self) -> bool {
+        self.local.unwrap_or_else(|| {
+            let host = crate::openai::host_of(&self.base_url);
+            let host = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h).to_string();
+            matches!(host.as_str(), "127.0.0.1" | "localhost" | "[::1]")
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetrySettings {
+    pub max_retries: u32,
+    pub first_wait_ms: u64,
+    pub max_wait_ms: u64,
+    pub max_retry_after_s: u64,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        let policy = RetryPolicy::default();
+        Self {
+            max_retries: policy.max_retries,
+            first_wait_ms: policy.first_wait.as_millis() as u64,
+            max_wait_ms: policy.max_wait.as_millis() as u64,
+            max_retry_after_s: policy.max_retry_after.as_secs(),
+        }
+    }
+}
+
+impl From<RetrySettings> for RetryPolicy {
+    fn from(s: RetrySettings) -> Self {
+        Self {
+            max_retries: s.max_retries,
+            first_wait: Duration::from_millis(s.first_wait_ms),
+            max_wait: Duration::from_millis(s.max_wait_ms),
+            max_retry_after: Duration::from_secs(s.max_retry_after_s),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimeoutSettings {
+    pub connect_s: f64,
+    pub first_token_s: f64,
+    pub idle_s: f64,
+}
+
+impl Default for TimeoutSettings {
+    fn default() -> Self {
+        let t = Timeouts::default();
+        Self { connect_s: t.connect.as_secs_f64(), first_token_s: t.first_token.as_secs_f64(), idle_s: t.idle.as_secs_f64() }
+    }
+}
+
+impl TimeoutSettings {
+    pub(crate) fn timeouts(&self) -> Result<Timeouts, LlmError> {
+        let secs = |name: &str, s: f64| {
+            Duration::try_from_secs_f64(s)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| LlmError::Config(format!("timeouts.{name} must be a positive number of seconds, not {s}")))
+        };
+        Ok(Timeouts {
+            connect: secs("connect_s", self.connect_s)?,
+            first_token: secs("first_token_s", self.first_token_s)?,
+            idle: secs("idle_s", self.idle_s)?,
+        })
+    }
+}
+
+/// Providers, and per task the providers to try, first to last resort. A task without a route of its
+/// own takes `default`'s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    pub providers: Vec<ProviderConfig>,
+    pub routes: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub retry: RetrySettings,
+    #[serde(default)]
+    pub timeouts: TimeoutSettings,
+}
+
+impl RoutingConfig {
+    /// The settings key it is stored under.
+    pub const SETTING: &'static str = "llm.routing";
+
+    /// One provider as the `default` route.
+    pub fn single(provider: ProviderConfig) -> Self {
+        let routes = BTreeMap::from([("default".to_string(), vec![provider.name.clone()])]);
+        Self { providers: vec![provider], routes, retry: RetrySettings::default(), timeouts: TimeoutSettings::default() }
+    }
+
+    /// Reads TOML (a file a user writes) or JSON (the stored setting).
+    pub fn parse(text: &str) -> Result<Self, LlmError> {
+        let config: Self = if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).map_err(|e| LlmError::Config(e.to_string()))?
+        } else {
+            toml::from_str(text).map_err(|e| LlmError::Config(e.to_string()))?
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), LlmError> {
+        let mut names = std::collections::BTreeSet::new();
+        for provider in &self.providers {
+            if !names.insert(provider.name.as_str()) {
+                return Err(LlmError::Config(format!("two providers are named `{}`", provider.name)));
+            }
+            if !provider.base_url.starts_with("http://") && !provider.base_url.starts_with("https://") {
+                return Err(LlmError::Config(format!(
+                    "provider `{}`: base_url `{}` must start with http:// or https://",
+                    provider.name, provider.base_url
+                )));
+            }
+        }
+        for (task, route) in &self.routes {
+            if route.is_empty() {
+                return Err(LlmError::Config(format!("route `{task}` names no provider")));
+            }
+            if let Some(unknown) = route.iter().find(|name| !names.contains(name.as_str())) {
+                return Err(LlmError::Config(format!(
+                    "route `{task}` names `{unknown}`, which is not among the providers ({})",
+                    names.iter().copied().collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        if !self.routes.contains_key("default") {
+            return Err(LlmError::Config("there is no `default` route".into()));
+        }
+        self.timeouts.timeouts().map(|_| ())
+    }
+}
+
+/// Where API keys come from: the OS keychain, or (in tests of what cannot reach one) a fixed set.
+pub trait KeySource: Send + Sync {
+    fn key(&self, name: &str) -> Result<Option<Secret>, LlmError>;
+}
+
+impl KeySource for Keychain {
+    fn key(&self, name: &str) -> Result<Option<Secret>, LlmError> {
+        self.get(name).map_err(|e| LlmError::Key { name: name.into(), reason: e.to_string() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+[[providers]]
+name = "cloud"
+kind = "openai"
+base_url = "https://openrouter.ai/api/v1"
+model = "qwen/qwen-2.5-coder-32b-instruct"
+api_key = "openrouter"
+context_window = 32768
+
+[[providers]]
+name = "local"
+kind = "openai"
+base_url = "http://127.0.0.1:8080/v1"
+model = "qwen2.5-coder-7b-instruct"
+context_window = 16384
+
+[routes]
+default = ["local", "cloud"]
+long_context = ["cloud", "local"]
+
+[retry]
+max_retries = 2
+"#;
+
+    #[test]
+    fn a_toml_routing_file_parses_validates_and_round_trips_as_json() {
+        let config = RoutingConfig::parse(EXAMPLE).unwrap();
+        assert_eq!(config.routes["long_context"], ["cloud", "local"]);
+        assert_eq!(config.retry.max_retries, 2);
+        assert_eq!(config.retry.first_wait_ms, 500, "unset fields keep their defaults");
+        assert!(!config.providers[0].is_local() && config.providers[1].is_local());
+        let json = serde_json::to_string(&config).unwrap();
+        assert_eq!(RoutingConfig::parse(&json).unwrap(), config);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let unknown = EXAMPLE.replace(r#"long_context = ["cloud", "local"]"#, r#"long_context = ["clod"]"#);
+        let err = RoutingConfig::parse(&unknown).unwrap_err().to_string();
+        assert!(err.contains("`clod`") && err.contains("cloud, local"), "{err}");
+        let no_default = EXAMPLE.replace("default =", "short =");
+        assert!(RoutingConfig::parse(&no_default).unwrap_err().to_string().contains("no `default` route"));
+        let key_value = EXAMPLE.replace("model = \"qwen2.5-coder-7b-instruct\"", "model = \"m\"\napi_key_value = \"sk-1\"");
+        assert!(RoutingConfig::parse(&key_value).unwrap_err().to_string().contains("api_key_value"));
+    }
+}
