@@ -2,6 +2,7 @@
 //! real helper processes (Xvfb, tauri-driver) that are killed when dropped.
 
 mod display;
+pub mod faults;
 pub mod models;
 mod process;
 

@@ -54,3 +54,17 @@ pub async fn chat_completion(
     }
     Ok(response)
 }
+
+/// llama-server serving SmolLM2-135M on a free loopback port, CPU only, with `slots` requests at once.
+pub async fn smollm2(context: u32, slots: u32) -> Result<fixbox_engine::RunningEngine> {
+    use fixbox_engine::{EngineKind, LaunchSpec, LlamaServer, ModelRef, SuperviseOptions};
+    let binary = llama_server().await?;
+    let model = offline_model("smollm2-135m-instruct").await?;
+    let mut spec = LaunchSpec::new(EngineKind::LlamaServer, ModelRef::File(model), "smollm2", context);
+    spec.port = crate::free_port()?;
+    spec.parallel = slots;
+    let log = tempfile::NamedTempFile::new()?.into_temp_path().to_path_buf();
+    let options =
+        SuperviseOptions { startup_timeout: std::time::Duration::from_secs(300), ..SuperviseOptions::default() };
+    Ok(fixbox_engine::start(std::sync::Arc::new(LlamaServer), &binary, spec, log, options).await?)
+}

@@ -46,6 +46,10 @@ pub struct Sampling {
     pub stop: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// Server-specific parameters, passed as given: llama-server's `ignore_eos` or `top_k`, vLLM's
+    /// `min_p`; for Ollama they go under `options`.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -186,15 +186,42 @@ mod tests {
     #[test]
     fn answers_are_classified_by_what_retrying_can_fix() {
         // Bodies as the servers send them.
-        assert_eq!(kind(401, r#"{"error":{"message":"Incorrect API key provided: sk-***","type":"invalid_request_error","code":"invalid_api_key"}}"#), ErrorKind::Auth);
+        assert_eq!(
+            kind(
+                401,
+                r#"{"error":{"message":"Incorrect API key provided: sk-***","type":"invalid_request_error","code":"invalid_api_key"}}"#
+            ),
+            ErrorKind::Auth
+        );
         assert_eq!(kind(401, r#"{"message":"Unauthorized","request_id":"abc"}"#), ErrorKind::Auth);
         assert_eq!(kind(404, r#"{"error":"model 'qwen9:1b' not found"}"#), ErrorKind::ModelNotFound);
-        assert_eq!(kind(400, r#"{"object":"error","message":"The model `x` does not exist.","type":"NotFoundError","code":404}"#), ErrorKind::ModelNotFound);
-        assert_eq!(kind(400, r#"{"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error","n_prompt_tokens":9000,"n_ctx":4096}}"#), ErrorKind::ContextTooLong);
-        assert_eq!(kind(400, r#"{"error":{"message":"This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens.","code":"context_length_exceeded"}}"#), ErrorKind::ContextTooLong);
+        assert_eq!(
+            kind(
+                400,
+                r#"{"object":"error","message":"The model `x` does not exist.","type":"NotFoundError","code":404}"#
+            ),
+            ErrorKind::ModelNotFound
+        );
+        assert_eq!(
+            kind(
+                400,
+                r#"{"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error","n_prompt_tokens":9000,"n_ctx":4096}}"#
+            ),
+            ErrorKind::ContextTooLong
+        );
+        assert_eq!(
+            kind(
+                400,
+                r#"{"error":{"message":"This model's maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens.","code":"context_length_exceeded"}}"#
+            ),
+            ErrorKind::ContextTooLong
+        );
         assert_eq!(kind(400, r#"{"error":{"message":"temperature must be at most 2"}}"#), ErrorKind::BadRequest);
         assert_eq!(kind(429, r#"{"error":{"message":"Rate limit reached"}}"#), ErrorKind::RateLimited);
-        assert_eq!(kind(503, r#"{"error":{"code":503,"message":"Loading model","type":"unavailable_error"}}"#), ErrorKind::Server);
+        assert_eq!(
+            kind(503, r#"{"error":{"code":503,"message":"Loading model","type":"unavailable_error"}}"#),
+            ErrorKind::Server
+        );
         assert_eq!(kind(502, "<html>Bad Gateway</html>"), ErrorKind::Server);
         for retryable in [429, 500, 502, 503, 504] {
             assert!(from_status("p", "m", retryable, None, "").is_retryable(), "{retryable}");

@@ -16,7 +16,8 @@ use crate::sse::Lines;
 /// (ring, as in `fixbox_models::http_client_builder`), without which reqwest cannot build.
 pub(crate) fn client(timeouts: &Timeouts) -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let builder = reqwest::Client::builder().connect_timeout(timeouts.connect).pool_idle_timeout(Duration::from_secs(30));
+    let builder =
+        reqwest::Client::builder().connect_timeout(timeouts.connect).pool_idle_timeout(Duration::from_secs(30));
     // Building fails only when TLS cannot be set up; the default client then reports it on first use.
     builder.build().unwrap_or_default()
 }
@@ -144,7 +145,11 @@ pub(crate) fn unreachable(endpoint: &Endpoint, err: &reqwest::Error) -> LlmError
         reason = format!("{reason}: {cause}");
         source = cause.source();
     }
-    LlmError::Connection { provider: endpoint.provider.clone(), url: endpoint.url.clone(), reason: endpoint.redact(&reason) }
+    LlmError::Connection {
+        provider: endpoint.provider.clone(),
+        url: endpoint.url.clone(),
+        reason: endpoint.redact(&reason),
+    }
 }
 
 /// `Retry-After` as seconds or as an HTTP date.
@@ -187,6 +192,9 @@ mod tests {
             url: "http://x".into(),
             key: Some(Secret::new("sk-live-abcdef123456")),
         };
-        assert_eq!(endpoint.redact("Incorrect API key provided: sk-live-abcdef123456."), "Incorrect API key provided: ***.");
+        assert_eq!(
+            endpoint.redact("Incorrect API key provided: sk-live-abcdef123456."),
+            "Incorrect API key provided: ***."
+        );
     }
 }

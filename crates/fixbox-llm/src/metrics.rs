@@ -75,7 +75,8 @@ impl Metrics {
     }
 
     pub(crate) fn record_error(&self, route: &str, model: &str, kind: ErrorKind) {
-        let labels = vec![("provider", route.to_string()), ("model", model.to_string()), ("kind", kind.as_str().to_string())];
+        let labels =
+            vec![("provider", route.to_string()), ("model", model.to_string()), ("kind", kind.as_str().to_string())];
         self.lock().add("fixbox_llm_errors_total", labels, 1.0);
     }
 
@@ -162,11 +163,29 @@ mod tests {
         metrics.record_error("cloud", "gpt", ErrorKind::RateLimited);
         let text = metrics.render();
         assert!(text.contains("# TYPE fixbox_llm_calls_total counter\nfixbox_llm_calls_total{provider=\"local\",model=\"smol\\\"lm\"} 2\n"), "{text}");
-        assert!(text.contains("fixbox_llm_tokens_total{provider=\"local\",model=\"smol\\\"lm\",kind=\"cache_read\"} 8\n"), "{text}");
-        assert!(text.contains("fixbox_llm_errors_total{provider=\"cloud\",model=\"gpt\",kind=\"rate_limited\"} 1\n"), "{text}");
-        assert!(text.contains("fixbox_llm_latency_seconds_bucket{provider=\"local\",model=\"smol\\\"lm\",le=\"0.5\"} 0\n"), "{text}");
-        assert!(text.contains("fixbox_llm_latency_seconds_bucket{provider=\"local\",model=\"smol\\\"lm\",le=\"1\"} 2\n"), "{text}");
-        assert!(text.contains("fixbox_llm_latency_seconds_count{provider=\"local\",model=\"smol\\\"lm\"} 2\n"), "{text}");
-        assert!(text.contains("fixbox_llm_equivalent_cost_usd_total{provider=\"local\",model=\"smol\\\"lm\"} 1\n"), "{text}");
+        assert!(
+            text.contains("fixbox_llm_tokens_total{provider=\"local\",model=\"smol\\\"lm\",kind=\"cache_read\"} 8\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fixbox_llm_errors_total{provider=\"cloud\",model=\"gpt\",kind=\"rate_limited\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fixbox_llm_latency_seconds_bucket{provider=\"local\",model=\"smol\\\"lm\",le=\"0.5\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fixbox_llm_latency_seconds_bucket{provider=\"local\",model=\"smol\\\"lm\",le=\"1\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fixbox_llm_latency_seconds_count{provider=\"local\",model=\"smol\\\"lm\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fixbox_llm_equivalent_cost_usd_total{provider=\"local\",model=\"smol\\\"lm\"} 1\n"),
+            "{text}"
+        );
     }
 }

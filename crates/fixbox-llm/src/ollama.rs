@@ -78,6 +78,9 @@ impl OllamaClient {
         if let Some(seed) = sampling.seed {
             options["seed"] = json!(seed);
         }
+        for (key, value) in &sampling.extra {
+            options[key] = value.clone();
+        }
         if let Some(n) = self.context_window {
             options["num_ctx"] = json!(n);
         }
@@ -92,7 +95,7 @@ impl ModelClient for OllamaClient {
 
     fn stream(&self, request: &ChatRequest) -> ChunkStream {
         let body = self.body(request).to_string();
-        http::post_stream(self.http.clone(), self.endpoint.clone(), body, self.timeouts, OllamaStream::default())
+        http::post_stream(self.http.clone(), self.endpoint.clone(), body, self.timeouts, OllamaStream)
     }
 }
 
@@ -145,7 +148,8 @@ mod tests {
     #[test]
     fn an_ollama_stream_gives_deltas_then_counts_and_durations() {
         // Lines as Ollama 0.12 streams them (abridged).
-        let endpoint = Endpoint { provider: "ollama".into(), model: "qwen2.5-coder:7b".into(), url: "u".into(), key: None };
+        let endpoint =
+            Endpoint { provider: "ollama".into(), model: "qwen2.5-coder:7b".into(), url: "u".into(), key: None };
         let mut parser = OllamaStream;
         let lines = [
             r#"{"model":"qwen2.5-coder:7b","created_at":"2025-10-01T10:00:00Z","message":{"role":"assistant","content":"Hel"},"done":false}"#,

@@ -90,6 +90,9 @@ impl OpenAiClient {
         if !sampling.stop.is_empty() {
             body["stop"] = json!(sampling.stop);
         }
+        for (key, value) in &sampling.extra {
+            body[key] = value.clone();
+        }
         match self.dialect {
             Dialect::OpenAi => {
                 body["stream_options"] = json!({ "include_usage": true });
@@ -253,7 +256,9 @@ mod tests {
     fn mistral_and_deepseek_usage_shapes_are_read() {
         let mistral = parse_usage(&serde_json::json!({"prompt_tokens":10,"total_tokens":25,"completion_tokens":15}));
         assert_eq!(mistral, Some(TokenUsage { prompt: 10, completion: 15, cache_read: 0, cache_write: 0 }));
-        let deepseek = parse_usage(&serde_json::json!({"prompt_tokens":100,"completion_tokens":5,"prompt_cache_hit_tokens":64,"prompt_cache_miss_tokens":36}));
+        let deepseek = parse_usage(
+            &serde_json::json!({"prompt_tokens":100,"completion_tokens":5,"prompt_cache_hit_tokens":64,"prompt_cache_miss_tokens":36}),
+        );
         assert_eq!(deepseek.unwrap().cache_read, 64);
         assert_eq!(parse_usage(&Value::Null), None);
     }
@@ -275,15 +280,23 @@ mod tests {
             max_tokens: Some(64),
             stop: vec!["\n\n".into()],
             seed: Some(7),
+            extra: serde_json::json!({"top_k": 20}).as_object().unwrap().clone(),
         };
         let openai = OpenAiClient::new("http://127.0.0.1:8080", "m").body(&request);
         assert_eq!(openai["stream_options"]["include_usage"], true);
         assert_eq!((openai["seed"].as_u64(), openai["max_tokens"].as_u64()), (Some(7), Some(64)));
         assert_eq!(openai["stop"], serde_json::json!(["\n\n"]));
+        assert_eq!(openai["top_k"], 20);
         let mistral = OpenAiClient::new("https://api.mistral.ai/v1", "m").with_dialect(Dialect::Mistral).body(&request);
         assert!(mistral.get("stream_options").is_none() && mistral.get("seed").is_none());
         assert_eq!(mistral["random_seed"], 7);
-        assert_eq!(OpenAiClient::new("http://127.0.0.1:8080", "m").endpoint.url, "http://127.0.0.1:8080/v1/chat/completions");
-        assert_eq!(OpenAiClient::new("https://openrouter.ai/api/v1/", "m").endpoint.url, "https://openrouter.ai/api/v1/chat/completions");
+        assert_eq!(
+            OpenAiClient::new("http://127.0.0.1:8080", "m").endpoint.url,
+            "http://127.0.0.1:8080/v1/chat/completions"
+        );
+        assert_eq!(
+            OpenAiClient::new("https://openrouter.ai/api/v1/", "m").endpoint.url,
+            "https://openrouter.ai/api/v1/chat/completions"
+        );
     }
 }

@@ -51,7 +51,11 @@ mod tests {
     use super::*;
 
     fn rate_limited(after: Option<u64>) -> LlmError {
-        LlmError::RateLimited { provider: "p".into(), retry_after: after.map(Duration::from_secs), message: String::new() }
+        LlmError::RateLimited {
+            provider: "p".into(),
+            retry_after: after.map(Duration::from_secs),
+            message: String::new(),
+        }
     }
 
     #[test]

@@ -98,17 +98,20 @@ pub struct TimeoutSettings {
 impl Default for TimeoutSettings {
     fn default() -> Self {
         let t = Timeouts::default();
-        Self { connect_s: t.connect.as_secs_f64(), first_token_s: t.first_token.as_secs_f64(), idle_s: t.idle.as_secs_f64() }
+        Self {
+            connect_s: t.connect.as_secs_f64(),
+            first_token_s: t.first_token.as_secs_f64(),
+            idle_s: t.idle.as_secs_f64(),
+        }
     }
 }
 
 impl TimeoutSettings {
     pub(crate) fn timeouts(&self) -> Result<Timeouts, LlmError> {
         let secs = |name: &str, s: f64| {
-            Duration::try_from_secs_f64(s)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| LlmError::Config(format!("timeouts.{name} must be a positive number of seconds, not {s}")))
+            Duration::try_from_secs_f64(s).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
+                LlmError::Config(format!("timeouts.{name} must be a positive number of seconds, not {s}"))
+            })
         };
         Ok(Timeouts {
             connect: secs("connect_s", self.connect_s)?,
@@ -138,7 +141,12 @@ impl RoutingConfig {
     /// One provider as the `default` route.
     pub fn single(provider: ProviderConfig) -> Self {
         let routes = BTreeMap::from([("default".to_string(), vec![provider.name.clone()])]);
-        Self { providers: vec![provider], routes, retry: RetrySettings::default(), timeouts: TimeoutSettings::default() }
+        Self {
+            providers: vec![provider],
+            routes,
+            retry: RetrySettings::default(),
+            timeouts: TimeoutSettings::default(),
+        }
     }
 
     /// Reads TOML (a file a user writes) or JSON (the stored setting).
@@ -240,7 +248,8 @@ max_retries = 2
         assert!(err.contains("`clod`") && err.contains("cloud, local"), "{err}");
         let no_default = EXAMPLE.replace("default =", "short =");
         assert!(RoutingConfig::parse(&no_default).unwrap_err().to_string().contains("no `default` route"));
-        let key_value = EXAMPLE.replace("model = \"qwen2.5-coder-7b-instruct\"", "model = \"m\"\napi_key_value = \"sk-1\"");
+        let key_value =
+            EXAMPLE.replace("model = \"qwen2.5-coder-7b-instruct\"", "model = \"m\"\napi_key_value = \"sk-1\"");
         assert!(RoutingConfig::parse(&key_value).unwrap_err().to_string().contains("api_key_value"));
     }
 }

@@ -38,7 +38,14 @@ pub struct Route {
 impl Route {
     /// A local route, free, with no context limit known.
     pub fn local(name: impl Into<String>, client: Arc<dyn ModelClient>) -> Self {
-        Self { name: name.into(), client, context_window: None, local: true, price: Some(Price::FREE), equivalent: None }
+        Self {
+            name: name.into(),
+            client,
+            context_window: None,
+            local: true,
+            price: Some(Price::FREE),
+            equivalent: None,
+        }
     }
 }
 
@@ -81,10 +88,15 @@ pub struct CallRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CallEvent {
-    Delta { text: String },
+    Delta {
+        text: String,
+    },
     /// The text streamed since the last `Discard` (or the start) is void: that try broke off, and what
     /// follows starts the answer over.
-    Discard { route: String, reason: String },
+    Discard {
+        route: String,
+        reason: String,
+    },
     /// A try failed; a retry or the next route follows.
     Attempt(Attempt),
     Done(Box<CallRecord>),
@@ -123,15 +135,16 @@ impl Router {
         let mut built = BTreeMap::new();
         for provider in &config.providers {
             let key = match &provider.api_key {
-                Some(name) => Some(keys.key(name)?.ok_or_else(|| LlmError::Key {
-                    name: name.clone(),
-                    reason: "there is no such entry".into(),
-                })?),
+                Some(name) => Some(
+                    keys.key(name)?
+                        .ok_or_else(|| LlmError::Key { name: name.clone(), reason: "there is no such entry".into() })?,
+                ),
                 None => None,
             };
             let client: Arc<dyn ModelClient> = match provider.kind {
                 ProviderKind::Openai | ProviderKind::Mistral => {
-                    let dialect = if provider.kind == ProviderKind::Mistral { Dialect::Mistral } else { Dialect::OpenAi };
+                    let dialect =
+                        if provider.kind == ProviderKind::Mistral { Dialect::Mistral } else { Dialect::OpenAi };
                     Arc::new(
                         OpenAiClient::new(&provider.base_url, &provider.model)
                             .named(&provider.name)
@@ -325,17 +338,19 @@ async fn resolve_usage(
             (usage, UsageSource::Server)
         }
         (None, Some(timings)) => (timings.usage(), UsageSource::Timings),
-        (None, None) => {
-            match (route.client.count_tokens(prompt).await, route.client.count_tokens(text).await) {
-                (Some(prompt), Some(completion)) => {
-                    (TokenUsage { prompt, completion, ..TokenUsage::default() }, UsageSource::Tokenizer)
-                }
-                _ => (
-                    TokenUsage { prompt: estimate_tokens(prompt), completion: estimate_tokens(text), ..TokenUsage::default() },
-                    UsageSource::Estimate,
-                ),
+        (None, None) => match (route.client.count_tokens(prompt).await, route.client.count_tokens(text).await) {
+            (Some(prompt), Some(completion)) => {
+                (TokenUsage { prompt, completion, ..TokenUsage::default() }, UsageSource::Tokenizer)
             }
-        }
+            _ => (
+                TokenUsage {
+                    prompt: estimate_tokens(prompt),
+                    completion: estimate_tokens(text),
+                    ..TokenUsage::default()
+                },
+                UsageSource::Estimate,
+            ),
+        },
     }
 }
 
