@@ -91,7 +91,7 @@ async fn a_local_model_streams_with_usage_honours_stop_sequences_and_frees_its_s
         assert!(matches!(chunk, Chunk::Delta(_)), "{chunk:?}");
     }
     drop(stream);
-    let http = reqwest::Client::new();
+    let http = fixbox_models::http_client_builder().build()?;
     let decoded = loop {
         let slots: serde_json::Value =
             serde_json::from_str(&http.get(format!("{}/slots", engine.url)).send().await?.text().await?)?;

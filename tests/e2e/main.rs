@@ -4,3 +4,4 @@
 mod cli;
 mod desktop;
 mod llm;
+mod llm_cli;

@@ -141,6 +141,16 @@ fn write_state(state: &State) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The engines `fixbox engine start` is running and ready: kind, URL and model.
+pub fn running() -> Vec<(EngineKind, String, String)> {
+    EngineKind::ALL
+        .into_iter()
+        .filter_map(|kind| read_state(kind).ok().flatten())
+        .filter(|state| alive(state.supervisor_pid) && state.status == "ready")
+        .filter_map(|state| Some((state.engine, state.url?, state.model)))
+        .collect()
+}
+
 fn alive(pid: u32) -> bool {
     i32::try_from(pid).is_ok_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok())
 }

@@ -1,10 +1,14 @@
 //! The `fixbox` command: a thin front end that turns arguments into calls on the Fixbox crates and
 //! renders what comes back.
 
+mod ask;
 mod doctor;
 mod engine;
 mod hw;
+mod keys;
 mod models;
+mod routing;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -29,6 +33,16 @@ enum Command {
     /// Local engines: install, start, stop, status, logs.
     #[command(subcommand)]
     Engine(engine::EngineCommand),
+    /// Ask a model one question through the routes; the answer streams, its usage and cost follow.
+    Ask(ask::AskArgs),
+    /// Which models are called, in what order, per task.
+    #[command(subcommand)]
+    Routes(routing::RoutesCommand),
+    /// API keys and tokens in the OS keychain.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// An OpenAI-compatible endpoint in front of the routes, and Prometheus metrics (--metrics).
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +61,10 @@ fn main() -> ExitCode {
             Command::Hw(args) => hw::run(args).await,
             Command::Models(command) => models::run(command).await,
             Command::Engine(command) => engine::run(command).await,
+            Command::Ask(args) => ask::run(args).await,
+            Command::Routes(command) => routing::run(command).await,
+            Command::Keys(command) => keys::run(command).await,
+            Command::Serve(args) => serve::run(args).await,
         }
     });
     match result {

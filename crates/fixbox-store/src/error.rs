@@ -41,6 +41,11 @@ pub enum StoreError {
     #[error("could not {op} the OS keychain: {reason}")]
     Keychain { op: &'static str, reason: String },
 
+    #[error(
+        "`{0}` is not a usable key name: use 1 to 64 lowercase letters, digits, `.`, `_` or `-`, starting with a letter or digit"
+    )]
+    SecretName(String),
+
     #[error("database {op} failed: {source}")]
     Query { op: &'static str, source: rusqlite::Error },
 }

@@ -20,6 +20,6 @@ mod store;
 pub use error::StoreError;
 pub use events::StoredEvent;
 pub use paths::{DATA_DIR_ENV, DB_FILE_NAME, data_dir};
-pub use secrets::{KEYCHAIN_SERVICE, Keychain, Secret};
+pub use secrets::{KEYCHAIN_SERVICE, Keychain, Secret, SecretListing};
 pub use sessions::{SessionId, SessionSummary};
 pub use store::Store;

@@ -6,7 +6,9 @@
 
 use std::fmt;
 
-use crate::StoreError;
+use serde::Serialize;
+
+use crate::{Store, StoreError};
 
 /// The keychain service name every Fixbox secret is filed under.
 pub const KEYCHAIN_SERVICE: &str = "dev.fixbox.Fixbox";
@@ -23,6 +25,17 @@ impl Secret {
 
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// What a listing may show: `…` and the last four characters, or `****` for a value shorter than
+    /// 12 characters, of which four would be too large a share.
+    pub fn hint(&self) -> String {
+        let chars: Vec<char> = self.0.chars().collect();
+        if chars.len() < 12 {
+            "****".into()
+        } else {
+            format!("…{}", chars[chars.len() - 4..].iter().collect::<String>())
+        }
     }
 }
 
@@ -71,6 +84,63 @@ impl Keychain {
     }
 }
 
+/// A stored secret as listings show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretListing {
+    pub name: String,
+    /// [`Secret::hint`]; `None` when the keychain no longer has the entry (removed outside Fixbox).
+    pub hint: Option<String>,
+}
+
+/// The names of the secrets Fixbox stored, kept in the settings so they can be listed (keychains do not
+/// list portably); the values stay in the keychain.
+const NAMES_SETTING: &str = "secrets.names";
+
+impl Keychain {
+    /// Stores `secret` under `name` in the keychain and its name (only) in `store`'s index.
+    pub fn store(&self, store: &Store, name: &str, secret: &Secret) -> Result<(), StoreError> {
+        check_name(name)?;
+        self.set(name, secret)?;
+        let mut names = names(store)?;
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+            names.sort();
+            store.set_setting(NAMES_SETTING, &serde_json::json!(names))?;
+        }
+        Ok(())
+    }
+
+    /// Removes `name` from the keychain and the index; `false` when there was nothing under it.
+    pub fn remove(&self, store: &Store, name: &str) -> Result<bool, StoreError> {
+        let existed = self.get(name)?.is_some();
+        self.delete(name)?;
+        let mut names = names(store)?;
+        let listed = names.iter().any(|n| n == name);
+        names.retain(|n| n != name);
+        store.set_setting(NAMES_SETTING, &serde_json::json!(names))?;
+        Ok(existed || listed)
+    }
+
+    /// The stored secrets' names with their hints.
+    pub fn list(&self, store: &Store) -> Result<Vec<SecretListing>, StoreError> {
+        names(store)?
+            .into_iter()
+            .map(|name| Ok(SecretListing { hint: self.get(&name)?.map(|s| s.hint()), name }))
+            .collect()
+    }
+}
+
+fn names(store: &Store) -> Result<Vec<String>, StoreError> {
+    Ok(store.setting(NAMES_SETTING)?.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default())
+}
+
+fn check_name(name: &str) -> Result<(), StoreError> {
+    let ok = (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+    if ok { Ok(()) } else { Err(StoreError::SecretName(name.to_string())) }
+}
+
 fn entry(name: &str) -> Result<keyring::Entry, StoreError> {
     keyring::Entry::new(KEYCHAIN_SERVICE, name).map_err(|e| keychain_error("open an entry in", e))
 }
@@ -95,5 +165,17 @@ mod tests {
         assert_eq!(format!("{secret:?}"), "Secret(***)");
         assert_eq!(format!("{:?}", Some(&secret)), "Some(Secret(***))");
         assert_eq!(secret.expose(), "sk-live-123");
+        assert_eq!(secret.hint(), "****", "too short to show any of it");
+        assert_eq!(Secret::new("sk-proj-abcdefWXYZ").hint(), "…WXYZ");
+    }
+
+    #[test]
+    fn key_names_are_checked() {
+        for good in ["openai", "github", "my-router.v2", "hf_2"] {
+            check_name(good).unwrap();
+        }
+        for bad in ["", "OpenAI", "-x", "a b", "sk/../x", &"x".repeat(65)] {
+            assert!(matches!(check_name(bad), Err(StoreError::SecretName(_))), "{bad}");
+        }
     }
 }

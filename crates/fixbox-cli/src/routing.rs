@@ -1,0 +1,99 @@
+//! Which models `fixbox ask` and `fixbox serve` call: `--routing FILE`, else the routes stored with
+//! `fixbox routes set`, else the local engine `fixbox engine start` is running. `fixbox routes`
+//! shows and stores them.
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "printing is what a command does")]
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use fixbox_llm::{Metrics, PriceTable, ProviderConfig, ProviderKind, Router, RoutingConfig};
+use fixbox_store::{Keychain, Store};
+
+#[derive(Debug, Subcommand)]
+pub enum RoutesCommand {
+    /// The routes in use, and where they come from.
+    Show,
+    /// Store the routes in FILE (TOML: [[providers]] and [routes]; see the README) as the settings'.
+    Set { file: PathBuf },
+    /// Forget the stored routes (the running local engine is used again).
+    Clear,
+}
+
+pub async fn run(command: RoutesCommand) -> anyhow::Result<ExitCode> {
+    let store = Store::open_default()?;
+    match command {
+        RoutesCommand::Show => {
+            let (config, from) = load(None, &store)?;
+            eprintln!("routes from {from}");
+            println!("{}", toml::to_string_pretty(&config)?);
+        }
+        RoutesCommand::Set { file } => {
+            let config = read_file(&file)?;
+            store.set_setting(RoutingConfig::SETTING, &serde_json::to_value(&config)?)?;
+            eprintln!("stored the routes from {}: {}", file.display(), summary(&config));
+        }
+        RoutesCommand::Clear => {
+            store.set_setting(RoutingConfig::SETTING, &serde_json::Value::Null)?;
+            eprintln!("cleared the stored routes");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_file(file: &Path) -> anyhow::Result<RoutingConfig> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    RoutingConfig::parse(&text).with_context(|| format!("in {}", file.display()))
+}
+
+fn summary(config: &RoutingConfig) -> String {
+    config.routes.iter().map(|(task, names)| format!("{task}: {}", names.join(" → "))).collect::<Vec<_>>().join("; ")
+}
+
+/// The routing settings and where they came from.
+pub fn load(file: Option<&Path>, store: &Store) -> anyhow::Result<(RoutingConfig, String)> {
+    if let Some(file) = file {
+        return Ok((read_file(file)?, file.display().to_string()));
+    }
+    if let Some(value) = store.setting(RoutingConfig::SETTING)?.filter(|v| !v.is_null()) {
+        let config = RoutingConfig::parse(&value.to_string())
+            .context("the stored routes are invalid; store them again with `fixbox routes set FILE`")?;
+        return Ok((config, "the settings".into()));
+    }
+    match crate::engine::running().into_iter().next() {
+        Some((kind, url, model)) => {
+            let provider = ProviderConfig {
+                name: "local".into(),
+                kind: if kind == fixbox_engine::EngineKind::Ollama {
+                    ProviderKind::Ollama
+                } else {
+                    ProviderKind::Openai
+                },
+                base_url: url,
+                model,
+                api_key: None,
+                context_window: None,
+                price: None,
+                local: Some(true),
+            };
+            Ok((RoutingConfig::single(provider), format!("the running {kind}")))
+        }
+        None => bail!(
+            "no model to call: start a local engine (`fixbox engine start --model smollm2-135m-instruct`) or store routes with `fixbox routes set FILE`"
+        ),
+    }
+}
+
+/// The router for those settings, its keys read from the OS keychain.
+pub async fn router(file: Option<PathBuf>, metrics: Arc<Metrics>) -> anyhow::Result<(Router, String)> {
+    tokio::task::spawn_blocking(move || {
+        let store = Store::open_default()?;
+        let (config, from) = load(file.as_deref(), &store)?;
+        let router = Router::from_config(&config, &PriceTable::embedded()?, &Keychain, metrics)?;
+        Ok((router, from))
+    })
+    .await
+    .context("reading the routes crashed")?
+}

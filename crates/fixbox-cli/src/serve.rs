@@ -1,0 +1,291 @@
+//! `fixbox serve`: an OpenAI-compatible chat-completions endpoint in front of Fixbox's routes (so any
+//! OpenAI client gets the fallbacks, retries, budgets and accounting), and with `--metrics` a
+//! Prometheus endpoint counting every call.
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "printing is what a command does")]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::Args;
+use fixbox_llm::{CallEvent, CallRecord, ChatRequest, ErrorKind, LlmError, Message, Meter, Metrics, Router};
+use fixbox_store::{Keychain, Secret};
+use futures::StreamExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where the OpenAI-compatible endpoint listens (`/v1/chat/completions`). The request's `model`
+    /// picks the task whose route to take; any other name takes `default`'s.
+    #[arg(long, default_value = "127.0.0.1:8585")]
+    listen: SocketAddr,
+    /// Also serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+    /// A routing file to use instead of the stored routes.
+    #[arg(long)]
+    routing: Option<PathBuf>,
+    /// The keychain entry holding the bearer token clients must send; required to listen beyond
+    /// loopback.
+    #[arg(long, value_name = "NAME")]
+    token_key: Option<String>,
+}
+
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+struct Api {
+    router: Router,
+    token: Option<Secret>,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if !args.listen.ip().is_loopback() && args.token_key.is_none() {
+        bail!(
+            "--listen {} would let other machines call your models: store a token (`fixbox keys set serve-token`) and add `--token-key serve-token`, or listen on 127.0.0.1",
+            args.listen
+        );
+    }
+    let token = match args.token_key.clone() {
+        Some(name) => Some(
+            tokio::task::spawn_blocking(move || Keychain.get(&name).map(|t| (name, t)))
+                .await??
+                .1
+                .context("no such key in the keychain; store it with `fixbox keys set NAME`")?,
+        ),
+        None => None,
+    };
+    let metrics = Arc::new(Metrics::default());
+    let (router, from) = crate::routing::router(args.routing.clone(), metrics.clone()).await?;
+    let api = Arc::new(Api { router, token });
+
+    let listener = bind(args.listen, "--listen").await?;
+    eprintln!("serving the routes from {from} at http://{}/v1", listener.local_addr()?);
+    tokio::spawn(serve(listener, move |req| handle_api(req, api.clone())));
+    if let Some(addr) = args.metrics {
+        let listener = bind(addr, "--metrics").await?;
+        eprintln!("metrics at http://{}/metrics", listener.local_addr()?);
+        tokio::spawn(serve(listener, move |req| handle_metrics(req, metrics.clone())));
+    }
+    shutdown_signal().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}; pick another address with {flag}"))
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! { _ = term.recv() => {}, _ = tokio::signal::ctrl_c() => {} }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Serves HTTP/1.1 connections from `listener` with `handler`, one task per connection.
+async fn serve<F, Fut>(listener: TcpListener, handler: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                tracing::warn!(%err, "accepting a connection failed");
+                continue;
+            }
+        };
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let handler = handler.clone();
+                async move { Ok::<_, Infallible>(handler(req).await) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(err) = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await {
+                tracing::debug!(%err, "connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn handle_metrics(req: Request<Incoming>, metrics: Arc<Metrics>) -> Response<Body> {
+    if req.method() != Method::GET || req.uri().path() != "/metrics" {
+        return error(StatusCode::NOT_FOUND, "not_found", "metrics are at GET /metrics");
+    }
+    response(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        Full::new(Bytes::from(metrics.render())).boxed_unsync(),
+    )
+}
+
+async fn handle_api(req: Request<Incoming>, api: Arc<Api>) -> Response<Body> {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/health") => json_response(StatusCode::OK, &json!({ "status": "ok" })),
+        (&Method::POST, "/v1/chat/completions") => {
+            if let Some(token) = &api.token {
+                let sent = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+                if sent != Some(&format!("Bearer {}", token.expose())) {
+                    return error(
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_api_key",
+                        "send the token as `Authorization: Bearer …`",
+                    );
+                }
+            }
+            // A chat request is text: 16 MiB is far past any context window.
+            let body = match Limited::new(req.into_body(), 16 << 20).collect().await {
+                Ok(body) => body.to_bytes(),
+                Err(err) => return error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", &err.to_string()),
+            };
+            match parse_request(&body) {
+                Ok((task, stream, request)) => complete(&api.router, &task, stream, request).await,
+                Err(message) => error(StatusCode::BAD_REQUEST, "invalid_request_error", &message),
+            }
+        }
+        _ => error(StatusCode::NOT_FOUND, "not_found", "this server has POST /v1/chat/completions and GET /health"),
+    }
+}
+
+/// The task (from `model`), whether to stream, and the request.
+fn parse_request(body: &[u8]) -> Result<(String, bool, ChatRequest), String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    let messages: Vec<Message> = serde_json::from_value(v["messages"].clone())
+        .map_err(|e| format!("`messages` must be a list of {{role, content}} with text content: {e}"))?;
+    if messages.is_empty() {
+        return Err("`messages` is empty".into());
+    }
+    let mut request = ChatRequest::new(messages);
+    let s = &mut request.sampling;
+    s.temperature = v["temperature"].as_f64().map(|t| t as f32);
+    s.top_p = v["top_p"].as_f64().map(|t| t as f32);
+    s.max_tokens = v["max_tokens"].as_u64().or(v["max_completion_tokens"].as_u64()).and_then(|n| u32::try_from(n).ok());
+    s.seed = v["seed"].as_u64();
+    s.stop = match &v["stop"] {
+        Value::String(stop) => vec![stop.clone()],
+        Value::Array(stops) => stops.iter().filter_map(|s| s.as_str().map(str::to_string)).collect(),
+        _ => Vec::new(),
+    };
+    let task = v["model"].as_str().unwrap_or("default").to_string();
+    Ok((task, v["stream"].as_bool().unwrap_or(false), request))
+}
+
+async fn complete(router: &Router, task: &str, stream: bool, request: ChatRequest) -> Response<Body> {
+    let mut events = router.call(task, request, Arc::new(Meter::default()));
+    if !stream {
+        return match fixbox_llm::finish(events).await {
+            Ok(record) => json_response(StatusCode::OK, &completion(&record)),
+            Err(err) => llm_error(&err),
+        };
+    }
+    // The first event decides the status: a call that fails before any text gets an error status.
+    let first = loop {
+        match events.next().await {
+            Some(Ok(CallEvent::Attempt(_))) => continue,
+            Some(Ok(event)) => break event,
+            Some(Err(err)) => return llm_error(&err),
+            None => return error(StatusCode::BAD_GATEWAY, "server_error", "the call ended without an answer"),
+        }
+    };
+    let id = format!(
+        "chatcmpl-{}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
+    );
+    let sse = async_stream::stream! {
+        let mut next: Option<Result<CallEvent, LlmError>> = Some(Ok(first));
+        while let Some(event) = next.take() {
+            match event {
+                Ok(CallEvent::Delta { text }) => yield data(&json!({
+                    "id": id, "object": "chat.completion.chunk",
+                    "choices": [{ "index": 0, "delta": { "content": text }, "finish_reason": null }],
+                })),
+                // A retry is announced as an SSE comment, which clients ignore.
+                Ok(CallEvent::Attempt(a)) => yield Bytes::from(format!(": {} failed ({}), {}\n\n", a.route, a.kind.as_str(), if a.retry_in_ms.is_some() { "retrying" } else { "next route" })),
+                Ok(CallEvent::Discard { route, reason }) => {
+                    // Text already sent cannot be taken back: end with an error rather than splice.
+                    yield data(&json!({ "error": { "type": ErrorKind::StreamBroken.as_str(), "message": format!("{route}: {reason}") } }));
+                    return;
+                }
+                Ok(CallEvent::Done(record)) => {
+                    let mut last = completion(&record);
+                    last["object"] = json!("chat.completion.chunk");
+                    last["choices"] = json!([{ "index": 0, "delta": {}, "finish_reason": record.finish_reason }]);
+                    yield data(&last);
+                    yield Bytes::from_static(b"data: [DONE]\n\n");
+                    return;
+                }
+                Err(err) => {
+                    yield data(&json!({ "error": { "type": err.kind().as_str(), "message": err.to_string() } }));
+                    return;
+                }
+            }
+            next = events.next().await;
+        }
+    };
+    let body = StreamBody::new(sse.map(|bytes| Ok::<_, Infallible>(Frame::data(bytes))));
+    response(StatusCode::OK, "text/event-stream", BodyExt::boxed_unsync(body))
+}
+
+fn data(value: &Value) -> Bytes {
+    Bytes::from(format!("data: {value}\n\n"))
+}
+
+/// An OpenAI `chat.completion` for a record, with Fixbox's accounting under `fixbox`.
+fn completion(r: &CallRecord) -> Value {
+    json!({
+        "object": "chat.completion",
+        "model": r.model,
+        "choices": [{ "index": 0, "message": { "role": "assistant", "content": r.text }, "finish_reason": r.finish_reason }],
+        "usage": {
+            "prompt_tokens": r.usage.prompt,
+            "completion_tokens": r.usage.completion,
+            "total_tokens": r.usage.total(),
+            "prompt_tokens_details": { "cached_tokens": r.usage.cache_read },
+        },
+        "fixbox": {
+            "route": r.route, "ttft_ms": r.ttft_ms, "latency_ms": r.latency_ms, "tokens_per_second": r.tokens_per_second,
+            "cost_usd": r.cost_usd, "equivalent_cost_usd": r.equivalent_cost_usd, "attempts": r.attempts,
+        },
+    })
+}
+
+fn llm_error(err: &LlmError) -> Response<Body> {
+    let status = match err.kind() {
+        ErrorKind::Budget => StatusCode::PAYMENT_REQUIRED,
+        ErrorKind::Config => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    error(status, err.kind().as_str(), &err.to_string())
+}
+
+fn error(status: StatusCode, kind: &str, message: &str) -> Response<Body> {
+    json_response(status, &json!({ "error": { "type": kind, "message": message } }))
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
+    response(status, "application/json", Full::new(Bytes::from(value.to_string())).boxed_unsync())
+}
+
+fn response(status: StatusCode, content_type: &str, body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    if let Ok(value) = content_type.parse() {
+        response.headers_mut().insert("content-type", value);
+    }
+    response
+}
