@@ -41,7 +41,7 @@ async fn rejecting_cloud() -> Result<(String, Arc<Mutex<Vec<String>>>)> {
                 .lines()
                 .find_map(|l| l.strip_prefix("authorization: ").or_else(|| l.strip_prefix("Authorization: ")));
             let key = auth.unwrap_or_default().trim_start_matches("Bearer ").to_string();
-            record.lock().unwrap().push(auth.unwrap_or_default().to_string());
+            record.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(auth.unwrap_or_default().to_string());
             let body = format!(
                 r#"{{"error":{{"message":"Incorrect API key provided: {key}. You can find your API key at https://platform.openai.com/account/api-keys.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}}}"#
             );
@@ -130,7 +130,13 @@ default = ["cloud", "local"]
     ensure!(ask.status.success(), "ask failed: {logged}");
     ensure!(!String::from_utf8(ask.stdout)?.trim().is_empty(), "no answer");
     // The key went where it belongs, and the cloud's quote of it came back redacted.
-    ensure!(seen.lock().unwrap().first().is_some_and(|auth| *auth == format!("Bearer {key}")), "{seen:?}");
+    ensure!(
+        seen.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .first()
+            .is_some_and(|auth| *auth == format!("Bearer {key}")),
+        "{seen:?}"
+    );
     ensure!(logged.contains("Incorrect API key provided: ***."), "{logged}");
 
     let store = fixbox_store::Store::open_in(data.path())?;
