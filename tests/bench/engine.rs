@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use fixbox_e2e::models::{StreamRun, stream_direct};
 use fixbox_engine::{EngineKind, LaunchSpec, LlamaServer, ModelRef, SuperviseOptions};
-use futures::StreamExt;
 
 const ROUNDS: usize = 3;
 const MAX_TOKENS: u32 = 64;
@@ -45,7 +45,7 @@ async fn main() -> Result<()> {
             runs.push(measure(&engine.url, id).await?);
         }
         engine.stop().await;
-        let median = |f: &dyn Fn(&Run) -> f64| {
+        let median = |f: &dyn Fn(&StreamRun) -> f64| {
             let mut v: Vec<f64> = runs.iter().map(f).collect();
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
@@ -60,15 +60,8 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-struct Run {
-    ttft_ms: f64,
-    tokens_per_second: f64,
-    server_prompt_ms: f64,
-    server_tokens_per_second: f64,
-}
-
-/// One streamed completion: time to the first content delta, and the rate of the deltas after it.
-async fn measure(url: &str, model: &str) -> Result<Run> {
+/// One streamed completion of `PROMPT`, as `fixbox_e2e::models::stream_direct` measures it.
+async fn measure(url: &str, model: &str) -> Result<StreamRun> {
     let body = serde_json::json!({
         "model": model,
         "messages": [{ "role": "user", "content": PROMPT }],
@@ -78,39 +71,5 @@ async fn measure(url: &str, model: &str) -> Result<Run> {
         "cache_prompt": false,
         "timings_per_token": false,
     });
-    let client = fixbox_models::http_client_builder().no_proxy().build()?;
-    let started = Instant::now();
-    let response = fixbox_e2e::models::chat_completion(&client, url, &body).await?;
-    let mut stream = response.bytes_stream();
-    let (mut first, mut last, mut tokens) = (None, started, 0u32);
-    let mut pending = String::new();
-    let mut timings = serde_json::Value::Null;
-    while let Some(chunk) = stream.next().await {
-        pending.push_str(&String::from_utf8_lossy(&chunk?));
-        while let Some(end) = pending.find('\n') {
-            let line: String = pending.drain(..=end).collect();
-            let Some(data) = line.trim().strip_prefix("data: ") else { continue };
-            if data == "[DONE]" {
-                continue;
-            }
-            let event: serde_json::Value = serde_json::from_str(data)?;
-            if event.get("timings").is_some() {
-                timings = event["timings"].clone();
-            }
-            if event["choices"][0]["delta"]["content"].as_str().is_some_and(|c| !c.is_empty()) {
-                let now = Instant::now();
-                first.get_or_insert(now);
-                last = now;
-                tokens += 1;
-            }
-        }
-    }
-    let first = first.context("no tokens came back")?;
-    let generating = last.duration_since(first).as_secs_f64();
-    Ok(Run {
-        ttft_ms: first.duration_since(started).as_secs_f64() * 1000.0,
-        tokens_per_second: f64::from(tokens.saturating_sub(1)) / generating.max(1e-6),
-        server_prompt_ms: timings["prompt_ms"].as_f64().unwrap_or(f64::NAN),
-        server_tokens_per_second: timings["predicted_per_second"].as_f64().unwrap_or(f64::NAN),
-    })
+    stream_direct(url, &body).await
 }

@@ -68,3 +68,55 @@ pub async fn smollm2(context: u32, slots: u32) -> Result<fixbox_engine::RunningE
         SuperviseOptions { startup_timeout: std::time::Duration::from_secs(300), ..SuperviseOptions::default() };
     Ok(fixbox_engine::start(std::sync::Arc::new(LlamaServer), &binary, spec, log, options).await?)
 }
+
+/// What a client saw of one streamed completion, beside what the server says it did.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamRun {
+    /// From sending the request to the first content delta.
+    pub ttft_ms: f64,
+    /// Content deltas after the first, per second from the first to the last.
+    pub tokens_per_second: f64,
+    pub server_prompt_ms: f64,
+    pub server_tokens_per_second: f64,
+}
+
+/// One streamed chat completion straight to the engine at `url`, read the plain way (SSE lines, one
+/// content delta per token): the baseline any client of ours is measured against.
+pub async fn stream_direct(url: &str, body: &serde_json::Value) -> Result<StreamRun> {
+    use futures::StreamExt;
+    let client = fixbox_models::http_client_builder().no_proxy().build()?;
+    let started = std::time::Instant::now();
+    let response = chat_completion(&client, url, body).await?;
+    let mut stream = response.bytes_stream();
+    let (mut first, mut last, mut tokens) = (None, started, 0u32);
+    let mut pending = String::new();
+    let mut timings = serde_json::Value::Null;
+    while let Some(chunk) = stream.next().await {
+        pending.push_str(&String::from_utf8_lossy(&chunk?));
+        while let Some(end) = pending.find('\n') {
+            let line: String = pending.drain(..=end).collect();
+            let Some(data) = line.trim().strip_prefix("data: ") else { continue };
+            if data == "[DONE]" {
+                continue;
+            }
+            let event: serde_json::Value = serde_json::from_str(data)?;
+            if event.get("timings").is_some() {
+                timings = event["timings"].clone();
+            }
+            if event["choices"][0]["delta"]["content"].as_str().is_some_and(|c| !c.is_empty()) {
+                let now = std::time::Instant::now();
+                first.get_or_insert(now);
+                last = now;
+                tokens += 1;
+            }
+        }
+    }
+    let first = first.context("no tokens came back")?;
+    let generating = last.duration_since(first).as_secs_f64();
+    Ok(StreamRun {
+        ttft_ms: first.duration_since(started).as_secs_f64() * 1000.0,
+        tokens_per_second: f64::from(tokens.saturating_sub(1)) / generating.max(1e-6),
+        server_prompt_ms: timings["prompt_ms"].as_f64().unwrap_or(f64::NAN),
+        server_tokens_per_second: timings["predicted_per_second"].as_f64().unwrap_or(f64::NAN),
+    })
+}
