@@ -9,9 +9,9 @@
 #![expect(clippy::print_stdout, reason = "a benchmark prints its report")]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use fixbox_e2e::models::{StreamRun, stream_direct};
 use fixbox_engine::{EngineKind, LaunchSpec, LlamaServer, ModelRef, SuperviseOptions};
 
