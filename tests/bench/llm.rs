@@ -8,11 +8,10 @@
 #![expect(clippy::print_stdout, reason = "a benchmark prints its report")]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use fixbox_e2e::models::{StreamRun, stream_direct};
-use fixbox_engine::{EngineKind, LaunchSpec, LlamaServer, ModelRef, SuperviseOptions};
 use fixbox_llm::{CallEvent, ChatRequest, Message, Meter, Metrics, OpenAiClient, RetryPolicy, Route, Router};
 use futures::StreamExt;
 
@@ -22,19 +21,13 @@ const PROMPT: &str = "Write a Python function that parses an ISO 8601 date, with
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let binary = fixbox_e2e::models::llama_server().await?;
     println!(
         "{ROUNDS} rounds each of {MAX_TOKENS} tokens (end-of-text ignored, prompt cache off), taken in turns, medians\n"
     );
     println!("| model | TTFT direct | TTFT fixbox-llm | added | tokens/s direct | tokens/s fixbox-llm | ratio |");
     println!("|---|---|---|---|---|---|---|");
     for id in ["smollm2-135m-instruct", "qwen2.5-coder-1.5b-instruct"] {
-        let model = fixbox_e2e::models::offline_model(id).await?;
-        let mut spec = LaunchSpec::new(EngineKind::LlamaServer, ModelRef::File(model), id, 4096);
-        spec.port = fixbox_e2e::free_port()?;
-        let log = tempfile::NamedTempFile::new()?.into_temp_path().to_path_buf();
-        let options = SuperviseOptions { startup_timeout: Duration::from_secs(300), ..SuperviseOptions::default() };
-        let engine = fixbox_engine::start(Arc::new(LlamaServer), &binary, spec, log, options).await?;
+        let engine = fixbox_e2e::models::serve_model(id, id, 4096, 1).await?;
         let client = OpenAiClient::new(&engine.url, id).named("local");
         let router = Router::new(RetryPolicy::default(), Arc::new(Metrics::default()))
             .with_routes("default", vec![Route::local("local", Arc::new(client))]);

@@ -13,6 +13,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
 
+/// Taken by the tests that load this machine (engines generating) and those that measure it (the
+/// hardware probe's memory bandwidth, hence its speed estimates): they take turns, so a probe never
+/// reads a machine busy with another test's engines.
+pub fn machine_to_myself() -> std::sync::MutexGuard<'static, ()> {
+    static MACHINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    MACHINE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The repository root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()

@@ -57,10 +57,21 @@ pub async fn chat_completion(
 
 /// llama-server serving SmolLM2-135M on a free loopback port, CPU only, with `slots` requests at once.
 pub async fn smollm2(context: u32, slots: u32) -> Result<fixbox_engine::RunningEngine> {
+    serve_model("smollm2-135m-instruct", "smollm2", context, slots).await
+}
+
+/// llama-server serving the catalog model `id` (pulled if need be) as `served_name` on a free loopback
+/// port, CPU only, with `slots` requests at once.
+pub async fn serve_model(
+    id: &str,
+    served_name: &str,
+    context: u32,
+    slots: u32,
+) -> Result<fixbox_engine::RunningEngine> {
     use fixbox_engine::{EngineKind, LaunchSpec, LlamaServer, ModelRef, SuperviseOptions};
     let binary = llama_server().await?;
-    let model = offline_model("smollm2-135m-instruct").await?;
-    let mut spec = LaunchSpec::new(EngineKind::LlamaServer, ModelRef::File(model), "smollm2", context);
+    let model = offline_model(id).await?;
+    let mut spec = LaunchSpec::new(EngineKind::LlamaServer, ModelRef::File(model), served_name, context);
     spec.port = crate::free_port()?;
     spec.parallel = slots;
     let log = tempfile::NamedTempFile::new()?.into_temp_path().to_path_buf();
