@@ -53,7 +53,7 @@ fn unknown_arguments_get_usage_not_a_panic() -> Result<()> {
 
 #[test]
 fn hw_reads_this_machine_and_recommends_models_with_why() -> Result<()> {
-    let _machine = fixbox_e2e::machine_to_myself();
+    let _machine = fixbox_e2e::machine_to_myself_blocking();
     let data = tempfile::tempdir()?;
     let out = fixbox(data.path())?.args(["hw", "--json"]).output()?;
     let stdout = String::from_utf8(out.stdout)?;

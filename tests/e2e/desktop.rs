@@ -12,7 +12,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_window_shows_the_doctor_report() -> Result<()> {
-    let _machine = fixbox_e2e::machine_to_myself();
+    let _machine = fixbox_e2e::machine_to_myself().await;
     let out = output_dir("desktop-doctor")?;
     let app = workspace_bin("fixbox-desktop")?;
     let data = tempfile::tempdir()?;

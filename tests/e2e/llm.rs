@@ -42,7 +42,7 @@ fn local_route(name: &str, client: OpenAiClient) -> Route {
 
 #[tokio::test]
 async fn a_local_model_streams_with_usage_honours_stop_sequences_and_frees_its_slot_when_cancelled() -> Result<()> {
-    let _machine = fixbox_e2e::machine_to_myself();
+    let _machine = fixbox_e2e::machine_to_myself().await;
     let engine = fixbox_e2e::models::smollm2(4096, 1).await?;
     let client = OpenAiClient::new(&engine.url, "smollm2").named("local");
     let router = Router::new(RetryPolicy::default(), Arc::new(Metrics::default()))
@@ -116,7 +116,7 @@ fn tries(record: &CallRecord) -> Vec<(String, ErrorKind, bool)> {
 
 #[tokio::test]
 async fn faults_between_client_and_server_are_retried_or_fall_back_with_the_reason_recorded() -> Result<()> {
-    let _machine = fixbox_e2e::machine_to_myself();
+    let _machine = fixbox_e2e::machine_to_myself().await;
     let engine = fixbox_e2e::models::smollm2(2048, 2).await?;
     let upstream = format!("127.0.0.1:{}", engine.port).parse()?;
     let proxy = FaultProxy::start(upstream, Fault::None).await?;

@@ -76,7 +76,7 @@ fn files_containing(dir: &Path, needle: &str) -> Result<Vec<String>> {
 // Multi-threaded: the stand-in cloud answers while the test waits on the blocking `fixbox` runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_keys_live_in_the_keychain_only_and_never_reach_the_database_the_log_or_an_event() -> Result<()> {
-    let _machine = fixbox_e2e::machine_to_myself();
+    let _machine = fixbox_e2e::machine_to_myself().await;
     let engine = fixbox_e2e::models::smollm2(2048, 1).await?;
     let (cloud, seen) = rejecting_cloud().await?;
     let data = tempfile::tempdir()?;
@@ -167,7 +167,7 @@ default = ["cloud", "local"]
 
 #[tokio::test]
 async fn serve_answers_openai_clients_through_the_routes_and_counts_every_call_for_prometheus() -> Result<()> {
-    let _machine = fixbox_e2e::machine_to_myself();
+    let _machine = fixbox_e2e::machine_to_myself().await;
     let engine = fixbox_e2e::models::smollm2(2048, 1).await?;
     let data = tempfile::tempdir()?;
     let routing = data.path().join("routing.toml");

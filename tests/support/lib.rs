@@ -16,10 +16,16 @@ use anyhow::{Context, Result, ensure};
 /// Taken by the tests that load this machine (engines generating) and those that measure it (the
 /// hardware probe's memory bandwidth, hence its speed estimates): they take turns, so a probe never
 /// reads a machine busy with another test's engines.
-pub fn machine_to_myself() -> std::sync::MutexGuard<'static, ()> {
-    static MACHINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    MACHINE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+pub async fn machine_to_myself() -> tokio::sync::MutexGuard<'static, ()> {
+    MACHINE.lock().await
 }
+
+/// [`machine_to_myself`] for a test outside any async runtime.
+pub fn machine_to_myself_blocking() -> tokio::sync::MutexGuard<'static, ()> {
+    MACHINE.blocking_lock()
+}
+
+static MACHINE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The repository root.
 pub fn workspace_root() -> PathBuf {
