@@ -1,6 +1,8 @@
 //! The HTTP side every provider shares: one POST, its error answers classified (with the key redacted
 //! from them), and the streamed body framed into lines and parsed into [`Chunk`]s under the timeouts.
 
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use fixbox_store::Secret;
@@ -12,14 +14,23 @@ use crate::client::{ChunkStream, Timeouts};
 use crate::error::{LlmError, from_status};
 use crate::sse::Lines;
 
-/// An HTTP client for model servers. It first makes sure the process has its one TLS crypto provider
-/// (ring, as in `fixbox_models::http_client_builder`), without which reqwest cannot build.
+/// An HTTP client for model servers, shared by every client with the same connect timeout: building one
+/// loads the system's root certificates, and a shared one shares its connection pool. It first makes
+/// sure the process has its one TLS crypto provider (ring, as in `fixbox_models::http_client_builder`),
+/// without which reqwest cannot build.
 pub(crate) fn client(timeouts: &Timeouts) -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let builder =
-        reqwest::Client::builder().connect_timeout(timeouts.connect).pool_idle_timeout(Duration::from_secs(30));
-    // Building fails only when TLS cannot be set up; the default client then reports it on first use.
-    builder.build().unwrap_or_default()
+    static CLIENTS: Mutex<BTreeMap<Duration, reqwest::Client>> = Mutex::new(BTreeMap::new());
+    let mut clients = CLIENTS.lock().unwrap_or_else(PoisonError::into_inner);
+    clients
+        .entry(timeouts.connect)
+        .or_insert_with(|| {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let builder =
+                reqwest::Client::builder().connect_timeout(timeouts.connect).pool_idle_timeout(Duration::from_secs(30));
+            // Building fails only when TLS cannot be set up; the default client then reports it on first use.
+            builder.build().unwrap_or_default()
+        })
+        .clone()
 }
 
 /// Where a request goes, and as whom.
