@@ -3,5 +3,6 @@
 
 mod cli;
 mod desktop;
+mod fix;
 mod llm;
 mod llm_cli;

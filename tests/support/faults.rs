@@ -115,7 +115,7 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, fault: Fault) -> Res
 
 /// One HTTP/1.1 request, headers and body, with `Connection: close` added so the server closes after
 /// its answer.
-async fn read_request(client: &mut TcpStream) -> Result<Vec<u8>> {
+pub(crate) async fn read_request(client: &mut TcpStream) -> Result<Vec<u8>> {
     let mut data = Vec::new();
     let mut buf = [0u8; 8192];
     let header_end = loop {

@@ -3,7 +3,9 @@
 
 mod display;
 pub mod faults;
+pub mod fixtures;
 pub mod models;
+pub mod transcripts;
 mod process;
 
 pub use display::VirtualDisplay;

@@ -103,6 +103,9 @@ struct State {
     engine_pid: Option<u32>,
     url: Option<String>,
     model: String,
+    /// The context length it was started with (absent in state files of older versions).
+    #[serde(default)]
+    context: Option<u32>,
     log: PathBuf,
     /// starting, ready, restarting, failed, gave-up.
     status: String,
@@ -142,13 +145,22 @@ fn write_state(state: &State) -> anyhow::Result<()> {
 }
 
 /// The engines `fixbox engine start` is running and ready: kind, URL and model.
-pub fn running() -> Vec<(EngineKind, String, String)> {
+pub fn running() -> Vec<Running> {
     EngineKind::ALL
         .into_iter()
         .filter_map(|kind| read_state(kind).ok().flatten())
         .filter(|state| alive(state.supervisor_pid) && state.status == "ready")
-        .filter_map(|state| Some((state.engine, state.url?, state.model)))
+        .filter_map(|state| Some(Running { kind: state.engine, url: state.url?, model: state.model, context: state.context }))
         .collect()
+}
+
+/// An engine `fixbox engine start` runs, as clients see it.
+#[derive(Debug, Clone)]
+pub struct Running {
+    pub kind: EngineKind,
+    pub url: String,
+    pub model: String,
+    pub context: Option<u32>,
 }
 
 fn alive(pid: u32) -> bool {
@@ -329,6 +341,7 @@ async fn supervise(args: StartArgs) -> anyhow::Result<ExitCode> {
         engine_pid: None,
         url: None,
         model: args.model.clone(),
+        context: Some(spec.context),
         log: log_path(kind)?,
         status: "starting".into(),
         message: None,

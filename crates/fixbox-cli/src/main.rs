@@ -4,11 +4,14 @@
 mod ask;
 mod doctor;
 mod engine;
+mod fix;
 mod hw;
 mod keys;
 mod models;
+mod render;
 mod routing;
 mod serve;
+mod sessions;
 
 use std::process::ExitCode;
 
@@ -43,6 +46,11 @@ enum Command {
     Keys(keys::KeysCommand),
     /// An OpenAI-compatible endpoint in front of the routes, and Prometheus metrics (--metrics).
     Serve(serve::ServeArgs),
+    /// Fix a bug: a model patches a sandboxed copy of the repository until its tests pass.
+    Fix(fix::FixArgs),
+    /// Fix sessions: list, show, replay, export.
+    #[command(subcommand)]
+    Sessions(sessions::SessionsCommand),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +73,8 @@ fn main() -> ExitCode {
             Command::Routes(command) => routing::run(command).await,
             Command::Keys(command) => keys::run(command).await,
             Command::Serve(args) => serve::run(args).await,
+            Command::Fix(args) => fix::run(args).await,
+            Command::Sessions(command) => sessions::run(command).await,
         }
     });
     match result {

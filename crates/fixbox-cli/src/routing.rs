@@ -63,7 +63,8 @@ pub fn load(file: Option<&Path>, store: &Store) -> anyhow::Result<(RoutingConfig
         return Ok((config, "the settings".into()));
     }
     match crate::engine::running().into_iter().next() {
-        Some((kind, url, model)) => {
+        Some(engine) => {
+            let kind = engine.kind;
             let provider = ProviderConfig {
                 name: "local".into(),
                 kind: if kind == fixbox_engine::EngineKind::Ollama {
@@ -71,10 +72,10 @@ pub fn load(file: Option<&Path>, store: &Store) -> anyhow::Result<(RoutingConfig
                 } else {
                     ProviderKind::Openai
                 },
-                base_url: url,
-                model,
+                base_url: engine.url,
+                model: engine.model,
                 api_key: None,
-                context_window: None,
+                context_window: engine.context,
                 price: None,
                 local: Some(true),
             };

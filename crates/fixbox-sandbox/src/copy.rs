@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::{CopyStats, Excludes, SandboxError};
+use crate::{CopyStats, Excludes, FileWrite, SANDBOX_UID, SandboxError};
 
 /// Packs `root` into a tar archive, skipping what its `.gitignore` files exclude (also outside a git
 /// repository) and directories named in `excludes`. Symlinks are stored as links, modes as they are.
@@ -46,6 +46,25 @@ pub(crate) fn pack(root: &Path, excludes: &Excludes) -> Result<(Vec<u8>, CopySta
     }
     let bytes = archive.into_inner().map_err(|e| io_err(root, e))?;
     Ok((bytes, stats))
+}
+
+/// Packs files given in memory, owned by the sandbox's user so it can change them again.
+pub(crate) fn pack_files(files: &[FileWrite]) -> Result<Vec<u8>, SandboxError> {
+    let mut archive = tar::Builder::new(Vec::new());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    for file in files {
+        let io_err = |source: std::io::Error| SandboxError::Copy { path: file.path.clone(), source };
+        let mut header = tar::Header::new_gnu();
+        header.set_size(file.content.len() as u64);
+        header.set_mode(if file.executable { 0o755 } else { 0o644 });
+        header.set_uid(u64::from(SANDBOX_UID));
+        header.set_gid(u64::from(SANDBOX_UID));
+        header.set_mtime(now);
+        header.set_entry_type(tar::EntryType::Regular);
+        // `append_data` refuses absolute paths and `..`, so a file cannot land outside `to`.
+        archive.append_data(&mut header, &file.path, file.content.as_slice()).map_err(io_err)?;
+    }
+    archive.into_inner().map_err(|source| SandboxError::Copy { path: "(files)".into(), source })
 }
 
 /// Unpacks an archive made inside the sandbox into `to`, with its modes. The archive is untrusted:

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use self::container::{container_config, remove_container};
 use self::follower::{EXEC_MARKER, Follower, Started, collect_output, exit_code, start_exec};
 use crate::exec::{Captured, ExecStatus, RunningExec, gone};
-use crate::{CopyStats, DockerEngine, Excludes, ExecRequest, Sandbox, SandboxError, SandboxOptions, copy};
+use crate::{CopyStats, DockerEngine, Excludes, ExecRequest, FileWrite, Sandbox, SandboxError, SandboxOptions, copy};
 
 /// A running, hardened sandbox container.
 pub struct DockerSandbox {
@@ -248,6 +248,12 @@ impl Sandbox for DockerSandbox {
         };
         self.finish_plumbing(started, Some(archive)).await?.ok("unpack the files")?;
         Ok(stats)
+    }
+
+    async fn write_files(&self, to: &str, files: &[FileWrite]) -> Result<(), SandboxError> {
+        let archive = copy::pack_files(files)?;
+        self.run_plumbing(&unpack_cmd(to), Some(archive)).await?.ok("write the files")?;
+        Ok(())
     }
 
     async fn copy_out(&self, from: &str, to: &Path) -> Result<CopyStats, SandboxError> {

@@ -30,4 +30,4 @@ pub use image::{BUILD_METHOD_ENV, BuildMethod, ensure_image};
 pub use pool::SandboxPool;
 pub use reaper::reap_orphans;
 pub use recipe::{Recipe, SANDBOX_UID, SANDBOX_USER};
-pub use sandbox::{CopyStats, Excludes, Limits, Sandbox, SandboxOptions};
+pub use sandbox::{CopyStats, Excludes, FileWrite, Limits, Sandbox, SandboxOptions};

@@ -17,7 +17,12 @@ pub const SANDBOX_USER: &str = "fixbox";
 const BUILDER_VERSION: &str = "1";
 
 /// The recipes that ship with Fixbox, by name.
-const BUILTIN: &[(&str, &str)] = &[("python", include_str!("../../../resources/sandbox/python/recipe.toml"))];
+const BUILTIN: &[(&str, &str)] = &[
+    ("python", include_str!("../../../resources/sandbox/python/recipe.toml")),
+    ("node", include_str!("../../../resources/sandbox/node/recipe.toml")),
+    ("rust", include_str!("../../../resources/sandbox/rust/recipe.toml")),
+    ("go", include_str!("../../../resources/sandbox/go/recipe.toml")),
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -23,6 +23,10 @@ pub trait Sandbox: Send + Sync {
         excludes: &Excludes,
     ) -> impl Future<Output = Result<CopyStats, SandboxError>> + Send;
 
+    /// Writes `files` (paths relative to `to`, folders created as needed) into `to` inside the sandbox,
+    /// replacing files already there.
+    fn write_files(&self, to: &str, files: &[FileWrite]) -> impl Future<Output = Result<(), SandboxError>> + Send;
+
     /// Copies the directory `from` inside the sandbox into `to` on this machine, keeping bytes and modes.
     fn copy_out(&self, from: &str, to: &Path) -> impl Future<Output = Result<CopyStats, SandboxError>> + Send;
 
@@ -42,6 +46,15 @@ impl Default for Excludes {
         let names = ["target", "node_modules", ".venv", "venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".tox"];
         Self { dir_names: names.into_iter().map(String::from).collect() }
     }
+}
+
+/// A file to write into a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileWrite {
+    /// Relative, with `/`.
+    pub path: String,
+    pub content: Vec<u8>,
+    pub executable: bool,
 }
 
 /// What a copy moved.

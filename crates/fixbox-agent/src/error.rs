@@ -1,0 +1,29 @@
+use std::path::PathBuf;
+
+/// What stopped a fix session from running (as opposed to a session that ran and did not fix the bug,
+/// which is an [`Outcome`](crate::Outcome)).
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{path} is not a directory: give the path of a repository (a folder with its code and tests)")]
+    NotARepo { path: PathBuf },
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error(
+        "no test command found in {path}: it has no pytest tests, Cargo.toml, package.json with a test script, go.mod or Makefile with a test target; pass one with --test \"<command>\""
+    )]
+    NoTestCommand { path: PathBuf },
+    #[error("the sandbox failed to {op}: {source}")]
+    Sandbox { op: &'static str, source: fixbox_sandbox::SandboxError },
+    #[error("recording the session's events failed: {0}")]
+    Store(#[from] fixbox_store::StoreError),
+    #[error("the model call failed: {0}")]
+    Model(#[from] fixbox_llm::LlmError),
+    #[error("{0}")]
+    Config(String),
+}
+
+impl AgentError {
+    pub(crate) fn sandbox(op: &'static str) -> impl FnOnce(fixbox_sandbox::SandboxError) -> Self {
+        move |source| Self::Sandbox { op, source }
+    }
+}

@@ -1,0 +1,165 @@
+//! A session's events: what the loop did, appended to the store's log and broadcast to whoever renders
+//! it (the CLI, the desktop app). Replaying a session is reading these back: nothing a front end shows
+//! comes from anywhere else.
+
+use std::sync::Arc;
+
+use fixbox_llm::{Attempt, CallRecord, Totals};
+use fixbox_store::{SessionId, Store, StoredEvent};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::patch::{EditFormat, HunkMatch, PatchDelta};
+use crate::testrun::TestSummary;
+use crate::{AgentError, Limits, Outcome, Timings};
+
+/// One step of a fix session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    SessionStarted {
+        repo: String,
+        task: String,
+        test_command: String,
+        /// The routing task whose routes answer (`fix`, falling back to `default`).
+        model_task: String,
+        edit_format: EditFormat,
+        limits: Limits,
+        image: String,
+    },
+    SandboxReady {
+        sandbox: String,
+        files: u64,
+        bytes: u64,
+    },
+    /// A run of the test command: iteration 0 is the run before any patch.
+    TestsRun {
+        iteration: u32,
+        summary: TestSummary,
+    },
+    /// A model call began.
+    ModelStarted {
+        iteration: u32,
+        prompt_tokens_estimate: u64,
+        /// Earlier turns dropped to fit the context window.
+        trimmed_turns: u32,
+    },
+    /// A try of a model call failed and was retried or moved on.
+    ModelAttempt {
+        iteration: u32,
+        attempt: Attempt,
+    },
+    /// The text streamed so far for this call is void (a try broke off); the patch starts over.
+    ModelDiscard {
+        iteration: u32,
+        reason: String,
+    },
+    /// A model call that answered: its usage, latency and cost (the text is in the patch events).
+    ModelCall {
+        iteration: u32,
+        record: Box<CallRecord>,
+    },
+    PatchDelta {
+        iteration: u32,
+        delta: PatchDelta,
+    },
+    PatchApplied {
+        iteration: u32,
+        path: String,
+        matches: Vec<HunkMatch>,
+        /// This patch's change to the file, as a unified diff.
+        diff: String,
+    },
+    PatchRejected {
+        iteration: u32,
+        path: Option<String>,
+        /// What the model is told.
+        feedback: String,
+    },
+    /// An iteration ended: what came of it.
+    Iteration {
+        iteration: u32,
+        result: String,
+        totals: Totals,
+    },
+    SessionFinished {
+        outcome: Outcome,
+        iterations: u32,
+        /// Every change against the original repository, `git apply`-able.
+        diff: String,
+        totals: Totals,
+        timings: Timings,
+    },
+}
+
+impl Event {
+    /// The kind it is stored under, e.g. `patch.applied`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::SessionStarted { .. } => "session.started",
+            Self::SandboxReady { .. } => "sandbox.ready",
+            Self::TestsRun { .. } => "tests.run",
+            Self::ModelStarted { .. } => "model.started",
+            Self::ModelAttempt { .. } => "model.attempt",
+            Self::ModelDiscard { .. } => "model.discard",
+            Self::ModelCall { .. } => "model.call",
+            Self::PatchDelta { .. } => "patch.delta",
+            Self::PatchApplied { .. } => "patch.applied",
+            Self::PatchRejected { .. } => "patch.rejected",
+            Self::Iteration { .. } => "iteration",
+            Self::SessionFinished { .. } => "session.finished",
+        }
+    }
+
+    /// Reads an event back from the log; `None` for an entry that is not a fix-session event (an
+    /// `fixbox ask` session's `llm.*` events, or a kind from a newer version).
+    pub fn from_stored(stored: &StoredEvent) -> Option<Self> {
+        serde_json::from_value(stored.payload.clone()).ok()
+    }
+}
+
+/// An event with its place in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub seq: u64,
+    pub event: Event,
+}
+
+/// Appends a session's events to the store and broadcasts them.
+#[derive(Debug, Clone)]
+pub struct EventLog {
+    store: Arc<Store>,
+    session: SessionId,
+    sender: broadcast::Sender<Recorded>,
+}
+
+/// Deltas arrive a line at a time; a renderer that falls this far behind misses some (and is told so).
+const BROADCAST_CAPACITY: usize = 8192;
+
+impl EventLog {
+    pub fn new(store: Arc<Store>, session: SessionId) -> Self {
+        Self { store, session, sender: broadcast::channel(BROADCAST_CAPACITY).0 }
+    }
+
+    pub fn session(&self) -> &SessionId {
+        &self.session
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Events recorded from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Recorded> {
+        self.sender.subscribe()
+    }
+
+    /// Appends `event` (committed once this returns), then broadcasts it.
+    pub fn record(&self, event: Event) -> Result<u64, AgentError> {
+        let payload = serde_json::to_value(&event).map_err(|e| AgentError::Config(e.to_string()))?;
+        let seq = self.store.append_event(&self.session, event.kind(), &payload)?;
+        // No subscriber is fine: the log is the record, the broadcast only a convenience.
+        let _ = self.sender.send(Recorded { seq, event });
+        Ok(seq)
+    }
+}

@@ -1,0 +1,28 @@
+//! Fix sessions: the loop that has a model patch a repository copied into a sandbox until its tests
+//! pass. It builds prompts a small local model can follow (a stable prefix so the engine's prompt cache
+//! is reused), turns the streamed answer into file patches as tokens arrive, applies them (exact, then
+//! whitespace-tolerant, then fuzzy), runs the tests and feeds what failed back, and records every step
+//! as an event in the session's append-only log.
+//!
+//! Not for talking to Docker or to a model server directly: it drives a [`fixbox_sandbox::Sandbox`]
+//! and a [`fixbox_llm::Router`]; and not for rendering: front ends render its [`Event`]s.
+
+mod detect;
+mod error;
+mod event;
+pub mod patch;
+mod prompt;
+mod repo;
+mod report;
+mod session;
+mod testrun;
+mod text;
+
+pub use detect::{Runner, TestPlan, detect};
+pub use error::AgentError;
+pub use event::{Event, EventLog, Recorded};
+pub use prompt::{Conversation, Prompt};
+pub use repo::Repo;
+pub use report::SessionReport;
+pub use session::{Finished, Fix, FixRequest, Limits, ModelSettings, Outcome, Timings, WORKSPACE};
+pub use testrun::{TestOutcome, TestReport, TestSummary};

@@ -1,0 +1,225 @@
+//! Prompts a small local model can follow, laid out so the engine's prompt cache is reused: the
+//! system prompt, the repository map, the task and the first look at the code never change during a
+//! session, and each iteration only appends the model's answer and what came of it. When the
+//! conversation outgrows the context window the oldest turns go, and the prompt says so.
+
+use fixbox_llm::Message;
+
+use crate::patch::EditFormat;
+use crate::repo::Repo;
+use crate::testrun::TestReport;
+use crate::text::{cut_middle, estimate_tokens};
+
+/// Shares of the opening message's budget: the map, the files, the test output.
+const MAP_SHARE: f64 = 0.2;
+const FILES_SHARE: f64 = 0.5;
+const OUTPUT_SHARE: f64 = 0.2;
+/// Files shown in full after a patch up to this many lines; past it, the part around the edit.
+const WHOLE_FILE_LINES: usize = 200;
+/// Files put in the opening message at most.
+const MAX_FILES: usize = 4;
+
+/// The conversation with the model over a session.
+#[derive(Debug, Clone)]
+pub struct Conversation {
+    system: String,
+    opening: String,
+    turns: Vec<(String, String)>,
+    /// Tokens the prompt may take: the context window less the answer's room.
+    budget: u64,
+}
+
+/// The messages for one call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub messages: Vec<Message>,
+    pub tokens_estimate: u64,
+    /// Earlier turns left out to fit the context window.
+    pub trimmed_turns: u32,
+}
+
+impl Conversation {
+    /// Starts the conversation: the system prompt and the opening message (map, task, the files the
+    /// failure and the task point at, the first test output), sized for `budget` prompt tokens.
+    pub fn new(format: EditFormat, repo: &Repo, task: &str, test_command: &str, baseline: &TestReport, budget: u64) -> Self {
+        let system = system_prompt(format);
+        let chars = |share: f64| ((budget.saturating_sub(estimate_tokens(&system))) as f64 * share * 4.0) as usize;
+        let failing = baseline.failing().join("\n");
+        let output = cut_middle(baseline.output.trim_end(), chars(OUTPUT_SHARE));
+        let files = relevant_files(repo, task, &baseline.output);
+        let mut shown = String::new();
+        let files_chars = chars(FILES_SHARE);
+        for path in &files {
+            let Some(text) = repo.current(path) else { continue };
+            let room = files_chars.saturating_sub(shown.len());
+            if room < 200 {
+                break;
+            }
+            shown.push_str(&show_file(path, &cut_middle(text, room.saturating_sub(path.len() + 16))));
+        }
+        let opening = format!(
+            "# Repository map\n{map}\n# Task\n{task}\n\n# Files\n{shown}\n# Tests\nThe command `{test_command}` fails. Failing tests:\n{failing}\n\nIts output:\n```\n{output}\n```\n\nFix the code so the failing tests pass without breaking the others. Answer with one edit to one file.",
+            map = repo.map(chars(MAP_SHARE)),
+            task = task.trim(),
+        );
+        Self { system, opening, turns: Vec::new(), budget }
+    }
+
+    /// Adds an answer and what the model is told about it.
+    pub fn push_turn(&mut self, answer: &str, feedback: String) {
+        self.turns.push((answer.trim_end().to_string(), feedback));
+    }
+
+    /// The messages for the next call: everything when it fits, else the newest turns that fit.
+    pub fn prompt(&self) -> Prompt {
+        let fixed = estimate_tokens(&self.system) + estimate_tokens(&self.opening);
+        let mut kept = 0;
+        let mut used = fixed;
+        for (answer, feedback) in self.turns.iter().rev() {
+            let cost = estimate_tokens(answer) + estimate_tokens(feedback) + 8;
+            // The newest turn is always kept: without it the model would not know what just happened.
+            if kept > 0 && used + cost > self.budget {
+                break;
+            }
+            used += cost;
+            kept += 1;
+        }
+        let trimmed = self.turns.len() - kept;
+        let mut messages = vec![Message::system(&self.system), Message::user(&self.opening)];
+        if trimmed > 0 {
+            messages.push(Message::assistant(format!("[{trimmed} earlier answers are left out to fit the context window]")));
+            messages.push(Message::user("Continue."));
+        }
+        for (answer, feedback) in &self.turns[trimmed..] {
+            messages.push(Message::assistant(answer));
+            messages.push(Message::user(feedback));
+        }
+        Prompt { messages, tokens_estimate: used, trimmed_turns: trimmed as u32 }
+    }
+}
+
+/// What the model is told after its patch was applied and the tests ran.
+pub fn after_tests(path: &str, repo: &Repo, report: &TestReport, regressions: &[String], output_chars: usize) -> String {
+    let mut out = format!("Your edit to {path} was applied. ");
+    if report.ok() && regressions.is_empty() {
+        out.push_str("The tests pass.");
+        return out;
+    }
+    if !regressions.is_empty() {
+        out.push_str(&format!(
+            "These tests passed before your edits and do not pass now: {}. Do not break or remove them.\n",
+            regressions.join(", ")
+        ));
+    }
+    let summary = report.summary();
+    out.push_str(&format!("The tests still fail: {}.\n\nOutput:\n```\n{}\n```\n", summary.line(), cut_middle(report.output.trim_end(), output_chars)));
+    if let Some(text) = repo.current(path) {
+        out.push_str(&format!("\n{path} is now:\n{}", show_file(path, &excerpt(text))));
+    }
+    out.push_str("\nFind the remaining cause and answer with the next edit (one file).");
+    out
+}
+
+/// What the model is told when its answer could not be used.
+pub fn rejected(reason: &str, path: Option<&str>, repo: &Repo) -> String {
+    let mut out = format!("Your edit was not applied. {reason}\n");
+    if let Some(text) = path.and_then(|p| repo.current(p).map(|t| (p, t))) {
+        out.push_str(&format!("\n{} is:\n{}", text.0, show_file(text.0, &excerpt(text.1))));
+    }
+    out.push_str("\nAnswer again with one corrected edit.");
+    out
+}
+
+fn system_prompt(format: EditFormat) -> String {
+    format!(
+        "You are an expert software engineer fixing a bug in a repository. You are shown a map of the repository, the task, the relevant files and the output of the failing tests. \
+Each answer makes ONE edit to ONE file; the tests run after every answer and you are shown the result, so fix one thing at a time. \
+Start with one or two sentences on the cause, then write the edit. Never change test files: fix the code under test.\n\n{}",
+        format.instructions()
+    )
+}
+
+fn show_file(path: &str, text: &str) -> String {
+    let fence = if text.contains("```") { "~~~~" } else { "```" };
+    format!("{path}\n{fence}\n{}\n{fence}\n", text.trim_end_matches('\n'))
+}
+
+/// A file for feedback: whole when short, else its start and end (the model has seen the rest).
+fn excerpt(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() <= WHOLE_FILE_LINES {
+        return text.to_string();
+    }
+    let half = WHOLE_FILE_LINES / 2;
+    format!(
+        "{}\n[... {} lines ...]\n{}",
+        lines[..half].join("\n"),
+        lines.len() - 2 * half,
+        lines[lines.len() - half..].join("\n")
+    )
+}
+
+/// The files worth showing first: code the failure's output names, then code defining what the task
+/// and the output name, then the tests the output names.
+pub fn relevant_files(repo: &Repo, task: &str, output: &str) -> Vec<String> {
+    let mentioned = repo.mentioned_in(output);
+    let defining = repo.defining(&format!("{task}\n{output}"));
+    let (tests, code): (Vec<String>, Vec<String>) =
+        mentioned.into_iter().chain(defining).partition(|p| crate::repo::is_test_file(p));
+    let mut ordered: Vec<String> = Vec::new();
+    for path in code.into_iter().chain(tests) {
+        if !ordered.contains(&path) {
+            ordered.push(path);
+        }
+    }
+    ordered.truncate(MAX_FILES);
+    ordered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::Runner;
+
+    fn fixture() -> (tempfile::TempDir, Repo, TestReport) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pages.py"), "def paginate(items, page, size):\n    start = page * size\n    return items[start:start + size]\n").unwrap();
+        std::fs::write(dir.path().join("util.py"), "def unrelated():\n    return 1\n").unwrap();
+        std::fs::write(dir.path().join("test_pages.py"), "from pages import paginate\n\ndef test_second_page():\n    assert paginate(list(range(10)), 2, 3) == [3, 4, 5]\n").unwrap();
+        let repo = Repo::load(dir.path()).unwrap();
+        let output = "test_pages.py:4: in test_second_page\nE   assert [6, 7, 8] == [3, 4, 5]\nFAILED test_pages.py::test_second_page - assert\n";
+        (dir, repo, TestReport::read(Runner::Pytest, Some(1), output))
+    }
+
+    #[test]
+    fn the_opening_holds_map_task_code_and_failure_and_stays_the_prefix() {
+        let (_dir, repo, baseline) = fixture();
+        let mut conversation = Conversation::new(EditFormat::SearchReplace, &repo, "page 2 is wrong", "pytest", &baseline, 4000);
+        assert_eq!(relevant_files(&repo, "page 2 is wrong", &baseline.output), vec!["pages.py", "test_pages.py"]);
+        let first = conversation.prompt();
+        let opening = &first.messages[1].content;
+        for part in ["pages.py\n  def paginate(items, page, size)", "# Task\npage 2 is wrong", "    start = page * size", "test_pages.py::test_second_page"] {
+            assert!(opening.contains(part), "{part} missing from:\n{opening}");
+        }
+        assert!(!opening.contains("def unrelated():\n"), "util.py is not relevant");
+
+        conversation.push_turn("answer one", "feedback one".into());
+        let second = conversation.prompt();
+        assert_eq!(second.messages[..2], first.messages[..], "the prefix is stable for the prompt cache");
+        assert_eq!(second.messages.len(), 4);
+    }
+
+    #[test]
+    fn old_turns_go_first_when_the_context_is_full() {
+        let (_dir, repo, baseline) = fixture();
+        let mut conversation = Conversation::new(EditFormat::SearchReplace, &repo, "task", "pytest", &baseline, 1500);
+        for i in 0..20 {
+            conversation.push_turn(&format!("answer {i} {}", "x".repeat(400)), format!("feedback {i}"));
+        }
+        let prompt = conversation.prompt();
+        assert!(prompt.trimmed_turns > 0);
+        assert!(prompt.messages[2].content.contains("earlier answers are left out"));
+        assert!(prompt.messages.last().unwrap().content.contains("feedback 19"));
+        assert!(prompt.tokens_estimate <= 1500 + 200);
+    }
+}

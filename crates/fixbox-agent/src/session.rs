@@ -1,0 +1,587 @@
+//! The loop: tests once to record what fails, then prompt → streamed answer → one file patch → apply →
+//! tests → feedback, until the tests pass or a limit stops it. Every step is an [`Event`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fixbox_llm::{Budget, CallEvent, ChatRequest, ErrorKind, FinishReason, LlmError, Meter, Router, Totals};
+use fixbox_sandbox::{Excludes, FileWrite, Sandbox};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::detect::{TestPlan, detect};
+use crate::event::{Event, EventLog};
+use crate::patch::{ApplyOptions, EditFormat, FilePatch, Hunk, ParseError, PatchParser, apply, give_up_reason};
+use crate::prompt::{Conversation, after_tests, rejected};
+use crate::repo::{Repo, file_diff, is_test_file, safe_path};
+use crate::testrun::TestReport;
+use crate::AgentError;
+
+/// Where the repository's copy lives in the sandbox.
+pub const WORKSPACE: &str = "/workspace";
+
+/// When a session stops.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    pub max_iterations: u32,
+    pub budget_usd: Option<f64>,
+    pub budget_tokens: Option<u64>,
+    /// Wall time of the whole session, in seconds.
+    pub wall_time_s: u64,
+    /// One run of the tests, in seconds.
+    pub test_timeout_s: u64,
+    /// The same failure this many iterations in a row stops the session.
+    pub same_failure: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_iterations: 50,
+            budget_usd: None,
+            budget_tokens: None,
+            wall_time_s: 30 * 60,
+            test_timeout_s: 5 * 60,
+            same_failure: 3,
+        }
+    }
+}
+
+/// How the model is asked. The defaults follow the Devstral/OpenHands recipe for small coding models.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSettings {
+    /// The routing task whose routes answer; tasks without routes take `default`'s.
+    pub task: String,
+    pub temperature: f32,
+    pub top_p: f32,
+    /// Tokens one patch may take.
+    pub max_tokens: u32,
+    /// `None`: chosen for the model.
+    pub edit_format: Option<EditFormat>,
+    /// Extra stop sequences (search/replace answers always stop at the end of their block).
+    pub stop: Vec<String>,
+    /// The context window the prompt is planned for, when the route does not say.
+    pub context_window: u32,
+    pub fuzzy_threshold: f64,
+    pub seed: Option<u64>,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        Self {
+            task: "fix".into(),
+            temperature: 0.15,
+            top_p: 0.95,
+            max_tokens: 2048,
+            edit_format: None,
+            stop: Vec::new(),
+            context_window: 8192,
+            fuzzy_threshold: ApplyOptions::default().fuzzy_threshold,
+            seed: None,
+        }
+    }
+}
+
+/// What to fix, where, and within what.
+#[derive(Debug, Clone)]
+pub struct FixRequest {
+    pub repo: PathBuf,
+    pub task: String,
+    /// The test command; detected when `None`.
+    pub test: Option<String>,
+    pub model: ModelSettings,
+    pub limits: Limits,
+    /// Let patches change test files (off: a fix must not edit the tests that judge it).
+    pub allow_test_edits: bool,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The tests pass, and every test that passed before still does.
+    Fixed,
+    /// The tests passed before any change: there is nothing for them to verify.
+    AlreadyPassing,
+    MaxIterations,
+    Budget { message: String },
+    WallTime,
+    /// The same failure came back this many times in a row.
+    Stuck { failure: String },
+    GaveUp { reason: String },
+    /// Stopped by the user (Ctrl+C).
+    Cancelled,
+    /// Something outside the loop failed (the sandbox, every model route).
+    Error { message: String },
+}
+
+impl Outcome {
+    pub fn is_fixed(&self) -> bool {
+        matches!(self, Self::Fixed)
+    }
+
+    /// One line for a person.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Fixed => "fixed: the tests pass".into(),
+            Self::AlreadyPassing => {
+                "the tests already pass before any change: add a test that shows the bug, or pass --test".into()
+            }
+            Self::MaxIterations => "not fixed: the iteration limit was reached (raise --max-iterations)".into(),
+            Self::Budget { message } => format!("not fixed: {message}"),
+            Self::WallTime => "not fixed: the time limit was reached (raise --timeout)".into(),
+            Self::Stuck { failure } => format!("not fixed: the same failure came back each time ({failure})"),
+            Self::GaveUp { reason } => format!("not fixed: the model gave up ({reason})"),
+            Self::Cancelled => "stopped: cancelled; the session and its changes so far are kept".into(),
+            Self::Error { message } => format!("not fixed: {message}"),
+        }
+    }
+}
+
+/// Where a session's time went, in milliseconds. `own` is Fixbox itself: prompts, parsing, applying,
+/// the event log.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Timings {
+    pub wall_ms: f64,
+    pub model_ms: f64,
+    pub tests_ms: f64,
+    pub sandbox_ms: f64,
+    pub own_ms: f64,
+}
+
+/// A finished session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    pub outcome: Outcome,
+    pub iterations: u32,
+    pub diff: String,
+    pub totals: Totals,
+    pub timings: Timings,
+}
+
+/// A fix session ready to run: its repository read and its test command known.
+#[derive(Debug)]
+pub struct Fix {
+    request: FixRequest,
+    plan: TestPlan,
+    repo: Repo,
+}
+
+impl Fix {
+    pub fn prepare(request: FixRequest) -> Result<Self, AgentError> {
+        let plan = match &request.test {
+            Some(command) => TestPlan::given(command, &request.repo),
+            None => detect(&request.repo)?,
+        };
+        let repo = Repo::load(&request.repo)?;
+        Ok(Self { request, plan, repo })
+    }
+
+    pub fn plan(&self) -> &TestPlan {
+        &self.plan
+    }
+
+    /// Runs the session in `sandbox` (made from `image` in `sandbox_time`, which counts as the
+    /// session's), asking `router`, until an [`Outcome`]; removes the sandbox. An `Err` is only a
+    /// failure to record events: anything else ends the session with [`Outcome::Error`].
+    pub async fn run<S: Sandbox>(
+        self,
+        sandbox: S,
+        image: &str,
+        sandbox_time: Duration,
+        router: &Router,
+        log: &EventLog,
+        cancel: CancellationToken,
+    ) -> Result<Finished, AgentError> {
+        let started = Instant::now();
+        let format = self.request.model.edit_format.unwrap_or_else(|| {
+            let model = router.routes(&self.request.model.task).ok().and_then(|r| r.first()).map(|r| r.client.model().to_string());
+            EditFormat::for_model(model.as_deref().unwrap_or(""))
+        });
+        log.record(Event::SessionStarted {
+            repo: self.request.repo.display().to_string(),
+            task: self.request.task.clone(),
+            test_command: self.plan.command.clone(),
+            model_task: self.request.model.task.clone(),
+            edit_format: format,
+            limits: self.request.limits.clone(),
+            image: image.to_string(),
+        })?;
+        let meter = Arc::new(Meter::new(Budget {
+            max_cost_usd: self.request.limits.budget_usd,
+            max_tokens: self.request.limits.budget_tokens,
+        }));
+        let mut run = Run {
+            request: &self.request,
+            plan: &self.plan,
+            repo: self.repo,
+            format,
+            router,
+            log,
+            sandbox: &sandbox,
+            meter: meter.clone(),
+            cancel,
+            deadline: started + Duration::from_secs(self.request.limits.wall_time_s),
+            timings: Timings { sandbox_ms: ms(sandbox_time), ..Timings::default() },
+            iteration: 0,
+        };
+        let outcome = match run.go().await {
+            Ok(outcome) => outcome,
+            Err(AgentError::Store(err)) => return Err(AgentError::Store(err)),
+            Err(err) => Outcome::Error { message: err.to_string() },
+        };
+        let (iterations, repo, mut timings) = (run.iteration, run.repo, run.timings);
+        let destroy = Instant::now();
+        if let Err(err) = sandbox.destroy().await {
+            tracing::warn!(%err, "could not remove the sandbox; the reaper removes it at the next start");
+        }
+        timings.sandbox_ms += ms(destroy.elapsed());
+        timings.wall_ms = ms(started.elapsed()) + ms(sandbox_time);
+        timings.own_ms = (timings.wall_ms - timings.model_ms - timings.tests_ms - timings.sandbox_ms).max(0.0);
+        let finished = Finished { outcome, iterations, diff: repo.diff(), totals: meter.totals(), timings };
+        log.record(Event::SessionFinished {
+            outcome: finished.outcome.clone(),
+            iterations,
+            diff: finished.diff.clone(),
+            totals: finished.totals.clone(),
+            timings,
+        })?;
+        Ok(finished)
+    }
+}
+
+/// One session's running state.
+struct Run<'a, S> {
+    request: &'a FixRequest,
+    plan: &'a TestPlan,
+    repo: Repo,
+    format: EditFormat,
+    router: &'a Router,
+    log: &'a EventLog,
+    sandbox: &'a S,
+    meter: Arc<Meter>,
+    cancel: CancellationToken,
+    deadline: Instant,
+    timings: Timings,
+    iteration: u32,
+}
+
+/// What one model call gave.
+enum Answer {
+    Text { text: String, parser: PatchParser },
+    Stop(Outcome),
+}
+
+/// A patch that could not be used, and what the model is told.
+struct Rejected {
+    path: Option<String>,
+    feedback: String,
+    /// Identifies the failure for the stuck-loop check.
+    fingerprint: String,
+}
+
+impl Rejected {
+    fn new(path: Option<&str>, feedback: impl Into<String>) -> Self {
+        let feedback = feedback.into();
+        Self { path: path.map(str::to_string), fingerprint: format!("rejected {path:?}: {feedback}"), feedback }
+    }
+}
+
+impl<S: Sandbox> Run<'_, S> {
+    async fn go(&mut self) -> Result<Outcome, AgentError> {
+        let copy = Instant::now();
+        let copied = self
+            .sandbox
+            .copy_in(&self.request.repo, WORKSPACE, &Excludes::default())
+            .await
+            .map_err(AgentError::sandbox("copy the repository in"))?;
+        self.timings.sandbox_ms += ms(copy.elapsed());
+        self.log.record(Event::SandboxReady { sandbox: self.sandbox.id().to_string(), files: copied.files, bytes: copied.bytes })?;
+
+        let baseline = match self.tests().await? {
+            Ok(report) => report,
+            Err(stop) => return Ok(stop),
+        };
+        if baseline.ok() {
+            return Ok(Outcome::AlreadyPassing);
+        }
+        let context = self
+            .router
+            .routes(&self.request.model.task)
+            .ok()
+            .and_then(|routes| routes.first().and_then(|r| r.context_window))
+            .unwrap_or(self.request.model.context_window);
+        let budget = u64::from(context).saturating_sub(u64::from(self.request.model.max_tokens) + 64);
+        let mut conversation =
+            Conversation::new(self.format, &self.repo, &self.request.task, &self.plan.command, &baseline, budget);
+        let output_chars = (budget as usize).saturating_mul(4) / 6;
+        let mut fingerprints: Vec<String> = Vec::new();
+
+        while self.iteration < self.request.limits.max_iterations {
+            self.iteration += 1;
+            let (text, parser) = match self.ask(&conversation, repeats(&fingerprints)).await? {
+                Answer::Text { text, parser } => (text, parser),
+                Answer::Stop(outcome) => return Ok(outcome),
+            };
+            let (feedback, fingerprint, result) = match self.patch(parser, &text)? {
+                Err(Rejected { path, feedback, fingerprint }) => {
+                    if let Some(reason) = give_up_reason(&text) {
+                        return Ok(Outcome::GaveUp { reason });
+                    }
+                    self.log.record(Event::PatchRejected { iteration: self.iteration, path: path.clone(), feedback: feedback.clone() })?;
+                    (rejected(&feedback, path.as_deref(), &self.repo), fingerprint, "patch rejected".to_string())
+                }
+                Ok((path, content)) => {
+                    let write = Instant::now();
+                    let file = FileWrite {
+                        path: path.clone(),
+                        content: content.into_bytes(),
+                        executable: self.repo.is_executable(&path),
+                    };
+                    self.sandbox.write_files(WORKSPACE, &[file]).await.map_err(AgentError::sandbox("write the patched file"))?;
+                    self.timings.sandbox_ms += ms(write.elapsed());
+                    let report = match self.tests().await? {
+                        Ok(report) => report,
+                        Err(stop) => return Ok(stop),
+                    };
+                    let regressions = report.regressions(&baseline);
+                    if report.ok() && regressions.is_empty() {
+                        self.end_iteration("fixed")?;
+                        return Ok(Outcome::Fixed);
+                    }
+                    let summary = report.summary();
+                    (after_tests(&path, &self.repo, &report, &regressions, output_chars), report.fingerprint(), summary.line())
+                }
+            };
+            self.end_iteration(&result)?;
+            conversation.push_turn(&text, feedback);
+            fingerprints.push(fingerprint);
+            let same = self.request.limits.same_failure;
+            if same > 0 && repeats(&fingerprints) >= same {
+                return Ok(Outcome::Stuck { failure: result });
+            }
+        }
+        Ok(Outcome::MaxIterations)
+    }
+
+    fn end_iteration(&self, result: &str) -> Result<(), AgentError> {
+        self.log.record(Event::Iteration { iteration: self.iteration, result: result.to_string(), totals: self.meter.totals() })?;
+        Ok(())
+    }
+
+    /// Runs the tests (unless cancelled or out of time) and records the run.
+    async fn tests(&mut self) -> Result<Result<TestReport, Outcome>, AgentError> {
+        let timeout = Duration::from_secs(self.request.limits.test_timeout_s);
+        let started = Instant::now();
+        let run = TestReport::run(self.sandbox, self.plan, timeout);
+        let report = tokio::select! {
+            report = run => report,
+            () = self.cancel.cancelled() => return Ok(Err(Outcome::Cancelled)),
+            () = tokio::time::sleep_until(self.deadline.into()) => return Ok(Err(Outcome::WallTime)),
+        };
+        self.timings.tests_ms += ms(started.elapsed());
+        let report = report?;
+        self.log.record(Event::TestsRun { iteration: self.iteration, summary: report.summary() })?;
+        Ok(Ok(report))
+    }
+
+    /// One streamed model call; its patch lines become events as they arrive.
+    /// `repeats`: how many iterations in a row ended with the same failure. Each raises the temperature
+    /// a step: at a low temperature a small model given the same prompt gives the same answer.
+    async fn ask(&mut self, conversation: &Conversation, repeats: u32) -> Result<Answer, AgentError> {
+        if self.cancel.is_cancelled() {
+            return Ok(Answer::Stop(Outcome::Cancelled));
+        }
+        let prompt = conversation.prompt();
+        self.log.record(Event::ModelStarted {
+            iteration: self.iteration,
+            prompt_tokens_estimate: prompt.tokens_estimate,
+            trimmed_turns: prompt.trimmed_turns,
+        })?;
+        let settings = &self.request.model;
+        let mut request = ChatRequest::new(prompt.messages);
+        let bumped = settings.temperature + TEMPERATURE_STEP * repeats.saturating_sub(1) as f32;
+        request.sampling.temperature = Some(bumped.min(MAX_TEMPERATURE).max(settings.temperature));
+        request.sampling.top_p = Some(settings.top_p);
+        request.sampling.max_tokens = Some(settings.max_tokens);
+        request.sampling.seed = settings.seed;
+        // A search/replace answer is one block: the server stops at its end instead of the model
+        // going on to explain itself.
+        let block_end = (self.format == EditFormat::SearchReplace).then(|| ">>>>>>> REPLACE".to_string());
+        request.sampling.stop = block_end.into_iter().chain(settings.stop.iter().cloned()).collect();
+
+        let started = Instant::now();
+        let mut stream = self.router.call(&settings.task, request, self.meter.clone());
+        let mut parser = PatchParser::new(self.format);
+        let mut answer = None;
+        let outcome = loop {
+            let next = tokio::select! {
+                next = stream.next() => next,
+                () = self.cancel.cancelled() => break Some(Outcome::Cancelled),
+                () = tokio::time::sleep_until(self.deadline.into()) => break Some(Outcome::WallTime),
+            };
+            match next {
+                Some(Ok(CallEvent::Delta { text })) => {
+                    for delta in parser.push(&text) {
+                        self.log.record(Event::PatchDelta { iteration: self.iteration, delta })?;
+                    }
+                }
+                Some(Ok(CallEvent::Discard { reason, .. })) => {
+                    parser = PatchParser::new(self.format);
+                    self.log.record(Event::ModelDiscard { iteration: self.iteration, reason })?;
+                }
+                Some(Ok(CallEvent::Attempt(attempt))) => {
+                    self.log.record(Event::ModelAttempt { iteration: self.iteration, attempt })?;
+                }
+                Some(Ok(CallEvent::Done(record))) => {
+                    answer = Some((record.text.clone(), record.finish_reason));
+                    self.log.record(Event::ModelCall { iteration: self.iteration, record })?;
+                }
+                Some(Err(err)) => break Some(model_failed(err)),
+                None => break None,
+            }
+        };
+        // Dropping the stream cancels the call.
+        drop(stream);
+        self.timings.model_ms += ms(started.elapsed());
+        if let Some(outcome) = outcome {
+            return Ok(Answer::Stop(outcome));
+        }
+        let Some((mut text, finish)) = answer else {
+            return Ok(Answer::Stop(Outcome::Error { message: "the model's answer ended without its end".into() }));
+        };
+        if finish == FinishReason::Stop && self.format == EditFormat::SearchReplace && inside_replace(&text) {
+            // The server stopped at the block's end marker, which it leaves out: put it back.
+            let marker = if text.ends_with('\n') { ">>>>>>> REPLACE\n" } else { "\n>>>>>>> REPLACE\n" };
+            text.push_str(marker);
+            for delta in parser.push(marker) {
+                self.log.record(Event::PatchDelta { iteration: self.iteration, delta })?;
+            }
+        }
+        Ok(Answer::Text { text, parser })
+    }
+
+    /// The answer's patch applied to its file; or why not.
+    fn patch(&mut self, parser: PatchParser, text: &str) -> Result<Result<(String, String), Rejected>, AgentError> {
+        let patch = match parser.finish() {
+            Ok(patch) => patch,
+            // Small models often answer with the whole file instead of an edit: take it as one.
+            Err(ParseError::NoPatch) => match whole_file(text, &self.repo) {
+                Some(patch) => patch,
+                None => return Ok(Err(Rejected::new(None, ParseError::NoPatch.feedback(self.format)))),
+            },
+            Err(err) => return Ok(Err(Rejected::new(None, err.feedback(self.format)))),
+        };
+        let path = match self.resolve(&patch) {
+            Ok(path) => path,
+            Err(rejected) => return Ok(Err(rejected)),
+        };
+        if is_test_file(&path) && !self.request.allow_test_edits {
+            return Ok(Err(Rejected::new(
+                Some(&path),
+                format!("{path} is a test file, and the tests must not change: fix the code they test."),
+            )));
+        }
+        let before = self.repo.current(&path).map(str::to_string);
+        if before.is_none() && patch.hunks.iter().any(|h| !h.search.is_empty()) {
+            return Ok(Err(Rejected::new(
+                Some(&path),
+                format!("There is no file {path}. Use a path from the repository map."),
+            )));
+        }
+        let options = ApplyOptions { fuzzy_threshold: self.request.model.fuzzy_threshold };
+        if let [hunk] = patch.hunks.as_slice()
+            && before.as_deref() == Some(hunk.replace.as_str())
+        {
+            return Ok(Err(Rejected::new(
+                Some(&path),
+                format!("Your answer repeats {path} without a change. Change the lines that cause the failure, as an edit block."),
+            )));
+        }
+        let applied = match apply(before.as_deref().unwrap_or(""), &patch.hunks, &options) {
+            Ok(applied) => applied,
+            Err(err) => return Ok(Err(Rejected::new(Some(&path), err.feedback_in(&path, self.format)))),
+        };
+        let diff = file_diff(&path, before.as_deref(), Some(&applied.content));
+        self.log.record(Event::PatchApplied { iteration: self.iteration, path: path.clone(), matches: applied.matches, diff })?;
+        self.repo.set(&path, applied.content.clone());
+        Ok(Ok((path, applied.content)))
+    }
+
+    /// The repository file a patch is for: the one it names (also by a shorter path, `pages.py` for
+    /// `src/pages.py`), or when it names none, the one file its search text is in.
+    fn resolve(&self, patch: &FilePatch) -> Result<String, Rejected> {
+        let Some(named) = patch.path.as_deref() else {
+            let search = patch.hunks.iter().map(|h| h.search.as_str()).find(|s| !s.trim().is_empty()).unwrap_or("");
+            let holding: Vec<&str> =
+                self.repo.paths().filter(|p| !search.is_empty() && self.repo.current(p).is_some_and(|t| t.contains(search))).collect();
+            return match holding.as_slice() {
+                [one] => Ok(one.to_string()),
+                _ => Err(Rejected::new(None, "Your edit does not name its file: write the file's path on the line before the block.")),
+            };
+        };
+        let Some(path) = safe_path(named) else {
+            return Err(Rejected::new(Some(named), format!("{named} is outside the repository: use a path from the repository map.")));
+        };
+        if self.repo.current(&path).is_some() {
+            return Ok(path);
+        }
+        let suffix = format!("/{path}");
+        let longer: Vec<&str> = self.repo.paths().filter(|p| p.ends_with(&suffix)).collect();
+        Ok(match longer.as_slice() {
+            [one] => one.to_string(),
+            _ => path,
+        })
+    }
+}
+
+/// An answer that is a file's path and then its whole new text in a fence, as an edit replacing the
+/// file; `None` unless the path is a file of the repository.
+fn whole_file(text: &str, repo: &Repo) -> Option<FilePatch> {
+    let lines: Vec<&str> = text.lines().collect();
+    let is_fence = |l: &str| l.trim_start().starts_with("```") || l.trim_start().starts_with("~~~");
+    let open = lines.iter().position(|l| is_fence(l))?;
+    let close = open + 1 + lines[open + 1..].iter().position(|l| is_fence(l))?;
+    let named = lines.get(open.checked_sub(1)?)?.trim().trim_matches(|c: char| "*#`'\": ".contains(c));
+    let named = named.strip_prefix("File").map_or(named, |rest| rest.trim_start_matches([':', ' ']));
+    let path = safe_path(named)?;
+    let current = repo.current(&path)?;
+    let mut content: String = lines[open + 1..close].iter().map(|l| format!("{l}\n")).collect();
+    if !current.ends_with('\n') {
+        content.pop();
+    }
+    Some(FilePatch { path: Some(path), hunks: vec![Hunk { search: current.to_string(), replace: content }] })
+}
+
+/// Whether `text` ends inside a search/replace block's replacement (its `=======` seen, its end not).
+fn inside_replace(text: &str) -> bool {
+    let lines: Vec<&str> = text.lines().collect();
+    let last_line_starting = |marker: &str| lines.iter().rposition(|l| l.trim_start().starts_with(marker));
+    match (last_line_starting("<<<<<<<"), last_line_starting("=======")) {
+        (Some(open), Some(split)) if split > open => last_line_starting(">>>>>>>").is_none_or(|close| close < open),
+        _ => false,
+    }
+}
+
+/// How much a repeated failure raises the temperature, and the most it gets.
+const TEMPERATURE_STEP: f32 = 0.3;
+const MAX_TEMPERATURE: f32 = 1.0;
+
+/// How many of the last iterations in a row ended with the latest failure.
+fn repeats(fingerprints: &[String]) -> u32 {
+    let Some(last) = fingerprints.last() else { return 0 };
+    fingerprints.iter().rev().take_while(|f| *f == last).count() as u32
+}
+
+fn model_failed(err: LlmError) -> Outcome {
+    match err.kind() {
+        ErrorKind::Budget => Outcome::Budget { message: err.to_string() },
+        _ => Outcome::Error { message: format!("the model could not be reached: {err}") },
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}

@@ -1,0 +1,315 @@
+//! Running the test command in the sandbox and reading its outcome: which tests pass and fail (from
+//! pytest's, cargo's, node's and go's own lines), a fingerprint of the failure, and the output a
+//! prompt gets.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use fixbox_sandbox::{Ending, ExecRequest, Sandbox};
+use serde::{Deserialize, Serialize};
+
+use crate::detect::{Runner, TestPlan};
+use crate::{AgentError, text};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TestOutcome {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+/// One run of the test command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestReport {
+    pub exit_code: Option<i64>,
+    pub timed_out: bool,
+    /// Per test, where the runner's output says; empty when it does not (a build error, an unknown runner).
+    pub outcomes: BTreeMap<String, TestOutcome>,
+    /// stdout and stderr together, as they came.
+    pub output: String,
+    pub duration: Duration,
+}
+
+/// What the event log keeps of a test run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestSummary {
+    pub ok: bool,
+    pub exit_code: Option<i64>,
+    pub timed_out: bool,
+    pub passed: usize,
+    pub failed: Vec<String>,
+    pub skipped: usize,
+    pub duration_ms: f64,
+    /// The output, its middle cut when long.
+    pub output: String,
+}
+
+/// Test output kept in an event: enough to see what failed, bounded so the log stays small.
+const SUMMARY_OUTPUT_CHARS: usize = 12_000;
+
+impl TestReport {
+    /// Runs `plan` in `sandbox`, killed after `timeout`.
+    pub async fn run(sandbox: &impl Sandbox, plan: &TestPlan, timeout: Duration) -> Result<Self, AgentError> {
+        let mut request = ExecRequest::shell(format!("{} 2>&1", plan.command)).hard_timeout(timeout);
+        request.env = plan.runner.env();
+        let started = Instant::now();
+        let output = sandbox.exec(request).await.map_err(AgentError::sandbox("run the tests"))?;
+        let output = output.finish().await.map_err(AgentError::sandbox("run the tests"))?;
+        let mut report = Self::read(plan.runner, output.exit_code, &output.stdout);
+        report.timed_out = output.ending == Ending::HardTimeout;
+        report.duration = started.elapsed();
+        Ok(report)
+    }
+
+    /// Reads a finished run's output.
+    pub fn read(runner: Runner, exit_code: Option<i64>, output: &str) -> Self {
+        Self {
+            exit_code,
+            timed_out: false,
+            outcomes: outcomes(runner, output),
+            output: output.to_string(),
+            duration: Duration::ZERO,
+        }
+    }
+
+    /// Whether the tests pass: the command exited 0 in time.
+    pub fn ok(&self) -> bool {
+        self.exit_code == Some(0) && !self.timed_out
+    }
+
+    pub fn with(&self, outcome: TestOutcome) -> BTreeSet<&str> {
+        self.outcomes.iter().filter(|(_, o)| **o == outcome).map(|(name, _)| name.as_str()).collect()
+    }
+
+    /// The failing tests by name; when the runner names none but the command failed, the command.
+    pub fn failing(&self) -> Vec<String> {
+        let failed = self.with(TestOutcome::Failed);
+        if failed.is_empty() && !self.ok() {
+            let why = if self.timed_out {
+                "timed out".to_string()
+            } else {
+                format!("exit code {}", self.exit_code.map_or("unknown".into(), |c| c.to_string()))
+            };
+            return vec![format!("(the test command: {why})")];
+        }
+        failed.into_iter().map(str::to_string).collect()
+    }
+
+    /// Tests that passed in `before` and do not pass now (failed, or gone: a test deleted is not fixed).
+    pub fn regressions(&self, before: &TestReport) -> Vec<String> {
+        let now = self.with(TestOutcome::Passed);
+        before.with(TestOutcome::Passed).difference(&now).map(|s| s.to_string()).collect()
+    }
+
+    /// Identifies the failure: the same failing tests with the same error lines give the same
+    /// fingerprint, so a loop that keeps producing it can be stopped.
+    pub fn fingerprint(&self) -> String {
+        let errors: BTreeSet<&str> = self
+            .output
+            .lines()
+            .map(str::trim)
+            .filter(|l| {
+                l.starts_with("E ")
+                    || l.starts_with("error")
+                    || l.contains("Error:")
+                    || l.contains("panicked at")
+                    || l.contains("assert")
+            })
+            .filter(|l| !is_timing(l))
+            .collect();
+        format!("{:?}|{}|{}", self.exit_code, self.failing().join(","), errors.into_iter().collect::<Vec<_>>().join("\n"))
+    }
+
+    pub fn summary(&self) -> TestSummary {
+        TestSummary {
+            ok: self.ok(),
+            exit_code: self.exit_code,
+            timed_out: self.timed_out,
+            passed: self.with(TestOutcome::Passed).len(),
+            failed: if self.ok() { Vec::new() } else { self.failing() },
+            skipped: self.with(TestOutcome::Skipped).len(),
+            duration_ms: self.duration.as_secs_f64() * 1e3,
+            output: text::cut_middle(&self.output, SUMMARY_OUTPUT_CHARS),
+        }
+    }
+}
+
+impl TestSummary {
+    /// `3 passed, 1 failed (test_x)`.
+    pub fn line(&self) -> String {
+        if self.ok {
+            return format!("{} passed", self.passed);
+        }
+        let why = if self.timed_out { ", timed out" } else { "" };
+        format!("{} passed, {} failed{why} ({})", self.passed, self.failed.len(), self.failed.join(", "))
+    }
+}
+
+fn is_timing(line: &str) -> bool {
+    ["passed in", "failed in", "finished in", "duration_ms", "# duration", "Finished ", "Running "]
+        .iter()
+        .any(|t| line.contains(t))
+}
+
+fn outcomes(runner: Runner, output: &str) -> BTreeMap<String, TestOutcome> {
+    let mut found = BTreeMap::new();
+    for line in output.lines() {
+        let parsed = match runner {
+            Runner::Pytest => pytest_line(line),
+            Runner::Cargo => cargo_line(line),
+            Runner::Npm => tap_line(line),
+            Runner::Go => go_line(line),
+            // Make and other commands may run any of them.
+            Runner::Make | Runner::Other => {
+                pytest_line(line).or_else(|| cargo_line(line)).or_else(|| tap_line(line)).or_else(|| go_line(line))
+            }
+        };
+        if let Some((name, outcome)) = parsed {
+            // A test reported twice (e.g. pytest -v and -rA) keeps its worst outcome.
+            let entry = found.entry(name).or_insert(outcome);
+            if outcome == TestOutcome::Failed {
+                *entry = outcome;
+            }
+        }
+    }
+    found
+}
+
+/// `PASSED tests/test_x.py::test_a` (-rA summary) or `tests/test_x.py::test_a PASSED` (-v).
+fn pytest_line(line: &str) -> Option<(String, TestOutcome)> {
+    let outcome = |word: &str| match word {
+        "PASSED" | "XFAIL" => Some(TestOutcome::Passed),
+        "FAILED" | "ERROR" | "XPASS" => Some(TestOutcome::Failed),
+        "SKIPPED" => Some(TestOutcome::Skipped),
+        _ => None,
+    };
+    let mut words = line.split_whitespace();
+    let (first, second) = (words.next()?, words.next()?);
+    if let Some(o) = outcome(first)
+        && second.contains("::")
+    {
+        return Some((second.to_string(), o));
+    }
+    if first.contains("::")
+        && let Some(o) = outcome(second)
+    {
+        return Some((first.to_string(), o));
+    }
+    None
+}
+
+/// `test tests::parses ... ok`
+fn cargo_line(line: &str) -> Option<(String, TestOutcome)> {
+    let rest = line.strip_prefix("test ")?;
+    let (name, result) = rest.split_once(" ... ")?;
+    let outcome = match result.trim() {
+        "ok" => TestOutcome::Passed,
+        "FAILED" => TestOutcome::Failed,
+        r if r.starts_with("ignored") => TestOutcome::Skipped,
+        _ => return None,
+    };
+    Some((name.trim().to_string(), outcome))
+}
+
+/// TAP, as `node --test` prints it without a terminal: `ok 1 - name`, `not ok 2 - name`, `# SKIP`.
+fn tap_line(line: &str) -> Option<(String, TestOutcome)> {
+    let line = line.trim_start();
+    let (failed, rest) = match line.strip_prefix("not ok ") {
+        Some(rest) => (true, rest),
+        None => (false, line.strip_prefix("ok ")?),
+    };
+    let (number, name) = rest.split_once(" - ")?;
+    if !number.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (name, directive) = name.split_once(" # ").unwrap_or((name, ""));
+    let outcome = if directive.to_ascii_uppercase().starts_with("SKIP") {
+        TestOutcome::Skipped
+    } else if failed {
+        TestOutcome::Failed
+    } else {
+        TestOutcome::Passed
+    };
+    Some((name.trim().to_string(), outcome))
+}
+
+/// `--- PASS: TestX (0.00s)`
+fn go_line(line: &str) -> Option<(String, TestOutcome)> {
+    let rest = line.trim_start().strip_prefix("--- ")?;
+    let (word, rest) = rest.split_once(": ")?;
+    let outcome = match word {
+        "PASS" => TestOutcome::Passed,
+        "FAIL" => TestOutcome::Failed,
+        "SKIP" => TestOutcome::Skipped,
+        _ => return None,
+    };
+    Some((rest.split_whitespace().next()?.to_string(), outcome))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PYTEST: &str = "\
+..F.                                                                     [100%]
+=================================== FAILURES ===================================
+______________________________ test_second_page _______________________________
+test_pages.py:9: in test_second_page
+    assert paginate(list(range(10)), 2, 3) == [3, 4, 5]
+E   assert [4, 5, 6] == [3, 4, 5]
+=========================== short test summary info ============================
+PASSED test_pages.py::test_first_page
+PASSED test_pages.py::test_empty
+FAILED test_pages.py::test_second_page - assert [4, 5, 6] == [3, 4, 5]
+PASSED test_pages.py::test_size
+1 failed, 3 passed in 0.03s
+";
+
+    #[test]
+    fn pytest_outcomes_failing_tests_and_regressions() {
+        let before = TestReport::read(Runner::Pytest, Some(1), PYTEST);
+        assert_eq!(before.with(TestOutcome::Passed).len(), 3);
+        assert_eq!(before.failing(), vec!["test_pages.py::test_second_page"]);
+        assert!(!before.ok());
+
+        let deleted = PYTEST.replace("PASSED test_pages.py::test_empty\n", "");
+        let after = TestReport::read(Runner::Pytest, Some(1), &deleted);
+        assert_eq!(after.regressions(&before), vec!["test_pages.py::test_empty"]);
+        assert_eq!(after.summary().line(), "2 passed, 1 failed (test_pages.py::test_second_page)");
+    }
+
+    #[test]
+    fn the_fingerprint_ignores_timings_but_not_values() {
+        let a = TestReport::read(Runner::Pytest, Some(1), PYTEST);
+        let slower = TestReport::read(Runner::Pytest, Some(1), &PYTEST.replace("0.03s", "0.41s"));
+        let other = TestReport::read(Runner::Pytest, Some(1), &PYTEST.replace("[4, 5, 6]", "[5, 6, 7]"));
+        assert_eq!(a.fingerprint(), slower.fingerprint());
+        assert_ne!(a.fingerprint(), other.fingerprint());
+    }
+
+    #[test]
+    fn cargo_node_and_go_lines() {
+        let cargo = "running 2 tests\ntest tests::odd ... ok\ntest tests::even ... FAILED\ntest tests::slow ... ignored\n";
+        let r = TestReport::read(Runner::Cargo, Some(101), cargo);
+        assert_eq!(r.failing(), vec!["tests::even"]);
+        assert_eq!(r.with(TestOutcome::Skipped).len(), 1);
+
+        let tap = "TAP version 13\n# Subtest: slugify\n    ok 1 - lowercases\n    not ok 2 - collapses dashes\nnot ok 1 - slugify\nok 3 - skipped one # SKIP\n";
+        let r = TestReport::read(Runner::Npm, Some(1), tap);
+        assert_eq!(r.failing(), vec!["collapses dashes", "slugify"]);
+        assert_eq!(r.with(TestOutcome::Passed).into_iter().collect::<Vec<_>>(), vec!["lowercases"]);
+
+        let go = "=== RUN   TestAdd\n--- PASS: TestAdd (0.00s)\n--- FAIL: TestSub (0.00s)\n";
+        assert_eq!(TestReport::read(Runner::Go, Some(1), go).failing(), vec!["TestSub"]);
+    }
+
+    #[test]
+    fn a_build_error_fails_as_the_command() {
+        let r = TestReport::read(Runner::Cargo, Some(101), "error[E0425]: cannot find value `x`\n");
+        assert_eq!(r.failing(), vec!["(the test command: exit code 101)"]);
+        assert!(r.fingerprint().contains("E0425"));
+        let passing = TestReport::read(Runner::Other, Some(0), "all good\n");
+        assert!(passing.ok() && passing.failing().is_empty());
+    }
+}

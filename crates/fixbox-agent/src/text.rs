@@ -1,0 +1,34 @@
+//! Small text helpers shared by prompts and events.
+
+/// `text` cut to at most `max` characters by removing its middle, with the cut marked; the start
+/// (what ran) and the end (how it ended) are what a reader needs.
+pub fn cut_middle(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_string();
+    }
+    let head = max / 3;
+    let tail = max - head;
+    let start: String = text.chars().take(head).collect();
+    let end: String = text.chars().skip(count - tail).collect();
+    format!("{start}\n[... {} characters cut ...]\n{end}", count - head - tail)
+}
+
+/// A token count good enough to plan a prompt by: about 4 characters per token for code and English.
+pub fn estimate_tokens(text: &str) -> u64 {
+    (text.len() as u64).div_ceil(4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cutting_keeps_both_ends_and_says_so() {
+        let text = "a".repeat(50) + &"b".repeat(50);
+        let cut = cut_middle(&text, 30);
+        assert!(cut.starts_with("aaaaaaaaaa") && cut.ends_with("bbbbbbbbbb"), "{cut}");
+        assert!(cut.contains("70 characters cut"), "{cut}");
+        assert_eq!(cut_middle("short", 30), "short");
+    }
+}

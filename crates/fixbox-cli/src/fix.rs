@@ -1,0 +1,184 @@
+//! `fixbox fix`: a fix session in a sandbox, rendered live; exits 0 only when the tests pass.
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "printing is what a command does")]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use fixbox_agent::patch::EditFormat;
+use fixbox_agent::{EventLog, Fix, FixRequest, Limits, ModelSettings, Outcome};
+use fixbox_llm::Metrics;
+use fixbox_sandbox::{BuildMethod, DockerEngine, DockerSandbox, Recipe, SandboxOptions, ensure_image, reap_orphans};
+use fixbox_store::Store;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use crate::render::Renderer;
+
+#[derive(Debug, Args)]
+pub struct FixArgs {
+    /// The repository to fix (it is copied into a sandbox; this folder is never changed).
+    repo: PathBuf,
+    /// What is wrong, as you would write it in an issue.
+    #[arg(long)]
+    task: String,
+    /// The command that runs the tests (detected when not given: pytest, cargo test, npm test, go test, make test).
+    #[arg(long)]
+    test: Option<String>,
+    /// The routing task whose routes answer (`fixbox routes`); tasks without routes take `default`'s.
+    #[arg(long, default_value = "fix")]
+    model: String,
+    /// A routing file to use instead of the stored routes.
+    #[arg(long)]
+    routing: Option<PathBuf>,
+    #[arg(long, default_value_t = 50)]
+    max_iterations: u32,
+    /// Stop before a call that could take the session past this many US dollars.
+    #[arg(long)]
+    budget: Option<f64>,
+    /// Stop before a call that could take the session past this many tokens.
+    #[arg(long)]
+    budget_tokens: Option<u64>,
+    /// Wall time for the whole session: 90s, 10m, 1h.
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    timeout: u64,
+    /// Time one test run may take.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    test_timeout: u64,
+    /// search-replace or udiff (chosen for the model when not given).
+    #[arg(long)]
+    edit_format: Option<EditFormat>,
+    #[arg(long, default_value_t = 0.15)]
+    temperature: f32,
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f32,
+    /// Tokens one patch may take.
+    #[arg(long, default_value_t = 2048)]
+    max_tokens: u32,
+    /// The model's context window, when the routes do not say.
+    #[arg(long, default_value_t = 8192)]
+    context: u32,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Also stop the answer at this text (repeatable).
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Let patches change test files.
+    #[arg(long)]
+    allow_test_edits: bool,
+}
+
+/// `90s`, `10m`, `2h` or plain seconds, as seconds.
+fn parse_duration(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration: write 90s, 10m or 1h"))?;
+    match unit {
+        "" | "s" => Ok(n),
+        "m" => Ok(n * 60),
+        "h" => Ok(n * 3600),
+        _ => Err(format!("{text:?} has an unknown unit {unit:?}: use s, m or h")),
+    }
+}
+
+pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
+    let request = FixRequest {
+        repo: args.repo.clone(),
+        task: args.task.clone(),
+        test: args.test.clone(),
+        model: ModelSettings {
+            task: args.model.clone(),
+            temperature: args.temperature,
+            top_p: args.top_p,
+            max_tokens: args.max_tokens,
+            edit_format: args.edit_format,
+            stop: args.stop.clone(),
+            context_window: args.context,
+            seed: args.seed,
+            ..ModelSettings::default()
+        },
+        limits: Limits {
+            max_iterations: args.max_iterations,
+            budget_usd: args.budget,
+            budget_tokens: args.budget_tokens,
+            wall_time_s: args.timeout,
+            test_timeout_s: args.test_timeout,
+            ..Limits::default()
+        },
+        allow_test_edits: args.allow_test_edits,
+    };
+    let fix = Fix::prepare(request)?;
+    let (router, from) = crate::routing::router(args.routing.clone(), Arc::new(Metrics::default())).await?;
+    tracing::info!(routes = %from, "fixing");
+
+    let sandbox_started = Instant::now();
+    let engine = DockerEngine::connect().await.context("Fixbox runs the tests in a Docker sandbox")?;
+    if let Err(err) = reap_orphans(&engine).await {
+        tracing::warn!(%err, "could not remove leftover sandboxes");
+    }
+    let recipe = Recipe::builtin(&fix.plan().recipe)?;
+    let image = ensure_image(&engine, &recipe, BuildMethod::from_env()?, &|line| eprintln!("[sandbox] {line}")).await?;
+    let sandbox = DockerSandbox::create(&engine, &SandboxOptions::new(&image)).await?;
+    let sandbox_time = sandbox_started.elapsed();
+
+    let store = Arc::new(tokio::task::spawn_blocking(Store::open_default).await??);
+    let title = format!("fix: {}", args.task.chars().take(70).collect::<String>());
+    let session = store.create_session(&title)?;
+    eprintln!("session {session} (replay: fixbox sessions replay {session})");
+    let log = EventLog::new(store, session);
+    let renderer = render_live(log.subscribe());
+
+    let cancel = CancellationToken::new();
+    let on_interrupt = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nstopping (Ctrl+C): the session is kept");
+            on_interrupt.cancel();
+        }
+    });
+    let finished = fix.run(sandbox, &image, sandbox_time, &router, &log, cancel).await?;
+    drop(log);
+    renderer.await.context("the renderer crashed")?;
+    Ok(match finished.outcome {
+        Outcome::Fixed => ExitCode::SUCCESS,
+        // 130: what a shell reports for a command ended by Ctrl+C.
+        Outcome::Cancelled => ExitCode::from(130),
+        _ => ExitCode::FAILURE,
+    })
+}
+
+/// Prints events as they are recorded, until the log is dropped.
+fn render_live(mut events: tokio::sync::broadcast::Receiver<fixbox_agent::Recorded>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut renderer = Renderer::stdout();
+        loop {
+            match events.recv().await {
+                Ok(recorded) => {
+                    if let Err(err) = renderer.event(&recorded.event) {
+                        tracing::warn!(%err, "cannot print the session's progress");
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => eprintln!("[{missed} events not shown: the terminal fell behind]"),
+                Err(RecvError::Closed) => break,
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("10m"), Ok(600));
+        assert_eq!(parse_duration("2h"), Ok(7200));
+        assert_eq!(parse_duration("45"), Ok(45));
+        assert!(parse_duration("10 minutes").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("m").is_err());
+    }
+}

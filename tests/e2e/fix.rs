@@ -1,0 +1,312 @@
+//! `fixbox fix` and `fixbox sessions` as a user runs them: a real Docker sandbox running the sample
+//! projects' real tests, a real SQLite event log, and, in place of the model, a loopback
+//! OpenAI-compatible server replaying answers Qwen2.5-Coder-1.5B really gave on llama-server
+//! (`tests/fixtures/transcripts/`, recorded by `cargo bench --bench fix` with `FIXBOX_RECORD_DIR`).
+//! Also: every sample project fails its tests as shipped and passes them with its reference fix,
+//! applied by Fixbox's own patch engine in the sandbox.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use fixbox_agent::patch::{ApplyOptions, EditFormat, PatchParser, apply};
+use fixbox_agent::{Event, Outcome, SessionReport, TestReport, WORKSPACE};
+use fixbox_e2e::fixtures::{self, Fixture};
+use fixbox_e2e::transcripts::{self, Answer, Pace, ReplayServer};
+use fixbox_e2e::workspace_bin;
+use fixbox_sandbox::{FileWrite, Sandbox};
+use fixbox_store::Store;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// A finished `fixbox fix` run.
+struct Run {
+    status: std::process::ExitStatus,
+    stdout: String,
+    data: tempfile::TempDir,
+    server: ReplayServer,
+}
+
+impl Run {
+    fn report(&self) -> Result<(fixbox_store::SessionId, Vec<Event>, SessionReport)> {
+        let store = Store::open_in(self.data.path())?;
+        let session = store.list_sessions()?.into_iter().next().context("no session was recorded")?;
+        let stored = store.events_from(&session.id, 1)?;
+        let report = SessionReport::from_events(&stored).context("not a fix session")?;
+        Ok((session.id, stored.iter().filter_map(Event::from_stored).collect(), report))
+    }
+}
+
+fn answers(file: &str, labels: &[&str]) -> Result<Vec<Answer>> {
+    let path = fixbox_e2e::workspace_root().join("tests/fixtures/transcripts").join(file);
+    let all = transcripts::load(&path)?;
+    labels.iter().map(|l| all.get(*l).cloned().with_context(|| format!("{file} has no answer {l}"))).collect()
+}
+
+fn routing_file(dir: &Path, url: &str) -> Result<PathBuf> {
+    let path = dir.join("routes.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[providers]]\nname = \"replay\"\nkind = \"openai\"\nbase_url = \"{url}/v1\"\nmodel = \"qwen2.5-coder-1.5b-instruct\"\ncontext_window = 8192\nlocal = true\n\n[routes]\ndefault = [\"replay\"]\n"
+        ),
+    )?;
+    Ok(path)
+}
+
+fn fix_command(fixture: &Fixture, data: &Path, routes: &Path, args: &[&str]) -> Result<tokio::process::Command> {
+    let mut cmd = tokio::process::Command::new(workspace_bin("fixbox")?);
+    cmd.env("FIXBOX_DATA_DIR", data)
+        .env("NO_COLOR", "1")
+        .arg("fix")
+        .arg(&fixture.repo)
+        .args(["--task", &fixture.task, "--routing"])
+        .arg(routes)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    Ok(cmd)
+}
+
+/// `fixbox fix` on `fixture` with the model's answers replayed from `script`.
+async fn fix(fixture: &str, script: Vec<Answer>, args: &[&str]) -> Result<Run> {
+    let fixture = fixtures::get(fixture)?;
+    let server = ReplayServer::start(script, Pace::Every(Duration::from_millis(1))).await?;
+    let data = tempfile::tempdir()?;
+    let routes = routing_file(data.path(), &server.url)?;
+    let output = fix_command(&fixture, data.path(), &routes, args)?.output().await?;
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    Ok(Run { status: output.status, stdout, data, server })
+}
+
+fn outcome(report: &SessionReport) -> Result<&Outcome> {
+    report.outcome.as_ref().context("the session did not finish")
+}
+
+/// The user messages of the `n`th chat request (0-based) the model server got.
+fn user_messages(run: &Run, n: usize) -> Result<String> {
+    let requests = run.server.requests();
+    let request = requests.get(n).with_context(|| format!("no request {n}"))?;
+    let messages = request["messages"].as_array().context("no messages")?;
+    Ok(messages.iter().filter(|m| m["role"] == "user").filter_map(|m| m["content"].as_str()).collect::<Vec<_>>().join("\n---\n"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_in_one_patch_then_listed_shown_replayed_and_exported() -> Result<()> {
+    let run = fix("py-paginate-off-by-one", answers("py-paginate-off-by-one.json", &["good"])?, &[]).await?;
+    ensure!(run.status.code() == Some(0), "fixbox fix exited with {:?}", run.status);
+    let (id, events, report) = run.report()?;
+    ensure!(*outcome(&report)? == Outcome::Fixed);
+    ensure!(report.iterations == 1 && report.patches_applied == 1 && report.calls.len() == 1);
+    ensure!(report.tests_before.as_ref().is_some_and(|t| !t.ok && t.failed.len() == 2), "{:?}", report.tests_before);
+    ensure!(report.tests_after.as_ref().is_some_and(|t| t.ok), "{:?}", report.tests_after);
+    // The patch streamed as lines before it was applied.
+    let first_delta = events.iter().position(|e| matches!(e, Event::PatchDelta { .. })).context("no patch deltas")?;
+    let applied = events.iter().position(|e| matches!(e, Event::PatchApplied { .. })).context("not applied")?;
+    ensure!(first_delta < applied);
+    ensure!(run.stdout.contains("fixed: the tests pass"), "{}", run.stdout);
+    // The request followed the defaults, and the sampling reached the server.
+    let request = &run.server.requests()[0];
+    ensure!(request["temperature"].as_f64().is_some_and(|t| (t - 0.15).abs() < 1e-6), "{request}");
+    ensure!(request["max_tokens"] == 2048 && request["stream"] == true, "{request}");
+    ensure!(request["stop"][0] == ">>>>>>> REPLACE", "{request}");
+
+    let sessions = |args: &[&str]| -> Result<std::process::Output> {
+        Ok(std::process::Command::new(workspace_bin("fixbox")?)
+            .env("FIXBOX_DATA_DIR", run.data.path())
+            .env("NO_COLOR", "1")
+            .arg("sessions")
+            .args(args)
+            .output()?)
+    };
+    let list = String::from_utf8(sessions(&["list"])?.stdout)?;
+    ensure!(list.contains(id.as_str()) && list.contains("fixed"), "{list}");
+    let show = String::from_utf8(sessions(&["show", &id.as_str()[..13]])?.stdout)?;
+    ensure!(show.contains("tests before: 6 passed, 2 failed") && show.contains("+++ b/pages.py"), "{show}");
+    // A replay prints what the live run printed.
+    let replay = String::from_utf8(sessions(&["replay", id.as_str()])?.stdout)?;
+    ensure!(replay == run.stdout, "replay differs from the live run:\n{replay}");
+
+    let out = tempfile::tempdir()?;
+    let export = sessions(&["export", id.as_str(), "--out", &out.path().display().to_string()])?;
+    ensure!(export.status.success(), "{export:?}");
+    let patch = out.path().join(format!("{id}.patch"));
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.path().join(format!("{id}.json")))?)?;
+    ensure!(json["report"]["outcome"]["outcome"] == "fixed", "{json}");
+    // The exported patch applies to the user's repository with git.
+    let copy = tempfile::tempdir()?;
+    let fixture = fixtures::get("py-paginate-off-by-one")?;
+    copy_dir(&fixture.repo, copy.path())?;
+    let git = |args: &[&str]| std::process::Command::new("git").current_dir(copy.path()).args(args).output();
+    git(&["init", "-q"])?;
+    let applied = git(&["apply", "--check", "-v", &patch.display().to_string()])?;
+    ensure!(applied.status.success(), "git apply --check: {}", String::from_utf8_lossy(&applied.stderr));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_after_a_patch_that_did_not_fix_it() -> Result<()> {
+    let run = fix("py-paginate-off-by-one", answers("py-paginate-off-by-one.json", &["wrong", "good"])?, &[]).await?;
+    ensure!(run.status.code() == Some(0), "{:?}", run.status);
+    let (_, _, report) = run.report()?;
+    ensure!(*outcome(&report)? == Outcome::Fixed && report.iterations == 2 && report.patches_applied == 2);
+    // The second call saw what the first patch did: the tests' new output.
+    let second = user_messages(&run, 1)?;
+    ensure!(second.contains("was applied") && second.contains("The tests still fail"), "{second}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_that_does_not_apply_is_explained_to_the_model() -> Result<()> {
+    let run = fix("py-paginate-off-by-one", answers("py-paginate-off-by-one.json", &["no-match", "good"])?, &[]).await?;
+    ensure!(run.status.code() == Some(0), "{:?}", run.status);
+    let (_, events, report) = run.report()?;
+    ensure!(*outcome(&report)? == Outcome::Fixed && report.patches_rejected == 1 && report.patches_applied == 1);
+    let rejected = events.iter().find_map(|e| match e {
+        Event::PatchRejected { feedback, .. } => Some(feedback.clone()),
+        _ => None,
+    });
+    ensure!(rejected.is_some_and(|f| f.contains("not in")), "{events:?}");
+    // The model was shown the lines that did not match, and the real ones.
+    let second = user_messages(&run, 1)?;
+    ensure!(second.contains("was not applied") && second.contains("def page_numbers"), "{second}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_failure_three_times_stops_the_loop() -> Result<()> {
+    let script = answers("py-paginate-off-by-one.json", &["wrong", "wrong", "wrong", "good"])?;
+    let run = fix("py-paginate-off-by-one", script, &[]).await?;
+    ensure!(run.status.code() == Some(1), "{:?}", run.status);
+    let (_, _, report) = run.report()?;
+    ensure!(matches!(outcome(&report)?, Outcome::Stuck { .. }), "{:?}", report.outcome);
+    ensure!(report.iterations == 3 && run.server.requests().len() == 3, "{} iterations", report.iterations);
+    ensure!(run.stdout.contains("same failure"), "{}", run.stdout);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_stops_the_session_before_a_call_that_could_exceed_it() -> Result<()> {
+    let script = answers("py-paginate-off-by-one.json", &["wrong", "good"])?;
+    let run = fix("py-paginate-off-by-one", script, &["--budget-tokens", "3500"]).await?;
+    ensure!(run.status.code() == Some(1), "{:?}", run.status);
+    let (_, _, report) = run.report()?;
+    ensure!(matches!(outcome(&report)?, Outcome::Budget { .. }), "{:?}", report.outcome);
+    ensure!(report.calls.len() == 1 && run.server.requests().len() == 1, "{} calls", report.calls.len());
+    Ok(())
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_cleanly_and_keeps_the_session() -> Result<()> {
+    let fixture = fixtures::get("py-paginate-off-by-one")?;
+    let script = answers("py-paginate-off-by-one.json", &["good"])?;
+    // The answer streams a few events, then the model stalls mid-patch.
+    let server = ReplayServer::start(script, Pace::StallAfter(12)).await?;
+    let data = tempfile::tempdir()?;
+    let routes = routing_file(data.path(), &server.url)?;
+    let mut child = fix_command(&fixture, data.path(), &routes, &[])?.spawn()?;
+    let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
+    let mut seen = String::new();
+    tokio::time::timeout(Duration::from_secs(300), async {
+        while let Some(line) = lines.next_line().await? {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains("── iteration 1") {
+                return Ok::<_, anyhow::Error>(());
+            }
+        }
+        anyhow::bail!("fixbox fix ended before its first model call:\n{seen}")
+    })
+    .await
+    .context("no model call within 300 s")??;
+    // Wait until the stalled answer has streamed its first events.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pid = nix::unistd::Pid::from_raw(child.id().context("no pid")? as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT)?;
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.context("fixbox fix did not stop")??;
+    ensure!(status.code() == Some(130), "exit status {status:?}");
+
+    let store = Store::open_in(data.path())?;
+    let session = store.list_sessions()?.into_iter().next().context("the session was not kept")?;
+    let events: Vec<Event> = store.events_from(&session.id, 1)?.iter().filter_map(Event::from_stored).collect();
+    ensure!(matches!(events.last(), Some(Event::SessionFinished { outcome: Outcome::Cancelled, .. })), "{:?}", events.last());
+    let sandbox = events
+        .iter()
+        .find_map(|e| match e {
+            Event::SandboxReady { sandbox, .. } => Some(sandbox.clone()),
+            _ => None,
+        })
+        .context("no sandbox")?;
+    // The sandbox is gone.
+    let left = std::process::Command::new("docker").args(["ps", "-aq", "--filter", &format!("id={sandbox}")]).output()?;
+    ensure!(String::from_utf8_lossy(&left.stdout).trim().is_empty(), "sandbox {sandbox} was left behind");
+    Ok(())
+}
+
+/// Each sample project's tests fail as shipped with exactly its `failing` tests, and pass once its
+/// reference fix is applied, by Fixbox's own diff parser and patch engine, in a real sandbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sample_project_fails_as_shipped_and_passes_with_its_fix() -> Result<()> {
+    for fixture in fixtures::all()? {
+        let plan = fixbox_agent::detect(&fixture.repo)?;
+        let (sandbox, _, _) = fixtures::sandbox(&plan.recipe).await?;
+        sandbox.copy_in(&fixture.repo, WORKSPACE, &fixbox_sandbox::Excludes::default()).await?;
+        let timeout = Duration::from_secs(300);
+        let before = TestReport::run(&sandbox, &plan, timeout).await?;
+        let mut failing = before.failing();
+        failing.sort();
+        let mut expected = fixture.failing.clone();
+        expected.sort();
+        ensure!(failing == expected, "{}: failing {failing:?}, expected {expected:?}\n{}", fixture.name, before.output);
+
+        let repo = fixbox_agent::Repo::load(&fixture.repo)?;
+        let mut writes = Vec::new();
+        for file_patch in split_diff(&fixture.fix_patch) {
+            let mut parser = PatchParser::new(EditFormat::UnifiedDiff);
+            parser.push(&file_patch);
+            let patch = parser.finish()?;
+            let path = patch.path.clone().context("the reference patch names its files")?;
+            let applied = apply(repo.current(&path).unwrap_or(""), &patch.hunks, &ApplyOptions::default())?;
+            writes.push(FileWrite { path, content: applied.content.into_bytes(), executable: false });
+        }
+        ensure!(writes.len() == fixture.files.len(), "{}: patched {} files", fixture.name, writes.len());
+        sandbox.write_files(WORKSPACE, &writes).await?;
+        let after = TestReport::run(&sandbox, &plan, timeout).await?;
+        ensure!(after.ok() && after.regressions(&before).is_empty(), "{}: after the fix\n{}", fixture.name, after.output);
+        sandbox.destroy().await?;
+        eprintln!("{}: {} failing before, all {} passing after", fixture.name, failing.len(), after.with(fixbox_agent::TestOutcome::Passed).len());
+    }
+    Ok(())
+}
+
+/// A multi-file unified diff, one piece per file.
+fn split_diff(diff: &str) -> Vec<String> {
+    let mut pieces: Vec<String> = Vec::new();
+    for line in diff.lines() {
+        if line.starts_with("diff --git") || (line.starts_with("--- ") && pieces.last().is_none_or(|p| p.contains("\n@@"))) {
+            pieces.push(String::new());
+        }
+        if let Some(piece) = pieces.last_mut() {
+            piece.push_str(line);
+            piece.push('\n');
+        }
+    }
+    pieces
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! The buggy sample projects (`tests/fixtures/buggy/<name>/`): each a repository in `repo/` with a
+//! failing test, its task, and its reference fix; and a sandbox made the way `fixbox fix` makes one.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use fixbox_sandbox::{BuildMethod, DockerEngine, DockerSandbox, Recipe, SandboxOptions, ensure_image};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Fixture {
+    #[serde(skip)]
+    pub name: String,
+    /// The project: what Fixbox is pointed at.
+    #[serde(skip)]
+    pub repo: PathBuf,
+    /// The reference fix, a unified diff against `repo`.
+    #[serde(skip)]
+    pub fix_patch: String,
+    pub task: String,
+    pub language: String,
+    pub kind: String,
+    pub files: Vec<String>,
+    pub failing: Vec<String>,
+}
+
+fn root() -> PathBuf {
+    crate::workspace_root().join("tests/fixtures/buggy")
+}
+
+/// Every sample project, by name.
+pub fn all() -> Result<Vec<Fixture>> {
+    let mut names: Vec<String> = std::fs::read_dir(root())?
+        .flatten()
+        .filter(|e| e.path().join("fixbox-fixture.toml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names.iter().map(|name| get(name)).collect()
+}
+
+pub fn get(name: &str) -> Result<Fixture> {
+    let dir = root().join(name);
+    let text = std::fs::read_to_string(dir.join("fixbox-fixture.toml")).with_context(|| format!("fixture {name}"))?;
+    let mut fixture: Fixture = toml::from_str(&text).with_context(|| format!("fixture {name}'s metadata"))?;
+    fixture.name = name.to_string();
+    fixture.repo = dir.join("repo");
+    fixture.fix_patch = std::fs::read_to_string(dir.join("fix.patch"))?;
+    Ok(fixture)
+}
+
+/// A hardened sandbox from `recipe`'s image (built if missing), and how long getting it took.
+pub async fn sandbox(recipe: &str) -> Result<(DockerSandbox, String, Duration)> {
+    let started = Instant::now();
+    let engine = DockerEngine::connect().await?;
+    let recipe = Recipe::builtin(recipe)?;
+    let image = ensure_image(&engine, &recipe, BuildMethod::from_env()?, &|line| eprintln!("[image] {line}")).await?;
+    let sandbox = DockerSandbox::create(&engine, &SandboxOptions::new(&image)).await?;
+    Ok((sandbox, image, started.elapsed()))
+}
