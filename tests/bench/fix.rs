@@ -33,7 +33,9 @@ async fn main() -> Result<()> {
     let store = Arc::new(Store::open_in(data.path())?);
 
     println!("{MODEL} (Q4_K_M) on llama-server, CPU, context {CONTEXT}; at most {iterations} iterations per project\n");
-    println!("| project | fixed | iterations | wall s | model s | tests s | sandbox s | Fixbox s | Fixbox % | cached after 1st |");
+    println!(
+        "| project | fixed | iterations | wall s | model s | tests s | sandbox s | Fixbox s | Fixbox % | cached after 1st |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let (mut fixed, mut runs) = (0, 0);
     let (mut wall, mut own) = (0.0, 0.0);
@@ -50,7 +52,8 @@ async fn main() -> Result<()> {
         let client = OpenAiClient::new(&url, MODEL).named("local");
         let mut route = Route::local("local", Arc::new(client));
         route.context_window = Some(CONTEXT);
-        let router = Router::new(RetryPolicy::default(), Arc::new(Metrics::default())).with_routes("default", vec![route]);
+        let router =
+            Router::new(RetryPolicy::default(), Arc::new(Metrics::default())).with_routes("default", vec![route]);
 
         let request = FixRequest {
             repo: fixture.repo.clone(),
@@ -65,7 +68,8 @@ async fn main() -> Result<()> {
         let session = store.create_session(&fixture.name)?;
         let log = EventLog::new(store.clone(), session.clone());
         let finished = fix.run(sandbox, &image, sandbox_time, &router, &log, CancellationToken::new()).await?;
-        let report = SessionReport::from_events(&store.events_from(&session, 1)?).ok_or_else(|| anyhow::anyhow!("no report"))?;
+        let report =
+            SessionReport::from_events(&store.events_from(&session, 1)?).ok_or_else(|| anyhow::anyhow!("no report"))?;
 
         let t = finished.timings;
         let cached = report.cached_share_after_first().map_or("–".into(), |s| format!("{:.0}%", s * 100.0));

@@ -4,6 +4,7 @@
 //! (`tests/fixtures/transcripts/`, recorded by `cargo bench --bench fix` with `FIXBOX_RECORD_DIR`).
 //! Also: every sample project fails its tests as shipped and passes them with its reference fix,
 //! applied by Fixbox's own patch engine in the sandbox.
+#![expect(clippy::print_stderr, reason = "what fixbox printed goes to the test log, for when a test fails")]
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -90,7 +91,12 @@ fn user_messages(run: &Run, n: usize) -> Result<String> {
     let requests = run.server.requests();
     let request = requests.get(n).with_context(|| format!("no request {n}"))?;
     let messages = request["messages"].as_array().context("no messages")?;
-    Ok(messages.iter().filter(|m| m["role"] == "user").filter_map(|m| m["content"].as_str()).collect::<Vec<_>>().join("\n---\n"))
+    Ok(messages
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .filter_map(|m| m["content"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n---\n"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,7 +139,8 @@ async fn fixed_in_one_patch_then_listed_shown_replayed_and_exported() -> Result<
     let export = sessions(&["export", id.as_str(), "--out", &out.path().display().to_string()])?;
     ensure!(export.status.success(), "{export:?}");
     let patch = out.path().join(format!("{id}.patch"));
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.path().join(format!("{id}.json")))?)?;
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join(format!("{id}.json")))?)?;
     ensure!(json["report"]["outcome"]["outcome"] == "fixed", "{json}");
     // The exported patch applies to the user's repository with git.
     let copy = tempfile::tempdir()?;
@@ -160,7 +167,8 @@ async fn fixed_after_a_patch_that_did_not_fix_it() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_patch_that_does_not_apply_is_explained_to_the_model() -> Result<()> {
-    let run = fix("py-paginate-off-by-one", answers("py-paginate-off-by-one.json", &["no-match", "good"])?, &[]).await?;
+    let run =
+        fix("py-paginate-off-by-one", answers("py-paginate-off-by-one.json", &["no-match", "good"])?, &[]).await?;
     ensure!(run.status.code() == Some(0), "{:?}", run.status);
     let (_, events, report) = run.report()?;
     ensure!(*outcome(&report)? == Outcome::Fixed && report.patches_rejected == 1 && report.patches_applied == 1);
@@ -226,13 +234,18 @@ async fn ctrl_c_stops_cleanly_and_keeps_the_session() -> Result<()> {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let pid = nix::unistd::Pid::from_raw(child.id().context("no pid")? as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT)?;
-    let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.context("fixbox fix did not stop")??;
+    let status =
+        tokio::time::timeout(Duration::from_secs(60), child.wait()).await.context("fixbox fix did not stop")??;
     ensure!(status.code() == Some(130), "exit status {status:?}");
 
     let store = Store::open_in(data.path())?;
     let session = store.list_sessions()?.into_iter().next().context("the session was not kept")?;
     let events: Vec<Event> = store.events_from(&session.id, 1)?.iter().filter_map(Event::from_stored).collect();
-    ensure!(matches!(events.last(), Some(Event::SessionFinished { outcome: Outcome::Cancelled, .. })), "{:?}", events.last());
+    ensure!(
+        matches!(events.last(), Some(Event::SessionFinished { outcome: Outcome::Cancelled, .. })),
+        "{:?}",
+        events.last()
+    );
     let sandbox = events
         .iter()
         .find_map(|e| match e {
@@ -241,7 +254,8 @@ async fn ctrl_c_stops_cleanly_and_keeps_the_session() -> Result<()> {
         })
         .context("no sandbox")?;
     // The sandbox is gone.
-    let left = std::process::Command::new("docker").args(["ps", "-aq", "--filter", &format!("id={sandbox}")]).output()?;
+    let left =
+        std::process::Command::new("docker").args(["ps", "-aq", "--filter", &format!("id={sandbox}")]).output()?;
     ensure!(String::from_utf8_lossy(&left.stdout).trim().is_empty(), "sandbox {sandbox} was left behind");
     Ok(())
 }
@@ -275,9 +289,19 @@ async fn every_sample_project_fails_as_shipped_and_passes_with_its_fix() -> Resu
         ensure!(writes.len() == fixture.files.len(), "{}: patched {} files", fixture.name, writes.len());
         sandbox.write_files(WORKSPACE, &writes).await?;
         let after = TestReport::run(&sandbox, &plan, timeout).await?;
-        ensure!(after.ok() && after.regressions(&before).is_empty(), "{}: after the fix\n{}", fixture.name, after.output);
+        ensure!(
+            after.ok() && after.regressions(&before).is_empty(),
+            "{}: after the fix\n{}",
+            fixture.name,
+            after.output
+        );
         sandbox.destroy().await?;
-        eprintln!("{}: {} failing before, all {} passing after", fixture.name, failing.len(), after.with(fixbox_agent::TestOutcome::Passed).len());
+        eprintln!(
+            "{}: {} failing before, all {} passing after",
+            fixture.name,
+            failing.len(),
+            after.with(fixbox_agent::TestOutcome::Passed).len()
+        );
     }
     Ok(())
 }
@@ -286,7 +310,9 @@ async fn every_sample_project_fails_as_shipped_and_passes_with_its_fix() -> Resu
 fn split_diff(diff: &str) -> Vec<String> {
     let mut pieces: Vec<String> = Vec::new();
     for line in diff.lines() {
-        if line.starts_with("diff --git") || (line.starts_with("--- ") && pieces.last().is_none_or(|p| p.contains("\n@@"))) {
+        if line.starts_with("diff --git")
+            || (line.starts_with("--- ") && pieces.last().is_none_or(|p| p.contains("\n@@")))
+        {
             pieces.push(String::new());
         }
         if let Some(piece) = pieces.last_mut() {

@@ -1,5 +1,6 @@
 //! The buggy sample projects (`tests/fixtures/buggy/<name>/`): each a repository in `repo/` with a
 //! failing test, its task, and its reference fix; and a sandbox made the way `fixbox fix` makes one.
+#![expect(clippy::print_stderr, reason = "image builds take minutes: the test log says what is happening")]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

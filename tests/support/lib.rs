@@ -5,8 +5,8 @@ mod display;
 pub mod faults;
 pub mod fixtures;
 pub mod models;
-pub mod transcripts;
 mod process;
+pub mod transcripts;
 
 pub use display::VirtualDisplay;
 pub use process::{ChildGuard, free_port, wait_for_port};

@@ -2,6 +2,7 @@
 //! chat answer as it came (the SSE events, byte for byte in their JSON), and a loopback
 //! OpenAI-compatible server that replays such answers in order. The replays drive the fix loop in CI
 //! without a model: what the loop sees is what a real small model really sent.
+#![expect(clippy::print_stderr, reason = "a failed relay is reported in the test log; the client sees a closed connection")]
 
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -96,7 +97,10 @@ impl ReplayServer {
 async fn replay(mut client: TcpStream, answer: Option<Answer>, pace: Pace) -> Result<()> {
     let Some(answer) = answer else {
         let body = r#"{"error":{"code":500,"message":"the replay script has no more answers"}}"#;
-        let head = format!("HTTP/1.1 500 Script Over\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+        let head = format!(
+            "HTTP/1.1 500 Script Over\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
         client.write_all(head.as_bytes()).await?;
         client.write_all(body.as_bytes()).await?;
         return Ok(());
@@ -157,9 +161,15 @@ impl RecordingProxy {
     }
 }
 
-async fn record(mut client: TcpStream, upstream: &str, http: &reqwest::Client, answers: &Mutex<Vec<(Value, Answer)>>) -> Result<()> {
+async fn record(
+    mut client: TcpStream,
+    upstream: &str,
+    http: &reqwest::Client,
+    answers: &Mutex<Vec<(Value, Answer)>>,
+) -> Result<()> {
     let request = read_request(&mut client).await?;
-    let head = String::from_utf8_lossy(&request[..request.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0)]).to_string();
+    let head =
+        String::from_utf8_lossy(&request[..request.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0)]).to_string();
     let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
     let body = body_json(&request);
     let response = http
@@ -169,7 +179,15 @@ async fn record(mut client: TcpStream, upstream: &str, http: &reqwest::Client, a
         .send()
         .await?;
     let status = response.status();
-    client.write_all(format!("HTTP/1.1 {} Relayed\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n", status.as_u16()).as_bytes()).await?;
+    client
+        .write_all(
+            format!(
+                "HTTP/1.1 {} Relayed\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n",
+                status.as_u16()
+            )
+            .as_bytes(),
+        )
+        .await?;
     let mut stream = response.bytes_stream();
     let mut buffer = String::new();
     let mut events = Vec::new();

@@ -45,9 +45,13 @@ impl Runner {
         let mut env = vec![("HOME", "/tmp"), ("CI", "true"), ("NO_COLOR", "1"), ("TERM", "dumb")];
         env.extend(match self {
             Self::Pytest => vec![("PYTHONDONTWRITEBYTECODE", "1")],
-            Self::Cargo => vec![("CARGO_HOME", "/tmp/cargo"), ("CARGO_TARGET_DIR", "/tmp/target"), ("CARGO_NET_OFFLINE", "true")],
+            Self::Cargo => {
+                vec![("CARGO_HOME", "/tmp/cargo"), ("CARGO_TARGET_DIR", "/tmp/target"), ("CARGO_NET_OFFLINE", "true")]
+            }
             Self::Npm => vec![("npm_config_cache", "/tmp/npm"), ("npm_config_update_notifier", "false")],
-            Self::Go => vec![("GOCACHE", "/tmp/go/cache"), ("GOPATH", "/tmp/go"), ("GOPROXY", "off"), ("GOFLAGS", "-mod=mod")],
+            Self::Go => {
+                vec![("GOCACHE", "/tmp/go/cache"), ("GOPATH", "/tmp/go"), ("GOPROXY", "off"), ("GOFLAGS", "-mod=mod")]
+            }
             Self::Make | Self::Other => vec![],
         });
         env.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -109,7 +113,8 @@ pub fn detect(repo: &Path) -> Result<TestPlan, AgentError> {
     }
     if file("package.json") {
         let manifest: serde_json::Value = serde_json::from_str(&read("package.json")).unwrap_or_default();
-        if manifest.pointer("/scripts/test").and_then(|t| t.as_str()).is_some_and(|t| !t.contains("no test specified")) {
+        if manifest.pointer("/scripts/test").and_then(|t| t.as_str()).is_some_and(|t| !t.contains("no test specified"))
+        {
             return Ok(TestPlan::new("npm test --silent", Runner::Npm));
         }
     }

@@ -41,7 +41,14 @@ pub struct Prompt {
 impl Conversation {
     /// Starts the conversation: the system prompt and the opening message (map, task, the files the
     /// failure and the task point at, the first test output), sized for `budget` prompt tokens.
-    pub fn new(format: EditFormat, repo: &Repo, task: &str, test_command: &str, baseline: &TestReport, budget: u64) -> Self {
+    pub fn new(
+        format: EditFormat,
+        repo: &Repo,
+        task: &str,
+        test_command: &str,
+        baseline: &TestReport,
+        budget: u64,
+    ) -> Self {
         let system = system_prompt(format);
         let chars = |share: f64| ((budget.saturating_sub(estimate_tokens(&system))) as f64 * share * 4.0) as usize;
         let failing = baseline.failing().join("\n");
@@ -87,7 +94,9 @@ impl Conversation {
         let trimmed = self.turns.len() - kept;
         let mut messages = vec![Message::system(&self.system), Message::user(&self.opening)];
         if trimmed > 0 {
-            messages.push(Message::assistant(format!("[{trimmed} earlier answers are left out to fit the context window]")));
+            messages.push(Message::assistant(format!(
+                "[{trimmed} earlier answers are left out to fit the context window]"
+            )));
             messages.push(Message::user("Continue."));
         }
         for (answer, feedback) in &self.turns[trimmed..] {
@@ -99,7 +108,13 @@ impl Conversation {
 }
 
 /// What the model is told after its patch was applied and the tests ran.
-pub fn after_tests(path: &str, repo: &Repo, report: &TestReport, regressions: &[String], output_chars: usize) -> String {
+pub fn after_tests(
+    path: &str,
+    repo: &Repo,
+    report: &TestReport,
+    regressions: &[String],
+    output_chars: usize,
+) -> String {
     let mut out = format!("Your edit to {path} was applied. ");
     if report.ok() && regressions.is_empty() {
         out.push_str("The tests pass.");
@@ -112,7 +127,11 @@ pub fn after_tests(path: &str, repo: &Repo, report: &TestReport, regressions: &[
         ));
     }
     let summary = report.summary();
-    out.push_str(&format!("The tests still fail: {}.\n\nOutput:\n```\n{}\n```\n", summary.line(), cut_middle(report.output.trim_end(), output_chars)));
+    out.push_str(&format!(
+        "The tests still fail: {}.\n\nOutput:\n```\n{}\n```\n",
+        summary.line(),
+        cut_middle(report.output.trim_end(), output_chars)
+    ));
     if let Some(text) = repo.current(path) {
         out.push_str(&format!("\n{path} is now:\n{}", show_file(path, &excerpt(text))));
     }
@@ -183,7 +202,11 @@ mod tests {
 
     fn fixture() -> (tempfile::TempDir, Repo, TestReport) {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("pages.py"), "def paginate(items, page, size):\n    start = page * size\n    return items[start:start + size]\n").unwrap();
+        std::fs::write(
+            dir.path().join("pages.py"),
+            "def paginate(items, page, size):\n    start = page * size\n    return items[start:start + size]\n",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("util.py"), "def unrelated():\n    return 1\n").unwrap();
         std::fs::write(dir.path().join("test_pages.py"), "from pages import paginate\n\ndef test_second_page():\n    assert paginate(list(range(10)), 2, 3) == [3, 4, 5]\n").unwrap();
         let repo = Repo::load(dir.path()).unwrap();
@@ -194,11 +217,17 @@ mod tests {
     #[test]
     fn the_opening_holds_map_task_code_and_failure_and_stays_the_prefix() {
         let (_dir, repo, baseline) = fixture();
-        let mut conversation = Conversation::new(EditFormat::SearchReplace, &repo, "page 2 is wrong", "pytest", &baseline, 4000);
+        let mut conversation =
+            Conversation::new(EditFormat::SearchReplace, &repo, "page 2 is wrong", "pytest", &baseline, 4000);
         assert_eq!(relevant_files(&repo, "page 2 is wrong", &baseline.output), vec!["pages.py", "test_pages.py"]);
         let first = conversation.prompt();
         let opening = &first.messages[1].content;
-        for part in ["pages.py\n  def paginate(items, page, size)", "# Task\npage 2 is wrong", "    start = page * size", "test_pages.py::test_second_page"] {
+        for part in [
+            "pages.py\n  def paginate(items, page, size)",
+            "# Task\npage 2 is wrong",
+            "    start = page * size",
+            "test_pages.py::test_second_page",
+        ] {
             assert!(opening.contains(part), "{part} missing from:\n{opening}");
         }
         assert!(!opening.contains("def unrelated():\n"), "util.py is not relevant");

@@ -46,7 +46,9 @@ impl Repo {
             .parents(false)
             .ignore(false)
             .sort_by_file_name(|a, b| a.cmp(b))
-            .filter_entry(|e| !(e.file_type().is_some_and(|t| t.is_dir()) && SKIPPED_DIRS.iter().any(|d| e.file_name() == *d)))
+            .filter_entry(|e| {
+                !(e.file_type().is_some_and(|t| t.is_dir()) && SKIPPED_DIRS.iter().any(|d| e.file_name() == *d))
+            })
             .build();
         let mut files = BTreeMap::new();
         for entry in walker.flatten() {
@@ -63,7 +65,8 @@ impl Repo {
             };
             // Binary files (a NUL in them) are listed as absent text: a patch cannot target them.
             let text = (!content.contains(&0)).then(|| String::from_utf8(content).ok()).flatten();
-            files.insert(relative, File { original: text.clone(), current: text, executable: is_executable(&metadata) });
+            files
+                .insert(relative, File { original: text.clone(), current: text, executable: is_executable(&metadata) });
         }
         Ok(Self { root: root.to_path_buf(), files })
     }
@@ -88,7 +91,8 @@ impl Repo {
 
     /// Records a file's new text.
     pub fn set(&mut self, path: &str, content: String) {
-        let file = self.files.entry(path.to_string()).or_insert(File { original: None, current: None, executable: false });
+        let file =
+            self.files.entry(path.to_string()).or_insert(File { original: None, current: None, executable: false });
         file.current = Some(content);
     }
 
@@ -130,10 +134,8 @@ impl Repo {
 
     /// The files `output` (a test run's) names, in the order it first names them.
     pub fn mentioned_in(&self, output: &str) -> Vec<String> {
-        let mut found: Vec<(usize, &str)> = self
-            .paths()
-            .filter_map(|path| output.find(path).map(|at| (at, path)))
-            .collect();
+        let mut found: Vec<(usize, &str)> =
+            self.paths().filter_map(|path| output.find(path).map(|at| (at, path))).collect();
         found.sort();
         found.into_iter().map(|(_, p)| p.to_string()).collect()
     }
@@ -147,7 +149,8 @@ impl Repo {
             .iter()
             .filter_map(|(path, f)| {
                 let text = f.current.as_deref()?;
-                let hits = symbols(path, text).iter().filter(|s| symbol_name(s).is_some_and(|n| words.contains(n))).count();
+                let hits =
+                    symbols(path, text).iter().filter(|s| symbol_name(s).is_some_and(|n| words.contains(n))).count();
                 (hits > 0).then_some((hits, path.as_str()))
             })
             .collect();
@@ -208,8 +211,28 @@ fn symbols(path: &str, text: &str) -> Vec<String> {
     let ext = path.rsplit('.').next().unwrap_or("");
     let starts: &[&str] = match ext {
         "py" => &["def ", "async def ", "class "],
-        "rs" => &["fn ", "pub fn ", "pub(crate) fn ", "struct ", "pub struct ", "enum ", "pub enum ", "trait ", "pub trait ", "impl"],
-        "js" | "mjs" | "cjs" | "ts" | "tsx" | "jsx" => &["function ", "export function ", "async function ", "export async function ", "class ", "export class ", "export const ", "const "],
+        "rs" => &[
+            "fn ",
+            "pub fn ",
+            "pub(crate) fn ",
+            "struct ",
+            "pub struct ",
+            "enum ",
+            "pub enum ",
+            "trait ",
+            "pub trait ",
+            "impl",
+        ],
+        "js" | "mjs" | "cjs" | "ts" | "tsx" | "jsx" => &[
+            "function ",
+            "export function ",
+            "async function ",
+            "export async function ",
+            "class ",
+            "export class ",
+            "export const ",
+            "const ",
+        ],
         "go" => &["func ", "type "],
         _ => return Vec::new(),
     };
@@ -221,10 +244,9 @@ fn symbols(path: &str, text: &str) -> Vec<String> {
                 return None;
             }
             // `const x = 1` is not a definition worth mapping; `const f = (a) =>` is.
-            if trimmed.starts_with("const ") || trimmed.starts_with("export const ") {
-                if !trimmed.contains("=>") && !trimmed.contains("function") {
-                    return None;
-                }
+            let is_const = trimmed.starts_with("const ") || trimmed.starts_with("export const ");
+            if is_const && !trimmed.contains("=>") && !trimmed.contains("function") {
+                return None;
             }
             let head = trimmed.split(['{', ':']).next().unwrap_or(trimmed).trim_end();
             let head = if ext == "py" { trimmed.trim_end_matches(':') } else { head };
@@ -235,7 +257,23 @@ fn symbols(path: &str, text: &str) -> Vec<String> {
 
 /// `def paginate(items, page)` → `paginate`.
 fn symbol_name(symbol: &str) -> Option<&str> {
-    let keywords = ["pub", "pub(crate)", "async", "export", "def", "class", "fn", "function", "struct", "enum", "trait", "impl", "const", "func", "type"];
+    let keywords = [
+        "pub",
+        "pub(crate)",
+        "async",
+        "export",
+        "def",
+        "class",
+        "fn",
+        "function",
+        "struct",
+        "enum",
+        "trait",
+        "impl",
+        "const",
+        "func",
+        "type",
+    ];
     symbol
         .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '(' || c == ')'))
         .flat_map(|w| w.split(['(', ')']))
@@ -261,7 +299,11 @@ mod tests {
 
     #[test]
     fn the_map_lists_files_and_their_definitions() {
-        let (_dir, repo) = repo(&[("pages.py", PAGES), ("tests/test_pages.py", "def test_one():\n    pass\n"), ("README.md", "# x\n")]);
+        let (_dir, repo) = repo(&[
+            ("pages.py", PAGES),
+            ("tests/test_pages.py", "def test_one():\n    pass\n"),
+            ("README.md", "# x\n"),
+        ]);
         let map = repo.map(10_000);
         assert_eq!(
             map,

@@ -1,6 +1,6 @@
 //! A session read back from its event log: what `fixbox sessions show` prints and `export` writes.
 
-use fixbox_llm::{Totals, TokenUsage};
+use fixbox_llm::{TokenUsage, Totals};
 use fixbox_store::StoredEvent;
 use serde::{Deserialize, Serialize};
 

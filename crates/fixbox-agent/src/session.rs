@@ -11,13 +11,13 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+use crate::AgentError;
 use crate::detect::{TestPlan, detect};
 use crate::event::{Event, EventLog};
 use crate::patch::{ApplyOptions, EditFormat, FilePatch, Hunk, ParseError, PatchParser, apply, give_up_reason};
 use crate::prompt::{Conversation, after_tests, rejected};
 use crate::repo::{Repo, file_diff, is_test_file, safe_path};
 use crate::testrun::TestReport;
-use crate::AgentError;
 
 /// Where the repository's copy lives in the sandbox.
 pub const WORKSPACE: &str = "/workspace";
@@ -106,15 +106,23 @@ pub enum Outcome {
     /// The tests passed before any change: there is nothing for them to verify.
     AlreadyPassing,
     MaxIterations,
-    Budget { message: String },
+    Budget {
+        message: String,
+    },
     WallTime,
     /// The same failure came back this many times in a row.
-    Stuck { failure: String },
-    GaveUp { reason: String },
+    Stuck {
+        failure: String,
+    },
+    GaveUp {
+        reason: String,
+    },
     /// Stopped by the user (Ctrl+C).
     Cancelled,
     /// Something outside the loop failed (the sandbox, every model route).
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 impl Outcome {
@@ -197,7 +205,11 @@ impl Fix {
     ) -> Result<Finished, AgentError> {
         let started = Instant::now();
         let format = self.request.model.edit_format.unwrap_or_else(|| {
-            let model = router.routes(&self.request.model.task).ok().and_then(|r| r.first()).map(|r| r.client.model().to_string());
+            let model = router
+                .routes(&self.request.model.task)
+                .ok()
+                .and_then(|r| r.first())
+                .map(|r| r.client.model().to_string());
             EditFormat::for_model(model.as_deref().unwrap_or(""))
         });
         log.record(Event::SessionStarted {
@@ -270,7 +282,7 @@ struct Run<'a, S> {
 
 /// What one model call gave.
 enum Answer {
-    Text { text: String, parser: PatchParser },
+    Text { text: String, parser: Box<PatchParser> },
     Stop(Outcome),
 }
 
@@ -298,7 +310,11 @@ impl<S: Sandbox> Run<'_, S> {
             .await
             .map_err(AgentError::sandbox("copy the repository in"))?;
         self.timings.sandbox_ms += ms(copy.elapsed());
-        self.log.record(Event::SandboxReady { sandbox: self.sandbox.id().to_string(), files: copied.files, bytes: copied.bytes })?;
+        self.log.record(Event::SandboxReady {
+            sandbox: self.sandbox.id().to_string(),
+            files: copied.files,
+            bytes: copied.bytes,
+        })?;
 
         let baseline = match self.tests().await? {
             Ok(report) => report,
@@ -330,7 +346,11 @@ impl<S: Sandbox> Run<'_, S> {
                     if let Some(reason) = give_up_reason(&text) {
                         return Ok(Outcome::GaveUp { reason });
                     }
-                    self.log.record(Event::PatchRejected { iteration: self.iteration, path: path.clone(), feedback: feedback.clone() })?;
+                    self.log.record(Event::PatchRejected {
+                        iteration: self.iteration,
+                        path: path.clone(),
+                        feedback: feedback.clone(),
+                    })?;
                     (rejected(&feedback, path.as_deref(), &self.repo), fingerprint, "patch rejected".to_string())
                 }
                 Ok((path, content)) => {
@@ -340,7 +360,10 @@ impl<S: Sandbox> Run<'_, S> {
                         content: content.into_bytes(),
                         executable: self.repo.is_executable(&path),
                     };
-                    self.sandbox.write_files(WORKSPACE, &[file]).await.map_err(AgentError::sandbox("write the patched file"))?;
+                    self.sandbox
+                        .write_files(WORKSPACE, &[file])
+                        .await
+                        .map_err(AgentError::sandbox("write the patched file"))?;
                     self.timings.sandbox_ms += ms(write.elapsed());
                     let report = match self.tests().await? {
                         Ok(report) => report,
@@ -352,7 +375,11 @@ impl<S: Sandbox> Run<'_, S> {
                         return Ok(Outcome::Fixed);
                     }
                     let summary = report.summary();
-                    (after_tests(&path, &self.repo, &report, &regressions, output_chars), report.fingerprint(), summary.line())
+                    (
+                        after_tests(&path, &self.repo, &report, &regressions, output_chars),
+                        report.fingerprint(),
+                        summary.line(),
+                    )
                 }
             };
             self.end_iteration(&result)?;
@@ -367,7 +394,11 @@ impl<S: Sandbox> Run<'_, S> {
     }
 
     fn end_iteration(&self, result: &str) -> Result<(), AgentError> {
-        self.log.record(Event::Iteration { iteration: self.iteration, result: result.to_string(), totals: self.meter.totals() })?;
+        self.log.record(Event::Iteration {
+            iteration: self.iteration,
+            result: result.to_string(),
+            totals: self.meter.totals(),
+        })?;
         Ok(())
     }
 
@@ -460,11 +491,15 @@ impl<S: Sandbox> Run<'_, S> {
                 self.log.record(Event::PatchDelta { iteration: self.iteration, delta })?;
             }
         }
-        Ok(Answer::Text { text, parser })
+        Ok(Answer::Text { text, parser: Box::new(parser) })
     }
 
     /// The answer's patch applied to its file; or why not.
-    fn patch(&mut self, parser: PatchParser, text: &str) -> Result<Result<(String, String), Rejected>, AgentError> {
+    fn patch(
+        &mut self,
+        parser: Box<PatchParser>,
+        text: &str,
+    ) -> Result<Result<(String, String), Rejected>, AgentError> {
         let patch = match parser.finish() {
             Ok(patch) => patch,
             // Small models often answer with the whole file instead of an edit: take it as one.
@@ -497,7 +532,9 @@ impl<S: Sandbox> Run<'_, S> {
         {
             return Ok(Err(Rejected::new(
                 Some(&path),
-                format!("Your answer repeats {path} without a change. Change the lines that cause the failure, as an edit block."),
+                format!(
+                    "Your answer repeats {path} without a change. Change the lines that cause the failure, as an edit block."
+                ),
             )));
         }
         let applied = match apply(before.as_deref().unwrap_or(""), &patch.hunks, &options) {
@@ -505,7 +542,12 @@ impl<S: Sandbox> Run<'_, S> {
             Err(err) => return Ok(Err(Rejected::new(Some(&path), err.feedback_in(&path, self.format)))),
         };
         let diff = file_diff(&path, before.as_deref(), Some(&applied.content));
-        self.log.record(Event::PatchApplied { iteration: self.iteration, path: path.clone(), matches: applied.matches, diff })?;
+        self.log.record(Event::PatchApplied {
+            iteration: self.iteration,
+            path: path.clone(),
+            matches: applied.matches,
+            diff,
+        })?;
         self.repo.set(&path, applied.content.clone());
         Ok(Ok((path, applied.content)))
     }
@@ -515,15 +557,24 @@ impl<S: Sandbox> Run<'_, S> {
     fn resolve(&self, patch: &FilePatch) -> Result<String, Rejected> {
         let Some(named) = patch.path.as_deref() else {
             let search = patch.hunks.iter().map(|h| h.search.as_str()).find(|s| !s.trim().is_empty()).unwrap_or("");
-            let holding: Vec<&str> =
-                self.repo.paths().filter(|p| !search.is_empty() && self.repo.current(p).is_some_and(|t| t.contains(search))).collect();
+            let holding: Vec<&str> = self
+                .repo
+                .paths()
+                .filter(|p| !search.is_empty() && self.repo.current(p).is_some_and(|t| t.contains(search)))
+                .collect();
             return match holding.as_slice() {
                 [one] => Ok(one.to_string()),
-                _ => Err(Rejected::new(None, "Your edit does not name its file: write the file's path on the line before the block.")),
+                _ => Err(Rejected::new(
+                    None,
+                    "Your edit does not name its file: write the file's path on the line before the block.",
+                )),
             };
         };
         let Some(path) = safe_path(named) else {
-            return Err(Rejected::new(Some(named), format!("{named} is outside the repository: use a path from the repository map.")));
+            return Err(Rejected::new(
+                Some(named),
+                format!("{named} is outside the repository: use a path from the repository map."),
+            ));
         };
         if self.repo.current(&path).is_some() {
             return Ok(path);

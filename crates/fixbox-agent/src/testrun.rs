@@ -118,7 +118,12 @@ impl TestReport {
             })
             .filter(|l| !is_timing(l))
             .collect();
-        format!("{:?}|{}|{}", self.exit_code, self.failing().join(","), errors.into_iter().collect::<Vec<_>>().join("\n"))
+        format!(
+            "{:?}|{}|{}",
+            self.exit_code,
+            self.failing().join(","),
+            errors.into_iter().collect::<Vec<_>>().join("\n")
+        )
     }
 
     pub fn summary(&self) -> TestSummary {
@@ -290,7 +295,8 @@ PASSED test_pages.py::test_size
 
     #[test]
     fn cargo_node_and_go_lines() {
-        let cargo = "running 2 tests\ntest tests::odd ... ok\ntest tests::even ... FAILED\ntest tests::slow ... ignored\n";
+        let cargo =
+            "running 2 tests\ntest tests::odd ... ok\ntest tests::even ... FAILED\ntest tests::slow ... ignored\n";
         let r = TestReport::read(Runner::Cargo, Some(101), cargo);
         assert_eq!(r.failing(), vec!["tests::even"]);
         assert_eq!(r.with(TestOutcome::Skipped).len(), 1);

@@ -150,7 +150,9 @@ pub fn running() -> Vec<Running> {
         .into_iter()
         .filter_map(|kind| read_state(kind).ok().flatten())
         .filter(|state| alive(state.supervisor_pid) && state.status == "ready")
-        .filter_map(|state| Some(Running { kind: state.engine, url: state.url?, model: state.model, context: state.context }))
+        .filter_map(|state| {
+            Some(Running { kind: state.engine, url: state.url?, model: state.model, context: state.context })
+        })
         .collect()
 }
 

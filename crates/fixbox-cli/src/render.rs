@@ -66,14 +66,22 @@ impl<W: Write> Renderer<W> {
             Event::TestsRun { iteration: 0, summary } => format!("  tests before any change: {}", self.tests(summary)),
             Event::TestsRun { summary, .. } => format!("  tests: {}", self.tests(summary)),
             Event::ModelStarted { iteration, prompt_tokens_estimate, trimmed_turns } => {
-                let trimmed = if *trimmed_turns > 0 { format!(", {trimmed_turns} old turns left out") } else { String::new() };
-                format!("\n{} {}", p.bold(&format!("── iteration {iteration}")), p.dim(&format!("(prompt ≈{prompt_tokens_estimate} tokens{trimmed})")))
+                let trimmed =
+                    if *trimmed_turns > 0 { format!(", {trimmed_turns} old turns left out") } else { String::new() };
+                format!(
+                    "\n{} {}",
+                    p.bold(&format!("── iteration {iteration}")),
+                    p.dim(&format!("(prompt ≈{prompt_tokens_estimate} tokens{trimmed})"))
+                )
             }
             Event::ModelAttempt { attempt, .. } => {
-                let then = attempt.retry_in_ms.map_or("trying the next route".into(), |ms| format!("retrying in {ms} ms"));
+                let then =
+                    attempt.retry_in_ms.map_or("trying the next route".into(), |ms| format!("retrying in {ms} ms"));
                 p.yellow(&format!("  [{}: {}; {then}]", attempt.route, attempt.message))
             }
-            Event::ModelDiscard { reason, .. } => p.yellow(&format!("  [the answer broke off ({reason}); it starts over]")),
+            Event::ModelDiscard { reason, .. } => {
+                p.yellow(&format!("  [the answer broke off ({reason}); it starts over]"))
+            }
             Event::ModelCall { record, .. } => {
                 let speed = record.tokens_per_second.map(|t| format!(", {t:.1} tok/s")).unwrap_or_default();
                 let cost = record.cost_usd.map_or("cost unknown".into(), |c| format!("${c:.4}"));

@@ -76,7 +76,11 @@ fn show(store: &Store, id: &str) -> anyhow::Result<ExitCode> {
     if let Some(totals) = &report.totals {
         println!(
             "  {} prompt tokens ({} from the cache), {} generated, ${:.4} (${:.4} in the cloud)",
-            totals.usage.prompt, totals.usage.cache_read, totals.usage.completion, totals.cost_usd, totals.equivalent_cost_usd
+            totals.usage.prompt,
+            totals.usage.cache_read,
+            totals.usage.completion,
+            totals.cost_usd,
+            totals.equivalent_cost_usd
         );
     }
     if !report.diff.is_empty() {
@@ -103,7 +107,8 @@ fn export(store: &Store, id: &str, out: &std::path::Path) -> anyhow::Result<Exit
     let json = out.join(format!("{}.json", session.id));
     std::fs::write(&patch, &report.diff).with_context(|| format!("cannot write {}", patch.display()))?;
     let document = serde_json::json!({ "session": session.id, "title": session.title, "created_at_ms": session.created_at_ms, "report": report });
-    std::fs::write(&json, serde_json::to_string_pretty(&document)?).with_context(|| format!("cannot write {}", json.display()))?;
+    std::fs::write(&json, serde_json::to_string_pretty(&document)?)
+        .with_context(|| format!("cannot write {}", json.display()))?;
     println!("{}\n{}", patch.display(), json.display());
     if report.diff.is_empty() {
         eprintln!("the session changed nothing: the patch is empty");
@@ -116,7 +121,9 @@ fn find(store: &Store, id: &str) -> anyhow::Result<(SessionSummary, Vec<StoredEv
     let id = id.trim();
     let matching: Vec<SessionSummary> = match id.parse::<SessionId>() {
         Ok(full) => store.session(&full)?.into_iter().collect(),
-        Err(_) => store.list_sessions()?.into_iter().filter(|s| !id.is_empty() && s.id.as_str().starts_with(id)).collect(),
+        Err(_) => {
+            store.list_sessions()?.into_iter().filter(|s| !id.is_empty() && s.id.as_str().starts_with(id)).collect()
+        }
     };
     let session = match matching.len() {
         1 => matching.into_iter().next().context("unreachable")?,

@@ -260,7 +260,9 @@ impl PatchParser {
             return;
         }
         if let Some(path) = header_path(line) {
-            if self.path.as_ref().is_some_and(|current| *current != path) && !self.hunks.is_empty() {
+            // Inside a fence a lone `os.path` may be code: there the block it heads decides.
+            let other_file = self.path.as_ref().is_some_and(|current| *current != path);
+            if other_file && !self.hunks.is_empty() && !self.in_fence {
                 self.complete = true;
             } else {
                 self.candidate = Some(path);
@@ -355,6 +357,7 @@ impl PatchParser {
     fn search_line(&mut self, line: &str, out: &mut Vec<PatchDelta>) {
         match Marker::parse(line) {
             Some(Marker::Divider) => self.state = State::Replace,
+            Some(Marker::Search) if self.current.search.is_empty() => {}
             Some(marker @ (Marker::Search | Marker::Replace)) => {
                 self.malformed.get_or_insert(ParseError::MissingDivider { hunk: self.begun - 1 });
                 out.push(PatchDelta::HunkEnd { hunk: self.begun - 1 });

@@ -206,3 +206,29 @@ proptest! {
         prop_assert_eq!(applied.matches, vec![found]);
     }
 }
+
+proptest! {
+    #[test]
+    fn any_hunks_apply_or_fail_without_panicking(
+        lines in prop::collection::vec("[ \ta-c\u{3000}é]{0,6}", 0..12),
+        hunks in prop::collection::vec(
+            (prop::collection::vec("[ \ta-c\u{3000}é]{0,6}", 0..4), prop::collection::vec("[ a-d]{0,4}", 0..4)),
+            1..4,
+        ),
+        crlf in any::<bool>(),
+        threshold in 0.0f64..1.0,
+    ) {
+        let content = content_of(&lines, crlf, true);
+        let hunks: Vec<Hunk> = hunks
+            .into_iter()
+            .map(|(search, replace)| Hunk {
+                search: search.iter().map(|line| format!("{line}\n")).collect(),
+                replace: replace.iter().map(|line| format!("{line}\n")).collect(),
+            })
+            .collect();
+        if let Ok(applied) = apply(&content, &hunks, &ApplyOptions { fuzzy_threshold: threshold }) {
+            prop_assert_eq!(applied.matches.len(), hunks.len());
+            prop_assert!(!crlf || applied.content.matches('\n').count() == applied.content.matches("\r\n").count());
+        }
+    }
+}

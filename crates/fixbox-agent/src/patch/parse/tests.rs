@@ -158,6 +158,12 @@ fn marker_lengths_and_labels_vary() {
 }
 
 #[test]
+fn a_repeated_start_marker_is_one() {
+    let answer = "<<<<<<< SEARCH\n<<<<<<< SEARCH\nx = 1\n=======\nx = 2\n>>>>>>> REPLACE\n";
+    assert_eq!(patch(SR, answer).hunks, vec![hunk("x = 1\n", "x = 2\n")]);
+}
+
+#[test]
 fn crlf_answers_give_lf_hunks() {
     let answer = AIDER_ANSWER.replace('\n', "\r\n");
     assert_eq!(patch(SR, &answer).hunks, vec![add_fix()]);
@@ -378,6 +384,37 @@ const SAMPLES: &[&str] = &[
     "```diff\n-a\n+b\n\n\n```",
 ];
 
+/// Lines small models write, to build answers from at random.
+const FRAGMENTS: &[&str] = &[
+    "",
+    "calc.py",
+    "**utils.py**",
+    "```",
+    "```python",
+    "```diff",
+    "~~~",
+    "<<<<<<< SEARCH",
+    "=======",
+    ">>>>>>> REPLACE",
+    "--- a/calc.py",
+    "+++ b/calc.py",
+    "--- /dev/null",
+    "+++ b/other.py",
+    "diff --git a/calc.py b/calc.py",
+    "index 1234..5678 100644",
+    "@@ -1,3 +1,3 @@",
+    "@@",
+    " context",
+    "-removed ü",
+    "+added 日本",
+    "--- removed comment",
+    "\\ No newline at end of file",
+    "    indented code",
+    "Here is the fix:",
+    "I GIVE UP: no idea",
+    "x = 1\r",
+];
+
 fn split_at_cuts<'a>(answer: &'a str, cuts: &[usize]) -> Vec<&'a str> {
     let mut cuts: Vec<usize> = cuts
         .iter()
@@ -422,6 +459,23 @@ proptest! {
         whole_deltas.extend(whole.close());
         prop_assert_eq!(deltas, whole_deltas);
         prop_assert_eq!(parser.finish(), whole.finish());
+    }
+
+    #[test]
+    fn answers_made_of_any_lines_parse_alike_split_or_whole(
+        lines in prop::collection::vec(prop::sample::select(FRAGMENTS), 0..30),
+        cuts in prop::collection::vec(any::<usize>(), 0..20),
+        udiff in any::<bool>(),
+    ) {
+        let answer = lines.join("\n");
+        let format = if udiff { UDIFF } else { SR };
+        let mut parser = PatchParser::new(format);
+        let mut deltas = Vec::new();
+        for piece in split_at_cuts(&answer, &cuts) {
+            deltas.extend(parser.push(piece));
+        }
+        deltas.extend(parser.close());
+        prop_assert_eq!((deltas, parser.finish()), parse(format, &answer));
     }
 
     #[test]
