@@ -71,7 +71,7 @@ Rules:
 - Copy the SEARCH lines exactly from the file, with the same indentation and spaces.
 - Keep SEARCH short: the lines you change and a line or two around them, just enough to be unique in the file.
 - Do not write line numbers.
-- For several changes in the same file, put several SEARCH/REPLACE blocks one after another inside the same ``` fence.
+- Write ONE SEARCH/REPLACE block per answer. The tests run after it, and your next answer can make the next change.
 - To create a new file, leave SEARCH empty and put the whole file in REPLACE.
 - If you cannot fix it, answer only: I GIVE UP: <reason>
 ";
