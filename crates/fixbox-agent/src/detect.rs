@@ -113,9 +113,12 @@ pub fn detect(repo: &Path) -> Result<TestPlan, AgentError> {
     }
     if file("package.json") {
         let manifest: serde_json::Value = serde_json::from_str(&read("package.json")).unwrap_or_default();
-        if manifest.pointer("/scripts/test").and_then(|t| t.as_str()).is_some_and(|t| !t.contains("no test specified"))
+        if let Some(script) = manifest.pointer("/scripts/test").and_then(|t| t.as_str())
+            && !script.contains("no test specified")
         {
-            return Ok(TestPlan::new("npm test --silent", Runner::Npm));
+            // What `npm test` runs, run directly: the sandbox image has node but not npm.
+            let command = format!("PATH=\"$PWD/node_modules/.bin:$PATH\" {script}");
+            return Ok(TestPlan::new(&command, Runner::Npm));
         }
     }
     if file("go.mod") {

@@ -65,7 +65,8 @@ impl Conversation {
             shown.push_str(&show_file(path, &cut_middle(text, room.saturating_sub(path.len() + 16))));
         }
         let opening = format!(
-            "# Repository map\n{map}\n# Task\n{task}\n\n# Files\n{shown}\n# Tests\nThe command `{test_command}` fails. Failing tests:\n{failing}\n\nIts output:\n```\n{output}\n```\n\nFix the code so the failing tests pass without breaking the others. Answer with one edit to one file.",
+            "# Repository map\n{map}\n# Task\n{task}\n\n# Files\n{shown}\n# Tests\nThe command `{test_command}` fails. Failing tests:\n{failing}\n\nIts output:\n```\n{output}\n```\n\nFix the code so the failing tests pass without breaking the others.\n\n{reminder}",
+            reminder = format.reminder(files.first().map_or("path/of/the/file", String::as_str)),
             map = repo.map(chars(MAP_SHARE)),
             task = task.trim(),
         );
@@ -109,6 +110,7 @@ impl Conversation {
 
 /// What the model is told after its patch was applied and the tests ran.
 pub fn after_tests(
+    format: EditFormat,
     path: &str,
     repo: &Repo,
     report: &TestReport,
@@ -135,17 +137,19 @@ pub fn after_tests(
     if let Some(text) = repo.current(path) {
         out.push_str(&format!("\n{path} is now:\n{}", show_file(path, &excerpt(text))));
     }
-    out.push_str("\nFind the remaining cause and answer with the next edit (one file).");
+    out.push_str("\nFind the remaining cause. ");
+    out.push_str(&format.reminder(path));
     out
 }
 
 /// What the model is told when its answer could not be used.
-pub fn rejected(reason: &str, path: Option<&str>, repo: &Repo) -> String {
+pub fn rejected(format: EditFormat, reason: &str, path: Option<&str>, repo: &Repo) -> String {
     let mut out = format!("Your edit was not applied. {reason}\n");
     if let Some(text) = path.and_then(|p| repo.current(p).map(|t| (p, t))) {
         out.push_str(&format!("\n{} is:\n{}", text.0, show_file(text.0, &excerpt(text.1))));
     }
-    out.push_str("\nAnswer again with one corrected edit.");
+    out.push('\n');
+    out.push_str(&format.reminder(path.unwrap_or("path/of/the/file")));
     out
 }
 

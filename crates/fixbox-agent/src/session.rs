@@ -351,7 +351,7 @@ impl<S: Sandbox> Run<'_, S> {
                         path: path.clone(),
                         feedback: feedback.clone(),
                     })?;
-                    (rejected(&feedback, path.as_deref(), &self.repo), fingerprint, "patch rejected".to_string())
+                    (rejected(self.format, &feedback, path.as_deref(), &self.repo), fingerprint, "patch rejected".to_string())
                 }
                 Ok((path, content)) => {
                     let write = Instant::now();
@@ -376,7 +376,7 @@ impl<S: Sandbox> Run<'_, S> {
                     }
                     let summary = report.summary();
                     (
-                        after_tests(&path, &self.repo, &report, &regressions, output_chars),
+                        after_tests(self.format, &path, &self.repo, &report, &regressions, output_chars),
                         report.fingerprint(),
                         summary.line(),
                     )
@@ -555,20 +555,28 @@ impl<S: Sandbox> Run<'_, S> {
     /// The repository file a patch is for: the one it names (also by a shorter path, `pages.py` for
     /// `src/pages.py`), or when it names none, the one file its search text is in.
     fn resolve(&self, patch: &FilePatch) -> Result<String, Rejected> {
-        let Some(named) = patch.path.as_deref() else {
-            let search = patch.hunks.iter().map(|h| h.search.as_str()).find(|s| !s.trim().is_empty()).unwrap_or("");
+        // The one file holding the search lines (indentation aside), for a patch that names no file
+        // or one that does not exist (a small model may copy a placeholder path).
+        let holder = || {
+            let search = patch.hunks.iter().map(|h| h.search.as_str()).find(|s| !s.trim().is_empty())?;
+            let wanted: Vec<&str> = search.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
             let holding: Vec<&str> = self
                 .repo
                 .paths()
-                .filter(|p| !search.is_empty() && self.repo.current(p).is_some_and(|t| t.contains(search)))
+                .filter(|p| {
+                    let lines: Vec<&str> = self.repo.current(p).unwrap_or("").lines().map(str::trim).collect();
+                    wanted.iter().all(|l| lines.contains(l))
+                })
                 .collect();
-            return match holding.as_slice() {
-                [one] => Ok(one.to_string()),
-                _ => Err(Rejected::new(
-                    None,
-                    "Your edit does not name its file: write the file's path on the line before the block.",
-                )),
-            };
+            match holding.as_slice() {
+                [one] => Some(one.to_string()),
+                _ => None,
+            }
+        };
+        let Some(named) = patch.path.as_deref() else {
+            return holder().ok_or_else(|| {
+                Rejected::new(None, "Your edit does not name its file: write the file's path on the line before the block.")
+            });
         };
         let Some(path) = safe_path(named) else {
             return Err(Rejected::new(
@@ -583,7 +591,7 @@ impl<S: Sandbox> Run<'_, S> {
         let longer: Vec<&str> = self.repo.paths().filter(|p| p.ends_with(&suffix)).collect();
         Ok(match longer.as_slice() {
             [one] => one.to_string(),
-            _ => path,
+            _ => holder().unwrap_or(path),
         })
     }
 }
