@@ -2,7 +2,10 @@
 //! chat answer as it came (the SSE events, byte for byte in their JSON), and a loopback
 //! OpenAI-compatible server that replays such answers in order. The replays drive the fix loop in CI
 //! without a model: what the loop sees is what a real small model really sent.
-#![expect(clippy::print_stderr, reason = "a failed relay is reported in the test log; the client sees a closed connection")]
+#![expect(
+    clippy::print_stderr,
+    reason = "a failed relay is reported in the test log; the client sees a closed connection"
+)]
 
 use std::net::Ipv4Addr;
 use std::path::Path;

@@ -48,10 +48,14 @@ impl EditFormat {
     pub fn reminder(self, path: &str) -> String {
         match self {
             EditFormat::SearchReplace => {
-                format!("Answer with a sentence on the cause, then ONE SEARCH/REPLACE block in exactly this form, not the whole file:\n\n{path}\n```\n<<<<<<< SEARCH\n(the lines to change, copied exactly from the file)\n=======\n(the same lines, fixed)\n>>>>>>> REPLACE\n```")
+                format!(
+                    "Answer with a sentence on the cause, then ONE SEARCH/REPLACE block in exactly this form, not the whole file:\n\n{path}\n```\n<<<<<<< SEARCH\n(the lines to change, copied exactly from the file)\n=======\n(the same lines, fixed)\n>>>>>>> REPLACE\n```"
+                )
             }
             EditFormat::UnifiedDiff => {
-                format!("Answer with a sentence on the cause, then ONE unified diff for one file in exactly this form, not the whole file:\n\n```diff\n--- a/{path}\n+++ b/{path}\n@@ ... @@\n (a line kept as it is)\n-(a line removed)\n+(a line added)\n```")
+                format!(
+                    "Answer with a sentence on the cause, then ONE unified diff for one file in exactly this form, not the whole file:\n\n```diff\n--- a/{path}\n+++ b/{path}\n@@ ... @@\n (a line kept as it is)\n-(a line removed)\n+(a line added)\n```"
+                )
             }
         }
     }

@@ -351,7 +351,11 @@ impl<S: Sandbox> Run<'_, S> {
                         path: path.clone(),
                         feedback: feedback.clone(),
                     })?;
-                    (rejected(self.format, &feedback, path.as_deref(), &self.repo), fingerprint, "patch rejected".to_string())
+                    (
+                        rejected(self.format, &feedback, path.as_deref(), &self.repo),
+                        fingerprint,
+                        "patch rejected".to_string(),
+                    )
                 }
                 Ok((path, content)) => {
                     let write = Instant::now();
@@ -575,7 +579,10 @@ impl<S: Sandbox> Run<'_, S> {
         };
         let Some(named) = patch.path.as_deref() else {
             return holder().ok_or_else(|| {
-                Rejected::new(None, "Your edit does not name its file: write the file's path on the line before the block.")
+                Rejected::new(
+                    None,
+                    "Your edit does not name its file: write the file's path on the line before the block.",
+                )
             });
         };
         let Some(path) = safe_path(named) else {
