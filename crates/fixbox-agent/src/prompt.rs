@@ -3,12 +3,12 @@
 //! session, and each iteration only appends the model's answer and what came of it. When the
 //! conversation outgrows the context window the oldest turns go, and the prompt says so.
 
-use fixbox_llm::Message;
+use fixbox_llm::{Message, estimate_tokens};
 
 use crate::patch::EditFormat;
 use crate::repo::Repo;
 use crate::testrun::TestReport;
-use crate::text::{cut_middle, estimate_tokens};
+use crate::text::cut_middle;
 
 /// Shares of the opening message's budget: the map, the files, the test output.
 const MAP_SHARE: f64 = 0.2;

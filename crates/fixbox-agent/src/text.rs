@@ -14,11 +14,6 @@ pub fn cut_middle(text: &str, max: usize) -> String {
     format!("{start}\n[... {} characters cut ...]\n{end}", count - head - tail)
 }
 
-/// A token count good enough to plan a prompt by: about 4 characters per token for code and English.
-pub fn estimate_tokens(text: &str) -> u64 {
-    (text.len() as u64).div_ceil(4)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,4 +35,4 @@ pub use price::{Price, PriceTable};
 pub use retry::RetryPolicy;
 pub use route::{KeySource, ProviderConfig, ProviderKind, RetrySettings, RoutingConfig, TimeoutSettings};
 pub use router::{Attempt, CallEvent, CallRecord, CallStream, Route, Router, finish};
-pub use usage::{ServerTimings, TokenUsage, UsageSource};
+pub use usage::{ServerTimings, TokenUsage, UsageSource, estimate_tokens};

@@ -73,7 +73,8 @@ impl ServerTimings {
     }
 }
 
-/// About four characters per token: the estimate when no count is to be had.
-pub(crate) fn estimate_tokens(text: &str) -> u64 {
+/// About four characters per token: the estimate when no count is to be had, and what a prompt is
+/// planned by.
+pub fn estimate_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4)
 }
