@@ -487,7 +487,7 @@ impl<S: Sandbox> Run<'_, S> {
         let Some((mut text, finish)) = answer else {
             return Ok(Answer::Stop(Outcome::Error { message: "the model's answer ended without its end".into() }));
         };
-        if finish == FinishReason::Stop && self.format == EditFormat::SearchReplace && inside_replace(&text) {
+        if finish == FinishReason::Stop && self.format == EditFormat::SearchReplace && parser.in_replace() {
             // The server stopped at the block's end marker, which it leaves out: put it back.
             let marker = if text.ends_with('\n') { ">>>>>>> REPLACE\n" } else { "\n>>>>>>> REPLACE\n" };
             text.push_str(marker);
@@ -619,16 +619,6 @@ fn whole_file(text: &str, repo: &Repo) -> Option<FilePatch> {
         content.pop();
     }
     Some(FilePatch { path: Some(path), hunks: vec![Hunk { search: current.to_string(), replace: content }] })
-}
-
-/// Whether `text` ends inside a search/replace block's replacement (its `=======` seen, its end not).
-fn inside_replace(text: &str) -> bool {
-    let lines: Vec<&str> = text.lines().collect();
-    let last_line_starting = |marker: &str| lines.iter().rposition(|l| l.trim_start().starts_with(marker));
-    match (last_line_starting("<<<<<<<"), last_line_starting("=======")) {
-        (Some(open), Some(split)) if split > open => last_line_starting(">>>>>>>").is_none_or(|close| close < open),
-        _ => false,
-    }
 }
 
 /// How much a repeated failure raises the temperature, and the most it gets.

@@ -170,6 +170,13 @@ impl PatchParser {
         self.complete
     }
 
+    /// Whether the answer so far ends inside a search/replace block's replacement (its `=======` read,
+    /// its `>>>>>>> REPLACE` not): where a server that stops at that marker, and leaves it out, leaves
+    /// the answer.
+    pub fn in_replace(&self) -> bool {
+        self.state == State::Replace && !self.complete
+    }
+
     /// Ends the stream: interprets the unfinished last line and closes an open diff hunk, returning their
     /// deltas. [`finish`](Self::finish) does this too; call it first when a view needs those last deltas.
     pub fn close(&mut self) -> Vec<PatchDelta> {

@@ -200,6 +200,18 @@ fn a_cut_off_block_is_unterminated() {
 }
 
 #[test]
+fn an_answer_stopped_at_its_end_marker_is_inside_the_replacement() {
+    let mut parser = PatchParser::new(SR);
+    parser.push("calc.py\n```\n<<<<<<< SEARCH\n    return a - b\n");
+    assert!(!parser.in_replace());
+    parser.push("=======\n    return a + b\n");
+    assert!(parser.in_replace());
+    parser.push(">>>>>>> REPLACE\n");
+    assert!(!parser.in_replace());
+    assert_eq!(parser.finish().unwrap().hunks, vec![hunk("    return a - b\n", "    return a + b\n")]);
+}
+
+#[test]
 fn answers_without_a_change_say_why() {
     assert_eq!(parse(SR, "I think the bug is in calc.py.\n").1, Err(ParseError::NoPatch));
     assert_eq!(parse(SR, "").1, Err(ParseError::NoPatch));
