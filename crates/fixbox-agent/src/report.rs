@@ -5,8 +5,8 @@ use fixbox_store::StoredEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
+use crate::outcome::{Outcome, Timings};
 use crate::patch::EditFormat;
-use crate::session::{Outcome, Timings};
 use crate::testrun::TestSummary;
 
 /// Everything a session's log says about it, folded into one record.

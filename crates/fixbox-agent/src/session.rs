@@ -1,173 +1,26 @@
 //! The loop: tests once to record what fails, then prompt → streamed answer → one file patch → apply →
 //! tests → feedback, until the tests pass or a limit stops it. Every step is an [`Event`].
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fixbox_llm::{Budget, CallEvent, ChatRequest, ErrorKind, FinishReason, LlmError, Meter, Router, Totals};
+use fixbox_llm::{Budget, CallEvent, ChatRequest, ErrorKind, FinishReason, LlmError, Meter, Router};
 use fixbox_sandbox::{Excludes, FileWrite, Sandbox};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::AgentError;
 use crate::detect::{TestPlan, detect};
 use crate::event::{Event, EventLog};
+use crate::outcome::{Finished, Outcome, Timings};
 use crate::patch::{ApplyOptions, EditFormat, FilePatch, Hunk, ParseError, PatchParser, apply, give_up_reason};
 use crate::prompt::{Conversation, after_tests, rejected};
 use crate::repo::{Repo, file_diff, is_test_file, safe_path};
+use crate::request::FixRequest;
 use crate::testrun::TestReport;
 
 /// Where the repository's copy lives in the sandbox.
 pub const WORKSPACE: &str = "/workspace";
-
-/// When a session stops.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Limits {
-    pub max_iterations: u32,
-    pub budget_usd: Option<f64>,
-    pub budget_tokens: Option<u64>,
-    /// Wall time of the whole session, in seconds.
-    pub wall_time_s: u64,
-    /// One run of the tests, in seconds.
-    pub test_timeout_s: u64,
-    /// The same failure this many iterations in a row stops the session.
-    pub same_failure: u32,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_iterations: 50,
-            budget_usd: None,
-            budget_tokens: None,
-            wall_time_s: 30 * 60,
-            test_timeout_s: 5 * 60,
-            same_failure: 3,
-        }
-    }
-}
-
-/// How the model is asked. The defaults follow the Devstral/OpenHands recipe for small coding models.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelSettings {
-    /// The routing task whose routes answer; tasks without routes take `default`'s.
-    pub task: String,
-    pub temperature: f32,
-    pub top_p: f32,
-    /// Tokens one patch may take.
-    pub max_tokens: u32,
-    /// `None`: chosen for the model.
-    pub edit_format: Option<EditFormat>,
-    /// Extra stop sequences (search/replace answers always stop at the end of their block).
-    pub stop: Vec<String>,
-    /// The context window the prompt is planned for, when the route does not say.
-    pub context_window: u32,
-    pub fuzzy_threshold: f64,
-    pub seed: Option<u64>,
-}
-
-impl Default for ModelSettings {
-    fn default() -> Self {
-        Self {
-            task: "fix".into(),
-            temperature: 0.15,
-            top_p: 0.95,
-            max_tokens: 2048,
-            edit_format: None,
-            stop: Vec::new(),
-            context_window: 8192,
-            fuzzy_threshold: ApplyOptions::default().fuzzy_threshold,
-            seed: None,
-        }
-    }
-}
-
-/// What to fix, where, and within what.
-#[derive(Debug, Clone)]
-pub struct FixRequest {
-    pub repo: PathBuf,
-    pub task: String,
-    /// The test command; detected when `None`.
-    pub test: Option<String>,
-    pub model: ModelSettings,
-    pub limits: Limits,
-    /// Let patches change test files (off: a fix must not edit the tests that judge it).
-    pub allow_test_edits: bool,
-}
-
-/// How a session ended.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum Outcome {
-    /// The tests pass, and every test that passed before still does.
-    Fixed,
-    /// The tests passed before any change: there is nothing for them to verify.
-    AlreadyPassing,
-    MaxIterations,
-    Budget {
-        message: String,
-    },
-    WallTime,
-    /// The same failure came back this many times in a row.
-    Stuck {
-        failure: String,
-    },
-    GaveUp {
-        reason: String,
-    },
-    /// Stopped by the user (Ctrl+C).
-    Cancelled,
-    /// Something outside the loop failed (the sandbox, every model route).
-    Error {
-        message: String,
-    },
-}
-
-impl Outcome {
-    pub fn is_fixed(&self) -> bool {
-        matches!(self, Self::Fixed)
-    }
-
-    /// One line for a person.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Fixed => "fixed: the tests pass".into(),
-            Self::AlreadyPassing => {
-                "the tests already pass before any change: add a test that shows the bug, or pass --test".into()
-            }
-            Self::MaxIterations => "not fixed: the iteration limit was reached (raise --max-iterations)".into(),
-            Self::Budget { message } => format!("not fixed: {message}"),
-            Self::WallTime => "not fixed: the time limit was reached (raise --timeout)".into(),
-            Self::Stuck { failure } => format!("not fixed: the same failure came back each time ({failure})"),
-            Self::GaveUp { reason } => format!("not fixed: the model gave up ({reason})"),
-            Self::Cancelled => "stopped: cancelled; the session and its changes so far are kept".into(),
-            Self::Error { message } => format!("not fixed: {message}"),
-        }
-    }
-}
-
-/// Where a session's time went, in milliseconds. `own` is Fixbox itself: prompts, parsing, applying,
-/// the event log.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct Timings {
-    pub wall_ms: f64,
-    pub model_ms: f64,
-    pub tests_ms: f64,
-    pub sandbox_ms: f64,
-    pub own_ms: f64,
-}
-
-/// A finished session.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Finished {
-    pub outcome: Outcome,
-    pub iterations: u32,
-    pub diff: String,
-    pub totals: Totals,
-    pub timings: Timings,
-}
 
 /// A fix session ready to run: its repository read and its test command known.
 #[derive(Debug)]

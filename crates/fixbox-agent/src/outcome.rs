@@ -1,0 +1,76 @@
+//! How a fix session ended, and where its time went.
+
+use fixbox_llm::Totals;
+use serde::{Deserialize, Serialize};
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The tests pass, and every test that passed before still does.
+    Fixed,
+    /// The tests passed before any change: there is nothing for them to verify.
+    AlreadyPassing,
+    MaxIterations,
+    Budget {
+        message: String,
+    },
+    WallTime,
+    /// The same failure came back this many times in a row.
+    Stuck {
+        failure: String,
+    },
+    GaveUp {
+        reason: String,
+    },
+    /// Stopped by the user (Ctrl+C).
+    Cancelled,
+    /// Something outside the loop failed (the sandbox, every model route).
+    Error {
+        message: String,
+    },
+}
+
+impl Outcome {
+    pub fn is_fixed(&self) -> bool {
+        matches!(self, Self::Fixed)
+    }
+
+    /// One line for a person.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Fixed => "fixed: the tests pass".into(),
+            Self::AlreadyPassing => {
+                "the tests already pass before any change: add a test that shows the bug, or pass --test".into()
+            }
+            Self::MaxIterations => "not fixed: the iteration limit was reached (raise --max-iterations)".into(),
+            Self::Budget { message } => format!("not fixed: {message}"),
+            Self::WallTime => "not fixed: the time limit was reached (raise --timeout)".into(),
+            Self::Stuck { failure } => format!("not fixed: the same failure came back each time ({failure})"),
+            Self::GaveUp { reason } => format!("not fixed: the model gave up ({reason})"),
+            Self::Cancelled => "stopped: cancelled; the session and its changes so far are kept".into(),
+            Self::Error { message } => format!("not fixed: {message}"),
+        }
+    }
+}
+
+/// Where a session's time went, in milliseconds. `own` is Fixbox itself: prompts, parsing, applying,
+/// the event log.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Timings {
+    pub wall_ms: f64,
+    pub model_ms: f64,
+    pub tests_ms: f64,
+    pub sandbox_ms: f64,
+    pub own_ms: f64,
+}
+
+/// A finished session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    pub outcome: Outcome,
+    pub iterations: u32,
+    pub diff: String,
+    pub totals: Totals,
+    pub timings: Timings,
+}
