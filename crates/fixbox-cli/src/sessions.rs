@@ -167,6 +167,10 @@ mod tests {
     #[test]
     fn times_print_as_utc_dates() {
         assert_eq!(when(0), "1970-01-01 00:00 UTC");
-        assert_eq!(when(1_795_308_660_000), "2026-11-22 00:11 UTC");
+        // Expected values from `date -u -d @SECONDS`.
+        assert_eq!(when(1_795_308_660_000), "2026-11-22 00:51 UTC");
+        assert_eq!(when(1_709_251_140_000), "2024-02-29 23:59 UTC");
+        assert_eq!(when(951_914_040_000), "2000-03-01 12:34 UTC");
+        assert_eq!(when(-60_000), "1969-12-31 23:59 UTC");
     }
 }
