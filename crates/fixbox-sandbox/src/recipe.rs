@@ -14,7 +14,7 @@ pub const SANDBOX_UID: u32 = 1000;
 pub const SANDBOX_USER: &str = "fixbox";
 
 /// Bumped when the way images are built changes, so that every recipe gets a new tag.
-const BUILDER_VERSION: &str = "1";
+const BUILDER_VERSION: &str = "2";
 
 /// The recipes that ship with Fixbox, by name.
 const BUILTIN: &[(&str, &str)] = &[

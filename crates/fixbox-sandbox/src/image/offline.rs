@@ -52,6 +52,9 @@ pub(crate) async fn build(
     import(engine, &rootfs, tag).await
 }
 
+/// A minimal Debian (debootstrap's minbase), then the recipe's packages installed by apt inside it. apt,
+/// not debootstrap's `--include`, resolves their dependencies: debootstrap's own resolver misses
+/// alternatives and virtual packages, which leaves packages such as rustc and npm unconfigured.
 async fn debootstrap(
     program: &Path,
     recipe: &Recipe,
@@ -60,18 +63,50 @@ async fn debootstrap(
     progress: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<(), SandboxError> {
     let mirror = std::env::var("FIXBOX_DEBIAN_MIRROR").unwrap_or_else(|_| DEFAULT_MIRROR.to_string());
-    let mut child = tokio::process::Command::new(program)
-        .arg("--variant=minbase")
-        .arg(format!("--include={}", recipe.packages.join(",")))
-        .arg(&recipe.suite)
+    let mut bootstrap = tokio::process::Command::new(program);
+    bootstrap.arg("--variant=minbase").arg(&recipe.suite).arg(rootfs).arg(&mirror);
+    run_logged(bootstrap, "debootstrap", &format!("debootstrap from {mirror}"), tag, progress).await?;
+
+    // apt inside the new root resolves names with the host's resolver; the image does not keep it.
+    let resolv = rootfs.join("etc/resolv.conf");
+    std::fs::copy("/etc/resolv.conf", &resolv)
+        .map_err(|e| SandboxError::build(tag, format!("cannot give the build the host's DNS settings: {e}")))?;
+    let mut install = tokio::process::Command::new("chroot");
+    install
         .arg(rootfs)
-        .arg(&mirror)
+        .args([
+            "sh",
+            "-c",
+            "apt-get update -q && apt-get install -y -q --no-install-recommends \"$@\" && apt-get clean",
+        ])
+        .arg("apt-get")
+        .args(&recipe.packages)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    let installed =
+        run_logged(install, "apt", &format!("installing {} from {mirror}", recipe.packages.join(" ")), tag, progress)
+            .await;
+    std::fs::write(&resolv, "")
+        .map_err(|e| SandboxError::build(tag, format!("cannot clear the build's DNS settings: {e}")))?;
+    installed
+}
+
+/// Runs a build step, passing its output lines on as progress; on failure the error holds the end of
+/// its error output.
+async fn run_logged(
+    mut command: tokio::process::Command,
+    name: &str,
+    what: &str,
+    tag: &str,
+    progress: &(dyn Fn(&str) + Send + Sync),
+) -> Result<(), SandboxError> {
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| SandboxError::build(tag, format!("cannot run debootstrap: {e}")))?;
+        .map_err(|e| SandboxError::build(tag, format!("cannot run {name}: {e}")))?;
     let stderr = child.stderr.take();
     let stderr_task = tokio::spawn(async move {
         let mut text = String::new();
@@ -83,18 +118,17 @@ async fn debootstrap(
     if let Some(stdout) = child.stdout.take() {
         let mut lines = BufReader::new(stdout).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            progress(&format!("debootstrap: {line}"));
+            progress(&format!("{name}: {line}"));
         }
     }
-    let status = child.wait().await.map_err(|e| SandboxError::build(tag, format!("debootstrap: {e}")))?;
+    let status = child.wait().await.map_err(|e| SandboxError::build(tag, format!("{name}: {e}")))?;
     let stderr = stderr_task.await.unwrap_or_default();
     if !status.success() {
         let tail: Vec<&str> = stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
-        let reason = format!("debootstrap from {mirror} failed ({status}): {}", tail.join(" / "));
         return Err(if stderr.contains("No space left on device") {
             SandboxError::OutOfDisk { what: format!("building {tag}") }
         } else {
-            SandboxError::build(tag, reason)
+            SandboxError::build(tag, format!("{what} failed ({status}): {}", tail.join(" / ")))
         });
     }
     Ok(())
