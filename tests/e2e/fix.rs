@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use fixbox_agent::patch::{ApplyOptions, EditFormat, PatchParser, apply};
+use fixbox_agent::patch::{ApplyOptions, EditFormat, PatchDelta, PatchParser, apply};
 use fixbox_agent::{Event, Outcome, SessionReport, TestReport, WORKSPACE};
 use fixbox_e2e::fixtures::{self, Fixture};
 use fixbox_e2e::transcripts::{self, Answer, Pace, ReplayServer};
@@ -114,6 +114,14 @@ async fn fixed_in_one_patch_then_listed_shown_replayed_and_exported() -> Result<
     let first_delta = events.iter().position(|e| matches!(e, Event::PatchDelta { .. })).context("no patch deltas")?;
     let applied = events.iter().position(|e| matches!(e, Event::PatchApplied { .. })).context("not applied")?;
     ensure!(first_delta < applied);
+    // The live view saw every hunk it was shown begin also end.
+    let deltas: Vec<_> = events
+        .iter()
+        .filter_map(|e| if let Event::PatchDelta { delta, .. } = e { Some(delta) } else { None })
+        .collect();
+    let begun = deltas.iter().filter(|d| matches!(d, PatchDelta::Hunk { .. })).count();
+    let ended = deltas.iter().filter(|d| matches!(d, PatchDelta::HunkEnd { .. })).count();
+    ensure!(begun > 0 && begun == ended, "{begun} hunks began, {ended} ended");
     ensure!(run.stdout.contains("fixed: the tests pass") && run.stdout.contains("+++ b/cache.py"), "{}", run.stdout);
     // The request followed the defaults, and the sampling reached the server.
     let request = &run.server.requests()[0];
@@ -269,12 +277,6 @@ async fn ctrl_c_stops_cleanly_and_keeps_the_session() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sample_project_fails_as_shipped_and_passes_with_its_fix() -> Result<()> {
     for fixture in fixtures::all()? {
-        if fixture.language == "rust" {
-            // The rust sandbox image cannot be built offline yet: Debian's rustc fails to configure
-            // under debootstrap. `check.sh` covers this project with a host toolchain meanwhile.
-            eprintln!("{}: skipped (no offline rust sandbox image)", fixture.name);
-            continue;
-        }
         let plan = fixbox_agent::detect(&fixture.repo)?;
         let (sandbox, _, _) = fixtures::sandbox(&plan.recipe).await?;
         sandbox.copy_in(&fixture.repo, WORKSPACE, &fixbox_sandbox::Excludes::default()).await?;

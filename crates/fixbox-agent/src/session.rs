@@ -304,12 +304,16 @@ impl<S: Sandbox> Run<'_, S> {
         let mut stream = self.router.call(&settings.task, request, self.meter.clone());
         let mut parser = PatchParser::new(self.format);
         let mut answer = None;
+        // Parsing the stream and writing its events is our work, not the model's: it is timed apart
+        // and left out of the model's time.
+        let mut handling = Duration::ZERO;
         let outcome = loop {
             let next = tokio::select! {
                 next = stream.next() => next,
                 () = self.cancel.cancelled() => break Some(Outcome::Cancelled),
                 () = tokio::time::sleep_until(self.deadline.into()) => break Some(Outcome::WallTime),
             };
+            let handled = Instant::now();
             match next {
                 Some(Ok(CallEvent::Delta { text })) => {
                     for delta in parser.push(&text) {
@@ -330,10 +334,11 @@ impl<S: Sandbox> Run<'_, S> {
                 Some(Err(err)) => break Some(model_failed(err)),
                 None => break None,
             }
+            handling += handled.elapsed();
         };
         // Dropping the stream cancels the call.
         drop(stream);
-        self.timings.model_ms += ms(started.elapsed());
+        self.timings.model_ms += ms(started.elapsed().saturating_sub(handling));
         if let Some(outcome) = outcome {
             return Ok(Answer::Stop(outcome));
         }
@@ -347,6 +352,10 @@ impl<S: Sandbox> Run<'_, S> {
             for delta in parser.push(marker) {
                 self.log.record(Event::PatchDelta { iteration: self.iteration, delta })?;
             }
+        }
+        // The last line may have no newline (a diff that ends there): its deltas come only now.
+        for delta in parser.close() {
+            self.log.record(Event::PatchDelta { iteration: self.iteration, delta })?;
         }
         Ok(Answer::Text { text, parser: Box::new(parser) })
     }
