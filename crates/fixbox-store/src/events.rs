@@ -123,6 +123,28 @@ mod tests {
     }
 
     #[test]
+    fn a_session_is_deleted_whole_and_the_others_stay_append_only() {
+        let (_dir, store) = store();
+        let gone = store.create_session("gone").unwrap();
+        let kept = store.create_session("kept").unwrap();
+        for i in 0..3 {
+            store.append_event(&gone, "x", &json!(i)).unwrap();
+            store.append_event(&kept, "x", &json!(i)).unwrap();
+        }
+        assert!(store.delete_session(&gone).unwrap());
+        assert!(!store.delete_session(&gone).unwrap(), "a second delete finds nothing");
+        assert!(store.session(&gone).unwrap().is_none());
+        assert!(store.events_from(&gone, 1).unwrap().is_empty());
+        assert_eq!(store.events_from(&kept, 1).unwrap().len(), 3);
+        // Deleting left no way open to delete single events.
+        let conn = store.conn();
+        let delete = conn.execute("DELETE FROM events WHERE seq = 1", []).unwrap_err();
+        assert!(delete.to_string().contains("append-only"), "{delete}");
+        let pending: i64 = conn.query_row("SELECT COUNT(*) FROM deleting_sessions", [], |r| r.get(0)).unwrap();
+        assert_eq!(pending, 0);
+    }
+
+    #[test]
     fn sessions_list_newest_first_with_their_last_seq() {
         let (_dir, store) = store();
         let old = store.create_session("old").unwrap();

@@ -45,6 +45,17 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
         CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
         BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
     "#,
+}, Migration {
+    name: "a whole session can be deleted",
+    sql: r#"
+        -- A session the user deletes goes whole: its id is listed here, in the same transaction that
+        -- deletes its events and itself (Store::delete_session). No other event can be deleted.
+        CREATE TABLE deleting_sessions (id TEXT PRIMARY KEY) STRICT;
+        DROP TRIGGER events_append_only_delete;
+        CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+        WHEN OLD.session_id NOT IN (SELECT id FROM deleting_sessions)
+        BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+    "#,
 }];
 
 /// Brings `conn` up to `migrations.len()`, returning the version it started at.

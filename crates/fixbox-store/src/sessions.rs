@@ -81,6 +81,19 @@ impl Store {
         rows.collect::<Result<_, _>>().op("list sessions")
     }
 
+    /// Deletes a session and its whole event log; `false` when there was no such session. The only way
+    /// an event leaves the log: it goes with its session, never alone.
+    pub fn delete_session(&self, id: &SessionId) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().op("delete session")?;
+        tx.execute("INSERT INTO deleting_sessions (id) VALUES (?1)", [id.as_str()]).op("delete session")?;
+        tx.execute("DELETE FROM events WHERE session_id = ?1", [id.as_str()]).op("delete session")?;
+        let deleted = tx.execute("DELETE FROM sessions WHERE id = ?1", [id.as_str()]).op("delete session")?;
+        tx.execute("DELETE FROM deleting_sessions WHERE id = ?1", [id.as_str()]).op("delete session")?;
+        tx.commit().op("delete session")?;
+        Ok(deleted > 0)
+    }
+
     /// One session's summary, or `None` when there is no such session.
     pub fn session(&self, id: &SessionId) -> Result<Option<SessionSummary>, StoreError> {
         self.conn()
