@@ -15,9 +15,10 @@ pub(crate) struct Migration {
     pub sql: &'static str,
 }
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    name: "settings, sessions and the event log",
-    sql: r#"
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "settings, sessions and the event log",
+        sql: r#"
         CREATE TABLE settings (
             key        TEXT PRIMARY KEY,
             value      TEXT NOT NULL CHECK (json_valid(value)),
@@ -45,9 +46,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
         CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
         BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
     "#,
-}, Migration {
-    name: "a whole session can be deleted",
-    sql: r#"
+    },
+    Migration {
+        name: "a whole session can be deleted",
+        sql: r#"
         -- A session the user deletes goes whole: its id is listed here, in the same transaction that
         -- deletes its events and itself (Store::delete_session). No other event can be deleted.
         CREATE TABLE deleting_sessions (id TEXT PRIMARY KEY) STRICT;
@@ -56,7 +58,8 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
         WHEN OLD.session_id NOT IN (SELECT id FROM deleting_sessions)
         BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
     "#,
-}];
+    },
+];
 
 /// Brings `conn` up to `migrations.len()`, returning the version it started at.
 pub(crate) fn migrate(conn: &mut Connection, migrations: &[Migration]) -> Result<u32, StoreError> {
