@@ -10,7 +10,13 @@ use crate::commands;
 /// Every command the UI may call.
 pub fn builder() -> Builder<tauri::Wry> {
     Builder::<tauri::Wry>::new()
-        .commands(collect_commands![commands::doctor::doctor_run, commands::hardware::hardware_recommend])
+        .commands(collect_commands![
+            commands::doctor::doctor_run,
+            commands::hardware::hardware_recommend,
+            commands::sessions::sessions_list,
+            commands::sessions::sessions_delete,
+            commands::sessions::sessions_replay,
+        ])
         // Byte counts (u64) become TS `number`: exact up to 2^53 bytes (8 PiB), far past any machine.
         .dangerously_cast_bigints_to_number()
         // Our IPC types each go one way (Rust to UI, or UI to Rust), so one TS type per Rust type.

@@ -1,81 +1,190 @@
 //! The real desktop app under Xvfb, driven by tauri-driver + WebKitWebDriver: it opens on the wizard's
 //! first page (this machine and the models that fit it, each with a why line), runs the doctor through
-//! its typed command, and shows the report.
+//! its typed command, and shows the report; its history lists, searches, replays and deletes a real fix
+//! session. Screenshots of each page go to `tests/output/desktop-*`.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use fantoccini::{ClientBuilder, Locator};
+use fixbox_agent::Event;
+use fixbox_agent::patch::{PatchDelta, Side};
 use fixbox_e2e::{ChildGuard, VirtualDisplay, free_port, output_dir, wait_for_port, workspace_bin};
 use hyper_util::client::legacy::connect::HttpConnector;
+
+/// The app in a real window on a virtual display, with its data in `data`, driven over WebDriver.
+struct Window {
+    client: fantoccini::Client,
+    _driver: ChildGuard,
+    _display: VirtualDisplay,
+}
+
+impl Window {
+    async fn open(data: &Path, out: &Path) -> Result<Self> {
+        let app = workspace_bin("fixbox-desktop")?;
+        let display = VirtualDisplay::start()?;
+        let (port, native_port) = (free_port()?, free_port()?);
+        let driver = Command::new("tauri-driver")
+            .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
+            .env("DISPLAY", &display.display)
+            .env("FIXBOX_DATA_DIR", data)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(out.join("tauri-driver.log"))?)
+            .spawn()
+            .context("cannot start tauri-driver: scripts/setup installs it (cargo install tauri-driver)")?;
+        let mut driver = ChildGuard::new("tauri-driver", driver);
+        // tauri-driver listens at once but drops requests until its WebKitWebDriver child listens too.
+        wait_for_port(port, &mut driver, Duration::from_secs(30))?;
+        wait_for_port(native_port, &mut driver, Duration::from_secs(30))?;
+
+        let mut caps = serde_json::Map::new();
+        caps.insert("tauri:options".into(), serde_json::json!({ "application": app }));
+        // Plain HTTP: tauri-driver listens on loopback only.
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await?;
+        Ok(Self { client, _driver: driver, _display: display })
+    }
+
+    /// Runs `checks`, then closes the WebDriver session (also when a check failed, so the app exits
+    /// with the driver). A WebKit call that never answers (seen with WEBKIT_DISABLE_DMABUF_RENDERER=1:
+    /// screenshots hang) fails the test instead of hanging CI.
+    async fn check<F: Future<Output = Result<()>>>(self, checks: impl FnOnce(fantoccini::Client) -> F) -> Result<()> {
+        let result = tokio::time::timeout(Duration::from_secs(180), checks(self.client.clone()))
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the window stopped answering WebDriver within 180 s")));
+        self.client.close().await?;
+        result
+    }
+}
+
+/// The window as a PNG, once what the DOM holds now has been painted: WebKit's screenshot shows the
+/// last painted frame, which can be a step behind the DOM a check just read.
+async fn screenshot(client: &fantoccini::Client, path: &Path) -> Result<()> {
+    client
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done()));",
+            vec![],
+        )
+        .await?;
+    let png = client.screenshot().await?;
+    ensure!(png.starts_with(b"\x89PNG"), "the screenshot is not a PNG");
+    std::fs::write(path, png)?;
+    Ok(())
+}
+
+/// Waits for `css`; when it does not come, keeps what the window showed instead as `out/<name>.*`.
+async fn wait_for(
+    client: &fantoccini::Client,
+    css: &str,
+    out: &Path,
+    name: &str,
+) -> Result<fantoccini::elements::Element> {
+    match client.wait().at_most(Duration::from_secs(90)).for_element(Locator::Css(css)).await {
+        Ok(element) => Ok(element),
+        Err(err) => {
+            if let Ok(png) = client.screenshot().await {
+                let _ = std::fs::write(out.join(format!("{name}.png")), png);
+            }
+            if let Ok(html) = client.source().await {
+                let _ = std::fs::write(out.join(format!("{name}.html")), html);
+            }
+            Err(err).with_context(|| format!("{css} did not appear in the window (see {name}.*)"))
+        }
+    }
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_window_shows_the_doctor_report() -> Result<()> {
     let _machine = fixbox_e2e::machine_to_myself().await;
     let out = output_dir("desktop-doctor")?;
-    let app = workspace_bin("fixbox-desktop")?;
     let data = tempfile::tempdir()?;
-    let display = VirtualDisplay::start()?;
-
-    let (port, native_port) = (free_port()?, free_port()?);
-    let driver = Command::new("tauri-driver")
-        .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
-        .env("DISPLAY", &display.display)
-        .env("FIXBOX_DATA_DIR", data.path())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(out.join("tauri-driver.log"))?)
-        .spawn()
-        .context("cannot start tauri-driver: scripts/setup installs it (cargo install tauri-driver)")?;
-    let mut driver = ChildGuard::new("tauri-driver", driver);
-    // tauri-driver listens at once but drops requests until its WebKitWebDriver child listens too.
-    wait_for_port(port, &mut driver, Duration::from_secs(30))?;
-    wait_for_port(native_port, &mut driver, Duration::from_secs(30))?;
-
-    let mut caps = serde_json::Map::new();
-    caps.insert("tauri:options".into(), serde_json::json!({ "application": app }));
-    // Plain HTTP: tauri-driver listens on loopback only.
-    let client = ClientBuilder::new(HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await?;
-    // A WebKit call that never answers (seen with WEBKIT_DISABLE_DMABUF_RENDERER=1: screenshots hang)
-    // must fail the test, not hang CI.
-    let result = tokio::time::timeout(Duration::from_secs(180), check_report(&client, &out))
-        .await
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("the window stopped answering WebDriver within 180 s")));
-    // Always close the session, also when a check failed, so the app exits with the driver.
-    client.close().await?;
-    result?;
+    let window = Window::open(data.path(), &out).await?;
+    window.check(|client| async move { check_report(&client, &out).await }).await?;
 
     let logs = std::fs::read_dir(data.path().join("logs"))?.count();
     ensure!(logs > 0, "the app wrote no log file into its data dir");
     Ok(())
 }
 
+/// A real fix session (`fixbox fix`, sandbox, tests, replayed model answers) lands in the history; the
+/// window lists it, finds it by search, replays it into the diff viewer, and deletes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fix_session_is_in_the_history_replays_into_the_diff_viewer_and_deletes() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    let out = output_dir("desktop-history")?;
+    let run = crate::fix::record("py-cache-evict-during-iteration", &["1"]).await?;
+    // The lines the model's answer added, as the session streamed them.
+    let (_, events, _) = run.report()?;
+    let expected: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::PatchDelta { delta: PatchDelta::Line { side: Side::Replace, text, .. }, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    ensure!(!expected.is_empty(), "the recorded session streamed no added line");
+    let window = Window::open(run.data.path(), &out).await?;
+    window
+        .check(|client| async move {
+            client.find(Locator::Css("[data-testid=nav-history]")).await?.click().await?;
+            let row = wait_for(&client, "[data-testid=history-row]", &out, "no-history").await?;
+            let text = row.text().await?;
+            ensure!(text.contains("fixed: the tests pass") && text.contains("1 it"), "{text}");
+            screenshot(&client, &out.join("history.png")).await?;
+
+            // Search narrows the list; a search that matches nothing says so.
+            let search = client.find(Locator::Css("[data-testid=history-search]")).await?;
+            search.send_keys("no such session").await?;
+            wait_for(&client, "[data-testid=history-empty]", &out, "search-kept-rows").await?;
+            search.clear().await?;
+            search.send_keys("cache").await?;
+            let row = wait_for(&client, "[data-testid=history-row]", &out, "search-lost-row").await?;
+
+            // Replayed: the patch streams into the viewer, highlighted, and ends applied.
+            row.find(Locator::Css("[data-testid=history-replay]")).await?.click().await?;
+            let outcome = wait_for(&client, "[data-testid=session-outcome]", &out, "no-replay").await?;
+            ensure!(outcome.text().await?.contains("fixed"), "{}", outcome.text().await?);
+            let tab = client.find(Locator::Css("[data-testid=diff-tab]")).await?.text().await?;
+            ensure!(tab.starts_with("cache.py"), "tab {tab:?}");
+            let status = client.find(Locator::Css("[data-testid=patch-status]")).await?.text().await?;
+            ensure!(status == "applied", "patch status {status:?}");
+            let lines = client.find_all(Locator::Css("[data-testid=diff-line]")).await?;
+            ensure!(lines.len() >= 2, "{} diff lines", lines.len());
+            let mut added = Vec::new();
+            for line in &lines {
+                if line.attr("class").await?.unwrap_or_default().contains("replace") {
+                    let code = line.find(Locator::Css(".code")).await?.html(true).await?;
+                    added.push(code);
+                }
+            }
+            let shown: Vec<String> = added.iter().map(|html| unhighlight(html)).collect();
+            ensure!(shown == expected, "the viewer added {shown:?}, the session streamed {expected:?}");
+            let timeline = client.find(Locator::Css("[data-testid=timeline]")).await?.text().await?;
+            ensure!(timeline.contains("tests before any change: 4 passed, 1 failed"), "{timeline}");
+            screenshot(&client, &out.join("session.png")).await?;
+
+            // Delete, two steps: it leaves the list and the log.
+            client.find(Locator::XPath("//button[contains(., 'All sessions')]")).await?.click().await?;
+            let row = wait_for(&client, "[data-testid=history-row]", &out, "no-row-after-replay").await?;
+            row.find(Locator::Css("[data-testid=history-delete]")).await?.click().await?;
+            row.find(Locator::Css("[data-testid=history-delete-confirm]")).await?.click().await?;
+            wait_for(&client, "[data-testid=history-empty]", &out, "not-deleted").await?;
+            Ok(())
+        })
+        .await?;
+    let store = fixbox_store::Store::open_in(run.data.path())?;
+    ensure!(store.list_sessions()?.is_empty(), "the deleted session is still in the store");
+    Ok(())
+}
+
 async fn check_report(client: &fantoccini::Client, out: &std::path::Path) -> Result<()> {
     // The doctor runs real checks (Docker, keychain, GPUs...); the verdict appears when all answered.
-    let verdict = match client
-        .wait()
-        .at_most(Duration::from_secs(90))
-        .for_element(Locator::Css("[data-testid=doctor-verdict]"))
-        .await
-    {
-        Ok(verdict) => verdict,
-        Err(err) => {
-            // What the window showed instead, for whoever reads the failure.
-            if let Ok(png) = client.screenshot().await {
-                let _ = std::fs::write(out.join("no-doctor-report.png"), png);
-            }
-            if let Ok(html) = client.source().await {
-                let _ = std::fs::write(out.join("no-doctor-report.html"), html);
-            }
-            return Err(err).context("the doctor report did not appear in the window (see no-doctor-report.*)");
-        }
-    };
-    let screenshot = client.screenshot().await?;
-    std::fs::write(out.join("doctor.png"), &screenshot)?;
-    ensure!(screenshot.starts_with(b"\x89PNG"), "the screenshot is not a PNG");
+    let verdict = wait_for(client, "[data-testid=doctor-verdict]", out, "no-doctor-report").await?;
+    screenshot(client, &out.join("doctor.png")).await?;
 
     let checks = client.find_all(Locator::Css("li[data-check]")).await?;
     let mut ids = Vec::new();
@@ -115,4 +224,20 @@ async fn check_machine_page(client: &fantoccini::Client, out: &std::path::Path) 
     let machine = client.find(Locator::Css("[data-testid=machine]")).await?;
     std::fs::write(out.join("machine.png"), machine.screenshot().await?)?;
     Ok(())
+}
+
+/// A highlighted line's text: its markup removed and its entities decoded (what WebDriver's text would
+/// give, but with the leading spaces it trims kept).
+fn unhighlight(html: &str) -> String {
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
 }

@@ -21,15 +21,16 @@ use fixbox_store::Store;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// A finished `fixbox fix` run.
-struct Run {
+pub(crate) struct Run {
     status: std::process::ExitStatus,
     stdout: String,
-    data: tempfile::TempDir,
+    /// The data folder the session is stored in.
+    pub(crate) data: tempfile::TempDir,
     server: ReplayServer,
 }
 
 impl Run {
-    fn report(&self) -> Result<(fixbox_store::SessionId, Vec<Event>, SessionReport)> {
+    pub(crate) fn report(&self) -> Result<(fixbox_store::SessionId, Vec<Event>, SessionReport)> {
         let store = Store::open_in(self.data.path())?;
         let session = store.list_sessions()?.into_iter().next().context("no session was recorded")?;
         let stored = store.events_from(&session.id, 1)?;
@@ -81,6 +82,13 @@ async fn fix(fixture: &str, script: Vec<Answer>, args: &[&str]) -> Result<Run> {
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     eprintln!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     Ok(Run { status: output.status, stdout, data, server })
+}
+
+/// A session that fixed `fixture` with the recorded answers `numbers`, stored in its own data folder.
+pub(crate) async fn record(fixture: &str, numbers: &[&str]) -> Result<Run> {
+    let run = fix(fixture, answers(fixture, numbers)?, &[]).await?;
+    ensure!(run.status.code() == Some(0), "fixbox fix exited with {:?}", run.status);
+    Ok(run)
 }
 
 fn outcome(report: &SessionReport) -> Result<&Outcome> {

@@ -15,6 +15,7 @@ use crate::{AgentError, Limits, Outcome, Timings};
 
 /// One step of a fix session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
     SessionStarted {

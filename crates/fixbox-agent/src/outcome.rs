@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// How a session ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
     /// The tests pass, and every test that passed before still does.
@@ -57,6 +58,7 @@ impl Outcome {
 /// Where a session's time went, in milliseconds. `own` is Fixbox itself: prompts, parsing, applying,
 /// the event log.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Timings {
     pub wall_ms: f64,
     pub model_ms: f64,

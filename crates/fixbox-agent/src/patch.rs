@@ -19,6 +19,7 @@ pub use parse::{ParseError, PatchParser, give_up_reason};
 
 /// How the model is asked to write its edit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum EditFormat {
     /// Aider-style `<<<<<<< SEARCH` / `=======` / `>>>>>>> REPLACE` blocks.
@@ -164,6 +165,7 @@ pub struct FilePatch {
 
 /// Which part of a hunk a streamed line belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
     /// A line to find: a SEARCH line, or a diff's `-` line.
@@ -179,6 +181,7 @@ pub enum Side {
 /// Hunk numbers count the blocks as they begin, so they match [`FilePatch::hunks`] unless a block was
 /// dropped at the end (malformed, or changing nothing).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum PatchDelta {
     /// The file the patch is for was named.

@@ -8,6 +8,7 @@ use crate::patch::{ApplyOptions, EditFormat};
 
 /// When a session stops.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Limits {
     pub max_iterations: u32,
     pub budget_usd: Option<f64>,

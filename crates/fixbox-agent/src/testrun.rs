@@ -33,6 +33,7 @@ pub struct TestReport {
 
 /// What the event log keeps of a test run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct TestSummary {
     pub ok: bool,
     pub exit_code: Option<i64>,

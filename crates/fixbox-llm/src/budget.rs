@@ -15,6 +15,7 @@ pub struct Budget {
 
 /// What a session's calls have used so far.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Totals {
     pub calls: u64,
     pub usage: TokenUsage,

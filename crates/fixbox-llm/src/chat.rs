@@ -73,6 +73,7 @@ impl ChatRequest {
 
 /// Why the model stopped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum FinishReason {
     /// The model ended its answer, or reached a stop sequence.

@@ -48,6 +48,7 @@ fn retry_after_text(after: Option<Duration>) -> String {
 
 /// The kind of a failure, as recorded in attempts and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     Auth,

@@ -51,6 +51,7 @@ impl Route {
 
 /// A try that failed, and what the router did next.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Attempt {
     pub route: String,
     pub model: String,
@@ -62,6 +63,7 @@ pub struct Attempt {
 
 /// Everything recorded about a call that answered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct CallRecord {
     pub task: String,
     pub route: String,

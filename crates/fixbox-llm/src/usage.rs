@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// Tokens one call (or a session) used. `prompt` counts every prompt token, those read from or written
 /// to the prompt cache included (OpenAI's convention).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct TokenUsage {
     pub prompt: u64,
     pub completion: u64,
@@ -27,6 +28,7 @@ impl TokenUsage {
 
 /// Where a call's token counts came from, most exact first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum UsageSource {
     /// The server's `usage`.
@@ -42,6 +44,7 @@ pub enum UsageSource {
 /// llama-server's own account of a completion (`timings` in its responses; Ollama's durations map here
 /// too).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct ServerTimings {
     /// Prompt tokens reused from the slot's cache.
     #[serde(default)]

@@ -31,6 +31,7 @@ impl Default for ApplyOptions {
 
 /// How a hunk's search lines were found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum MatchKind {
     /// Verbatim, as consecutive whole lines.
@@ -46,6 +47,7 @@ pub enum MatchKind {
 
 /// Where one hunk was applied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct HunkMatch {
     pub hunk: usize,
     pub kind: MatchKind,

@@ -1,0 +1,142 @@
+//! History: past sessions read back from the event log, searched, deleted, and replayed over a channel
+//! at the pace they were recorded (or faster).
+
+use std::time::Duration;
+
+use fixbox_agent::{Event, Outcome, SessionReport};
+use fixbox_store::{SessionId, SessionSummary, Store};
+use serde::Serialize;
+use tauri::ipc::Channel;
+
+/// A session as the history lists it.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct SessionListing {
+    pub id: String,
+    pub title: String,
+    pub created_at_ms: i64,
+    /// `None` for a session that is not a fix session (`fixbox ask`).
+    pub repo: Option<String>,
+    pub task: Option<String>,
+    /// `None` while it runs, or when its process died before it ended.
+    pub outcome: Option<Outcome>,
+    pub iterations: u32,
+    pub events: u64,
+    pub tokens: u64,
+    pub cost_usd: f64,
+}
+
+/// One event of a replay, with its place and time in the log.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct LoggedEvent {
+    pub seq: u64,
+    pub at_ms: i64,
+    pub event: Event,
+}
+
+fn open() -> Result<Store, String> {
+    Store::open_default().map_err(|e| format!("cannot open the session history: {e}"))
+}
+
+fn parse_id(id: &str) -> Result<SessionId, String> {
+    id.parse().map_err(|_| format!("{id:?} is not a session id"))
+}
+
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
+    tauri::async_runtime::spawn_blocking(work).await.map_err(|e| format!("reading the history stopped: {e}"))?
+}
+
+fn listing(store: &Store, session: SessionSummary) -> Result<SessionListing, String> {
+    let events = store.events_from(&session.id, 1).map_err(|e| e.to_string())?;
+    let report = SessionReport::from_events(&events);
+    let totals = report.as_ref().and_then(|r| r.totals.clone()).unwrap_or_default();
+    Ok(SessionListing {
+        id: session.id.to_string(),
+        title: session.title,
+        created_at_ms: session.created_at_ms,
+        repo: report.as_ref().map(|r| r.repo.clone()),
+        task: report.as_ref().map(|r| r.task.clone()),
+        iterations: report.as_ref().map_or(0, |r| r.iterations),
+        outcome: report.and_then(|r| r.outcome),
+        events: session.last_seq,
+        tokens: totals.usage.total(),
+        cost_usd: totals.cost_usd,
+    })
+}
+
+/// Every session, newest first; with `query`, those whose id, title, repository, task or outcome
+/// contains it (ignoring case).
+#[tauri::command]
+#[specta::specta]
+pub async fn sessions_list(query: Option<String>) -> Result<Vec<SessionListing>, String> {
+    blocking(move || {
+        let store = open()?;
+        let needle = query.unwrap_or_default().trim().to_lowercase();
+        let mut found = Vec::new();
+        for session in store.list_sessions().map_err(|e| e.to_string())? {
+            let listing = listing(&store, session)?;
+            if needle.is_empty() || matches(&listing, &needle) {
+                found.push(listing);
+            }
+        }
+        Ok(found)
+    })
+    .await
+}
+
+fn matches(listing: &SessionListing, needle: &str) -> bool {
+    let outcome = listing.outcome.as_ref().map(Outcome::describe);
+    [Some(&listing.id), Some(&listing.title), listing.repo.as_ref(), listing.task.as_ref(), outcome.as_ref()]
+        .into_iter()
+        .flatten()
+        .any(|text| text.to_lowercase().contains(needle))
+}
+
+/// Deletes a session and its whole event log.
+#[tauri::command]
+#[specta::specta]
+pub async fn sessions_delete(id: String) -> Result<(), String> {
+    blocking(move || {
+        let id = parse_id(&id)?;
+        match open()?.delete_session(&id) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(format!("session {id} is not in the history (already deleted?)")),
+            Err(e) => Err(format!("cannot delete session {id}: {e}")),
+        }
+    })
+    .await
+}
+
+/// A pause in a replay never lasts longer than this, whatever the recording's: a session that waited
+/// minutes on a slow model replays without the wait.
+const LONGEST_PAUSE: Duration = Duration::from_secs(2);
+
+/// Sends a session's events to `on_event` in order, spaced as they were recorded divided by `speed`
+/// (2 = twice as fast; 0 = all at once). Returns when every event is sent, or when the window stops
+/// listening.
+#[tauri::command]
+#[specta::specta]
+pub async fn sessions_replay(id: String, speed: f64, on_event: Channel<LoggedEvent>) -> Result<(), String> {
+    let events = blocking(move || {
+        let id = parse_id(&id)?;
+        let store = open()?;
+        if store.session(&id).map_err(|e| e.to_string())?.is_none() {
+            return Err(format!("session {id} is not in the history"));
+        }
+        store.events_from(&id, 1).map_err(|e| e.to_string())
+    })
+    .await?;
+    let mut previous_at = None;
+    for stored in events {
+        // Entries that are not fix-session events (an `ask` session's) have nothing to show.
+        let Some(event) = Event::from_stored(&stored) else { continue };
+        if let Some(previous) = previous_at.filter(|_| speed > 0.0 && speed.is_finite()) {
+            let gap = Duration::from_millis(u64::try_from(stored.at_ms - previous).unwrap_or(0));
+            tokio::time::sleep(gap.div_f64(speed).min(LONGEST_PAUSE)).await;
+        }
+        previous_at = Some(stored.at_ms);
+        if on_event.send(LoggedEvent { seq: stored.seq, at_ms: stored.at_ms, event }).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}

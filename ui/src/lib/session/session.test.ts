@@ -1,0 +1,83 @@
+import { describe, expect, it } from "vitest";
+
+import { delta, session as events } from "./events.fixture";
+import { Session, metrics } from "./session.svelte";
+
+describe("Session", () => {
+  it("folds a session's events into patches, tests, steps and an outcome", () => {
+    const session = new Session();
+    events.forEach((e) => session.apply(e));
+
+    expect(session.start?.testCommand).toBe("python3 -m pytest -q");
+    expect(session.patches.map((p) => [p.iteration, p.path, p.status])).toEqual([
+      [1, "cache.py", "rejected"],
+      [2, "cache.py", "applied"],
+    ]);
+    expect(session.patches[0]?.feedback).toContain("do not match");
+    const hunk = session.patches[1]?.hunks[0];
+    expect(hunk?.complete).toBe(true);
+    expect(hunk?.lines).toEqual([
+      { side: "search", text: "        for key in self.items:" },
+      { side: "replace", text: "        for key in list(self.items):" },
+    ]);
+    expect(session.files).toEqual(["cache.py"]);
+    expect(session.tests.map((t) => [t.iteration, t.summary.ok])).toEqual([
+      [0, false],
+      [2, true],
+    ]);
+    expect(session.outcome).toEqual({ outcome: "fixed" });
+    expect(session.finished).toBe(true);
+    expect(session.steps.at(-1)).toEqual({ iteration: 2, text: "fixed: the tests pass", tone: "ok" });
+    expect(session.seen).toBe(events.length);
+  });
+
+  it("grows a hunk line by line while it streams", () => {
+    const session = new Session();
+    session.apply({ kind: "model_started", iteration: 1, prompt_tokens_estimate: 10, trimmed_turns: 0 });
+    session.apply(delta(1, { type: "hunk", hunk: 0 }));
+    const patch = session.patches[0];
+    expect(patch?.path).toBeNull();
+    expect(patch?.status).toBe("streaming");
+    for (let i = 0; i < 3; i++) {
+      session.apply(delta(1, { type: "line", hunk: 0, side: "replace", text: `line ${i}` }));
+      expect(patch?.hunks[0]?.lines.length).toBe(i + 1);
+    }
+    expect(patch?.hunks[0]?.complete).toBe(false);
+  });
+
+  it("starts the answer over when a call breaks off, keeping the void one marked", () => {
+    const session = new Session();
+    session.apply({ kind: "model_started", iteration: 1, prompt_tokens_estimate: 10, trimmed_turns: 0 });
+    session.apply(delta(1, { type: "file", path: "a.py" }));
+    session.apply({ kind: "model_discard", iteration: 1, reason: "connection reset" });
+    session.apply(delta(1, { type: "file", path: "b.py" }));
+    expect(session.patches.map((p) => [p.path, p.status])).toEqual([
+      ["a.py", "discarded"],
+      ["b.py", "streaming"],
+    ]);
+  });
+
+  it("ignores deltas of an iteration that is not the current one", () => {
+    const session = new Session();
+    session.apply({ kind: "model_started", iteration: 2, prompt_tokens_estimate: 10, trimmed_turns: 0 });
+    session.apply(delta(1, { type: "file", path: "stale.py" }));
+    expect(session.patches[0]?.path).toBeNull();
+  });
+});
+
+describe("metrics", () => {
+  it("sums tokens and cost, and reports the cache share and the budget left", () => {
+    const session = new Session();
+    events.forEach((e) => session.apply(e));
+    const m = metrics(session);
+    expect(m.promptTokens).toBe(1900);
+    expect(m.completionTokens).toBe(100);
+    expect(m.cacheShare).toBeCloseTo(900 / 1900);
+    expect(m.tokensPerSecond).toBe(25);
+    expect(m.budgetLeftUsd).toBe(0.5);
+  });
+
+  it("has no cache share before the first call", () => {
+    expect(metrics(new Session()).cacheShare).toBeNull();
+  });
+});
