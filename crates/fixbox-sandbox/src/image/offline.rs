@@ -46,7 +46,7 @@ pub(crate) async fn build(
         .map_err(|e| SandboxError::build(tag, format!("cannot make a build folder: {e}")))?;
     let rootfs = work.path().join("rootfs");
     let program = debootstrap_path().ok_or_else(|| SandboxError::build(tag, "debootstrap is not installed"))?;
-    debootstrap(&program, recipe, &rootfs, tag, progress).await?;
+    root_filesystem(&program, recipe, &rootfs, tag, progress).await?;
     add_sandbox_user(&rootfs).map_err(|e| SandboxError::build(tag, format!("cannot add the sandbox user: {e}")))?;
     progress("importing the root filesystem into Docker");
     import(engine, &rootfs, tag).await
@@ -55,7 +55,7 @@ pub(crate) async fn build(
 /// A minimal Debian (debootstrap's minbase), then the recipe's packages installed by apt inside it. apt,
 /// not debootstrap's `--include`, resolves their dependencies: debootstrap's own resolver misses
 /// alternatives and virtual packages, which leaves packages such as rustc and npm unconfigured.
-async fn debootstrap(
+async fn root_filesystem(
     program: &Path,
     recipe: &Recipe,
     rootfs: &Path,
