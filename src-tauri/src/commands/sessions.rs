@@ -63,32 +63,17 @@ fn listing(store: &Store, session: SessionSummary) -> Result<SessionListing, Str
     })
 }
 
-/// Every session, newest first; with `query`, those whose id, title, repository, task or outcome
-/// contains it (ignoring case).
+/// Every session, newest first. The history reads them once and searches them in the window, so a
+/// keystroke never reads the event log again.
 #[tauri::command]
 #[specta::specta]
-pub async fn sessions_list(query: Option<String>) -> Result<Vec<SessionListing>, String> {
+pub async fn sessions_list() -> Result<Vec<SessionListing>, String> {
     blocking(move || {
         let store = open()?;
-        let needle = query.unwrap_or_default().trim().to_lowercase();
-        let mut found = Vec::new();
-        for session in store.list_sessions().map_err(|e| e.to_string())? {
-            let listing = listing(&store, session)?;
-            if needle.is_empty() || matches(&listing, &needle) {
-                found.push(listing);
-            }
-        }
-        Ok(found)
+        let sessions = store.list_sessions().map_err(|e| e.to_string())?;
+        sessions.into_iter().map(|session| listing(&store, session)).collect()
     })
     .await
-}
-
-fn matches(listing: &SessionListing, needle: &str) -> bool {
-    let outcome = listing.outcome.as_ref().map(Outcome::describe);
-    [Some(&listing.id), Some(&listing.title), listing.repo.as_ref(), listing.task.as_ref(), outcome.as_ref()]
-        .into_iter()
-        .flatten()
-        .any(|text| text.to_lowercase().contains(needle))
 }
 
 /// Deletes a session and its whole event log.

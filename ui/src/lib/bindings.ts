@@ -11,10 +11,10 @@ export const commands = {
 	/**  Reads the CPU, memory, GPUs and the models disk, and recommends models per use, each with why. */
 	hardwareRecommend: () => typedError<MachineAdvice, string>(__TAURI_INVOKE("hardware_recommend")),
 	/**
-	 *  Every session, newest first; with `query`, those whose id, title, repository, task or outcome
-	 *  contains it (ignoring case).
+	 *  Every session, newest first. The history reads them once and searches them in the window, so a
+	 *  keystroke never reads the event log again.
 	 */
-	sessionsList: (query: string | null) => typedError<SessionListing[], string>(__TAURI_INVOKE("sessions_list", { query })),
+	sessionsList: () => typedError<SessionListing[], string>(__TAURI_INVOKE("sessions_list")),
 	/**  Deletes a session and its whole event log. */
 	sessionsDelete: (id: string) => typedError<null, string>(__TAURI_INVOKE("sessions_delete", { id })),
 	/**
