@@ -2,8 +2,10 @@
 //!
 //! It reads both formats whatever it was asked for, since small models drift between them, and
 //! tolerates what they really write: markdown fences around and inside blocks, file names decorated in
-//! a dozen ways, marker lengths from 5 to 9, diffs with wrong or missing `@@` numbers and dropped
-//! leading spaces on blank context lines, prose before and after. Only whole lines are interpreted, so
+//! a dozen ways, marker lengths from 5 to 9, `SEARCH` and `REPLACE` as lone labels over two fenced
+//! blocks instead of markers, a one-line edit told in a sentence ("The SEARCH line is `x`. The REPLACE
+//! line should be `y`."), diffs with wrong or missing `@@` numbers and dropped leading spaces on blank
+//! context lines, prose before and after. Only whole lines are interpreted, so
 //! any split of the answer into fragments gives the same deltas and the same patch.
 
 mod lines;
@@ -13,7 +15,7 @@ mod tests;
 use std::mem;
 
 use super::{EditFormat, FilePatch, Hunk, PatchDelta, Side};
-use lines::{DiffHeader, DiffPath, Fence, Marker, header_path, is_git_metadata};
+use lines::{DiffHeader, DiffPath, Fence, Label, Marker, code_after, header_path, is_git_metadata};
 
 /// Why an answer gave no patch to apply. The messages are written to the model, as feedback.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +35,12 @@ pub enum ParseError {
         hunk + 1
     )]
     MissingDivider { hunk: usize },
+    #[error(
+        "Edit block {} has a SEARCH part but no REPLACE part. \
+         Write <<<<<<< SEARCH, the lines to find, =======, the new lines, >>>>>>> REPLACE.",
+        hunk + 1
+    )]
+    MissingReplace { hunk: usize },
 }
 
 impl ParseError {
@@ -69,7 +77,9 @@ enum State {
     Outside,
     /// After `<<<<<<< SEARCH`.
     Search,
-    /// After `=======`.
+    /// After a labelled search block's closing fence, waiting for its `REPLACE` label and fence.
+    Between,
+    /// After `=======`, or inside the fence after a `REPLACE` label.
     Replace,
     /// Inside a unified-diff hunk.
     Diff,
@@ -92,6 +102,12 @@ pub struct PatchParser {
     path: Option<String>,
     /// A file name read on the line before a block (or before its fence), not yet claimed by one.
     candidate: Option<String>,
+    /// A `SEARCH` or `REPLACE` label on the line before a fence.
+    label: Option<Label>,
+    /// The hunk being read is two fenced blocks under labels: fences, not markers, end its parts.
+    labelled: bool,
+    /// The code after `SEARCH` in a sentence, waiting for the code after `REPLACE`.
+    prose_search: Option<String>,
     in_fence: bool,
     /// Inside a ```` ```diff ```` fence: `-`/`+`/` ` lines start a hunk even without headers.
     diff_fence: bool,
@@ -120,6 +136,9 @@ impl PatchParser {
             hunks: Vec::new(),
             path: None,
             candidate: None,
+            label: None,
+            labelled: false,
+            prose_search: None,
             in_fence: false,
             diff_fence: false,
             diff_headers: false,
@@ -198,6 +217,7 @@ impl PatchParser {
         match self.state {
             State::Diff => self.end_diff_hunk(&mut out),
             State::Search | State::Replace => self.unterminated = true,
+            State::Between => self.missing_replace(&mut out),
             State::Outside => {}
         }
         out
@@ -227,6 +247,7 @@ impl PatchParser {
         match self.state {
             State::Outside => self.outside_line(line, out),
             State::Search => self.search_line(line, out),
+            State::Between => self.between_line(line, out),
             State::Replace => self.replace_line(line, out),
             State::Diff => self.diff_line(line, out),
         }
@@ -234,7 +255,19 @@ impl PatchParser {
 
     fn outside_line(&mut self, line: &str, out: &mut Vec<PatchDelta>) {
         if let Some(fence) = Fence::parse(line) {
-            return self.fence(fence);
+            return self.fence(fence, out);
+        }
+        if !self.in_fence {
+            if let Some(label) = Label::parse(line) {
+                self.label = Some(label);
+                return;
+            }
+            if self.hunks.is_empty() && self.prose_edit(line, out) {
+                return;
+            }
+        }
+        if !line.trim().is_empty() {
+            self.label = None;
         }
         match Marker::parse(line) {
             Some(Marker::Search) => {
@@ -285,7 +318,7 @@ impl PatchParser {
         }
     }
 
-    fn fence(&mut self, fence: Fence<'_>) {
+    fn fence(&mut self, fence: Fence<'_>, out: &mut Vec<PatchDelta>) {
         if fence.is_bare() && self.in_fence {
             self.in_fence = false;
             self.diff_fence = false;
@@ -298,6 +331,29 @@ impl PatchParser {
         if let Some(path) = fence.path() {
             self.candidate = Some(path);
         }
+        if self.label.take() == Some(Label::Search) && self.begin_hunk(out) {
+            self.labelled = true;
+            self.state = State::Search;
+        }
+    }
+
+    /// A one-line edit told in prose: the code after `SEARCH`, then (on this line or a later one) the
+    /// code after `REPLACE`. Returns whether the line was part of such an edit (a file named before it
+    /// stays the candidate for it).
+    fn prose_edit(&mut self, line: &str, out: &mut Vec<PatchDelta>) -> bool {
+        let mut rest = line;
+        if let Some((search, end)) = code_after(line, "SEARCH") {
+            self.prose_search = Some(search.to_owned());
+            rest = &line[end..];
+        }
+        let Some((replace, _)) = code_after(rest, "REPLACE") else { return rest.len() < line.len() };
+        let Some(search) = self.prose_search.take() else { return false };
+        if self.begin_hunk(out) {
+            self.block_line(Side::Search, &search, out);
+            self.block_line(Side::Replace, replace, out);
+            self.end_block(out);
+        }
+        true
     }
 
     /// Names the patch's file; a different file after a finished hunk ends the patch instead. Returns
@@ -362,6 +418,11 @@ impl PatchParser {
     }
 
     fn search_line(&mut self, line: &str, out: &mut Vec<PatchDelta>) {
+        if self.labelled && Fence::parse(line).is_some_and(Fence::is_bare) {
+            self.in_fence = false;
+            self.state = State::Between;
+            return;
+        }
         match Marker::parse(line) {
             Some(Marker::Divider) => self.state = State::Replace,
             Some(Marker::Search) if self.current.search.is_empty() => {}
@@ -376,6 +437,31 @@ impl PatchParser {
             None if Fence::parse(line).is_some() => {}
             None => self.block_line(Side::Search, line, out),
         }
+    }
+
+    /// Between a labelled search block and its replacement: the `REPLACE` label, then its fence.
+    fn between_line(&mut self, line: &str, out: &mut Vec<PatchDelta>) {
+        match (Label::parse(line), Fence::parse(line)) {
+            (Some(label), _) => self.label = Some(label),
+            (_, Some(_)) if self.label == Some(Label::Replace) => {
+                self.label = None;
+                self.in_fence = true;
+                self.state = State::Replace;
+            }
+            _ if line.trim().is_empty() => {}
+            _ => {
+                self.missing_replace(out);
+                self.outside_line(line, out);
+            }
+        }
+    }
+
+    fn missing_replace(&mut self, out: &mut Vec<PatchDelta>) {
+        self.malformed.get_or_insert(ParseError::MissingReplace { hunk: self.begun - 1 });
+        out.push(PatchDelta::HunkEnd { hunk: self.begun - 1 });
+        self.labelled = false;
+        self.label = None;
+        self.state = State::Outside;
     }
 
     fn replace_line(&mut self, line: &str, out: &mut Vec<PatchDelta>) {
@@ -407,6 +493,7 @@ impl PatchParser {
 
     fn end_block(&mut self, out: &mut Vec<PatchDelta>) {
         out.push(PatchDelta::HunkEnd { hunk: self.begun - 1 });
+        self.labelled = false;
         self.hunks.push(mem::take(&mut self.current));
         self.state = State::Outside;
     }

@@ -63,6 +63,61 @@ impl Marker {
     }
 }
 
+/// A line that only labels the fenced code block after it, in place of a marker: `SEARCH`, `**Replace:**`,
+/// `### SEARCH`. Small models write these when they keep the words of the format and drop its markers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Label {
+    Search,
+    Replace,
+}
+
+impl Label {
+    pub fn parse(line: &str) -> Option<Self> {
+        let word = strip_decoration(line.trim().trim_start_matches('#'));
+        if word.eq_ignore_ascii_case("search") {
+            Some(Label::Search)
+        } else if word.eq_ignore_ascii_case("replace") {
+            Some(Label::Replace)
+        } else {
+            None
+        }
+    }
+}
+
+/// The inline code span that follows `keyword` (a whole word, as written) closely in a line of prose,
+/// and the byte offset in `line` just past that span: in "The SEARCH line is `x = 1`." the span after
+/// `SEARCH` is `x = 1`. The gap between word and span is at most [`PROSE_GAP`] characters of prose.
+pub(super) fn code_after<'a>(line: &'a str, keyword: &str) -> Option<(&'a str, usize)> {
+    /// How far a span may follow its keyword: "line should be", "block is now", not another sentence.
+    const PROSE_GAP: usize = 32;
+    let word_char = |c: char| c.is_alphanumeric() || c == '_';
+    let mut from = 0;
+    let at = loop {
+        let at = from + line[from..].find(keyword)?;
+        let end = at + keyword.len();
+        let before = line[..at].chars().next_back().is_none_or(|c| !word_char(c));
+        let after = line[end..].chars().next().is_none_or(|c| !word_char(c));
+        if before && after {
+            break end;
+        }
+        from = end;
+    };
+    let open = at + line[at..].find('`')?;
+    if line[at..open].chars().count() > PROSE_GAP {
+        return None;
+    }
+    let body = line[open..].trim_start_matches('`');
+    let ticks = line.len() - open - body.len();
+    let close = body.find(&line[open..open + ticks])?;
+    let code = &body[..close];
+    // Markdown drops one space at each end of a span that needs it (``` `` `x` `` ```).
+    let code = match (ticks > 1, code.strip_prefix(' ').and_then(|c| c.strip_suffix(' '))) {
+        (true, Some(inner)) => inner,
+        _ => code,
+    };
+    (!code.trim().is_empty()).then_some((code, open + ticks + close + ticks))
+}
+
 /// A unified-diff file header line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum DiffHeader {
@@ -183,6 +238,36 @@ mod tests {
     fn prose_is_not_a_header() {
         for line in ["Here is the fix:", "Done.", "1.5", "def add(a, b):", "e.g.", "Makefile", "-x.py", ""] {
             assert_eq!(header_path(line), None, "{line}");
+        }
+    }
+
+    #[test]
+    fn labels_are_lone_words() {
+        for line in ["SEARCH", "**SEARCH**", "### Search", "search:", "**SEARCH:**", " SEARCH "] {
+            assert_eq!(Label::parse(line), Some(Label::Search), "{line}");
+        }
+        assert_eq!(Label::parse("REPLACE"), Some(Label::Replace));
+        for line in ["SEARCH block", "Search the code", "<<<<<<< SEARCH", "researched", ""] {
+            assert_eq!(Label::parse(line), None, "{line}");
+        }
+    }
+
+    #[test]
+    fn code_follows_its_keyword_in_prose() {
+        let line = "The SEARCH line is `a(1)`. The REPLACE line should be `a(2)`.";
+        let (search, end) = code_after(line, "SEARCH").unwrap();
+        assert_eq!(search, "a(1)");
+        assert_eq!(&line[end..], ". The REPLACE line should be `a(2)`.");
+        assert_eq!(code_after(&line[end..], "REPLACE").map(|(code, _)| code), Some("a(2)"));
+        assert_eq!(code_after("SEARCH: `` x = `y` ``", "SEARCH").map(|(code, _)| code), Some("x = `y`"));
+        for line in [
+            "RESEARCH `x`",
+            "SEARCHING `x`",
+            "SEARCH `x",
+            "SEARCH ``",
+            "a SEARCH/REPLACE block is one way to describe a change, see `x`",
+        ] {
+            assert_eq!(code_after(line, "SEARCH"), None, "{line}");
         }
     }
 

@@ -211,6 +211,95 @@ fn an_answer_stopped_at_its_end_marker_is_inside_the_replacement() {
     assert_eq!(parser.finish().unwrap().hunks, vec![hunk("    return a - b\n", "    return a + b\n")]);
 }
 
+/// py-config-bad-parsing, as Qwen2.5-Coder-1.5B answered it (shortened): the words of the format as
+/// labels, its markers gone.
+pub(super) const LABELLED_ANSWER: &str = "The cause of the failure is that `parse_config` splits on every '='.
+
+SEARCH
+```python
+        key, value = line.split(\"=\")
+```
+
+REPLACE
+```python
+        key, value = line.split(\"=\", 1)
+```
+";
+
+/// py-paginate-off-by-one, as Qwen2.5-Coder-1.5B answered it: the edit told in a sentence.
+pub(super) const PROSE_ANSWER: &str = "The `page_numbers` function does not include the last page. The SEARCH line is \
+`return list(range(1, page_count(total, per_page)))`. The REPLACE line should be \
+`return list(range(1, page_count(total, per_page) + 1))`.";
+
+#[test]
+fn labelled_fenced_blocks_are_a_search_and_its_replacement() {
+    let (deltas, result) = parse(SR, LABELLED_ANSWER);
+    let expected = hunk("        key, value = line.split(\"=\")\n", "        key, value = line.split(\"=\", 1)\n");
+    assert_eq!(result, Ok(FilePatch { path: None, hunks: vec![expected] }));
+    let line = |side, text: &str| PatchDelta::Line { hunk: 0, side, text: text.into() };
+    assert_eq!(
+        deltas,
+        vec![
+            PatchDelta::Hunk { hunk: 0 },
+            line(Side::Search, "        key, value = line.split(\"=\")"),
+            line(Side::Replace, "        key, value = line.split(\"=\", 1)"),
+            PatchDelta::HunkEnd { hunk: 0 },
+        ]
+    );
+    let named = format!("config.py\n{}", &LABELLED_ANSWER[LABELLED_ANSWER.find("SEARCH").unwrap()..]);
+    assert_eq!(patch(SR, &named).path.as_deref(), Some("config.py"));
+    let decorated = LABELLED_ANSWER.replace("SEARCH\n", "**Search:**\n").replace("REPLACE\n", "### REPLACE\n\n");
+    assert_eq!(patch(SR, &decorated).hunks, patch(SR, LABELLED_ANSWER).hunks);
+}
+
+#[test]
+fn a_labelled_search_without_its_replacement_says_so() {
+    let cut = &LABELLED_ANSWER[..LABELLED_ANSWER.find("REPLACE").unwrap()];
+    assert_eq!(parse(SR, cut).1, Err(ParseError::MissingReplace { hunk: 0 }));
+    let prose_after = format!("{cut}That is the line to change.\n");
+    assert_eq!(parse(SR, &prose_after).1, Err(ParseError::MissingReplace { hunk: 0 }));
+    assert!(ParseError::MissingReplace { hunk: 0 }.to_string().starts_with("Edit block 1 has a SEARCH part"));
+}
+
+#[test]
+fn a_label_inside_a_fence_is_code() {
+    let answer = "```\nSEARCH\n```\n";
+    assert_eq!(parse(SR, answer).1, Err(ParseError::NoPatch));
+}
+
+#[test]
+fn a_one_line_edit_told_in_prose() {
+    let (deltas, result) = parse(SR, PROSE_ANSWER);
+    let expected = hunk(
+        "return list(range(1, page_count(total, per_page)))\n",
+        "return list(range(1, page_count(total, per_page) + 1))\n",
+    );
+    assert_eq!(result, Ok(FilePatch { path: None, hunks: vec![expected.clone()] }));
+    assert_eq!(deltas.first(), Some(&PatchDelta::Hunk { hunk: 0 }));
+    assert_eq!(deltas.last(), Some(&PatchDelta::HunkEnd { hunk: 0 }));
+    // The two halves on two lines, under the file's name.
+    let split = "pages.py\nSEARCH: `return list(range(1, page_count(total, per_page)))`\n\
+                 REPLACE: `return list(range(1, page_count(total, per_page) + 1))`\n";
+    assert_eq!(patch(SR, split), FilePatch { path: Some("pages.py".into()), hunks: vec![expected] });
+}
+
+#[test]
+fn prose_that_only_mentions_the_format_is_no_edit() {
+    for answer in [
+        "Use a SEARCH/REPLACE block to change `x`.",
+        "The REPLACE line should be `x = 2`.",
+        "I would SEARCH for `x = 1` first.",
+    ] {
+        assert_eq!(parse(SR, answer).1, Err(ParseError::NoPatch), "{answer}");
+    }
+}
+
+#[test]
+fn prose_after_a_block_is_not_a_second_edit() {
+    let answer = format!("{BLOCK}The SEARCH line was `x`. The REPLACE line is `y`.\n");
+    assert_eq!(patch(SR, &answer).hunks, vec![add_fix()]);
+}
+
 #[test]
 fn answers_without_a_change_say_why() {
     assert_eq!(parse(SR, "I think the bug is in calc.py.\n").1, Err(ParseError::NoPatch));

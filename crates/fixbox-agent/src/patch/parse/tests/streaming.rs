@@ -17,6 +17,9 @@ const SAMPLES: &[&str] = &[
     "calc.py\n<<<<<<< SEARCH\na\n=======\nb\n>>>>>>> REPLACE\nutils.py\n<<<<<<< SEARCH\nc\n=======\nd\n>>>>>>> REPLACE",
     "I GIVE UP: the test needs the network",
     "```diff\n-a\n+b\n\n\n```",
+    LABELLED_ANSWER,
+    PROSE_ANSWER,
+    "x.py\nSEARCH: `a`\nand then\nREPLACE: ``b `c` ``\nSEARCH\n```\nd\n```\n",
 ];
 
 /// Lines small models write, to build answers from at random.
@@ -48,6 +51,10 @@ const FRAGMENTS: &[&str] = &[
     "Here is the fix:",
     "I GIVE UP: no idea",
     "x = 1\r",
+    "SEARCH",
+    "**Replace:**",
+    "The SEARCH line is `x = 1`.",
+    "The REPLACE line should be `x = 2`.",
 ];
 
 fn split_at_cuts<'a>(answer: &'a str, cuts: &[usize]) -> Vec<&'a str> {
