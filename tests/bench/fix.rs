@@ -8,7 +8,11 @@
 //! Run: `cargo bench -p fixbox-e2e --bench fix [-- NAME...]`. `FIXBOX_BENCH_ITERATIONS` (default 6)
 //! caps each session. Under `cargo test` it runs one iteration of one project only. With `FIXBOX_RECORD_DIR=DIR` every answer is also kept, as it streamed, in
 //! `DIR/<project>.json` (how the transcripts the CI tests replay were recorded).
-#![expect(clippy::print_stdout, reason = "a benchmark prints its report")]
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its report, and image builds their progress"
+)]
 
 use std::sync::Arc;
 
@@ -72,7 +76,8 @@ async fn main() -> Result<()> {
             allow_test_edits: false,
         };
         let fix = Fix::prepare(request)?;
-        let (sandbox, image, sandbox_time) = fixtures::sandbox(&fix.plan().recipe).await?;
+        let sandboxed = fixbox_agent::setup::sandbox(&fix.plan().recipe, &|line| eprintln!("[image] {line}")).await?;
+        let (sandbox, image, sandbox_time) = (sandboxed.sandbox, sandboxed.image, sandboxed.took);
         let session = store.create_session(&fixture.name)?;
         let log = EventLog::new(store.clone(), session.clone());
         let finished = fix.run(sandbox, &image, sandbox_time, &router, &log, CancellationToken::new()).await?;

@@ -1,12 +1,9 @@
 //! The buggy sample projects (`tests/fixtures/buggy/<name>/`): each a repository in `repo/` with a
-//! failing test, its task, and its reference fix; and a sandbox made the way `fixbox fix` makes one.
-#![expect(clippy::print_stderr, reason = "image builds take minutes: the test log says what is happening")]
+//! failing test, its task, and its reference fix.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use fixbox_sandbox::{BuildMethod, DockerEngine, DockerSandbox, Recipe, SandboxOptions, ensure_image};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -49,14 +46,4 @@ pub fn get(name: &str) -> Result<Fixture> {
     fixture.repo = dir.join("repo");
     fixture.fix_patch = std::fs::read_to_string(dir.join("fix.patch"))?;
     Ok(fixture)
-}
-
-/// A hardened sandbox from `recipe`'s image (built if missing), and how long getting it took.
-pub async fn sandbox(recipe: &str) -> Result<(DockerSandbox, String, Duration)> {
-    let started = Instant::now();
-    let engine = DockerEngine::connect().await?;
-    let recipe = Recipe::builtin(recipe)?;
-    let image = ensure_image(&engine, &recipe, BuildMethod::from_env()?, &|line| eprintln!("[image] {line}")).await?;
-    let sandbox = DockerSandbox::create(&engine, &SandboxOptions::new(&image)).await?;
-    Ok((sandbox, image, started.elapsed()))
 }

@@ -17,6 +17,7 @@ mod repo;
 mod report;
 mod request;
 mod session;
+pub mod setup;
 mod testrun;
 mod text;
 

@@ -19,7 +19,6 @@ use fixbox_engine::{
 };
 use fixbox_models::{Catalog, Downloader, RetryPolicy};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::models::{cancel_on_ctrl_c, say};
@@ -95,78 +94,29 @@ pub struct StartArgs {
     foreground: bool,
 }
 
-/// What a running supervisor says about its engine.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct State {
-    engine: EngineKind,
-    supervisor_pid: u32,
-    engine_pid: Option<u32>,
-    url: Option<String>,
-    model: String,
-    /// The context length it was started with (absent in state files of older versions).
-    #[serde(default)]
-    context: Option<u32>,
-    log: PathBuf,
-    /// starting, ready, restarting, failed, gave-up.
-    status: String,
-    message: Option<String>,
-}
+use fixbox_engine::{EngineState as State, is_alive as alive};
 
-fn engines_state_dir() -> anyhow::Result<PathBuf> {
-    Ok(fixbox_store::data_dir()?.join("engines"))
+/// The state files of the engines `fixbox engine start` supervises, in the data folder.
+fn registry() -> anyhow::Result<fixbox_engine::Registry> {
+    Ok(fixbox_engine::Registry::new(fixbox_store::data_dir()?))
 }
 
 fn state_path(kind: EngineKind) -> anyhow::Result<PathBuf> {
-    Ok(engines_state_dir()?.join(format!("{kind}.json")))
+    Ok(registry()?.state_path(kind))
 }
 
 fn log_path(kind: EngineKind) -> anyhow::Result<PathBuf> {
-    Ok(fixbox_store::data_dir()?.join("logs/engines").join(format!("{kind}.log")))
+    Ok(registry()?.log_path(kind))
 }
 
 fn read_state(kind: EngineKind) -> anyhow::Result<Option<State>> {
-    let path = state_path(kind)?;
-    match std::fs::read(&path) {
-        Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
+    let registry = registry()?;
+    registry.read(kind).with_context(|| format!("cannot read {}", registry.state_path(kind).display()))
 }
 
 fn write_state(state: &State) -> anyhow::Result<()> {
-    let path = state_path(state.engine)?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(state)?)?;
-    std::fs::rename(&tmp, &path)?;
-    Ok(())
-}
-
-/// The engines `fixbox engine start` is running and ready: kind, URL and model.
-pub fn running() -> Vec<Running> {
-    EngineKind::ALL
-        .into_iter()
-        .filter_map(|kind| read_state(kind).ok().flatten())
-        .filter(|state| alive(state.supervisor_pid) && state.status == "ready")
-        .filter_map(|state| {
-            Some(Running { kind: state.engine, url: state.url?, model: state.model, context: state.context })
-        })
-        .collect()
-}
-
-/// An engine `fixbox engine start` runs, as clients see it.
-#[derive(Debug, Clone)]
-pub struct Running {
-    pub kind: EngineKind,
-    pub url: String,
-    pub model: String,
-    pub context: Option<u32>,
-}
-
-fn alive(pid: u32) -> bool {
-    i32::try_from(pid).is_ok_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok())
+    let registry = registry()?;
+    registry.write(state).with_context(|| format!("cannot write {}", registry.state_path(state.engine).display()))
 }
 
 pub async fn run(command: EngineCommand) -> anyhow::Result<ExitCode> {

@@ -4,14 +4,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
 use fixbox_agent::patch::EditFormat;
+use fixbox_agent::setup::Sandboxed;
 use fixbox_agent::{EventLog, Fix, FixRequest, Limits, ModelSettings, Outcome};
 use fixbox_llm::Metrics;
-use fixbox_sandbox::{BuildMethod, DockerEngine, DockerSandbox, Recipe, SandboxOptions, ensure_image, reap_orphans};
 use fixbox_store::Store;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
@@ -114,15 +113,8 @@ pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
     let (router, from) = crate::routing::router(args.routing.clone(), Arc::new(Metrics::default())).await?;
     tracing::info!(routes = %from, "fixing");
 
-    let sandbox_started = Instant::now();
-    let engine = DockerEngine::connect().await.context("Fixbox runs the tests in a Docker sandbox")?;
-    if let Err(err) = reap_orphans(&engine).await {
-        tracing::warn!(%err, "could not remove leftover sandboxes");
-    }
-    let recipe = Recipe::builtin(&fix.plan().recipe)?;
-    let image = ensure_image(&engine, &recipe, BuildMethod::from_env()?, &|line| eprintln!("[sandbox] {line}")).await?;
-    let sandbox = DockerSandbox::create(&engine, &SandboxOptions::new(&image)).await?;
-    let sandbox_time = sandbox_started.elapsed();
+    let Sandboxed { sandbox, image, took: sandbox_time } =
+        fixbox_agent::setup::sandbox(&fix.plan().recipe, &|line| eprintln!("[sandbox] {line}")).await?;
 
     let store = Arc::new(tokio::task::spawn_blocking(Store::open_default).await??);
     let title = format!("fix: {}", args.task.chars().take(70).collect::<String>());

@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Subcommand;
-use fixbox_llm::{Metrics, PriceTable, ProviderConfig, ProviderKind, Router, RoutingConfig};
-use fixbox_store::{Keychain, Store};
+use fixbox_agent::setup::Routes;
+use fixbox_llm::{Metrics, Router, RoutingConfig};
+use fixbox_store::Store;
 
 #[derive(Debug, Subcommand)]
 pub enum RoutesCommand {
@@ -54,46 +55,18 @@ fn summary(config: &RoutingConfig) -> String {
 
 /// The routing settings and where they came from.
 pub fn load(file: Option<&Path>, store: &Store) -> anyhow::Result<(RoutingConfig, String)> {
-    if let Some(file) = file {
-        return Ok((read_file(file)?, file.display().to_string()));
-    }
-    if let Some(value) = store.setting(RoutingConfig::SETTING)?.filter(|v| !v.is_null()) {
-        let config = RoutingConfig::parse(&value.to_string())
-            .context("the stored routes are invalid; store them again with `fixbox routes set FILE`")?;
-        return Ok((config, "the settings".into()));
-    }
-    match crate::engine::running().into_iter().next() {
-        Some(engine) => {
-            let kind = engine.kind;
-            let provider = ProviderConfig {
-                name: "local".into(),
-                kind: if kind == fixbox_engine::EngineKind::Ollama {
-                    ProviderKind::Ollama
-                } else {
-                    ProviderKind::Openai
-                },
-                base_url: engine.url,
-                model: engine.model,
-                api_key: None,
-                context_window: engine.context,
-                price: None,
-                local: Some(true),
-            };
-            Ok((RoutingConfig::single(provider), format!("the running {kind}")))
-        }
-        None => bail!(
-            "no model to call: start a local engine (`fixbox engine start --model smollm2-135m-instruct`) or store routes with `fixbox routes set FILE`"
-        ),
-    }
+    let engines = fixbox_engine::Registry::new(fixbox_store::data_dir()?);
+    let routes = Routes::load(file, store, &engines)?;
+    Ok((routes.config, routes.from))
 }
 
 /// The router for those settings, its keys read from the OS keychain.
 pub async fn router(file: Option<PathBuf>, metrics: Arc<Metrics>) -> anyhow::Result<(Router, String)> {
     tokio::task::spawn_blocking(move || {
         let store = Store::open_default()?;
-        let (config, from) = load(file.as_deref(), &store)?;
-        let router = Router::from_config(&config, &PriceTable::embedded()?, &Keychain, metrics)?;
-        Ok((router, from))
+        let engines = fixbox_engine::Registry::new(fixbox_store::data_dir()?);
+        let routes = Routes::load(file.as_deref(), &store, &engines)?;
+        Ok((routes.router(metrics)?, routes.from))
     })
     .await
     .context("reading the routes crashed")?

@@ -11,6 +11,7 @@ mod engine;
 mod error;
 mod install;
 mod port;
+mod registry;
 mod supervisor;
 
 pub use clients::{ClientError, OllamaClient, OllamaDetails, OllamaModel, OllamaPullProgress, VllmClient, VllmModel};
@@ -22,4 +23,5 @@ pub use install::{
     release_asset_pattern,
 };
 pub use port::{PortChoice, PortHolder, Taken, choose_port, holder_of, is_free};
+pub use registry::{EngineState, Registry, Running, is_alive};
 pub use supervisor::{EngineEvent, RunningEngine, SuperviseOptions, log_tail, start};

@@ -1,0 +1,95 @@
+//! What a front end does before a session runs, the same way from the CLI and the desktop app: which
+//! models answer (the routes), and a hardened sandbox with the image the repository's tests need.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fixbox_engine::{EngineKind, Registry};
+use fixbox_llm::{Metrics, PriceTable, ProviderConfig, ProviderKind, Router, RoutingConfig};
+use fixbox_sandbox::{BuildMethod, DockerEngine, DockerSandbox, Recipe, SandboxOptions, ensure_image, reap_orphans};
+use fixbox_store::{Keychain, Store};
+
+use crate::AgentError;
+
+/// Routes and where they came from, said the way a user set them: a file's path, "the settings", "the
+/// running llama-server".
+#[derive(Debug, Clone)]
+pub struct Routes {
+    pub config: RoutingConfig,
+    pub from: String,
+}
+
+impl Routes {
+    /// `file` when given; else the routes stored in the settings; else the first local engine Fixbox
+    /// runs that is ready.
+    pub fn load(file: Option<&Path>, store: &Store, engines: &Registry) -> Result<Self, AgentError> {
+        if let Some(file) = file {
+            let text = std::fs::read_to_string(file)
+                .map_err(|source| AgentError::Read { path: file.to_path_buf(), source })?;
+            let config = RoutingConfig::parse(&text)
+                .map_err(|e| AgentError::Config(format!("the routes in {} are invalid: {e}", file.display())))?;
+            return Ok(Routes { config, from: file.display().to_string() });
+        }
+        if let Some(value) = store.setting(RoutingConfig::SETTING)?.filter(|v| !v.is_null()) {
+            let config = RoutingConfig::parse(&value.to_string()).map_err(|e| {
+                AgentError::Config(format!("the stored routes are invalid ({e}); set them again in the settings"))
+            })?;
+            return Ok(Routes { config, from: "the settings".into() });
+        }
+        let Some(engine) = engines.running().into_iter().next() else {
+            return Err(AgentError::Config(
+                "no model to call: start a local engine (`fixbox engine start --model qwen2.5-coder-1.5b-instruct`) \
+                 or set routes in the settings (`fixbox routes set FILE`)"
+                    .into(),
+            ));
+        };
+        let provider = ProviderConfig {
+            name: "local".into(),
+            kind: if engine.kind == EngineKind::Ollama { ProviderKind::Ollama } else { ProviderKind::Openai },
+            base_url: engine.url,
+            model: engine.model,
+            api_key: None,
+            context_window: engine.context,
+            price: None,
+            local: Some(true),
+        };
+        Ok(Routes { config: RoutingConfig::single(provider), from: format!("the running {}", engine.kind) })
+    }
+
+    /// The router for these routes, with their keys read from the OS keychain.
+    pub fn router(&self, metrics: Arc<Metrics>) -> Result<Router, AgentError> {
+        Ok(Router::from_config(&self.config, &PriceTable::embedded()?, &Keychain, metrics)?)
+    }
+
+    /// The routing tasks that have routes of their own (`default`, `fix`, ...), each with its providers in
+    /// the order they are tried.
+    pub fn tasks(&self) -> Vec<(String, Vec<String>)> {
+        self.config.routes.iter().map(|(task, names)| (task.clone(), names.clone())).collect()
+    }
+}
+
+/// A sandbox ready for a session, and how long getting it took.
+#[derive(Debug)]
+pub struct Sandboxed {
+    pub sandbox: DockerSandbox,
+    pub image: String,
+    pub took: Duration,
+}
+
+/// Connects to Docker, removes sandboxes a crashed run left behind, builds the recipe's image unless it
+/// is built already (its build lines go to `on_line`), and creates a sandbox from it.
+pub async fn sandbox(recipe: &str, on_line: &(dyn Fn(&str) + Send + Sync)) -> Result<Sandboxed, AgentError> {
+    let started = Instant::now();
+    let engine = DockerEngine::connect().await.map_err(AgentError::sandbox("reach Docker"))?;
+    if let Err(err) = reap_orphans(&engine).await {
+        tracing::warn!(%err, "could not remove leftover sandboxes");
+    }
+    let recipe = Recipe::builtin(recipe).map_err(AgentError::sandbox("find its image recipe"))?;
+    let method = BuildMethod::from_env().map_err(AgentError::sandbox("choose how to build its image"))?;
+    let image =
+        ensure_image(&engine, &recipe, method, on_line).await.map_err(AgentError::sandbox("build its image"))?;
+    let sandbox =
+        DockerSandbox::create(&engine, &SandboxOptions::new(&image)).await.map_err(AgentError::sandbox("start"))?;
+    Ok(Sandboxed { sandbox, image, took: started.elapsed() })
+}
