@@ -170,6 +170,31 @@ async fn fixed_in_one_patch_then_listed_shown_replayed_and_exported() -> Result<
     Ok(())
 }
 
+/// py-paginate's answers 2 then 1, as Qwen2.5-Coder-1.5B gave them to the first prompt in two runs:
+/// first an explanation with no edit in it, rejected and answered with what an edit looks like; then
+/// the one-line edit told in a sentence, applied (re-indented to the file's) and passing the tests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_after_a_failed_patch() -> Result<()> {
+    const FIXTURE: &str = "py-paginate-off-by-one";
+    let run = fix(FIXTURE, answers(FIXTURE, &["2", "1"])?, &[]).await?;
+    ensure!(run.status.code() == Some(0), "fixbox fix exited with {:?}", run.status);
+    let (_, events, report) = run.report()?;
+    ensure!(*outcome(&report)? == Outcome::Fixed, "{:?}", report.outcome);
+    ensure!(report.iterations == 2 && report.patches_rejected == 1 && report.patches_applied == 1, "{report:?}");
+    let second = user_messages(&run, 1)?;
+    ensure!(second.contains("Your answer contained no edit block"), "{second}");
+    let applied = events.iter().find_map(|e| match e {
+        Event::PatchApplied { path, diff, matches, .. } => Some((path.clone(), diff.clone(), matches.clone())),
+        _ => None,
+    });
+    let (path, diff, matches) = applied.context("no patch was applied")?;
+    ensure!(path == "pages.py", "{path}");
+    ensure!(diff.contains("+    return list(range(1, page_count(total, per_page) + 1))"), "{diff}");
+    ensure!(matches.len() == 1 && matches[0].kind == fixbox_agent::patch::MatchKind::Whitespace, "{matches:?}");
+    ensure!(report.tests_after.as_ref().is_some_and(|t| t.ok), "{:?}", report.tests_after);
+    Ok(())
+}
+
 /// js-slugify's answers 2, 2, 1: the first applies (the tests still fail, and the model is told how),
 /// the second is the same edit again, whose SEARCH lines the first already changed, so it does not
 /// apply and the model is shown what the file really holds.
