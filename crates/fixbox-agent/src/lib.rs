@@ -7,6 +7,7 @@
 //! Not for talking to Docker or to a model server directly: it drives a [`fixbox_sandbox::Sandbox`]
 //! and a [`fixbox_llm::Router`]; and not for rendering: front ends render its [`Event`]s.
 
+mod accept;
 mod detect;
 mod error;
 mod event;
@@ -21,6 +22,7 @@ pub mod setup;
 mod testrun;
 mod text;
 
+pub use accept::accept;
 pub use detect::{Runner, TestPlan, detect};
 pub use error::AgentError;
 pub use event::{Event, EventLog, Recorded};
