@@ -13,6 +13,12 @@ pub fn builder() -> Builder<tauri::Wry> {
         .commands(collect_commands![
             commands::doctor::doctor_run,
             commands::hardware::hardware_recommend,
+            commands::fix::fix_detect,
+            commands::fix::fix_routes,
+            commands::fix::fix_start,
+            commands::fix::fix_stop,
+            commands::fix::fix_accept,
+            commands::fix::fix_export,
             commands::sessions::sessions_list,
             commands::sessions::sessions_delete,
             commands::sessions::sessions_replay,

@@ -14,6 +14,8 @@ pub fn run() -> ExitCode {
     let _log_guard = logging::init();
     let builder = bindings::builder();
     let result = tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
+        .manage(std::sync::Arc::new(commands::fix::Running::default()))
         .invoke_handler(builder.invoke_handler())
         .setup(move |app| {
             builder.mount_events(app);

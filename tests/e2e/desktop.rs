@@ -1,6 +1,7 @@
 //! The real desktop app under Xvfb, driven by tauri-driver + WebKitWebDriver: it opens on the wizard's
 //! first page (this machine and the models that fit it, each with a why line), runs the doctor through
-//! its typed command, and shows the report; its history lists, searches, replays and deletes a real fix
+//! its typed command, and shows the report; a fix session started in the window streams into the diff
+//! viewer and is accepted into its folder; its history lists, searches, replays and deletes a real fix
 //! session. Screenshots of each page go to `tests/output/desktop-*`.
 
 use std::path::Path;
@@ -11,6 +12,7 @@ use anyhow::{Context, Result, ensure};
 use fantoccini::{ClientBuilder, Locator};
 use fixbox_agent::Event;
 use fixbox_agent::patch::{PatchDelta, Side};
+use fixbox_e2e::transcripts::{Pace, ReplayServer};
 use fixbox_e2e::{ChildGuard, VirtualDisplay, free_port, output_dir, wait_for_port, workspace_bin};
 use hyper_util::client::legacy::connect::HttpConnector;
 
@@ -178,6 +180,88 @@ async fn a_fix_session_is_in_the_history_replays_into_the_diff_viewer_and_delete
         .await?;
     let store = fixbox_store::Store::open_in(run.data.path())?;
     ensure!(store.list_sessions()?.is_empty(), "the deleted session is still in the store");
+    Ok(())
+}
+
+/// A fix session started in the window: the folder's test command is detected, Auto-fix runs the
+/// session (real sandbox and pytest; the model's recorded answer replayed at a visible pace, from the
+/// routes in the settings), the diff viewer grows while the answer streams, the session ends fixed,
+/// Accept writes the fix into the folder, and the history lists the session.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fix_session_started_in_the_window_streams_and_is_accepted() -> Result<()> {
+    const FIXTURE: &str = "py-cache-evict-during-iteration";
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    let out = output_dir("desktop-fix")?;
+    let fixture = fixbox_e2e::fixtures::get(FIXTURE)?;
+    let repo = tempfile::tempdir()?;
+    crate::fix::copy_dir(&fixture.repo, repo.path())?;
+    let before = std::fs::read_to_string(repo.path().join("cache.py"))?;
+    let script = crate::fix::answers(FIXTURE, &["1"])?;
+    let server = ReplayServer::start(script, Pace::Every(Duration::from_millis(60))).await?;
+    let data = tempfile::tempdir()?;
+    let routes = std::fs::read_to_string(crate::fix::routing_file(data.path(), &server.url)?)?;
+    let config = fixbox_llm::RoutingConfig::parse(&routes)?;
+    fixbox_store::Store::open_in(data.path())?
+        .set_setting(fixbox_llm::RoutingConfig::SETTING, &serde_json::to_value(&config)?)?;
+
+    let folder = repo.path().display().to_string();
+    let window = Window::open(data.path(), &out).await?;
+    window
+        .check(|client| async move {
+            client.find(Locator::Css("[data-testid=nav-fix]")).await?.click().await?;
+            let route = wait_for(&client, "[data-testid=fix-route] option", &out, "no-routes").await?;
+            ensure!(route.text().await?.contains("replay"), "route {:?}", route.text().await?);
+            let input = client.find(Locator::Css("[data-testid=fix-folder]")).await?;
+            input.send_keys(&folder).await?;
+            // The folder is read when the field is left, as a typed path is complete then.
+            client.find(Locator::Css("[data-testid=fix-task]")).await?.send_keys(&fixture.task).await?;
+            let detected = wait_for(&client, "[data-testid=fix-detected]", &out, "not-detected").await?;
+            ensure!(detected.text().await?.contains("pytest"), "{}", detected.text().await?);
+            screenshot(&client, &out.join("new.png")).await?;
+            client.find(Locator::Css("[data-testid=fix-start]")).await?.click().await?;
+
+            // While the session runs, the viewer's rows grow as the answer streams.
+            wait_for(&client, "[data-testid=fix-running]", &out, "not-running").await?;
+            let mut counts = Vec::new();
+            while client.find_all(Locator::Css("[data-testid=fix-running]")).await?.len() == 1 {
+                let rows = client.find_all(Locator::Css("[data-testid=diff-line]")).await?.len();
+                if counts.last() != Some(&rows) {
+                    counts.push(rows);
+                    if rows == 1 {
+                        screenshot(&client, &out.join("streaming.png")).await?;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            // The answer's edit is one line out and one line in: each row appears as its line completes.
+            ensure!(counts.starts_with(&[0, 1, 2]), "the viewer did not grow while the answer streamed: {counts:?}");
+            let outcome = wait_for(&client, "[data-testid=session-outcome]", &out, "no-outcome").await?;
+            ensure!(outcome.text().await?.contains("fixed"), "{}", outcome.text().await?);
+            let status = client.find(Locator::Css("[data-testid=patch-status]")).await?.text().await?;
+            ensure!(status == "applied", "patch status {status:?}");
+            screenshot(&client, &out.join("fixed.png")).await?;
+
+            client.find(Locator::Css("[data-testid=fix-accept]")).await?.click().await?;
+            let notice = wait_for(&client, "[data-testid=fix-notice]", &out, "not-accepted").await?;
+            ensure!(notice.text().await?.contains("cache.py"), "{}", notice.text().await?);
+
+            client.find(Locator::Css("[data-testid=nav-history]")).await?.click().await?;
+            let row = wait_for(&client, "[data-testid=history-row]", &out, "not-in-history").await?;
+            ensure!(row.text().await?.contains("fixed: the tests pass"), "{}", row.text().await?);
+            Ok(())
+        })
+        .await?;
+    let store = fixbox_store::Store::open_in(data.path())?;
+    let sessions = store.list_sessions()?;
+    ensure!(sessions.len() == 1, "{} sessions", sessions.len());
+    let report = fixbox_agent::SessionReport::from_events(&store.events_from(&sessions[0].id, 1)?)
+        .context("not a fix session")?;
+    let after = std::fs::read_to_string(repo.path().join("cache.py"))?;
+    ensure!(after != before, "Accept did not change cache.py");
+    for added in report.diff.lines().filter(|l| l.starts_with('+') && !l.starts_with("+++")) {
+        ensure!(after.contains(&added[1..]), "cache.py lacks the fix's line {added:?}");
+    }
+    ensure!(server.requests().len() == 1, "{} model requests", server.requests().len());
     Ok(())
 }
 

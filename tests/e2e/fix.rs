@@ -40,13 +40,13 @@ impl Run {
 }
 
 /// Answers recorded on `fixture`, by their number in the recording.
-fn answers(fixture: &str, numbers: &[&str]) -> Result<Vec<Answer>> {
+pub(crate) fn answers(fixture: &str, numbers: &[&str]) -> Result<Vec<Answer>> {
     let path = fixbox_e2e::workspace_root().join("tests/fixtures/transcripts").join(format!("{fixture}.json"));
     let all = transcripts::load(&path)?;
     numbers.iter().map(|n| all.get(*n).cloned().with_context(|| format!("{fixture} has no answer {n}"))).collect()
 }
 
-fn routing_file(dir: &Path, url: &str) -> Result<PathBuf> {
+pub(crate) fn routing_file(dir: &Path, url: &str) -> Result<PathBuf> {
     let path = dir.join("routes.toml");
     std::fs::write(
         &path,
@@ -368,7 +368,7 @@ fn split_diff(diff: &str) -> Vec<String> {
     pieces
 }
 
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+pub(crate) fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let target = to.join(entry.file_name());

@@ -10,6 +10,22 @@ export const commands = {
 	doctorRun: () => __TAURI_INVOKE<DoctorReport>("doctor_run"),
 	/**  Reads the CPU, memory, GPUs and the models disk, and recommends models per use, each with why. */
 	hardwareRecommend: () => typedError<MachineAdvice, string>(__TAURI_INVOKE("hardware_recommend")),
+	/**  The test command and sandbox image for the repository in `folder`. */
+	fixDetect: (folder: string) => typedError<FolderTests, string>(__TAURI_INVOKE("fix_detect", { folder })),
+	/**  The routing tasks a session can be answered by. */
+	fixRoutes: () => typedError<RouteChoices, string>(__TAURI_INVOKE("fix_routes")),
+	/**
+	 *  Starts a fix session and returns its run number (for `fix_stop`) once the request is checked: the
+	 *  folder, its tests, the routes. The sandbox's setup, the session's events and its end come on
+	 *  `on_update`.
+	 */
+	fixStart: (request: NewFix, onUpdate: Channel<FixUpdate>) => typedError<number, string>(__TAURI_INVOKE("fix_start", { request, onUpdate })),
+	/**  Stops a running session: the loop ends at its next step and the session is kept. */
+	fixStop: (run: number) => typedError<null, string>(__TAURI_INVOKE("fix_stop", { run })),
+	/**  Writes the session's fix into the folder it was made from; returns the files written. */
+	fixAccept: (session: string) => typedError<string[], string>(__TAURI_INVOKE("fix_accept", { session })),
+	/**  Writes the session's fix as a `git apply`-able patch to `path`. */
+	fixExport: (session: string, path: string) => typedError<null, string>(__TAURI_INVOKE("fix_export", { session, path })),
 	/**
 	 *  Every session, newest first. The history reads them once and searches them in the window, so a
 	 *  keystroke never reads the event log again.
@@ -166,6 +182,23 @@ export type FitRequest = {
 	kv_type: KvType,
 };
 
+/**  What a running session sends the window. */
+export type FixUpdate = 
+/**  A line from getting the sandbox ready (an image build takes minutes the first time). */
+{ kind: "setup"; line: string } | 
+/**  The session exists in the history from now on. */
+{ kind: "started"; session: string } | { kind: "event"; logged: LoggedEvent } | 
+/**  The session is over; `error` when it could not run at all. */
+{ kind: "ended"; error: string | null };
+
+/**  What the form shows for a folder. */
+export type FolderTests = {
+	/**  The detected test command. */
+	command: string,
+	/**  The sandbox image recipe that runs it. */
+	recipe: string,
+};
+
 /**  One GPU. Sizes in bytes. */
 export type GpuInfo = {
 	vendor: GpuVendor,
@@ -279,6 +312,19 @@ export type MemoryNeed = {
 	overhead: number,
 };
 
+/**  A session to start, as the form fills it. */
+export type NewFix = {
+	folder: string,
+	task: string,
+	/**  `None`: the detected one. */
+	test: string | null,
+	/**  The routing task whose routes answer. */
+	route: string,
+	max_iterations: number,
+	budget_usd: number | null,
+	timeout_minutes: number,
+};
+
 /**  What the machine offers a model, said once for all the why-lines. */
 export type Offer = {
 	/**  Bytes the GPU(s) offer a model, after their runtime's share. */
@@ -349,6 +395,18 @@ export type Placement =
 export type Recommendations = {
 	offer: Offer,
 	uses: UseAdvice[],
+};
+
+/**  The routes a session can use, and where they come from. */
+export type RouteChoices = {
+	from: string,
+	tasks: RouteTask[],
+};
+
+export type RouteTask = {
+	task: string,
+	/**  Provider names, in the order they are tried. */
+	providers: string[],
 };
 
 /**
