@@ -18,6 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::sessions::LoggedEvent;
+use super::{blocking, open_store, parse_id};
 
 /// The sessions this window started that still run, by the run number `fix_start` gave.
 #[derive(Debug, Default)]
@@ -94,14 +95,6 @@ pub enum FixUpdate {
     Ended {
         error: Option<String>,
     },
-}
-
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
-    tauri::async_runtime::spawn_blocking(work).await.map_err(|e| format!("the work stopped: {e}"))?
-}
-
-fn open_store() -> Result<Store, String> {
-    Store::open_default().map_err(|e| format!("cannot open Fixbox's data: {e}"))
 }
 
 fn load_routes(store: &Store) -> Result<Routes, String> {
@@ -285,7 +278,7 @@ pub fn fix_stop(run: u32, running: tauri::State<'_, Arc<Running>>) -> Result<(),
 }
 
 fn report(id: &str) -> Result<SessionReport, String> {
-    let id: SessionId = id.parse().map_err(|_| format!("{id:?} is not a session id"))?;
+    let id = parse_id(id)?;
     let store = open_store()?;
     let events = store.events_from(&id, 1).map_err(|e| e.to_string())?;
     SessionReport::from_events(&events).ok_or_else(|| format!("session {id} is not a fix session"))

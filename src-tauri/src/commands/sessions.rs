@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 use fixbox_agent::{Event, Outcome, SessionReport};
-use fixbox_store::{SessionId, SessionSummary, Store};
+use fixbox_store::{SessionSummary, Store};
 use serde::Serialize;
 use tauri::ipc::Channel;
+
+use super::{blocking, open_store, parse_id};
 
 /// A session as the history lists it.
 #[derive(Debug, Clone, Serialize, specta::Type)]
@@ -33,18 +35,6 @@ pub struct LoggedEvent {
     pub event: Event,
 }
 
-fn open() -> Result<Store, String> {
-    Store::open_default().map_err(|e| format!("cannot open the session history: {e}"))
-}
-
-fn parse_id(id: &str) -> Result<SessionId, String> {
-    id.parse().map_err(|_| format!("{id:?} is not a session id"))
-}
-
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
-    tauri::async_runtime::spawn_blocking(work).await.map_err(|e| format!("reading the history stopped: {e}"))?
-}
-
 fn listing(store: &Store, session: SessionSummary) -> Result<SessionListing, String> {
     let events = store.events_from(&session.id, 1).map_err(|e| e.to_string())?;
     let report = SessionReport::from_events(&events);
@@ -69,7 +59,7 @@ fn listing(store: &Store, session: SessionSummary) -> Result<SessionListing, Str
 #[specta::specta]
 pub async fn sessions_list() -> Result<Vec<SessionListing>, String> {
     blocking(move || {
-        let store = open()?;
+        let store = open_store()?;
         let sessions = store.list_sessions().map_err(|e| e.to_string())?;
         sessions.into_iter().map(|session| listing(&store, session)).collect()
     })
@@ -82,7 +72,7 @@ pub async fn sessions_list() -> Result<Vec<SessionListing>, String> {
 pub async fn sessions_delete(id: String) -> Result<(), String> {
     blocking(move || {
         let id = parse_id(&id)?;
-        match open()?.delete_session(&id) {
+        match open_store()?.delete_session(&id) {
             Ok(true) => Ok(()),
             Ok(false) => Err(format!("session {id} is not in the history (already deleted?)")),
             Err(e) => Err(format!("cannot delete session {id}: {e}")),
@@ -103,7 +93,7 @@ const LONGEST_PAUSE: Duration = Duration::from_secs(2);
 pub async fn sessions_replay(id: String, speed: f64, on_event: Channel<LoggedEvent>) -> Result<(), String> {
     let events = blocking(move || {
         let id = parse_id(&id)?;
-        let store = open()?;
+        let store = open_store()?;
         if store.session(&id).map_err(|e| e.to_string())?.is_none() {
             return Err(format!("session {id} is not in the history"));
         }
