@@ -44,6 +44,11 @@ impl Fix {
         &self.plan
     }
 
+    /// The session's title in the history: "fix: " and the task's first 70 characters.
+    pub fn title(&self) -> String {
+        format!("fix: {}", self.request.task.chars().take(70).collect::<String>())
+    }
+
     /// Runs the session in `sandbox` (made from `image` in `sandbox_time`, which counts as the
     /// session's), asking `router`, until an [`Outcome`]; removes the sandbox. An `Err` is only a
     /// failure to record events: anything else ends the session with [`Outcome::Error`].

@@ -101,10 +101,6 @@ fn registry() -> anyhow::Result<fixbox_engine::Registry> {
     Ok(fixbox_engine::Registry::new(fixbox_store::data_dir()?))
 }
 
-fn state_path(kind: EngineKind) -> anyhow::Result<PathBuf> {
-    Ok(registry()?.state_path(kind))
-}
-
 fn log_path(kind: EngineKind) -> anyhow::Result<PathBuf> {
     Ok(registry()?.log_path(kind))
 }
@@ -374,7 +370,7 @@ async fn supervise(args: StartArgs) -> anyhow::Result<ExitCode> {
     waiting.await;
     running.wait().await;
     if state.status != "gave-up" {
-        let _ = std::fs::remove_file(state_path(kind)?);
+        let _ = registry()?.remove(kind);
     } else {
         let _ = write_state(&state);
     }
@@ -403,7 +399,7 @@ async fn stop(kind: EngineKind) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let _ = std::fs::remove_file(state_path(kind)?);
+    let _ = registry()?.remove(kind);
     println!("{kind} stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -117,8 +117,7 @@ pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
         fixbox_agent::setup::sandbox(&fix.plan().recipe, &|line| eprintln!("[sandbox] {line}")).await?;
 
     let store = Arc::new(tokio::task::spawn_blocking(Store::open_default).await??);
-    let title = format!("fix: {}", args.task.chars().take(70).collect::<String>());
-    let session = store.create_session(&title)?;
+    let session = store.create_session(&fix.title())?;
     eprintln!("session {session} (replay: fixbox sessions replay {session})");
     let log = EventLog::new(store, session);
     let renderer = render_live(log.subscribe());

@@ -27,9 +27,9 @@ pub async fn run(command: RoutesCommand) -> anyhow::Result<ExitCode> {
     let store = Store::open_default()?;
     match command {
         RoutesCommand::Show => {
-            let (config, from) = load(None, &store)?;
-            eprintln!("routes from {from}");
-            println!("{}", toml::to_string_pretty(&config)?);
+            let routes = load(None, &store)?;
+            eprintln!("routes from {}", routes.from);
+            println!("{}", toml::to_string_pretty(&routes.config)?);
         }
         RoutesCommand::Set { file } => {
             let config = read_file(&file)?;
@@ -54,18 +54,15 @@ fn summary(config: &RoutingConfig) -> String {
 }
 
 /// The routing settings and where they came from.
-pub fn load(file: Option<&Path>, store: &Store) -> anyhow::Result<(RoutingConfig, String)> {
+pub fn load(file: Option<&Path>, store: &Store) -> anyhow::Result<Routes> {
     let engines = fixbox_engine::Registry::new(fixbox_store::data_dir()?);
-    let routes = Routes::load(file, store, &engines)?;
-    Ok((routes.config, routes.from))
+    Ok(Routes::load(file, store, &engines)?)
 }
 
 /// The router for those settings, its keys read from the OS keychain.
 pub async fn router(file: Option<PathBuf>, metrics: Arc<Metrics>) -> anyhow::Result<(Router, String)> {
     tokio::task::spawn_blocking(move || {
-        let store = Store::open_default()?;
-        let engines = fixbox_engine::Registry::new(fixbox_store::data_dir()?);
-        let routes = Routes::load(file.as_deref(), &store, &engines)?;
+        let routes = load(file.as_deref(), &Store::open_default()?)?;
         Ok((routes.router(metrics)?, routes.from))
     })
     .await

@@ -2,7 +2,7 @@
 //! engine under `<data dir>/engines/`, rewritten (atomically) as the engine's status changes. Anything
 //! that needs a running engine (the CLI, the desktop app, the route loader) reads it here.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -91,10 +91,6 @@ impl Registry {
                 Some(Running { kind: state.engine, url: state.url?, model: state.model, context: state.context })
             })
             .collect()
-    }
-
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
     }
 }
 

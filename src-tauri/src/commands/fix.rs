@@ -141,7 +141,7 @@ pub async fn fix_start(
     }
     let fix_request = FixRequest {
         repo: PathBuf::from(request.folder.trim()),
-        task: task.clone(),
+        task,
         test: request.test.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
         model: ModelSettings { task: request.route.clone(), ..ModelSettings::default() },
         limits: Limits {
@@ -163,7 +163,7 @@ pub async fn fix_start(
     let run = running.add(cancel.clone());
     let running = Arc::clone(&running);
     tauri::async_runtime::spawn(async move {
-        let error = session(fix, &task, store, router, &on_update, cancel).await.err();
+        let error = session(fix, store, router, &on_update, cancel).await.err();
         if let Some(error) = &error {
             tracing::warn!(%error, "a fix session could not run");
         }
@@ -175,7 +175,6 @@ pub async fn fix_start(
 
 async fn session(
     fix: Fix,
-    task: &str,
     store: Arc<Store>,
     router: fixbox_llm::Router,
     on_update: &Channel<FixUpdate>,
@@ -189,8 +188,7 @@ async fn session(
         sandboxed = fixbox_agent::setup::sandbox(&fix.plan().recipe, &on_line) => sandboxed.map_err(|e| e.to_string())?,
         () = cancel.cancelled() => return Err("stopped before the sandbox was ready".into()),
     };
-    let title = format!("fix: {}", task.chars().take(70).collect::<String>());
-    let id = store.create_session(&title).map_err(|e| e.to_string())?;
+    let id = store.create_session(&fix.title()).map_err(|e| e.to_string())?;
     let _ = on_update.send(FixUpdate::Started { session: id.to_string() });
     let log = EventLog::new(Arc::clone(&store), id.clone());
     let forwarder = forward(log.subscribe(), store, id, on_update.clone());
