@@ -22,6 +22,15 @@ pub fn builder() -> Builder<tauri::Wry> {
             commands::sessions::sessions_list,
             commands::sessions::sessions_delete,
             commands::sessions::sessions_replay,
+            commands::settings::settings_get,
+            commands::settings::settings_save_routes,
+            commands::settings::settings_reset_routes,
+            commands::settings::settings_use_remote_engine,
+            commands::settings::settings_drop_remote_engine,
+            commands::settings::settings_save_key,
+            commands::settings::settings_remove_key,
+            commands::settings::settings_preferences,
+            commands::settings::settings_save_preferences,
         ])
         // Byte counts (u64) become TS `number`: exact up to 2^53 bytes (8 PiB), far past any machine.
         .dangerously_cast_bigints_to_number()

@@ -4,6 +4,7 @@ pub mod doctor;
 pub mod fix;
 pub mod hardware;
 pub mod sessions;
+pub mod settings;
 
 use fixbox_store::{SessionId, Store};
 

@@ -4,100 +4,15 @@
 //! viewer and is accepted into its folder; its history lists, searches, replays and deletes a real fix
 //! session. Screenshots of each page go to `tests/output/desktop-*`.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use fantoccini::{ClientBuilder, Locator};
+use fantoccini::Locator;
 use fixbox_agent::Event;
 use fixbox_agent::patch::{PatchDelta, Side};
+use fixbox_e2e::output_dir;
 use fixbox_e2e::transcripts::{Pace, ReplayServer};
-use fixbox_e2e::{ChildGuard, VirtualDisplay, free_port, output_dir, wait_for_port, workspace_bin};
-use hyper_util::client::legacy::connect::HttpConnector;
-
-/// The app in a real window on a virtual display, with its data in `data`, driven over WebDriver.
-struct Window {
-    client: fantoccini::Client,
-    _driver: ChildGuard,
-    _display: VirtualDisplay,
-}
-
-impl Window {
-    async fn open(data: &Path, out: &Path) -> Result<Self> {
-        let app = workspace_bin("fixbox-desktop")?;
-        let display = VirtualDisplay::start()?;
-        let (port, native_port) = (free_port()?, free_port()?);
-        let driver = Command::new("tauri-driver")
-            .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
-            .env("DISPLAY", &display.display)
-            .env("FIXBOX_DATA_DIR", data)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(out.join("tauri-driver.log"))?)
-            .spawn()
-            .context("cannot start tauri-driver: scripts/setup installs it (cargo install tauri-driver)")?;
-        let mut driver = ChildGuard::new("tauri-driver", driver);
-        // tauri-driver listens at once but drops requests until its WebKitWebDriver child listens too.
-        wait_for_port(port, &mut driver, Duration::from_secs(30))?;
-        wait_for_port(native_port, &mut driver, Duration::from_secs(30))?;
-
-        let mut caps = serde_json::Map::new();
-        caps.insert("tauri:options".into(), serde_json::json!({ "application": app }));
-        // Plain HTTP: tauri-driver listens on loopback only.
-        let client = ClientBuilder::new(HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await?;
-        Ok(Self { client, _driver: driver, _display: display })
-    }
-
-    /// Runs `checks`, then closes the WebDriver session (also when a check failed, so the app exits
-    /// with the driver). A WebKit call that never answers (seen with WEBKIT_DISABLE_DMABUF_RENDERER=1:
-    /// screenshots hang) fails the test instead of hanging CI.
-    async fn check<F: Future<Output = Result<()>>>(self, checks: impl FnOnce(fantoccini::Client) -> F) -> Result<()> {
-        let result = tokio::time::timeout(Duration::from_secs(180), checks(self.client.clone()))
-            .await
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("the window stopped answering WebDriver within 180 s")));
-        self.client.close().await?;
-        result
-    }
-}
-
-/// The window as a PNG, once what the DOM holds now has been painted: WebKit's screenshot shows the
-/// last painted frame, which can be a step behind the DOM a check just read.
-async fn screenshot(client: &fantoccini::Client, path: &Path) -> Result<()> {
-    client
-        .execute_async(
-            "const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done()));",
-            vec![],
-        )
-        .await?;
-    let png = client.screenshot().await?;
-    ensure!(png.starts_with(b"\x89PNG"), "the screenshot is not a PNG");
-    std::fs::write(path, png)?;
-    Ok(())
-}
-
-/// Waits for `css`; when it does not come, keeps what the window showed instead as `out/<name>.*`.
-async fn wait_for(
-    client: &fantoccini::Client,
-    css: &str,
-    out: &Path,
-    name: &str,
-) -> Result<fantoccini::elements::Element> {
-    match client.wait().at_most(Duration::from_secs(90)).for_element(Locator::Css(css)).await {
-        Ok(element) => Ok(element),
-        Err(err) => {
-            if let Ok(png) = client.screenshot().await {
-                let _ = std::fs::write(out.join(format!("{name}.png")), png);
-            }
-            if let Ok(html) = client.source().await {
-                let _ = std::fs::write(out.join(format!("{name}.html")), html);
-            }
-            Err(err).with_context(|| format!("{css} did not appear in the window (see {name}.*)"))
-        }
-    }
-}
+use fixbox_e2e::window::{Window, screenshot, wait_for};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_window_shows_the_doctor_report() -> Result<()> {
@@ -324,4 +239,168 @@ fn unhighlight(html: &str) -> String {
         }
     }
     text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&#39;", "'").replace("&amp;", "&")
+}
+
+/// Settings: a key typed into the window lands in the real keychain (Secret Service) and never comes
+/// back into the DOM, where only its last four characters show; routes that name it by its entry are
+/// saved (a route to an unknown provider is refused by name), and the key is in no byte of Fixbox's
+/// data; a remote engine's token goes to the keychain and every route tries the engine first; the
+/// defaults of new sessions are saved once in range; removing the key takes it out of the keychain.
+#[tokio::test(flavor = "multi_thread")]
+async fn settings_keep_keys_in_the_keychain_and_show_them_masked() -> Result<()> {
+    use fixbox_store::{Keychain, Secret};
+
+    let out = output_dir("desktop-settings")?;
+    let data = tempfile::tempdir()?;
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
+    let name = format!("e2e-{}", std::process::id());
+    let key = format!("sk-e2e-{stamp:x}-KEY9");
+    let token = format!("tok-e2e-{stamp:x}-TOK7");
+    // The remote engine's token has a fixed entry: keep a developer's own across the test.
+    let remote_entry = fixbox_llm::RoutingConfig::REMOTE_ENGINE_KEY;
+    let kept_token = Keychain.get(remote_entry)?;
+
+    let window = Window::open(data.path(), &out).await?;
+    let checked = window
+        .check(|client| {
+            let (out, name, key, token) = (out.clone(), name.clone(), key.clone(), token.clone());
+            async move {
+                client.find(Locator::Css("[data-testid=nav-settings]")).await?.click().await?;
+                wait_for(&client, "[data-testid=settings-no-keys]", &out, "no-settings").await?;
+                let from = client.find(Locator::Css("[data-testid=settings-routes-from]")).await?.text().await?;
+                ensure!(from.contains("no model to call"), "with no routes and no engine: {from:?}");
+
+                // A key: typed once, stored, shown as its last four characters only.
+                client.find(Locator::Css("[data-testid=settings-key-name]")).await?.send_keys(&name).await?;
+                client.find(Locator::Css("[data-testid=settings-key-value]")).await?.send_keys(&key).await?;
+                client.find(Locator::Css("[data-testid=settings-save-key]")).await?.click().await?;
+                let row = wait_for(
+                    &client,
+                    &format!("[data-testid=settings-key][data-name='{name}']"),
+                    &out,
+                    "key-not-listed",
+                )
+                .await?;
+                let hint = row.find(Locator::Css("[data-testid=settings-key-hint]")).await?.text().await?;
+                ensure!(hint == "…KEY9", "the key shows as {hint:?}");
+                ensure!(Keychain.get(&name)?.as_ref().map(Secret::expose) == Some(key.as_str()), "not in the keychain");
+                nowhere_in_the_dom(&client, &[&key], "…KEY9").await?;
+
+                // Routes that name the key's entry. A route to a provider that does not exist is refused.
+                client.find(Locator::Css("[data-testid=settings-add-provider]")).await?.click().await?;
+                let provider = wait_for(&client, "[data-testid=settings-provider]", &out, "no-provider-row").await?;
+                provider.find(Locator::Css("input[aria-label=Model]")).await?.send_keys("qwen-test").await?;
+                provider
+                    .find(Locator::Css("[data-testid=settings-provider-key]"))
+                    .await?
+                    .select_by_label(&name)
+                    .await?;
+                let order =
+                    client.find(Locator::Css("[data-testid=settings-route] input[aria-label=Providers]")).await?;
+                order.send_keys("ghost").await?;
+                client.find(Locator::Css("[data-testid=settings-save-routes]")).await?.click().await?;
+                let refused =
+                    wait_for(&client, "[data-testid=settings-routes-status].error", &out, "ghost-saved").await?;
+                ensure!(refused.text().await?.contains("`ghost`"), "{}", refused.text().await?);
+                order.clear().await?;
+                order.send_keys("local").await?;
+                client.find(Locator::Css("[data-testid=settings-save-routes]")).await?.click().await?;
+                wait_for(&client, "[data-testid=settings-routes-status].ok", &out, "routes-not-saved").await?;
+                let from = client.find(Locator::Css("[data-testid=settings-routes-from]")).await?.text().await?;
+                ensure!(from.contains("the settings"), "{from:?}");
+
+                // A remote engine: its token to the keychain, the engine first in every route.
+                client
+                    .find(Locator::Css("[data-testid=settings-remote-url]"))
+                    .await?
+                    .send_keys("http://10.1.2.3:8080")
+                    .await?;
+                client.find(Locator::Css("[data-testid=settings-remote-model]")).await?.send_keys("big-coder").await?;
+                client.find(Locator::Css("[data-testid=settings-remote-token]")).await?.send_keys(&token).await?;
+                client.find(Locator::Css("[data-testid=settings-use-remote]")).await?.click().await?;
+                wait_for(&client, "[data-testid=settings-remote-status].ok", &out, "remote-not-saved").await?;
+                let field = client.find(Locator::Css("[data-testid=settings-remote-token]")).await?;
+                let placeholder = field.attr("placeholder").await?.unwrap_or_default();
+                ensure!(placeholder.contains("…TOK7"), "the token field says {placeholder:?}");
+                nowhere_in_the_dom(&client, &[&key, &token], "…TOK7").await?;
+
+                // Defaults of new sessions: out of range is refused by name; in range is saved.
+                let memory = client.find(Locator::Css("[data-testid=settings-memory]")).await?;
+                memory.clear().await?;
+                memory.send_keys("100").await?;
+                client.find(Locator::Css("[data-testid=settings-save-preferences]")).await?.click().await?;
+                let refused =
+                    wait_for(&client, "[data-testid=settings-preferences-status].error", &out, "tiny-memory").await?;
+                ensure!(refused.text().await?.contains("256 MiB"), "{}", refused.text().await?);
+                memory.clear().await?;
+                memory.send_keys("1024").await?;
+                client.find(Locator::Css("[data-testid=settings-save-preferences]")).await?.click().await?;
+                wait_for(&client, "[data-testid=settings-preferences-status].ok", &out, "memory-not-saved").await?;
+                client.execute("window.scrollTo(0, 0);", vec![]).await?;
+                screenshot(&client, &out.join("settings.png")).await?;
+
+                // Removed from the window: gone from the list and from the keychain.
+                let row = client.find(Locator::Css(&format!("[data-testid=settings-key][data-name='{name}']"))).await?;
+                row.find(Locator::Css("[data-testid=settings-remove-key]")).await?.click().await?;
+                wait_for(&client, "[data-testid=settings-keys-status].ok", &out, "key-not-removed").await?;
+                ensure!(
+                    client.find_all(Locator::Css(&format!("[data-name='{name}']"))).await?.is_empty(),
+                    "the removed key is still listed"
+                );
+                ensure!(Keychain.get(&name)?.is_none(), "the removed key is still in the keychain");
+                Ok(())
+            }
+        })
+        .await;
+
+    let store = fixbox_store::Store::open_in(data.path())?;
+    let stored = store.setting(fixbox_llm::RoutingConfig::SETTING)?.context("no routes were saved")?;
+    let routes = fixbox_llm::RoutingConfig::parse(&stored.to_string())?;
+    let remote_and_local: Vec<String> = vec!["remote".into(), "local".into()];
+    let local = routes.providers.iter().find(|p| p.name == "local").context("no local provider")?;
+    let preferences = fixbox_agent::Preferences::load(&store)?;
+    drop(store);
+    let mut data_bytes = Vec::new();
+    for file in std::fs::read_dir(data.path())? {
+        let path = file?.path();
+        if path.is_file() {
+            data_bytes.extend(std::fs::read(&path)?);
+        }
+    }
+    let in_data = |secret: &str| data_bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+    let remote_in_keychain = Keychain.get(remote_entry)?.map(|s| s.expose().to_string());
+
+    // Clean up the keychain before judging, so a failed check leaves nothing behind.
+    let removed = Keychain.delete(&name);
+    match kept_token {
+        Some(kept) => Keychain.set(remote_entry, &kept)?,
+        None => Keychain.delete(remote_entry)?,
+    }
+    checked?;
+    removed?;
+    ensure!(routes.routes["default"] == remote_and_local, "routes {:?}", routes.routes);
+    ensure!(local.api_key.as_deref() == Some(name.as_str()) && local.model == "qwen-test", "{local:?}");
+    ensure!(remote_in_keychain.as_deref() == Some(token.as_str()), "the token is not in the keychain");
+    ensure!(preferences.sandbox_memory_mib == 1024, "{preferences:?}");
+    ensure!(!in_data(&key) && !in_data(&token), "a secret is in Fixbox's data folder");
+    ensure!(in_data(&name), "the data folder holds no settings at all (the check above would prove nothing)");
+    Ok(())
+}
+
+/// Fails when any of `secrets` is in the page: its markup, or the value of any field. `shown` (what the
+/// page does show instead) must be there, so a page that failed to render does not pass.
+async fn nowhere_in_the_dom(client: &fantoccini::Client, secrets: &[&str], shown: &str) -> Result<()> {
+    let page = client
+        .execute(
+            "return document.documentElement.outerHTML + '\\n' + [...document.querySelectorAll('input, textarea, select')]
+                .map((e) => e.value + ' ' + (e.placeholder || '')).join('\\n');",
+            vec![],
+        )
+        .await?;
+    let page = page.as_str().context("the page's text is not a string")?;
+    for secret in secrets {
+        ensure!(!page.contains(secret), "a secret is in the page");
+    }
+    ensure!(page.contains(shown), "the page does not show {shown:?}");
+    Ok(())
 }

@@ -311,7 +311,10 @@ async fn ctrl_c_stops_cleanly_and_keeps_the_session() -> Result<()> {
 async fn every_sample_project_fails_as_shipped_and_passes_with_its_fix() -> Result<()> {
     for fixture in fixtures::all()? {
         let plan = fixbox_agent::detect(&fixture.repo)?;
-        let sandbox = fixbox_agent::setup::sandbox(&plan.recipe, &|line| eprintln!("[image] {line}")).await?.sandbox;
+        let sandbox =
+            fixbox_agent::setup::sandbox(&plan.recipe, Default::default(), &|line| eprintln!("[image] {line}"))
+                .await?
+                .sandbox;
         sandbox.copy_in(&fixture.repo, WORKSPACE, &fixbox_sandbox::Excludes::default()).await?;
         let timeout = Duration::from_secs(300);
         let before = TestReport::run(&sandbox, &plan, timeout).await?;

@@ -7,6 +7,7 @@ pub mod fixtures;
 pub mod models;
 mod process;
 pub mod transcripts;
+pub mod window;
 
 pub use display::VirtualDisplay;
 pub use process::{ChildGuard, free_port, wait_for_port};

@@ -17,6 +17,10 @@ impl ChildGuard {
         Self { name, child }
     }
 
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Fails if the process has already exited (with its status), so a helper that died on start
     /// is reported as such instead of as a timeout.
     pub fn ensure_running(&mut self) -> Result<()> {

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use fixbox_engine::{EngineKind, Registry};
 use fixbox_llm::{Metrics, PriceTable, ProviderConfig, ProviderKind, Router, RoutingConfig};
-use fixbox_sandbox::{BuildMethod, DockerEngine, DockerSandbox, Recipe, SandboxOptions, ensure_image, reap_orphans};
+use fixbox_sandbox::{
+    BuildMethod, DockerEngine, DockerSandbox, Limits, Recipe, SandboxOptions, ensure_image, reap_orphans,
+};
 use fixbox_store::{Keychain, Store};
 
 use crate::AgentError;
@@ -31,10 +33,7 @@ impl Routes {
                 .map_err(|e| AgentError::Config(format!("the routes in {} are invalid: {e}", file.display())))?;
             return Ok(Routes { config, from: file.display().to_string() });
         }
-        if let Some(value) = store.setting(RoutingConfig::SETTING)?.filter(|v| !v.is_null()) {
-            let config = RoutingConfig::parse(&value.to_string()).map_err(|e| {
-                AgentError::Config(format!("the stored routes are invalid ({e}); set them again in the settings"))
-            })?;
+        if let Some(config) = Self::stored(store)? {
             return Ok(Routes { config, from: "the settings".into() });
         }
         let Some(engine) = engines.running().into_iter().next() else {
@@ -55,6 +54,27 @@ impl Routes {
             local: Some(true),
         };
         Ok(Routes { config: RoutingConfig::single(provider), from: format!("the running {}", engine.kind) })
+    }
+
+    /// The routes saved in the settings, if any.
+    pub fn stored(store: &Store) -> Result<Option<RoutingConfig>, AgentError> {
+        let Some(value) = store.setting(RoutingConfig::SETTING)?.filter(|v| !v.is_null()) else { return Ok(None) };
+        RoutingConfig::parse(&value.to_string()).map(Some).map_err(|e| {
+            AgentError::Config(format!("the stored routes are invalid ({e}); set them again in the settings"))
+        })
+    }
+
+    /// Saves `config` in the settings once it is valid; `None` forgets the saved routes, so sessions
+    /// use the running local engine.
+    pub fn save(store: &Store, config: Option<&RoutingConfig>) -> Result<(), AgentError> {
+        let value = match config {
+            Some(config) => {
+                config.validate().map_err(|e| AgentError::Config(e.to_string()))?;
+                serde_json::to_value(config).map_err(|e| AgentError::Config(e.to_string()))?
+            }
+            None => serde_json::Value::Null,
+        };
+        Ok(store.set_setting(RoutingConfig::SETTING, &value)?)
     }
 
     /// The router for these routes, with their keys read from the OS keychain.
@@ -78,8 +98,12 @@ pub struct Sandboxed {
 }
 
 /// Connects to Docker, removes sandboxes a crashed run left behind, builds the recipe's image unless it
-/// is built already (its build lines go to `on_line`), and creates a sandbox from it.
-pub async fn sandbox(recipe: &str, on_line: &(dyn Fn(&str) + Send + Sync)) -> Result<Sandboxed, AgentError> {
+/// is built already (its build lines go to `on_line`), and creates a sandbox from it with `limits`.
+pub async fn sandbox(
+    recipe: &str,
+    limits: Limits,
+    on_line: &(dyn Fn(&str) + Send + Sync),
+) -> Result<Sandboxed, AgentError> {
     let started = Instant::now();
     let engine = DockerEngine::connect().await.map_err(AgentError::sandbox("reach Docker"))?;
     if let Err(err) = reap_orphans(&engine).await {
@@ -89,7 +113,7 @@ pub async fn sandbox(recipe: &str, on_line: &(dyn Fn(&str) + Send + Sync)) -> Re
     let method = BuildMethod::from_env().map_err(AgentError::sandbox("choose how to build its image"))?;
     let image =
         ensure_image(&engine, &recipe, method, on_line).await.map_err(AgentError::sandbox("build its image"))?;
-    let sandbox =
-        DockerSandbox::create(&engine, &SandboxOptions::new(&image)).await.map_err(AgentError::sandbox("start"))?;
+    let options = SandboxOptions { limits, ..SandboxOptions::new(&image) };
+    let sandbox = DockerSandbox::create(&engine, &options).await.map_err(AgentError::sandbox("start"))?;
     Ok(Sandboxed { sandbox, image, took: started.elapsed() })
 }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use fixbox_agent::patch::EditFormat;
 use fixbox_agent::setup::Sandboxed;
-use fixbox_agent::{EventLog, Fix, FixRequest, Limits, ModelSettings, Outcome};
+use fixbox_agent::{EventLog, Fix, FixRequest, Limits, ModelSettings, Outcome, Preferences};
 use fixbox_llm::Metrics;
 use fixbox_store::Store;
 use tokio::sync::broadcast::error::RecvError;
@@ -33,17 +33,19 @@ pub struct FixArgs {
     /// A routing file to use instead of the stored routes.
     #[arg(long)]
     routing: Option<PathBuf>,
-    #[arg(long, default_value_t = 50)]
-    max_iterations: u32,
-    /// Stop before a call that could take the session past this many US dollars.
+    /// Default: the settings' (10 unless changed in the app's settings).
+    #[arg(long)]
+    max_iterations: Option<u32>,
+    /// Stop before a call that could take the session past this many US dollars (default: the
+    /// settings' budget, none unless set).
     #[arg(long)]
     budget: Option<f64>,
     /// Stop before a call that could take the session past this many tokens.
     #[arg(long)]
     budget_tokens: Option<u64>,
-    /// Wall time for the whole session: 90s, 10m, 1h.
-    #[arg(long, default_value = "30m", value_parser = parse_duration)]
-    timeout: u64,
+    /// Wall time for the whole session: 90s, 10m, 1h (default: the settings', 30m unless changed).
+    #[arg(long, value_parser = parse_duration)]
+    timeout: Option<u64>,
     /// Time one test run may take.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     test_timeout: u64,
@@ -84,6 +86,9 @@ fn parse_duration(text: &str) -> Result<u64, String> {
 }
 
 pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
+    let store = Arc::new(tokio::task::spawn_blocking(Store::open_default).await??);
+    let preferences = Preferences::load(&store)?;
+    let defaults = preferences.limits();
     let request = FixRequest {
         repo: args.repo.clone(),
         task: args.task.clone(),
@@ -100,12 +105,12 @@ pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
             ..ModelSettings::default()
         },
         limits: Limits {
-            max_iterations: args.max_iterations,
-            budget_usd: args.budget,
+            max_iterations: args.max_iterations.unwrap_or(defaults.max_iterations),
+            budget_usd: args.budget.or(defaults.budget_usd),
             budget_tokens: args.budget_tokens,
-            wall_time_s: args.timeout,
+            wall_time_s: args.timeout.unwrap_or(defaults.wall_time_s),
             test_timeout_s: args.test_timeout,
-            ..Limits::default()
+            ..defaults
         },
         allow_test_edits: args.allow_test_edits,
     };
@@ -114,9 +119,11 @@ pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(routes = %from, "fixing");
 
     let Sandboxed { sandbox, image, took: sandbox_time } =
-        fixbox_agent::setup::sandbox(&fix.plan().recipe, &|line| eprintln!("[sandbox] {line}")).await?;
+        fixbox_agent::setup::sandbox(&fix.plan().recipe, preferences.sandbox_limits(), &|line| {
+            eprintln!("[sandbox] {line}")
+        })
+        .await?;
 
-    let store = Arc::new(tokio::task::spawn_blocking(Store::open_default).await??);
     let session = store.create_session(&fix.title())?;
     eprintln!("session {session} (replay: fixbox sessions replay {session})");
     let log = EventLog::new(store, session);

@@ -33,11 +33,11 @@ pub async fn run(command: RoutesCommand) -> anyhow::Result<ExitCode> {
         }
         RoutesCommand::Set { file } => {
             let config = read_file(&file)?;
-            store.set_setting(RoutingConfig::SETTING, &serde_json::to_value(&config)?)?;
+            Routes::save(&store, Some(&config))?;
             eprintln!("stored the routes from {}: {}", file.display(), summary(&config));
         }
         RoutesCommand::Clear => {
-            store.set_setting(RoutingConfig::SETTING, &serde_json::Value::Null)?;
+            Routes::save(&store, None)?;
             eprintln!("cleared the stored routes");
         }
     }

@@ -12,6 +12,7 @@ use crate::error::LlmError;
 use crate::retry::RetryPolicy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderKind {
     /// OpenAI's chat-completions API: llama-server, vLLM, OpenAI, OpenRouter, ...
@@ -23,6 +24,7 @@ pub enum ProviderKind {
 
 /// One model behind one server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     /// What routes call it, and how records and metrics name it.
@@ -56,6 +58,7 @@ impl ProviderConfig {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(default, deny_unknown_fields)]
 pub struct RetrySettings {
     pub max_retries: u32,
@@ -88,6 +91,7 @@ impl From<RetrySettings> for RetryPolicy {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(default, deny_unknown_fields)]
 pub struct TimeoutSettings {
     pub connect_s: f64,
@@ -123,7 +127,8 @@ impl TimeoutSettings {
 
 /// Providers, and per task the providers to try, first to last resort. A task without a route of its
 /// own takes `default`'s.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct RoutingConfig {
     pub providers: Vec<ProviderConfig>,
@@ -147,6 +152,61 @@ impl RoutingConfig {
             retry: RetrySettings::default(),
             timeouts: TimeoutSettings::default(),
         }
+    }
+
+    /// The provider name a remote engine (an OpenAI-compatible server on another machine: a GPU box
+    /// running llama-server or vLLM) is stored under.
+    pub const REMOTE_ENGINE: &'static str = "remote";
+    /// The keychain entry of the remote engine's token.
+    pub const REMOTE_ENGINE_KEY: &'static str = "remote-engine";
+
+    /// The remote engine these routes call, if any.
+    pub fn remote_engine(&self) -> Option<&ProviderConfig> {
+        self.providers.iter().find(|p| p.name == Self::REMOTE_ENGINE)
+    }
+
+    /// These routes with the engine at `url` serving `model` first in every route; the providers that
+    /// were there stay as its fallbacks. `url` may leave out the API's `/v1`. Its token is the keychain
+    /// entry [`Self::REMOTE_ENGINE_KEY`].
+    pub fn with_remote_engine(mut self, url: &str, model: &str) -> Result<Self, LlmError> {
+        let url = url.trim().trim_end_matches('/');
+        let base_url = if url.ends_with("/v1") { url.to_string() } else { format!("{url}/v1") };
+        let model = model.trim();
+        if model.is_empty() {
+            return Err(LlmError::Config(
+                "say which model the remote engine serves (its name in the engine's /v1/models)".into(),
+            ));
+        }
+        let remote = ProviderConfig {
+            name: Self::REMOTE_ENGINE.into(),
+            kind: ProviderKind::Openai,
+            base_url,
+            model: model.into(),
+            api_key: Some(Self::REMOTE_ENGINE_KEY.into()),
+            context_window: None,
+            price: None,
+            // Self-hosted: it costs nothing per token, as a local engine does.
+            local: Some(true),
+        };
+        self.providers.retain(|p| p.name != Self::REMOTE_ENGINE);
+        self.providers.insert(0, remote);
+        self.routes.entry("default".into()).or_default();
+        for route in self.routes.values_mut() {
+            route.retain(|name| name != Self::REMOTE_ENGINE);
+            route.insert(0, Self::REMOTE_ENGINE.into());
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// These routes without the remote engine; `None` when nothing else is left to route to.
+    pub fn without_remote_engine(mut self) -> Option<Self> {
+        self.providers.retain(|p| p.name != Self::REMOTE_ENGINE);
+        for route in self.routes.values_mut() {
+            route.retain(|name| name != Self::REMOTE_ENGINE);
+        }
+        self.routes.retain(|_, route| !route.is_empty());
+        self.validate().ok().map(|()| self)
     }
 
     /// Reads TOML (a file a user writes) or JSON (the stored setting).
@@ -239,6 +299,29 @@ max_retries = 2
         assert!(!config.providers[0].is_local() && config.providers[1].is_local());
         let json = serde_json::to_string(&config).unwrap();
         assert_eq!(RoutingConfig::parse(&json).unwrap(), config);
+    }
+
+    #[test]
+    fn a_remote_engine_goes_first_in_every_route_and_comes_out_again() {
+        let config = RoutingConfig::parse(EXAMPLE).unwrap();
+        let with = config.clone().with_remote_engine("http://10.0.0.5:8080/", "qwen2.5-coder-32b").unwrap();
+        let remote = with.remote_engine().unwrap();
+        assert_eq!(remote.base_url, "http://10.0.0.5:8080/v1");
+        assert_eq!(remote.api_key.as_deref(), Some(RoutingConfig::REMOTE_ENGINE_KEY), "a keychain entry, not a key");
+        assert!(remote.is_local(), "self-hosted costs nothing per token");
+        assert_eq!(with.routes["default"], ["remote", "local", "cloud"]);
+        assert_eq!(with.routes["long_context"], ["remote", "cloud", "local"]);
+        let again = with.clone().with_remote_engine("http://10.0.0.6:8080/v1", "other").unwrap();
+        assert_eq!(again.routes["default"], ["remote", "local", "cloud"], "replaced, not added twice");
+        assert_eq!(again.providers.iter().filter(|p| p.name == "remote").count(), 1);
+        assert_eq!(with.without_remote_engine(), Some(config));
+
+        let alone = RoutingConfig::default().with_remote_engine("https://gpu.lan", "m").unwrap();
+        assert_eq!(alone.routes["default"], ["remote"]);
+        assert_eq!(alone.without_remote_engine(), None, "nothing left to route to");
+        let err = RoutingConfig::default().with_remote_engine("gpu.lan:8080", "m").unwrap_err().to_string();
+        assert!(err.contains("http://"), "{err}");
+        assert!(RoutingConfig::default().with_remote_engine("http://gpu.lan", " ").is_err());
     }
 
     #[test]

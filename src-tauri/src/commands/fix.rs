@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use fixbox_agent::setup::{Routes, Sandboxed};
-use fixbox_agent::{EventLog, Fix, FixRequest, Limits, ModelSettings, Recorded, SessionReport};
+use fixbox_agent::{EventLog, Fix, FixRequest, Limits, ModelSettings, Preferences, Recorded, SessionReport};
 use fixbox_engine::Registry;
 use fixbox_llm::Metrics;
 use fixbox_store::{SessionId, Store};
@@ -152,18 +152,19 @@ pub async fn fix_start(
         },
         allow_test_edits: false,
     };
-    let (fix, store, router) = blocking(move || {
+    let (fix, store, router, sandbox_limits) = blocking(move || {
         let fix = Fix::prepare(fix_request).map_err(|e| e.to_string())?;
         let store = open_store()?;
         let router = load_routes(&store)?.router(Arc::new(Metrics::default())).map_err(|e| e.to_string())?;
-        Ok((fix, Arc::new(store), router))
+        let sandbox_limits = Preferences::load(&store).map_err(|e| e.to_string())?.sandbox_limits();
+        Ok((fix, Arc::new(store), router, sandbox_limits))
     })
     .await?;
     let cancel = CancellationToken::new();
     let run = running.add(cancel.clone());
     let running = Arc::clone(&running);
     tauri::async_runtime::spawn(async move {
-        let error = session(fix, store, router, &on_update, cancel).await.err();
+        let error = session(fix, sandbox_limits, store, router, &on_update, cancel).await.err();
         if let Some(error) = &error {
             tracing::warn!(%error, "a fix session could not run");
         }
@@ -175,6 +176,7 @@ pub async fn fix_start(
 
 async fn session(
     fix: Fix,
+    sandbox_limits: fixbox_sandbox::Limits,
     store: Arc<Store>,
     router: fixbox_llm::Router,
     on_update: &Channel<FixUpdate>,
@@ -185,7 +187,7 @@ async fn session(
         let _ = setup_channel.send(FixUpdate::Setup { line: line.to_string() });
     };
     let Sandboxed { sandbox, image, took } = tokio::select! {
-        sandboxed = fixbox_agent::setup::sandbox(&fix.plan().recipe, &on_line) => sandboxed.map_err(|e| e.to_string())?,
+        sandboxed = fixbox_agent::setup::sandbox(&fix.plan().recipe, sandbox_limits, &on_line) => sandboxed.map_err(|e| e.to_string())?,
         () = cancel.cancelled() => return Err("stopped before the sandbox was ready".into()),
     };
     let id = store.create_session(&fix.title()).map_err(|e| e.to_string())?;

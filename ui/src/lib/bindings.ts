@@ -39,6 +39,26 @@ export const commands = {
 	 *  listening.
 	 */
 	sessionsReplay: (id: string, speed: number | null, onEvent: Channel<LoggedEvent>) => typedError<null, string>(__TAURI_INVOKE("sessions_replay", { id, speed, onEvent })),
+	settingsGet: () => typedError<SettingsView, string>(__TAURI_INVOKE("settings_get")),
+	/**  Saves the routes, once they are valid (every route names known providers, there is a `default`). */
+	settingsSaveRoutes: (routes: RoutingConfig) => typedError<SettingsView, string>(__TAURI_INVOKE("settings_save_routes", { routes })),
+	/**  Forgets the saved routes: sessions use the local engine Fixbox runs. */
+	settingsResetRoutes: () => typedError<SettingsView, string>(__TAURI_INVOKE("settings_reset_routes")),
+	/**
+	 *  Routes every task to the engine at `url` first, with what answered before as its fallbacks. The
+	 *  token goes to the keychain; `None` keeps the one stored.
+	 */
+	settingsUseRemoteEngine: (url: string, model: string, token: string | null) => typedError<SettingsView, string>(__TAURI_INVOKE("settings_use_remote_engine", { url, model, token })),
+	/**  Takes the remote engine out of the routes (its token stays in the keychain until removed). */
+	settingsDropRemoteEngine: () => typedError<SettingsView, string>(__TAURI_INVOKE("settings_drop_remote_engine")),
+	/**  Stores a key in the OS keychain under `name`. */
+	settingsSaveKey: (name: string, value: string) => typedError<SettingsView, string>(__TAURI_INVOKE("settings_save_key", { name, value })),
+	/**  Removes the key stored under `name` from the keychain. */
+	settingsRemoveKey: (name: string) => typedError<SettingsView, string>(__TAURI_INVOKE("settings_remove_key", { name })),
+	/**  The defaults of a new session (the fix page starts from them). */
+	settingsPreferences: () => typedError<Preferences, string>(__TAURI_INVOKE("settings_preferences")),
+	/**  Saves the defaults of new sessions and their sandboxes, once each is in range. */
+	settingsSavePreferences: (preferences: Preferences) => typedError<SettingsView, string>(__TAURI_INVOKE("settings_save_preferences", { preferences })),
 };
 
 /* Types */
@@ -249,6 +269,13 @@ export type HunkMatch = {
 	similarity: number | null,
 };
 
+/**  A key as the window may see it. */
+export type KeyListing = {
+	name: string,
+	/**  `…` and the last four characters; `None` when the keychain no longer has it. */
+	hint: string | null,
+};
+
 /**  How the KV cache stores each element (llama-server's `--cache-type-k/v`). */
 export type KvType = "f16" | "q8_0" | "q4_0";
 
@@ -392,9 +419,55 @@ export type Placement =
 /**  It fits nowhere: the largest place is `short_by` bytes too small. */
 { kind: "does-not-fit"; short_by: number };
 
+export type Preferences = {
+	max_iterations?: number,
+	/**  US dollars a session may spend on models; `None`: no limit. */
+	budget_usd?: number | null,
+	/**  Wall time of a whole session. */
+	timeout_minutes?: number,
+	sandbox_memory_mib?: number,
+	/**  CPUs, fractional allowed. */
+	sandbox_cpus?: number | null,
+	/**  Processes and threads. */
+	sandbox_pids?: number,
+};
+
+/**  One model behind one server. */
+export type ProviderConfig = {
+	/**  What routes call it, and how records and metrics name it. */
+	name: string,
+	kind: ProviderKind,
+	base_url: string,
+	model: string,
+	/**  The keychain entry holding its API key (`fixbox keys set <entry>`), never the key itself. */
+	api_key?: string | null,
+	/**  Tokens; a request that cannot fit skips this provider. */
+	context_window?: number | null,
+	/**  The price-table entry to price it by; default: the model's name. */
+	price?: string | null,
+	/**
+	 *  Runs on this machine: costs nothing (its equivalent cloud cost is reported). Default: the
+	 *  server is on loopback.
+	 */
+	local?: boolean | null,
+};
+
+export type ProviderKind = 
+/**  OpenAI's chat-completions API: llama-server, vLLM, OpenAI, OpenRouter, ... */
+"openai" | 
+/**  Ollama's native API. */
+"ollama" | "mistral";
+
 export type Recommendations = {
 	offer: Offer,
 	uses: UseAdvice[],
+};
+
+export type RetrySettings = {
+	max_retries?: number,
+	first_wait_ms?: number,
+	max_wait_ms?: number,
+	max_retry_after_s?: number,
 };
 
 /**  The routes a session can use, and where they come from. */
@@ -407,6 +480,17 @@ export type RouteTask = {
 	task: string,
 	/**  Provider names, in the order they are tried. */
 	providers: string[],
+};
+
+/**
+ *  Providers, and per task the providers to try, first to last resort. A task without a route of its
+ *  own takes `default`'s.
+ */
+export type RoutingConfig = {
+	providers: ProviderConfig[],
+	routes: { [key in string]: string[] },
+	retry?: RetrySettings,
+	timeouts?: TimeoutSettings,
 };
 
 /**
@@ -439,6 +523,19 @@ export type SessionListing = {
 	cost_usd: number | null,
 };
 
+/**  Everything the settings page shows. */
+export type SettingsView = {
+	/**  The routes saved in the settings; `None` when sessions use the running engine instead. */
+	routes: RoutingConfig | null,
+	/**  Where a session's routes come from now: "the settings", "the running llama-server". */
+	routes_from: string | null,
+	/**  Why a session has no routes now, and what to do. */
+	routes_problem: string | null,
+	keys: KeyListing[],
+	preferences: Preferences,
+	data_dir: string,
+};
+
 /**  Which part of a hunk a streamed line belongs to. */
 export type Side = 
 /**  A line to find: a SEARCH line, or a diff's `-` line. */
@@ -459,6 +556,12 @@ export type TestSummary = {
 	duration_ms: number | null,
 	/**  The output, its middle cut when long. */
 	output: string,
+};
+
+export type TimeoutSettings = {
+	connect_s?: number | null,
+	first_token_s?: number | null,
+	idle_s?: number | null,
 };
 
 /**

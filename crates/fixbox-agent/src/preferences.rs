@@ -1,0 +1,123 @@
+//! What a new fix session starts with unless told otherwise: its limits, and the sandbox's share of
+//! this machine. Stored in the settings; the desktop's settings page edits them, and both front ends
+//! read them.
+
+use fixbox_store::Store;
+use serde::{Deserialize, Serialize};
+
+use crate::AgentError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(default, deny_unknown_fields)]
+pub struct Preferences {
+    pub max_iterations: u32,
+    /// US dollars a session may spend on models; `None`: no limit.
+    pub budget_usd: Option<f64>,
+    /// Wall time of a whole session.
+    pub timeout_minutes: u32,
+    pub sandbox_memory_mib: u32,
+    /// CPUs, fractional allowed.
+    pub sandbox_cpus: f64,
+    /// Processes and threads.
+    pub sandbox_pids: u32,
+}
+
+impl Default for Preferences {
+    fn default() -> Self {
+        let sandbox = fixbox_sandbox::Limits::default();
+        Self {
+            max_iterations: 10,
+            budget_usd: None,
+            timeout_minutes: 30,
+            sandbox_memory_mib: u32::try_from(sandbox.memory_bytes >> 20).unwrap_or(u32::MAX),
+            sandbox_cpus: sandbox.cpus,
+            sandbox_pids: u32::try_from(sandbox.pids).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+impl Preferences {
+    /// The settings key they are stored under.
+    pub const SETTING: &'static str = "fix.preferences";
+
+    /// The stored preferences, or the defaults when none are stored.
+    pub fn load(store: &Store) -> Result<Self, AgentError> {
+        match store.setting(Self::SETTING)?.filter(|v| !v.is_null()) {
+            Some(value) => serde_json::from_value(value).map_err(|e| {
+                AgentError::Config(format!("the stored session preferences are invalid ({e}); save them again"))
+            }),
+            None => Ok(Self::default()),
+        }
+    }
+
+    /// Checks them and stores them.
+    pub fn save(&self, store: &Store) -> Result<(), AgentError> {
+        self.validate()?;
+        let value = serde_json::to_value(self).map_err(|e| AgentError::Config(e.to_string()))?;
+        store.set_setting(Self::SETTING, &value)?;
+        Ok(())
+    }
+
+    /// Each value in a range a session can run with, or an error that names the value and the range.
+    pub fn validate(&self) -> Result<(), AgentError> {
+        let check = |ok: bool, what: &str| if ok { Ok(()) } else { Err(AgentError::Config(what.into())) };
+        check((1..=200).contains(&self.max_iterations), "max iterations must be 1 to 200")?;
+        check(self.budget_usd.is_none_or(|b| b.is_finite() && b >= 0.0), "the budget must be 0 USD or more")?;
+        check((1..=24 * 60).contains(&self.timeout_minutes), "the time limit must be 1 minute to 24 hours")?;
+        check(
+            (256..=1 << 20).contains(&self.sandbox_memory_mib),
+            "the sandbox's memory must be 256 MiB to 1 TiB (tests and their interpreter need room)",
+        )?;
+        check(
+            self.sandbox_cpus.is_finite() && (0.1..=1024.0).contains(&self.sandbox_cpus),
+            "the sandbox's CPUs must be 0.1 to 1024",
+        )?;
+        check((32..=1 << 20).contains(&self.sandbox_pids), "the sandbox's process limit must be 32 or more")
+    }
+
+    /// The sandbox limits these preferences ask for; the rest as [`fixbox_sandbox::Limits::default`].
+    pub fn sandbox_limits(&self) -> fixbox_sandbox::Limits {
+        fixbox_sandbox::Limits {
+            memory_bytes: u64::from(self.sandbox_memory_mib) << 20,
+            cpus: self.sandbox_cpus,
+            pids: i64::from(self.sandbox_pids),
+            ..fixbox_sandbox::Limits::default()
+        }
+    }
+
+    /// The session limits these preferences ask for; the rest as [`crate::Limits::default`].
+    pub fn limits(&self) -> crate::Limits {
+        crate::Limits {
+            max_iterations: self.max_iterations,
+            budget_usd: self.budget_usd,
+            wall_time_s: u64::from(self.timeout_minutes) * 60,
+            ..crate::Limits::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preferences_round_trip_through_the_store_and_bad_ones_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).unwrap();
+        assert_eq!(Preferences::load(&store).unwrap(), Preferences::default());
+
+        let mine = Preferences { budget_usd: Some(0.5), sandbox_memory_mib: 4096, ..Preferences::default() };
+        mine.save(&store).unwrap();
+        assert_eq!(Preferences::load(&store).unwrap(), mine);
+        assert_eq!(mine.sandbox_limits().memory_bytes, 4 << 30);
+        assert_eq!(mine.limits().wall_time_s, 30 * 60);
+
+        let tiny = Preferences { sandbox_memory_mib: 16, ..mine.clone() };
+        let err = tiny.save(&store).unwrap_err().to_string();
+        assert!(err.contains("memory") && err.contains("256 MiB"), "{err}");
+        assert_eq!(Preferences::load(&store).unwrap(), mine, "a refused save keeps what was stored");
+        assert!(Preferences { budget_usd: Some(-1.0), ..mine.clone() }.validate().is_err());
+        assert!(Preferences { sandbox_cpus: f64::NAN, ..mine }.validate().is_err());
+    }
+}

@@ -1,0 +1,184 @@
+//! Settings: the model routes (providers, and per task the order to try them), a remote engine, the API
+//! keys in the OS keychain, the defaults of new sessions and their sandboxes, and where Fixbox keeps its
+//! data. A key's value comes in once, goes to the keychain, and never comes back out: the window only
+//! ever gets its name and last four characters.
+
+use fixbox_agent::Preferences;
+use fixbox_agent::setup::Routes;
+use fixbox_engine::Registry;
+use fixbox_llm::RoutingConfig;
+use fixbox_store::{Keychain, Secret, Store};
+use serde::Serialize;
+
+use super::{blocking, open_store};
+
+/// Everything the settings page shows.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct SettingsView {
+    /// The routes saved in the settings; `None` when sessions use the running engine instead.
+    pub routes: Option<RoutingConfig>,
+    /// Where a session's routes come from now: "the settings", "the running llama-server".
+    pub routes_from: Option<String>,
+    /// Why a session has no routes now, and what to do.
+    pub routes_problem: Option<String>,
+    pub keys: Vec<KeyListing>,
+    pub preferences: Preferences,
+    pub data_dir: String,
+}
+
+/// A key as the window may see it.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct KeyListing {
+    pub name: String,
+    /// `…` and the last four characters; `None` when the keychain no longer has it.
+    pub hint: Option<String>,
+}
+
+fn view(store: &Store) -> Result<SettingsView, String> {
+    let data_dir = fixbox_store::data_dir().map_err(|e| e.to_string())?;
+    let (routes_from, routes_problem) = match Routes::load(None, store, &Registry::new(&data_dir)) {
+        Ok(routes) => (Some(routes.from), None),
+        Err(err) => (None, Some(err.to_string())),
+    };
+    let keys = Keychain
+        .list(store)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|key| KeyListing { name: key.name, hint: key.hint })
+        .collect();
+    let preferences = Preferences::load(store).map_err(|e| e.to_string())?;
+    Ok(SettingsView {
+        routes: Routes::stored(store).map_err(|e| e.to_string())?,
+        routes_from,
+        routes_problem,
+        keys,
+        preferences,
+        data_dir: data_dir.display().to_string(),
+    })
+}
+
+fn save_routes(store: &Store, routes: Option<&RoutingConfig>) -> Result<(), String> {
+    Routes::save(store, routes).map_err(|e| format!("not saved: {e}"))
+}
+
+#[tauri::command]
+#[specta::specta]
+pub async fn settings_get() -> Result<SettingsView, String> {
+    blocking(|| view(&open_store()?)).await
+}
+
+/// Saves the routes, once they are valid (every route names known providers, there is a `default`).
+#[tauri::command]
+#[specta::specta]
+pub async fn settings_save_routes(routes: RoutingConfig) -> Result<SettingsView, String> {
+    blocking(move || {
+        let store = open_store()?;
+        save_routes(&store, Some(&routes))?;
+        view(&store)
+    })
+    .await
+}
+
+/// Forgets the saved routes: sessions use the local engine Fixbox runs.
+#[tauri::command]
+#[specta::specta]
+pub async fn settings_reset_routes() -> Result<SettingsView, String> {
+    blocking(|| {
+        let store = open_store()?;
+        save_routes(&store, None)?;
+        view(&store)
+    })
+    .await
+}
+
+/// Routes every task to the engine at `url` first, with what answered before as its fallbacks. The
+/// token goes to the keychain; `None` keeps the one stored.
+#[tauri::command]
+#[specta::specta]
+pub async fn settings_use_remote_engine(
+    url: String,
+    model: String,
+    token: Option<String>,
+) -> Result<SettingsView, String> {
+    blocking(move || {
+        let store = open_store()?;
+        let token = token.filter(|t| !t.trim().is_empty()).map(|t| Secret::new(t.trim()));
+        if token.is_none() && Keychain.get(RoutingConfig::REMOTE_ENGINE_KEY).map_err(|e| e.to_string())?.is_none() {
+            return Err("give the engine's token (the API key it was started with)".into());
+        }
+        let current = Routes::load(None, &store, &Registry::new(fixbox_store::data_dir().map_err(|e| e.to_string())?))
+            .map(|r| r.config)
+            .unwrap_or_default();
+        let routes = current.with_remote_engine(&url, &model).map_err(|e| format!("not saved: {e}"))?;
+        if let Some(token) = token {
+            Keychain.store(&store, RoutingConfig::REMOTE_ENGINE_KEY, &token).map_err(|e| e.to_string())?;
+        }
+        save_routes(&store, Some(&routes))?;
+        view(&store)
+    })
+    .await
+}
+
+/// Takes the remote engine out of the routes (its token stays in the keychain until removed).
+#[tauri::command]
+#[specta::specta]
+pub async fn settings_drop_remote_engine() -> Result<SettingsView, String> {
+    blocking(|| {
+        let store = open_store()?;
+        if let Some(routes) = Routes::stored(&store).map_err(|e| e.to_string())? {
+            match routes.without_remote_engine() {
+                Some(routes) => save_routes(&store, Some(&routes))?,
+                None => save_routes(&store, None)?,
+            }
+        }
+        view(&store)
+    })
+    .await
+}
+
+/// Stores a key in the OS keychain under `name`.
+#[tauri::command]
+#[specta::specta]
+pub async fn settings_save_key(name: String, value: String) -> Result<SettingsView, String> {
+    blocking(move || {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(format!("no value was given for `{name}`: paste the key, then save"));
+        }
+        let store = open_store()?;
+        Keychain.store(&store, name.trim(), &Secret::new(value)).map_err(|e| e.to_string())?;
+        view(&store)
+    })
+    .await
+}
+
+/// Removes the key stored under `name` from the keychain.
+#[tauri::command]
+#[specta::specta]
+pub async fn settings_remove_key(name: String) -> Result<SettingsView, String> {
+    blocking(move || {
+        let store = open_store()?;
+        Keychain.remove(&store, &name).map_err(|e| e.to_string())?;
+        view(&store)
+    })
+    .await
+}
+
+/// The defaults of a new session (the fix page starts from them).
+#[tauri::command]
+#[specta::specta]
+pub async fn settings_preferences() -> Result<Preferences, String> {
+    blocking(|| Preferences::load(&open_store()?).map_err(|e| e.to_string())).await
+}
+
+/// Saves the defaults of new sessions and their sandboxes, once each is in range.
+#[tauri::command]
+#[specta::specta]
+pub async fn settings_save_preferences(preferences: Preferences) -> Result<SettingsView, String> {
+    blocking(move || {
+        let store = open_store()?;
+        preferences.save(&store).map_err(|e| format!("not saved: {e}"))?;
+        view(&store)
+    })
+    .await
+}

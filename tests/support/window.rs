@@ -1,0 +1,104 @@
+//! The desktop app in a real window on a virtual display (Xvfb), driven over WebDriver by
+//! tauri-driver + WebKitWebDriver, as the desktop tests and the viewer benchmark use it.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use fantoccini::{ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+
+use crate::{ChildGuard, VirtualDisplay, free_port, wait_for_port, workspace_bin};
+
+/// The app in a real window on a virtual display, with its data in `data`, driven over WebDriver.
+#[derive(Debug)]
+pub struct Window {
+    client: fantoccini::Client,
+    driver: ChildGuard,
+    _display: VirtualDisplay,
+}
+
+impl Window {
+    pub async fn open(data: &Path, out: &Path) -> Result<Self> {
+        let app = workspace_bin("fixbox-desktop")?;
+        let display = VirtualDisplay::start()?;
+        let (port, native_port) = (free_port()?, free_port()?);
+        let driver = Command::new("tauri-driver")
+            .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
+            .env("DISPLAY", &display.display)
+            .env("FIXBOX_DATA_DIR", data)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(out.join("tauri-driver.log"))?)
+            .spawn()
+            .context("cannot start tauri-driver: scripts/setup installs it (cargo install tauri-driver)")?;
+        let mut driver = ChildGuard::new("tauri-driver", driver);
+        // tauri-driver listens at once but drops requests until its WebKitWebDriver child listens too.
+        wait_for_port(port, &mut driver, Duration::from_secs(30))?;
+        wait_for_port(native_port, &mut driver, Duration::from_secs(30))?;
+
+        let mut caps = serde_json::Map::new();
+        caps.insert("tauri:options".into(), serde_json::json!({ "application": app }));
+        // Plain HTTP: tauri-driver listens on loopback only.
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await?;
+        Ok(Self { client, driver, _display: display })
+    }
+
+    /// tauri-driver's process id: the app and its WebView processes are its descendants.
+    pub fn driver_pid(&self) -> u32 {
+        self.driver.id()
+    }
+
+    /// Runs `checks`, then closes the WebDriver session (also when a check failed, so the app exits
+    /// with the driver). A WebKit call that never answers (seen with WEBKIT_DISABLE_DMABUF_RENDERER=1:
+    /// screenshots hang) fails the test instead of hanging CI.
+    pub async fn check<F: Future<Output = Result<()>>>(
+        self,
+        checks: impl FnOnce(fantoccini::Client) -> F,
+    ) -> Result<()> {
+        let result = tokio::time::timeout(Duration::from_secs(180), checks(self.client.clone()))
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the window stopped answering WebDriver within 180 s")));
+        self.client.close().await?;
+        result
+    }
+}
+
+/// The window as a PNG, once what the DOM holds now has been painted: WebKit's screenshot shows the
+/// last painted frame, which can be a step behind the DOM a check just read.
+pub async fn screenshot(client: &fantoccini::Client, path: &Path) -> Result<()> {
+    client
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; requestAnimationFrame(() => requestAnimationFrame(() => done()));",
+            vec![],
+        )
+        .await?;
+    let png = client.screenshot().await?;
+    ensure!(png.starts_with(b"\x89PNG"), "the screenshot is not a PNG");
+    std::fs::write(path, png)?;
+    Ok(())
+}
+
+/// Waits for `css`; when it does not come, keeps what the window showed instead as `out/<name>.*`.
+pub async fn wait_for(
+    client: &fantoccini::Client,
+    css: &str,
+    out: &Path,
+    name: &str,
+) -> Result<fantoccini::elements::Element> {
+    match client.wait().at_most(Duration::from_secs(90)).for_element(Locator::Css(css)).await {
+        Ok(element) => Ok(element),
+        Err(err) => {
+            if let Ok(png) = client.screenshot().await {
+                let _ = std::fs::write(out.join(format!("{name}.png")), png);
+            }
+            if let Ok(html) = client.source().await {
+                let _ = std::fs::write(out.join(format!("{name}.html")), html);
+            }
+            Err(err).with_context(|| format!("{css} did not appear in the window (see {name}.*)"))
+        }
+    }
+}
