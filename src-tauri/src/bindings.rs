@@ -19,6 +19,7 @@ pub fn builder() -> Builder<tauri::Wry> {
             commands::fix::fix_stop,
             commands::fix::fix_accept,
             commands::fix::fix_export,
+            commands::metrics::metrics_get,
             commands::sessions::sessions_list,
             commands::sessions::sessions_delete,
             commands::sessions::sessions_replay,

@@ -3,6 +3,7 @@
 pub mod doctor;
 pub mod fix;
 pub mod hardware;
+pub mod metrics;
 pub mod sessions;
 pub mod settings;
 

@@ -47,6 +47,17 @@ async fn a_fix_session_is_in_the_history_replays_into_the_diff_viewer_and_delete
     let window = Window::open(run.data.path(), &out).await?;
     window
         .check(|client| async move {
+            // The metrics page sums the session's model call per model and per session, and charts it.
+            client.find(Locator::Css("[data-testid=nav-metrics]")).await?.click().await?;
+            let model = wait_for(&client, "[data-testid=metrics-model-row]", &out, "no-metrics").await?;
+            let text = model.text().await?;
+            ensure!(text.contains("qwen2.5-coder-1.5b-instruct"), "per model: {text}");
+            let session = client.find(Locator::Css("[data-testid=metrics-session-row]")).await?.text().await?;
+            ensure!(session.contains("fix: "), "per session: {session}");
+            let points = client.find_all(Locator::Css("[data-testid=metrics-speed-chart] circle")).await?;
+            ensure!(points.len() == 1, "the speed chart plots {} calls, not 1", points.len());
+            screenshot(&client, &out.join("metrics.png")).await?;
+
             client.find(Locator::Css("[data-testid=nav-history]")).await?.click().await?;
             let row = wait_for(&client, "[data-testid=history-row]", &out, "no-history").await?;
             let text = row.text().await?;

@@ -36,6 +36,22 @@ impl Answer {
             .collect()
     }
 
+    /// An answer streamed as `pieces`, one SSE event each, the way llama-server frames its chunks.
+    pub fn streamed(pieces: &[String]) -> Self {
+        let chunk = |delta: Value, finish: Value| {
+            serde_json::json!({
+                "choices": [{"finish_reason": finish, "index": 0, "delta": delta}],
+                "created": 0, "id": "chatcmpl-synthetic", "model": "synthetic", "object": "chat.completion.chunk",
+            })
+            .to_string()
+        };
+        let mut events = vec![chunk(serde_json::json!({"role": "assistant", "content": null}), Value::Null)];
+        events.extend(pieces.iter().map(|piece| chunk(serde_json::json!({ "content": piece }), Value::Null)));
+        events.push(chunk(serde_json::json!({}), "stop".into()));
+        events.push("[DONE]".into());
+        Self { events }
+    }
+
     pub fn to_json(&self) -> Value {
         Value::from(self.events.clone())
     }
@@ -61,6 +77,9 @@ pub enum Pace {
     Every(Duration),
     /// Sends this many events (one per 100 ms), then holds the connection open without a word.
     StallAfter(usize),
+    /// This many events a second, on a schedule kept from the first event (late events do not slow
+    /// the ones after them down).
+    PerSecond(u32),
 }
 
 /// A loopback OpenAI-compatible `/v1/chat/completions` that answers each request with the next
@@ -109,9 +128,14 @@ async fn replay(mut client: TcpStream, answer: Option<Answer>, pace: Pace) -> Re
         return Ok(());
     };
     client.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n").await?;
+    let start = tokio::time::Instant::now();
     for (i, event) in answer.events.iter().enumerate() {
         let pause = match pace {
             Pace::Every(pause) => pause,
+            Pace::PerSecond(rate) => {
+                let due = start + Duration::from_secs_f64(i as f64 / f64::from(rate.max(1)));
+                due.saturating_duration_since(tokio::time::Instant::now())
+            }
             Pace::StallAfter(n) if i >= n => {
                 // Hold the connection: the client must give up (or be cancelled).
                 tokio::time::sleep(Duration::from_secs(3600)).await;

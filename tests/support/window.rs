@@ -59,9 +59,18 @@ impl Window {
         self,
         checks: impl FnOnce(fantoccini::Client) -> F,
     ) -> Result<()> {
-        let result = tokio::time::timeout(Duration::from_secs(180), checks(self.client.clone()))
-            .await
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("the window stopped answering WebDriver within 180 s")));
+        self.check_within(Duration::from_secs(180), checks).await
+    }
+
+    /// [`Window::check`] with checks that may take up to `limit`.
+    pub async fn check_within<F: Future<Output = Result<()>>>(
+        self,
+        limit: Duration,
+        checks: impl FnOnce(fantoccini::Client) -> F,
+    ) -> Result<()> {
+        let result = tokio::time::timeout(limit, checks(self.client.clone())).await.unwrap_or_else(|_| {
+            Err(anyhow::anyhow!("the window stopped answering WebDriver within {} s", limit.as_secs()))
+        });
         self.client.close().await?;
         result
     }

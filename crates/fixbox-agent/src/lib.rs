@@ -8,6 +8,7 @@
 //! and a [`fixbox_llm::Router`]; and not for rendering: front ends render its [`Event`]s.
 
 mod accept;
+pub mod calls;
 mod detect;
 mod error;
 mod event;

@@ -72,6 +72,35 @@ impl Store {
         })
         .collect()
     }
+
+    /// Every session's events of the given kinds, oldest first.
+    pub fn events_of_kinds(&self, kinds: &[&str]) -> Result<Vec<StoredEvent>, StoreError> {
+        let conn = self.conn();
+        let kinds = serde_json::to_string(kinds).map_err(StoreError::Payload)?;
+        let mut stmt = conn
+            .prepare(
+                "SELECT session_id, seq, kind, payload, at FROM events
+                 WHERE kind IN (SELECT value FROM json_each(?1)) ORDER BY at, session_id, seq",
+            )
+            .op("read events")?;
+        let rows = stmt
+            .query_map([kinds], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, u64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .op("read events")?;
+        rows.map(|row| {
+            let (session, seq, kind, payload, at_ms) = row.op("read events")?;
+            let payload = serde_json::from_str(&payload).map_err(StoreError::Payload)?;
+            Ok(StoredEvent { session_id: SessionId(session), seq, kind, payload, at_ms })
+        })
+        .collect()
+    }
 }
 
 #[cfg(test)]
@@ -83,6 +112,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_at(&dir.path().join("fixbox.db")).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn events_of_some_kinds_come_from_every_session_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).unwrap();
+        let (a, b) = (store.create_session("a").unwrap(), store.create_session("b").unwrap());
+        store.append_event(&a, "llm.call", &json!(1)).unwrap();
+        store.append_event(&b, "patch.delta", &json!(2)).unwrap();
+        store.append_event(&b, "model.call", &json!(3)).unwrap();
+        let found = store.events_of_kinds(&["llm.call", "model.call"]).unwrap();
+        let found: Vec<_> = found.iter().map(|e| (e.session_id.clone(), e.payload.clone())).collect();
+        assert_eq!(found, [(a, json!(1)), (b, json!(3))]);
+        assert!(store.events_of_kinds(&[]).unwrap().is_empty());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::{Store, StoreError};
 /// A fix session's identity: a UUIDv7, so ids sort by creation time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct SessionId(String);
+pub struct SessionId(pub(crate) String);
 
 impl SessionId {
     pub fn as_str(&self) -> &str {

@@ -26,6 +26,7 @@ export const commands = {
 	fixAccept: (session: string) => typedError<string[], string>(__TAURI_INVOKE("fix_accept", { session })),
 	/**  Writes the session's fix as a `git apply`-able patch to `path`. */
 	fixExport: (session: string, path: string) => typedError<null, string>(__TAURI_INVOKE("fix_export", { session, path })),
+	metricsGet: () => typedError<MetricsView, string>(__TAURI_INVOKE("metrics_get")),
 	/**
 	 *  Every session, newest first. The history reads them once and searches them in the window, so a
 	 *  keystroke never reads the event log again.
@@ -72,6 +73,17 @@ export type Attempt = {
 	retry_in_ms: number | null,
 };
 
+/**  One call, as the charts plot it. */
+export type CallPoint = {
+	session: string,
+	at_ms: number,
+	/**  `route/model`. */
+	model: string,
+	latency_ms: number | null,
+	ttft_ms: number | null,
+	tokens_per_second: number | null,
+};
+
 /**  Everything recorded about a call that answered. */
 export type CallRecord = {
 	task: string,
@@ -93,6 +105,26 @@ export type CallRecord = {
 	timings: ServerTimings | null,
 	/**  The tries that failed before this one. */
 	attempts: Attempt[],
+};
+
+/**  Calls summed up: per model, or per session. */
+export type CallSummary = {
+	/**  The model (`route/model`), or the session id. */
+	key: string,
+	calls: number,
+	prompt_tokens: number,
+	completion_tokens: number,
+	/**  Prompt tokens the engine read from its cache. */
+	cached_tokens: number,
+	/**  What the calls cost; local models cost nothing. */
+	cost_usd: number | null,
+	/**  What local calls would have cost in the cloud. */
+	equivalent_cost_usd: number | null,
+	latency_p50_ms: number | null,
+	latency_p95_ms: number | null,
+	ttft_p50_ms: number | null,
+	/**  The median of the calls' generation speeds. */
+	tokens_per_second_p50: number | null,
 };
 
 export type Check = {
@@ -339,6 +371,14 @@ export type MemoryNeed = {
 	overhead: number,
 };
 
+export type MetricsView = {
+	by_model: CallSummary[],
+	/**  Newest session first. */
+	by_session: SessionCalls[],
+	/**  Every call, oldest first. */
+	calls: CallPoint[],
+};
+
 /**  A session to start, as the form fills it. */
 export type NewFix = {
 	folder: string,
@@ -505,6 +545,11 @@ export type ServerTimings = {
 	prompt_ms?: number | null,
 	predicted_n?: number,
 	predicted_ms?: number | null,
+};
+
+export type SessionCalls = {
+	title: string,
+	summary: CallSummary,
 };
 
 /**  A session as the history lists it. */

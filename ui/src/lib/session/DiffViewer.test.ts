@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 
 import DiffViewer from "./DiffViewer.svelte";
 import { delta, hunkDeltas, session as events } from "./events.fixture";
-import { Session } from "./session.svelte";
+import { BLOCK, Session } from "./session.svelte";
 
 let mounted: ReturnType<typeof mount> | null = null;
 afterEach(() => {
@@ -33,8 +33,10 @@ describe("DiffViewer", () => {
     expect(rows(root)).toHaveLength(0);
 
     const seen: HTMLTableRowElement[] = [];
-    for (let i = 0; i < 50; i++) {
-      session.apply(delta(1, { type: "line", hunk: 0, side: i < 25 ? "search" : "replace", text: `x = ${i}` }));
+    // Past two blocks' worth of lines, so the rows of full blocks are checked too.
+    const count = BLOCK * 2 + 50;
+    for (let i = 0; i < count; i++) {
+      session.apply(delta(1, { type: "line", hunk: 0, side: i < count / 2 ? "search" : "replace", text: `x = ${i}` }));
       flushSync();
       const now = rows(root);
       expect(now).toHaveLength(i + 1);
@@ -43,8 +45,10 @@ describe("DiffViewer", () => {
       seen.push(now[i] as HTMLTableRowElement);
     }
     expect(rows(root)[0]?.classList.contains("search")).toBe(true);
-    expect(rows(root)[49]?.classList.contains("replace")).toBe(true);
-    expect(rows(root)[49]?.querySelector(".sign")?.textContent).toBe("+");
+    expect(rows(root)[count - 1]?.classList.contains("replace")).toBe(true);
+    expect(rows(root)[count - 1]?.querySelector(".sign")?.textContent).toBe("+");
+    expect(root.querySelectorAll("table.block")).toHaveLength(3);
+    expect(root.querySelector('[data-testid="diff-pane"]')?.getAttribute("data-rows")).toBe(`${count}`);
     // Still streaming: the cursor shows, until the hunk ends.
     expect(root.querySelector(".cursor")).not.toBeNull();
     session.apply(delta(1, { type: "hunk_end", hunk: 0 }));

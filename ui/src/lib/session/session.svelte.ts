@@ -11,10 +11,29 @@ export interface Line {
   text: string;
 }
 
+/**
+ * A hunk keeps its lines in blocks of this many. A new line changes only the last block, so the viewer
+ * renders, and the WebView lays out, one block of a long hunk rather than all of it.
+ */
+export const BLOCK = 200;
+
 export class Hunk {
-  lines: Line[] = $state([]);
+  blocks: Line[][] = $state([]);
+  count = $state(0);
   complete = $state(false);
   constructor(readonly index: number) {}
+
+  push(line: Line): void {
+    const last = this.blocks[this.blocks.length - 1];
+    if (last && last.length < BLOCK) last.push(line);
+    else this.blocks.push([line]);
+    this.count += 1;
+  }
+
+  /** Every line, in order. */
+  get lines(): Line[] {
+    return this.blocks.flat();
+  }
 }
 
 /** One model answer: the patch it streamed, and what came of it. */
@@ -38,7 +57,7 @@ export class Patch {
         this.hunks.push(new Hunk(delta.hunk));
         break;
       case "line":
-        this.hunk(delta.hunk)?.lines.push({ side: delta.side, text: delta.text });
+        this.hunk(delta.hunk)?.push({ side: delta.side, text: delta.text });
         break;
       case "hunk_end": {
         const hunk = this.hunk(delta.hunk);
@@ -242,4 +261,33 @@ export function metrics(session: Session): Metrics {
     costUsd: cost,
     budgetLeftUsd: budget === null ? null : Math.max(0, budget - cost),
   };
+}
+
+/**
+ * Feeds a session events as they arrive, applied at most once a frame: a burst of events between two
+ * frames costs one render, not one per event. `schedule` is the frame clock.
+ */
+export class FrameQueue {
+  #pending: Event[] = [];
+  #scheduled = false;
+
+  constructor(
+    private readonly session: Session,
+    private readonly schedule: (run: () => void) => unknown = (run) => requestAnimationFrame(run),
+  ) {}
+
+  push(event: Event): void {
+    this.#pending.push(event);
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    this.schedule(() => this.flush());
+  }
+
+  /** Applies every event waiting, in order. */
+  flush(): void {
+    this.#scheduled = false;
+    const events = this.#pending;
+    this.#pending = [];
+    for (const event of events) this.session.apply(event);
+  }
 }

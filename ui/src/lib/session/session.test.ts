@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
 import { delta, session as events } from "./events.fixture";
-import { Session, metrics } from "./session.svelte";
+import { FrameQueue, Session, metrics } from "./session.svelte";
 
 describe("Session", () => {
   it("folds a session's events into patches, tests, steps and an outcome", () => {
@@ -79,5 +79,21 @@ describe("metrics", () => {
 
   it("has no cache share before the first call", () => {
     expect(metrics(new Session()).cacheShare).toBeNull();
+  });
+
+  it("applies queued events once a frame, in order, and none twice", () => {
+    const session = new Session();
+    const frames: (() => void)[] = [];
+    const queue = new FrameQueue(session, (run) => frames.push(run));
+    events.slice(0, 5).forEach((e) => queue.push(e));
+    expect(frames).toHaveLength(1);
+    expect(session.seen).toBe(0);
+    frames.shift()?.();
+    expect(session.seen).toBe(5);
+    events.slice(5).forEach((e) => queue.push(e));
+    frames.shift()?.();
+    expect(frames).toHaveLength(0);
+    expect(session.seen).toBe(events.length);
+    expect(session.outcome).toEqual({ outcome: "fixed" });
   });
 });
