@@ -7,6 +7,8 @@ pub mod metrics;
 pub mod sessions;
 pub mod settings;
 
+use fixbox_agent::setup::Routes;
+use fixbox_engine::Registry;
 use fixbox_store::{SessionId, Store};
 
 /// Runs blocking work (SQLite, the file system, a repository read) off the async runtime.
@@ -21,4 +23,10 @@ fn open_store() -> Result<Store, String> {
 
 fn parse_id(id: &str) -> Result<SessionId, String> {
     id.parse().map_err(|_| format!("{id:?} is not a session id"))
+}
+
+/// The routes a session uses now: the saved ones, else the local engine Fixbox runs.
+fn load_routes(store: &Store) -> Result<Routes, String> {
+    let engines = Registry::new(fixbox_store::data_dir().map_err(|e| e.to_string())?);
+    Routes::load(None, store, &engines).map_err(|e| e.to_string())
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use fantoccini::Locator;
+use fixbox_agent::setup::Routes;
 use fixbox_e2e::transcripts::{Answer, Pace, ReplayServer};
 use fixbox_e2e::window::{Window, screenshot, wait_for};
 use fixbox_llm::{ProviderConfig, ProviderKind, RoutingConfig};
@@ -52,8 +53,7 @@ async fn main() -> Result<()> {
         price: None,
         local: Some(true),
     };
-    fixbox_store::Store::open_in(data.path())?
-        .set_setting(RoutingConfig::SETTING, &serde_json::to_value(RoutingConfig::single(provider))?)?;
+    Routes::save(&fixbox_store::Store::open_in(data.path())?, Some(&RoutingConfig::single(provider)))?;
 
     let window = Window::open(data.path(), &out).await?;
     let driver = window.driver_pid();

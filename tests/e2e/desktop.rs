@@ -127,8 +127,7 @@ async fn a_fix_session_started_in_the_window_streams_and_is_accepted() -> Result
     let data = tempfile::tempdir()?;
     let routes = std::fs::read_to_string(crate::fix::routing_file(data.path(), &server.url)?)?;
     let config = fixbox_llm::RoutingConfig::parse(&routes)?;
-    fixbox_store::Store::open_in(data.path())?
-        .set_setting(fixbox_llm::RoutingConfig::SETTING, &serde_json::to_value(&config)?)?;
+    fixbox_agent::setup::Routes::save(&fixbox_store::Store::open_in(data.path())?, Some(&config))?;
 
     let folder = repo.path().display().to_string();
     let window = Window::open(data.path(), &out).await?;

@@ -7,9 +7,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use fixbox_agent::setup::{Routes, Sandboxed};
+use fixbox_agent::setup::Sandboxed;
 use fixbox_agent::{EventLog, Fix, FixRequest, Limits, ModelSettings, Preferences, Recorded, SessionReport};
-use fixbox_engine::Registry;
 use fixbox_llm::Metrics;
 use fixbox_store::{SessionId, Store};
 use serde::{Deserialize, Serialize};
@@ -18,7 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::sessions::LoggedEvent;
-use super::{blocking, open_store, parse_id};
+use super::{blocking, load_routes, open_store, parse_id};
 
 /// The sessions this window started that still run, by the run number `fix_start` gave.
 #[derive(Debug, Default)]
@@ -95,11 +94,6 @@ pub enum FixUpdate {
     Ended {
         error: Option<String>,
     },
-}
-
-fn load_routes(store: &Store) -> Result<Routes, String> {
-    let engines = Registry::new(fixbox_store::data_dir().map_err(|e| e.to_string())?);
-    Routes::load(None, store, &engines).map_err(|e| e.to_string())
 }
 
 /// The test command and sandbox image for the repository in `folder`.

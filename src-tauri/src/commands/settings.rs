@@ -5,12 +5,11 @@
 
 use fixbox_agent::Preferences;
 use fixbox_agent::setup::Routes;
-use fixbox_engine::Registry;
 use fixbox_llm::RoutingConfig;
 use fixbox_store::{Keychain, Secret, Store};
 use serde::Serialize;
 
-use super::{blocking, open_store};
+use super::{blocking, load_routes, open_store};
 
 /// Everything the settings page shows.
 #[derive(Debug, Clone, Serialize, specta::Type)]
@@ -36,7 +35,7 @@ pub struct KeyListing {
 
 fn view(store: &Store) -> Result<SettingsView, String> {
     let data_dir = fixbox_store::data_dir().map_err(|e| e.to_string())?;
-    let (routes_from, routes_problem) = match Routes::load(None, store, &Registry::new(&data_dir)) {
+    let (routes_from, routes_problem) = match load_routes(store) {
         Ok(routes) => (Some(routes.from), None),
         Err(err) => (None, Some(err.to_string())),
     };
@@ -106,9 +105,7 @@ pub async fn settings_use_remote_engine(
         if token.is_none() && Keychain.get(RoutingConfig::REMOTE_ENGINE_KEY).map_err(|e| e.to_string())?.is_none() {
             return Err("give the engine's token (the API key it was started with)".into());
         }
-        let current = Routes::load(None, &store, &Registry::new(fixbox_store::data_dir().map_err(|e| e.to_string())?))
-            .map(|r| r.config)
-            .unwrap_or_default();
+        let current = load_routes(&store).map(|r| r.config).unwrap_or_default();
         let routes = current.with_remote_engine(&url, &model).map_err(|e| format!("not saved: {e}"))?;
         if let Some(token) = token {
             Keychain.store(&store, RoutingConfig::REMOTE_ENGINE_KEY, &token).map_err(|e| e.to_string())?;
@@ -126,10 +123,8 @@ pub async fn settings_drop_remote_engine() -> Result<SettingsView, String> {
     blocking(|| {
         let store = open_store()?;
         if let Some(routes) = Routes::stored(&store).map_err(|e| e.to_string())? {
-            match routes.without_remote_engine() {
-                Some(routes) => save_routes(&store, Some(&routes))?,
-                None => save_routes(&store, None)?,
-            }
+            // Nothing left to route to: the running engine answers again.
+            save_routes(&store, routes.without_remote_engine().as_ref())?;
         }
         view(&store)
     })
