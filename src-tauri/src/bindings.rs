@@ -12,6 +12,15 @@ pub fn builder() -> Builder<tauri::Wry> {
     Builder::<tauri::Wry>::new()
         .commands(collect_commands![
             commands::doctor::doctor_run,
+            commands::engine::engine_overview,
+            commands::engine::engine_install,
+            commands::engine::engine_options,
+            commands::engine::engine_start,
+            commands::engine::engine_stop,
+            commands::engine::engine_try,
+            commands::jobs_cancel,
+            commands::models::models_list,
+            commands::models::models_pull,
             commands::hardware::hardware_recommend,
             commands::fix::fix_detect,
             commands::fix::fix_routes,

@@ -1,15 +1,21 @@
 //! The Tauri commands, one module per domain, each named `domain_verb`.
 
 pub mod doctor;
+pub mod engine;
 pub mod fix;
 pub mod hardware;
 pub mod metrics;
+pub mod models;
 pub mod sessions;
 pub mod settings;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use fixbox_agent::setup::Routes;
 use fixbox_engine::Registry;
 use fixbox_store::{SessionId, Store};
+use tokio_util::sync::CancellationToken;
 
 /// Runs blocking work (SQLite, the file system, a repository read) off the async runtime.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
@@ -29,4 +35,46 @@ fn parse_id(id: &str) -> Result<SessionId, String> {
 fn load_routes(store: &Store) -> Result<Routes, String> {
     let engines = Registry::new(fixbox_store::data_dir().map_err(|e| e.to_string())?);
     Routes::load(None, store, &engines).map_err(|e| e.to_string())
+}
+
+/// Long work under way that the window can cancel (a download, an install), by name.
+#[derive(Debug, Default)]
+pub struct Jobs(Mutex<HashMap<String, CancellationToken>>);
+
+/// A job's entry, removed when the job ends.
+pub struct Job<'a> {
+    jobs: &'a Jobs,
+    name: String,
+}
+
+impl Drop for Job<'_> {
+    fn drop(&mut self) {
+        self.jobs.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.name);
+    }
+}
+
+impl Jobs {
+    /// Registers job `name`; refused while one of that name runs.
+    fn start(&self, name: &str) -> Result<(CancellationToken, Job<'_>), String> {
+        let mut jobs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if jobs.contains_key(name) {
+            return Err(format!("{name} is already under way"));
+        }
+        let cancel = CancellationToken::new();
+        jobs.insert(name.to_string(), cancel.clone());
+        Ok((cancel, Job { jobs: self, name: name.to_string() }))
+    }
+}
+
+/// Cancels job `name` (`install`, `pull:<model id>`); what it has done so far is kept.
+#[tauri::command]
+#[specta::specta]
+pub async fn jobs_cancel(name: String, jobs: tauri::State<'_, std::sync::Arc<Jobs>>) -> Result<(), String> {
+    match jobs.0.lock().unwrap_or_else(|e| e.into_inner()).get(&name) {
+        Some(cancel) => {
+            cancel.cancel();
+            Ok(())
+        }
+        None => Err(format!("{name} is not under way")),
+    }
 }

@@ -8,26 +8,37 @@ mod logging;
 mod startup;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// Starts the app and blocks until its last window closes.
 pub fn run() -> ExitCode {
     let _log_guard = logging::init();
     let builder = bindings::builder();
-    let result = tauri::Builder::default()
+    let serving = Arc::new(commands::engine::Serving::default());
+    let app = tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
-        .manage(std::sync::Arc::new(commands::fix::Running::default()))
+        .manage(Arc::new(commands::fix::Running::default()))
+        .manage(Arc::new(commands::Jobs::default()))
+        .manage(Arc::clone(&serving))
         .invoke_handler(builder.invoke_handler())
         .setup(move |app| {
             builder.mount_events(app);
             tauri::async_runtime::spawn(startup::sweep_orphaned_sandboxes());
             Ok(())
         })
-        .run(tauri::generate_context!());
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+        .build(tauri::generate_context!());
+    let app = match app {
+        Ok(app) => app,
         Err(err) => {
-            tracing::error!(%err, "the desktop app stopped with an error");
-            ExitCode::FAILURE
+            tracing::error!(%err, "the desktop app could not start");
+            return ExitCode::FAILURE;
         }
-    }
+    };
+    app.run(move |_, event| {
+        // The engine this app started goes with it, stopped in order (SIGTERM, then SIGKILL).
+        if let tauri::RunEvent::Exit = event {
+            tauri::async_runtime::block_on(serving.stop());
+        }
+    });
+    ExitCode::SUCCESS
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fixbox_engine::{EngineKind, Registry};
+use fixbox_engine::{EngineKind, Registry, Running};
 use fixbox_llm::{Metrics, PriceTable, ProviderConfig, ProviderKind, Router, RoutingConfig};
 use fixbox_sandbox::{
     BuildMethod, DockerEngine, DockerSandbox, Limits, Recipe, SandboxOptions, ensure_image, reap_orphans,
@@ -43,6 +43,11 @@ impl Routes {
                     .into(),
             ));
         };
+        Ok(Self::engine(engine))
+    }
+
+    /// The routes to one running local engine, as provider `local`.
+    pub fn engine(engine: Running) -> Self {
         let provider = ProviderConfig {
             name: "local".into(),
             kind: if engine.kind == EngineKind::Ollama { ProviderKind::Ollama } else { ProviderKind::Openai },
@@ -53,7 +58,7 @@ impl Routes {
             price: None,
             local: Some(true),
         };
-        Ok(Routes { config: RoutingConfig::single(provider), from: format!("the running {}", engine.kind) })
+        Routes { config: RoutingConfig::single(provider), from: format!("the running {}", engine.kind) }
     }
 
     /// The routes saved in the settings, if any.

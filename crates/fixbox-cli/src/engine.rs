@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use fixbox_engine::{
-    ApiKey, EngineEvent, EngineKind, InstallEvent, Installer, LaunchSpec, LlamaSource, ModelRef, SearchPaths,
-    SuperviseOptions,
+    ApiKey, EngineKind, InstallEvent, Installer, LaunchSpec, LlamaSource, ModelRef, SearchPaths, SuperviseOptions,
 };
 use fixbox_models::{Catalog, Downloader, RetryPolicy};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -108,11 +107,6 @@ fn log_path(kind: EngineKind) -> anyhow::Result<PathBuf> {
 fn read_state(kind: EngineKind) -> anyhow::Result<Option<State>> {
     let registry = registry()?;
     registry.read(kind).with_context(|| format!("cannot read {}", registry.state_path(kind).display()))
-}
-
-fn write_state(state: &State) -> anyhow::Result<()> {
-    let registry = registry()?;
-    registry.write(state).with_context(|| format!("cannot write {}", registry.state_path(state.engine).display()))
 }
 
 pub async fn run(command: EngineCommand) -> anyhow::Result<ExitCode> {
@@ -283,51 +277,17 @@ async fn supervise(args: StartArgs) -> anyhow::Result<ExitCode> {
             fixbox_store::KEYCHAIN_SERVICE
         ));
     }
-    let mut state = State {
-        engine: kind,
-        supervisor_pid: std::process::id(),
-        engine_pid: None,
-        url: None,
-        model: args.model.clone(),
-        context: Some(spec.context),
-        log: log_path(kind)?,
-        status: "starting".into(),
-        message: None,
-    };
-    write_state(&state)?;
-    let started = fixbox_engine::start(
+    let log = log_path(kind)?;
+    let launcher = fixbox_engine::Launcher::new(
         Arc::from(fixbox_engine::engine(kind)),
         &binary,
         spec,
-        state.log.clone(),
+        log,
         SuperviseOptions::default(),
     )
-    .await;
-    let mut running = match started {
-        Ok(running) => running,
-        Err(err) => {
-            state.status = "failed".into();
-            state.message = Some(err.to_string());
-            write_state(&state)?;
-            return Err(err.into());
-        }
-    };
-    let notes: Vec<String> = running
-        .history()
-        .into_iter()
-        .filter_map(|e| match e {
-            EngineEvent::PortTaken { message, .. } => Some(message),
-            _ => None,
-        })
-        .chain(key_note)
-        .collect();
-    state.engine_pid = running.pid();
-    state.url = Some(running.url.clone());
-    state.status = "ready".into();
-    state.message = (!notes.is_empty()).then(|| notes.join("\n"));
-    write_state(&state)?;
-
-    let mut events = running.subscribe();
+    .registered(&registry()?, &args.model, key_note.into_iter().collect());
+    let mut events = launcher.subscribe();
+    let mut running = launcher.start().await?;
     let stop = running.stop_token();
     tokio::spawn(async move {
         #[cfg(unix)]
@@ -344,36 +304,13 @@ async fn supervise(args: StartArgs) -> anyhow::Result<ExitCode> {
         let _ = tokio::signal::ctrl_c().await;
         stop.cancel();
     });
-    let waiting = async {
+    // The supervisor's own log (the background start sends stderr there): each event as a JSON line.
+    tokio::spawn(async move {
         while let Ok(event) = events.recv().await {
             eprintln!("{}", serde_json::to_string(&event).unwrap_or_default());
-            match event {
-                EngineEvent::Ready { pid, .. } => {
-                    state.engine_pid = Some(pid);
-                    state.status = "ready".into();
-                }
-                EngineEvent::Restarting { attempt, .. } => {
-                    state.engine_pid = None;
-                    state.status = "restarting".into();
-                    state.message = Some(format!("restart {attempt}"));
-                }
-                EngineEvent::GaveUp { reason } => {
-                    state.status = "gave-up".into();
-                    state.message = Some(reason);
-                }
-                EngineEvent::Stopped => break,
-                _ => continue,
-            }
-            let _ = write_state(&state);
         }
-    };
-    waiting.await;
+    });
     running.wait().await;
-    if state.status != "gave-up" {
-        let _ = registry()?.remove(kind);
-    } else {
-        let _ = write_state(&state);
-    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -24,4 +24,4 @@ pub use install::{
 };
 pub use port::{PortChoice, PortHolder, Taken, choose_port, holder_of, is_free};
 pub use registry::{EngineState, Registry, Running, is_alive};
-pub use supervisor::{EngineEvent, RunningEngine, SuperviseOptions, log_tail, start};
+pub use supervisor::{EngineEvent, Launcher, RunningEngine, SuperviseOptions, log_tail, start};

@@ -1,5 +1,6 @@
-//! Running an engine: on a free port, its output appended to a log file, ready when its health path
-//! answers 200; restarted with backoff when it dies or stops answering, each step an [`EngineEvent`];
+//! Running an engine: on a free port, its output appended to a log file and streamed line by line,
+//! ready when its health path answers 200; restarted with backoff when it dies or stops answering, each
+//! step an [`EngineEvent`] (and, for an engine started through a [`Registry`], its state file rewritten);
 //! stopped with SIGTERM, then SIGKILL if it does not go.
 
 use std::collections::VecDeque;
@@ -11,13 +12,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWriteExt as _, BufReader};
 use tokio::process::Child;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Engine, LaunchCommand, LaunchSpec};
 use crate::port::choose_port;
-use crate::{EngineError, EngineKind};
+use crate::{EngineError, EngineKind, EngineState, Registry};
 
 /// How patient the supervisor is.
 #[derive(Debug, Clone)]
@@ -104,13 +106,20 @@ pub struct RunningEngine {
 #[derive(Debug)]
 struct Shared {
     events: broadcast::Sender<EngineEvent>,
+    /// The engine's output, a line at a time, as it is written to the log.
+    output: broadcast::Sender<String>,
     history: Mutex<Vec<EngineEvent>>,
     pid: AtomicU32,
+    /// The state file kept in step with the events, for an engine started through a registry.
+    record: Option<Record>,
 }
 
 impl Shared {
     fn emit(&self, event: EngineEvent) {
         tracing::info!(?event, "engine");
+        if let Some(record) = &self.record {
+            record.follow(&event);
+        }
         if let Ok(mut history) = self.history.lock() {
             history.push(event.clone());
         }
@@ -118,10 +127,78 @@ impl Shared {
     }
 }
 
+/// An engine's state file, rewritten at each event so other processes (`fixbox engine status`, the
+/// route loader) see what runs; removed when it is stopped.
+#[derive(Debug)]
+struct Record {
+    registry: Registry,
+    state: Mutex<EngineState>,
+    /// Said with "ready": the port it moved to, how clients authenticate.
+    notes: Mutex<Vec<String>>,
+}
+
+impl Record {
+    fn follow(&self, event: &EngineEvent) {
+        let Ok(mut state) = self.state.lock() else { return };
+        match event {
+            EngineEvent::PortTaken { message, .. } => {
+                if let Ok(mut notes) = self.notes.lock() {
+                    notes.insert(0, message.clone());
+                }
+                return;
+            }
+            EngineEvent::Starting { pid, .. } => state.engine_pid = Some(*pid),
+            EngineEvent::Ready { url, pid, .. } => {
+                state.engine_pid = Some(*pid);
+                state.url = Some(url.clone());
+                state.status = "ready".into();
+                state.message = self.notes.lock().ok().filter(|n| !n.is_empty()).map(|n| n.join("\n"));
+            }
+            EngineEvent::Exited { .. } | EngineEvent::Unresponsive { .. } => state.engine_pid = None,
+            EngineEvent::Restarting { attempt, .. } => {
+                state.engine_pid = None;
+                state.status = "restarting".into();
+                state.message = Some(format!("restart {attempt}"));
+            }
+            EngineEvent::GaveUp { reason } => {
+                state.status = "gave-up".into();
+                state.message = Some(reason.clone());
+            }
+            EngineEvent::Stopped => {
+                if let Err(err) = self.registry.remove(state.engine) {
+                    tracing::warn!(%err, "cannot remove the engine's state file");
+                }
+                return;
+            }
+        }
+        self.write(&state);
+    }
+
+    /// Start failed: the reason stays in the state file for whoever waits on it.
+    fn failed(&self, err: &EngineError) {
+        let Ok(mut state) = self.state.lock() else { return };
+        state.status = "failed".into();
+        state.engine_pid = None;
+        state.message = Some(err.to_string());
+        self.write(&state);
+    }
+
+    fn write(&self, state: &EngineState) {
+        if let Err(err) = self.registry.write(state) {
+            tracing::warn!(%err, path = %self.registry.state_path(state.engine).display(), "cannot write the engine's state");
+        }
+    }
+}
+
 impl RunningEngine {
     /// Events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
         self.shared.events.subscribe()
+    }
+
+    /// The engine's output from now on, a line at a time.
+    pub fn output(&self) -> broadcast::Receiver<String> {
+        self.shared.output.subscribe()
     }
 
     /// Every event so far.
@@ -174,6 +251,8 @@ struct Launch {
     options: SuperviseOptions,
     shared: Arc<Shared>,
     stop: CancellationToken,
+    /// The tasks copying the current process's output; done soon after it exits.
+    copiers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// Starts `engine` serving `spec` and returns once it answers its health check; keeps it running
@@ -181,14 +260,101 @@ struct Launch {
 pub async fn start(
     engine: Arc<dyn Engine>,
     binary: &Path,
-    mut spec: LaunchSpec,
+    spec: LaunchSpec,
     log: PathBuf,
     options: SuperviseOptions,
 ) -> Result<RunningEngine, EngineError> {
+    Launcher::new(engine, binary, spec, log, options).start().await
+}
+
+/// An engine about to be started: subscribe to its events and output first to see its startup too.
+#[derive(Debug)]
+pub struct Launcher {
+    engine: Arc<dyn Engine>,
+    binary: PathBuf,
+    spec: LaunchSpec,
+    log: PathBuf,
+    options: SuperviseOptions,
+    events: broadcast::Sender<EngineEvent>,
+    output: broadcast::Sender<String>,
+    record: Option<Record>,
+}
+
+impl Launcher {
+    pub fn new(
+        engine: Arc<dyn Engine>,
+        binary: &Path,
+        spec: LaunchSpec,
+        log: PathBuf,
+        options: SuperviseOptions,
+    ) -> Self {
+        Self {
+            engine,
+            binary: binary.to_path_buf(),
+            spec,
+            log,
+            options,
+            events: broadcast::channel(256).0,
+            output: broadcast::channel(1024).0,
+            record: None,
+        }
+    }
+
+    /// Keeps the engine's state file in `registry` current from "starting" until it is stopped (then
+    /// the file is removed), with this process as its supervisor. `model` is the name it is listed
+    /// under; `notes` are said once it is ready.
+    pub fn registered(mut self, registry: &Registry, model: &str, notes: Vec<String>) -> Self {
+        let state = EngineState {
+            engine: self.engine.kind(),
+            supervisor_pid: std::process::id(),
+            engine_pid: None,
+            url: None,
+            model: model.to_string(),
+            context: Some(self.spec.context),
+            log: self.log.clone(),
+            status: "starting".into(),
+            message: None,
+        };
+        let record = Record { registry: registry.clone(), state: Mutex::new(state), notes: Mutex::new(notes) };
+        if let Ok(state) = record.state.lock() {
+            record.write(&state);
+        }
+        self.record = Some(record);
+        self
+    }
+
+    /// Its events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.events.subscribe()
+    }
+
+    /// Its output from now on, a line at a time.
+    pub fn output(&self) -> broadcast::Receiver<String> {
+        self.output.subscribe()
+    }
+
+    /// Launches the engine; returns once it answers its health check, and keeps it running until stopped.
+    pub async fn start(self) -> Result<RunningEngine, EngineError> {
+        let Self { engine, binary, spec, log, options, events, output, record } = self;
+        let shared = Arc::new(Shared { events, output, history: Mutex::default(), pid: AtomicU32::new(0), record });
+        let started = launch(engine, &binary, spec, log, options, shared.clone()).await;
+        if let (Err(err), Some(record)) = (&started, &shared.record) {
+            record.failed(err);
+        }
+        started
+    }
+}
+
+async fn launch(
+    engine: Arc<dyn Engine>,
+    binary: &Path,
+    mut spec: LaunchSpec,
+    log: PathBuf,
+    options: SuperviseOptions,
+    shared: Arc<Shared>,
+) -> Result<RunningEngine, EngineError> {
     let kind = engine.kind();
     spec.check(kind)?;
-    let (events, _) = broadcast::channel(256);
-    let shared = Arc::new(Shared { events, history: Mutex::default(), pid: AtomicU32::new(0) });
     let choice = choose_port(spec.host, spec.port).ok_or(EngineError::PortsExhausted {
         host: spec.host,
         from: spec.port,
@@ -218,6 +384,7 @@ pub async fn start(
         options,
         shared: shared.clone(),
         stop: CancellationToken::new(),
+        copiers: Mutex::default(),
     };
     let child = launch.start_once(1).await?;
     let stop = launch.stop.clone();
@@ -267,6 +434,7 @@ impl Launch {
             }
         };
         terminate(&mut child).await;
+        self.drained().await;
         self.shared.pid.store(0, Ordering::SeqCst);
         Err(EngineError::StartFailed {
             kind: self.kind(),
@@ -281,26 +449,43 @@ impl Launch {
         let log = &self.log;
         let mut file =
             std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(|e| EngineError::io(log, e))?;
-        let _ = writeln!(file, "--- fixbox: starting {} (attempt {attempt}): {:?}", self.kind(), self.command);
-        let stderr = file.try_clone().map_err(|e| EngineError::io(log, e))?;
+        let header = format!("--- fixbox: starting {} (attempt {attempt}): {:?}", self.kind(), self.command);
+        let _ = writeln!(file, "{header}");
+        let _ = self.shared.output.send(header);
         let mut command = tokio::process::Command::new(&self.command.program);
         command
             .args(&self.command.args)
             .envs(self.command.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
-            .stdout(Stdio::from(file))
-            .stderr(Stdio::from(stderr))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .kill_on_drop(true);
         // Its own process group: a Ctrl+C meant for the front end reaches the supervisor, which stops
         // the engine in order, rather than the engine directly.
         #[cfg(unix)]
         command.process_group(0);
-        command.spawn().map_err(|e| EngineError::StartFailed {
+        let mut child = command.spawn().map_err(|e| EngineError::StartFailed {
             kind: self.kind(),
             reason: format!("cannot run {}: {e}", self.command.program.display()),
             log: log.clone(),
             tail: String::new(),
-        })
+        })?;
+        let file = Arc::new(tokio::sync::Mutex::new(tokio::fs::File::from_std(file)));
+        let copiers = [
+            child.stdout.take().map(|out| tokio::spawn(copy_lines(out, file.clone(), self.shared.output.clone()))),
+            child.stderr.take().map(|err| tokio::spawn(copy_lines(err, file.clone(), self.shared.output.clone()))),
+        ];
+        if let Ok(mut current) = self.copiers.lock() {
+            *current = copiers.into_iter().flatten().collect();
+        }
+        Ok(child)
+    }
+
+    /// Waits until the exited process's last output is in the log (a second at most: a child of its
+    /// own may hold the pipes open), so the log's tail says why it exited.
+    async fn drained(&self) {
+        let copiers = self.copiers.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default();
+        let _ = tokio::time::timeout(Duration::from_secs(1), futures::future::join_all(copiers)).await;
     }
 
     async fn healthy(&self) -> bool {
@@ -337,6 +522,7 @@ impl Launch {
                 }
             };
             self.shared.pid.store(0, Ordering::SeqCst);
+            self.drained().await;
             self.shared.emit(EngineEvent::Exited { pid, status, log_tail: log_tail(&self.log) });
             // Restart until one comes up healthy, or too many tries in the window.
             child = loop {
@@ -378,6 +564,41 @@ impl Launch {
                 }
             };
         }
+    }
+}
+
+/// Copies the engine's output, a line at a time, to its log file and to whoever listens, until the
+/// engine closes it. Bytes that are not UTF-8 reach listeners replaced, and the log as they were.
+async fn copy_lines(
+    output: impl AsyncRead + Unpin,
+    log: Arc<tokio::sync::Mutex<tokio::fs::File>>,
+    lines: broadcast::Sender<String>,
+) {
+    let mut output = BufReader::new(output);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match output.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if !line.ends_with(b"\n") {
+            line.push(b'\n');
+        }
+        // tokio's File hands a write to a blocking thread; the flush waits until it is on disk, so a
+        // reader of the log (its tail in an error) sees the line.
+        let mut file = log.lock().await;
+        if let Err(err) = async {
+            file.write_all(&line).await?;
+            file.flush().await
+        }
+        .await
+        {
+            tracing::warn!(%err, "cannot append to the engine's log");
+        }
+        drop(file);
+        let text = String::from_utf8_lossy(&line);
+        let _ = lines.send(text.trim_end_matches(['\r', '\n']).to_string());
     }
 }
 

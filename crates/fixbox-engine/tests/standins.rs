@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fixbox_engine::{
-    ApiKey, EngineError, EngineEvent, EngineKind, LaunchSpec, ModelRef, Ollama, OllamaClient, SuperviseOptions, Vllm,
-    VllmClient,
+    ApiKey, EngineError, EngineEvent, EngineKind, LaunchSpec, Launcher, ModelRef, Ollama, OllamaClient, Registry,
+    SuperviseOptions, Vllm, VllmClient,
 };
 use loopback::{Loopback, Mode};
 use tokio::sync::mpsc;
@@ -147,6 +147,60 @@ async fn an_engine_that_dies_at_startup_is_reported_with_its_log() {
     .to_string();
     assert!(err.contains("it exited during startup (exit code 1)"), "{err}");
     assert!(err.contains("unknown architecture"), "{err}");
+}
+
+#[tokio::test]
+async fn a_registered_engine_streams_its_output_and_keeps_its_state_file_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let (binary, _) = stand_in(dir.path(), "vllm", "");
+    let registry = Registry::new(dir.path().join("data"));
+    let mut spec = LaunchSpec::new(EngineKind::Vllm, ModelRef::Named("m".into()), "m", 2048);
+    spec.port = free_port();
+    let launcher = Launcher::new(Arc::new(Vllm), &binary, spec, registry.log_path(EngineKind::Vllm), options())
+        .registered(&registry, "m", vec!["a note for clients".into()]);
+    let starting = registry.read(EngineKind::Vllm).unwrap().unwrap();
+    assert_eq!((starting.status.as_str(), starting.supervisor_pid), ("starting", std::process::id()));
+    let mut output = launcher.output();
+    let engine = launcher.start().await.unwrap();
+
+    // The first line is Fixbox's own header; the stand-in prints each request it answers, the health
+    // checks among them.
+    let header = output.recv().await.unwrap();
+    assert!(header.starts_with("--- fixbox: starting vllm (attempt 1)"), "{header}");
+    let line = tokio::time::timeout(Duration::from_secs(10), output.recv()).await.unwrap().unwrap();
+    assert!(line.contains("GET /health"), "{line}");
+    let log = std::fs::read_to_string(registry.log_path(EngineKind::Vllm)).unwrap();
+    assert!(log.contains(&header) && log.contains(&line), "every line is in the log too:\n{log}");
+
+    let ready = registry.read(EngineKind::Vllm).unwrap().unwrap();
+    assert_eq!(ready.status, "ready");
+    assert_eq!(ready.url.as_deref(), Some(engine.url.as_str()));
+    assert_eq!(ready.engine_pid, engine.pid());
+    assert_eq!(ready.message.as_deref(), Some("a note for clients"));
+    assert_eq!(registry.running().len(), 1, "clients find it");
+    engine.stop().await;
+    assert!(registry.read(EngineKind::Vllm).unwrap().is_none(), "stopped, it is no longer listed");
+}
+
+#[tokio::test]
+async fn a_registered_engine_that_fails_to_start_leaves_why_in_its_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("llama-server");
+    write_executable(&binary, "#!/bin/sh\necho 'error: failed to load model: unknown architecture' >&2\nexit 1\n");
+    let registry = Registry::new(dir.path());
+    let mut spec = LaunchSpec::new(EngineKind::LlamaServer, ModelRef::File(dir.path().join("m.gguf")), "m", 2048);
+    spec.port = free_port();
+    let log = registry.log_path(EngineKind::LlamaServer);
+    let started = Launcher::new(Arc::new(fixbox_engine::LlamaServer), &binary, spec, log, options()).registered(
+        &registry,
+        "m",
+        vec![],
+    );
+    assert!(started.start().await.is_err());
+    let state = registry.read(EngineKind::LlamaServer).unwrap().unwrap();
+    assert_eq!(state.status, "failed");
+    assert!(state.message.unwrap().contains("unknown architecture"));
+    assert!(registry.running().is_empty());
 }
 
 #[tokio::test]

@@ -85,6 +85,19 @@ impl ModelStore {
         Ok(found)
     }
 
+    /// How many bytes of `id` an interrupted pull left behind: pulling it again resumes from them.
+    pub fn partial_bytes(&self, id: &str) -> u64 {
+        let model_dir = self.dir.join(id);
+        [model_dir.clone(), model_dir.join(".wheels")]
+            .iter()
+            .filter_map(|dir| std::fs::read_dir(dir).ok())
+            .flat_map(|files| files.flatten())
+            .filter(|file| file.file_name().to_string_lossy().ends_with(".part"))
+            .filter_map(|file| file.metadata().ok())
+            .map(|meta| meta.len())
+            .sum()
+    }
+
     /// The installed file of `id` (the given quant, or any).
     pub fn find(&self, id: &str, quant: Option<&str>) -> Result<Option<InstalledModel>, DownloadError> {
         Ok(self.installed()?.into_iter().find(|m| m.id == id && quant.is_none_or(|q| m.quant.eq_ignore_ascii_case(q))))

@@ -8,6 +8,35 @@ import { invoke as __TAURI_INVOKE, Channel } from "@tauri-apps/api/core";
 export const commands = {
 	/**  Runs every doctor check (Docker, keychain, GPUs, memory, CPU, data dir, engines). */
 	doctorRun: () => __TAURI_INVOKE<DoctorReport>("doctor_run"),
+	/**  The engines, installed or not, and what runs. */
+	engineOverview: () => typedError<EngineRow[], string>(__TAURI_INVOKE("engine_overview")),
+	/**
+	 *  Installs llama-server (the prebuilt release, or built from source where none fits or GitHub does
+	 *  not answer), its progress on `on_progress`; `jobs_cancel("install")` stops it.
+	 */
+	engineInstall: (onProgress: Channel<Progress>) => typedError<string, string>(__TAURI_INVOKE("engine_install", { onProgress })),
+	/**  The options the engine was last started with. */
+	engineOptions: () => typedError<EngineOptions, string>(__TAURI_INVOKE("engine_options")),
+	/**
+	 *  Starts llama-server serving the downloaded `model` on 127.0.0.1, and returns once it answers (or
+	 *  why it did not, with the end of its log). Its output and events come on `on_update` from the first
+	 *  line until it stops.
+	 */
+	engineStart: (model: string, options: EngineOptions, onUpdate: Channel<EngineUpdate>) => typedError<string, string>(__TAURI_INVOKE("engine_start", { model, options, onUpdate })),
+	/**  Stops the engine this window started. */
+	engineStop: () => typedError<null, string>(__TAURI_INVOKE("engine_stop")),
+	/**  Asks the running local engine `prompt` and measures the answer. */
+	engineTry: (prompt: string) => typedError<TryResult, string>(__TAURI_INVOKE("engine_try", { prompt })),
+	/**  Cancels job `name` (`install`, `pull:<model id>`); what it has done so far is kept. */
+	jobsCancel: (name: string) => typedError<null, string>(__TAURI_INVOKE("jobs_cancel", { name })),
+	/**  The catalog's models beside what this machine has. */
+	modelsList: () => typedError<ModelRow[], string>(__TAURI_INVOKE("models_list")),
+	/**
+	 *  Downloads catalog model `id` (its recommended quantization), resuming what an earlier try left, and
+	 *  checks its SHA-256; progress on `on_progress`. `jobs_cancel("pull:<id>")` stops it, keeping what
+	 *  arrived.
+	 */
+	modelsPull: (id: string, onProgress: Channel<Progress>) => typedError<string, string>(__TAURI_INVOKE("models_pull", { id, onProgress })),
 	/**  Reads the CPU, memory, GPUs and the models disk, and recommends models per use, each with why. */
 	hardwareRecommend: () => typedError<MachineAdvice, string>(__TAURI_INVOKE("hardware_recommend")),
 	/**  The test command and sandbox image for the repository in `folder`. */
@@ -180,6 +209,55 @@ export type EditFormat =
 /**  `--- a/path`, `+++ b/path` and `@@` hunks. */
 "unified_diff";
 
+/**  What happened to a supervised engine. */
+export type EngineEvent = 
+/**  The preferred port was taken: who holds it, and the port used instead. */
+{ event: "port-taken"; message: string; port: number } | { event: "starting"; attempt: number; pid: number } | { event: "ready"; url: string; pid: number; startup_ms: number } | 
+/**  The process ended without being asked to; the last lines of its log. */
+{ event: "exited"; pid: number; status: string; log_tail: string } | 
+/**  It stopped answering its health checks and was killed (a restart follows). */
+{ event: "unresponsive"; pid: number; failures: number } | { event: "restarting"; attempt: number; wait_ms: number } | { event: "gave-up"; reason: string } | { event: "stopped" };
+
+export type EngineKind = "llama-server" | "ollama" | "vllm";
+
+/**  How the engine is started; remembered for the next start. */
+export type EngineOptions = {
+	/**  Tokens; `None`: the catalog's recommendation for the model. */
+	context: number | null,
+	/**  Layers on the GPU; 0 runs on the CPU. */
+	gpu_layers: number,
+	/**  CPU threads; `None` lets the engine decide. */
+	threads: number | null,
+};
+
+/**  Each engine: where it is installed, and what runs. */
+export type EngineRow = {
+	kind: EngineKind,
+	installed: InstalledEngine | null,
+	running: EngineRunning | null,
+	/**  Whether Fixbox can install it here (llama-server); the others come from their own installers. */
+	installable: boolean,
+};
+
+/**  A running engine as its supervisor describes it. */
+export type EngineRunning = {
+	url: string | null,
+	model: string,
+	context: number | null,
+	/**  starting, ready, restarting, failed, gave-up. */
+	status: string,
+	message: string | null,
+	engine_pid: number | null,
+	/**  Started by this window (else by `fixbox engine start`, which stops it too). */
+	ours: boolean,
+	log: string,
+};
+
+/**  What a starting or running engine sends the window. */
+export type EngineUpdate = 
+/**  A line of its output. */
+{ kind: "line"; text: string } | { kind: "event"; event: EngineEvent };
+
 /**  The kind of a failure, as recorded in attempts and metrics. */
 export type ErrorKind = "auth" | "model_not_found" | "context_too_long" | "bad_request" | "rate_limited" | "server" | "connection" | "timeout" | "stream_broken" | "protocol" | "budget" | "all_routes_failed" | "config";
 
@@ -301,6 +379,14 @@ export type HunkMatch = {
 	similarity: number | null,
 };
 
+export type InstalledEngine = {
+	kind: EngineKind,
+	path: string,
+	origin: Origin,
+	/**  What `--version` printed, when it answered in time. */
+	version: string | null,
+};
+
 /**  A key as the window may see it. */
 export type KeyListing = {
 	name: string,
@@ -379,6 +465,22 @@ export type MetricsView = {
 	calls: CallPoint[],
 };
 
+/**  A catalog model (its first, recommended quantization) or a file imported by hand. */
+export type ModelRow = {
+	id: string,
+	name: string,
+	quant: string,
+	/**  Bytes to download; `None` when the catalog does not say. */
+	size: number | null,
+	context: number,
+	/**  What it is good for: code, chat, ... */
+	role: string,
+	/**  Where the downloaded file came from; `None` while it is not here. */
+	downloaded_from: string | null,
+	/**  Bytes an interrupted download left, which the next one resumes from. */
+	partial: number,
+};
+
 /**  A session to start, as the form fills it. */
 export type NewFix = {
 	folder: string,
@@ -400,6 +502,13 @@ export type Offer = {
 	/**  System memory a model may take, after a reserve for the OS, the desktop and the sandbox. */
 	cpu_bytes: number,
 };
+
+/**  Where an engine was found. */
+export type Origin = 
+/**  Installed by Fixbox into its engines dir. */
+"fixbox" | 
+/**  On the user's `PATH`. */
+"path";
 
 /**  How a session ended. */
 export type Outcome = 
@@ -471,6 +580,15 @@ export type Preferences = {
 	/**  Processes and threads. */
 	sandbox_pids?: number,
 };
+
+/**  How long work is going, for a progress bar and the lines under it. */
+export type Progress = 
+/**  A step, a retry, a source that failed and the one tried next. */
+{ kind: "note"; text: string } | 
+/**  Bytes arriving; `resumed_from` were there from an earlier try. */
+{ kind: "bytes"; done: number; total: number | null; resumed_from: number; bytes_per_second: number | null; eta_seconds: number | null } | 
+/**  A step that counts in percent (building from source). */
+{ kind: "percent"; what: string; percent: number };
 
 /**  One model behind one server. */
 export type ProviderConfig = {
@@ -639,6 +757,16 @@ export type Totals = {
 	cost_usd: number | null,
 	/**  What the local calls among them would have cost in the cloud. */
 	equivalent_cost_usd: number | null,
+};
+
+/**  What the test prompt measured. */
+export type TryResult = {
+	model: string,
+	text: string,
+	completion_tokens: number,
+	tokens_per_second: number | null,
+	ttft_ms: number | null,
+	latency_ms: number | null,
 };
 
 /**  A fact that could not be read, and why. */

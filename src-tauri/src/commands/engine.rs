@@ -1,0 +1,329 @@
+//! The wizard's engine step: which engines are installed and which run; installing llama-server;
+//! starting it on a downloaded model with its log streamed line by line, stopping it; and a one-line
+//! test prompt that measures it. The engine this window starts stops with the app.
+
+use std::sync::Arc;
+
+use fixbox_agent::setup::Routes;
+use fixbox_engine::{
+    EngineEvent, EngineKind, InstallEvent, InstalledEngine, Installer, LaunchSpec, Launcher, ModelRef, Registry,
+    RunningEngine, SearchPaths, SuperviseOptions,
+};
+use fixbox_llm::{CallEvent, ChatRequest, Message, Meter, Metrics};
+use fixbox_models::{Catalog, Downloader, RetryPolicy};
+use futures::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use tauri::ipc::Channel;
+
+use super::models::{Progress, model_store};
+use super::{Jobs, blocking, open_store};
+
+/// The engine this window started, if any.
+#[derive(Debug, Default)]
+pub struct Serving(tokio::sync::Mutex<Option<RunningEngine>>);
+
+impl Serving {
+    /// Stops the engine this window started and waits until it is gone (the app is closing).
+    pub async fn stop(&self) {
+        if let Some(engine) = self.0.lock().await.take() {
+            engine.stop().await;
+        }
+    }
+}
+
+/// Each engine: where it is installed, and what runs.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct EngineRow {
+    pub kind: EngineKind,
+    pub installed: Option<InstalledEngine>,
+    pub running: Option<EngineRunning>,
+    /// Whether Fixbox can install it here (llama-server); the others come from their own installers.
+    pub installable: bool,
+}
+
+/// A running engine as its supervisor describes it.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct EngineRunning {
+    pub url: Option<String>,
+    pub model: String,
+    pub context: Option<u32>,
+    /// starting, ready, restarting, failed, gave-up.
+    pub status: String,
+    pub message: Option<String>,
+    pub engine_pid: Option<u32>,
+    /// Started by this window (else by `fixbox engine start`, which stops it too).
+    pub ours: bool,
+    pub log: String,
+}
+
+/// How the engine is started; remembered for the next start.
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]
+pub struct EngineOptions {
+    /// Tokens; `None`: the catalog's recommendation for the model.
+    pub context: Option<u32>,
+    /// Layers on the GPU; 0 runs on the CPU.
+    pub gpu_layers: u32,
+    /// CPU threads; `None` lets the engine decide.
+    pub threads: Option<u32>,
+}
+
+impl EngineOptions {
+    const SETTING: &str = "engine.options";
+
+    fn check(&self) -> Result<(), String> {
+        if self.context.is_some_and(|c| !(512..=1_048_576).contains(&c)) {
+            return Err("the context must be 512 to 1,048,576 tokens".into());
+        }
+        if self.threads.is_some_and(|t| !(1..=1024).contains(&t)) {
+            return Err("threads must be 1 to 1024".into());
+        }
+        Ok(())
+    }
+}
+
+/// What a starting or running engine sends the window.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EngineUpdate {
+    /// A line of its output.
+    Line {
+        text: String,
+    },
+    Event {
+        event: EngineEvent,
+    },
+}
+
+/// What the test prompt measured.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct TryResult {
+    pub model: String,
+    pub text: String,
+    pub completion_tokens: u64,
+    pub tokens_per_second: Option<f64>,
+    pub ttft_ms: Option<f64>,
+    pub latency_ms: f64,
+}
+
+fn registry() -> Result<Registry, String> {
+    Ok(Registry::new(fixbox_store::data_dir().map_err(|e| e.to_string())?))
+}
+
+/// The engines, installed or not, and what runs.
+#[tauri::command]
+#[specta::specta]
+pub async fn engine_overview() -> Result<Vec<EngineRow>, String> {
+    let found = fixbox_engine::discover(&SearchPaths::from_env()).await;
+    blocking(move || {
+        let registry = registry()?;
+        let me = std::process::id();
+        let rows = EngineKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let running =
+                    registry.read(kind).ok().flatten().filter(|s| fixbox_engine::is_alive(s.supervisor_pid)).map(|s| {
+                        EngineRunning {
+                            url: s.url,
+                            model: s.model,
+                            context: s.context,
+                            status: s.status,
+                            message: s.message,
+                            engine_pid: s.engine_pid,
+                            ours: s.supervisor_pid == me,
+                            log: s.log.display().to_string(),
+                        }
+                    });
+                EngineRow {
+                    kind,
+                    installed: found.iter().find(|e| e.kind == kind).cloned(),
+                    running,
+                    installable: kind == EngineKind::LlamaServer,
+                }
+            })
+            .collect();
+        Ok(rows)
+    })
+    .await
+}
+
+/// Installs llama-server (the prebuilt release, or built from source where none fits or GitHub does
+/// not answer), its progress on `on_progress`; `jobs_cancel("install")` stops it.
+#[tauri::command]
+#[specta::specta]
+pub async fn engine_install(
+    on_progress: Channel<Progress>,
+    jobs: tauri::State<'_, Arc<Jobs>>,
+) -> Result<String, String> {
+    let dir = fixbox_engine::engines_dir()
+        .ok_or("no cache folder for engines on this system; set FIXBOX_ENGINES_DIR to one")?;
+    let installer = Installer::new(dir, Downloader::new(RetryPolicy::default()).map_err(|e| e.to_string())?);
+    let (cancel, _job) = jobs.start("install")?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let forward = tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            let _ = on_progress.send(match event {
+                InstallEvent::Cached { path } => Progress::note(format!("already installed at {}", path.display())),
+                InstallEvent::Note(note) => Progress::note(note),
+                InstallEvent::Download(event) => Progress::from(event),
+                InstallEvent::Extracting => Progress::note("unpacking"),
+                InstallEvent::Configuring { .. } => Progress::note("configuring the build (this takes minutes)"),
+                InstallEvent::Building { percent } => Progress::Percent { what: "building".into(), percent },
+                InstallEvent::Installed { path } => Progress::note(format!("installed at {}", path.display())),
+            });
+        }
+    });
+    let installed = fixbox_engine::engine(EngineKind::LlamaServer).install(&installer, &tx, &cancel).await;
+    drop(tx);
+    let _ = forward.await;
+    Ok(installed.map_err(|e| e.to_string())?.display().to_string())
+}
+
+/// The options the engine was last started with.
+#[tauri::command]
+#[specta::specta]
+pub async fn engine_options() -> Result<EngineOptions, String> {
+    blocking(|| {
+        let stored = open_store()?.setting(EngineOptions::SETTING).map_err(|e| e.to_string())?;
+        Ok(stored.and_then(|value| serde_json::from_value(value).ok()).unwrap_or(EngineOptions {
+            context: None,
+            gpu_layers: 0,
+            threads: None,
+        }))
+    })
+    .await
+}
+
+/// Starts llama-server serving the downloaded `model` on 127.0.0.1, and returns once it answers (or
+/// why it did not, with the end of its log). Its output and events come on `on_update` from the first
+/// line until it stops.
+#[tauri::command]
+#[specta::specta]
+pub async fn engine_start(
+    model: String,
+    options: EngineOptions,
+    on_update: Channel<EngineUpdate>,
+    serving: tauri::State<'_, Arc<Serving>>,
+) -> Result<String, String> {
+    options.check()?;
+    let kind = EngineKind::LlamaServer;
+    let mut current = serving.0.lock().await;
+    if let Some(running) = current.as_ref() {
+        return Err(format!("{kind} already serves a model at {}; stop it first", running.url));
+    }
+    let registry = registry()?;
+    if let Some(state) = registry.read(kind).ok().flatten().filter(|s| fixbox_engine::is_alive(s.supervisor_pid)) {
+        return Err(format!(
+            "{kind} was started outside this window (supervisor pid {}, serving {}); stop it with `fixbox engine stop` first",
+            state.supervisor_pid, state.model
+        ));
+    }
+    let binary = fixbox_engine::discover(&SearchPaths::from_env())
+        .await
+        .into_iter()
+        .find(|e| e.kind == kind)
+        .map(|e| e.path)
+        .ok_or_else(|| format!("{kind} is not installed: install it above first"))?;
+    let (file, context) = {
+        let (model, options) = (model.clone(), options.clone());
+        blocking(move || {
+            let store = open_store()?;
+            store
+                .set_setting(EngineOptions::SETTING, &serde_json::to_value(&options).map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+            let installed = model_store()?
+                .find(&model, None)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("{model} is not downloaded yet: download it below first"))?;
+            let recommended =
+                Catalog::embedded().ok().and_then(|c| c.model(&model).ok().map(|m| m.context_recommended));
+            Ok((installed.path, options.context.or(recommended).unwrap_or(8192)))
+        })
+        .await?
+    };
+    let mut spec = LaunchSpec::new(kind, ModelRef::File(file), model.clone(), context);
+    spec.gpu_layers = options.gpu_layers;
+    spec.threads = options.threads;
+    let launcher = Launcher::new(
+        Arc::from(fixbox_engine::engine(kind)),
+        &binary,
+        spec,
+        registry.log_path(kind),
+        SuperviseOptions::default(),
+    )
+    .registered(&registry, &model, Vec::new());
+    forward(launcher.subscribe(), launcher.output(), on_update);
+    let running = launcher.start().await.map_err(|e| e.to_string())?;
+    let url = running.url.clone();
+    *current = Some(running);
+    Ok(url)
+}
+
+/// Sends the engine's events and output to the window until the engine is gone or the window is.
+fn forward(
+    mut events: tokio::sync::broadcast::Receiver<EngineEvent>,
+    mut output: tokio::sync::broadcast::Receiver<String>,
+    on_update: Channel<EngineUpdate>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    tauri::async_runtime::spawn(async move {
+        let (mut events_open, mut output_open) = (true, true);
+        while events_open || output_open {
+            let update = tokio::select! {
+                event = events.recv(), if events_open => match event {
+                    Ok(event) => EngineUpdate::Event { event },
+                    Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => { events_open = false; continue }
+                },
+                line = output.recv(), if output_open => match line {
+                    Ok(text) => EngineUpdate::Line { text },
+                    Err(RecvError::Lagged(n)) => EngineUpdate::Line { text: format!("[{n} lines skipped: see the log file]") },
+                    Err(RecvError::Closed) => { output_open = false; continue }
+                },
+            };
+            if on_update.send(update).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// Stops the engine this window started.
+#[tauri::command]
+#[specta::specta]
+pub async fn engine_stop(serving: tauri::State<'_, Arc<Serving>>) -> Result<(), String> {
+    match serving.0.lock().await.take() {
+        Some(engine) => {
+            engine.stop().await;
+            Ok(())
+        }
+        None => {
+            Err("this window runs no engine; one started with `fixbox engine start` stops with `fixbox engine stop`"
+                .into())
+        }
+    }
+}
+
+/// Asks the running local engine `prompt` and measures the answer.
+#[tauri::command]
+#[specta::specta]
+pub async fn engine_try(prompt: String) -> Result<TryResult, String> {
+    let engine = registry()?.running().into_iter().next().ok_or("no engine is ready: start one above first")?;
+    let model = engine.model.clone();
+    let router = Routes::engine(engine).router(Arc::new(Metrics::default())).map_err(|e| e.to_string())?;
+    let mut request = ChatRequest::new(vec![Message::user(prompt.trim())]);
+    request.sampling.max_tokens = Some(64);
+    let mut stream = router.call("default", request, Arc::new(Meter::default()));
+    while let Some(event) = stream.next().await {
+        if let CallEvent::Done(record) = event.map_err(|e| e.to_string())? {
+            return Ok(TryResult {
+                model,
+                text: record.text,
+                completion_tokens: record.usage.completion,
+                tokens_per_second: record.tokens_per_second,
+                ttft_ms: record.ttft_ms,
+                latency_ms: record.latency_ms,
+            });
+        }
+    }
+    Err("the engine ended the answer without finishing it; see its log above".into())
+}
