@@ -21,10 +21,16 @@ pub fn run() -> ExitCode {
         .manage(Arc::new(commands::Jobs::default()))
         .manage(Arc::clone(&serving))
         .invoke_handler(builder.invoke_handler())
-        .setup(move |app| {
-            builder.mount_events(app);
-            tauri::async_runtime::spawn(startup::sweep_orphaned_sandboxes());
-            Ok(())
+        .setup({
+            let serving = Arc::clone(&serving);
+            move |app| {
+                builder.mount_events(app);
+                tauri::async_runtime::spawn(startup::sweep_orphaned_sandboxes());
+                tauri::async_runtime::spawn_blocking(startup::sweep_orphaned_engines);
+                #[cfg(unix)]
+                tauri::async_runtime::spawn(startup::stop_engine_on_signal(app.handle().clone(), serving));
+                Ok(())
+            }
         })
         .build(tauri::generate_context!());
     let app = match app {

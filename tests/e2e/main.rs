@@ -3,6 +3,7 @@
 
 mod cli;
 mod desktop;
+mod desktop_setup;
 mod fix;
 mod llm;
 mod llm_cli;

@@ -21,6 +21,11 @@ pub struct Window {
 
 impl Window {
     pub async fn open(data: &Path, out: &Path) -> Result<Self> {
+        Self::open_with_env(data, out, &[]).await
+    }
+
+    /// [`Window::open`] with more environment variables for the app (where it downloads from).
+    pub async fn open_with_env(data: &Path, out: &Path, env: &[(&str, &str)]) -> Result<Self> {
         let app = workspace_bin("fixbox-desktop")?;
         let display = VirtualDisplay::start()?;
         let (port, native_port) = (free_port()?, free_port()?);
@@ -28,6 +33,7 @@ impl Window {
             .args(["--port", &port.to_string(), "--native-port", &native_port.to_string()])
             .env("DISPLAY", &display.display)
             .env("FIXBOX_DATA_DIR", data)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(out.join("tauri-driver.log"))?)
             .spawn()
@@ -101,13 +107,42 @@ pub async fn wait_for(
     match client.wait().at_most(Duration::from_secs(90)).for_element(Locator::Css(css)).await {
         Ok(element) => Ok(element),
         Err(err) => {
-            if let Ok(png) = client.screenshot().await {
-                let _ = std::fs::write(out.join(format!("{name}.png")), png);
-            }
-            if let Ok(html) = client.source().await {
-                let _ = std::fs::write(out.join(format!("{name}.html")), html);
-            }
+            keep_what_shows(client, out, name).await;
             Err(err).with_context(|| format!("{css} did not appear in the window (see {name}.*)"))
         }
+    }
+}
+
+/// Waits until `css`'s text satisfies `done` (90 s at most), and returns it; when it does not, keeps
+/// what the window showed instead as `out/<name>.*`.
+pub async fn wait_for_text(
+    client: &fantoccini::Client,
+    css: &str,
+    out: &Path,
+    name: &str,
+    done: impl Fn(&str) -> bool,
+) -> Result<String> {
+    let mut last = String::new();
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(90) {
+        if let Ok(element) = client.find(Locator::Css(css)).await {
+            last = element.text().await.unwrap_or_default();
+            if done(&last) {
+                return Ok(last);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    keep_what_shows(client, out, name).await;
+    anyhow::bail!("{css} never read as expected (see {name}.*); it last read {last:?}")
+}
+
+/// The window's screenshot and HTML as `out/<name>.png` and `.html`, for a check that failed.
+async fn keep_what_shows(client: &fantoccini::Client, out: &Path, name: &str) {
+    if let Ok(png) = client.screenshot().await {
+        let _ = std::fs::write(out.join(format!("{name}.png")), png);
+    }
+    if let Ok(html) = client.source().await {
+        let _ = std::fs::write(out.join(format!("{name}.html")), html);
     }
 }

@@ -169,6 +169,9 @@ async fn install(kind: EngineKind, from: From) -> anyhow::Result<PathBuf> {
 }
 
 async fn start_background(args: StartArgs) -> anyhow::Result<ExitCode> {
+    for line in registry()?.sweep_orphans() {
+        eprintln!("{line}");
+    }
     if let Some(state) = read_state(args.engine)?
         && alive(state.supervisor_pid)
     {

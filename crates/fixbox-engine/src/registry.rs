@@ -94,6 +94,44 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Cleans up after supervisors that died without stopping their engine (killed, crashed): an engine
+    /// still listening at the address its state file gives is sent SIGTERM, and the stale state file is
+    /// removed. Returns what was done, one line each.
+    pub fn sweep_orphans(&self) -> Vec<String> {
+        let mut done = Vec::new();
+        for kind in EngineKind::ALL {
+            let Ok(Some(state)) = self.read(kind) else { continue };
+            if is_alive(state.supervisor_pid) {
+                continue;
+            }
+            // Only the process that still listens where the engine did: a reused pid is left alone.
+            let port = state.url.as_deref().and_then(|u| u.rsplit(':').next()).and_then(|p| p.parse().ok());
+            let listener = port.and_then(crate::holder_of).map(|holder| holder.pid);
+            match (state.engine_pid, listener) {
+                (Some(pid), Some(holder)) if pid == holder => {
+                    terminate(pid);
+                    done.push(format!("stopped {kind} (pid {pid}), left running by a supervisor that died"));
+                }
+                _ => done.push(format!("removed the state of {kind}, whose supervisor died")),
+            }
+            if let Err(err) = self.remove(kind) {
+                tracing::warn!(%err, "cannot remove a stale engine state file");
+            }
+        }
+        done
+    }
+}
+
+fn terminate(pid: u32) {
+    #[cfg(unix)]
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+    }
+    #[cfg(not(unix))]
+    let _ = pid;
+}
+
 /// Whether a process with this pid exists (a signal-0 probe).
 pub fn is_alive(pid: u32) -> bool {
     #[cfg(unix)]

@@ -203,6 +203,54 @@ async fn a_registered_engine_that_fails_to_start_leaves_why_in_its_state_file() 
     assert!(registry.running().is_empty());
 }
 
+/// An engine whose supervisor was killed is stopped by the next sweep; a live process at a recorded pid
+/// that does not listen where the engine did (the pid was reused) is left alone.
+#[tokio::test]
+async fn engines_left_by_a_dead_supervisor_are_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (binary, _) = stand_in(dir.path(), "vllm", "");
+    let registry = Registry::new(dir.path());
+    let mut spec = LaunchSpec::new(EngineKind::Vllm, ModelRef::Named("m".into()), "m", 2048);
+    spec.port = free_port();
+    let engine =
+        fixbox_engine::start(Arc::new(Vllm), &binary, spec, dir.path().join("v.log"), options()).await.unwrap();
+    let mut dead = std::process::Command::new("true").spawn().unwrap();
+    dead.wait().unwrap();
+    let mut bystander = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let state = |kind, engine_pid: u32| fixbox_engine::EngineState {
+        engine: kind,
+        supervisor_pid: dead.id(),
+        engine_pid: Some(engine_pid),
+        url: Some(engine.url.clone()),
+        model: "m".into(),
+        context: None,
+        log: dir.path().join("v.log"),
+        status: "ready".into(),
+        message: None,
+    };
+    registry.write(&state(EngineKind::Vllm, engine.pid().unwrap())).unwrap();
+    registry.write(&state(EngineKind::Ollama, bystander.id())).unwrap();
+
+    let swept = registry.sweep_orphans();
+    assert_eq!(swept.len(), 2, "{swept:?}");
+    assert!(swept.iter().any(|l| l.starts_with("stopped vllm")), "{swept:?}");
+    let mut events = engine.subscribe();
+    let exited = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(EngineEvent::Exited { status, .. }) = events.recv().await {
+                return status;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(exited.contains("SIGTERM"), "{exited}");
+    assert!(bystander.try_wait().unwrap().is_none(), "the process at a reused pid was left alone");
+    assert!(registry.read(EngineKind::Vllm).unwrap().is_none() && registry.read(EngineKind::Ollama).unwrap().is_none());
+    bystander.kill().unwrap();
+    engine.stop().await;
+}
+
 #[tokio::test]
 async fn a_crashing_engine_is_restarted_with_backoff_until_the_supervisor_gives_up() {
     let dir = tempfile::tempdir().unwrap();
