@@ -16,6 +16,8 @@ pub fn run() -> ExitCode {
     let builder = bindings::builder();
     let serving = Arc::new(commands::engine::Serving::default());
     let app = tauri::Builder::default()
+        // First, so a second start hands over to the first before doing anything else.
+        .plugin(startup::single_instance())
         .plugin(tauri_plugin_dialog::init())
         .manage(Arc::new(commands::fix::Running::default()))
         .manage(Arc::new(commands::Jobs::default()))

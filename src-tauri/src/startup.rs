@@ -1,5 +1,30 @@
 //! Work done once when the app starts, in the background so the window opens at once.
 
+use tauri::Manager as _;
+
+/// One app per data folder: starting Fixbox again brings the running window to the front instead of
+/// opening a second app over the same database and engines. Apps with different data folders
+/// (`FIXBOX_DATA_DIR`) run side by side.
+pub fn single_instance() -> tauri::plugin::TauriPlugin<tauri::Wry> {
+    let data = fixbox_store::data_dir().map(|d| d.display().to_string()).unwrap_or_default();
+    tauri_plugin_single_instance::Builder::new()
+        .dbus_id(format!("dev.fixbox.Fixbox.d{:016x}", fnv1a(data.as_bytes())))
+        .callback(|app, _args, _cwd| {
+            tracing::info!("Fixbox was started again; showing this window instead");
+            if let Some(window) = app.get_webview_window("main") {
+                let _ = window.unminimize();
+                let _ = window.show();
+                let _ = window.set_focus();
+            }
+        })
+        .build()
+}
+
+/// FNV-1a: a hash that stays the same across builds, so any two versions find each other.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 /// Removes sandbox containers left by an earlier Fixbox process that died without cleaning up.
 pub async fn sweep_orphaned_sandboxes() {
     let engine = match fixbox_sandbox::DockerEngine::connect().await {

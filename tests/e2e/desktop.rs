@@ -416,3 +416,53 @@ async fn nowhere_in_the_dom(client: &fantoccini::Client, secrets: &[&str], shown
     ensure!(page.contains(shown), "the page does not show {shown:?}");
     Ok(())
 }
+
+/// Starting Fixbox again over the same data folder hands over to the running app (which shows its
+/// window) and exits at once; with another data folder it runs beside it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_start_over_the_same_data_hands_over_to_the_running_app() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    let out = output_dir("desktop-single-instance")?;
+    let (data, other) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let window = Window::open(data.path(), &out).await?;
+    let display = window.display().to_string();
+    let app = fixbox_e2e::workspace_bin("fixbox-desktop")?;
+    window
+        .check(|client| async move {
+            wait_for(&client, "[data-testid=machine]", &out, "no-window").await?;
+            let second = tokio::process::Command::new(&app)
+                .env("FIXBOX_DATA_DIR", data.path())
+                .env("DISPLAY", &display)
+                .kill_on_drop(true)
+                .output();
+            let second = tokio::time::timeout(Duration::from_secs(60), second)
+                .await
+                .context("the second start over the same data did not exit")??;
+            ensure!(second.status.success(), "{second:?}");
+            let handed_over = fixbox_e2e::wait_until(Duration::from_secs(30), || {
+                app_log(data.path()).contains("Fixbox was started again; showing this window instead")
+            })
+            .await;
+            ensure!(handed_over, "the running app did not hear of the second start:\n{}", app_log(data.path()));
+
+            // Another data folder: its own app, whose window opens its own database.
+            let mut beside = tokio::process::Command::new(&app)
+                .env("FIXBOX_DATA_DIR", other.path())
+                .env("DISPLAY", &display)
+                .kill_on_drop(true)
+                .spawn()?;
+            let runs =
+                fixbox_e2e::wait_until(Duration::from_secs(60), || other.path().join("fixbox.db").exists()).await;
+            let still = beside.try_wait()?.is_none();
+            beside.kill().await?;
+            ensure!(runs && still, "an app over another data folder did not run beside the first");
+            Ok(())
+        })
+        .await
+}
+
+/// Everything the app logged into its data folder so far.
+fn app_log(data: &std::path::Path) -> String {
+    let Ok(files) = std::fs::read_dir(data.join("logs")) else { return String::new() };
+    files.flatten().filter_map(|f| std::fs::read_to_string(f.path()).ok()).collect()
+}

@@ -111,7 +111,7 @@ async fn the_setup_page_downloads_a_model_resumes_it_serves_it_and_measures_it()
                 let pid = again.engine_pid.context("no engine pid")?;
                 let app = i32::try_from(again.supervisor_pid)?;
                 nix::sys::signal::kill(nix::unistd::Pid::from_raw(app), nix::sys::signal::Signal::SIGTERM)?;
-                let gone = wait_until(Duration::from_secs(30), || !fixbox_engine::is_alive(pid)).await;
+                let gone = fixbox_e2e::wait_until(Duration::from_secs(30), || !fixbox_engine::is_alive(pid)).await;
                 ensure!(gone, "llama-server (pid {pid}) outlived the app (pid {app})");
                 ensure!(registry.read(EngineKind::LlamaServer)?.is_none(), "its state file outlived the app");
                 Ok(())
@@ -146,15 +146,4 @@ async fn download_cancel_resume(client: &fantoccini::Client, out: &Path, data: &
     let installed = fixbox_models::ModelStore::new(data.join("models")).find(SMOLLM2, None)?;
     ensure!(installed.is_some_and(|m| m.size == 98_362_432), "the verified file is in the store");
     Ok(())
-}
-
-async fn wait_until(limit: Duration, done: impl Fn() -> bool) -> bool {
-    let start = std::time::Instant::now();
-    while start.elapsed() < limit {
-        if done() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    done()
 }

@@ -53,6 +53,11 @@ impl Window {
         Ok(Self { client, driver, _display: display })
     }
 
+    /// The X display the window is on (`:93`), for another app started beside it.
+    pub fn display(&self) -> &str {
+        &self._display.display
+    }
+
     /// tauri-driver's process id: the app and its WebView processes are its descendants.
     pub fn driver_pid(&self) -> u32 {
         self.driver.id()
