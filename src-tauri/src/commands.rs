@@ -10,7 +10,7 @@ pub mod sessions;
 pub mod settings;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use fixbox_agent::setup::Routes;
 use fixbox_engine::Registry;
@@ -31,50 +31,57 @@ fn parse_id(id: &str) -> Result<SessionId, String> {
     id.parse().map_err(|_| format!("{id:?} is not a session id"))
 }
 
-/// The routes a session uses now: the saved ones, else the local engine Fixbox runs.
-fn load_routes(store: &Store) -> Result<Routes, String> {
-    let engines = Registry::new(fixbox_store::data_dir().map_err(|e| e.to_string())?);
-    Routes::load(None, store, &engines).map_err(|e| e.to_string())
+/// The state files of the engines Fixbox runs, in its data folder.
+pub fn engine_registry() -> Result<Registry, String> {
+    Ok(Registry::new(fixbox_store::data_dir().map_err(|e| e.to_string())?))
 }
 
-/// Long work under way that the window can cancel (a download, an install), by name.
+/// The routes a session uses now: the saved ones, else the local engine Fixbox runs.
+fn load_routes(store: &Store) -> Result<Routes, String> {
+    Routes::load(None, store, &engine_registry()?).map_err(|e| e.to_string())
+}
+
+/// Long work under way that the window can cancel (a download, an install, a fix session), by name.
 #[derive(Debug, Default)]
 pub struct Jobs(Mutex<HashMap<String, CancellationToken>>);
 
-/// A job's entry, removed when the job ends.
-pub struct Job<'a> {
-    jobs: &'a Jobs,
+/// A job's entry, removed when the job ends (when this is dropped).
+pub struct Job {
+    jobs: Arc<Jobs>,
     name: String,
 }
 
-impl Drop for Job<'_> {
+impl Drop for Job {
     fn drop(&mut self) {
-        self.jobs.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.name);
+        self.jobs.lock().remove(&self.name);
     }
 }
 
 impl Jobs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Registers job `name`; refused while one of that name runs.
-    fn start(&self, name: &str) -> Result<(CancellationToken, Job<'_>), String> {
-        let mut jobs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+    fn start(self: &Arc<Self>, name: &str) -> Result<(CancellationToken, Job), String> {
+        let mut jobs = self.lock();
         if jobs.contains_key(name) {
             return Err(format!("{name} is already under way"));
         }
         let cancel = CancellationToken::new();
         jobs.insert(name.to_string(), cancel.clone());
-        Ok((cancel, Job { jobs: self, name: name.to_string() }))
+        Ok((cancel, Job { jobs: Arc::clone(self), name: name.to_string() }))
+    }
+
+    /// Cancels job `name`; false when none of that name runs.
+    fn cancel(&self, name: &str) -> bool {
+        self.lock().get(name).inspect(|cancel| cancel.cancel()).is_some()
     }
 }
 
 /// Cancels job `name` (`install`, `pull:<model id>`); what it has done so far is kept.
 #[tauri::command]
 #[specta::specta]
-pub async fn jobs_cancel(name: String, jobs: tauri::State<'_, std::sync::Arc<Jobs>>) -> Result<(), String> {
-    match jobs.0.lock().unwrap_or_else(|e| e.into_inner()).get(&name) {
-        Some(cancel) => {
-            cancel.cancel();
-            Ok(())
-        }
-        None => Err(format!("{name} is not under way")),
-    }
+pub async fn jobs_cancel(name: String, jobs: tauri::State<'_, Arc<Jobs>>) -> Result<(), String> {
+    if jobs.cancel(&name) { Ok(()) } else { Err(format!("{name} is not under way")) }
 }

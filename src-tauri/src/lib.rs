@@ -19,7 +19,6 @@ pub fn run() -> ExitCode {
         // First, so a second start hands over to the first before doing anything else.
         .plugin(startup::single_instance())
         .plugin(tauri_plugin_dialog::init())
-        .manage(Arc::new(commands::fix::Running::default()))
         .manage(Arc::new(commands::Jobs::default()))
         .manage(Arc::clone(&serving))
         .invoke_handler(builder.invoke_handler())

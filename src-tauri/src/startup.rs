@@ -41,9 +41,9 @@ pub async fn sweep_orphaned_sandboxes() {
 
 /// Stops engines an earlier Fixbox process started and left running when it was killed.
 pub fn sweep_orphaned_engines() {
-    match fixbox_store::data_dir() {
-        Ok(dir) => {
-            for line in fixbox_engine::Registry::new(dir).sweep_orphans() {
+    match crate::commands::engine_registry() {
+        Ok(registry) => {
+            for line in registry.sweep_orphans() {
                 tracing::info!("{line}");
             }
         }

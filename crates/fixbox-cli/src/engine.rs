@@ -13,9 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use fixbox_engine::{
-    ApiKey, EngineKind, InstallEvent, Installer, LaunchSpec, LlamaSource, ModelRef, SearchPaths, SuperviseOptions,
-};
+use fixbox_engine::{ApiKey, EngineKind, InstallEvent, Installer, LaunchSpec, LlamaSource, ModelRef, SuperviseOptions};
 use fixbox_models::{Catalog, Downloader, RetryPolicy};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
@@ -184,7 +182,7 @@ async fn start_background(args: StartArgs) -> anyhow::Result<ExitCode> {
         );
     }
     // Fail here, in the terminal, for what can be checked before launching.
-    binary_of(args.engine).await?;
+    fixbox_engine::installed(args.engine).await?;
     model_of(&args)?;
     let log = log_path(args.engine)?;
     let supervisor_log = log.with_extension("supervisor.log");
@@ -230,15 +228,6 @@ async fn start_background(args: StartArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn binary_of(kind: EngineKind) -> anyhow::Result<PathBuf> {
-    let found = fixbox_engine::discover(&SearchPaths::from_env()).await;
-    found
-        .into_iter()
-        .find(|e| e.kind == kind)
-        .map(|e| e.path)
-        .ok_or_else(|| fixbox_engine::EngineError::NotInstalled { kind }.into())
-}
-
 /// The model to serve and its default context.
 fn model_of(args: &StartArgs) -> anyhow::Result<(ModelRef, u32)> {
     let catalog = Catalog::embedded()?;
@@ -255,7 +244,7 @@ fn model_of(args: &StartArgs) -> anyhow::Result<(ModelRef, u32)> {
 /// The supervisor itself: starts the engine, records its state, restarts it, stops it on SIGTERM/Ctrl+C.
 async fn supervise(args: StartArgs) -> anyhow::Result<ExitCode> {
     let kind = args.engine;
-    let binary = binary_of(kind).await?;
+    let binary = fixbox_engine::installed(kind).await?;
     let (model, context) = model_of(&args)?;
     let mut spec = LaunchSpec::new(kind, model, args.model.clone(), args.ctx.unwrap_or(context));
     spec.host = args.host;

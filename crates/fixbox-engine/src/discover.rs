@@ -104,6 +104,13 @@ pub fn engines_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("dev", "fixbox", "Fixbox").map(|dirs| dirs.cache_dir().join("engines"))
 }
 
+/// The executable `kind` runs from, as [`discover`] finds it with the usual search paths (Fixbox's
+/// engines dir, then `PATH`).
+pub async fn installed(kind: EngineKind) -> Result<PathBuf, crate::EngineError> {
+    let found = discover(&SearchPaths::from_env()).await;
+    found.into_iter().find(|e| e.kind == kind).map(|e| e.path).ok_or(crate::EngineError::NotInstalled { kind })
+}
+
 /// Every engine executable in `search`: Fixbox's own installs first, then `PATH`, each with its version.
 pub async fn discover(search: &SearchPaths) -> Vec<InstalledEngine> {
     let mut found: Vec<(EngineKind, PathBuf, Origin)> = Vec::new();

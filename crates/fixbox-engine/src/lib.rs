@@ -15,7 +15,9 @@ mod registry;
 mod supervisor;
 
 pub use clients::{ClientError, OllamaClient, OllamaDetails, OllamaModel, OllamaPullProgress, VllmClient, VllmModel};
-pub use discover::{ENGINES_DIR_ENV, EngineKind, InstalledEngine, Origin, SearchPaths, discover, engines_dir};
+pub use discover::{
+    ENGINES_DIR_ENV, EngineKind, InstalledEngine, Origin, SearchPaths, discover, engines_dir, installed,
+};
 pub use engine::{ApiKey, Engine, LaunchCommand, LaunchSpec, LlamaServer, ModelRef, Ollama, Vllm, engine};
 pub use error::EngineError;
 pub use install::{

@@ -3,10 +3,11 @@
 //! that needs a running engine (the CLI, the desktop app, the route loader) reads it here.
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::EngineKind;
+use crate::{EngineError, EngineEvent, EngineKind};
 
 /// What a running supervisor says about its engine.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,12 +82,17 @@ impl Registry {
         }
     }
 
+    /// `kind`'s state, when its supervisor is alive (a dead one's file is stale).
+    pub fn supervised(&self, kind: EngineKind) -> Option<EngineState> {
+        self.read(kind).ok().flatten().filter(|state| is_alive(state.supervisor_pid))
+    }
+
     /// The engines whose supervisor is alive and says they are ready.
     pub fn running(&self) -> Vec<Running> {
         EngineKind::ALL
             .into_iter()
-            .filter_map(|kind| self.read(kind).ok().flatten())
-            .filter(|state| is_alive(state.supervisor_pid) && state.status == "ready")
+            .filter_map(|kind| self.supervised(kind))
+            .filter(|state| state.status == "ready")
             .filter_map(|state| {
                 Some(Running { kind: state.engine, url: state.url?, model: state.model, context: state.context })
             })
@@ -130,6 +136,78 @@ fn terminate(pid: u32) {
     }
     #[cfg(not(unix))]
     let _ = pid;
+}
+
+/// An engine's state file, rewritten at each event so other processes (`fixbox engine status`, the
+/// route loader) see what runs; removed when it is stopped.
+#[derive(Debug)]
+pub(crate) struct Record {
+    registry: Registry,
+    state: Mutex<EngineState>,
+    /// Said with "ready": the port it moved to, how clients authenticate.
+    notes: Mutex<Vec<String>>,
+}
+
+impl Record {
+    /// Writes `state` ("starting") at once, then keeps it in step.
+    pub(crate) fn new(registry: Registry, state: EngineState, notes: Vec<String>) -> Self {
+        let record = Self { registry, state: Mutex::new(state), notes: Mutex::new(notes) };
+        if let Ok(state) = record.state.lock() {
+            record.write(&state);
+        }
+        record
+    }
+
+    pub(crate) fn follow(&self, event: &EngineEvent) {
+        let Ok(mut state) = self.state.lock() else { return };
+        match event {
+            EngineEvent::PortTaken { message, .. } => {
+                if let Ok(mut notes) = self.notes.lock() {
+                    notes.insert(0, message.clone());
+                }
+                return;
+            }
+            EngineEvent::Starting { pid, .. } => state.engine_pid = Some(*pid),
+            EngineEvent::Ready { url, pid, .. } => {
+                state.engine_pid = Some(*pid);
+                state.url = Some(url.clone());
+                state.status = "ready".into();
+                state.message = self.notes.lock().ok().filter(|n| !n.is_empty()).map(|n| n.join("\n"));
+            }
+            EngineEvent::Exited { .. } | EngineEvent::Unresponsive { .. } => state.engine_pid = None,
+            EngineEvent::Restarting { attempt, .. } => {
+                state.engine_pid = None;
+                state.status = "restarting".into();
+                state.message = Some(format!("restart {attempt}"));
+            }
+            EngineEvent::GaveUp { reason } => {
+                state.status = "gave-up".into();
+                state.message = Some(reason.clone());
+            }
+            EngineEvent::Stopped => {
+                if let Err(err) = self.registry.remove(state.engine) {
+                    tracing::warn!(%err, "cannot remove the engine's state file");
+                }
+                return;
+            }
+        }
+        self.write(&state);
+    }
+
+    /// Start failed: the reason stays in the state file for whoever waits on it.
+    pub(crate) fn failed(&self, err: &EngineError) {
+        let Ok(mut state) = self.state.lock() else { return };
+        state.status = "failed".into();
+        state.engine_pid = None;
+        state.message = Some(err.to_string());
+        self.write(&state);
+    }
+
+    fn write(&self, state: &EngineState) {
+        if let Err(err) = self.registry.write(state) {
+            tracing::warn!(%err, path = %self.registry.state_path(state.engine).display(), "cannot write the engine's state");
+        }
+    }
 }
 
 /// Whether a process with this pid exists (a signal-0 probe).

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Engine, LaunchCommand, LaunchSpec};
 use crate::port::choose_port;
+use crate::registry::Record;
 use crate::{EngineError, EngineKind, EngineState, Registry};
 
 /// How patient the supervisor is.
@@ -124,69 +125,6 @@ impl Shared {
             history.push(event.clone());
         }
         let _ = self.events.send(event);
-    }
-}
-
-/// An engine's state file, rewritten at each event so other processes (`fixbox engine status`, the
-/// route loader) see what runs; removed when it is stopped.
-#[derive(Debug)]
-struct Record {
-    registry: Registry,
-    state: Mutex<EngineState>,
-    /// Said with "ready": the port it moved to, how clients authenticate.
-    notes: Mutex<Vec<String>>,
-}
-
-impl Record {
-    fn follow(&self, event: &EngineEvent) {
-        let Ok(mut state) = self.state.lock() else { return };
-        match event {
-            EngineEvent::PortTaken { message, .. } => {
-                if let Ok(mut notes) = self.notes.lock() {
-                    notes.insert(0, message.clone());
-                }
-                return;
-            }
-            EngineEvent::Starting { pid, .. } => state.engine_pid = Some(*pid),
-            EngineEvent::Ready { url, pid, .. } => {
-                state.engine_pid = Some(*pid);
-                state.url = Some(url.clone());
-                state.status = "ready".into();
-                state.message = self.notes.lock().ok().filter(|n| !n.is_empty()).map(|n| n.join("\n"));
-            }
-            EngineEvent::Exited { .. } | EngineEvent::Unresponsive { .. } => state.engine_pid = None,
-            EngineEvent::Restarting { attempt, .. } => {
-                state.engine_pid = None;
-                state.status = "restarting".into();
-                state.message = Some(format!("restart {attempt}"));
-            }
-            EngineEvent::GaveUp { reason } => {
-                state.status = "gave-up".into();
-                state.message = Some(reason.clone());
-            }
-            EngineEvent::Stopped => {
-                if let Err(err) = self.registry.remove(state.engine) {
-                    tracing::warn!(%err, "cannot remove the engine's state file");
-                }
-                return;
-            }
-        }
-        self.write(&state);
-    }
-
-    /// Start failed: the reason stays in the state file for whoever waits on it.
-    fn failed(&self, err: &EngineError) {
-        let Ok(mut state) = self.state.lock() else { return };
-        state.status = "failed".into();
-        state.engine_pid = None;
-        state.message = Some(err.to_string());
-        self.write(&state);
-    }
-
-    fn write(&self, state: &EngineState) {
-        if let Err(err) = self.registry.write(state) {
-            tracing::warn!(%err, path = %self.registry.state_path(state.engine).display(), "cannot write the engine's state");
-        }
     }
 }
 
@@ -315,11 +253,7 @@ impl Launcher {
             status: "starting".into(),
             message: None,
         };
-        let record = Record { registry: registry.clone(), state: Mutex::new(state), notes: Mutex::new(notes) };
-        if let Ok(state) = record.state.lock() {
-            record.write(&state);
-        }
-        self.record = Some(record);
+        self.record = Some(Record::new(registry.clone(), state, notes));
         self
     }
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use fixbox_agent::setup::Routes;
 use fixbox_engine::{
-    EngineEvent, EngineKind, InstallEvent, InstalledEngine, Installer, LaunchSpec, Launcher, ModelRef, Registry,
-    RunningEngine, SearchPaths, SuperviseOptions,
+    EngineEvent, EngineKind, InstallEvent, InstalledEngine, Installer, LaunchSpec, Launcher, ModelRef, RunningEngine,
+    SearchPaths, SuperviseOptions,
 };
 use fixbox_llm::{CallEvent, ChatRequest, Message, Meter, Metrics};
 use fixbox_models::{Catalog, Downloader, RetryPolicy};
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tauri::ipc::Channel;
 
 use super::models::{Progress, model_store};
-use super::{Jobs, blocking, open_store};
+use super::{Jobs, blocking, engine_registry, open_store};
 
 /// The engine this window started, if any.
 #[derive(Debug, Default)]
@@ -105,34 +105,27 @@ pub struct TryResult {
     pub latency_ms: f64,
 }
 
-fn registry() -> Result<Registry, String> {
-    Ok(Registry::new(fixbox_store::data_dir().map_err(|e| e.to_string())?))
-}
-
 /// The engines, installed or not, and what runs.
 #[tauri::command]
 #[specta::specta]
 pub async fn engine_overview() -> Result<Vec<EngineRow>, String> {
     let found = fixbox_engine::discover(&SearchPaths::from_env()).await;
     blocking(move || {
-        let registry = registry()?;
+        let registry = engine_registry()?;
         let me = std::process::id();
         let rows = EngineKind::ALL
             .into_iter()
             .map(|kind| {
-                let running =
-                    registry.read(kind).ok().flatten().filter(|s| fixbox_engine::is_alive(s.supervisor_pid)).map(|s| {
-                        EngineRunning {
-                            url: s.url,
-                            model: s.model,
-                            context: s.context,
-                            status: s.status,
-                            message: s.message,
-                            engine_pid: s.engine_pid,
-                            ours: s.supervisor_pid == me,
-                            log: s.log.display().to_string(),
-                        }
-                    });
+                let running = registry.supervised(kind).map(|s| EngineRunning {
+                    url: s.url,
+                    model: s.model,
+                    context: s.context,
+                    status: s.status,
+                    message: s.message,
+                    engine_pid: s.engine_pid,
+                    ours: s.supervisor_pid == me,
+                    log: s.log.display().to_string(),
+                });
                 EngineRow {
                     kind,
                     installed: found.iter().find(|e| e.kind == kind).cloned(),
@@ -210,19 +203,15 @@ pub async fn engine_start(
     if let Some(running) = current.as_ref() {
         return Err(format!("{kind} already serves a model at {}; stop it first", running.url));
     }
-    let registry = registry()?;
-    if let Some(state) = registry.read(kind).ok().flatten().filter(|s| fixbox_engine::is_alive(s.supervisor_pid)) {
+    let registry = engine_registry()?;
+    if let Some(state) = registry.supervised(kind) {
         return Err(format!(
             "{kind} was started outside this window (supervisor pid {}, serving {}); stop it with `fixbox engine stop` first",
             state.supervisor_pid, state.model
         ));
     }
-    let binary = fixbox_engine::discover(&SearchPaths::from_env())
-        .await
-        .into_iter()
-        .find(|e| e.kind == kind)
-        .map(|e| e.path)
-        .ok_or_else(|| format!("{kind} is not installed: install it above first"))?;
+    let binary =
+        fixbox_engine::installed(kind).await.map_err(|_| format!("{kind} is not installed: install it above first"))?;
     let (file, context) = {
         let (model, options) = (model.clone(), options.clone());
         blocking(move || {
@@ -307,7 +296,7 @@ pub async fn engine_stop(serving: tauri::State<'_, Arc<Serving>>) -> Result<(), 
 #[tauri::command]
 #[specta::specta]
 pub async fn engine_try(prompt: String) -> Result<TryResult, String> {
-    let engine = registry()?.running().into_iter().next().ok_or("no engine is ready: start one above first")?;
+    let engine = engine_registry()?.running().into_iter().next().ok_or("no engine is ready: start one above first")?;
     let model = engine.model.clone();
     let router = Routes::engine(engine).router(Arc::new(Metrics::default())).map_err(|e| e.to_string())?;
     let mut request = ChatRequest::new(vec![Message::user(prompt.trim())]);

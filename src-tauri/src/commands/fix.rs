@@ -2,10 +2,9 @@
 //! then the session itself, its events streamed to the window over a channel as they are recorded;
 //! Stop; and at the end, accept (write the fix into the folder) or export the patch.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 
 use fixbox_agent::setup::Sandboxed;
 use fixbox_agent::{EventLog, Fix, FixRequest, Limits, ModelSettings, Preferences, Recorded, SessionReport};
@@ -17,25 +16,13 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::sessions::LoggedEvent;
-use super::{blocking, load_routes, open_store, parse_id};
+use super::{Jobs, blocking, load_routes, open_store, parse_id};
 
-/// The sessions this window started that still run, by the run number `fix_start` gave.
-#[derive(Debug, Default)]
-pub struct Running {
-    next: AtomicU32,
-    cancels: Mutex<HashMap<u32, CancellationToken>>,
-}
+/// The number `fix_start` gives the next session it starts (its job is `fix:<number>`).
+static NEXT_RUN: AtomicU32 = AtomicU32::new(1);
 
-impl Running {
-    fn add(&self, cancel: CancellationToken) -> u32 {
-        let run = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        self.cancels.lock().unwrap_or_else(|e| e.into_inner()).insert(run, cancel);
-        run
-    }
-
-    fn remove(&self, run: u32) -> Option<CancellationToken> {
-        self.cancels.lock().unwrap_or_else(|e| e.into_inner()).remove(&run)
-    }
+fn run_job(run: u32) -> String {
+    format!("fix:{run}")
 }
 
 /// What the form shows for a folder.
@@ -127,7 +114,7 @@ pub async fn fix_routes() -> Result<RouteChoices, String> {
 pub async fn fix_start(
     request: NewFix,
     on_update: Channel<FixUpdate>,
-    running: tauri::State<'_, Arc<Running>>,
+    jobs: tauri::State<'_, Arc<Jobs>>,
 ) -> Result<u32, String> {
     let task = request.task.trim().to_string();
     if task.is_empty() {
@@ -154,15 +141,14 @@ pub async fn fix_start(
         Ok((fix, Arc::new(store), router, sandbox_limits))
     })
     .await?;
-    let cancel = CancellationToken::new();
-    let run = running.add(cancel.clone());
-    let running = Arc::clone(&running);
+    let run = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
+    let (cancel, job) = jobs.start(&run_job(run))?;
     tauri::async_runtime::spawn(async move {
         let error = session(fix, sandbox_limits, store, router, &on_update, cancel).await.err();
         if let Some(error) = &error {
             tracing::warn!(%error, "a fix session could not run");
         }
-        running.remove(run);
+        drop(job);
         let _ = on_update.send(FixUpdate::Ended { error });
     });
     Ok(run)
@@ -261,14 +247,8 @@ fn now_ms() -> i64 {
 /// Stops a running session: the loop ends at its next step and the session is kept.
 #[tauri::command]
 #[specta::specta]
-pub fn fix_stop(run: u32, running: tauri::State<'_, Arc<Running>>) -> Result<(), String> {
-    match running.remove(run) {
-        Some(cancel) => {
-            cancel.cancel();
-            Ok(())
-        }
-        None => Err(format!("session run {run} is not running (it has ended)")),
-    }
+pub fn fix_stop(run: u32, jobs: tauri::State<'_, Arc<Jobs>>) -> Result<(), String> {
+    if jobs.cancel(&run_job(run)) { Ok(()) } else { Err(format!("session run {run} is not running (it has ended)")) }
 }
 
 fn report(id: &str) -> Result<SessionReport, String> {
