@@ -93,6 +93,10 @@ async fn a_fix_session_is_in_the_history_replays_into_the_diff_viewer_and_delete
             ensure!(shown == expected, "the viewer added {shown:?}, the session streamed {expected:?}");
             let timeline = client.find(Locator::Css("[data-testid=timeline]")).await?.text().await?;
             ensure!(timeline.contains("tests before any change: 4 passed, 1 failed"), "{timeline}");
+            let terminal = terminal_text(&client).await?;
+            // The terminal shows its last rows: the end of the run before any change, then the run after the patch.
+            ensure!(terminal.contains("✗ 4 passed, 1 failed (exit 1)"), "{terminal}");
+            ensure!(terminal.contains("# iteration 1") && terminal.contains("✓ 5 passed"), "{terminal}");
             screenshot(&client, &out.join("session.png")).await?;
 
             // Delete, two steps: it leaves the list and the log.
@@ -148,7 +152,11 @@ async fn a_fix_session_started_in_the_window_streams_and_is_accepted() -> Result
             // While the session runs, the viewer's rows grow as the answer streams.
             wait_for(&client, "[data-testid=fix-running]", &out, "not-running").await?;
             let mut counts = Vec::new();
+            let mut failing_run_shown = false;
             while client.find_all(Locator::Css("[data-testid=fix-running]")).await?.len() == 1 {
+                // The tests before any change show in the terminal pane while the model answers.
+                failing_run_shown =
+                    failing_run_shown || terminal_text(&client).await?.contains("FAILED test_cache.py::");
                 let rows = client.find_all(Locator::Css("[data-testid=diff-line]")).await?.len();
                 if counts.last() != Some(&rows) {
                     counts.push(rows);
@@ -164,6 +172,13 @@ async fn a_fix_session_started_in_the_window_streams_and_is_accepted() -> Result
             ensure!(outcome.text().await?.contains("fixed"), "{}", outcome.text().await?);
             let status = client.find(Locator::Css("[data-testid=patch-status]")).await?.text().await?;
             ensure!(status == "applied", "patch status {status:?}");
+            // The terminal pane has the test runs as pytest printed them in the sandbox, and how each ended.
+            ensure!(failing_run_shown, "the terminal did not show the failing run while the session ran");
+            let terminal = terminal_text(&client).await?;
+            ensure!(
+                terminal.contains("✗ 4 passed, 1 failed (exit 1)") && terminal.contains("✓ 5 passed"),
+                "{terminal}"
+            );
             screenshot(&client, &out.join("fixed.png")).await?;
 
             client.find(Locator::Css("[data-testid=fix-accept]")).await?.click().await?;
@@ -188,6 +203,12 @@ async fn a_fix_session_started_in_the_window_streams_and_is_accepted() -> Result
     }
     ensure!(server.requests().len() == 1, "{} model requests", server.requests().len());
     Ok(())
+}
+
+/// The rows the session's terminal pane (xterm.js) shows: its last screenful, as the rows scrolled
+/// back are not in the page.
+async fn terminal_text(client: &fantoccini::Client) -> Result<String> {
+    Ok(client.find(Locator::Css("[data-testid=test-output] .xterm-rows")).await?.text().await?)
 }
 
 async fn check_report(client: &fantoccini::Client, out: &std::path::Path) -> Result<()> {

@@ -130,6 +130,28 @@ async fn fixed_in_one_patch_then_listed_shown_replayed_and_exported() -> Result<
     let begun = deltas.iter().filter(|d| matches!(d, PatchDelta::Hunk { .. })).count();
     let ended = deltas.iter().filter(|d| matches!(d, PatchDelta::HunkEnd { .. })).count();
     ensure!(begun > 0 && begun == ended, "{begun} hunks began, {ended} ended");
+    // Each test run's output streamed in before its summary, and is the output the summary keeps.
+    for iteration in [0, 1] {
+        let streamed: String = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::TestsOutput { iteration: i, text } if *i == iteration => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        let summary = events
+            .iter()
+            .find_map(|e| match e {
+                Event::TestsRun { iteration: i, summary } if *i == iteration => Some(summary),
+                _ => None,
+            })
+            .context("no test run")?;
+        ensure!(!streamed.is_empty() && streamed == summary.output, "run {iteration} streamed {streamed:?}");
+        let last_output =
+            events.iter().rposition(|e| matches!(e, Event::TestsOutput { iteration: i, .. } if *i == iteration));
+        let run_at = events.iter().position(|e| matches!(e, Event::TestsRun { iteration: i, .. } if *i == iteration));
+        ensure!(last_output < run_at, "run {iteration}'s output came after its summary");
+    }
     ensure!(run.stdout.contains("fixed: the tests pass") && run.stdout.contains("+++ b/cache.py"), "{}", run.stdout);
     // The request followed the defaults, and the sampling reached the server.
     let request = &run.server.requests()[0];

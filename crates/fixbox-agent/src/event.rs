@@ -33,6 +33,12 @@ pub enum Event {
         files: u64,
         bytes: u64,
     },
+    /// Output of the test command as it arrives (stdout and stderr together), in batches: the first
+    /// 64 KiB of a run, whose summary ([`Event::TestsRun`]) keeps the end of anything longer.
+    TestsOutput {
+        iteration: u32,
+        text: String,
+    },
     /// A run of the test command: iteration 0 is the run before any patch.
     TestsRun {
         iteration: u32,
@@ -99,6 +105,7 @@ impl Event {
         match self {
             Self::SessionStarted { .. } => "session.started",
             Self::SandboxReady { .. } => "sandbox.ready",
+            Self::TestsOutput { .. } => "tests.output",
             Self::TestsRun { .. } => "tests.run",
             Self::ModelStarted { .. } => "model.started",
             Self::ModelAttempt { .. } => "model.attempt",

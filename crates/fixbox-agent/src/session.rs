@@ -17,7 +17,7 @@ use crate::patch::{ApplyOptions, EditFormat, FilePatch, Hunk, ParseError, PatchP
 use crate::prompt::{Conversation, after_tests, rejected};
 use crate::repo::{Repo, file_diff, is_test_file, safe_path};
 use crate::request::FixRequest;
-use crate::testrun::TestReport;
+use crate::testrun::{LiveOutput, TestReport};
 
 /// Where the repository's copy lives in the sandbox.
 pub const WORKSPACE: &str = "/workspace";
@@ -268,13 +268,24 @@ impl<S: Sandbox> Run<'_, S> {
     async fn tests(&mut self) -> Result<Result<TestReport, Outcome>, AgentError> {
         let timeout = Duration::from_secs(self.request.limits.test_timeout_s);
         let started = Instant::now();
-        let run = TestReport::run(self.sandbox, self.plan, timeout);
-        let report = tokio::select! {
-            report = run => report,
-            () = self.cancel.cancelled() => return Ok(Err(Outcome::Cancelled)),
-            () = tokio::time::sleep_until(self.deadline.into()) => return Ok(Err(Outcome::WallTime)),
+        let (mut live, sender) = LiveOutput::new();
+        let run = TestReport::run_live(self.sandbox, self.plan, timeout, sender);
+        tokio::pin!(run);
+        let iteration = self.iteration;
+        let report = loop {
+            tokio::select! {
+                report = &mut run => break report,
+                Some(text) = live.next() => {
+                    self.log.record(Event::TestsOutput { iteration, text })?;
+                }
+                () = self.cancel.cancelled() => return Ok(Err(Outcome::Cancelled)),
+                () = tokio::time::sleep_until(self.deadline.into()) => return Ok(Err(Outcome::WallTime)),
+            }
         };
         self.timings.tests_ms += ms(started.elapsed());
+        while let Some(text) = live.next().await {
+            self.log.record(Event::TestsOutput { iteration, text })?;
+        }
         let report = report?;
         self.log.record(Event::TestsRun { iteration: self.iteration, summary: report.summary() })?;
         Ok(Ok(report))

@@ -63,6 +63,8 @@ impl<W: Write> Renderer<W> {
             Event::SandboxReady { sandbox, files, bytes } => {
                 p.dim(&format!("  sandbox {sandbox}: {files} files ({} KiB) copied in", bytes / 1024))
             }
+            // The run's summary line says what came of it; its output line by line would bury the patches.
+            Event::TestsOutput { .. } => return Ok(()),
             Event::TestsRun { iteration: 0, summary } => format!("  tests before any change: {}", self.tests(summary)),
             Event::TestsRun { summary, .. } => format!("  tests: {}", self.tests(summary)),
             Event::ModelStarted { iteration, prompt_tokens_estimate, trimmed_turns } => {

@@ -265,6 +265,11 @@ export type ErrorKind = "auth" | "model_not_found" | "context_too_long" | "bad_r
 export type Event = { kind: "session_started"; repo: string; task: string; test_command: string; 
 /**  The routing task whose routes answer (`fix`, falling back to `default`). */
 model_task: string; edit_format: EditFormat; limits: Limits; image: string } | { kind: "sandbox_ready"; sandbox: string; files: number; bytes: number } | 
+/**
+ *  Output of the test command as it arrives (stdout and stderr together), in batches: the first
+ *  64 KiB of a run, whose summary ([`Event::TestsRun`]) keeps the end of anything longer.
+ */
+{ kind: "tests_output"; iteration: number; text: string } | 
 /**  A run of the test command: iteration 0 is the run before any patch. */
 { kind: "tests_run"; iteration: number; summary: TestSummary } | 
 /**  A model call began. */

@@ -82,7 +82,11 @@ export const session: Event[] = [
     matches: [],
     diff: "--- a/cache.py\n+++ b/cache.py\n@@ -3 +3 @@\n-        for key in self.items:\n+        for key in list(self.items):\n",
   },
-  { kind: "tests_run", iteration: 2, summary: tests(5, []) },
+  // A log from before test output streamed has none for a run (iteration 0); this run streamed in pieces.
+  { kind: "tests_output", iteration: 2, text: "....." },
+  { kind: "tests_output", iteration: 2, text: "                  [100%]\n5 pass" },
+  { kind: "tests_output", iteration: 2, text: "ed in 0.42s" },
+  { kind: "tests_run", iteration: 2, summary: { ...tests(5, []), output: ".....                  [100%]\n5 passed in 0.42s" } },
   {
     kind: "session_finished",
     outcome: { outcome: "fixed" },

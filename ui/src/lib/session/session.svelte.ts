@@ -3,6 +3,7 @@
 // streamed line updates only the hunk it belongs to.
 
 import type { CallRecord, Event, Limits, Outcome, PatchDelta, Side, TestSummary, Timings, Totals } from "../bindings";
+import { TerminalLog } from "./terminal.svelte";
 
 export type PatchStatus = "streaming" | "applied" | "rejected" | "discarded";
 
@@ -98,6 +99,8 @@ export class Session {
   start: Start | null = $state(null);
   patches: Patch[] = $state([]);
   tests: TestRun[] = $state([]);
+  /** The sandbox's test runs as the terminal pane shows them. */
+  terminal = new TerminalLog(() => this.start?.testCommand ?? "tests");
   calls: CallRecord[] = $state([]);
   steps: Step[] = $state([]);
   totals: Totals | null = $state(null);
@@ -111,7 +114,6 @@ export class Session {
 
   /** The files the patches touched, in the order they were first named. */
   files: string[] = $derived([...new Set(this.patches.map((p) => p.path).filter((p): p is string => p !== null))]);
-  latestTests: TestRun | null = $derived(this.tests[this.tests.length - 1] ?? null);
   finished: boolean = $derived(this.outcome !== null);
 
   /** Applies the next event of the session's log. */
@@ -130,7 +132,11 @@ export class Session {
       case "sandbox_ready":
         this.step(0, `sandbox ready: ${event.files} files copied`, "info");
         break;
+      case "tests_output":
+        this.terminal.output(event.iteration, event.text);
+        break;
       case "tests_run":
+        this.terminal.finished(event.iteration, event.summary);
         this.tests.push({ iteration: event.iteration, summary: event.summary });
         this.step(event.iteration, testLine(event.iteration, event.summary), event.summary.ok ? "ok" : "fail");
         break;

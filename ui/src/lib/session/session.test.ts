@@ -31,6 +31,37 @@ describe("Session", () => {
     expect(session.seen).toBe(events.length);
   });
 
+  it("writes each test run to the terminal as a shell would, streamed output as it came", () => {
+    const session = new Session();
+    events.forEach((e) => session.apply(e));
+    const dim = (s: string) => `\x1b[2m${s}\x1b[0m`;
+    expect(session.terminal.pieces.join("")).toBe(
+      [
+        // The run before any change streamed nothing (an older log): its summary's output stands in.
+        dim("$ python3 -m pytest -q   # before any change"),
+        "FAILED test_cache.py::test_evict",
+        "\x1b[31m✗ 4 passed, 1 failed (exit 1) in 0.4 s\x1b[0m",
+        "",
+        dim("$ python3 -m pytest -q   # iteration 2"),
+        ".....                  [100%]",
+        "5 passed in 0.42s",
+        "\x1b[32m✓ 5 passed in 0.4 s\x1b[0m",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("gives the terminal only the new pieces as output streams", () => {
+    const session = new Session();
+    const before = events.filter((e) => e.kind !== "tests_output" && e.kind !== "tests_run" || ("iteration" in e && e.iteration === 0));
+    before.forEach((e) => session.apply(e));
+    const written = session.terminal.pieces.length;
+    session.apply({ kind: "tests_output", iteration: 2, text: "..F" });
+    expect(session.terminal.pieces.slice(written)).toEqual(["\n\x1b[2m$ python3 -m pytest -q   # iteration 2\x1b[0m\n", "..F"]);
+    session.apply({ kind: "tests_output", iteration: 2, text: "..\n" });
+    expect(session.terminal.pieces.slice(written + 2)).toEqual(["..\n"]);
+  });
+
   it("grows a hunk line by line while it streams", () => {
     const session = new Session();
     session.apply({ kind: "model_started", iteration: 1, prompt_tokens_estimate: 10, trimmed_turns: 0 });
