@@ -6,9 +6,12 @@ pub mod bindings;
 mod commands;
 mod logging;
 mod startup;
+mod tray;
 
 use std::process::ExitCode;
 use std::sync::Arc;
+
+use tauri::Manager as _;
 
 /// Starts the app and blocks until its last window closes.
 pub fn run() -> ExitCode {
@@ -19,6 +22,7 @@ pub fn run() -> ExitCode {
         // First, so a second start hands over to the first before doing anything else.
         .plugin(startup::single_instance())
         .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_notification::init())
         .manage(Arc::new(commands::Jobs::default()))
         .manage(Arc::clone(&serving))
         .invoke_handler(builder.invoke_handler())
@@ -26,6 +30,8 @@ pub fn run() -> ExitCode {
             let serving = Arc::clone(&serving);
             move |app| {
                 builder.mount_events(app);
+                app.manage(tray::Tray::install(app.handle(), Arc::clone(&serving)));
+                tray::refresh(app.handle());
                 tauri::async_runtime::spawn(startup::sweep_orphaned_sandboxes());
                 tauri::async_runtime::spawn_blocking(startup::sweep_orphaned_engines);
                 #[cfg(unix)]
@@ -48,4 +54,13 @@ pub fn run() -> ExitCode {
         }
     });
     ExitCode::SUCCESS
+}
+
+/// Brings the window to the front (a second start of the app, the tray).
+fn show_window(app: &tauri::AppHandle) {
+    if let Some(window) = app.get_webview_window("main") {
+        let _ = window.unminimize();
+        let _ = window.show();
+        let _ = window.set_focus();
+    }
 }

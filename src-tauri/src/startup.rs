@@ -1,7 +1,5 @@
 //! Work done once when the app starts, in the background so the window opens at once.
 
-use tauri::Manager as _;
-
 /// One app per data folder: starting Fixbox again brings the running window to the front instead of
 /// opening a second app over the same database and engines. Apps with different data folders
 /// (`FIXBOX_DATA_DIR`) run side by side.
@@ -11,11 +9,7 @@ pub fn single_instance() -> tauri::plugin::TauriPlugin<tauri::Wry> {
         .dbus_id(format!("dev.fixbox.Fixbox.d{:016x}", fnv1a(data.as_bytes())))
         .callback(|app, _args, _cwd| {
             tracing::info!("Fixbox was started again; showing this window instead");
-            if let Some(window) = app.get_webview_window("main") {
-                let _ = window.unminimize();
-                let _ = window.show();
-                let _ = window.set_focus();
-            }
+            crate::show_window(app);
         })
         .build()
 }

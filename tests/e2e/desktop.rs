@@ -133,6 +133,10 @@ async fn a_fix_session_started_in_the_window_streams_and_is_accepted() -> Result
     let config = fixbox_llm::RoutingConfig::parse(&routes)?;
     fixbox_agent::setup::Routes::save(&fixbox_store::Store::open_in(data.path())?, Some(&config))?;
 
+    // The desktop's notification server: the app says there how the session ended.
+    let shell = fixbox_e2e::shell::Shell::start().await?;
+    let task = fixture.task.clone();
+
     let folder = repo.path().display().to_string();
     let window = Window::open(data.path(), &out).await?;
     window
@@ -191,6 +195,10 @@ async fn a_fix_session_started_in_the_window_streams_and_is_accepted() -> Result
             Ok(())
         })
         .await?;
+    let notified = shell.notifications();
+    ensure!(notified.len() == 1, "{notified:?}");
+    ensure!(notified[0].summary == "Fixed: the tests pass", "{notified:?}");
+    ensure!(task.starts_with(notified[0].body.trim_end_matches('…')), "{notified:?}");
     let store = fixbox_store::Store::open_in(data.path())?;
     let sessions = store.list_sessions()?;
     ensure!(sessions.len() == 1, "{} sessions", sessions.len());

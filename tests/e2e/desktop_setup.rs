@@ -12,11 +12,13 @@
 mod loopback;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use fantoccini::Locator;
 use fixbox_e2e::output_dir;
+use fixbox_e2e::shell::{MenuEntry, Shell};
 use fixbox_e2e::window::{Window, screenshot, wait_for, wait_for_text};
 use fixbox_engine::{EngineKind, Registry};
 use loopback::{Loopback, Mode};
@@ -53,11 +55,17 @@ async fn the_setup_page_downloads_a_model_resumes_it_serves_it_and_measures_it()
     let env = [("FIXBOX_PYPI_INDEX", index.base.as_str()), ("HF_ENDPOINT", &dead), ("FIXBOX_OLLAMA_REGISTRY", &dead)];
     let registry = Registry::new(data.path());
 
+    // The desktop's tray host, where the app's tray icon shows the engine's status.
+    let shell = Arc::new(Shell::start().await?);
+
     let window = Window::open_with_env(data.path(), &out, &env).await?;
     window
         .check_within(Duration::from_secs(400), |client| {
-            let (out, data, registry) = (out.clone(), data.path().to_path_buf(), registry.clone());
+            let (out, data, registry, shell) =
+                (out.clone(), data.path().to_path_buf(), registry.clone(), Arc::clone(&shell));
             async move {
+                let menu = shell.tray_menu_with("No engine running", WITHIN).await?;
+                ensure!(!entry(&menu, "Stop the engine")?.enabled, "Stop is offered with no engine: {menu:?}");
                 let found =
                     wait_for(&client, "[data-kind=llama-server] [data-testid=engine-found]", &out, "no-engine").await?;
                 let row = client.find(Locator::Css("[data-testid=engine-row][data-kind=llama-server]")).await?;
@@ -84,6 +92,9 @@ async fn the_setup_page_downloads_a_model_resumes_it_serves_it_and_measures_it()
                 ensure!(running.len() == 1 && running[0].model == SMOLLM2, "{running:?}");
                 ensure!(status.text().await?.contains(&running[0].url), "the page shows where it listens");
                 let state = registry.read(EngineKind::LlamaServer)?.context("no state file")?;
+                let at = running[0].url.trim_start_matches("http://");
+                let menu = shell.tray_menu_with(&format!("llama-server: serving {SMOLLM2} at {at}"), WITHIN).await?;
+                ensure!(entry(&menu, "Stop the engine")?.enabled, "the tray cannot stop the engine: {menu:?}");
 
                 // The test prompt: a real answer, measured.
                 client.find(Locator::Css("[data-testid=try-run]")).await?.click().await?;
@@ -101,6 +112,24 @@ async fn the_setup_page_downloads_a_model_resumes_it_serves_it_and_measures_it()
                 wait_for(&client, "[data-testid=engine-start]", &out, "engine-not-stopped").await?;
                 ensure!(!fixbox_engine::is_alive(pid), "llama-server (pid {pid}) still runs after Stop");
                 ensure!(registry.read(EngineKind::LlamaServer)?.is_none(), "its state file stays after Stop");
+                shell.tray_menu_with("No engine running", WITHIN).await?;
+
+                // Stopped from the tray's menu: the window sees it stop too.
+                client.find(Locator::Css("[data-testid=engine-start]")).await?.click().await?;
+                wait_for(
+                    &client,
+                    "[data-testid=engine-status][data-status=ready]",
+                    &out,
+                    "engine-not-started-for-tray",
+                )
+                .await?;
+                let pid =
+                    registry.read(EngineKind::LlamaServer)?.and_then(|s| s.engine_pid).context("no engine pid")?;
+                shell.tray_menu_with("llama-server: serving", WITHIN).await?;
+                shell.click("Stop the engine").await?;
+                wait_for(&client, "[data-testid=engine-start]", &out, "engine-not-stopped-by-tray").await?;
+                ensure!(!fixbox_engine::is_alive(pid), "llama-server (pid {pid}) still runs after the tray's Stop");
+                shell.tray_menu_with("No engine running", WITHIN).await?;
 
                 // Started again and left running, it stops with the app when the app is told to quit (as
                 // at logout): the app is its supervisor.
@@ -118,6 +147,13 @@ async fn the_setup_page_downloads_a_model_resumes_it_serves_it_and_measures_it()
             }
         })
         .await
+}
+
+/// How long the tray may take to show a change.
+const WITHIN: Duration = Duration::from_secs(20);
+
+fn entry<'a>(menu: &'a [MenuEntry], label: &str) -> Result<&'a MenuEntry> {
+    menu.iter().find(|e| e.label == label).with_context(|| format!("no {label:?} in the tray menu: {menu:?}"))
 }
 
 /// Downloads SmolLM2 from the window, cancels half way, checks what is kept, and resumes it to the end.

@@ -6,6 +6,7 @@ pub mod faults;
 pub mod fixtures;
 pub mod models;
 mod process;
+pub mod shell;
 pub mod transcripts;
 pub mod window;
 

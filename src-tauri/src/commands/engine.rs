@@ -17,6 +17,7 @@ use tauri::ipc::Channel;
 
 use super::models::{Progress, model_store};
 use super::{Jobs, blocking, engine_registry, open_store};
+use crate::tray::{self, EngineStatus};
 
 /// The engine this window started, if any.
 #[derive(Debug, Default)]
@@ -108,10 +109,12 @@ pub struct TryResult {
 /// The engines, installed or not, and what runs.
 #[tauri::command]
 #[specta::specta]
-pub async fn engine_overview() -> Result<Vec<EngineRow>, String> {
+pub async fn engine_overview(app: tauri::AppHandle) -> Result<Vec<EngineRow>, String> {
     let found = fixbox_engine::discover(&SearchPaths::from_env()).await;
     blocking(move || {
         let registry = engine_registry()?;
+        // An engine `fixbox engine start` started or stopped shows in the tray too.
+        tray::show(&app, &EngineStatus::from_registry(&registry));
         let me = std::process::id();
         let rows = EngineKind::ALL
             .into_iter()
@@ -196,6 +199,7 @@ pub async fn engine_start(
     options: EngineOptions,
     on_update: Channel<EngineUpdate>,
     serving: tauri::State<'_, Arc<Serving>>,
+    app: tauri::AppHandle,
 ) -> Result<String, String> {
     options.check()?;
     let kind = EngineKind::LlamaServer;
@@ -240,18 +244,24 @@ pub async fn engine_start(
         SuperviseOptions::default(),
     )
     .registered(&registry, &model, Vec::new());
-    forward(launcher.subscribe(), launcher.output(), on_update);
+    forward(launcher.subscribe(), launcher.output(), on_update, move |event| {
+        if let Some(status) = EngineStatus::from_event(kind, &model, event) {
+            tray::show(&app, &status);
+        }
+    });
     let running = launcher.start().await.map_err(|e| e.to_string())?;
     let url = running.url.clone();
     *current = Some(running);
     Ok(url)
 }
 
-/// Sends the engine's events and output to the window until the engine is gone or the window is.
+/// Sends the engine's events and output to the window until the engine is gone, and its events to
+/// `on_event` (the tray) too.
 fn forward(
     mut events: tokio::sync::broadcast::Receiver<EngineEvent>,
     mut output: tokio::sync::broadcast::Receiver<String>,
     on_update: Channel<EngineUpdate>,
+    on_event: impl Fn(&EngineEvent) + Send + 'static,
 ) {
     use tokio::sync::broadcast::error::RecvError;
     tauri::async_runtime::spawn(async move {
@@ -259,7 +269,10 @@ fn forward(
         while events_open || output_open {
             let update = tokio::select! {
                 event = events.recv(), if events_open => match event {
-                    Ok(event) => EngineUpdate::Event { event },
+                    Ok(event) => {
+                        on_event(&event);
+                        EngineUpdate::Event { event }
+                    }
                     Err(RecvError::Lagged(_)) => continue,
                     Err(RecvError::Closed) => { events_open = false; continue }
                 },
@@ -269,9 +282,8 @@ fn forward(
                     Err(RecvError::Closed) => { output_open = false; continue }
                 },
             };
-            if on_update.send(update).is_err() {
-                return;
-            }
+            // A window that went away (reloaded) no longer listens; the tray still does.
+            let _ = on_update.send(update);
         }
     });
 }

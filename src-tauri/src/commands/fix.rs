@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use fixbox_agent::setup::Sandboxed;
-use fixbox_agent::{EventLog, Fix, FixRequest, Limits, ModelSettings, Preferences, Recorded, SessionReport};
+use fixbox_agent::{EventLog, Fix, FixRequest, Limits, ModelSettings, Outcome, Preferences, Recorded, SessionReport};
 use fixbox_llm::Metrics;
 use fixbox_store::{SessionId, Store};
 use serde::{Deserialize, Serialize};
@@ -115,6 +115,7 @@ pub async fn fix_start(
     request: NewFix,
     on_update: Channel<FixUpdate>,
     jobs: tauri::State<'_, Arc<Jobs>>,
+    app: tauri::AppHandle,
 ) -> Result<u32, String> {
     let task = request.task.trim().to_string();
     if task.is_empty() {
@@ -122,7 +123,7 @@ pub async fn fix_start(
     }
     let fix_request = FixRequest {
         repo: PathBuf::from(request.folder.trim()),
-        task,
+        task: task.clone(),
         test: request.test.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
         model: ModelSettings { task: request.route.clone(), ..ModelSettings::default() },
         limits: Limits {
@@ -144,7 +145,12 @@ pub async fn fix_start(
     let run = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
     let (cancel, job) = jobs.start(&run_job(run))?;
     tauri::async_runtime::spawn(async move {
-        let error = session(fix, sandbox_limits, store, router, &on_update, cancel).await.err();
+        let stopped = cancel.clone();
+        let ended = session(fix, sandbox_limits, store, router, &on_update, cancel).await;
+        if !stopped.is_cancelled() {
+            notify_ended(&app, &task, &ended);
+        }
+        let error = ended.err();
         if let Some(error) = &error {
             tracing::warn!(%error, "a fix session could not run");
         }
@@ -161,7 +167,7 @@ async fn session(
     router: fixbox_llm::Router,
     on_update: &Channel<FixUpdate>,
     cancel: CancellationToken,
-) -> Result<(), String> {
+) -> Result<Outcome, String> {
     let setup_channel = on_update.clone();
     let on_line = move |line: &str| {
         let _ = setup_channel.send(FixUpdate::Setup { line: line.to_string() });
@@ -177,7 +183,38 @@ async fn session(
     let finished = fix.run(sandbox, &image, took, &router, &log, cancel).await;
     drop(log);
     let _ = forwarder.await;
-    finished.map(|_| ()).map_err(|e| e.to_string())
+    finished.map(|f| f.outcome).map_err(|e| e.to_string())
+}
+
+/// Tells the desktop how a session ended, as the user may be working elsewhere by then (a session
+/// the user stopped is not news to them).
+fn notify_ended(app: &tauri::AppHandle, task: &str, ended: &Result<Outcome, String>) {
+    use tauri_plugin_notification::NotificationExt as _;
+    let (title, why) = match ended {
+        Ok(Outcome::Fixed) => ("Fixed: the tests pass", None),
+        Ok(Outcome::AlreadyPassing) => ("Nothing to fix: the tests already pass", None),
+        Ok(outcome) => ("Not fixed", Some(why_not(outcome))),
+        Err(error) => ("The fix session could not run", Some(error.clone())),
+    };
+    let cut: String = task.chars().take(120).collect();
+    let task = if cut.len() < task.len() { format!("{cut}…") } else { cut };
+    let body = why.map_or(task.clone(), |why| format!("{task}\n{why}"));
+    if let Err(err) = app.notification().builder().title(title).body(body).show() {
+        tracing::debug!(%err, "no desktop notification for the session's end");
+    }
+}
+
+/// Why a session stopped unfixed, in the window's words.
+fn why_not(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::MaxIterations => "The iteration limit was reached.".into(),
+        Outcome::WallTime => "The time limit was reached.".into(),
+        Outcome::Budget { message } => format!("The budget stopped it: {message}"),
+        Outcome::Stuck { failure } => format!("The same failure kept coming back: {failure}"),
+        Outcome::GaveUp { reason } => format!("The model gave up: {reason}"),
+        Outcome::Error { message } => message.clone(),
+        Outcome::Fixed | Outcome::AlreadyPassing | Outcome::Cancelled => outcome.describe(),
+    }
 }
 
 /// Sends the log's events to the window as they are recorded, until the log is dropped. Events the

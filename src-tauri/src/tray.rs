@@ -1,0 +1,190 @@
+//! The tray icon: what the local engine is doing at a glance, and from its menu the window, stopping
+//! the engine this app started, and quitting. A desktop without a tray library runs the app without one.
+
+use std::sync::Arc;
+
+use fixbox_engine::{EngineEvent, EngineKind, Registry};
+use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
+use tauri::tray::{TrayIcon, TrayIconBuilder};
+use tauri::{AppHandle, Manager as _, Wry};
+
+use crate::commands::engine::Serving;
+
+/// The tray, when this desktop has one.
+pub struct Tray(Option<Parts>);
+
+struct Parts {
+    icon: TrayIcon,
+    status: MenuItem<Wry>,
+    stop: MenuItem<Wry>,
+}
+
+/// The engine as the tray shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineStatus {
+    /// `llama-server: serving SmolLM2-360M at 127.0.0.1:8080`, `No engine running`.
+    pub line: String,
+    /// Whether the engine is this app's, which the tray can stop.
+    pub ours: bool,
+}
+
+impl EngineStatus {
+    const NONE: &str = "No engine running";
+
+    /// What the supervisors' state files say: the first engine that runs.
+    pub fn from_registry(registry: &Registry) -> Self {
+        let me = std::process::id();
+        EngineKind::ALL
+            .into_iter()
+            .find_map(|kind| registry.supervised(kind))
+            .map(|s| Self {
+                line: describe(s.engine, &s.model, &s.status, s.url.as_deref()),
+                ours: s.supervisor_pid == me,
+            })
+            .unwrap_or(Self { line: Self::NONE.into(), ours: false })
+    }
+
+    /// What `event` of this app's engine serving `model` makes of it; `None` for an event that does
+    /// not change it.
+    pub fn from_event(kind: EngineKind, model: &str, event: &EngineEvent) -> Option<Self> {
+        let (status, url) = match event {
+            EngineEvent::Starting { .. } => ("starting", None),
+            EngineEvent::Ready { url, .. } => ("ready", Some(url.as_str())),
+            EngineEvent::Exited { .. } | EngineEvent::Unresponsive { .. } | EngineEvent::Restarting { .. } => {
+                ("restarting", None)
+            }
+            EngineEvent::GaveUp { .. } => ("gave-up", None),
+            EngineEvent::Stopped => return Some(Self { line: Self::NONE.into(), ours: false }),
+            EngineEvent::PortTaken { .. } => return None,
+        };
+        Some(Self { line: describe(kind, model, status, url), ours: true })
+    }
+}
+
+/// One line for a state file's `status`.
+fn describe(kind: EngineKind, model: &str, status: &str, url: Option<&str>) -> String {
+    let at = url.map(|u| format!(" at {}", u.trim_start_matches("http://"))).unwrap_or_default();
+    match status {
+        "ready" => format!("{kind}: serving {model}{at}"),
+        "starting" => format!("{kind}: starting {model}"),
+        "restarting" => format!("{kind}: restarting {model}"),
+        "gave-up" => format!("{kind}: gave up restarting {model}"),
+        other => format!("{kind}: {other} ({model})"),
+    }
+}
+
+impl Tray {
+    /// Puts the icon in the tray with the engine's status; without a tray, says why in the log.
+    pub fn install(app: &AppHandle, serving: Arc<Serving>) -> Self {
+        if let Err(why) = supported() {
+            tracing::info!("no tray icon: {why}");
+            return Self(None);
+        }
+        match build(app, serving) {
+            Ok(parts) => Self(Some(parts)),
+            Err(err) => {
+                tracing::warn!(%err, "the tray icon could not be made; the app runs without it");
+                Self(None)
+            }
+        }
+    }
+
+    fn show(&self, status: &EngineStatus) {
+        let Some(parts) = &self.0 else { return };
+        let shown = parts
+            .status
+            .set_text(&status.line)
+            .and_then(|()| parts.stop.set_enabled(status.ours))
+            .and_then(|()| parts.icon.set_tooltip(Some(format!("Fixbox · {}", status.line))));
+        if let Err(err) = shown {
+            tracing::warn!(%err, "the tray could not show the engine's status");
+        }
+    }
+}
+
+/// Shows `status` in the app's tray, if it has one.
+pub fn show(app: &AppHandle, status: &EngineStatus) {
+    if let Some(tray) = app.try_state::<Tray>() {
+        tray.show(status);
+    }
+}
+
+/// Shows what the supervisors' state files say, an engine started by `fixbox engine start` too.
+pub fn refresh(app: &AppHandle) {
+    if app.try_state::<Tray>().is_none_or(|tray| tray.0.is_none()) {
+        return;
+    }
+    match crate::commands::engine_registry() {
+        Ok(registry) => show(app, &EngineStatus::from_registry(&registry)),
+        Err(err) => tracing::debug!(%err, "no data folder; the tray shows no engine"),
+    }
+}
+
+fn build(app: &AppHandle, serving: Arc<Serving>) -> tauri::Result<Parts> {
+    let status = MenuItem::with_id(app, "engine-status", EngineStatus::NONE, false, None::<&str>)?;
+    let open = MenuItem::with_id(app, "open", "Open Fixbox", true, None::<&str>)?;
+    let stop = MenuItem::with_id(app, "stop-engine", "Stop the engine", false, None::<&str>)?;
+    let quit = MenuItem::with_id(app, "quit", "Quit Fixbox", true, None::<&str>)?;
+    let menu = Menu::with_items(app, &[&status, &PredefinedMenuItem::separator(app)?, &open, &stop, &quit])?;
+    let mut icon = TrayIconBuilder::with_id("fixbox").menu(&menu).tooltip("Fixbox").on_menu_event(move |app, event| {
+        match event.id.as_ref() {
+            "open" => crate::show_window(app),
+            "stop-engine" => {
+                let serving = Arc::clone(&serving);
+                tauri::async_runtime::spawn(async move { serving.stop().await });
+            }
+            "quit" => app.exit(0),
+            _ => {}
+        }
+    });
+    if let Some(image) = app.default_window_icon() {
+        icon = icon.icon(image.clone());
+    }
+    Ok(Parts { icon: icon.build(app)?, status, stop })
+}
+
+/// Whether the tray can be made here. On Linux the tray is an AppIndicator, whose library is loaded
+/// when the first icon is made, and whose absence aborts the app there: look for it first.
+fn supported() -> Result<(), String> {
+    #[cfg(target_os = "linux")]
+    {
+        const LIBRARIES: [&str; 2] = ["libayatana-appindicator3.so.1", "libappindicator3.so.1"];
+        let in_path = std::env::var_os("LD_LIBRARY_PATH").is_some_and(|dirs| {
+            std::env::split_paths(&dirs).any(|dir| LIBRARIES.iter().any(|lib| dir.join(lib).exists()))
+        });
+        let known = || {
+            ["/sbin/ldconfig", "/usr/sbin/ldconfig", "ldconfig"].iter().find_map(|ldconfig| {
+                let out = std::process::Command::new(ldconfig).arg("-p").output().ok()?;
+                let cache = String::from_utf8_lossy(&out.stdout).into_owned();
+                Some(LIBRARIES.iter().any(|lib| cache.contains(lib)))
+            })
+        };
+        if !in_path && known() != Some(true) {
+            return Err(
+                "the AppIndicator library is not installed (Debian: apt install libayatana-appindicator3-1)".into()
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_follows_the_engine_events() {
+        let kind = EngineKind::LlamaServer;
+        let status = |event| EngineStatus::from_event(kind, "SmolLM2-360M", &event);
+        assert_eq!(
+            status(EngineEvent::Ready { url: "http://127.0.0.1:8080".into(), pid: 7, startup_ms: 900 }),
+            Some(EngineStatus { line: "llama-server: serving SmolLM2-360M at 127.0.0.1:8080".into(), ours: true })
+        );
+        assert_eq!(
+            status(EngineEvent::Restarting { attempt: 2, wait_ms: 500 }).unwrap().line,
+            "llama-server: restarting SmolLM2-360M"
+        );
+        assert_eq!(status(EngineEvent::Stopped), Some(EngineStatus { line: "No engine running".into(), ours: false }));
+        assert_eq!(status(EngineEvent::PortTaken { message: String::new(), port: 8081 }), None);
+    }
+}
