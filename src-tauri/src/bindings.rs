@@ -41,6 +41,7 @@ pub fn builder() -> Builder<tauri::Wry> {
             commands::settings::settings_remove_key,
             commands::settings::settings_preferences,
             commands::settings::settings_save_preferences,
+            commands::settings::settings_save_engine_options,
         ])
         // Byte counts (u64) become TS `number`: exact up to 2^53 bytes (8 PiB), far past any machine.
         .dangerously_cast_bigints_to_number()

@@ -377,6 +377,19 @@ async fn settings_keep_keys_in_the_keychain_and_show_them_masked() -> Result<()>
                 memory.send_keys("1024").await?;
                 client.find(Locator::Css("[data-testid=settings-save-preferences]")).await?.click().await?;
                 wait_for(&client, "[data-testid=settings-preferences-status].ok", &out, "memory-not-saved").await?;
+
+                // How the local engine starts: the same checks as the setup page's Start.
+                let context = client.find(Locator::Css("[data-testid=settings-engine-context]")).await?;
+                context.send_keys("100").await?;
+                client.find(Locator::Css("[data-testid=settings-save-engine]")).await?.click().await?;
+                let refused =
+                    wait_for(&client, "[data-testid=settings-engine-status].error", &out, "tiny-context").await?;
+                ensure!(refused.text().await?.contains("512 to 1,048,576 tokens"), "{}", refused.text().await?);
+                context.clear().await?;
+                context.send_keys("4096").await?;
+                client.find(Locator::Css("[data-testid=settings-engine-threads]")).await?.send_keys("2").await?;
+                client.find(Locator::Css("[data-testid=settings-save-engine]")).await?.click().await?;
+                wait_for(&client, "[data-testid=settings-engine-status].ok", &out, "engine-not-saved").await?;
                 client.execute("window.scrollTo(0, 0);", vec![]).await?;
                 screenshot(&client, &out.join("settings.png")).await?;
 
@@ -394,12 +407,24 @@ async fn settings_keep_keys_in_the_keychain_and_show_them_masked() -> Result<()>
         })
         .await;
 
+    // Clean up the keychain before judging, so a failed check leaves nothing behind.
+    let remote_in_keychain = Keychain.get(remote_entry).map(|s| s.map(|s| s.expose().to_string()));
+    let removed = Keychain.delete(&name);
+    match kept_token {
+        Some(kept) => Keychain.set(remote_entry, &kept)?,
+        None => Keychain.delete(remote_entry)?,
+    }
+    checked?;
+    removed?;
+    let remote_in_keychain = remote_in_keychain?;
+
     let store = fixbox_store::Store::open_in(data.path())?;
     let stored = store.setting(fixbox_llm::RoutingConfig::SETTING)?.context("no routes were saved")?;
     let routes = fixbox_llm::RoutingConfig::parse(&stored.to_string())?;
     let remote_and_local: Vec<String> = vec!["remote".into(), "local".into()];
     let local = routes.providers.iter().find(|p| p.name == "local").context("no local provider")?;
     let preferences = fixbox_agent::Preferences::load(&store)?;
+    let engine = store.setting("engine.options")?.context("no engine options were saved")?;
     drop(store);
     let mut data_bytes = Vec::new();
     for file in std::fs::read_dir(data.path())? {
@@ -409,20 +434,11 @@ async fn settings_keep_keys_in_the_keychain_and_show_them_masked() -> Result<()>
         }
     }
     let in_data = |secret: &str| data_bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
-    let remote_in_keychain = Keychain.get(remote_entry)?.map(|s| s.expose().to_string());
-
-    // Clean up the keychain before judging, so a failed check leaves nothing behind.
-    let removed = Keychain.delete(&name);
-    match kept_token {
-        Some(kept) => Keychain.set(remote_entry, &kept)?,
-        None => Keychain.delete(remote_entry)?,
-    }
-    checked?;
-    removed?;
     ensure!(routes.routes["default"] == remote_and_local, "routes {:?}", routes.routes);
     ensure!(local.api_key.as_deref() == Some(name.as_str()) && local.model == "qwen-test", "{local:?}");
     ensure!(remote_in_keychain.as_deref() == Some(token.as_str()), "the token is not in the keychain");
     ensure!(preferences.sandbox_memory_mib == 1024, "{preferences:?}");
+    ensure!(engine == serde_json::json!({"context": 4096, "gpu_layers": 0, "threads": 2}), "{engine}");
     ensure!(!in_data(&key) && !in_data(&token), "a secret is in Fixbox's data folder");
     ensure!(in_data(&name), "the data folder holds no settings at all (the check above would prove nothing)");
     Ok(())

@@ -11,6 +11,7 @@ use fixbox_engine::{
 };
 use fixbox_llm::{CallEvent, ChatRequest, Message, Meter, Metrics};
 use fixbox_models::{Catalog, Downloader, RetryPolicy};
+use fixbox_store::Store;
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use tauri::ipc::Channel;
@@ -70,6 +71,23 @@ pub struct EngineOptions {
 
 impl EngineOptions {
     const SETTING: &str = "engine.options";
+
+    /// As last saved; the defaults (the model's recommended context, on the CPU) before that.
+    pub fn load(store: &Store) -> Result<Self, String> {
+        let stored = store.setting(Self::SETTING).map_err(|e| e.to_string())?;
+        Ok(stored.and_then(|value| serde_json::from_value(value).ok()).unwrap_or(Self {
+            context: None,
+            gpu_layers: 0,
+            threads: None,
+        }))
+    }
+
+    /// Checks and saves them for the next start.
+    pub fn save(&self, store: &Store) -> Result<(), String> {
+        self.check()?;
+        let value = serde_json::to_value(self).map_err(|e| e.to_string())?;
+        store.set_setting(Self::SETTING, &value).map_err(|e| e.to_string())
+    }
 
     fn check(&self) -> Result<(), String> {
         if self.context.is_some_and(|c| !(512..=1_048_576).contains(&c)) {
@@ -178,15 +196,7 @@ pub async fn engine_install(
 #[tauri::command]
 #[specta::specta]
 pub async fn engine_options() -> Result<EngineOptions, String> {
-    blocking(|| {
-        let stored = open_store()?.setting(EngineOptions::SETTING).map_err(|e| e.to_string())?;
-        Ok(stored.and_then(|value| serde_json::from_value(value).ok()).unwrap_or(EngineOptions {
-            context: None,
-            gpu_layers: 0,
-            threads: None,
-        }))
-    })
-    .await
+    blocking(|| EngineOptions::load(&open_store()?)).await
 }
 
 /// Starts llama-server serving the downloaded `model` on 127.0.0.1, and returns once it answers (or
@@ -219,10 +229,7 @@ pub async fn engine_start(
     let (file, context) = {
         let (model, options) = (model.clone(), options.clone());
         blocking(move || {
-            let store = open_store()?;
-            store
-                .set_setting(EngineOptions::SETTING, &serde_json::to_value(&options).map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?;
+            options.save(&open_store()?)?;
             let installed = model_store()?
                 .find(&model, None)
                 .map_err(|e| e.to_string())?

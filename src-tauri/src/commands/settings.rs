@@ -9,6 +9,7 @@ use fixbox_llm::RoutingConfig;
 use fixbox_store::{Keychain, Secret, Store};
 use serde::Serialize;
 
+use super::engine::EngineOptions;
 use super::{blocking, load_routes, open_store};
 
 /// Everything the settings page shows.
@@ -22,6 +23,8 @@ pub struct SettingsView {
     pub routes_problem: Option<String>,
     pub keys: Vec<KeyListing>,
     pub preferences: Preferences,
+    /// How the local engine starts next time.
+    pub engine: EngineOptions,
     pub data_dir: String,
 }
 
@@ -46,12 +49,14 @@ fn view(store: &Store) -> Result<SettingsView, String> {
         .map(|key| KeyListing { name: key.name, hint: key.hint })
         .collect();
     let preferences = Preferences::load(store).map_err(|e| e.to_string())?;
+    let engine = EngineOptions::load(store)?;
     Ok(SettingsView {
         routes: Routes::stored(store).map_err(|e| e.to_string())?,
         routes_from,
         routes_problem,
         keys,
         preferences,
+        engine,
         data_dir: data_dir.display().to_string(),
     })
 }
@@ -173,6 +178,18 @@ pub async fn settings_save_preferences(preferences: Preferences) -> Result<Setti
     blocking(move || {
         let store = open_store()?;
         preferences.save(&store).map_err(|e| format!("not saved: {e}"))?;
+        view(&store)
+    })
+    .await
+}
+
+/// Saves how the local engine starts the next time the setup page starts it.
+#[tauri::command]
+#[specta::specta]
+pub async fn settings_save_engine_options(options: EngineOptions) -> Result<SettingsView, String> {
+    blocking(move || {
+        let store = open_store()?;
+        options.save(&store).map_err(|e| format!("not saved: {e}"))?;
         view(&store)
     })
     .await

@@ -89,6 +89,8 @@ export const commands = {
 	settingsPreferences: () => typedError<Preferences, string>(__TAURI_INVOKE("settings_preferences")),
 	/**  Saves the defaults of new sessions and their sandboxes, once each is in range. */
 	settingsSavePreferences: (preferences: Preferences) => typedError<SettingsView, string>(__TAURI_INVOKE("settings_save_preferences", { preferences })),
+	/**  Saves how the local engine starts the next time the setup page starts it. */
+	settingsSaveEngineOptions: (options: EngineOptions) => typedError<SettingsView, string>(__TAURI_INVOKE("settings_save_engine_options", { options })),
 };
 
 /* Types */
@@ -701,6 +703,8 @@ export type SettingsView = {
 	routes_problem: string | null,
 	keys: KeyListing[],
 	preferences: Preferences,
+	/**  How the local engine starts next time. */
+	engine: EngineOptions,
 	data_dir: string,
 };
 
