@@ -76,6 +76,18 @@ async fn the_setup_page_downloads_a_model_resumes_it_serves_it_and_measures_it()
 
                 download_cancel_resume(&client, &out, &data, &index).await?;
 
+                // A start cancelled while the model loads: nothing is left running or listed.
+                client.find(Locator::Css("[data-testid=engine-start]")).await?.click().await?;
+                wait_for(&client, "[data-testid=engine-cancel]", &out, "no-cancel").await?.click().await?;
+                let notice = wait_for(&client, "[data-testid=engine-notice]", &out, "not-cancelled").await?;
+                ensure!(
+                    notice.text().await?.contains("stopped before it finished loading"),
+                    "{}",
+                    notice.text().await?
+                );
+                ensure!(registry.read(EngineKind::LlamaServer)?.is_none(), "a cancelled start left its state file");
+                shell.tray_menu_with("No engine running", WITHIN).await?;
+
                 // Start the engine on it: its own log lines stream in while it loads.
                 let context = client.find(Locator::Css("[data-testid=engine-context]")).await?;
                 context.clear().await?;

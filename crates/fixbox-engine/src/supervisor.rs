@@ -216,6 +216,7 @@ pub struct Launcher {
     events: broadcast::Sender<EngineEvent>,
     output: broadcast::Sender<String>,
     record: Option<Record>,
+    stop: CancellationToken,
 }
 
 impl Launcher {
@@ -235,7 +236,16 @@ impl Launcher {
             events: broadcast::channel(256).0,
             output: broadcast::channel(1024).0,
             record: None,
+            stop: CancellationToken::new(),
         }
+    }
+
+    /// Stops the engine when `stop` is cancelled: while it loads, `start` then ends with
+    /// [`EngineError::StartFailed`] ("stopped during startup") and [`EngineEvent::Stopped`]; once it
+    /// runs, as [`RunningEngine::stop`] does.
+    pub fn stopped_by(mut self, stop: CancellationToken) -> Self {
+        self.stop = stop;
+        self
     }
 
     /// Keeps the engine's state file in `registry` current from "starting" until it is stopped (then
@@ -269,11 +279,15 @@ impl Launcher {
 
     /// Launches the engine; returns once it answers its health check, and keeps it running until stopped.
     pub async fn start(self) -> Result<RunningEngine, EngineError> {
-        let Self { engine, binary, spec, log, options, events, output, record } = self;
+        let Self { engine, binary, spec, log, options, events, output, record, stop } = self;
         let shared = Arc::new(Shared { events, output, history: Mutex::default(), pid: AtomicU32::new(0), record });
-        let started = launch(engine, &binary, spec, log, options, shared.clone()).await;
-        if let (Err(err), Some(record)) = (&started, &shared.record) {
-            record.failed(err);
+        let started = launch(engine, &binary, spec, log, options, shared.clone(), stop.clone()).await;
+        if let Err(err) = &started {
+            if stop.is_cancelled() {
+                shared.emit(EngineEvent::Stopped);
+            } else if let Some(record) = &shared.record {
+                record.failed(err);
+            }
         }
         started
     }
@@ -286,6 +300,7 @@ async fn launch(
     log: PathBuf,
     options: SuperviseOptions,
     shared: Arc<Shared>,
+    stop: CancellationToken,
 ) -> Result<RunningEngine, EngineError> {
     let kind = engine.kind();
     spec.check(kind)?;
@@ -317,7 +332,7 @@ async fn launch(
         log: log.clone(),
         options,
         shared: shared.clone(),
-        stop: CancellationToken::new(),
+        stop,
         copiers: Mutex::default(),
     };
     let child = launch.start_once(1).await?;

@@ -251,6 +251,36 @@ async fn engines_left_by_a_dead_supervisor_are_swept() {
     engine.stop().await;
 }
 
+/// Stopped while it loads: the process goes, the start says so, and the state file is gone (no "failed").
+#[tokio::test]
+async fn an_engine_stopped_while_it_loads_is_gone_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    // Loading for a minute before it would answer.
+    let loading = dir.path().join("vllm");
+    write_executable(&loading, "#!/bin/sh\necho loading the weights\nexec sleep 60\n");
+    let registry = Registry::new(dir.path());
+    let mut spec = LaunchSpec::new(EngineKind::Vllm, ModelRef::Named("m".into()), "m", 2048);
+    spec.port = free_port();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let launcher = Launcher::new(Arc::new(Vllm), &loading, spec, dir.path().join("v.log"), options())
+        .registered(&registry, "m", Vec::new())
+        .stopped_by(stop.clone());
+    let mut events = launcher.subscribe();
+    let start = tokio::spawn(launcher.start());
+    let pid = loop {
+        if let EngineEvent::Starting { pid, .. } = events.recv().await.unwrap() {
+            break pid;
+        }
+    };
+    assert_eq!(registry.read(EngineKind::Vllm).unwrap().unwrap().status, "starting");
+    stop.cancel();
+    let err = tokio::time::timeout(Duration::from_secs(20), start).await.unwrap().unwrap().unwrap_err();
+    assert!(err.to_string().contains("stopped during startup"), "{err}");
+    assert!(!fixbox_engine::is_alive(pid), "the loading engine (pid {pid}) still runs");
+    assert_eq!(events.recv().await.unwrap(), EngineEvent::Stopped);
+    assert!(registry.read(EngineKind::Vllm).unwrap().is_none(), "a stopped start left its state file");
+}
+
 #[tokio::test]
 async fn a_crashing_engine_is_restarted_with_backoff_until_the_supervisor_gives_up() {
     let dir = tempfile::tempdir().unwrap();

@@ -20,6 +20,9 @@ use super::models::{Progress, model_store};
 use super::{Jobs, blocking, engine_registry, open_store};
 use crate::tray::{self, EngineStatus};
 
+/// The job of an engine start, which cancelling stops while the model loads.
+const START_JOB: &str = "engine-start";
+
 /// The engine this window started, if any.
 #[derive(Debug, Default)]
 pub struct Serving(tokio::sync::Mutex<Option<RunningEngine>>);
@@ -201,7 +204,7 @@ pub async fn engine_options() -> Result<EngineOptions, String> {
 
 /// Starts llama-server serving the downloaded `model` on 127.0.0.1, and returns once it answers (or
 /// why it did not, with the end of its log). Its output and events come on `on_update` from the first
-/// line until it stops.
+/// line until it stops. `jobs_cancel("engine-start")` stops it while it loads.
 #[tauri::command]
 #[specta::specta]
 pub async fn engine_start(
@@ -209,6 +212,7 @@ pub async fn engine_start(
     options: EngineOptions,
     on_update: Channel<EngineUpdate>,
     serving: tauri::State<'_, Arc<Serving>>,
+    jobs: tauri::State<'_, Arc<Jobs>>,
     app: tauri::AppHandle,
 ) -> Result<String, String> {
     options.check()?;
@@ -243,6 +247,7 @@ pub async fn engine_start(
     let mut spec = LaunchSpec::new(kind, ModelRef::File(file), model.clone(), context);
     spec.gpu_layers = options.gpu_layers;
     spec.threads = options.threads;
+    let (cancel, _job) = jobs.start(START_JOB)?;
     let launcher = Launcher::new(
         Arc::from(fixbox_engine::engine(kind)),
         &binary,
@@ -250,13 +255,21 @@ pub async fn engine_start(
         registry.log_path(kind),
         SuperviseOptions::default(),
     )
-    .registered(&registry, &model, Vec::new());
+    .registered(&registry, &model, Vec::new())
+    .stopped_by(cancel.clone());
+    let listed = model.clone();
     forward(launcher.subscribe(), launcher.output(), on_update, move |event| {
-        if let Some(status) = EngineStatus::from_event(kind, &model, event) {
+        if let Some(status) = EngineStatus::from_event(kind, &listed, event) {
             tray::show(&app, &status);
         }
     });
-    let running = launcher.start().await.map_err(|e| e.to_string())?;
+    let stopped = || format!("{kind} was stopped before it finished loading {model}");
+    let running = launcher.start().await.map_err(|e| if cancel.is_cancelled() { stopped() } else { e.to_string() })?;
+    if cancel.is_cancelled() {
+        // Stopped just as it became ready.
+        running.stop().await;
+        return Err(stopped());
+    }
     let url = running.url.clone();
     *current = Some(running);
     Ok(url)

@@ -20,7 +20,7 @@ export const commands = {
 	/**
 	 *  Starts llama-server serving the downloaded `model` on 127.0.0.1, and returns once it answers (or
 	 *  why it did not, with the end of its log). Its output and events come on `on_update` from the first
-	 *  line until it stops.
+	 *  line until it stops. `jobs_cancel("engine-start")` stops it while it loads.
 	 */
 	engineStart: (model: string, options: EngineOptions, onUpdate: Channel<EngineUpdate>) => typedError<string, string>(__TAURI_INVOKE("engine_start", { model, options, onUpdate })),
 	/**  Stops the engine this window started. */
