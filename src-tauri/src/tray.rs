@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use fixbox_engine::{EngineEvent, EngineKind, Registry};
+use fixbox_engine::{EngineEvent, EngineKind, EngineState, Registry};
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
 use tauri::{AppHandle, Manager as _, Wry};
@@ -33,13 +33,16 @@ impl EngineStatus {
 
     /// What the supervisors' state files say: the first engine that runs.
     pub fn from_registry(registry: &Registry) -> Self {
-        let me = std::process::id();
-        EngineKind::ALL
-            .into_iter()
-            .find_map(|kind| registry.supervised(kind))
+        Self::from_states(&registry.all_supervised())
+    }
+
+    /// The first of the engines whose supervisors live ([`Registry::all_supervised`]).
+    pub fn from_states(supervised: &[EngineState]) -> Self {
+        supervised
+            .first()
             .map(|s| Self {
                 line: describe(s.engine, &s.model, &s.status, s.url.as_deref()),
-                ours: s.supervisor_pid == me,
+                ours: s.supervisor_pid == std::process::id(),
             })
             .unwrap_or(Self { line: Self::NONE.into(), ours: false })
     }

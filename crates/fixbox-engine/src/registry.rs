@@ -87,11 +87,15 @@ impl Registry {
         self.read(kind).ok().flatten().filter(|state| is_alive(state.supervisor_pid))
     }
 
+    /// [`Registry::supervised`] for every engine kind, in [`EngineKind::ALL`]'s order.
+    pub fn all_supervised(&self) -> Vec<EngineState> {
+        EngineKind::ALL.into_iter().filter_map(|kind| self.supervised(kind)).collect()
+    }
+
     /// The engines whose supervisor is alive and says they are ready.
     pub fn running(&self) -> Vec<Running> {
-        EngineKind::ALL
+        self.all_supervised()
             .into_iter()
-            .filter_map(|kind| self.supervised(kind))
             .filter(|state| state.status == "ready")
             .filter_map(|state| {
                 Some(Running { kind: state.engine, url: state.url?, model: state.model, context: state.context })

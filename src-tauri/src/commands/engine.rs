@@ -134,13 +134,14 @@ pub async fn engine_overview(app: tauri::AppHandle) -> Result<Vec<EngineRow>, St
     let found = fixbox_engine::discover(&SearchPaths::from_env()).await;
     blocking(move || {
         let registry = engine_registry()?;
+        let supervised = registry.all_supervised();
         // An engine `fixbox engine start` started or stopped shows in the tray too.
-        tray::show(&app, &EngineStatus::from_registry(&registry));
+        tray::show(&app, &EngineStatus::from_states(&supervised));
         let me = std::process::id();
         let rows = EngineKind::ALL
             .into_iter()
             .map(|kind| {
-                let running = registry.supervised(kind).map(|s| EngineRunning {
+                let running = supervised.iter().find(|s| s.engine == kind).cloned().map(|s| EngineRunning {
                     url: s.url,
                     model: s.model,
                     context: s.context,

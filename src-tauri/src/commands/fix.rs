@@ -193,7 +193,13 @@ fn notify_ended(app: &tauri::AppHandle, task: &str, ended: &Result<Outcome, Stri
     let (title, why) = match ended {
         Ok(Outcome::Fixed) => ("Fixed: the tests pass", None),
         Ok(Outcome::AlreadyPassing) => ("Nothing to fix: the tests already pass", None),
-        Ok(outcome) => ("Not fixed", Some(why_not(outcome))),
+        Ok(Outcome::MaxIterations) => ("Not fixed", Some("The iteration limit was reached.".to_string())),
+        Ok(Outcome::WallTime) => ("Not fixed", Some("The time limit was reached.".to_string())),
+        Ok(Outcome::Budget { message }) => ("Not fixed", Some(format!("The budget stopped it: {message}"))),
+        Ok(Outcome::Stuck { failure }) => ("Not fixed", Some(format!("The same failure kept coming back: {failure}"))),
+        Ok(Outcome::GaveUp { reason }) => ("Not fixed", Some(format!("The model gave up: {reason}"))),
+        Ok(Outcome::Error { message }) => ("Not fixed", Some(message.clone())),
+        Ok(Outcome::Cancelled) => return,
         Err(error) => ("The fix session could not run", Some(error.clone())),
     };
     let cut: String = task.chars().take(120).collect();
@@ -201,19 +207,6 @@ fn notify_ended(app: &tauri::AppHandle, task: &str, ended: &Result<Outcome, Stri
     let body = why.map_or(task.clone(), |why| format!("{task}\n{why}"));
     if let Err(err) = app.notification().builder().title(title).body(body).show() {
         tracing::debug!(%err, "no desktop notification for the session's end");
-    }
-}
-
-/// Why a session stopped unfixed, in the window's words.
-fn why_not(outcome: &Outcome) -> String {
-    match outcome {
-        Outcome::MaxIterations => "The iteration limit was reached.".into(),
-        Outcome::WallTime => "The time limit was reached.".into(),
-        Outcome::Budget { message } => format!("The budget stopped it: {message}"),
-        Outcome::Stuck { failure } => format!("The same failure kept coming back: {failure}"),
-        Outcome::GaveUp { reason } => format!("The model gave up: {reason}"),
-        Outcome::Error { message } => message.clone(),
-        Outcome::Fixed | Outcome::AlreadyPassing | Outcome::Cancelled => outcome.describe(),
     }
 }
 
