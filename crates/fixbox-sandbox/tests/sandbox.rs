@@ -144,13 +144,20 @@ async fn an_oom_is_reported_as_such_and_the_session_continues() {
 #[tokio::test]
 async fn a_fork_bomb_is_contained_by_the_pids_limit() {
     let sb = sandbox_with(Limits { pids: 64, ..Limits::default() }).await;
-    // The shell then becomes `sleep` by exec, which needs no new pid: forking it could fail under the
-    // bomb and end the command before the timeout.
-    let request =
-        ExecRequest::shell("bomb() { bomb | bomb & }; bomb; exec sleep 30").hard_timeout(Duration::from_secs(4));
+    // The command's own process starts the bomb with its one fork, then only waits: it needs no pid
+    // and execs nothing once the bomb runs, so only the hard timeout can end it.
+    let waiter =
+        "import subprocess, time; subprocess.Popen(['sh', '-c', 'bomb() { bomb | bomb & }; bomb']); time.sleep(30)";
+    let request = ExecRequest::new(["python3", "-c", waiter]).hard_timeout(Duration::from_secs(4));
     let out = sb.exec(request).await.unwrap().finish().await.unwrap();
-    assert_eq!(out.ending, Ending::HardTimeout);
-    assert!(out.stderr.contains("fork") || out.stderr.contains("Resource temporarily unavailable"), "{out:?}");
+    let mut said: Vec<&str> = out.stderr.lines().collect();
+    said.sort_unstable();
+    said.dedup();
+    let why = format!("exit {:?} after {:?}; stderr's distinct lines: {said:?}", out.exit_code, out.duration);
+    assert_eq!(out.ending, Ending::HardTimeout, "{why}");
+    // Killed with everything it started: the bomb, and the waiter whose output it held open.
+    assert_eq!(out.exit_code, Some(137), "{why}");
+    assert!(out.stderr.contains("Cannot fork") || out.stderr.contains("Resource temporarily unavailable"), "{why}");
     let after =
         run(&sb, "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null | head -n 1; echo ok").await;
     assert_eq!(after.stdout, "64\nok\n");

@@ -19,14 +19,39 @@ use crate::recipe::SANDBOX_UID;
 pub(super) const EXEC_MARKER: &str = "FIXBOX_EXEC";
 
 /// Sends signal `$1` to every process whose environment holds `FIXBOX_EXEC=$2`, in up to `$3` rounds
-/// (processes forked during a round are caught by the next). One fork per round (grep); the rest are
-/// shell builtins, so it still works when a fork bomb has taken nearly every pid.
-const SIGNAL_TREE: &str = r#"i=0
+/// (processes forked during a round are caught by the next). Exits 0 once none is left (or, for one
+/// round, once it was sent), 3 when rounds ran out with some still there.
+///
+/// Perl (essential in every Debian image) does it without forking, so it works while a fork bomb holds
+/// every pid the sandbox may have; only its own start needs one. Without perl, a shell loop does it
+/// with one fork per round, and dies (exit 2) when that fork fails: the caller then tries again. It
+/// goes by what grep printed, not its status: grep says 2 when a process it was reading exited, which
+/// a fork bomb's processes do all the time.
+const SIGNAL_TREE: &str = r#"command -v perl >/dev/null 2>&1 && exec perl -e "$4" "$1" "$2" "$3"
+i=0
 while [ "$i" -lt "$3" ]; do
-  found=$(grep -lzxF "FIXBOX_EXEC=$2" /proc/[0-9]*/environ 2>/dev/null) || exit 0
+  found=$(grep -lzxF "FIXBOX_EXEC=$2" /proc/[0-9]*/environ 2>/dev/null)
+  [ -n "$found" ] || exit 0
   for f in $found; do p=${f#/proc/}; kill -s "$1" "${p%/environ}" 2>/dev/null; done
   i=$((i + 1))
-done"#;
+done
+[ "$3" -eq 1 ] || exit 3"#;
+
+/// [`SIGNAL_TREE`] in Perl: the same arguments and exit codes.
+const SIGNAL_TREE_PERL: &str = r#"my ($signal, $marker, $rounds) = @ARGV;
+my $wanted = "\0FIXBOX_EXEC=$marker\0";
+for (1 .. $rounds) {
+    opendir(my $proc, "/proc") or exit 1;
+    my @marked;
+    for my $pid (grep { /^\d+$/ } readdir $proc) {
+        open(my $environ, "<", "/proc/$pid/environ") or next;
+        my $env = do { local $/; <$environ> } // "";
+        push @marked, $pid if index("\0$env", $wanted) >= 0;
+    }
+    exit 0 unless @marked;
+    kill $signal, @marked;
+}
+exit($rounds == 1 ? 0 : 3);"#;
 
 /// Prints the memory cgroup's count of OOM kills (cgroup v2, then v1).
 const OOM_KILLS: &str = r#"sed -n 's/^oom_kill //p' /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null | head -n 1"#;
@@ -128,22 +153,30 @@ impl Follower {
     }
 
     /// Signals every process of this exec. SIGINT goes once, as Ctrl+C does; SIGKILL repeats until no
-    /// process is left. Starting the signaller is retried while the sandbox has no pid to spare.
+    /// process is left. The signaller is tried again while the sandbox has no pid to spare for it (to
+    /// start, or to fork in the shell version) or processes outlived its rounds.
     async fn signal(&self, signal: Signal) -> Result<(), SandboxError> {
         let rounds = if signal == Signal::Kill { "200" } else { "1" };
-        let cmd = ["sh", "-c", SIGNAL_TREE, "sh", signal.name(), &self.marker, rounds];
+        let cmd = ["sh", "-c", SIGNAL_TREE, "sh", signal.name(), &self.marker, rounds, SIGNAL_TREE_PERL];
         let mut last_error = None;
         for _ in 0..100 {
             match start_exec(&self.docker, &self.container, &cmd, Vec::new(), None, false).await {
-                Ok((_, mut output, _)) => {
-                    while output.next().await.is_some() {}
-                    return Ok(());
+                Ok((exec_id, output, _)) => {
+                    let (_, stderr) = collect_output(output).await?;
+                    match exit_code(&self.docker, &exec_id).await? {
+                        Some(0) => return Ok(()),
+                        code => {
+                            let said = String::from_utf8_lossy(&stderr);
+                            last_error = Some(SandboxError::Sandbox {
+                                op: "signal a command",
+                                reason: format!("the signaller exited with {code:?}: {}", said.trim()),
+                            });
+                        }
+                    }
                 }
-                Err(err) => {
-                    last_error = Some(err);
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
+                Err(err) => last_error = Some(err),
             }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         Err(last_error.unwrap_or_else(gone))
     }
@@ -217,4 +250,61 @@ pub(super) async fn exit_code(docker: &Docker, exec_id: &str) -> Result<Option<i
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::{Child, Command};
+
+    use super::{SIGNAL_TREE, SIGNAL_TREE_PERL};
+
+    /// A shell on this machine marked as an exec's would be, with a child of its own.
+    fn marked(marker: &str) -> Child {
+        Command::new("sh").args(["-c", "sleep 60 & sleep 61"]).env("FIXBOX_EXEC", marker).spawn().unwrap()
+    }
+
+    fn signal_tree(marker: &str, path: &str) -> Option<i32> {
+        let status = Command::new("/bin/sh")
+            .args(["-c", SIGNAL_TREE, "sh", "KILL", marker, "200", SIGNAL_TREE_PERL])
+            .env("PATH", path)
+            .status()
+            .unwrap();
+        status.code()
+    }
+
+    fn marked_left(marker: &str) -> usize {
+        let needle = format!("FIXBOX_EXEC={marker}");
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|entry| std::fs::read(entry.ok()?.path().join("environ")).ok())
+            .filter(|env| env.split(|b| *b == 0).any(|var| var == needle.as_bytes()))
+            .count()
+    }
+
+    /// Both versions of the signaller, Perl's and the shell's (taken where perl is missing), kill every
+    /// marked process and no other.
+    #[test]
+    fn the_signaller_kills_the_marked_processes_and_no_others() {
+        let no_perl = tempfile::tempdir().unwrap();
+        for tool in ["grep", "sleep"] {
+            let found = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().unwrap();
+            let found = String::from_utf8(found.stdout).unwrap();
+            std::os::unix::fs::symlink(found.trim(), no_perl.path().join(tool)).unwrap();
+        }
+        let full_path = std::env::var("PATH").unwrap();
+        for path in [full_path.as_str(), no_perl.path().to_str().unwrap()] {
+            let (marker, bystander_marker) = (uuid::Uuid::now_v7().to_string(), uuid::Uuid::now_v7().to_string());
+            let (mut target, mut bystander) = (marked(&marker), marked(&bystander_marker));
+            while marked_left(&marker) < 3 || marked_left(&bystander_marker) < 3 {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            assert_eq!(signal_tree(&marker, path), Some(0), "PATH={path}");
+            assert_eq!(marked_left(&marker), 0, "PATH={path}");
+            target.wait().unwrap();
+            assert_eq!(marked_left(&bystander_marker), 3, "PATH={path}");
+            bystander.kill().unwrap();
+            bystander.wait().unwrap();
+            assert_eq!(signal_tree(&bystander_marker, path), Some(0), "its `sleep 60` is gone too");
+        }
+    }
 }
