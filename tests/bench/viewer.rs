@@ -6,7 +6,9 @@
 //! Prints the window's frame times while the answer streams (requestAnimationFrame intervals; target:
 //! p95 under 16 ms) against the same window's idle frame times measured just before (the baseline: what
 //! the display itself gives), and the app's resident memory at idle before and after the session (the
-//! app process and its WebKit processes together; target under 150 MB).
+//! app process and its WebKit processes together; target under 150 MB) against a blank page in
+//! WebKitGTK's own MiniBrowser measured the same way in the same run (the baseline: what any window
+//! of this WebView costs on this machine, before an app shows anything).
 //!
 //! Run: `cargo bench -p fixbox-e2e --bench viewer`. Under `cargo test` (CI) it streams 200 lines only,
 //! to check that the benchmark works. `FIXBOX_BENCH_VIEWER_LINES` sets another size.
@@ -14,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
@@ -99,9 +102,27 @@ async fn main() -> Result<()> {
         streaming.p95,
         streaming.p95 / idle.p95
     );
+    let baseline = blank_webkit_page().await.context("measuring the baseline, a blank page in MiniBrowser")?;
+    match &baseline {
+        Some(blank) => println!(
+            "baseline: a blank page in WebKitGTK's MiniBrowser: {:.0} MB resident ({:.0} MB proportional share) in {} processes: {}",
+            mb(blank.rss),
+            mb(blank.pss),
+            blank.processes.len(),
+            blank.processes.join(", ")
+        ),
+        None => println!("baseline: no MiniBrowser here (it comes with WebKitGTK's library package)"),
+    }
     for (when, memory) in [("before the session", &report.memory_before), ("after the session", &report.memory_after)] {
+        let versus = baseline.as_ref().map_or(String::new(), |blank| {
+            format!(
+                "; {:.2}x the blank page's resident, {:+.0} MB",
+                memory.rss as f64 / blank.rss as f64,
+                mb(memory.rss) - mb(blank.rss)
+            )
+        });
         println!(
-            "idle memory {when}: {:.0} MB resident ({:.0} MB proportional share) in {} processes: {} (target < 150 MB)",
+            "idle memory {when}: {:.0} MB resident ({:.0} MB proportional share) in {} processes: {} (target < 150 MB{versus})",
             mb(memory.rss),
             mb(memory.pss),
             memory.processes.len(),
@@ -199,8 +220,9 @@ impl Stats {
     }
 }
 
-/// The app's processes (the app and its WebKit web and network processes, not the WebDriver) and their
-/// memory: resident, and proportional (shared pages split among the processes that map them).
+/// A window's processes (the app, or MiniBrowser, and its WebKit web and network processes; not the
+/// WebDriver) and their memory: resident, and proportional (shared pages split among the processes
+/// that map them).
 struct Memory {
     rss: u64,
     pss: u64,
@@ -208,7 +230,18 @@ struct Memory {
 }
 
 impl Memory {
+    /// The app's processes: descendants of tauri-driver (`driver`).
     fn of_app(driver: u32) -> Result<Self> {
+        let memory = Self::of_tree(driver, "fixbox-desktop")?;
+        ensure!(
+            memory.processes.iter().any(|p| p == "fixbox-desktop"),
+            "the app's process was not found under the driver"
+        );
+        Ok(memory)
+    }
+
+    /// The processes named `app` or `WebKit*` (but WebKitWebDriver) among `root` and its descendants.
+    fn of_tree(root: u32, app: &str) -> Result<Self> {
         let mut parents: HashMap<u32, u32> = HashMap::new();
         for entry in std::fs::read_dir("/proc")?.flatten() {
             let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
@@ -219,29 +252,50 @@ impl Memory {
                 parents.insert(pid, ppid);
             }
         }
-        let descends = |mut pid: u32| {
-            while let Some(&parent) = parents.get(&pid) {
-                if parent == driver {
-                    return true;
-                }
-                pid = parent;
+        let in_tree = |mut pid: u32| loop {
+            if pid == root {
+                return true;
             }
-            false
+            match parents.get(&pid) {
+                Some(&parent) => pid = parent,
+                None => return false,
+            }
         };
         let (mut rss, mut pss, mut processes) = (0, 0, Vec::new());
-        for &pid in parents.keys().filter(|&&pid| descends(pid)) {
+        for &pid in parents.keys().filter(|&&pid| in_tree(pid)) {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string();
-            if !(comm == "fixbox-desktop" || comm.starts_with("WebKit")) || comm == "WebKitWebDriver" {
+            if !(comm == app || comm.starts_with("WebKit")) || comm == "WebKitWebDriver" {
                 continue;
             }
             rss += kib(&format!("/proc/{pid}/status"), "VmRSS:") * 1024;
             pss += kib(&format!("/proc/{pid}/smaps_rollup"), "Pss:") * 1024;
             processes.push(comm);
         }
-        ensure!(processes.iter().any(|p| p == "fixbox-desktop"), "the app's process was not found under the driver");
         processes.sort();
         Ok(Self { rss, pss, processes })
     }
+}
+
+/// The memory of a blank page (`about:blank`) in WebKitGTK's MiniBrowser, on a display of its own,
+/// idle as long as the app was before its measurement; `None` where MiniBrowser is not installed.
+async fn blank_webkit_page() -> Result<Option<Memory>> {
+    let found = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/libexec", "/usr/lib"]
+        .iter()
+        .map(|dir| Path::new(dir).join("webkit2gtk-4.1/MiniBrowser"))
+        .find(|path| path.exists());
+    let Some(minibrowser) = found else { return Ok(None) };
+    let display = fixbox_e2e::VirtualDisplay::start()?;
+    let child = std::process::Command::new(&minibrowser)
+        .arg("about:blank")
+        .env("DISPLAY", &display.display)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let browser = fixbox_e2e::ChildGuard::new("MiniBrowser", child);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let memory = Memory::of_tree(browser.id(), "MiniBrowser")?;
+    ensure!(memory.processes.iter().any(|p| p == "MiniBrowser"), "MiniBrowser did not stay up");
+    Ok(Some(memory))
 }
 
 /// A `Key:   123 kB` line of a /proc file, in KiB.
