@@ -253,14 +253,24 @@ pub(super) async fn exit_code(docker: &Docker, exec_id: &str) -> Result<Option<i
 }
 
 #[cfg(test)]
+#[cfg(target_os = "linux")]
 mod tests {
     use std::process::{Child, Command};
+    use std::time::{Duration, Instant};
 
     use super::{SIGNAL_TREE, SIGNAL_TREE_PERL};
 
-    /// A shell on this machine marked as an exec's would be, with a child of its own.
+    /// Three processes on this machine marked as an exec's would be: a shell and its two children (the
+    /// `true` keeps the shell from becoming its last command).
     fn marked(marker: &str) -> Child {
-        Command::new("sh").args(["-c", "sleep 60 & sleep 61"]).env("FIXBOX_EXEC", marker).spawn().unwrap()
+        let shell =
+            Command::new("sh").args(["-c", "sleep 60 & sleep 61; true"]).env("FIXBOX_EXEC", marker).spawn().unwrap();
+        let started = Instant::now();
+        while marked_left(marker) < 3 {
+            assert!(started.elapsed() < Duration::from_secs(10), "the marked processes did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        shell
     }
 
     fn signal_tree(marker: &str, path: &str) -> Option<i32> {
@@ -295,9 +305,6 @@ mod tests {
         for path in [full_path.as_str(), no_perl.path().to_str().unwrap()] {
             let (marker, bystander_marker) = (uuid::Uuid::now_v7().to_string(), uuid::Uuid::now_v7().to_string());
             let (mut target, mut bystander) = (marked(&marker), marked(&bystander_marker));
-            while marked_left(&marker) < 3 || marked_left(&bystander_marker) < 3 {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
             assert_eq!(signal_tree(&marker, path), Some(0), "PATH={path}");
             assert_eq!(marked_left(&marker), 0, "PATH={path}");
             target.wait().unwrap();
