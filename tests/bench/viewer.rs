@@ -232,15 +232,11 @@ struct Memory {
 impl Memory {
     /// The app's processes: descendants of tauri-driver (`driver`).
     fn of_app(driver: u32) -> Result<Self> {
-        let memory = Self::of_tree(driver, "fixbox-desktop")?;
-        ensure!(
-            memory.processes.iter().any(|p| p == "fixbox-desktop"),
-            "the app's process was not found under the driver"
-        );
-        Ok(memory)
+        Self::of_tree(driver, "fixbox-desktop")
     }
 
-    /// The processes named `app` or `WebKit*` (but WebKitWebDriver) among `root` and its descendants.
+    /// The processes named `app` or `WebKit*` (but WebKitWebDriver) among `root` and its descendants;
+    /// an error when `app` is not among them.
     fn of_tree(root: u32, app: &str) -> Result<Self> {
         let mut parents: HashMap<u32, u32> = HashMap::new();
         for entry in std::fs::read_dir("/proc")?.flatten() {
@@ -271,13 +267,14 @@ impl Memory {
             pss += kib(&format!("/proc/{pid}/smaps_rollup"), "Pss:") * 1024;
             processes.push(comm);
         }
+        ensure!(processes.iter().any(|p| p == app), "no {app} process under pid {root}: it did not start or stay up");
         processes.sort();
         Ok(Self { rss, pss, processes })
     }
 }
 
 /// The memory of a blank page (`about:blank`) in WebKitGTK's MiniBrowser, on a display of its own,
-/// idle as long as the app was before its measurement; `None` where MiniBrowser is not installed.
+/// idle 10 s after its start; `None` where MiniBrowser is not installed.
 async fn blank_webkit_page() -> Result<Option<Memory>> {
     let found = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/libexec", "/usr/lib"]
         .iter()
@@ -293,9 +290,7 @@ async fn blank_webkit_page() -> Result<Option<Memory>> {
         .spawn()?;
     let browser = fixbox_e2e::ChildGuard::new("MiniBrowser", child);
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let memory = Memory::of_tree(browser.id(), "MiniBrowser")?;
-    ensure!(memory.processes.iter().any(|p| p == "MiniBrowser"), "MiniBrowser did not stay up");
-    Ok(Some(memory))
+    Ok(Some(Memory::of_tree(browser.id(), "MiniBrowser")?))
 }
 
 /// A `Key:   123 kB` line of a /proc file, in KiB.
