@@ -51,6 +51,7 @@ pub(crate) fn pack(root: &Path, excludes: &Excludes) -> Result<(Vec<u8>, CopySta
 /// Packs files given in memory, owned by the sandbox's user so it can change them again.
 pub(crate) fn pack_files(files: &[FileWrite]) -> Result<Vec<u8>, SandboxError> {
     let mut archive = tar::Builder::new(Vec::new());
+    // The sandbox unpacks with `--touch`, so this is only what other readers of the archive see.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     for file in files {
         let io_err = |source: std::io::Error| SandboxError::Copy { path: file.path.clone(), source };

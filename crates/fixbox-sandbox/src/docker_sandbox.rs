@@ -40,8 +40,16 @@ impl std::fmt::Debug for DockerSandbox {
 const WORKSPACE: &str = "/workspace";
 
 /// The command that unpacks a tar stream on stdin into `dir`, keeping modes.
-fn unpack_cmd(dir: &str) -> [&str; 7] {
-    ["tar", "-x", "-p", "-f", "-", "-C", dir]
+///
+/// `-m` (`--touch`) leaves each file the time it is written in the sandbox, by the sandbox's own clock,
+/// rather than the archive's. Build tools decide what to rebuild by comparing mtimes (cargo: a source
+/// newer than the start of the build that last compiled it; make: a prerequisite newer than its
+/// target), so a file must never look older than a build that ran before it was written. A time from
+/// the archive would: the repo's own (an old checkout copied in beside a cached build), or ours in
+/// whole seconds (a patch written in the second a build started looked older than the build, and
+/// `cargo test` ran the old binary).
+fn unpack_cmd(dir: &str) -> [&str; 8] {
+    ["tar", "-x", "-m", "-p", "-f", "-", "-C", dir]
 }
 
 impl DockerSandbox {

@@ -11,24 +11,22 @@ use std::path::Path;
 use std::time::Duration;
 
 use fixbox_sandbox::{
-    BuildMethod, DockerEngine, DockerSandbox, Ending, Excludes, ExecOutput, ExecRequest, ExecStatus, Limits, Recipe,
-    Sandbox, SandboxError, SandboxOptions, SandboxPool, ensure_image, reap_orphans,
+    BuildMethod, DockerEngine, DockerSandbox, Ending, Excludes, ExecOutput, ExecRequest, ExecStatus, FileWrite, Limits,
+    Recipe, Sandbox, SandboxError, SandboxOptions, SandboxPool, ensure_image, reap_orphans,
 };
 use tokio::sync::OnceCell;
 
 static IMAGE: OnceCell<String> = OnceCell::const_new();
+static RUST_IMAGE: OnceCell<String> = OnceCell::const_new();
 
 async fn image() -> String {
-    IMAGE
-        .get_or_init(|| async {
-            let engine = DockerEngine::connect().await.unwrap();
-            let recipe = Recipe::builtin("python").unwrap();
-            ensure_image(&engine, &recipe, BuildMethod::from_env().unwrap(), &|line| eprintln!("[image] {line}"))
-                .await
-                .unwrap()
-        })
-        .await
-        .clone()
+    IMAGE.get_or_init(|| built("python")).await.clone()
+}
+
+async fn built(recipe: &str) -> String {
+    let engine = DockerEngine::connect().await.unwrap();
+    let recipe = Recipe::builtin(recipe).unwrap();
+    ensure_image(&engine, &recipe, BuildMethod::from_env().unwrap(), &|line| eprintln!("[image] {line}")).await.unwrap()
 }
 
 async fn sandbox_with(limits: Limits) -> DockerSandbox {
@@ -462,5 +460,58 @@ async fn with_gvisor_commands_run_under_its_kernel_with_the_same_limits() {
     let out = sb.exec(request).await.unwrap().finish().await.unwrap();
     assert_eq!((out.ending, out.exit_code), (Ending::HardTimeout, Some(137)));
     assert_eq!(run(&sb, "pgrep -fc 'sleep 30[01]' || true").await.stdout.trim(), "0");
+    sb.destroy().await.unwrap();
+}
+
+/// A file written into the sandbox right after a build is rebuilt by the next one, every time: its mtime
+/// is the time it was written, never the whole second it was written in (which is older than a build
+/// that started in that second, so cargo kept the old binary). Eight rounds: with whole seconds, each
+/// round's write lands in the second its build started about half the time on this machine.
+#[tokio::test]
+async fn a_file_written_right_after_a_build_is_rebuilt() {
+    let engine = DockerEngine::connect().await.unwrap();
+    let sb =
+        DockerSandbox::create(&engine, &SandboxOptions::new(RUST_IMAGE.get_or_init(|| built("rust")).await.clone()))
+            .await
+            .unwrap();
+    let main = |n: u32| FileWrite {
+        path: "src/main.rs".into(),
+        content: format!("fn main() {{ println!(\"{n}\"); }}\n").into_bytes(),
+        executable: false,
+    };
+    let manifest = "[package]\nname = \"stamp\"\nversion = \"0.1.0\"\nedition = \"2021\"\n";
+    let manifest = FileWrite { path: "Cargo.toml".into(), content: manifest.into(), executable: false };
+    sb.write_files("/workspace", &[manifest, main(0)]).await.unwrap();
+    let cargo_run = ExecRequest::shell("CARGO_HOME=/tmp/cargo cargo run -q --offline");
+    let mut seen = Vec::new();
+    for round in 0..8 {
+        if round > 0 {
+            sb.write_files("/workspace", &[main(round)]).await.unwrap();
+        }
+        let out = sb.exec(cargo_run.clone()).await.unwrap().finish().await.unwrap();
+        assert_eq!(out.exit_code, Some(0), "{out:?}");
+        seen.push(out.stdout.trim().to_string());
+    }
+    assert_eq!(seen, (0..8).map(|n| n.to_string()).collect::<Vec<_>>(), "a round ran the build before its write");
+    sb.destroy().await.unwrap();
+}
+
+/// Python in a sandbox runs the code a patch wrote, even a same-length one written in the second after
+/// an import: a bytecode cache is trusted while its source's size and whole-second mtime match, so the
+/// images write none (`PYTHONDONTWRITEBYTECODE`; without it this prints 0 eight times).
+#[tokio::test]
+async fn python_runs_a_same_length_patch_written_right_after_an_import() {
+    let sb = sandbox().await;
+    let module =
+        |n: u32| FileWrite { path: "m.py".into(), content: format!("X = {n}\n").into_bytes(), executable: false };
+    let import = ExecRequest::new(["python3", "-c", "import m; print(m.X)"]);
+    let mut seen = Vec::new();
+    for round in 0..8 {
+        sb.write_files("/workspace", &[module(round)]).await.unwrap();
+        let out = sb.exec(import.clone()).await.unwrap().finish().await.unwrap();
+        seen.push(out.stdout.trim().to_string());
+    }
+    assert_eq!(seen, (0..8).map(|n| n.to_string()).collect::<Vec<_>>(), "an import ran an older patch");
+    assert_eq!(run(&sb, "ls -a").await.stdout, ".\n..\nm.py\n", "no bytecode cache is written");
     sb.destroy().await.unwrap();
 }
