@@ -93,6 +93,13 @@ pub struct StartArgs {
 
 use fixbox_engine::{EngineState as State, is_alive as alive};
 
+impl EngineCommand {
+    /// Whether this is an engine's supervisor (`start --foreground`), whose stderr is its log file.
+    pub fn is_supervisor(&self) -> bool {
+        matches!(self, Self::Start(args) if args.foreground)
+    }
+}
+
 /// The state files of the engines `fixbox engine start` supervises, in the data folder.
 fn registry() -> anyhow::Result<fixbox_engine::Registry> {
     Ok(fixbox_engine::Registry::new(fixbox_store::data_dir()?))

@@ -7,6 +7,7 @@ mod engine;
 mod fix;
 mod hw;
 mod keys;
+mod logging;
 mod models;
 mod render;
 mod routing;
@@ -55,11 +56,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let supervisor = matches!(&cli.command, Command::Engine(command) if command.is_supervisor());
+    let _log_guard = logging::init(supervisor);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
-            tracing::error!(%err, "cannot start the async runtime");
+            fail(&anyhow::anyhow!(err).context("cannot start the async runtime"));
             return ExitCode::FAILURE;
         }
     };
@@ -80,15 +82,15 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            tracing::error!("{err:#}");
+            fail(&err);
             ExitCode::FAILURE
         }
     }
 }
 
-/// Logs go to stderr, so stdout stays for output (`--json`). `RUST_LOG` picks what is logged.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+/// The command's error: one line on stderr (stdout stays for output, `--json`), and in the log.
+#[allow(clippy::print_stderr, reason = "the error is what the command says last")]
+fn fail(err: &anyhow::Error) {
+    tracing::error!("{err:#}");
+    eprintln!("error: {err:#}");
 }

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use fixbox_models::{
     Catalog, DownloadEvent, Downloader, Endpoints, ModelStore, PullRequest, RetryPolicy, SourceKind, Token,
 };
@@ -158,7 +157,13 @@ where
     });
     let result = work(tx, cancel).await;
     let _ = render.await;
-    result.context("the download did not finish")
+    result.map_err(|err| match err {
+        // Each source's failure was shown as it happened.
+        fixbox_models::DownloadError::AllSourcesFailed { what, .. } => {
+            anyhow::anyhow!("no source could deliver {what} (each one's failure is above)")
+        }
+        err => anyhow::Error::new(err).context("the download did not finish"),
+    })
 }
 
 /// A token cancelled by Ctrl+C (long work stops cleanly, keeping what it has).

@@ -19,7 +19,7 @@ mod store;
 
 pub use error::StoreError;
 pub use events::StoredEvent;
-pub use paths::{DATA_DIR_ENV, DB_FILE_NAME, data_dir};
+pub use paths::{DATA_DIR_ENV, DB_FILE_NAME, data_dir, log_file};
 pub use secrets::{KEYCHAIN_SERVICE, Keychain, Secret, SecretListing};
 pub use sessions::{SessionId, SessionSummary};
 pub use store::Store;
