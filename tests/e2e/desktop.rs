@@ -9,10 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use fantoccini::Locator;
 use fixbox_agent::Event;
-use fixbox_agent::patch::{PatchDelta, Side};
 use fixbox_e2e::output_dir;
 use fixbox_e2e::transcripts::{Pace, ReplayServer};
 use fixbox_e2e::window::{Window, screenshot, wait_for};
+use fixbox_patch::{PatchDelta, Side};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_window_shows_the_doctor_report() -> Result<()> {

@@ -11,11 +11,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use fixbox_agent::patch::{ApplyOptions, EditFormat, PatchDelta, PatchParser, apply};
 use fixbox_agent::{Event, Outcome, SessionReport, TestReport, WORKSPACE};
 use fixbox_e2e::fixtures::{self, Fixture};
 use fixbox_e2e::transcripts::{self, Answer, Pace, ReplayServer};
 use fixbox_e2e::workspace_bin;
+use fixbox_patch::{ApplyOptions, EditFormat, PatchDelta, PatchParser, apply};
 use fixbox_sandbox::{FileWrite, Sandbox};
 use fixbox_store::Store;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -212,7 +212,7 @@ async fn fixed_after_a_failed_patch() -> Result<()> {
     let (path, diff, matches) = applied.context("no patch was applied")?;
     ensure!(path == "pages.py", "{path}");
     ensure!(diff.contains("+    return list(range(1, page_count(total, per_page) + 1))"), "{diff}");
-    ensure!(matches.len() == 1 && matches[0].kind == fixbox_agent::patch::MatchKind::Whitespace, "{matches:?}");
+    ensure!(matches.len() == 1 && matches[0].kind == fixbox_patch::MatchKind::Whitespace, "{matches:?}");
     ensure!(report.tests_after.as_ref().is_some_and(|t| t.ok), "{:?}", report.tests_after);
     Ok(())
 }

@@ -4,8 +4,9 @@
 
 use std::path::Path;
 
+use fixbox_patch::{ApplyOptions, EditFormat, MatchKind, PatchParser, apply};
+
 use crate::AgentError;
-use crate::patch::{ApplyOptions, EditFormat, MatchKind, PatchParser, apply};
 use crate::repo::safe_path;
 
 /// Applies `diff` (a session's final, `git apply`-able diff) to the files under `folder`, all or

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use fixbox_llm::{Attempt, CallRecord, Totals};
+use fixbox_patch::{EditFormat, HunkMatch, PatchDelta};
 use fixbox_store::{SessionId, Store, StoredEvent};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::patch::{EditFormat, HunkMatch, PatchDelta};
 use crate::testrun::TestSummary;
 use crate::{AgentError, Limits, Outcome, Timings};
 

@@ -1,7 +1,7 @@
 //! Fix sessions: the loop that has a model patch a repository copied into a sandbox until its tests
 //! pass. It builds prompts a small local model can follow (a stable prefix so the engine's prompt cache
-//! is reused), turns the streamed answer into file patches as tokens arrive, applies them (exact, then
-//! whitespace-tolerant, then fuzzy), runs the tests and feeds what failed back, and records every step
+//! is reused), turns the streamed answer into file patches as tokens arrive and applies them (both with
+//! [`fixbox_patch`]), runs the tests and feeds what failed back, and records every step
 //! as an event in the session's append-only log.
 //!
 //! Not for talking to Docker or to a model server directly: it drives a [`fixbox_sandbox::Sandbox`]
@@ -13,7 +13,6 @@ mod detect;
 mod error;
 mod event;
 mod outcome;
-pub mod patch;
 mod preferences;
 mod prompt;
 mod repo;

@@ -4,8 +4,8 @@
 //! conversation outgrows the context window the oldest turns go, and the prompt says so.
 
 use fixbox_llm::{Message, estimate_tokens};
+use fixbox_patch::EditFormat;
 
-use crate::patch::EditFormat;
 use crate::repo::Repo;
 use crate::testrun::TestReport;
 use crate::text::cut_middle;

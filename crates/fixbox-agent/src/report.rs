@@ -1,12 +1,12 @@
 //! A session read back from its event log: what `fixbox sessions show` prints and `export` writes.
 
 use fixbox_llm::{TokenUsage, Totals};
+use fixbox_patch::EditFormat;
 use fixbox_store::StoredEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
 use crate::outcome::{Outcome, Timings};
-use crate::patch::EditFormat;
 use crate::testrun::TestSummary;
 
 /// Everything a session's log says about it, folded into one record.

@@ -4,8 +4,6 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::patch::{ApplyOptions, EditFormat};
-
 /// When a session stops.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
@@ -81,3 +79,4 @@ pub struct FixRequest {
     /// Let patches change test files (off: a fix must not edit the tests that judge it).
     pub allow_test_edits: bool,
 }
+use fixbox_patch::{ApplyOptions, EditFormat};

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fixbox_llm::{Budget, CallEvent, ChatRequest, ErrorKind, FinishReason, LlmError, Meter, Router};
+use fixbox_patch::{ApplyOptions, EditFormat, FilePatch, Hunk, ParseError, PatchParser, apply, give_up_reason};
 use fixbox_sandbox::{Excludes, FileWrite, Sandbox};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -13,7 +14,6 @@ use crate::AgentError;
 use crate::detect::{TestPlan, detect};
 use crate::event::{Event, EventLog};
 use crate::outcome::{Finished, Outcome, Timings};
-use crate::patch::{ApplyOptions, EditFormat, FilePatch, Hunk, ParseError, PatchParser, apply, give_up_reason};
 use crate::prompt::{Conversation, after_tests, rejected};
 use crate::repo::{Repo, file_diff, is_test_file, safe_path};
 use crate::request::FixRequest;

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use fixbox_agent::patch::EditFormat;
 use fixbox_agent::setup::Sandboxed;
 use fixbox_agent::{EventLog, Fix, FixRequest, Limits, ModelSettings, Outcome, Preferences};
 use fixbox_llm::Metrics;
+use fixbox_patch::EditFormat;
 use fixbox_store::Store;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;

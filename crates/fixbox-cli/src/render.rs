@@ -4,8 +4,8 @@
 
 use std::io::{IsTerminal, Write};
 
-use fixbox_agent::patch::{MatchKind, PatchDelta, Side};
 use fixbox_agent::{Event, Outcome};
+use fixbox_patch::{MatchKind, PatchDelta, Side};
 
 /// ANSI colours, or nothing.
 #[derive(Debug, Clone, Copy)]

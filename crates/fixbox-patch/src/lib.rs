@@ -4,7 +4,7 @@
 //! [`PatchParser`] turns a streamed answer into [`PatchDelta`]s for a live view and, at the end, one
 //! [`FilePatch`]; [`apply`] splices its hunks into the file, tolerating the copying mistakes small models
 //! make. Both are pure: reading and writing the files, and deciding which file a header-less patch is
-//! for, is the caller's job.
+//! for, is the caller's job (fixbox-agent's session loop).
 
 mod apply;
 mod parse;
