@@ -64,7 +64,8 @@ impl DockerSandbox {
             }
         }
         let docker = engine.docker().clone();
-        let config = container_config(options);
+        let ca_bundle = if options.has_network() { container::host_ca_bundle() } else { None };
+        let config = container_config(options, ca_bundle.is_some());
         let name = format!("fixbox-sandbox-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
         let start = async {
             let created = docker
@@ -98,17 +99,33 @@ impl DockerSandbox {
             removed: AtomicBool::new(false),
             workspace_receiver: tokio::sync::Mutex::new(None),
         };
-        if !options.setup.is_empty()
-            && let Err(err) = sandbox.run_setup(&options.setup).await
-        {
+        let prepared = async {
+            if let Some(bundle) = ca_bundle {
+                sandbox.trust_host_certificates(bundle).await?;
+            }
+            if options.setup.is_empty() {
+                Ok(())
+            } else {
+                sandbox.run_setup(&options.setup, options.keep_network).await
+            }
+        };
+        if let Err(err) = prepared.await {
             let _ = sandbox.destroy_ref().await;
             return Err(err);
         }
         Ok(sandbox)
     }
 
-    /// Runs the setup commands with network, then cuts the network for good.
-    async fn run_setup(&self, setup: &[ExecRequest]) -> Result<(), SandboxError> {
+    /// Gives a sandbox with network this machine's certificate authorities (the image's own lack a
+    /// company's TLS proxy, so `pip install` would fail there as it does not here), at the path the
+    /// container's environment names for pip, requests, curl, git, cargo and Node.
+    async fn trust_host_certificates(&self, bundle: Vec<u8>) -> Result<(), SandboxError> {
+        let file = FileWrite { path: container::CA_BUNDLE_NAME.into(), content: bundle, executable: false };
+        self.write_files(container::CA_BUNDLE_DIR, &[file]).await
+    }
+
+    /// Runs the setup commands with network, then cuts the network for good unless it is to be kept.
+    async fn run_setup(&self, setup: &[ExecRequest], keep_network: bool) -> Result<(), SandboxError> {
         for request in setup {
             let output = self.exec(request.clone()).await?.finish().await?;
             if output.exit_code != Some(0) {
@@ -123,11 +140,7 @@ impl DockerSandbox {
                 });
             }
         }
-        let disconnect = bollard::models::NetworkDisconnectRequest { container: self.id.clone(), force: Some(true) };
-        self.docker
-            .disconnect_network("bridge", disconnect)
-            .await
-            .map_err(|e| SandboxError::docker("cut the network after setup", e))
+        if keep_network { Ok(()) } else { self.cut_network().await }
     }
 
     /// The container's id.
@@ -271,6 +284,14 @@ impl Sandbox for DockerSandbox {
         tokio::task::spawn_blocking(move || copy::unpack(&archive, &to))
             .await
             .map_err(|e| SandboxError::Sandbox { op: "unpack the files", reason: e.to_string() })?
+    }
+
+    async fn cut_network(&self) -> Result<(), SandboxError> {
+        let disconnect = bollard::models::NetworkDisconnectRequest { container: self.id.clone(), force: Some(true) };
+        self.docker
+            .disconnect_network("bridge", disconnect)
+            .await
+            .map_err(|e| SandboxError::docker("cut the network after setup", e))
     }
 
     async fn destroy(self) -> Result<(), SandboxError> {

@@ -30,6 +30,10 @@ pub trait Sandbox: Send + Sync {
     /// Copies the directory `from` inside the sandbox into `to` on this machine, keeping bytes and modes.
     fn copy_out(&self, from: &str, to: &Path) -> impl Future<Output = Result<CopyStats, SandboxError>> + Send;
 
+    /// Cuts the sandbox off the network for good (one made with
+    /// [`keep_network`](SandboxOptions::keep_network), once its setup is done).
+    fn cut_network(&self) -> impl Future<Output = Result<(), SandboxError>> + Send;
+
     /// Removes the sandbox and everything in it.
     fn destroy(self) -> impl Future<Output = Result<(), SandboxError>> + Send;
 }
@@ -95,17 +99,26 @@ pub struct SandboxOptions {
     /// Commands run with network access right after start (installing dependencies); the network is
     /// cut before the sandbox is handed over.
     pub setup: Vec<ExecRequest>,
+    /// Hand the sandbox over with its network, for a setup that needs the repository copied in first;
+    /// the caller cuts it with [`Sandbox::cut_network`].
+    pub keep_network: bool,
     /// How long creating and starting the container may take.
     pub start_timeout: Duration,
 }
 
 impl SandboxOptions {
+    /// Whether the sandbox starts on the network (for its setup).
+    pub fn has_network(&self) -> bool {
+        !self.setup.is_empty() || self.keep_network
+    }
+
     pub fn new(image: impl Into<String>) -> Self {
         Self {
             image: image.into(),
             limits: Limits::default(),
             runtime: None,
             setup: Vec::new(),
+            keep_network: false,
             start_timeout: Duration::from_secs(60),
         }
     }

@@ -9,7 +9,30 @@ use bollard::query_parameters::RemoveContainerOptionsBuilder;
 use crate::recipe::SANDBOX_UID;
 use crate::{SandboxOptions, labels};
 
-pub(super) fn container_config(options: &SandboxOptions) -> ContainerCreateBody {
+/// Where a sandbox with network finds this machine's certificate authorities (see
+/// `DockerSandbox::trust_host_certificates`), and the variables that point its tools there.
+pub(super) const CA_BUNDLE_DIR: &str = "/tmp";
+pub(super) const CA_BUNDLE_NAME: &str = "fixbox-ca-certificates.pem";
+const CA_ENV: &[&str] = &[
+    "SSL_CERT_FILE",
+    "PIP_CERT",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "CARGO_HTTP_CAINFO",
+    "NODE_EXTRA_CA_CERTS",
+    "npm_config_cafile",
+];
+
+/// This machine's bundle of trusted certificate authorities, where the platform keeps one as a file.
+pub(super) fn host_ca_bundle() -> Option<Vec<u8>> {
+    let given = std::env::var_os("SSL_CERT_FILE").map(std::path::PathBuf::from);
+    let known = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"];
+    given.into_iter().chain(known.iter().map(std::path::PathBuf::from)).find_map(|path| std::fs::read(path).ok())
+}
+
+/// `ca_bundle`: whether the sandbox gets this machine's certificate authorities (see `CA_ENV`).
+pub(super) fn container_config(options: &SandboxOptions, ca_bundle: bool) -> ContainerCreateBody {
     let limits = &options.limits;
     let tmpfs = HashMap::from([
         (
@@ -21,7 +44,9 @@ pub(super) fn container_config(options: &SandboxOptions) -> ContainerCreateBody 
     let memory = i64::try_from(limits.memory_bytes).unwrap_or(i64::MAX);
     let host_config = HostConfig {
         // A setup phase needs the network; it is disconnected before anything else runs.
-        network_mode: Some(if options.setup.is_empty() { "none" } else { "bridge" }.to_string()),
+        network_mode: Some(
+            if options.setup.is_empty() && !options.keep_network { "none" } else { "bridge" }.to_string(),
+        ),
         cap_drop: Some(vec!["ALL".to_string()]),
         security_opt: Some(vec!["no-new-privileges".to_string()]),
         readonly_rootfs: Some(true),
@@ -47,10 +72,15 @@ pub(super) fn container_config(options: &SandboxOptions) -> ContainerCreateBody 
         image: Some(options.image.clone()),
         user: Some(format!("{SANDBOX_UID}:{SANDBOX_UID}")),
         working_dir: Some("/workspace".to_string()),
+        env: ca_bundle.then(ca_env),
         labels: Some(labels),
         host_config: Some(host_config),
         ..Default::default()
     }
+}
+
+fn ca_env() -> Vec<String> {
+    CA_ENV.iter().map(|var| format!("{var}={CA_BUNDLE_DIR}/{CA_BUNDLE_NAME}")).collect()
 }
 
 /// Removes a container and its anonymous volumes, running or not.
@@ -64,7 +94,7 @@ mod tests {
 
     #[test]
     fn the_container_is_hardened_by_default() {
-        let config = container_config(&SandboxOptions::new("img:1"));
+        let config = container_config(&SandboxOptions::new("img:1"), false);
         let host = config.host_config.unwrap();
         assert_eq!(host.network_mode.as_deref(), Some("none"));
         assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
