@@ -24,6 +24,9 @@ pub fn run() -> ExitCode {
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_notification::init())
         .manage(Arc::new(commands::Jobs::default()))
+        // One session at a time: on most machines one model server answers them all, and a second
+        // session waits its turn rather than halving the first one's speed.
+        .manage(fixbox_agent::Sessions::new(1))
         .manage(Arc::clone(&serving))
         .invoke_handler(builder.invoke_handler())
         .setup({

@@ -71,14 +71,16 @@ async fn main() -> Result<()> {
             repo: fixture.repo.clone(),
             task: fixture.task.clone(),
             test: None,
+            setup: None,
             model: ModelSettings::default(),
             limits: Limits { max_iterations: iterations, ..Limits::default() },
             allow_test_edits: false,
         };
         let fix = Fix::prepare(request)?;
-        let sandboxed =
-            fixbox_agent::setup::sandbox(&fix.plan().recipe, Default::default(), &|line| eprintln!("[image] {line}"))
-                .await?;
+        let sandboxed = fixbox_agent::setup::sandbox(&fix.plan().recipe, Default::default(), false, &|line| {
+            eprintln!("[image] {line}")
+        })
+        .await?;
         let (sandbox, image, sandbox_time) = (sandboxed.sandbox, sandboxed.image, sandboxed.took);
         let session = store.create_session(&fixture.name)?;
         let log = EventLog::new(store.clone(), session.clone());

@@ -44,7 +44,13 @@ impl Runner {
     pub fn env(self) -> Vec<(String, String)> {
         let mut env = vec![("HOME", "/tmp"), ("CI", "true"), ("NO_COLOR", "1"), ("TERM", "dumb")];
         env.extend(match self {
-            Self::Pytest => vec![("PYTHONDONTWRITEBYTECODE", "1")],
+            // A setup that makes a virtualenv at /tmp/venv (installing the project's dependencies)
+            // gets it used; without one the PATH is Debian's.
+            Self::Pytest => vec![
+                ("PYTHONDONTWRITEBYTECODE", "1"),
+                ("VIRTUAL_ENV", "/tmp/venv"),
+                ("PATH", "/tmp/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+            ],
             Self::Cargo => {
                 vec![("CARGO_HOME", "/tmp/cargo"), ("CARGO_TARGET_DIR", "/tmp/target"), ("CARGO_NET_OFFLINE", "true")]
             }

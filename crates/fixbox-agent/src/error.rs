@@ -18,6 +18,8 @@ pub enum AgentError {
     Store(#[from] fixbox_store::StoreError),
     #[error("the model call failed: {0}")]
     Model(#[from] fixbox_llm::LlmError),
+    #[error("stopped before {before}")]
+    Stopped { before: &'static str },
     #[error("{0}")]
     Config(String),
 }

@@ -33,6 +33,14 @@ pub enum Event {
         files: u64,
         bytes: u64,
     },
+    /// The request's setup command ran in the repository's copy, with network, which is cut after it.
+    SetupRun {
+        command: String,
+        exit_code: Option<i64>,
+        /// The end of what it printed (stdout and stderr together).
+        output: String,
+        ms: f64,
+    },
     /// Output of the test command as it arrives (stdout and stderr together), in batches: the first
     /// 64 KiB of a run, whose summary ([`Event::TestsRun`]) keeps the end of anything longer.
     TestsOutput {
@@ -105,6 +113,7 @@ impl Event {
         match self {
             Self::SessionStarted { .. } => "session.started",
             Self::SandboxReady { .. } => "sandbox.ready",
+            Self::SetupRun { .. } => "setup.run",
             Self::TestsOutput { .. } => "tests.output",
             Self::TestsRun { .. } => "tests.run",
             Self::ModelStarted { .. } => "model.started",

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use fixbox_patch::{ApplyOptions, EditFormat};
 use serde::{Deserialize, Serialize};
 
 /// When a session stops.
@@ -74,9 +75,11 @@ pub struct FixRequest {
     pub task: String,
     /// The test command; detected when `None`.
     pub test: Option<String>,
+    /// A shell command run in the repository's copy with network before the first test run
+    /// (installing its dependencies); the network is cut after it.
+    pub setup: Option<String>,
     pub model: ModelSettings,
     pub limits: Limits,
     /// Let patches change test files (off: a fix must not edit the tests that judge it).
     pub allow_test_edits: bool,
 }
-use fixbox_patch::{ApplyOptions, EditFormat};

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use fixbox_llm::{Budget, CallEvent, ChatRequest, ErrorKind, FinishReason, LlmError, Meter, Router};
 use fixbox_patch::{ApplyOptions, EditFormat, FilePatch, Hunk, ParseError, PatchParser, apply, give_up_reason};
-use fixbox_sandbox::{Excludes, FileWrite, Sandbox};
+use fixbox_sandbox::{Excludes, ExecRequest, FileWrite, Sandbox};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -21,6 +21,11 @@ use crate::testrun::{LiveOutput, TestReport};
 
 /// Where the repository's copy lives in the sandbox.
 pub const WORKSPACE: &str = "/workspace";
+
+/// How long a setup command (installing dependencies) may take, and how much of its output is kept.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+const SETUP_OUTPUT_LIMIT: usize = 256 * 1024;
+const SETUP_SHOWN_CHARS: usize = 3000;
 
 /// A fix session ready to run: its repository read and its test command known.
 #[derive(Debug)]
@@ -42,6 +47,11 @@ impl Fix {
 
     pub fn plan(&self) -> &TestPlan {
         &self.plan
+    }
+
+    /// Whether its sandbox starts with network, for the request's setup command.
+    pub fn needs_network(&self) -> bool {
+        self.request.setup.is_some()
     }
 
     /// The session's title in the history: "fix: " and the task's first 70 characters.
@@ -173,6 +183,11 @@ impl<S: Sandbox> Run<'_, S> {
             files: copied.files,
             bytes: copied.bytes,
         })?;
+        if let Some(setup) = &self.request.setup
+            && let Err(stop) = self.set_up(setup).await?
+        {
+            return Ok(stop);
+        }
 
         let baseline = match self.tests().await? {
             Ok(report) => report,
@@ -265,6 +280,36 @@ impl<S: Sandbox> Run<'_, S> {
     }
 
     /// Runs the tests (unless cancelled or out of time) and records the run.
+    /// Runs the request's setup with network, then cuts the network. A setup that fails ends the
+    /// session: the tests could not say anything about a patch.
+    async fn set_up(&mut self, command: &str) -> Result<Result<(), Outcome>, AgentError> {
+        let started = Instant::now();
+        let mut request = ExecRequest::shell(command).hard_timeout(SETUP_TIMEOUT).output_limit(SETUP_OUTPUT_LIMIT);
+        request.env = self.plan.runner.env();
+        let run = async { self.sandbox.exec(request).await?.finish().await };
+        let output = tokio::select! {
+            output = run => output.map_err(AgentError::sandbox("run the setup command"))?,
+            () = self.cancel.cancelled() => return Ok(Err(Outcome::Cancelled)),
+            () = tokio::time::sleep_until(self.deadline.into()) => return Ok(Err(Outcome::WallTime)),
+        };
+        let cut = self.sandbox.cut_network().await;
+        self.timings.tests_ms += ms(started.elapsed());
+        let printed = format!("{}{}", output.stdout, output.stderr);
+        let tail = crate::text::cut_middle(&printed, SETUP_SHOWN_CHARS);
+        self.log.record(Event::SetupRun {
+            command: command.to_string(),
+            exit_code: output.exit_code,
+            output: tail.clone(),
+            ms: ms(started.elapsed()),
+        })?;
+        cut.map_err(AgentError::sandbox("cut the network after the setup"))?;
+        if output.exit_code != Some(0) {
+            let message = format!("the setup command `{command}` failed (exit {:?}): {tail}", output.exit_code);
+            return Ok(Err(Outcome::Error { message }));
+        }
+        Ok(Ok(()))
+    }
+
     async fn tests(&mut self) -> Result<Result<TestReport, Outcome>, AgentError> {
         let timeout = Duration::from_secs(self.request.limits.test_timeout_s);
         let started = Instant::now();

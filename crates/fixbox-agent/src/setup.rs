@@ -103,10 +103,12 @@ pub struct Sandboxed {
 }
 
 /// Connects to Docker, removes sandboxes a crashed run left behind, builds the recipe's image unless it
-/// is built already (its build lines go to `on_line`), and creates a sandbox from it with `limits`.
+/// is built already (its build lines go to `on_line`), and creates a sandbox from it with `limits`,
+/// without network unless `keep_network` (for a setup the caller runs, then cuts it).
 pub async fn sandbox(
     recipe: &str,
     limits: Limits,
+    keep_network: bool,
     on_line: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<Sandboxed, AgentError> {
     let started = Instant::now();
@@ -118,7 +120,7 @@ pub async fn sandbox(
     let method = BuildMethod::from_env().map_err(AgentError::sandbox("choose how to build its image"))?;
     let image =
         ensure_image(&engine, &recipe, method, on_line).await.map_err(AgentError::sandbox("build its image"))?;
-    let options = SandboxOptions { limits, ..SandboxOptions::new(&image) };
+    let options = SandboxOptions { limits, keep_network, ..SandboxOptions::new(&image) };
     let sandbox = DockerSandbox::create(&engine, &options).await.map_err(AgentError::sandbox("start"))?;
     Ok(Sandboxed { sandbox, image, took: started.elapsed() })
 }

@@ -5,14 +5,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Args;
-use fixbox_agent::setup::Sandboxed;
-use fixbox_agent::{EventLog, Fix, FixRequest, Limits, ModelSettings, Outcome, Preferences};
+use fixbox_agent::{
+    Fix, FixRequest, Limits, ModelSettings, Outcome, Preferences, SessionSetup, SessionUpdate, Sessions,
+};
 use fixbox_llm::Metrics;
 use fixbox_patch::EditFormat;
 use fixbox_store::Store;
-use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::render::Renderer;
@@ -73,7 +72,7 @@ pub struct FixArgs {
 }
 
 /// `90s`, `10m`, `2h` or plain seconds, as seconds.
-fn parse_duration(text: &str) -> Result<u64, String> {
+pub fn parse_duration(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
     let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration: write 90s, 10m or 1h"))?;
@@ -93,6 +92,7 @@ pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
         repo: args.repo.clone(),
         task: args.task.clone(),
         test: args.test.clone(),
+        setup: None,
         model: ModelSettings {
             task: args.model.clone(),
             temperature: args.temperature,
@@ -118,51 +118,36 @@ pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
     let (router, from) = crate::routing::router(args.routing.clone(), Arc::new(Metrics::default())).await?;
     tracing::info!(routes = %from, "fixing");
 
-    let Sandboxed { sandbox, image, took: sandbox_time } =
-        fixbox_agent::setup::sandbox(&fix.plan().recipe, preferences.sandbox_limits(), &|line| {
-            eprintln!("[sandbox] {line}")
-        })
-        .await?;
-
-    let session = store.create_session(&fix.title())?;
-    eprintln!("session {session} (replay: fixbox sessions replay {session})");
-    let log = EventLog::new(store, session);
-    let renderer = render_live(log.subscribe());
-
-    let cancel = CancellationToken::new();
-    let on_interrupt = cancel.clone();
+    let stop = CancellationToken::new();
+    let on_interrupt = stop.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("\nstopping (Ctrl+C): the session is kept");
             on_interrupt.cancel();
         }
     });
-    let finished = fix.run(sandbox, &image, sandbox_time, &router, &log, cancel).await?;
-    drop(log);
-    renderer.await.context("the renderer crashed")?;
-    Ok(match finished.outcome {
+    let setup = SessionSetup { store, router, limits: preferences.sandbox_limits() };
+    let mut session = Sessions::new(1).start(fix, setup, stop);
+    let mut renderer = Renderer::stdout();
+    while let Some(update) = session.next().await {
+        match update {
+            SessionUpdate::Queued => {}
+            SessionUpdate::Setup { line } => eprintln!("[sandbox] {line}"),
+            SessionUpdate::Started { session } => {
+                eprintln!("session {session} (replay: fixbox sessions replay {session})");
+            }
+            SessionUpdate::Event { event, .. } => {
+                if let Err(err) = renderer.event(&event) {
+                    tracing::warn!(%err, "cannot print the session's progress");
+                }
+            }
+        }
+    }
+    Ok(match session.finish().await?.outcome {
         Outcome::Fixed => ExitCode::SUCCESS,
         // 130: what a shell reports for a command ended by Ctrl+C.
         Outcome::Cancelled => ExitCode::from(130),
         _ => ExitCode::FAILURE,
-    })
-}
-
-/// Prints events as they are recorded, until the log is dropped.
-fn render_live(mut events: tokio::sync::broadcast::Receiver<fixbox_agent::Recorded>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut renderer = Renderer::stdout();
-        loop {
-            match events.recv().await {
-                Ok(recorded) => {
-                    if let Err(err) = renderer.event(&recorded.event) {
-                        tracing::warn!(%err, "cannot print the session's progress");
-                    }
-                }
-                Err(RecvError::Lagged(missed)) => eprintln!("[{missed} events not shown: the terminal fell behind]"),
-                Err(RecvError::Closed) => break,
-            }
-        }
     })
 }
 

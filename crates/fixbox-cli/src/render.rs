@@ -63,6 +63,12 @@ impl<W: Write> Renderer<W> {
             Event::SandboxReady { sandbox, files, bytes } => {
                 p.dim(&format!("  sandbox {sandbox}: {files} files ({} KiB) copied in", bytes / 1024))
             }
+            Event::SetupRun { command, exit_code: Some(0), ms, .. } => {
+                p.dim(&format!("  setup `{command}`: done in {:.1} s, network cut", ms / 1000.0))
+            }
+            Event::SetupRun { command, exit_code, output, .. } => {
+                format!("  setup `{command}` failed (exit {exit_code:?}):\n{output}")
+            }
             // The run's summary line says what came of it; its output line by line would bury the patches.
             Event::TestsOutput { .. } => return Ok(()),
             Event::TestsRun { iteration: 0, summary } => format!("  tests before any change: {}", self.tests(summary)),

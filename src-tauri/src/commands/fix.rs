@@ -6,14 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use fixbox_agent::setup::Sandboxed;
-use fixbox_agent::{EventLog, Fix, FixRequest, Limits, ModelSettings, Outcome, Preferences, Recorded, SessionReport};
+use fixbox_agent::{
+    Fix, FixRequest, Limits, ModelSettings, Outcome, Preferences, SessionHandle, SessionReport, SessionSetup,
+    SessionUpdate, Sessions,
+};
 use fixbox_llm::Metrics;
-use fixbox_store::{SessionId, Store};
 use serde::{Deserialize, Serialize};
 use tauri::ipc::Channel;
-use tokio::sync::broadcast::error::RecvError;
-use tokio_util::sync::CancellationToken;
 
 use super::sessions::LoggedEvent;
 use super::{Jobs, blocking, load_routes, open_store, parse_id};
@@ -115,6 +114,7 @@ pub async fn fix_start(
     request: NewFix,
     on_update: Channel<FixUpdate>,
     jobs: tauri::State<'_, Arc<Jobs>>,
+    sessions: tauri::State<'_, Sessions>,
     app: tauri::AppHandle,
 ) -> Result<u32, String> {
     let task = request.task.trim().to_string();
@@ -125,6 +125,7 @@ pub async fn fix_start(
         repo: PathBuf::from(request.folder.trim()),
         task: task.clone(),
         test: request.test.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
+        setup: None,
         model: ModelSettings { task: request.route.clone(), ..ModelSettings::default() },
         limits: Limits {
             max_iterations: request.max_iterations.max(1),
@@ -143,11 +144,12 @@ pub async fn fix_start(
     })
     .await?;
     let run = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
-    let (cancel, job) = jobs.start(&run_job(run))?;
+    let (stop, job) = jobs.start(&run_job(run))?;
+    let setup = SessionSetup { store, router, limits: sandbox_limits };
+    let session = sessions.start(fix, setup, stop.clone());
     tauri::async_runtime::spawn(async move {
-        let stopped = cancel.clone();
-        let ended = session(fix, sandbox_limits, store, router, &on_update, cancel).await;
-        if !stopped.is_cancelled() {
+        let ended = forward(session, &on_update).await;
+        if !stop.is_cancelled() {
             notify_ended(&app, &task, &ended);
         }
         let error = ended.err();
@@ -160,30 +162,20 @@ pub async fn fix_start(
     Ok(run)
 }
 
-async fn session(
-    fix: Fix,
-    sandbox_limits: fixbox_sandbox::Limits,
-    store: Arc<Store>,
-    router: fixbox_llm::Router,
-    on_update: &Channel<FixUpdate>,
-    cancel: CancellationToken,
-) -> Result<Outcome, String> {
-    let setup_channel = on_update.clone();
-    let on_line = move |line: &str| {
-        let _ = setup_channel.send(FixUpdate::Setup { line: line.to_string() });
-    };
-    let Sandboxed { sandbox, image, took } = tokio::select! {
-        sandboxed = fixbox_agent::setup::sandbox(&fix.plan().recipe, sandbox_limits, &on_line) => sandboxed.map_err(|e| e.to_string())?,
-        () = cancel.cancelled() => return Err("stopped before the sandbox was ready".into()),
-    };
-    let id = store.create_session(&fix.title()).map_err(|e| e.to_string())?;
-    let _ = on_update.send(FixUpdate::Started { session: id.to_string() });
-    let log = EventLog::new(Arc::clone(&store), id.clone());
-    let forwarder = forward(log.subscribe(), store, id, on_update.clone());
-    let finished = fix.run(sandbox, &image, took, &router, &log, cancel).await;
-    drop(log);
-    let _ = forwarder.await;
-    finished.map(|f| f.outcome).map_err(|e| e.to_string())
+/// Sends the session's updates to the window until it ends; returns how it ended.
+async fn forward(mut session: SessionHandle, on_update: &Channel<FixUpdate>) -> Result<Outcome, String> {
+    while let Some(update) = session.next().await {
+        let update = match update {
+            SessionUpdate::Queued => FixUpdate::Setup { line: "waiting for the running session to end".into() },
+            SessionUpdate::Setup { line } => FixUpdate::Setup { line },
+            SessionUpdate::Started { session } => FixUpdate::Started { session: session.to_string() },
+            SessionUpdate::Event { seq, at_ms, event } => {
+                FixUpdate::Event { logged: LoggedEvent { seq, at_ms, event } }
+            }
+        };
+        let _ = on_update.send(update);
+    }
+    session.finish().await.map(|finished| finished.outcome).map_err(|e| e.to_string())
 }
 
 /// Tells the desktop how a session ended, as the user may be working elsewhere by then (a session
@@ -208,70 +200,6 @@ fn notify_ended(app: &tauri::AppHandle, task: &str, ended: &Result<Outcome, Stri
     if let Err(err) = app.notification().builder().title(title).body(body).show() {
         tracing::debug!(%err, "no desktop notification for the session's end");
     }
-}
-
-/// Sends the log's events to the window as they are recorded, until the log is dropped. Events the
-/// broadcast dropped (the window fell behind) are read back from the store, so the window misses none.
-fn forward(
-    mut events: tokio::sync::broadcast::Receiver<Recorded>,
-    store: Arc<Store>,
-    id: SessionId,
-    on_update: Channel<FixUpdate>,
-) -> tauri::async_runtime::JoinHandle<()> {
-    tauri::async_runtime::spawn(async move {
-        let mut sent = 0;
-        let send = |seq: u64, at_ms: i64, event| {
-            on_update.send(FixUpdate::Event { logged: LoggedEvent { seq, at_ms, event } })
-        };
-        loop {
-            let recorded = match events.recv().await {
-                Ok(recorded) => recorded,
-                Err(RecvError::Lagged(_)) => {
-                    sent = backfill(&store, &id, sent, &send);
-                    continue;
-                }
-                Err(RecvError::Closed) => {
-                    backfill(&store, &id, sent, &send);
-                    break;
-                }
-            };
-            if recorded.seq <= sent {
-                continue; // a backfill sent it already
-            }
-            if recorded.seq > sent + 1 {
-                // Committed before it was broadcast, so the store has it and everything before it.
-                sent = backfill(&store, &id, sent, &send);
-                continue;
-            }
-            sent = recorded.seq;
-            if send(recorded.seq, now_ms(), recorded.event).is_err() {
-                break;
-            }
-        }
-    })
-}
-
-/// Sends the events after `sent` from the store; returns the last one sent.
-fn backfill(
-    store: &Store,
-    id: &SessionId,
-    mut sent: u64,
-    send: &impl Fn(u64, i64, fixbox_agent::Event) -> tauri::Result<()>,
-) -> u64 {
-    let Ok(stored) = store.events_from(id, sent + 1) else { return sent };
-    for entry in stored {
-        if let Some(event) = fixbox_agent::Event::from_stored(&entry) {
-            let _ = send(entry.seq, entry.at_ms, event);
-        }
-        sent = entry.seq;
-    }
-    sent
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Stops a running session: the loop ends at its next step and the session is kept.

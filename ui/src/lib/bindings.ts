@@ -267,6 +267,10 @@ export type ErrorKind = "auth" | "model_not_found" | "context_too_long" | "bad_r
 export type Event = { kind: "session_started"; repo: string; task: string; test_command: string; 
 /**  The routing task whose routes answer (`fix`, falling back to `default`). */
 model_task: string; edit_format: EditFormat; limits: Limits; image: string } | { kind: "sandbox_ready"; sandbox: string; files: number; bytes: number } | 
+/**  The request's setup command ran in the repository's copy, with network, which is cut after it. */
+{ kind: "setup_run"; command: string; exit_code: number | null; 
+/**  The end of what it printed (stdout and stderr together). */
+output: string; ms: number | null } | 
 /**
  *  Output of the test command as it arrives (stdout and stderr together), in batches: the first
  *  64 KiB of a run, whose summary ([`Event::TestsRun`]) keeps the end of anything longer.
