@@ -304,7 +304,8 @@ fn outcomes(runner: Runner, output: &str) -> BTreeMap<String, TestOutcome> {
     found
 }
 
-/// `PASSED tests/test_x.py::test_a` (-rA summary) or `tests/test_x.py::test_a PASSED` (-v).
+/// `PASSED tests/test_x.py::test_a` (-rA summary; a failure's ` - message` follows) or
+/// `tests/test_x.py::test_a PASSED [ 50%]` (-v). A parametrized id may hold spaces (`test_p[a b]`).
 fn pytest_line(line: &str) -> Option<(String, TestOutcome)> {
     let outcome = |word: &str| match word {
         "PASSED" | "XFAIL" => Some(TestOutcome::Passed),
@@ -312,19 +313,27 @@ fn pytest_line(line: &str) -> Option<(String, TestOutcome)> {
         "SKIPPED" => Some(TestOutcome::Skipped),
         _ => None,
     };
-    let mut words = line.split_whitespace();
-    let (first, second) = (words.next()?, words.next()?);
-    if let Some(o) = outcome(first)
-        && second.contains("::")
+    let line = line.trim_end();
+    if let Some((first, rest)) = line.split_once(' ')
+        && let Some(o) = outcome(first)
+        && rest.contains("::")
     {
-        return Some((second.to_string(), o));
+        let word_end = rest.find(' ').unwrap_or(rest.len());
+        let word = &rest[..word_end];
+        // Parameters with spaces run on to the bracket that closes them, before any ` - message`.
+        let end = if word.contains('[') && !word.ends_with(']') {
+            rest.find("] - ").map_or(rest.len(), |i| i + 1)
+        } else {
+            word_end
+        };
+        return Some((rest[..end].to_string(), o));
     }
-    if first.contains("::")
-        && let Some(o) = outcome(second)
-    {
-        return Some((first.to_string(), o));
-    }
-    None
+    // -v: the id, then the outcome as the next word.
+    line.match_indices(' ').find_map(|(i, _)| {
+        let id = &line[..i];
+        let o = outcome(line[i + 1..].split(' ').next()?)?;
+        id.contains("::").then(|| (id.to_string(), o))
+    })
 }
 
 /// `test tests::parses ... ok`
@@ -441,6 +450,29 @@ FAILED test_pages.py::test_second_page - assert [4, 5, 6] == [3, 4, 5]
 PASSED test_pages.py::test_size
 1 failed, 3 passed in 0.03s
 ";
+
+    #[test]
+    fn pytest_ids_with_spaces_in_their_parameters_are_read_whole() {
+        let out = "\
+tests/t.py::test_p[a b-c] PASSED                                          [ 33%]
+tests/t.py::test_p[x - y] FAILED                                          [ 66%]
+tests/t.py::test_q SKIPPED (no reason)                                    [100%]
+PASSED tests/t.py::test_p[a b-c]
+FAILED tests/t.py::test_p[x - y] - AssertionError: assert 1 == 2
+FAILED tests/t.py::test_r - assert 0
+";
+        let report = TestReport::read(Runner::Pytest, Some(1), out);
+        let ids: Vec<(&str, TestOutcome)> = report.outcomes.iter().map(|(id, o)| (id.as_str(), *o)).collect();
+        assert_eq!(
+            ids,
+            [
+                ("tests/t.py::test_p[a b-c]", TestOutcome::Passed),
+                ("tests/t.py::test_p[x - y]", TestOutcome::Failed),
+                ("tests/t.py::test_q", TestOutcome::Skipped),
+                ("tests/t.py::test_r", TestOutcome::Failed),
+            ]
+        );
+    }
 
     #[test]
     fn pytest_outcomes_failing_tests_and_regressions() {
