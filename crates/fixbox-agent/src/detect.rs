@@ -56,11 +56,25 @@ impl Runner {
             }
             Self::Npm => vec![("npm_config_cache", "/tmp/npm"), ("npm_config_update_notifier", "false")],
             Self::Go => {
-                vec![("GOCACHE", "/tmp/go/cache"), ("GOPATH", "/tmp/go"), ("GOPROXY", "off"), ("GOFLAGS", "-mod=mod")]
+                // No C compiler in the image: cgo off, so packages like `net` build from their Go code.
+                vec![
+                    ("GOCACHE", "/tmp/go/cache"),
+                    ("GOPATH", "/tmp/go"),
+                    ("GOPROXY", "off"),
+                    ("GOFLAGS", "-mod=mod"),
+                    ("CGO_ENABLED", "0"),
+                ]
             }
             Self::Make | Self::Other => vec![],
         });
         env.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    /// The environment of a setup command (installing dependencies): the tests' without the switches
+    /// that keep cargo and go off the network.
+    pub fn setup_env(self) -> Vec<(String, String)> {
+        let offline = ["CARGO_NET_OFFLINE", "GOPROXY"];
+        self.env().into_iter().filter(|(key, _)| !offline.contains(&key.as_str())).collect()
     }
 }
 

@@ -285,7 +285,7 @@ impl<S: Sandbox> Run<'_, S> {
     async fn set_up(&mut self, command: &str) -> Result<Result<(), Outcome>, AgentError> {
         let started = Instant::now();
         let mut request = ExecRequest::shell(command).hard_timeout(SETUP_TIMEOUT).output_limit(SETUP_OUTPUT_LIMIT);
-        request.env = self.plan.runner.env();
+        request.env = self.plan.runner.setup_env();
         let run = async { self.sandbox.exec(request).await?.finish().await };
         let output = tokio::select! {
             output = run => output.map_err(AgentError::sandbox("run the setup command"))?,

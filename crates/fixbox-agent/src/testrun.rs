@@ -349,17 +349,20 @@ fn cargo_line(line: &str) -> Option<(String, TestOutcome)> {
     Some((name.trim().to_string(), outcome))
 }
 
-/// TAP, as `node --test` prints it without a terminal: `ok 1 - name`, `not ok 2 - name`, `# SKIP`.
+/// TAP, as `node --test` prints it without a terminal (`ok 1 - name`, `not ok 2 - name`, `# SKIP`) and
+/// as mocha's TAP reporter does (`ok 1 name`).
 fn tap_line(line: &str) -> Option<(String, TestOutcome)> {
     let line = line.trim_start();
     let (failed, rest) = match line.strip_prefix("not ok ") {
         Some(rest) => (true, rest),
         None => (false, line.strip_prefix("ok ")?),
     };
-    let (number, name) = rest.split_once(" - ")?;
-    if !number.bytes().all(|b| b.is_ascii_digit()) {
+    // `ok 1 - name` (node --test, tape) or `ok 1 name` (mocha).
+    let (number, name) = rest.split_once(' ')?;
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
+    let name = name.strip_prefix("- ").unwrap_or(name);
     let (name, directive) = name.split_once(" # ").unwrap_or((name, ""));
     let outcome = if directive.to_ascii_uppercase().starts_with("SKIP") {
         TestOutcome::Skipped
@@ -508,6 +511,9 @@ FAILED tests/t.py::test_r - assert 0
         let r = TestReport::read(Runner::Npm, Some(1), tap);
         assert_eq!(r.failing(), vec!["collapses dashes", "slugify"]);
         assert_eq!(r.with(TestOutcome::Passed).into_iter().collect::<Vec<_>>(), vec!["lowercases"]);
+
+        let mocha = "1..2\nok 1 serialize basic\nnot ok 2 serialize expires\n  Error: x\n# tests 2\n";
+        assert_eq!(TestReport::read(Runner::Other, Some(1), mocha).failing(), vec!["serialize expires"]);
 
         let go = "=== RUN   TestAdd\n--- PASS: TestAdd (0.00s)\n--- FAIL: TestSub (0.00s)\n";
         assert_eq!(TestReport::read(Runner::Go, Some(1), go).failing(), vec!["TestSub"]);
