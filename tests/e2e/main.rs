@@ -4,6 +4,7 @@
 mod cli;
 mod desktop;
 mod desktop_setup;
+mod eval;
 mod fix;
 mod llm;
 mod llm_cli;

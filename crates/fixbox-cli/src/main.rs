@@ -4,6 +4,7 @@
 mod ask;
 mod doctor;
 mod engine;
+mod eval;
 mod fix;
 mod hw;
 mod keys;
@@ -49,6 +50,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Fix a bug: a model patches a sandboxed copy of the repository until its tests pass.
     Fix(fix::FixArgs),
+    /// Evaluate on a dataset of real bugs (SWE-bench format): sessions, judged by their hidden tests.
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
     /// Fix sessions: list, show, replay, export.
     #[command(subcommand)]
     Sessions(sessions::SessionsCommand),
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
             Command::Keys(command) => keys::run(command).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Fix(args) => fix::run(args).await,
+            Command::Eval(command) => eval::run(command).await,
             Command::Sessions(command) => sessions::run(command).await,
         }
     });

@@ -1,0 +1,194 @@
+//! `fixbox eval`: fix sessions over a dataset of real bugs, judged by their hidden tests; a report.
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "printing is what a command does")]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use fixbox_agent::{Limits, ModelSettings, Preferences};
+use fixbox_eval::{Dataset, EvalRun, Mode, Progress, Report, compare};
+use fixbox_llm::Metrics;
+use fixbox_store::Store;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::mpsc;
+
+use crate::fix::parse_duration;
+
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Run every task of a dataset (those a previous run finished are skipped) and write the report.
+    Run(RunArgs),
+    /// Per task, where two runs ended differently.
+    Compare {
+        /// A run's folder (or its report.json).
+        a: PathBuf,
+        b: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A dataset in SWE-bench's JSONL format.
+    dataset: PathBuf,
+    /// A folder with a git clone or mirror of each task's repository (as owner+name, owner__name or name).
+    #[arg(long)]
+    repos: PathBuf,
+    /// issue: the problem statement only; tests: the judging tests given first; gold: no session, the
+    /// task's own fix judged (checks the dataset on this machine).
+    #[arg(long, default_value = "issue")]
+    mode: Mode,
+    /// Where results, predictions and the report go (default: eval-<mode> in the current folder).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Tasks at once (at most what this machine's cores and memory allow).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Only these tasks (instance ids, repeatable).
+    #[arg(long = "instance")]
+    instances: Vec<String>,
+    /// The routing task whose routes answer.
+    #[arg(long, default_value = "fix")]
+    model: String,
+    /// A routing file to use instead of the stored routes.
+    #[arg(long)]
+    routing: Option<PathBuf>,
+    #[arg(long, default_value_t = 6)]
+    max_iterations: u32,
+    /// Wall time per session: 90s, 10m, 1h.
+    #[arg(long, default_value = "20m", value_parser = parse_duration)]
+    timeout: u64,
+}
+
+pub async fn run(command: EvalCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        EvalCommand::Run(args) => run_dataset(args).await,
+        EvalCommand::Compare { a, b } => {
+            print!("{}", compare(&read_report(&a)?, &read_report(&b)?));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn read_report(path: &std::path::Path) -> anyhow::Result<Report> {
+    let file = if path.is_dir() { path.join("report.json") } else { path.to_path_buf() };
+    let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not an eval report", file.display()))
+}
+
+async fn run_dataset(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let dataset = Dataset::read(&args.dataset)?;
+    for bad in &dataset.bad_lines {
+        eprintln!("{}: {bad}; skipped", args.dataset.display());
+    }
+    let mut tasks = dataset.tasks;
+    if !args.instances.is_empty() {
+        tasks.retain(|t| args.instances.contains(&t.instance_id));
+    }
+    if tasks.is_empty() {
+        bail!("no task to run in {}", args.dataset.display());
+    }
+    let store = Arc::new(tokio::task::spawn_blocking(Store::open_default).await??);
+    let preferences = Preferences::load(&store)?;
+    let sandbox = preferences.sandbox_limits();
+    let (router, model_name) = if args.mode == Mode::Gold {
+        (None, "gold".to_string())
+    } else {
+        let (router, from) = crate::routing::router(args.routing.clone(), Arc::new(Metrics::default())).await?;
+        let model = router
+            .routes(&args.model)
+            .ok()
+            .and_then(|routes| routes.first().map(|r| r.client.model().to_string()))
+            .unwrap_or_else(|| args.model.clone());
+        tracing::info!(routes = %from, model, "evaluating");
+        (Some(router), model)
+    };
+    let jobs = bounded_jobs(args.jobs, sandbox.memory_bytes);
+    let run = EvalRun {
+        repos: args.repos.clone(),
+        out: args.out.clone().unwrap_or_else(|| PathBuf::from(format!("eval-{}", args.mode))),
+        mode: args.mode,
+        jobs,
+        model_name: model_name.clone(),
+        model: ModelSettings { task: args.model.clone(), ..ModelSettings::default() },
+        limits: Limits { max_iterations: args.max_iterations, wall_time_s: args.timeout, ..preferences.limits() },
+        sandbox,
+    };
+    eprintln!(
+        "{} tasks in {} mode, {jobs} at a time; results in {} (Ctrl+C stops and keeps what is done)",
+        tasks.len(),
+        args.mode,
+        run.out.display()
+    );
+    let stop = crate::models::cancel_on_ctrl_c();
+    let (progress, updates) = mpsc::unbounded_channel();
+    let shown = tokio::spawn(show_progress(updates));
+    let results = run.run(&tasks, store, router, progress, stop.clone()).await?;
+    let _ = shown.await;
+    let report = Report::new(args.mode, &model_name, results);
+    report.write(&run.out)?;
+    let t = &report.totals;
+    println!(
+        "resolved {}/{} of the tasks run ({:.1}%); report: {}",
+        t.resolved,
+        t.tasks,
+        100.0 * t.resolve_rate,
+        run.out.join("report.md").display()
+    );
+    if stop.is_cancelled() {
+        println!("stopped: {} of {} tasks have results; run the same command again to go on", t.tasks, tasks.len());
+        return Ok(ExitCode::from(130));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// At most one task per two cores (a session and its judge each run tests), and as many as memory
+/// holds sandboxes of `sandbox_memory` with a GiB to spare each.
+fn bounded_jobs(asked: usize, sandbox_memory: u64) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let memory = fixbox_hardware::probe(None).map(|r| r.memory.usable_total_bytes()).unwrap_or(0);
+    let by_memory = (memory / (sandbox_memory + (1 << 30))).max(1) as usize;
+    let most = (cores / 2).max(1).min(by_memory);
+    if asked > most {
+        eprintln!(
+            "--jobs {asked} is more than this machine holds ({cores} cores, {} GiB): {most} at a time",
+            memory >> 30
+        );
+    }
+    asked.clamp(1, most)
+}
+
+async fn show_progress(mut updates: mpsc::UnboundedReceiver<Progress>) {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} tasks, {elapsed} so far, eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_secs(1));
+    let say = |line: String| if bar.is_hidden() { eprintln!("{line}") } else { bar.println(line) };
+    while let Some(update) = updates.recv().await {
+        match update {
+            Progress::Planned { total, done_before } => {
+                bar.set_length(total as u64);
+                bar.set_position(done_before as u64);
+                bar.reset_eta();
+                if done_before > 0 {
+                    say(format!("{done_before} of {total} tasks have results from before; they are kept"));
+                }
+            }
+            Progress::Started { instance_id } => bar.set_message(instance_id),
+            Progress::Session { instance_id, session } => {
+                say(format!("{instance_id}: session {session} (fixbox sessions replay {session})"));
+            }
+            Progress::Finished { result } => {
+                bar.inc(1);
+                let verdict = if result.resolved { "resolved" } else { result.category.label() };
+                let error = result.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+                say(format!("{}: {verdict} in {:.0} s{error}", result.instance_id, result.wall_s));
+            }
+        }
+    }
+    bar.finish_and_clear();
+}

@@ -1,0 +1,252 @@
+//! The report of a run: per task and in total, as JSON (for tools), Markdown (for people), an SVG
+//! chart, and SWE-bench's `predictions.jsonl` (so its own harness can judge the same patches).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::EvalError;
+use crate::result::{Category, TaskResult};
+use crate::run::Mode;
+
+/// A run's results and what they add up to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub mode: Mode,
+    /// The model (SWE-bench's `model_name_or_path`).
+    pub model: String,
+    pub totals: Totals,
+    pub tasks: Vec<TaskResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    pub tasks: usize,
+    pub resolved: usize,
+    /// `resolved / tasks`, with its 95% Wilson score interval.
+    pub resolve_rate: f64,
+    pub interval_95: (f64, f64),
+    pub median_wall_s: f64,
+    /// Prompt and completion tokens of every session, per resolved task (none resolved: all of them).
+    pub tokens_per_resolved: f64,
+    pub cost_usd: f64,
+    /// Sessions that said "Fixed", and how many of those the hidden tests confirm.
+    pub claimed_fixed: usize,
+    pub claims_confirmed: usize,
+    pub by_category: BTreeMap<Category, usize>,
+}
+
+impl Report {
+    pub fn new(mode: Mode, model: &str, mut tasks: Vec<TaskResult>) -> Self {
+        tasks.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+        let n = tasks.len();
+        let resolved = tasks.iter().filter(|t| t.resolved).count();
+        let mut walls: Vec<f64> = tasks.iter().map(|t| t.wall_s).collect();
+        walls.sort_by(f64::total_cmp);
+        let tokens: u64 = tasks.iter().map(|t| t.prompt_tokens + t.completion_tokens).sum();
+        let mut by_category = BTreeMap::new();
+        for task in &tasks {
+            *by_category.entry(task.category).or_insert(0) += 1;
+        }
+        let totals = Totals {
+            tasks: n,
+            resolved,
+            resolve_rate: if n == 0 { 0.0 } else { resolved as f64 / n as f64 },
+            interval_95: wilson(resolved, n),
+            median_wall_s: median(&walls),
+            tokens_per_resolved: tokens as f64 / resolved.max(1) as f64,
+            cost_usd: tasks.iter().map(|t| t.cost_usd).sum(),
+            claimed_fixed: tasks.iter().filter(|t| t.claimed_fixed).count(),
+            claims_confirmed: tasks.iter().filter(|t| t.claimed_fixed && t.resolved).count(),
+            by_category,
+        };
+        Self { mode, model: model.to_string(), totals, tasks }
+    }
+
+    /// Writes `report.json`, `report.md`, `report.svg` and `predictions.jsonl` into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<(), EvalError> {
+        let write = |name: &str, content: String| {
+            let path: PathBuf = dir.join(name);
+            std::fs::write(&path, content).map_err(|source| EvalError::Write { path, source })
+        };
+        let json = serde_json::to_string_pretty(self).unwrap_or_default();
+        write("report.json", json + "\n")?;
+        write("report.md", self.markdown())?;
+        write("report.svg", self.svg())?;
+        write("predictions.jsonl", self.predictions())
+    }
+
+    /// SWE-bench's predictions: one `{instance_id, model_name_or_path, model_patch}` a line.
+    pub fn predictions(&self) -> String {
+        let mut out = String::new();
+        for task in &self.tasks {
+            let line = serde_json::json!({
+                "instance_id": task.instance_id,
+                "model_name_or_path": self.model,
+                "model_patch": task.model_patch,
+            });
+            let _ = writeln!(out, "{line}");
+        }
+        out
+    }
+
+    pub fn markdown(&self) -> String {
+        let t = &self.totals;
+        let mut out = format!("# Eval: {} mode, {}\n\n", self.mode, self.model);
+        let (low, high) = t.interval_95;
+        let _ = writeln!(
+            out,
+            "**Resolved {}/{} ({:.1}%, 95% interval {:.1}–{:.1}%)**. Median wall time {}; {:.0} tokens per resolved task; \
+             ${:.2}. Sessions that said \"Fixed\": {}, confirmed by the hidden tests: {}.\n",
+            t.resolved,
+            t.tasks,
+            100.0 * t.resolve_rate,
+            100.0 * low,
+            100.0 * high,
+            duration(t.median_wall_s),
+            t.tokens_per_resolved,
+            t.cost_usd,
+            t.claimed_fixed,
+            t.claims_confirmed,
+        );
+        out.push_str("| why | tasks |\n|---|---|\n");
+        for (category, count) in &t.by_category {
+            let _ = writeln!(out, "| {} | {count} |", category.label());
+        }
+        out.push_str(
+            "\n| task | resolved | why | session's end | iterations | wall | prompt / completion / cached tokens |\n|---|---|---|---|---|---|---|\n",
+        );
+        for task in &self.tasks {
+            let end = task.outcome.as_ref().map_or_else(|| "—".to_string(), |o| o.describe());
+            let end: String = end.chars().take(80).collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} / {} / {} |",
+                task.instance_id,
+                if task.resolved { "yes" } else { "no" },
+                task.category.label(),
+                end.replace('|', "\\|"),
+                task.iterations,
+                duration(task.wall_s),
+                task.prompt_tokens,
+                task.completion_tokens,
+                task.cached_tokens,
+            );
+        }
+        out
+    }
+
+    /// A bar per category with the resolve rate and its interval in the title.
+    pub fn svg(&self) -> String {
+        let t = &self.totals;
+        let (width, bar_height, left) = (720.0, 26.0, 230.0);
+        let rows = t.by_category.len().max(1) as f64;
+        let height = 70.0 + rows * (bar_height + 8.0);
+        let most = t.by_category.values().copied().max().unwrap_or(1).max(1) as f64;
+        let mut out = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"13\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+        );
+        let (low, high) = t.interval_95;
+        let _ = writeln!(
+            out,
+            "<text x=\"12\" y=\"24\" font-size=\"16\" font-weight=\"bold\">{} mode: {}/{} resolved ({:.1}%, 95% interval {:.1}–{:.1}%)</text>",
+            self.mode,
+            t.resolved,
+            t.tasks,
+            100.0 * t.resolve_rate,
+            100.0 * low,
+            100.0 * high
+        );
+        let _ = writeln!(out, "<text x=\"12\" y=\"44\" fill=\"#555\">{}</text>", escape(&self.model));
+        for (i, (category, count)) in t.by_category.iter().enumerate() {
+            let y = 60.0 + i as f64 * (bar_height + 8.0);
+            let w = (width - left - 60.0) * *count as f64 / most;
+            let color = if *category == Category::Resolved { "#2e7d32" } else { "#9e9e9e" };
+            let _ = writeln!(
+                out,
+                "<text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"end\">{}</text><rect x=\"{left}\" y=\"{y:.0}\" width=\"{w:.1}\" height=\"{bar_height}\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{:.0}\">{count}</text>",
+                left - 8.0,
+                y + 18.0,
+                escape(category.label()),
+                left + w + 6.0,
+                y + 18.0,
+            );
+        }
+        out.push_str("</svg>\n");
+        out
+    }
+}
+
+/// Per task, where two reports differ (resolved, or why not), and their totals side by side.
+pub fn compare(a: &Report, b: &Report) -> String {
+    let mut out = format!(
+        "| | A ({} mode, {}) | B ({} mode, {}) |\n|---|---|---|\n| resolved | {}/{} | {}/{} |\n| median wall | {} | {} |\n\n",
+        a.mode,
+        a.model,
+        b.mode,
+        b.model,
+        a.totals.resolved,
+        a.totals.tasks,
+        b.totals.resolved,
+        b.totals.tasks,
+        duration(a.totals.median_wall_s),
+        duration(b.totals.median_wall_s),
+    );
+    let in_b: BTreeMap<&str, &TaskResult> = b.tasks.iter().map(|t| (t.instance_id.as_str(), t)).collect();
+    let mut rows = String::new();
+    for task in &a.tasks {
+        let Some(other) = in_b.get(task.instance_id.as_str()) else { continue };
+        if task.category != other.category {
+            let _ = writeln!(rows, "| {} | {} | {} |", task.instance_id, task.category.label(), other.category.label());
+        }
+    }
+    if rows.is_empty() {
+        out.push_str("No task ended differently.\n");
+    } else {
+        out.push_str("| task | A | B |\n|---|---|---|\n");
+        out.push_str(&rows);
+    }
+    out
+}
+
+/// The 95% Wilson score interval of `k` successes in `n`.
+fn wilson(k: usize, n: usize) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 0.0);
+    }
+    let (n, p, z) = (n as f64, k as f64 / n as f64, 1.96_f64);
+    let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / (1.0 + z * z / n);
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+fn duration(seconds: f64) -> String {
+    if seconds < 90.0 { format!("{seconds:.0} s") } else { format!("{:.1} min", seconds / 60.0) }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wilson_interval_matches_a_known_value() {
+        let (low, high) = wilson(5, 24);
+        assert!((low - 0.0924).abs() < 1e-3 && (high - 0.4047).abs() < 1e-3, "{low} {high}");
+        assert_eq!(wilson(0, 0), (0.0, 0.0));
+        assert_eq!(wilson(0, 10).0, 0.0);
+    }
+}

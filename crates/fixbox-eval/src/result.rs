@@ -1,0 +1,160 @@
+//! One task's result: resolved or not, why not, and what the session cost.
+
+use std::time::Instant;
+
+use fixbox_agent::{Finished, Outcome};
+use serde::{Deserialize, Serialize};
+
+use crate::Task;
+use crate::judge::Judgement;
+use crate::run::Mode;
+
+/// Why a task ended as it did, for the report's breakdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// The hidden tests pass.
+    Resolved,
+    /// The session's tests passed before any change: it had no failing test to work from.
+    NoRepro,
+    /// The session ended without a change.
+    NoPatch,
+    /// The patch did not apply to the base tree.
+    PatchDidNotApply,
+    /// The patch broke tests that passed before.
+    TestsBroke,
+    /// The bug's tests still fail.
+    NotFixed,
+    /// The session ran out of time.
+    Timeout,
+    /// The same failure came back until the session stopped.
+    Loop,
+    /// The model said it could not fix it.
+    GaveUp,
+    /// The installation of the project's dependencies failed.
+    SetupFailed,
+    /// The repository or its commit is not there.
+    NoRepo,
+    /// Anything else that stopped the task (the sandbox, the model server).
+    Error,
+}
+
+impl Category {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Resolved => "resolved",
+            Self::NoRepro => "no failing test to start from",
+            Self::NoPatch => "no patch",
+            Self::PatchDidNotApply => "patch did not apply",
+            Self::TestsBroke => "tests broke",
+            Self::NotFixed => "bug's tests still fail",
+            Self::Timeout => "timeout",
+            Self::Loop => "same failure in a loop",
+            Self::GaveUp => "model gave up",
+            Self::SetupFailed => "setup failed",
+            Self::NoRepo => "repository missing",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// What came of one task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskResult {
+    pub instance_id: String,
+    pub repo: String,
+    pub mode: Mode,
+    pub resolved: bool,
+    pub category: Category,
+    /// How the session ended (none in `gold` mode or when it could not run).
+    pub outcome: Option<Outcome>,
+    /// The session said "Fixed" (its own tests passed).
+    pub claimed_fixed: bool,
+    pub iterations: u32,
+    pub wall_s: f64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Prompt tokens served from the engine's cache.
+    pub cached_tokens: u64,
+    pub cost_usd: f64,
+    /// The session in the store, for the history and replay.
+    pub session: Option<String>,
+    /// The patch judged (SWE-bench's `model_patch`).
+    pub model_patch: String,
+    pub judgement: Option<Judgement>,
+    pub error: Option<String>,
+}
+
+impl TaskResult {
+    pub(crate) fn new(task: &Task, mode: Mode) -> Self {
+        Self {
+            instance_id: task.instance_id.clone(),
+            repo: task.repo.clone(),
+            mode,
+            resolved: false,
+            category: Category::Error,
+            outcome: None,
+            claimed_fixed: false,
+            iterations: 0,
+            wall_s: 0.0,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            cached_tokens: 0,
+            cost_usd: 0.0,
+            session: None,
+            model_patch: String::new(),
+            judgement: None,
+            error: None,
+        }
+    }
+
+    pub(crate) fn session_ended(&mut self, finished: &Finished) {
+        self.outcome = Some(finished.outcome.clone());
+        self.claimed_fixed = finished.outcome.is_fixed();
+        self.iterations = finished.iterations;
+        let usage = &finished.totals.usage;
+        (self.prompt_tokens, self.completion_tokens, self.cached_tokens) =
+            (usage.prompt, usage.completion, usage.cache_read);
+        self.cost_usd = finished.totals.cost_usd;
+    }
+
+    pub(crate) fn failed(mut self, category: Category, error: String, started: Instant) -> Self {
+        self.category = category;
+        self.error = Some(error);
+        self.wall_s = started.elapsed().as_secs_f64();
+        self
+    }
+
+    pub(crate) fn judged(mut self, judgement: Judgement, started: Instant) -> Self {
+        self.resolved = judgement.resolved;
+        self.category = self.category_of(&judgement);
+        self.judgement = Some(judgement);
+        self.wall_s = started.elapsed().as_secs_f64();
+        self
+    }
+
+    /// Resolved first; then what the session's end says; then what the hidden tests say.
+    fn category_of(&self, judgement: &Judgement) -> Category {
+        if judgement.resolved {
+            return Category::Resolved;
+        }
+        match &self.outcome {
+            Some(Outcome::AlreadyPassing) => return Category::NoRepro,
+            Some(Outcome::WallTime) => return Category::Timeout,
+            Some(Outcome::Stuck { .. }) => return Category::Loop,
+            Some(Outcome::GaveUp { .. }) => return Category::GaveUp,
+            Some(Outcome::Error { message }) if message.contains("setup command") => return Category::SetupFailed,
+            Some(Outcome::Error { .. }) => return Category::Error,
+            _ => {}
+        }
+        if self.model_patch.trim().is_empty() && self.mode != Mode::Gold {
+            Category::NoPatch
+        } else if !judgement.applied {
+            Category::PatchDidNotApply
+        } else if !judgement.pass_to_pass_broken.is_empty() {
+            Category::TestsBroke
+        } else {
+            Category::NotFixed
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! An evaluation run: each task's session (or the task's own fix, with `gold`), then its judgement, kept
+//! as one JSON file per task so that a run stopped half way goes on where it stopped.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use fixbox_agent::{Fix, FixRequest, Limits, ModelSettings, Outcome, SessionSetup, SessionUpdate, Sessions};
+use fixbox_llm::Router;
+use fixbox_store::Store;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::checkout::{apply, check_out, find_repo};
+use crate::judge::judge;
+use crate::result::{Category, TaskResult};
+use crate::task_env::TaskEnv;
+use crate::{EvalError, Task};
+
+/// What the session is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The problem statement only: the judging tests never enter the session's sandbox.
+    Issue,
+    /// The test patch is applied first (an oracle reproduction).
+    Tests,
+    /// No session: the task's own fix is judged (checks the task and this machine's setup).
+    Gold,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "issue" => Ok(Self::Issue),
+            "tests" => Ok(Self::Tests),
+            "gold" => Ok(Self::Gold),
+            _ => Err(format!("{text:?} is not a mode: issue, tests or gold")),
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Issue => "issue",
+            Self::Tests => "tests",
+            Self::Gold => "gold",
+        })
+    }
+}
+
+/// An evaluation over a dataset.
+#[derive(Debug, Clone)]
+pub struct EvalRun {
+    /// Where each task's repository is (see [`find_repo`]).
+    pub repos: PathBuf,
+    /// Where results, predictions and the report go.
+    pub out: PathBuf,
+    pub mode: Mode,
+    /// Tasks run at once.
+    pub jobs: usize,
+    /// The name predictions carry (`model_name_or_path`).
+    pub model_name: String,
+    pub model: ModelSettings,
+    pub limits: Limits,
+    pub sandbox: fixbox_sandbox::Limits,
+}
+
+/// What an evaluation reports as it goes.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// Tasks to run, and tasks a previous run finished.
+    Planned {
+        total: usize,
+        done_before: usize,
+    },
+    Started {
+        instance_id: String,
+    },
+    /// A task's session is recorded under this id.
+    Session {
+        instance_id: String,
+        session: String,
+    },
+    Finished {
+        result: Box<TaskResult>,
+    },
+}
+
+impl EvalRun {
+    /// The file a task's result is kept in.
+    pub fn result_path(&self, instance_id: &str) -> PathBuf {
+        self.out.join("results").join(format!("{instance_id}.json"))
+    }
+
+    /// Runs every task without a result yet, `jobs` at a time, until all are done or `stop` is
+    /// cancelled (what is done is kept). Returns every task's result, from this run and before.
+    pub async fn run(
+        &self,
+        tasks: &[Task],
+        store: Arc<Store>,
+        router: Option<Router>,
+        progress: mpsc::UnboundedSender<Progress>,
+        stop: CancellationToken,
+    ) -> Result<Vec<TaskResult>, EvalError> {
+        std::fs::create_dir_all(self.out.join("results"))
+            .map_err(|source| EvalError::Write { path: self.out.clone(), source })?;
+        let todo: Vec<&Task> = tasks.iter().filter(|t| !self.result_path(&t.instance_id).exists()).collect();
+        let _ = progress.send(Progress::Planned { total: tasks.len(), done_before: tasks.len() - todo.len() });
+        let slots = Arc::new(Semaphore::new(self.jobs.max(1)));
+        let sessions = Sessions::new(self.jobs.max(1));
+        let mut running = tokio::task::JoinSet::new();
+        for task in todo {
+            let slot = tokio::select! {
+                slot = slots.clone().acquire_owned() => slot.map_err(|_| EvalError::Stopped)?,
+                () = stop.cancelled() => break,
+            };
+            let (run, task, store, router) = (self.clone(), task.clone(), store.clone(), router.clone());
+            let (progress, stop, sessions) = (progress.clone(), stop.clone(), sessions.clone());
+            running.spawn(async move {
+                let _ = progress.send(Progress::Started { instance_id: task.instance_id.clone() });
+                let result = run.task(&task, &sessions, store, router, &progress, stop).await;
+                if let Some(result) = result {
+                    if let Err(err) = run.keep(&result) {
+                        tracing::warn!(%err, "cannot keep a task's result");
+                    }
+                    let _ = progress.send(Progress::Finished { result: Box::new(result) });
+                }
+                drop(slot);
+            });
+        }
+        while running.join_next().await.is_some() {}
+        // Each task removes its own checkouts; the folder that held them goes once it is empty.
+        let _ = std::fs::remove_dir(self.out.join("work"));
+        Ok(tasks.iter().filter_map(|t| self.kept(&t.instance_id)).collect())
+    }
+
+    /// One task, start to judgement; `None` when stopped before its end (it runs again next time).
+    async fn task(
+        &self,
+        task: &Task,
+        sessions: &Sessions,
+        store: Arc<Store>,
+        router: Option<Router>,
+        progress: &mpsc::UnboundedSender<Progress>,
+        stop: CancellationToken,
+    ) -> Option<TaskResult> {
+        let started = Instant::now();
+        let mut result = TaskResult::new(task, self.mode);
+        let work = self.out.join("work").join(&task.instance_id);
+        let _ = std::fs::remove_dir_all(&work);
+        let source = match find_repo(&self.repos, &task.repo) {
+            Ok(source) => source,
+            Err(err) => return Some(result.failed(Category::NoRepo, err.to_string(), started)),
+        };
+        let patch = match self.mode {
+            Mode::Gold => task.patch.clone(),
+            Mode::Issue | Mode::Tests => {
+                let Some(router) = router else {
+                    return Some(result.failed(Category::Error, "no model routes to run a session".into(), started));
+                };
+                match self
+                    .session(
+                        task,
+                        &source,
+                        &work.join("session"),
+                        sessions,
+                        store,
+                        router,
+                        progress,
+                        &mut result,
+                        stop.clone(),
+                    )
+                    .await
+                {
+                    Ok(Some(patch)) => patch,
+                    Ok(None) => return None,
+                    Err(err) => return Some(result.failed(Category::Error, err.to_string(), started)),
+                }
+            }
+        };
+        if stop.is_cancelled() {
+            return None;
+        }
+        result.model_patch = patch.clone();
+        let on_line = |line: &str| tracing::debug!(line, "judging sandbox");
+        let judged = judge(task, &source, &work.join("judge"), &patch, self.sandbox.clone(), &on_line).await;
+        let _ = std::fs::remove_dir_all(&work);
+        Some(match judged {
+            Ok(judgement) => result.judged(judgement, started),
+            Err(err @ EvalError::Setup { .. }) => result.failed(Category::SetupFailed, err.to_string(), started),
+            Err(err) => result.failed(Category::Error, err.to_string(), started),
+        })
+    }
+
+    /// The task's fix session; its patch, or `None` when stopped.
+    #[expect(clippy::too_many_arguments, reason = "one call site; the pieces are all different")]
+    async fn session(
+        &self,
+        task: &Task,
+        source: &Path,
+        work: &Path,
+        sessions: &Sessions,
+        store: Arc<Store>,
+        router: Router,
+        progress: &mpsc::UnboundedSender<Progress>,
+        result: &mut TaskResult,
+        stop: CancellationToken,
+    ) -> Result<Option<String>, EvalError> {
+        check_out(source, &task.base_commit, work).await?;
+        if self.mode == Mode::Tests {
+            apply(work, &task.test_patch, "test patch").await?;
+        }
+        let env = TaskEnv::of(task);
+        let request = FixRequest {
+            repo: work.to_path_buf(),
+            task: task.problem_statement.clone(),
+            test: Some(env.test_command),
+            setup: Some(env.setup),
+            model: self.model.clone(),
+            limits: self.limits.clone(),
+            allow_test_edits: false,
+        };
+        let fix = Fix::prepare(request).map_err(|e| EvalError::Session(e.to_string()))?;
+        let setup = SessionSetup { store, router, limits: self.sandbox.clone() };
+        let mut session = sessions.start(fix, setup, stop.clone());
+        while let Some(update) = session.next().await {
+            if let SessionUpdate::Started { session } = update {
+                result.session = Some(session.to_string());
+                let _ = progress
+                    .send(Progress::Session { instance_id: task.instance_id.clone(), session: session.to_string() });
+            }
+        }
+        let finished = match session.finish().await {
+            Ok(finished) => finished,
+            Err(_) if stop.is_cancelled() => return Ok(None),
+            Err(err) => return Err(EvalError::Session(err.to_string())),
+        };
+        if finished.outcome == Outcome::Cancelled {
+            return Ok(None);
+        }
+        result.session_ended(&finished);
+        Ok(Some(finished.diff))
+    }
+
+    fn keep(&self, result: &TaskResult) -> Result<(), EvalError> {
+        let path = self.result_path(&result.instance_id);
+        let json =
+            serde_json::to_vec_pretty(result).map_err(|e| EvalError::Write { path: path.clone(), source: e.into() })?;
+        std::fs::write(&path, json).map_err(|source| EvalError::Write { path, source })
+    }
+
+    fn kept(&self, instance_id: &str) -> Option<TaskResult> {
+        let text = std::fs::read(self.result_path(instance_id)).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+}

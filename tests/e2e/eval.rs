@@ -1,0 +1,151 @@
+//! `fixbox eval` as a user runs it, on a dataset this test makes from a sample project: a git repository
+//! with a real history (the bug at the base commit, then the commit that fixes it and adds the test that
+//! shows it), judged in real sandboxes. The model is the loopback server replaying an answer
+//! Qwen2.5-Coder-1.5B really gave on this bug (as in `fix.rs`).
+#![expect(clippy::print_stderr, reason = "what fixbox printed goes to the test log, for when a test fails")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, ensure};
+use fixbox_e2e::fixtures;
+use fixbox_e2e::transcripts::{Pace, ReplayServer};
+use fixbox_e2e::workspace_bin;
+use fixbox_eval::{Category, Mode, Report};
+use serde_json::json;
+
+use crate::fix::{answers, routing_file};
+
+const FIXTURE: &str = "py-cache-evict-during-iteration";
+const FAILING: &str = "test_cache.py::test_evict_drops_only_expired_entries";
+
+/// A folder of repositories with the sample's history, and a dataset over it: its task, one whose
+/// repository is missing, and a malformed line.
+fn dataset(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    let fixture = fixtures::get(FIXTURE)?;
+    let repos = dir.join("repos");
+    let repo = repos.join("sample+cache");
+    std::fs::create_dir_all(&repo)?;
+    let git = |args: &[&str]| -> Result<String> {
+        let out = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
+            .args(args)
+            .current_dir(&repo)
+            .output()?;
+        ensure!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(String::from_utf8(out.stdout)?.trim().to_string())
+    };
+    git(&["init", "-q"])?;
+    // The base: the bug, and the tests as they were before the one that shows it.
+    let tests = std::fs::read_to_string(fixture.repo.join("test_cache.py"))?;
+    let cut = tests.find("\n\ndef test_evict_drops_only_expired_entries").context("the sample's test moved")?;
+    std::fs::copy(fixture.repo.join("cache.py"), repo.join("cache.py"))?;
+    std::fs::write(repo.join("test_cache.py"), format!("{}\n", &tests[..cut]))?;
+    git(&["add", "."])?;
+    git(&["commit", "-qm", "a TTL cache"])?;
+    let base = git(&["rev-parse", "HEAD"])?;
+    // The fix, and its test.
+    std::fs::write(repo.join("fix.patch"), &fixture.fix_patch)?;
+    git(&["apply", "fix.patch"])?;
+    std::fs::remove_file(repo.join("fix.patch"))?;
+    std::fs::write(repo.join("test_cache.py"), &tests)?;
+    git(&["commit", "-qam", "evict_expired: iterate over a copy"])?;
+    let patch = git(&["diff", &base, "HEAD", "--", "cache.py"])? + "\n";
+    let test_patch = git(&["diff", &base, "HEAD", "--", "test_cache.py"])? + "\n";
+
+    let task = json!({
+        "instance_id": "sample__cache-1",
+        "repo": "sample/cache",
+        "base_commit": base,
+        "problem_statement": fixture.task,
+        "FAIL_TO_PASS": [FAILING],
+        "PASS_TO_PASS": [
+            "test_cache.py::test_get_before_expiry",
+            "test_cache.py::test_get_after_expiry",
+            "test_cache.py::test_missing_key_gives_default",
+            "test_cache.py::test_evict_with_nothing_expired",
+        ],
+        "test_patch": test_patch,
+        "patch": patch,
+        "install": "true",
+        "test_cmd": "python3 -m pytest -rA -p no:cacheprovider test_cache.py",
+    });
+    let mut elsewhere = task.clone();
+    elsewhere["instance_id"] = json!("elsewhere__gone-1");
+    elsewhere["repo"] = json!("elsewhere/gone");
+    let path = dir.join("dataset.jsonl");
+    std::fs::write(&path, format!("{task}\n{{\"instance_id\": \"broken\"}}\n{elsewhere}\n"))?;
+    Ok((repos, path))
+}
+
+/// `fixbox eval run` with `args`; its report.
+fn eval(data: &Path, dataset: &Path, repos: &Path, out: &Path, args: &[&str]) -> Result<(Report, String)> {
+    let output = Command::new(workspace_bin("fixbox")?)
+        .env("FIXBOX_DATA_DIR", data)
+        .args(["eval", "run"])
+        .arg(dataset)
+        .arg("--repos")
+        .arg(repos)
+        .arg("--out")
+        .arg(out)
+        .args(args)
+        .output()?;
+    let (stdout, stderr) = (String::from_utf8(output.stdout)?, String::from_utf8(output.stderr)?);
+    eprintln!("{stdout}\n{stderr}");
+    ensure!(output.status.success(), "fixbox eval exited with {:?}", output.status);
+    let report: Report = serde_json::from_str(&std::fs::read_to_string(out.join("report.json"))?)?;
+    Ok((report, stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eval_judges_the_gold_fix_and_a_session_by_the_hidden_tests() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (repos, dataset) = dataset(dir.path())?;
+    let data = dir.path().join("data");
+
+    // The task's own fix resolves it; a bad line and a missing repository are said and the run goes on.
+    let gold = dir.path().join("gold");
+    let (report, said) = eval(&data, &dataset, &repos, &gold, &["--mode", "gold"])?;
+    ensure!(said.contains("line 2: field repo is missing; skipped"), "{said}");
+    let by_id = |report: &Report, id: &str| report.tasks.iter().find(|t| t.instance_id == id).cloned();
+    let task = by_id(&report, "sample__cache-1").context("no result for the sample")?;
+    ensure!(task.resolved && task.category == Category::Resolved, "{task:?}");
+    let gone = by_id(&report, "elsewhere__gone-1").context("no result for the missing repository")?;
+    ensure!(!gone.resolved && gone.category == Category::NoRepo, "{gone:?}");
+    ensure!(report.totals.resolved == 1 && report.totals.tasks == 2, "{:?}", report.totals);
+    for file in ["report.md", "report.svg", "predictions.jsonl"] {
+        ensure!(gold.join(file).is_file(), "no {file}");
+    }
+    let predictions = std::fs::read_to_string(gold.join("predictions.jsonl"))?;
+    let sample = predictions.lines().find(|l| l.contains("sample__cache-1")).context("no prediction for the sample")?;
+    let sample: serde_json::Value = serde_json::from_str(sample)?;
+    ensure!(sample["model_patch"].as_str().is_some_and(|p| p.contains("list(self._entries.items())")), "{sample}");
+
+    // With the test given, the session fixes it (the recorded answer) and the hidden tests agree.
+    let server =
+        ReplayServer::start(answers(FIXTURE, &["1"])?, Pace::Every(std::time::Duration::from_millis(1))).await?;
+    let routes = routing_file(dir.path(), &server.url)?;
+    let routing = ["--routing", routes.to_str().context("path")?, "--instance", "sample__cache-1"];
+    let tests = dir.path().join("tests");
+    let (report, _) = eval(&data, &dataset, &repos, &tests, &[&["--mode", "tests"][..], &routing[..]].concat())?;
+    let task = &report.tasks[0];
+    ensure!(task.resolved && task.claimed_fixed && task.session.is_some(), "{task:?}");
+    ensure!(task.outcome.as_ref().is_some_and(|o| o.is_fixed()), "{task:?}");
+    ensure!(report.totals.claims_confirmed == 1, "{:?}", report.totals);
+
+    // Given the issue alone, its tests pass before any change: nothing to start from, and no model call.
+    let issue = dir.path().join("issue");
+    let (report, _) = eval(&data, &dataset, &repos, &issue, &[&["--mode", "issue"][..], &routing[..]].concat())?;
+    ensure!(report.mode == Mode::Issue && report.tasks[0].category == Category::NoRepro, "{:?}", report.tasks[0]);
+    ensure!(server.requests().len() == 1, "{} model calls", server.requests().len());
+
+    // A second run finds every task done and keeps the results.
+    let (again, said) = eval(&data, &dataset, &repos, &issue, &[&["--mode", "issue"][..], &routing[..]].concat())?;
+    ensure!(said.contains("1 of 1 tasks have results from before"), "{said}");
+    ensure!(again.tasks == report.tasks, "the second run changed the results");
+
+    let compared = Command::new(workspace_bin("fixbox")?).args(["eval", "compare"]).arg(&issue).arg(&tests).output()?;
+    let compared = String::from_utf8(compared.stdout)?;
+    ensure!(compared.contains("| sample__cache-1 | no failing test to start from | resolved |"), "{compared}");
+    Ok(())
+}
