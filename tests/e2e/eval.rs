@@ -99,6 +99,7 @@ fn eval(data: &Path, dataset: &Path, repos: &Path, out: &Path, args: &[&str]) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eval_judges_the_gold_fix_and_a_session_by_the_hidden_tests() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
     let dir = tempfile::tempdir()?;
     let (repos, dataset) = dataset(dir.path())?;
     let data = dir.path().join("data");

@@ -110,6 +110,7 @@ fn user_messages(run: &Run, n: usize) -> Result<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixed_in_one_patch_then_listed_shown_replayed_and_exported() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
     const FIXTURE: &str = "py-cache-evict-during-iteration";
     let run = fix(FIXTURE, answers(FIXTURE, &["1"])?, &[]).await?;
     ensure!(run.status.code() == Some(0), "fixbox fix exited with {:?}", run.status);
@@ -197,6 +198,7 @@ async fn fixed_in_one_patch_then_listed_shown_replayed_and_exported() -> Result<
 /// the one-line edit told in a sentence, applied (re-indented to the file's) and passing the tests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixed_after_a_failed_patch() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
     const FIXTURE: &str = "py-paginate-off-by-one";
     let run = fix(FIXTURE, answers(FIXTURE, &["2", "1"])?, &[]).await?;
     ensure!(run.status.code() == Some(0), "fixbox fix exited with {:?}", run.status);
@@ -222,6 +224,7 @@ async fn fixed_after_a_failed_patch() -> Result<()> {
 /// apply and the model is shown what the file really holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_patch_and_a_patch_that_does_not_apply_are_explained_to_the_model() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
     const FIXTURE: &str = "js-slugify";
     let run = fix(FIXTURE, answers(FIXTURE, &["2", "2", "1"])?, &["--max-iterations", "3"]).await?;
     ensure!(run.status.code() == Some(1), "{:?}", run.status);
@@ -247,6 +250,7 @@ async fn a_failed_patch_and_a_patch_that_does_not_apply_are_explained_to_the_mod
 /// three times.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_failure_three_times_stops_the_loop() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
     const FIXTURE: &str = "js-slugify";
     let run = fix(FIXTURE, answers(FIXTURE, &["1", "2", "3", "4", "5"])?, &[]).await?;
     ensure!(run.status.code() == Some(1), "{:?}", run.status);
@@ -263,6 +267,7 @@ async fn the_same_failure_three_times_stops_the_loop() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_budget_stops_the_session_before_a_call_that_could_exceed_it() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
     const FIXTURE: &str = "js-slugify";
     let run = fix(FIXTURE, answers(FIXTURE, &["1", "2"])?, &["--budget-tokens", "6000"]).await?;
     ensure!(run.status.code() == Some(1), "{:?}", run.status);
@@ -276,6 +281,7 @@ async fn the_budget_stops_the_session_before_a_call_that_could_exceed_it() -> Re
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_cleanly_and_keeps_the_session() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
     let fixture = fixtures::get("py-cache-evict-during-iteration")?;
     let script = answers("py-cache-evict-during-iteration", &["1"])?;
     // The answer streams a few events, then the model stalls mid-patch.
@@ -331,6 +337,7 @@ async fn ctrl_c_stops_cleanly_and_keeps_the_session() -> Result<()> {
 /// reference fix is applied, by Fixbox's own diff parser and patch engine, in a real sandbox.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sample_project_fails_as_shipped_and_passes_with_its_fix() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
     for fixture in fixtures::all()? {
         let plan = fixbox_agent::detect(&fixture.repo)?;
         let sandbox =

@@ -17,9 +17,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
 
-/// Taken by the tests that load this machine (engines generating) and those that measure it (the
-/// hardware probe's memory bandwidth, hence its speed estimates): they take turns, so a probe never
-/// reads a machine busy with another test's engines.
+/// Taken by the tests that load this machine (engines generating, sandboxes running tests, their images
+/// building on a fresh machine) and those that measure it (the hardware probe's memory bandwidth, hence
+/// its speed estimates): they take turns, so a probe never reads a machine busy with another test's
+/// work. (On a fresh machine the sample projects' image builds overlapped the desktop's probe, and no
+/// model was recommended.)
 pub async fn machine_to_myself() -> tokio::sync::MutexGuard<'static, ()> {
     MACHINE.lock().await
 }
