@@ -185,7 +185,16 @@ fn advise(catalog: &Catalog, budget: &Budget, offer: &Offer, for_use: Use) -> Us
         })
         .collect();
     passed_over.extend(unusable.into_iter().filter(|(params, _)| *params > largest_pick).map(|(_, p)| p));
-    let picks: Vec<Pick> = usable.into_iter().map(|(_, _, pick)| pick).collect();
+    let mut picks: Vec<Pick> = usable.into_iter().map(|(_, _, pick)| pick).collect();
+    if picks.is_empty()
+        && let Some(slow) = fastest_slow_fit(catalog, budget, for_use)
+    {
+        // The speed is an estimate from one reading of the memory bandwidth, which a busy moment (the
+        // app's own window starting) can halve: a model that fits is offered as the fastest this
+        // machine runs, with its estimate, rather than nothing.
+        passed_over.retain(|p| p.model_id != slow.model_id);
+        picks.push(slow);
+    }
     let none_fits = picks.is_empty().then(|| {
         format!(
             "no {} model fits at {} context: each needs more than the {} this machine offers, or runs too slowly",
@@ -195,6 +204,25 @@ fn advise(catalog: &Catalog, budget: &Budget, offer: &Offer, for_use: Use) -> Us
         )
     });
     UseAdvice { for_use, picks, passed_over, none_fits }
+}
+
+/// Of the models that fit this machine's memory but fall below the speed worth waiting for, the one
+/// estimated fastest, at the use's least context.
+fn fastest_slow_fit(catalog: &Catalog, budget: &Budget, for_use: Use) -> Option<Pick> {
+    let fits = catalog.models.iter().filter(|m| for_use.fits_role(m.role)).filter_map(|model| {
+        let quant = model.quants.first()?;
+        let (shape, size_estimated) = model.shape(quant);
+        let plan = fit::plan(&shape, &FitRequest::new(for_use.min_context()), budget);
+        plan.fits().then(|| pick(model, quant, plan, size_estimated))
+    });
+    let mut fastest = fits.max_by(|a, b| {
+        let speed = |p: &Pick| p.plan.estimated_tokens_per_second.unwrap_or(0.0);
+        speed(a).total_cmp(&speed(b))
+    })?;
+    fastest.why.push_str(&format!(
+        "; below the {MIN_TOKENS_PER_SECOND:.0} tokens/s worth waiting for, but the fastest model this machine runs"
+    ));
+    Some(fastest)
 }
 
 fn passed(model: &CatalogModel, why: String) -> Passed {

@@ -143,6 +143,21 @@ fn a_laptop_without_a_gpu_runs_small_models_on_the_cpu_and_says_why_not_bigger()
 }
 
 #[test]
+fn a_machine_too_slow_for_any_model_is_still_offered_the_fastest_that_fits() {
+    // The laptop's reading with its memory bandwidth cut to a sliver: every model's estimate falls
+    // below what is worth waiting for, as a busy moment can make it.
+    let mut reading = machine("laptop-no-gpu");
+    reading.memory.bandwidth_bytes_per_s = Some(1_000_000_000);
+    let r = recommend(&Catalog::embedded().unwrap(), &reading);
+    let code = advice(&r, Use::CodeFix);
+    assert_eq!(ids(code), ["qwen2.5-coder-1.5b-instruct"]);
+    let why = &code.picks[0].why;
+    assert!(why.contains("(estimate)") && why.contains("the fastest model this machine runs"), "{why}");
+    assert!(code.none_fits.is_none());
+    assert!(code.passed_over.iter().all(|p| p.model_id != "qwen2.5-coder-1.5b-instruct"));
+}
+
+#[test]
 fn two_gpus_hold_a_32b_coder_together_at_full_context() {
     let r = show("two-rtx4090");
     let code = advice(&r, Use::CodeFix);
