@@ -93,7 +93,7 @@ async fn a_fix_session_is_in_the_history_replays_into_the_diff_viewer_and_delete
             ensure!(shown == expected, "the viewer added {shown:?}, the session streamed {expected:?}");
             let timeline = client.find(Locator::Css("[data-testid=timeline]")).await?.text().await?;
             ensure!(timeline.contains("tests before any change: 4 passed, 1 failed"), "{timeline}");
-            let terminal = terminal_text(&client).await?;
+            let terminal = terminal_showing(&client, &["✗ 4 passed, 1 failed (exit 1)", "✓ 5 passed"]).await?;
             // The terminal shows its last rows: the end of the run before any change, then the run after the patch.
             ensure!(terminal.contains("✗ 4 passed, 1 failed (exit 1)"), "{terminal}");
             ensure!(terminal.contains("# iteration 1") && terminal.contains("✓ 5 passed"), "{terminal}");
@@ -178,7 +178,7 @@ async fn a_fix_session_started_in_the_window_streams_and_is_accepted() -> Result
             ensure!(status == "applied", "patch status {status:?}");
             // The terminal pane has the test runs as pytest printed them in the sandbox, and how each ended.
             ensure!(failing_run_shown, "the terminal did not show the failing run while the session ran");
-            let terminal = terminal_text(&client).await?;
+            let terminal = terminal_showing(&client, &["✗ 4 passed, 1 failed (exit 1)", "✓ 5 passed"]).await?;
             ensure!(
                 terminal.contains("✗ 4 passed, 1 failed (exit 1)") && terminal.contains("✓ 5 passed"),
                 "{terminal}"
@@ -222,6 +222,19 @@ async fn terminal_text(client: &fantoccini::Client) -> Result<String> {
         // A pane redrawn between the find and the read is read again at the next poll.
         Some(rows) => Ok(rows.text().await.unwrap_or_default()),
         None => Ok(String::new()),
+    }
+}
+
+/// The terminal pane's rows once they show every one of `expected`, or as they are after 15 s: xterm.js
+/// draws what it is written on a later frame, so a read right after a session can come too early.
+async fn terminal_showing(client: &fantoccini::Client, expected: &[&str]) -> Result<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = terminal_text(client).await?;
+        if expected.iter().all(|e| text.contains(e)) || std::time::Instant::now() > deadline {
+            return Ok(text);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
