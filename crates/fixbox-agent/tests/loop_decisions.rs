@@ -1,0 +1,187 @@
+//! The loop's decisions, driven by a scripted model in a sandbox in this process: when it asks the
+//! model, what it does with each answer, what it tells the model next, and when it stops. The same
+//! loop against Docker and llama-server is tested end to end in `tests/e2e`.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+
+use fixbox_agent::{Limits, Outcome};
+use fixbox_llm::Role;
+use support::{Files, MemorySandbox, Reply, ScriptedModel, pytest, repo, run};
+
+const BUGGY: &str = "def add(a, b):\n    return a - b\n";
+const TESTS: &str = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n\n\ndef test_zero():\n    assert add(0, 0) == 0\n";
+
+/// `test_add` passes once `add` sums; `test_zero` passes, but is no longer run once `add` adds a zero
+/// (as a test stops being collected when a patch breaks its import).
+fn calc_tests(files: &Files, command: &str) -> (i64, String) {
+    if !command.contains("pytest") {
+        return (0, String::new());
+    }
+    let calc = files.get("calc.py").map_or("", String::as_str);
+    let mut outcomes = vec![("test_calc.py::test_add", calc.contains("return a + b"))];
+    if !calc.contains("+ 0") {
+        outcomes.push(("test_calc.py::test_zero", true));
+    }
+    pytest(&outcomes)
+}
+
+fn edit(search: &str, replace: &str) -> String {
+    format!("calc.py\n```python\n<<<<<<< SEARCH\n{search}\n=======\n{replace}\n>>>>>>> REPLACE\n```\n")
+}
+
+/// The right fix.
+fn fix() -> String {
+    edit("    return a - b", "    return a + b")
+}
+
+fn limits() -> Limits {
+    Limits { max_iterations: 5, ..Limits::default() }
+}
+
+/// The text of the last message of each request the model got.
+fn last_messages(model: &ScriptedModel) -> Vec<String> {
+    model
+        .requests()
+        .iter()
+        .map(|r| r.messages.last().filter(|m| m.role == Role::User).map(|m| m.content.clone()).unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test]
+async fn tests_that_pass_before_any_change_end_the_session_without_asking_the_model() {
+    let dir = repo(&[("calc.py", "def add(a, b):\n    return a + b\n"), ("test_calc.py", TESTS)]);
+    let model = ScriptedModel::new([Reply::text(fix())]);
+    let ran = run(dir.path(), None, limits(), MemorySandbox::new(calc_tests), model.clone()).await;
+    assert_eq!(ran.finished.outcome, Outcome::AlreadyPassing);
+    assert!(model.requests().is_empty());
+    assert_eq!(ran.finished.diff, "");
+}
+
+#[tokio::test]
+async fn a_patch_that_makes_the_tests_pass_is_written_to_the_sandbox_and_ends_fixed() {
+    let dir = repo(&[("calc.py", BUGGY), ("test_calc.py", TESTS)]);
+    let model = ScriptedModel::new([Reply::text(fix())]);
+    let sandbox = MemorySandbox::new(calc_tests);
+    let files = sandbox.files();
+    let ran = run(dir.path(), None, limits(), sandbox, model.clone()).await;
+    assert_eq!(ran.finished.outcome, Outcome::Fixed);
+    assert_eq!(ran.finished.iterations, 1);
+    assert!(ran.finished.diff.contains("-    return a - b\n+    return a + b\n"), "{}", ran.finished.diff);
+    assert_eq!(files.lock().expect("files")["calc.py"], "def add(a, b):\n    return a + b\n");
+    assert_eq!(
+        ran.kinds(),
+        [
+            "session.started",
+            "sandbox.ready",
+            "tests.run",
+            "model.started",
+            "model.call",
+            "patch.applied",
+            "tests.run",
+            "iteration",
+            "session.finished"
+        ]
+    );
+    // The first prompt shows the failing test and the code under test.
+    let first = &model.requests()[0];
+    let prompt: String = first.messages.iter().map(|m| m.content.as_str()).collect();
+    assert!(prompt.contains("test_calc.py::test_add"), "{prompt}");
+    assert!(prompt.contains("return a - b"), "{prompt}");
+    assert_eq!((ran.finished.totals.calls, ran.finished.totals.usage.prompt), (1, 100));
+}
+
+#[tokio::test]
+async fn a_patch_to_a_test_file_is_refused_and_the_model_is_told_why() {
+    let dir = repo(&[("calc.py", BUGGY), ("test_calc.py", TESTS)]);
+    let cheat = "test_calc.py\n```python\n<<<<<<< SEARCH\n    assert add(2, 3) == 5\n=======\n    assert add(2, 3) == -1\n>>>>>>> REPLACE\n```\n";
+    let model = ScriptedModel::new([Reply::text(cheat), Reply::text(fix())]);
+    let sandbox = MemorySandbox::new(calc_tests);
+    let files = sandbox.files();
+    let ran = run(dir.path(), None, limits(), sandbox, model.clone()).await;
+    assert_eq!(ran.finished.outcome, Outcome::Fixed);
+    assert_eq!(ran.finished.iterations, 2);
+    assert_eq!(files.lock().expect("files")["test_calc.py"], TESTS, "the test file is never written");
+    assert!(ran.kinds().contains(&"patch.rejected"));
+    let told = &last_messages(&model)[1];
+    assert!(told.contains("test_calc.py is a test file"), "{told}");
+    assert!(!ran.finished.diff.contains("test_calc.py"));
+}
+
+#[tokio::test]
+async fn passing_tests_with_one_that_passed_before_gone_are_not_fixed_and_the_model_hears_which() {
+    let dir = repo(&[("calc.py", BUGGY), ("test_calc.py", TESTS)]);
+    let breaks = edit("    return a - b", "    return a + b + 0");
+    let repairs = edit("    return a + b + 0", "    return a + b");
+    let model = ScriptedModel::new([Reply::text(breaks), Reply::text(repairs)]);
+    let ran = run(dir.path(), None, limits(), MemorySandbox::new(calc_tests), model.clone()).await;
+    assert_eq!(ran.finished.outcome, Outcome::Fixed);
+    assert_eq!(ran.finished.iterations, 2, "every test run passing does not end it while one is gone");
+    let told = &last_messages(&model)[1];
+    assert!(told.contains("test_calc.py::test_zero"), "{told}");
+}
+
+#[tokio::test]
+async fn the_same_failure_in_a_row_stops_the_session_and_raises_the_temperature_meanwhile() {
+    let dir = repo(&[("calc.py", BUGGY), ("test_calc.py", TESTS)]);
+    let elsewhere = edit("def multiply(x, y):\n    return x * y", "def multiply(x, y):\n    return y * x");
+    let model = ScriptedModel::new((0..5).map(|_| Reply::text(elsewhere.clone())));
+    let ran = run(dir.path(), None, limits(), MemorySandbox::new(calc_tests), model.clone()).await;
+    assert!(matches!(ran.finished.outcome, Outcome::Stuck { .. }), "{:?}", ran.finished.outcome);
+    assert_eq!(ran.finished.iterations, 3, "same_failure is 3");
+    let temperatures: Vec<f32> = model.requests().iter().filter_map(|r| r.sampling.temperature).collect();
+    assert_eq!(temperatures.len(), 3);
+    assert!(temperatures[2] > temperatures[0], "{temperatures:?}");
+    assert_eq!(ran.finished.diff, "", "nothing applied");
+}
+
+#[tokio::test]
+async fn the_iteration_limit_ends_a_session_that_keeps_failing_differently() {
+    let dir = repo(&[("calc.py", BUGGY), ("test_calc.py", TESTS)]);
+    let first = edit("    return a - b", "    return b - a");
+    let second = edit("    return b - a", "    return a * b");
+    let model = ScriptedModel::new([Reply::text(first), Reply::text(second), Reply::text(fix())]);
+    let limits = Limits { max_iterations: 2, ..Limits::default() };
+    let ran = run(dir.path(), None, limits, MemorySandbox::new(calc_tests), model.clone()).await;
+    assert_eq!(ran.finished.outcome, Outcome::MaxIterations);
+    assert_eq!(model.requests().len(), 2);
+    assert!(ran.finished.diff.contains("+    return a * b"), "its changes are kept: {}", ran.finished.diff);
+}
+
+#[tokio::test]
+async fn an_answer_that_gives_up_ends_the_session_with_its_reason() {
+    let dir = repo(&[("calc.py", BUGGY), ("test_calc.py", TESTS)]);
+    let model = ScriptedModel::new([Reply::text("I give up: the bug is not in these files.\n")]);
+    let ran = run(dir.path(), None, limits(), MemorySandbox::new(calc_tests), model).await;
+    assert_eq!(ran.finished.outcome, Outcome::GaveUp { reason: "the bug is not in these files".into() });
+}
+
+#[tokio::test]
+async fn a_failing_setup_ends_the_session_before_the_model_is_asked_and_cuts_the_network() {
+    let dir = repo(&[("calc.py", BUGGY), ("test_calc.py", TESTS)]);
+    let model = ScriptedModel::new([Reply::text(fix())]);
+    let sandbox = MemorySandbox::new(|files: &Files, command: &str| {
+        if command.contains("pip install") {
+            (1, "ERROR: No matching distribution found for nothere\n".into())
+        } else {
+            calc_tests(files, command)
+        }
+    });
+    let (commands, cut) = (sandbox.commands.clone(), sandbox.network_cut.clone());
+    let ran = run(dir.path(), Some("pip install nothere"), limits(), sandbox, model.clone()).await;
+    let Outcome::Error { message } = &ran.finished.outcome else { panic!("{:?}", ran.finished.outcome) };
+    assert!(message.contains("No matching distribution"), "{message}");
+    assert!(model.requests().is_empty());
+    assert!(cut.load(Ordering::SeqCst));
+    assert_eq!(commands.lock().expect("commands").len(), 1, "no test ran after it");
+}
+
+#[tokio::test]
+async fn a_model_that_cannot_be_reached_ends_the_session_with_an_error_saying_so() {
+    let dir = repo(&[("calc.py", BUGGY), ("test_calc.py", TESTS)]);
+    let model = ScriptedModel::new([Reply::Unreachable]);
+    let ran = run(dir.path(), None, limits(), MemorySandbox::new(calc_tests), model).await;
+    let Outcome::Error { message } = &ran.finished.outcome else { panic!("{:?}", ran.finished.outcome) };
+    assert!(message.contains("could not be reached"), "{message}");
+}
