@@ -25,6 +25,20 @@ pub enum AgentError {
 }
 
 impl AgentError {
+    /// A short name of what went wrong, for counting.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotARepo { .. } => "not_a_repo",
+            Self::Read { .. } => "read",
+            Self::NoTestCommand { .. } => "no_test_command",
+            Self::Sandbox { .. } => "sandbox",
+            Self::Store(_) => "store",
+            Self::Model(_) => "model",
+            Self::Stopped { .. } => "stopped",
+            Self::Config(_) => "config",
+        }
+    }
+
     pub(crate) fn sandbox(op: &'static str) -> impl FnOnce(fixbox_sandbox::SandboxError) -> Self {
         move |source| Self::Sandbox { op, source }
     }

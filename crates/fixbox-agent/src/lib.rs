@@ -12,6 +12,7 @@ pub mod calls;
 mod detect;
 mod error;
 mod event;
+mod metrics;
 mod outcome;
 mod preferences;
 mod prompt;

@@ -33,6 +33,21 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Its name, as serialized (`fixed`, `max_iterations`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Fixed => "fixed",
+            Self::AlreadyPassing => "already_passing",
+            Self::MaxIterations => "max_iterations",
+            Self::Budget { .. } => "budget",
+            Self::WallTime => "wall_time",
+            Self::Stuck { .. } => "stuck",
+            Self::GaveUp { .. } => "gave_up",
+            Self::Cancelled => "cancelled",
+            Self::Error { .. } => "error",
+        }
+    }
+
     pub fn is_fixed(&self) -> bool {
         matches!(self, Self::Fixed)
     }
@@ -75,4 +90,28 @@ pub struct Finished {
     pub diff: String,
     pub totals: Totals,
     pub timings: Timings,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outcomes_kind_is_its_serialized_name() {
+        let text = || "x".to_string();
+        for outcome in [
+            Outcome::Fixed,
+            Outcome::AlreadyPassing,
+            Outcome::MaxIterations,
+            Outcome::Budget { message: text() },
+            Outcome::WallTime,
+            Outcome::Stuck { failure: text() },
+            Outcome::GaveUp { reason: text() },
+            Outcome::Cancelled,
+            Outcome::Error { message: text() },
+        ] {
+            let json = serde_json::to_value(&outcome).expect("an outcome serializes");
+            assert_eq!(json["outcome"], outcome.kind());
+        }
+    }
 }

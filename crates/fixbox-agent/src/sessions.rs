@@ -3,7 +3,7 @@
 //! [`Sessions::start`] queues a prepared [`Fix`] behind a cap on how many run at once, makes its
 //! sandbox, records the session in the store, runs it, and hands back a [`SessionHandle`]: the
 //! session's updates in order with none missed (setup lines, its id, every event), Stop, and its end.
-//! Front ends only render the updates.
+//! Front ends only render the updates. Each session is counted on its router's metrics registry.
 
 use std::sync::Arc;
 
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::AgentError;
 use crate::event::{Event, EventLog, Recorded};
+use crate::metrics::SessionMetrics;
 use crate::outcome::Finished;
 use crate::session::Fix;
 use crate::setup::{self, Sandboxed};
@@ -80,9 +81,24 @@ impl Sessions {
         updates: mpsc::UnboundedSender<SessionUpdate>,
         cancel: CancellationToken,
     ) -> Result<Finished, AgentError> {
+        let metrics = SessionMetrics::new(Arc::clone(setup.router.metrics()));
+        let ended = self.run_counted(fix, setup, updates, cancel, &metrics).await;
+        metrics.ended(&ended);
+        ended
+    }
+
+    async fn run_counted(
+        self,
+        fix: Fix,
+        setup: SessionSetup,
+        updates: mpsc::UnboundedSender<SessionUpdate>,
+        cancel: CancellationToken,
+        metrics: &SessionMetrics,
+    ) -> Result<Finished, AgentError> {
         let slot = match self.slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
             Err(_) => {
+                let _queued = metrics.queued();
                 let _ = updates.send(SessionUpdate::Queued);
                 tokio::select! {
                     slot = self.slots.clone().acquire_owned() => slot.map_err(|_| AgentError::Stopped { before: "it could start" })?,
@@ -90,6 +106,7 @@ impl Sessions {
                 }
             }
         };
+        let _running = metrics.running();
         let on_line = {
             let updates = updates.clone();
             move |line: &str| {
@@ -101,6 +118,7 @@ impl Sessions {
             () = cancel.cancelled() => Err(AgentError::Stopped { before: "its sandbox was ready" }),
         };
         let Sandboxed { sandbox, image, took } = sandboxed?;
+        metrics.sandbox_started(took);
         let id = setup.store.create_session(&fix.title())?;
         let _ = updates.send(SessionUpdate::Started { session: id.clone() });
         let log = EventLog::new(Arc::clone(&setup.store), id.clone());

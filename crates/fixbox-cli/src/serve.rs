@@ -71,12 +71,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     eprintln!("serving the routes from {from} at http://{}/v1", listener.local_addr()?);
     tokio::spawn(serve(listener, move |req| handle_api(req, api.clone())));
     if let Some(addr) = args.metrics {
-        let listener = bind(addr, "--metrics").await?;
-        eprintln!("metrics at http://{}/metrics", listener.local_addr()?);
-        tokio::spawn(serve(listener, move |req| handle_metrics(req, metrics.clone())));
+        spawn_metrics(addr, metrics).await?;
     }
     shutdown_signal().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serves `metrics` at http://ADDR/metrics from now on (`--metrics ADDR` of a command), and says where.
+pub(crate) async fn spawn_metrics(addr: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+    let listener = bind(addr, "--metrics").await?;
+    eprintln!("metrics at http://{}/metrics", listener.local_addr()?);
+    tokio::spawn(serve(listener, move |req| handle_metrics(req, metrics.clone())));
+    Ok(())
 }
 
 async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<TcpListener> {

@@ -28,7 +28,7 @@ pub use budget::{Budget, BudgetExceeded, Meter, Totals};
 pub use chat::{ChatRequest, Chunk, Finish, FinishReason, Message, Role, Sampling};
 pub use client::{ChunkStream, ModelClient, Timeouts, collect};
 pub use error::{ErrorKind, LlmError};
-pub use metrics::Metrics;
+pub use metrics::{Labels, MetricKind, Metrics};
 pub use ollama::OllamaClient;
 pub use openai::{Dialect, OpenAiClient};
 pub use price::{Price, PriceTable};

@@ -1,5 +1,6 @@
 //! Counters and histograms of every call, by route (`provider`) and model, in Prometheus's text
-//! exposition format (what `fixbox serve --metrics` serves at `/metrics`).
+//! exposition format (what `fixbox serve --metrics` serves at `/metrics`). Other parts count on the
+//! same registry under families of their own (fix sessions do: see [`Metrics::describe`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -8,10 +9,32 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use crate::error::ErrorKind;
 use crate::router::CallRecord;
 
-/// Seconds; from a short local answer to a long CPU generation.
-const BUCKETS: [f64; 12] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
+/// Seconds; from a short local answer to a long CPU generation or a whole session.
+const BUCKETS: [f64; 14] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0];
 
-type Labels = Vec<(&'static str, String)>;
+/// A series' labels, in order: `[("provider", "local"), ("model", "qwen")]`.
+pub type Labels = Vec<(&'static str, String)>;
+
+/// What kind of number a family holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Only goes up.
+    Counter,
+    /// Goes up and down (what is running now).
+    Gauge,
+    /// Observations in [`BUCKETS`], with their count and sum.
+    Histogram,
+}
+
+impl MetricKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::Gauge => "gauge",
+            Self::Histogram => "histogram",
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -20,6 +43,9 @@ pub struct Metrics {
 
 #[derive(Debug, Default)]
 struct Families {
+    /// Families beyond the calls' own, in the order they were described.
+    described: Vec<(&'static str, MetricKind, &'static str)>,
+    /// Counters and gauges.
     counters: BTreeMap<&'static str, BTreeMap<Labels, f64>>,
     histograms: BTreeMap<&'static str, BTreeMap<Labels, Histogram>>,
 }
@@ -31,18 +57,40 @@ struct Histogram {
     sum: f64,
 }
 
-const FAMILIES: [(&str, &str, &str); 8] = [
-    ("fixbox_llm_calls_total", "counter", "Calls that answered."),
-    ("fixbox_llm_errors_total", "counter", "Tries that failed, by kind of failure."),
-    ("fixbox_llm_tokens_total", "counter", "Tokens used, by kind (prompt, completion, cache_read, cache_write)."),
-    ("fixbox_llm_cost_usd_total", "counter", "What the calls cost, in US dollars."),
-    ("fixbox_llm_equivalent_cost_usd_total", "counter", "What local calls would have cost in the cloud."),
-    ("fixbox_llm_latency_seconds", "histogram", "From sending a call to its last token."),
-    ("fixbox_llm_time_to_first_token_seconds", "histogram", "From sending a call to its first token."),
-    ("fixbox_llm_tokens_per_second", "histogram", "Generation speed of a call."),
+const FAMILIES: [(&str, MetricKind, &str); 8] = [
+    ("fixbox_llm_calls_total", MetricKind::Counter, "Calls that answered."),
+    ("fixbox_llm_errors_total", MetricKind::Counter, "Tries that failed, by kind of failure."),
+    (
+        "fixbox_llm_tokens_total",
+        MetricKind::Counter,
+        "Tokens used, by kind (prompt, completion, cache_read, cache_write).",
+    ),
+    ("fixbox_llm_cost_usd_total", MetricKind::Counter, "What the calls cost, in US dollars."),
+    ("fixbox_llm_equivalent_cost_usd_total", MetricKind::Counter, "What local calls would have cost in the cloud."),
+    ("fixbox_llm_latency_seconds", MetricKind::Histogram, "From sending a call to its last token."),
+    ("fixbox_llm_time_to_first_token_seconds", MetricKind::Histogram, "From sending a call to its first token."),
+    ("fixbox_llm_tokens_per_second", MetricKind::Histogram, "Generation speed of a call."),
 ];
 
 impl Metrics {
+    /// Adds a family of one's own to what [`render`](Self::render) shows (again: nothing changes).
+    pub fn describe(&self, name: &'static str, kind: MetricKind, help: &'static str) {
+        let mut f = self.lock();
+        if !f.described.iter().any(|(known, ..)| *known == name) {
+            f.described.push((name, kind, help));
+        }
+    }
+
+    /// Adds `by` to a counter, or to a gauge (negative to take away).
+    pub fn add(&self, name: &'static str, labels: Labels, by: f64) {
+        self.lock().add(name, labels, by);
+    }
+
+    /// One observation of a histogram, in seconds.
+    pub fn observe(&self, name: &'static str, labels: Labels, value: f64) {
+        self.lock().observe(name, labels, value);
+    }
+
     pub(crate) fn record_call(&self, record: &CallRecord) {
         let base: Labels = vec![("provider", record.route.clone()), ("model", record.model.clone())];
         let with = |key: &'static str, value: &str| {
@@ -84,8 +132,8 @@ impl Metrics {
     pub fn render(&self) -> String {
         let f = self.lock();
         let mut out = String::new();
-        for (name, kind, help) in FAMILIES {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (name, kind, help) in FAMILIES.iter().chain(&f.described) {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {}", kind.as_str());
             for (labels, value) in f.counters.get(name).into_iter().flatten() {
                 let _ = writeln!(out, "{name}{} {value}", render_labels(labels, None));
             }
@@ -129,7 +177,7 @@ fn render_labels(labels: &Labels, le: Option<&str>) -> String {
     if let Some(le) = le {
         parts.push(format!("le=\"{le}\""));
     }
-    format!("{{{}}}", parts.join(","))
+    if parts.is_empty() { String::new() } else { format!("{{{}}}", parts.join(",")) }
 }
 
 #[cfg(test)]
@@ -187,5 +235,23 @@ mod tests {
             text.contains("fixbox_llm_equivalent_cost_usd_total{provider=\"local\",model=\"smol\\\"lm\"} 1\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn families_described_elsewhere_render_after_the_calls_own() {
+        let metrics = Metrics::default();
+        metrics.describe("fixbox_sessions_running", MetricKind::Gauge, "Sessions running now.");
+        metrics.describe("fixbox_sessions_running", MetricKind::Gauge, "Sessions running now.");
+        metrics.add("fixbox_sessions_running", vec![], 1.0);
+        metrics.add("fixbox_sessions_running", vec![], 1.0);
+        metrics.add("fixbox_sessions_running", vec![], -1.0);
+        metrics.describe("fixbox_session_seconds", MetricKind::Histogram, "How long sessions took.");
+        metrics.observe("fixbox_session_seconds", vec![("outcome", "fixed".into())], 700.0);
+        let text = metrics.render();
+        assert_eq!(text.matches("# TYPE fixbox_sessions_running gauge\n").count(), 1, "{text}");
+        assert!(text.contains("# TYPE fixbox_sessions_running gauge\nfixbox_sessions_running 1\n"), "{text}");
+        assert!(text.contains("fixbox_session_seconds_bucket{outcome=\"fixed\",le=\"600\"} 0\n"), "{text}");
+        assert!(text.contains("fixbox_session_seconds_bucket{outcome=\"fixed\",le=\"1800\"} 1\n"), "{text}");
+        assert!(text.find("fixbox_llm_calls_total") < text.find("fixbox_sessions_running"), "{text}");
     }
 }
