@@ -150,3 +150,84 @@ async fn eval_judges_the_gold_fix_and_a_session_by_the_hidden_tests() -> Result<
     ensure!(compared.contains("| sample__cache-1 | no failing test to start from | resolved |"), "{compared}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_loses_the_model_server_waits_for_it_and_runs_the_task_again() -> Result<()> {
+    use tokio::io::AsyncBufReadExt;
+
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    let dir = tempfile::tempdir()?;
+    let (repos, dataset) = dataset(dir.path())?;
+    // The server's port, with nothing listening there yet: its engine is down.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let routes = routing_file(dir.path(), &format!("http://127.0.0.1:{port}"))?;
+    let out = dir.path().join("tests");
+    let mut eval = tokio::process::Command::new(workspace_bin("fixbox")?)
+        .env("FIXBOX_DATA_DIR", dir.path().join("data"))
+        .args(["eval", "run"])
+        .arg(&dataset)
+        .arg("--repos")
+        .arg(&repos)
+        .arg("--out")
+        .arg(&out)
+        .args(["--mode", "tests", "--instance", "sample__cache-1", "--metrics", "127.0.0.1:0", "--routing"])
+        .arg(&routes)
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut said = tokio::io::BufReader::new(eval.stderr.take().context("no stderr")?).lines();
+    let mut log = String::new();
+    let waiting = async {
+        while let Some(line) = said.next_line().await? {
+            eprintln!("{line}");
+            log.push_str(&line);
+            log.push('\n');
+            if line.contains("the model server stopped answering; waiting for it") {
+                return anyhow::Ok(());
+            }
+        }
+        anyhow::bail!("fixbox eval ended without waiting for the model server")
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(300), waiting).await.context("it never said it waits")??;
+    let interim: fixbox_eval::TaskResult =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results/sample__cache-1.json"))?)?;
+    ensure!(interim.category == Category::EngineDown && interim.judgement.is_none(), "{interim:?}");
+    // An operator watching the run sees the session that ended in the error, and the failed calls.
+    let metrics_at = log
+        .lines()
+        .find_map(|l| l.strip_prefix("metrics at "))
+        .context("it did not say where its metrics are")?
+        .to_string();
+    let http = fixbox_models::http_client_builder().build()?;
+    let metrics = http.get(&metrics_at).send().await?.text().await?;
+    for line in [
+        "fixbox_sessions_started_total 1",
+        "fixbox_sessions_running 0",
+        "fixbox_sessions_ended_total{outcome=\"error\"} 1",
+        "fixbox_session_errors_total{kind=\"in_session\"} 1",
+        "fixbox_sandbox_start_seconds_count 1",
+    ] {
+        ensure!(metrics.contains(&format!("\n{line}\n")), "no {line} in\n{metrics}");
+    }
+    ensure!(metrics.contains("fixbox_llm_errors_total{provider=\"replay\""), "{metrics}");
+
+    // The server comes back on its port: the task runs again, and this time is fixed.
+    let server =
+        ReplayServer::start_on(port, answers(FIXTURE, &["1"])?, Pace::Every(std::time::Duration::from_millis(1)))
+            .await?;
+    let rest = async {
+        while let Some(line) = said.next_line().await? {
+            eprintln!("{line}");
+            log.push_str(&line);
+            log.push('\n');
+        }
+        anyhow::Ok(eval.wait().await?)
+    };
+    let status = tokio::time::timeout(std::time::Duration::from_secs(300), rest).await.context("it never ended")??;
+    ensure!(status.success(), "fixbox eval exited with {status:?}");
+    ensure!(log.contains("the model server answers again"), "{log}");
+    let report: Report = serde_json::from_str(&std::fs::read_to_string(out.join("report.json"))?)?;
+    ensure!(report.tasks.len() == 1 && report.tasks[0].resolved, "{:?}", report.tasks);
+    ensure!(server.requests().len() == 1, "{} chat requests", server.requests().len());
+    Ok(())
+}

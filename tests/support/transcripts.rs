@@ -83,7 +83,8 @@ pub enum Pace {
 }
 
 /// A loopback OpenAI-compatible `/v1/chat/completions` that answers each request with the next
-/// answer of its script, and keeps the requests it got.
+/// answer of its script, and keeps the requests it got. A `GET` (`/v1/models`, as clients ask
+/// whether the server is up) gets an empty model list, as from llama-server, and uses no answer.
 #[derive(Debug, Clone)]
 pub struct ReplayServer {
     pub url: String,
@@ -92,12 +93,26 @@ pub struct ReplayServer {
 
 impl ReplayServer {
     pub async fn start(script: Vec<Answer>, pace: Pace) -> Result<Self> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        Self::start_on(0, script, pace).await
+    }
+
+    /// On a given loopback port (0: any free one).
+    pub async fn start_on(port: u16, script: Vec<Answer>, pace: Pace) -> Result<Self> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
         let server = Self { url: format!("http://{}", listener.local_addr()?), requests: Arc::default() };
         let requests = server.requests.clone();
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 let Ok(request) = read_request(&mut client).await else { continue };
+                if request.starts_with(b"GET ") {
+                    let body = r#"{"object":"list","data":[]}"#;
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = client.write_all(format!("{head}{body}").as_bytes()).await;
+                    continue;
+                }
                 let body = body_json(&request);
                 let answer = {
                     let mut seen = requests.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

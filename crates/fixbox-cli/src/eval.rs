@@ -60,6 +60,9 @@ pub struct RunArgs {
     /// Wall time per session: 90s, 10m, 1h.
     #[arg(long, default_value = "20m", value_parser = parse_duration)]
     timeout: u64,
+    /// Serve Prometheus metrics of the run's sessions and model calls at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 pub async fn run(command: EvalCommand) -> anyhow::Result<ExitCode> {
@@ -96,7 +99,11 @@ async fn run_dataset(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (router, model_name) = if args.mode == Mode::Gold {
         (None, "gold".to_string())
     } else {
-        let (router, from) = crate::routing::router(args.routing.clone(), Arc::new(Metrics::default())).await?;
+        let metrics = Arc::new(Metrics::default());
+        if let Some(addr) = args.metrics {
+            crate::serve::spawn_metrics(addr, Arc::clone(&metrics)).await?;
+        }
+        let (router, from) = crate::routing::router(args.routing.clone(), metrics).await?;
         let model = router
             .routes(&args.model)
             .ok()
@@ -188,6 +195,11 @@ async fn show_progress(mut updates: mpsc::UnboundedReceiver<Progress>) {
                 let error = result.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
                 say(format!("{}: {verdict} in {:.0} s{error}", result.instance_id, result.wall_s));
             }
+            Progress::EngineDown { instance_id } => say(format!(
+                "{instance_id}: the model server stopped answering; waiting for it to come back \
+                 (fixbox engine start, or Ctrl+C to stop here), then this task runs again"
+            )),
+            Progress::EngineBack => say("the model server answers again; going on".into()),
         }
     }
     bar.finish_and_clear();

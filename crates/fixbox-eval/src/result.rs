@@ -35,6 +35,8 @@ pub enum Category {
     SetupFailed,
     /// The repository or its commit is not there.
     NoRepo,
+    /// The model server stopped answering during the session (the task runs again once it is back).
+    EngineDown,
     /// Anything else that stopped the task (the sandbox, the model server).
     Error,
 }
@@ -53,6 +55,7 @@ impl Category {
             Self::GaveUp => "model gave up",
             Self::SetupFailed => "setup failed",
             Self::NoRepo => "repository missing",
+            Self::EngineDown => "model server down",
             Self::Error => "error",
         }
     }

@@ -1,15 +1,16 @@
 //! An evaluation run: each task's session (or the task's own fix, with `gold`), then its judgement, kept
 //! as one JSON file per task so that a run stopped half way goes on where it stopped.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use fixbox_agent::{Fix, FixRequest, Limits, ModelSettings, Outcome, SessionSetup, SessionUpdate, Sessions};
 use fixbox_llm::Router;
 use fixbox_store::Store;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkout::{apply, check_out, find_repo};
@@ -88,7 +89,17 @@ pub enum Progress {
     Finished {
         result: Box<TaskResult>,
     },
+    /// The model server stopped answering during this task's session: the run waits for it, then
+    /// runs the task again.
+    EngineDown {
+        instance_id: String,
+    },
+    /// The model server answers again.
+    EngineBack,
 }
+
+/// How often a run waiting for the model server asks whether it is back.
+const ENGINE_POLL: Duration = Duration::from_secs(5);
 
 impl EvalRun {
     /// The file a task's result is kept in.
@@ -98,6 +109,9 @@ impl EvalRun {
 
     /// Runs every task without a result yet, `jobs` at a time, until all are done or `stop` is
     /// cancelled (what is done is kept). Returns every task's result, from this run and before.
+    ///
+    /// A task whose session lost the model server is marked [`Category::EngineDown`]; the run waits
+    /// until the server answers again and then runs it once more.
     pub async fn run(
         &self,
         tasks: &[Task],
@@ -108,34 +122,63 @@ impl EvalRun {
     ) -> Result<Vec<TaskResult>, EvalError> {
         std::fs::create_dir_all(self.out.join("results"))
             .map_err(|source| EvalError::Write { path: self.out.clone(), source })?;
-        let todo: Vec<&Task> = tasks.iter().filter(|t| !self.result_path(&t.instance_id).exists()).collect();
-        let _ = progress.send(Progress::Planned { total: tasks.len(), done_before: tasks.len() - todo.len() });
-        let slots = Arc::new(Semaphore::new(self.jobs.max(1)));
-        let sessions = Sessions::new(self.jobs.max(1));
+        let mut queue: VecDeque<(Task, bool)> =
+            tasks.iter().filter(|t| !self.is_done(&t.instance_id)).map(|t| (t.clone(), false)).collect();
+        let _ = progress.send(Progress::Planned { total: tasks.len(), done_before: tasks.len() - queue.len() });
+        let jobs = self.jobs.max(1);
+        let sessions = Sessions::new(jobs);
         let mut running = tokio::task::JoinSet::new();
-        for task in todo {
-            let slot = tokio::select! {
-                slot = slots.clone().acquire_owned() => slot.map_err(|_| EvalError::Stopped)?,
-                () = stop.cancelled() => break,
-            };
-            let (run, task, store, router) = (self.clone(), task.clone(), store.clone(), router.clone());
-            let (progress, stop, sessions) = (progress.clone(), stop.clone(), sessions.clone());
-            running.spawn(async move {
-                let _ = progress.send(Progress::Started { instance_id: task.instance_id.clone() });
-                let result = run.task(&task, &sessions, store, router, &progress, stop).await;
-                if let Some(result) = result {
-                    if let Err(err) = run.keep(&result) {
-                        tracing::warn!(%err, "cannot keep a task's result");
-                    }
-                    let _ = progress.send(Progress::Finished { result: Box::new(result) });
+        loop {
+            while running.len() < jobs && !stop.is_cancelled() {
+                let Some((task, again)) = queue.pop_front() else { break };
+                let (run, store, router) = (self.clone(), store.clone(), router.clone());
+                let (progress, stop, sessions) = (progress.clone(), stop.clone(), sessions.clone());
+                running.spawn(async move {
+                    let _ = progress.send(Progress::Started { instance_id: task.instance_id.clone() });
+                    let result = run.task(&task, &sessions, store, router, &progress, stop).await;
+                    (task, again, result)
+                });
+            }
+            let Some(joined) = running.join_next().await else { break };
+            let (task, again, result) = match joined {
+                Ok((task, again, Some(result))) => (task, again, result),
+                Ok((_, _, None)) => continue, // stopped before its end: it runs next time
+                Err(err) => {
+                    tracing::warn!(%err, "a task's run failed");
+                    continue;
                 }
-                drop(slot);
-            });
+            };
+            if let Err(err) = self.keep(&result) {
+                tracing::warn!(%err, "cannot keep a task's result");
+            }
+            let engine_down = result.category == Category::EngineDown;
+            let _ = progress.send(Progress::Finished { result: Box::new(result) });
+            if engine_down && let Some(router) = &router {
+                let _ = progress.send(Progress::EngineDown { instance_id: task.instance_id.clone() });
+                if self.engine_back(router, &stop).await {
+                    let _ = progress.send(Progress::EngineBack);
+                }
+                if !again {
+                    queue.push_back((task, true));
+                }
+            }
         }
-        while running.join_next().await.is_some() {}
         // Each task removes its own checkouts; the folder that held them goes once it is empty.
         let _ = std::fs::remove_dir(self.out.join("work"));
         Ok(tasks.iter().filter_map(|t| self.kept(&t.instance_id)).collect())
+    }
+
+    /// Waits until the model server answers again; `false` when stopped first.
+    async fn engine_back(&self, router: &Router, stop: &CancellationToken) -> bool {
+        loop {
+            if router.reachable(&self.model.task).await {
+                return true;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(ENGINE_POLL) => {}
+                () = stop.cancelled() => return false,
+            }
+        }
     }
 
     /// One task, start to judgement; `None` when stopped before its end (it runs again next time).
@@ -162,24 +205,32 @@ impl EvalRun {
                 let Some(router) = router else {
                     return Some(result.failed(Category::Error, "no model routes to run a session".into(), started));
                 };
-                match self
-                    .session(
-                        task,
-                        &source,
-                        &work.join("session"),
-                        sessions,
-                        store,
-                        router,
-                        progress,
-                        &mut result,
-                        stop.clone(),
-                    )
-                    .await
-                {
+                let checkout = work.join("session");
+                let session = self.session(
+                    task,
+                    &source,
+                    &checkout,
+                    sessions,
+                    store,
+                    router.clone(),
+                    progress,
+                    &mut result,
+                    stop.clone(),
+                );
+                let patch = match session.await {
                     Ok(Some(patch)) => patch,
                     Ok(None) => return None,
                     Err(err) => return Some(result.failed(Category::Error, err.to_string(), started)),
+                };
+                // A session that failed while the model server is gone says nothing of the task.
+                if let Some(Outcome::Error { message }) = &result.outcome
+                    && !router.reachable(&self.model.task).await
+                {
+                    let message = format!("the model server stopped answering: {message}");
+                    let _ = std::fs::remove_dir_all(&work);
+                    return Some(result.failed(Category::EngineDown, message, started));
                 }
+                patch
             }
         };
         if stop.is_cancelled() {
@@ -251,6 +302,11 @@ impl EvalRun {
         let json =
             serde_json::to_vec_pretty(result).map_err(|e| EvalError::Write { path: path.clone(), source: e.into() })?;
         std::fs::write(&path, json).map_err(|source| EvalError::Write { path, source })
+    }
+
+    /// Whether a task has its result from before; one marked [`Category::EngineDown`] runs again.
+    fn is_done(&self, instance_id: &str) -> bool {
+        self.kept(instance_id).is_some_and(|result| result.category != Category::EngineDown)
     }
 
     fn kept(&self, instance_id: &str) -> Option<TaskResult> {

@@ -27,6 +27,12 @@ pub trait ModelClient: fmt::Debug + Send + Sync {
     fn count_tokens<'a>(&'a self, _text: &'a str) -> BoxFuture<'a, Option<u64>> {
         Box::pin(async { None })
     }
+
+    /// Whether the server is up: any HTTP answer counts (a busy engine is up) but "still loading"; a
+    /// refused or unanswered connection does not. For telling "the engine is gone" from a failed call.
+    fn reachable(&self) -> BoxFuture<'_, bool> {
+        Box::pin(async { true })
+    }
 }
 
 /// How long a call may wait, and for what.

@@ -65,6 +65,13 @@ pub(crate) trait StreamParser: Send + 'static {
     fn end(&mut self) -> Option<Chunk>;
 }
 
+/// Whether the server answers a GET of `url` in the connect timeout: any status counts but 503, which
+/// llama-server gives while it loads its model.
+pub(crate) async fn answers(http: &reqwest::Client, url: &str, timeouts: &Timeouts) -> bool {
+    let answer = http.get(url).timeout(timeouts.connect).send().await;
+    answer.is_ok_and(|response| response.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE)
+}
+
 /// POSTs `body` to the endpoint and streams the parsed answer.
 pub(crate) fn post_stream<P: StreamParser>(
     http: reqwest::Client,

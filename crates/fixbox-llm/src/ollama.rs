@@ -2,6 +2,7 @@
 //! token counts and durations in the last line.
 
 use fixbox_store::Secret;
+use futures::future::BoxFuture;
 use serde_json::{Value, json};
 
 use crate::chat::{ChatRequest, Chunk, Finish, FinishReason};
@@ -96,6 +97,12 @@ impl ModelClient for OllamaClient {
     fn stream(&self, request: &ChatRequest) -> ChunkStream {
         let body = self.body(request).to_string();
         http::post_stream(self.http.clone(), self.endpoint.clone(), body, self.timeouts, OllamaStream)
+    }
+
+    fn reachable(&self) -> BoxFuture<'_, bool> {
+        let base = self.endpoint.url.strip_suffix("/api/chat").unwrap_or(&self.endpoint.url);
+        let url = format!("{base}/api/version");
+        Box::pin(async move { http::answers(&self.http, &url, &self.timeouts).await })
     }
 }
 

@@ -143,6 +143,13 @@ impl ModelClient for OpenAiClient {
             json["tokens"].as_array().map(|tokens| tokens.len() as u64)
         })
     }
+
+    /// A GET of the API's `/models`, which llama-server, vLLM, Ollama and the cloud APIs all serve.
+    fn reachable(&self) -> BoxFuture<'_, bool> {
+        let base = self.endpoint.url.strip_suffix("/chat/completions").unwrap_or(&self.endpoint.url);
+        let url = format!("{base}/models");
+        Box::pin(async move { http::answers(&self.http, &url, &self.timeouts).await })
+    }
 }
 
 /// Reads `chat.completion.chunk`s: content deltas, the finish reason, then (asked for, or Mistral's
@@ -228,6 +235,32 @@ mod tests {
 
     fn endpoint() -> Endpoint {
         Endpoint { provider: "p".into(), model: "m".into(), url: "u".into(), key: None }
+    }
+
+    #[tokio::test]
+    async fn a_server_is_reachable_whatever_it_answers_but_loading_and_a_closed_port_is_not() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let asked = tokio::spawn(async move {
+            let mut first_lines = Vec::new();
+            for status in ["404 Not Found", "503 Service Unavailable"] {
+                let (mut client, _) = listener.accept().await.unwrap();
+                let mut request = vec![0; 4096];
+                let read = client.read(&mut request).await.unwrap();
+                let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                client.write_all(answer.as_bytes()).await.unwrap();
+                first_lines
+                    .push(String::from_utf8_lossy(&request[..read]).lines().next().unwrap_or_default().to_string());
+            }
+            first_lines
+        });
+        let client = OpenAiClient::new(&url, "m");
+        assert!(client.reachable().await, "any answer but 503 is up");
+        assert!(!client.reachable().await, "503: still loading its model");
+        assert_eq!(asked.await.unwrap(), ["GET /v1/models HTTP/1.1", "GET /v1/models HTTP/1.1"]);
+        // The listener is gone with its task: nothing answers there now.
+        assert!(!client.reachable().await);
     }
 
     fn feed(lines: &[&str]) -> Vec<Result<Vec<Chunk>, LlmError>> {

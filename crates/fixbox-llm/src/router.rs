@@ -196,6 +196,17 @@ impl Router {
             .ok_or_else(|| LlmError::NoRoute(task.to_string()))
     }
 
+    /// Whether any of `task`'s routes answers at all (see [`ModelClient::reachable`]).
+    pub async fn reachable(&self, task: &str) -> bool {
+        let Ok(routes) = self.routes(task) else { return false };
+        for route in routes {
+            if route.client.reachable().await {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Streams `request` through `task`'s routes, counting it against `meter`.
     pub fn call(&self, task: &str, request: ChatRequest, meter: Arc<Meter>) -> CallStream {
         let routes = self.routes(task).map(<[Route]>::to_vec);
