@@ -78,16 +78,18 @@ fn dataset(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     Ok((repos, path))
 }
 
-/// `fixbox eval run` with `args`; its report.
+/// `fixbox eval run` with `args`; its report. `--out` is given relative to the folder it runs in, as a
+/// user types it.
 fn eval(data: &Path, dataset: &Path, repos: &Path, out: &Path, args: &[&str]) -> Result<(Report, String)> {
     let output = Command::new(workspace_bin("fixbox")?)
         .env("FIXBOX_DATA_DIR", data)
+        .current_dir(out.parent().context("out has no parent")?)
         .args(["eval", "run"])
         .arg(dataset)
         .arg("--repos")
         .arg(repos)
         .arg("--out")
-        .arg(out)
+        .arg(out.file_name().context("out has no name")?)
         .args(args)
         .output()?;
     let (stdout, stderr) = (String::from_utf8(output.stdout)?, String::from_utf8(output.stderr)?);

@@ -1,7 +1,9 @@
 //! A task's repository at its base commit, checked out from a local clone or mirror with git.
 
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 
+use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use crate::EvalError;
@@ -42,10 +44,7 @@ pub async fn apply(dir: &Path, diff: &str, what: &str) -> Result<(), EvalError> 
     if diff.trim().is_empty() {
         return Ok(());
     }
-    let file = dir.join(format!(".fixbox-{what}.diff"));
-    std::fs::write(&file, diff).map_err(|source| EvalError::Write { path: file.clone(), source })?;
-    let applied = git(dir, &["apply", "--whitespace=nowarn", &file.display().to_string()]).await;
-    let _ = std::fs::remove_file(&file);
+    let applied = git_with_input(dir, &["apply", "--whitespace=nowarn", "-"], Some(diff)).await;
     applied.map(drop).map_err(|err| match err {
         EvalError::Git { dir, reason, .. } => EvalError::Git { op: format!("apply of the {what}"), dir, reason },
         other => other,
@@ -53,17 +52,28 @@ pub async fn apply(dir: &Path, diff: &str, what: &str) -> Result<(), EvalError> 
 }
 
 async fn git(dir: &Path, args: &[&str]) -> Result<String, EvalError> {
+    git_with_input(dir, args, None).await
+}
+
+/// Runs git in `dir`, with `input` on its standard input.
+async fn git_with_input(dir: &Path, args: &[&str], input: Option<&str>) -> Result<String, EvalError> {
     let op = args.first().copied().unwrap_or("").to_string();
-    let output = Command::new("git")
+    let failed = |reason: String| EvalError::Git { op: op.clone(), dir: dir.into(), reason };
+    let mut child = Command::new("git")
         .args(args)
         .current_dir(dir)
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| EvalError::Git { op: op.clone(), dir: dir.into(), reason: format!("cannot run git: {e}") })?;
+        .spawn()
+        .map_err(|e| failed(format!("cannot run git: {e}")))?;
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin.write_all(input.as_bytes()).await.map_err(|e| failed(format!("cannot write to git: {e}")))?;
+    }
+    let output = child.wait_with_output().await.map_err(|e| failed(format!("cannot run git: {e}")))?;
     if !output.status.success() {
-        let reason = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        return Err(EvalError::Git { op, dir: dir.into(), reason });
+        return Err(failed(String::from_utf8_lossy(&output.stderr).trim().to_string()));
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
