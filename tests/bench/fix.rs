@@ -77,10 +77,11 @@ async fn main() -> Result<()> {
             allow_test_edits: false,
         };
         let fix = Fix::prepare(request)?;
-        let sandboxed = fixbox_agent::setup::sandbox(&fix.plan().recipe, Default::default(), false, &|line| {
-            eprintln!("[image] {line}")
-        })
-        .await?;
+        let sandboxed =
+            fixbox_agent::setup::sandbox(&Default::default(), &fix.plan().recipe, Default::default(), false, &|line| {
+                eprintln!("[image] {line}")
+            })
+            .await?;
         let (sandbox, image, sandbox_time) = (sandboxed.sandbox, sandboxed.image, sandboxed.took);
         let session = store.create_session(&fixture.name)?;
         let log = EventLog::new(store.clone(), session.clone());

@@ -233,3 +233,30 @@ async fn a_run_that_loses_the_model_server_waits_for_it_and_runs_the_task_again(
     ensure!(server.requests().len() == 1, "{} chat requests", server.requests().len());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eval_takes_its_docker_hosts_in_turn_one_of_them_over_mutual_tls() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    let dir = tempfile::tempdir()?;
+    let (repos, dataset) = dataset(dir.path())?;
+    // Two tasks: the sample, and the same bug under another id.
+    let first = std::fs::read_to_string(&dataset)?.lines().next().context("an empty dataset")?.to_string();
+    let mut second: serde_json::Value = serde_json::from_str(&first)?;
+    second["instance_id"] = json!("sample__cache-2");
+    std::fs::write(&dataset, format!("{first}\n{second}\n"))?;
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs)?;
+    fixbox_e2e::docker_tls::make_certs(&certs)?;
+    let (_stunnel, port) = fixbox_e2e::docker_tls::forward_tls(&certs)?;
+    let remote = format!("tcp://127.0.0.1:{port}");
+    let local = "unix:///var/run/docker.sock";
+
+    let hosts = ["--docker-host", local, "--docker-host", &remote, "--docker-certs", certs.to_str().context("path")?];
+    let args = [&["--mode", "gold", "--jobs", "2"][..], &hosts[..]].concat();
+    let (report, _) = eval(&dir.path().join("data"), &dataset, &repos, &dir.path().join("gold"), &args)?;
+    ensure!(report.tasks.iter().all(|t| t.resolved), "{:?}", report.tasks);
+    let mut used: Vec<&str> = report.tasks.iter().map(|t| t.docker_host.as_str()).collect();
+    used.sort_unstable();
+    ensure!(used == [remote.as_str(), local], "{used:?}");
+    Ok(())
+}

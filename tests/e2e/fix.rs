@@ -341,9 +341,11 @@ async fn every_sample_project_fails_as_shipped_and_passes_with_its_fix() -> Resu
     for fixture in fixtures::all()? {
         let plan = fixbox_agent::detect(&fixture.repo)?;
         let sandbox =
-            fixbox_agent::setup::sandbox(&plan.recipe, Default::default(), false, &|line| eprintln!("[image] {line}"))
-                .await?
-                .sandbox;
+            fixbox_agent::setup::sandbox(&Default::default(), &plan.recipe, Default::default(), false, &|line| {
+                eprintln!("[image] {line}")
+            })
+            .await?
+            .sandbox;
         sandbox.copy_in(&fixture.repo, WORKSPACE, &fixbox_sandbox::Excludes::default()).await?;
         let timeout = Duration::from_secs(300);
         let before = TestReport::run(&sandbox, &plan, timeout).await?;

@@ -8,3 +8,4 @@ mod eval;
 mod fix;
 mod llm;
 mod llm_cli;
+mod remote_docker;

@@ -2,6 +2,7 @@
 //! real helper processes (Xvfb, tauri-driver) that are killed when dropped.
 
 mod display;
+pub mod docker_tls;
 pub mod faults;
 pub mod fixtures;
 pub mod models;

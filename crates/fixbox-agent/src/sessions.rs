@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use fixbox_llm::Router;
-use fixbox_sandbox::Limits;
+use fixbox_sandbox::{DockerHost, Limits};
 use fixbox_store::{SessionId, Store};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{Semaphore, broadcast, mpsc};
@@ -37,6 +37,8 @@ pub struct SessionSetup {
     pub router: Router,
     /// The sandbox's memory, CPUs and processes.
     pub limits: Limits,
+    /// The Docker Engine its sandbox runs on.
+    pub docker: DockerHost,
 }
 
 /// What a running session reports, in order.
@@ -114,7 +116,7 @@ impl Sessions {
             }
         };
         let sandboxed = tokio::select! {
-            sandboxed = setup::sandbox(&fix.plan().recipe, setup.limits, fix.needs_network(), &on_line) => sandboxed,
+            sandboxed = setup::sandbox(&setup.docker, &fix.plan().recipe, setup.limits, fix.needs_network(), &on_line) => sandboxed,
             () = cancel.cancelled() => Err(AgentError::Stopped { before: "its sandbox was ready" }),
         };
         let Sandboxed { sandbox, image, took } = sandboxed?;

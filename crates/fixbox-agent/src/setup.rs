@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use fixbox_engine::{EngineKind, Registry, Running};
 use fixbox_llm::{Metrics, PriceTable, ProviderConfig, ProviderKind, Router, RoutingConfig};
 use fixbox_sandbox::{
-    BuildMethod, DockerEngine, DockerSandbox, Limits, Recipe, SandboxOptions, ensure_image, reap_orphans,
+    BuildMethod, DockerHost, DockerSandbox, Limits, Recipe, SandboxOptions, ensure_image, reap_orphans,
 };
 use fixbox_store::{Keychain, Store};
 
@@ -102,17 +102,18 @@ pub struct Sandboxed {
     pub took: Duration,
 }
 
-/// Connects to Docker, removes sandboxes a crashed run left behind, builds the recipe's image unless it
-/// is built already (its build lines go to `on_line`), and creates a sandbox from it with `limits`,
-/// without network unless `keep_network` (for a setup the caller runs, then cuts it).
+/// Connects to the Engine at `docker`, removes sandboxes a crashed run left behind, builds the recipe's
+/// image unless it is built already (its build lines go to `on_line`), and creates a sandbox from it
+/// with `limits`, without network unless `keep_network` (for a setup the caller runs, then cuts it).
 pub async fn sandbox(
+    docker: &DockerHost,
     recipe: &str,
     limits: Limits,
     keep_network: bool,
     on_line: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<Sandboxed, AgentError> {
     let started = Instant::now();
-    let engine = DockerEngine::connect().await.map_err(AgentError::sandbox("reach Docker"))?;
+    let engine = docker.connect().await.map_err(AgentError::sandbox("reach Docker"))?;
     if let Err(err) = reap_orphans(&engine).await {
         tracing::warn!(%err, "could not remove leftover sandboxes");
     }

@@ -11,6 +11,7 @@ use clap::{Args, Subcommand};
 use fixbox_agent::{Limits, ModelSettings, Preferences};
 use fixbox_eval::{Dataset, EvalRun, Mode, Progress, Report, compare};
 use fixbox_llm::Metrics;
+use fixbox_sandbox::DockerHost;
 use fixbox_store::Store;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
@@ -60,6 +61,13 @@ pub struct RunArgs {
     /// Wall time per session: 90s, 10m, 1h.
     #[arg(long, default_value = "20m", value_parser = parse_duration)]
     timeout: u64,
+    /// A Docker Engine to run sandboxes on (tcp://…, ssh://…, unix://…), repeatable: tasks take the
+    /// Engines in turn. Default: DOCKER_HOST, else this machine's.
+    #[arg(long = "docker-host", value_name = "URL")]
+    docker_hosts: Vec<String>,
+    /// Folder with ca.pem, cert.pem and key.pem for mutual TLS with every tcp:// --docker-host.
+    #[arg(long, value_name = "DIR")]
+    docker_certs: Option<PathBuf>,
     /// Serve Prometheus metrics of the run's sessions and model calls at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
@@ -112,7 +120,15 @@ async fn run_dataset(args: RunArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(routes = %from, model, "evaluating");
         (Some(router), model)
     };
-    let jobs = bounded_jobs(args.jobs, sandbox.memory_bytes);
+    let hosts: Vec<DockerHost> = args
+        .docker_hosts
+        .iter()
+        .map(|host| DockerHost::At {
+            host: host.clone(),
+            certs: args.docker_certs.clone().filter(|_| host.starts_with("tcp://")),
+        })
+        .collect();
+    let jobs = bounded_jobs(args.jobs, sandbox.memory_bytes, hosts.len().max(1));
     let run = EvalRun {
         repos: args.repos.clone(),
         out: args.out.clone().unwrap_or_else(|| PathBuf::from(format!("eval-{}", args.mode))),
@@ -122,6 +138,7 @@ async fn run_dataset(args: RunArgs) -> anyhow::Result<ExitCode> {
         model: ModelSettings { task: args.model.clone(), ..ModelSettings::default() },
         limits: Limits { max_iterations: args.max_iterations, wall_time_s: args.timeout, ..preferences.limits() },
         sandbox,
+        hosts,
     };
     eprintln!(
         "{} tasks in {} mode, {jobs} at a time; results in {} (Ctrl+C stops and keeps what is done)",
@@ -152,15 +169,16 @@ async fn run_dataset(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// At most one task per two cores (a session and its judge each run tests), and as many as memory
-/// holds sandboxes of `sandbox_memory` with a GiB to spare each.
-fn bounded_jobs(asked: usize, sandbox_memory: u64) -> usize {
+/// holds sandboxes of `sandbox_memory` with a GiB to spare each; on each of `hosts` Docker Engines,
+/// counted as this machine.
+fn bounded_jobs(asked: usize, sandbox_memory: u64, hosts: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let memory = fixbox_hardware::probe(None).map(|r| r.memory.usable_total_bytes()).unwrap_or(0);
     let by_memory = (memory / (sandbox_memory + (1 << 30))).max(1) as usize;
-    let most = (cores / 2).max(1).min(by_memory);
+    let most = (cores / 2).max(1).min(by_memory) * hosts;
     if asked > most {
         eprintln!(
-            "--jobs {asked} is more than this machine holds ({cores} cores, {} GiB): {most} at a time",
+            "--jobs {asked} is more than {hosts} Docker Engine(s) of this machine's size hold ({cores} cores, {} GiB): {most} at a time",
             memory >> 30
         );
     }

@@ -11,6 +11,7 @@ use fixbox_agent::{
 };
 use fixbox_llm::Metrics;
 use fixbox_patch::EditFormat;
+use fixbox_sandbox::DockerHost;
 use fixbox_store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -126,7 +127,7 @@ pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
             on_interrupt.cancel();
         }
     });
-    let setup = SessionSetup { store, router, limits: preferences.sandbox_limits() };
+    let setup = SessionSetup { store, router, limits: preferences.sandbox_limits(), docker: DockerHost::Local };
     let mut session = Sessions::new(1).start(fix, setup, stop);
     let mut renderer = Renderer::stdout();
     while let Some(update) = session.next().await {

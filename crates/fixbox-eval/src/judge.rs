@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use fixbox_agent::{TestOutcome, TestPlan, TestReport, WORKSPACE};
-use fixbox_sandbox::{Excludes, ExecRequest, Limits, Sandbox};
+use fixbox_sandbox::{DockerHost, Excludes, ExecRequest, Limits, Sandbox};
 use serde::{Deserialize, Serialize};
 
 use crate::checkout::{apply, check_out};
@@ -32,12 +32,14 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// How much of the test output a judgement keeps.
 const OUTPUT_CHARS: usize = 4000;
 
-/// Judges `patch` (a `git apply`-able diff; empty for none) for `task`, checked out of `source` into `work`.
+/// Judges `patch` (a `git apply`-able diff; empty for none) for `task`, checked out of `source` into `work`,
+/// in a sandbox on `docker`.
 pub async fn judge(
     task: &Task,
     source: &Path,
     work: &Path,
     patch: &str,
+    docker: &DockerHost,
     limits: Limits,
     on_line: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<Judgement, EvalError> {
@@ -54,7 +56,7 @@ pub async fn judge(
     apply(work, &task.test_patch, "test patch").await?;
     let env = TaskEnv::of(task);
     let plan = TestPlan::given(&env.test_command, work);
-    let sandboxed = fixbox_agent::setup::sandbox(&plan.recipe, limits, true, on_line)
+    let sandboxed = fixbox_agent::setup::sandbox(docker, &plan.recipe, limits, true, on_line)
         .await
         .map_err(|e| EvalError::Sandbox(e.to_string()))?;
     let sandbox = sandboxed.sandbox;

@@ -82,6 +82,9 @@ pub struct TaskResult {
     pub cost_usd: f64,
     /// The session in the store, for the history and replay.
     pub session: Option<String>,
+    /// The Docker Engine its sandboxes ran on (`local`, or its address).
+    #[serde(default)]
+    pub docker_host: String,
     /// The patch judged (SWE-bench's `model_patch`).
     pub model_patch: String,
     pub judgement: Option<Judgement>,
@@ -105,6 +108,7 @@ impl TaskResult {
             cached_tokens: 0,
             cost_usd: 0.0,
             session: None,
+            docker_host: String::new(),
             model_patch: String::new(),
             judgement: None,
             error: None,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use fixbox_agent::{Fix, FixRequest, Limits, ModelSettings, Outcome, SessionSetup, SessionUpdate, Sessions};
 use fixbox_llm::Router;
+use fixbox_sandbox::DockerHost;
 use fixbox_store::Store;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -68,6 +69,8 @@ pub struct EvalRun {
     pub model: ModelSettings,
     pub limits: Limits,
     pub sandbox: fixbox_sandbox::Limits,
+    /// The Docker Engines the tasks' sandboxes run on, taken in turn; none: the local one.
+    pub hosts: Vec<DockerHost>,
 }
 
 /// What an evaluation reports as it goes.
@@ -128,14 +131,17 @@ impl EvalRun {
         let jobs = self.jobs.max(1);
         let sessions = Sessions::new(jobs);
         let mut running = tokio::task::JoinSet::new();
+        let hosts = if self.hosts.is_empty() { vec![DockerHost::Local] } else { self.hosts.clone() };
+        let mut hosts = hosts.into_iter().cycle();
         loop {
             while running.len() < jobs && !stop.is_cancelled() {
                 let Some((task, again)) = queue.pop_front() else { break };
+                let docker = hosts.next().unwrap_or_default();
                 let (run, store, router) = (self.clone(), store.clone(), router.clone());
                 let (progress, stop, sessions) = (progress.clone(), stop.clone(), sessions.clone());
                 running.spawn(async move {
                     let _ = progress.send(Progress::Started { instance_id: task.instance_id.clone() });
-                    let result = run.task(&task, &sessions, store, router, &progress, stop).await;
+                    let result = run.task(&task, &docker, &sessions, store, router, &progress, stop).await;
                     (task, again, result)
                 });
             }
@@ -182,9 +188,11 @@ impl EvalRun {
     }
 
     /// One task, start to judgement; `None` when stopped before its end (it runs again next time).
+    #[expect(clippy::too_many_arguments, reason = "one call site; the pieces are all different")]
     async fn task(
         &self,
         task: &Task,
+        docker: &DockerHost,
         sessions: &Sessions,
         store: Arc<Store>,
         router: Option<Router>,
@@ -193,6 +201,7 @@ impl EvalRun {
     ) -> Option<TaskResult> {
         let started = Instant::now();
         let mut result = TaskResult::new(task, self.mode);
+        result.docker_host = docker.to_string();
         let work = self.out.join("work").join(&task.instance_id);
         let _ = std::fs::remove_dir_all(&work);
         let source = match find_repo(&self.repos, &task.repo) {
@@ -206,17 +215,14 @@ impl EvalRun {
                     return Some(result.failed(Category::Error, "no model routes to run a session".into(), started));
                 };
                 let checkout = work.join("session");
-                let session = self.session(
-                    task,
-                    &source,
-                    &checkout,
-                    sessions,
+                let setup = SessionSetup {
                     store,
-                    router.clone(),
-                    progress,
-                    &mut result,
-                    stop.clone(),
-                );
+                    router: router.clone(),
+                    limits: self.sandbox.clone(),
+                    docker: docker.clone(),
+                };
+                let session =
+                    self.session(task, &source, &checkout, sessions, setup, progress, &mut result, stop.clone());
                 let patch = match session.await {
                     Ok(Some(patch)) => patch,
                     Ok(None) => return None,
@@ -238,7 +244,7 @@ impl EvalRun {
         }
         result.model_patch = patch.clone();
         let on_line = |line: &str| tracing::debug!(line, "judging sandbox");
-        let judged = judge(task, &source, &work.join("judge"), &patch, self.sandbox.clone(), &on_line).await;
+        let judged = judge(task, &source, &work.join("judge"), &patch, docker, self.sandbox.clone(), &on_line).await;
         let _ = std::fs::remove_dir_all(&work);
         Some(match judged {
             Ok(judgement) => result.judged(judgement, started),
@@ -255,8 +261,7 @@ impl EvalRun {
         source: &Path,
         work: &Path,
         sessions: &Sessions,
-        store: Arc<Store>,
-        router: Router,
+        setup: SessionSetup,
         progress: &mpsc::UnboundedSender<Progress>,
         result: &mut TaskResult,
         stop: CancellationToken,
@@ -276,7 +281,6 @@ impl EvalRun {
             allow_test_edits: false,
         };
         let fix = Fix::prepare(request).map_err(|e| EvalError::Session(e.to_string()))?;
-        let setup = SessionSetup { store, router, limits: self.sandbox.clone() };
         let mut session = sessions.start(fix, setup, stop.clone());
         while let Some(update) = session.next().await {
             if let SessionUpdate::Started { session } = update {

@@ -19,6 +19,36 @@ pub struct DockerEngine {
     host: String,
 }
 
+/// Which Docker Engine sandboxes run on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DockerHost {
+    /// `DOCKER_HOST`, else this machine's Engine (see [`DockerEngine::connect`]).
+    #[default]
+    Local,
+    /// An Engine at an address (`tcp://…`, `ssh://…`, `unix://…`); a `tcp://` one over mutual TLS
+    /// with `ca.pem`, `cert.pem` and `key.pem` from `certs`.
+    At { host: String, certs: Option<PathBuf> },
+}
+
+impl DockerHost {
+    pub async fn connect(&self) -> Result<DockerEngine, SandboxError> {
+        match self {
+            Self::Local => DockerEngine::connect().await,
+            Self::At { host, certs: Some(certs) } => DockerEngine::connect_to_tls(host, certs).await,
+            Self::At { host, certs: None } => DockerEngine::connect_to(host).await,
+        }
+    }
+}
+
+impl std::fmt::Display for DockerHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Local => f.write_str("local"),
+            Self::At { host, .. } => f.write_str(host),
+        }
+    }
+}
+
 /// What the Engine says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]

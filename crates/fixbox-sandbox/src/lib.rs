@@ -20,7 +20,7 @@ mod recipe;
 mod sandbox;
 
 pub use docker_sandbox::DockerSandbox;
-pub use engine::{DockerEngine, EngineVersion};
+pub use engine::{DockerEngine, DockerHost, EngineVersion};
 pub use error::SandboxError;
 pub use exec::{
     DEFAULT_HARD_TIMEOUT, DEFAULT_OUTPUT_LIMIT, Ending, ExecOutput, ExecRequest, ExecStatus, OutputChunk,

@@ -11,6 +11,7 @@ use fixbox_agent::{
     SessionUpdate, Sessions,
 };
 use fixbox_llm::Metrics;
+use fixbox_sandbox::DockerHost;
 use serde::{Deserialize, Serialize};
 use tauri::ipc::Channel;
 
@@ -145,7 +146,7 @@ pub async fn fix_start(
     .await?;
     let run = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
     let (stop, job) = jobs.start(&run_job(run))?;
-    let setup = SessionSetup { store, router, limits: sandbox_limits };
+    let setup = SessionSetup { store, router, limits: sandbox_limits, docker: DockerHost::Local };
     let session = sessions.start(fix, setup, stop.clone());
     tauri::async_runtime::spawn(async move {
         let ended = forward(session, &on_update).await;
