@@ -18,6 +18,9 @@ const OUTPUT_SHARE: f64 = 0.2;
 const WHOLE_FILE_LINES: usize = 200;
 /// Files put in the opening message at most.
 const MAX_FILES: usize = 4;
+/// What a turn's two messages add beyond their text, and the note that turns were left out.
+const TURN_TOKENS: u64 = 8;
+const TRIMMED_NOTE_TOKENS: u64 = 24;
 
 /// The conversation with the model over a session.
 #[derive(Debug, Clone)]
@@ -78,21 +81,30 @@ impl Conversation {
         self.turns.push((answer.trim_end().to_string(), feedback));
     }
 
-    /// The messages for the next call: everything when it fits, else the newest turns that fit.
+    /// The messages for the next call: everything when it fits, else the newest turns that fit. The
+    /// newest turn is always there (without it the model would not know what just happened): when it
+    /// alone does not fit, the middles of its answer and feedback are cut.
     pub fn prompt(&self) -> Prompt {
-        let fixed = estimate_tokens(&self.system) + estimate_tokens(&self.opening);
-        let mut kept = 0;
+        let fixed = estimate_tokens(&self.system) + estimate_tokens(&self.opening) + TRIMMED_NOTE_TOKENS;
+        let mut turns: Vec<(String, String)> = Vec::new();
         let mut used = fixed;
         for (answer, feedback) in self.turns.iter().rev() {
-            let cost = estimate_tokens(answer) + estimate_tokens(feedback) + 8;
-            // The newest turn is always kept: without it the model would not know what just happened.
-            if kept > 0 && used + cost > self.budget {
+            let cost = estimate_tokens(answer) + estimate_tokens(feedback) + TURN_TOKENS;
+            if used + cost <= self.budget {
+                turns.push((answer.clone(), feedback.clone()));
+                used += cost;
+            } else if turns.is_empty() {
+                // Characters, less what the two cut marks take.
+                let room = ((self.budget.saturating_sub(used + TURN_TOKENS) * 4) as usize).saturating_sub(80);
+                let (answer, feedback) = (cut_middle(answer, room * 2 / 5), cut_middle(feedback, room * 3 / 5));
+                used += estimate_tokens(&answer) + estimate_tokens(&feedback) + TURN_TOKENS;
+                turns.push((answer, feedback));
+                break;
+            } else {
                 break;
             }
-            used += cost;
-            kept += 1;
         }
-        let trimmed = self.turns.len() - kept;
+        let trimmed = self.turns.len() - turns.len();
         let mut messages = vec![Message::system(&self.system), Message::user(&self.opening)];
         if trimmed > 0 {
             messages.push(Message::assistant(format!(
@@ -100,7 +112,7 @@ impl Conversation {
             )));
             messages.push(Message::user("Continue."));
         }
-        for (answer, feedback) in &self.turns[trimmed..] {
+        for (answer, feedback) in turns.into_iter().rev() {
             messages.push(Message::assistant(answer));
             messages.push(Message::user(feedback));
         }
@@ -254,5 +266,23 @@ mod tests {
         assert!(prompt.messages[2].content.contains("earlier answers are left out"));
         assert!(prompt.messages.last().unwrap().content.contains("feedback 19"));
         assert!(prompt.tokens_estimate <= 1500 + 200);
+    }
+
+    #[test]
+    fn a_newest_turn_too_long_for_the_room_left_is_cut_to_fit() {
+        let (_dir, repo, baseline) = fixture();
+        let budget = 1500;
+        let mut conversation = Conversation::new(EditFormat::SearchReplace, &repo, "task", "pytest", &baseline, budget);
+        let answer = format!("pages.py\n{}\n>>>>>>> REPLACE", "y".repeat(6000));
+        let feedback = format!("FAILED test_pages.py::test_second_page\n{}\n2 failed, 2 passed", "z".repeat(6000));
+        conversation.push_turn(&answer, feedback);
+        let prompt = conversation.prompt();
+        let text: String = prompt.messages.iter().map(|m| m.content.as_str()).collect();
+        assert!(prompt.tokens_estimate <= budget, "{} > {budget}", prompt.tokens_estimate);
+        assert!(estimate_tokens(&text) <= budget, "{} > {budget}", estimate_tokens(&text));
+        let last = &prompt.messages.last().unwrap().content;
+        assert!(last.starts_with("FAILED test_pages.py::test_second_page"), "{last}");
+        assert!(last.ends_with("2 failed, 2 passed") && last.contains("characters cut"), "{last}");
+        assert_eq!(prompt.trimmed_turns, 0);
     }
 }

@@ -557,7 +557,7 @@ fn repeats(fingerprints: &[String]) -> u32 {
 fn model_failed(err: LlmError) -> Outcome {
     match err.kind() {
         ErrorKind::Budget => Outcome::Budget { message: err.to_string() },
-        _ => Outcome::Error { message: format!("the model could not be reached: {err}") },
+        _ => Outcome::Error { message: format!("the model call failed: {err}") },
     }
 }
 

@@ -178,10 +178,10 @@ async fn a_failing_setup_ends_the_session_before_the_model_is_asked_and_cuts_the
 }
 
 #[tokio::test]
-async fn a_model_that_cannot_be_reached_ends_the_session_with_an_error_saying_so() {
+async fn a_model_that_cannot_be_reached_ends_the_session_with_an_error_saying_why() {
     let dir = repo(&[("calc.py", BUGGY), ("test_calc.py", TESTS)]);
     let model = ScriptedModel::new([Reply::Unreachable]);
     let ran = run(dir.path(), None, limits(), MemorySandbox::new(calc_tests), model).await;
     let Outcome::Error { message } = &ran.finished.outcome else { panic!("{:?}", ran.finished.outcome) };
-    assert!(message.contains("could not be reached"), "{message}");
+    assert!(message.contains("the model call failed") && message.contains("connection refused"), "{message}");
 }
