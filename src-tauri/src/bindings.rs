@@ -28,6 +28,8 @@ pub fn builder() -> Builder<tauri::Wry> {
             commands::fix::fix_stop,
             commands::fix::fix_accept,
             commands::fix::fix_export,
+            commands::eval::eval_start,
+            commands::eval::eval_stop,
             commands::metrics::metrics_get,
             commands::sessions::sessions_list,
             commands::sessions::sessions_delete,

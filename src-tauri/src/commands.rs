@@ -2,6 +2,7 @@
 
 pub mod doctor;
 pub mod engine;
+pub mod eval;
 pub mod fix;
 pub mod hardware;
 pub mod metrics;

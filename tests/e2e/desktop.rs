@@ -2,7 +2,8 @@
 //! first page (this machine and the models that fit it, each with a why line), runs the doctor through
 //! its typed command, and shows the report; a fix session started in the window streams into the diff
 //! viewer and is accepted into its folder; its history lists, searches, replays and deletes a real fix
-//! session. Screenshots of each page go to `tests/output/desktop-*`.
+//! session; an evaluation run in the window reports its tasks and opens one's session in the history.
+//! Screenshots of each page go to `tests/output/desktop-*`.
 
 use std::time::Duration;
 
@@ -211,6 +212,58 @@ async fn a_fix_session_started_in_the_window_streams_and_is_accepted() -> Result
     }
     ensure!(server.requests().len() == 1, "{} model requests", server.requests().len());
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evaluation_run_in_the_window_reports_each_task_and_opens_its_session() -> Result<()> {
+    const FIXTURE: &str = "py-cache-evict-during-iteration";
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    let out = output_dir("desktop-eval")?;
+    let dir = tempfile::tempdir()?;
+    let (repos, dataset) = crate::eval::dataset(dir.path())?;
+    let server =
+        ReplayServer::start(crate::fix::answers(FIXTURE, &["1"])?, Pace::Every(Duration::from_millis(1))).await?;
+    let data = tempfile::tempdir()?;
+    let routes = std::fs::read_to_string(crate::fix::routing_file(data.path(), &server.url)?)?;
+    let config = fixbox_llm::RoutingConfig::parse(&routes)?;
+    fixbox_agent::setup::Routes::save(&fixbox_store::Store::open_in(data.path())?, Some(&config))?;
+
+    let (dataset, repos) = (dataset.display().to_string(), repos.display().to_string());
+    let window = Window::open(data.path(), &out).await?;
+    window
+        .check(|client| async move {
+            client.find(Locator::Css("[data-testid=nav-evaluate]")).await?.click().await?;
+            let route = wait_for(&client, "[data-testid=eval-route] option", &out, "eval-no-routes").await?;
+            ensure!(route.text().await?.contains("replay"), "route {:?}", route.text().await?);
+            client.find(Locator::Css("[data-testid=eval-dataset]")).await?.send_keys(&dataset).await?;
+            client.find(Locator::Css("[data-testid=eval-repos]")).await?.send_keys(&repos).await?;
+            client.find(Locator::Css("[data-testid=eval-start]")).await?.click().await?;
+
+            // The run's end: the task the recorded answer fixes, the one whose repository is missing,
+            // and the malformed line, said and skipped.
+            let summary = wait_for(&client, "[data-testid=eval-summary]", &out, "eval-no-summary").await?;
+            let text = summary.text().await?;
+            ensure!(text.contains("Resolved 1/2"), "{text}");
+            let page = client.find(Locator::Css("[data-testid=eval-page]")).await?.text().await?;
+            ensure!(page.contains("skipped: line 2: field repo is missing"), "{page}");
+            let rows = client.find_all(Locator::Css("[data-testid=eval-task]")).await?;
+            ensure!(rows.len() == 2, "{} task rows", rows.len());
+            let rows: Vec<String> = futures::future::try_join_all(rows.iter().map(|r| r.text())).await?;
+            ensure!(rows.iter().any(|r| r.contains("sample__cache-1") && r.contains("resolved")), "{rows:?}");
+            ensure!(
+                rows.iter().any(|r| r.contains("elsewhere__gone-1") && r.contains("repository missing")),
+                "{rows:?}"
+            );
+            screenshot(&client, &out.join("report.png")).await?;
+
+            // The resolved task's session opens in the history, replayed into the session view.
+            client.find(Locator::Css("[data-testid=eval-open-session]")).await?.click().await?;
+            let outcome = wait_for(&client, "[data-testid=session-outcome]", &out, "eval-no-session").await?;
+            ensure!(outcome.text().await?.contains("fixed"), "{}", outcome.text().await?);
+            screenshot(&client, &out.join("session.png")).await?;
+            Ok(())
+        })
+        .await
 }
 
 /// The rows the session's terminal pane (xterm.js) shows: its last screenful, as the rows scrolled

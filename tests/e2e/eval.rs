@@ -21,7 +21,7 @@ const FAILING: &str = "test_cache.py::test_evict_drops_only_expired_entries";
 
 /// A folder of repositories with the sample's history, and a dataset over it: its task, one whose
 /// repository is missing, and a malformed line.
-fn dataset(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+pub(crate) fn dataset(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     let fixture = fixtures::get(FIXTURE)?;
     let repos = dir.join("repos");
     let repo = repos.join("sample+cache");

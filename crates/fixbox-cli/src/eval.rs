@@ -112,11 +112,7 @@ async fn run_dataset(args: RunArgs) -> anyhow::Result<ExitCode> {
             crate::serve::spawn_metrics(addr, Arc::clone(&metrics)).await?;
         }
         let (router, from) = crate::routing::router(args.routing.clone(), metrics).await?;
-        let model = router
-            .routes(&args.model)
-            .ok()
-            .and_then(|routes| routes.first().map(|r| r.client.model().to_string()))
-            .unwrap_or_else(|| args.model.clone());
+        let model = fixbox_eval::model_name(&router, &args.model);
         tracing::info!(routes = %from, model, "evaluating");
         (Some(router), model)
     };
@@ -134,7 +130,7 @@ async fn run_dataset(args: RunArgs) -> anyhow::Result<ExitCode> {
         out: args.out.clone().unwrap_or_else(|| PathBuf::from(format!("eval-{}", args.mode))),
         mode: args.mode,
         jobs,
-        model_name: model_name.clone(),
+        model_name,
         model: ModelSettings { task: args.model.clone(), ..ModelSettings::default() },
         limits: Limits { max_iterations: args.max_iterations, wall_time_s: args.timeout, ..preferences.limits() },
         sandbox,
@@ -149,10 +145,8 @@ async fn run_dataset(args: RunArgs) -> anyhow::Result<ExitCode> {
     let stop = crate::models::cancel_on_ctrl_c();
     let (progress, updates) = mpsc::unbounded_channel();
     let shown = tokio::spawn(show_progress(updates));
-    let results = run.run(&tasks, store, router, progress, stop.clone()).await?;
+    let report = run.evaluate(&tasks, store, router, progress, stop.clone()).await?;
     let _ = shown.await;
-    let report = Report::new(args.mode, &model_name, results);
-    report.write(&run.out)?;
     let t = &report.totals;
     println!(
         "resolved {}/{} of the tasks run ({:.1}%); report: {}",

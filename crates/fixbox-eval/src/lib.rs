@@ -20,5 +20,5 @@ pub use error::EvalError;
 pub use judge::{Judgement, verdict};
 pub use report::{Report, Totals, compare};
 pub use result::{Category, TaskResult};
-pub use run::{EvalRun, Mode, Progress};
+pub use run::{EvalRun, Mode, Progress, model_name};
 pub use task_env::TaskEnv;

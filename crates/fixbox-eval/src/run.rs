@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkout::{apply, check_out, find_repo};
 use crate::judge::judge;
+use crate::report::Report;
 use crate::result::{Category, TaskResult};
 use crate::task_env::TaskEnv;
 use crate::{EvalError, Task};
@@ -101,6 +102,15 @@ pub enum Progress {
     EngineBack,
 }
 
+/// The model `task`'s first route asks, the name predictions carry; `task` itself when it has none.
+pub fn model_name(router: &Router, task: &str) -> String {
+    router
+        .routes(task)
+        .ok()
+        .and_then(|routes| routes.first().map(|r| r.client.model().to_string()))
+        .unwrap_or_else(|| task.to_string())
+}
+
 /// How often a run waiting for the model server asks whether it is back.
 const ENGINE_POLL: Duration = Duration::from_secs(5);
 
@@ -172,6 +182,21 @@ impl EvalRun {
         // Each task removes its own checkouts; the folder that held them goes once it is empty.
         let _ = std::fs::remove_dir(self.out.join("work"));
         Ok(tasks.iter().filter_map(|t| self.kept(&t.instance_id)).collect())
+    }
+
+    /// [`run`](Self::run), then the report of every task's result, written into `out`.
+    pub async fn evaluate(
+        &self,
+        tasks: &[Task],
+        store: Arc<Store>,
+        router: Option<Router>,
+        progress: mpsc::UnboundedSender<Progress>,
+        stop: CancellationToken,
+    ) -> Result<Report, EvalError> {
+        let results = self.run(tasks, store, router, progress, stop).await?;
+        let report = Report::new(self.mode, &self.model_name, results);
+        report.write(&self.out)?;
+        Ok(report)
     }
 
     /// Waits until the model server answers again; `false` when stopped first.

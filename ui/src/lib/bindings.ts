@@ -55,6 +55,14 @@ export const commands = {
 	fixAccept: (session: string) => typedError<string[], string>(__TAURI_INVOKE("fix_accept", { session })),
 	/**  Writes the session's fix as a `git apply`-able patch to `path`. */
 	fixExport: (session: string, path: string) => typedError<null, string>(__TAURI_INVOKE("fix_export", { session, path })),
+	/**
+	 *  Starts an evaluation and returns the folder its report goes to (in the data folder, by dataset
+	 *  and mode: running the same again goes on where it stopped). Its progress and end come on
+	 *  `on_update`.
+	 */
+	evalStart: (request: NewEval, onUpdate: Channel<EvalUpdate>) => typedError<string, string>(__TAURI_INVOKE("eval_start", { request, onUpdate })),
+	/**  Stops the running evaluation: the tasks done are kept, and so is the report of them. */
+	evalStop: () => typedError<null, string>(__TAURI_INVOKE("eval_stop")),
 	metricsGet: () => typedError<MetricsView, string>(__TAURI_INVOKE("metrics_get")),
 	/**
 	 *  Every session, newest first. The history reads them once and searches them in the window, so a
@@ -262,6 +270,51 @@ export type EngineUpdate =
 
 /**  The kind of a failure, as recorded in attempts and metrics. */
 export type ErrorKind = "auth" | "model_not_found" | "context_too_long" | "bad_request" | "rate_limited" | "server" | "connection" | "timeout" | "stream_broken" | "protocol" | "budget" | "all_routes_failed" | "config";
+
+export type EvalCount = {
+	why: string,
+	tasks: number,
+};
+
+/**  What a run adds up to. */
+export type EvalSummary = {
+	/**  Where the report is (`report.md`, `report.json`, `report.svg`, `predictions.jsonl`). */
+	folder: string,
+	model: string,
+	tasks: number,
+	resolved: number,
+	/**  The 95% interval of the resolve rate, low and high. */
+	interval_low: number | null,
+	interval_high: number | null,
+	median_wall_s: number | null,
+	/**  Tasks per reason, most first. */
+	by_why: EvalCount[],
+	all: EvalTask[],
+};
+
+/**  One task's end. */
+export type EvalTask = {
+	instance_id: string,
+	resolved: boolean,
+	/**  Why it ended so, in words (`resolved`, `no failing test to start from`, …). */
+	why: string,
+	iterations: number,
+	wall_s: number | null,
+	/**  Its session in the history. */
+	session: string | null,
+	error: string | null,
+};
+
+/**  What a running evaluation sends the window. */
+export type EvalUpdate = 
+/**  A dataset line that is not a task (it is skipped). */
+{ kind: "bad_line"; message: string } | 
+/**  Tasks in all, and those a previous run finished. */
+{ kind: "planned"; total: number; done_before: number } | { kind: "started"; instance_id: string } | { kind: "finished"; task: EvalTask } | 
+/**  The model server stopped answering: the run waits for it. */
+{ kind: "engine_down"; instance_id: string } | { kind: "engine_back" } | 
+/**  The run is over (all done, or stopped): its report, or why there is none. */
+{ kind: "ended"; summary: EvalSummary | null; error: string | null };
 
 /**  One step of a fix session. */
 export type Event = { kind: "session_started"; repo: string; task: string; test_command: string; 
@@ -490,6 +543,20 @@ export type ModelRow = {
 	downloaded_from: string | null,
 	/**  Bytes an interrupted download left, which the next one resumes from. */
 	partial: number,
+};
+
+/**  An evaluation to start, as the form fills it. */
+export type NewEval = {
+	/**  A dataset in SWE-bench's JSONL format. */
+	dataset: string,
+	/**  A folder with a clone of each task's repository (as owner+name, owner__name or name). */
+	repos: string,
+	/**  `issue`, `tests` or `gold`. */
+	mode: string,
+	/**  The routing task whose routes answer. */
+	route: string,
+	max_iterations: number,
+	timeout_minutes: number,
 };
 
 /**  A session to start, as the form fills it. */
