@@ -106,14 +106,14 @@ impl Conversation {
         }
         let trimmed = self.turns.len() - turns.len();
         let mut messages = vec![Message::system(&self.system), Message::user(&self.opening)];
-        if trimmed > 0 {
-            messages.push(Message::assistant(format!(
-                "[{trimmed} earlier answers are left out to fit the context window]"
-            )));
-            messages.push(Message::user("Continue."));
-        }
-        for (answer, feedback) in turns.into_iter().rev() {
+        for (i, (answer, feedback)) in turns.into_iter().rev().enumerate() {
             messages.push(Message::assistant(answer));
+            // Said to the model, not put in its mouth: a small model copies a note in its own turn.
+            let feedback = if i == 0 && trimmed > 0 {
+                format!("({trimmed} earlier tries are left out to fit the context window.)\n\n{feedback}")
+            } else {
+                feedback
+            };
             messages.push(Message::user(feedback));
         }
         Prompt { messages, tokens_estimate: used, trimmed_turns: trimmed as u32 }
@@ -213,6 +213,8 @@ pub fn relevant_files(repo: &Repo, task: &str, output: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use fixbox_llm::Role;
+
     use super::*;
     use crate::detect::Runner;
 
@@ -263,7 +265,10 @@ mod tests {
         }
         let prompt = conversation.prompt();
         assert!(prompt.trimmed_turns > 0);
-        assert!(prompt.messages[2].content.contains("earlier answers are left out"));
+        assert!(
+            prompt.messages[3].content.starts_with(&format!("({} earlier tries are left out", prompt.trimmed_turns))
+        );
+        assert!(prompt.messages.iter().all(|m| m.role != Role::Assistant || !m.content.contains("left out")));
         assert!(prompt.messages.last().unwrap().content.contains("feedback 19"));
         assert!(prompt.tokens_estimate <= 1500 + 200);
     }

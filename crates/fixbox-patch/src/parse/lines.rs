@@ -72,14 +72,25 @@ pub(super) enum Label {
 }
 
 impl Label {
+    /// A lone `SEARCH` or `REPLACE` (any case, decorated), or a short line of prose that introduces
+    /// its block with the word in capitals and a colon: "The SEARCH lines are:".
     pub fn parse(line: &str) -> Option<Self> {
+        /// Longer than this, a line ending in a colon is a sentence about the code, not a label.
+        const PROSE_LABEL_CHARS: usize = 40;
         let word = strip_decoration(line.trim().trim_start_matches('#'));
         if word.eq_ignore_ascii_case("search") {
-            Some(Label::Search)
-        } else if word.eq_ignore_ascii_case("replace") {
-            Some(Label::Replace)
-        } else {
-            None
+            return Some(Label::Search);
+        }
+        if word.eq_ignore_ascii_case("replace") {
+            return Some(Label::Replace);
+        }
+        let introduces = line.trim().trim_end_matches(['*', ' ']).ends_with(':');
+        let prose = Some(word).filter(|p| introduces && p.len() <= PROSE_LABEL_CHARS)?;
+        let has = |label: &str| prose.split(|c: char| !c.is_alphanumeric()).any(|w| w == label);
+        match (has("SEARCH"), has("REPLACE")) {
+            (true, false) => Some(Label::Search),
+            (false, true) => Some(Label::Replace),
+            _ => None,
         }
     }
 }
@@ -247,7 +258,20 @@ mod tests {
             assert_eq!(Label::parse(line), Some(Label::Search), "{line}");
         }
         assert_eq!(Label::parse("REPLACE"), Some(Label::Replace));
-        for line in ["SEARCH block", "Search the code", "<<<<<<< SEARCH", "researched", ""] {
+        for line in ["The SEARCH lines are:", "**REPLACE with:**"] {
+            assert!(Label::parse(line).is_some(), "{line}");
+        }
+        assert_eq!(Label::parse("The REPLACE lines are:"), Some(Label::Replace));
+        for line in [
+            "SEARCH block",
+            "Search the code",
+            "<<<<<<< SEARCH",
+            "researched",
+            "",
+            "The search lines are:",
+            "SEARCH and REPLACE:",
+            "Here is the SEARCH/REPLACE block that fixes the failing test:",
+        ] {
             assert_eq!(Label::parse(line), None, "{line}");
         }
     }

@@ -252,6 +252,35 @@ fn labelled_fenced_blocks_are_a_search_and_its_replacement() {
     assert_eq!(patch(SR, &decorated).hunks, patch(SR, LABELLED_ANSWER).hunks);
 }
 
+/// andialbrecht__sqlparse-f66d12c of the eval dev set, as Qwen2.5-Coder-1.5B answered it: labels in prose.
+const PROSE_LABELLED_ANSWER: &str =
+    "The cause of the failing tests is that the `get_real_name` method is not correctly handling multi-part names.
+
+The SEARCH lines are:
+```python
+        dot_idx, _ = self.token_next_by(m=(T.Punctuation, '.'))
+        return self._get_first_name(dot_idx, real_name=True)
+```
+
+The REPLACE lines are:
+```python
+        dot_idx, _ = self.token_next_by(m=(T.Punctuation, '.'))
+        return self._get_first_name(dot_idx, real_name=True, max_parts=3)
+```
+
+This change ensures that the `get_real_name` method correctly handles multi-part names.
+";
+
+#[test]
+fn blocks_under_labels_in_prose_are_a_search_and_its_replacement() {
+    let search = "        dot_idx, _ = self.token_next_by(m=(T.Punctuation, '.'))\n";
+    let expected = hunk(
+        &format!("{search}        return self._get_first_name(dot_idx, real_name=True)\n"),
+        &format!("{search}        return self._get_first_name(dot_idx, real_name=True, max_parts=3)\n"),
+    );
+    assert_eq!(parse(SR, PROSE_LABELLED_ANSWER).1, Ok(FilePatch { path: None, hunks: vec![expected] }));
+}
+
 #[test]
 fn a_labelled_search_without_its_replacement_says_so() {
     let cut = &LABELLED_ANSWER[..LABELLED_ANSWER.find("REPLACE").unwrap()];
