@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
+use fixbox_agent::Event;
 use fixbox_e2e::fixtures;
 use fixbox_e2e::transcripts::{Pace, ReplayServer};
 use fixbox_e2e::workspace_bin;
@@ -17,6 +18,8 @@ use serde_json::json;
 use crate::fix::{answers, routing_file};
 
 const FIXTURE: &str = "py-cache-evict-during-iteration";
+/// Its transcript given as an issue: the test the model wrote, then its fix.
+const ISSUE: &str = "py-cache-evict-during-iteration-issue";
 const FAILING: &str = "test_cache.py::test_evict_drops_only_expired_entries";
 
 /// A folder of repositories with the sample's history, and a dataset over it: its task, one whose
@@ -136,20 +139,45 @@ async fn eval_judges_the_gold_fix_and_a_session_by_the_hidden_tests() -> Result<
     ensure!(task.outcome.as_ref().is_some_and(|o| o.is_fixed()), "{task:?}");
     ensure!(report.totals.claims_confirmed == 1, "{:?}", report.totals);
 
-    // Given the issue alone, its tests pass before any change: nothing to start from, and no model call.
+    // Given the issue alone, its tests pass before any change: the model first writes a test that
+    // shows the bug (the recorded one, which expects a wrong count), then the fix. The hidden tests
+    // resolve the fix; the session does not claim it, as its own test still fails.
+    let server =
+        ReplayServer::start(answers(ISSUE, &["1", "2"])?, Pace::Every(std::time::Duration::from_millis(1))).await?;
+    let issue_routes = dir.path().join("issue-routes");
+    std::fs::create_dir_all(&issue_routes)?;
+    let routes = routing_file(&issue_routes, &server.url)?;
+    let routing = ["--routing", routes.to_str().context("path")?, "--instance", "sample__cache-1"];
     let issue = dir.path().join("issue");
-    let (report, _) = eval(&data, &dataset, &repos, &issue, &[&["--mode", "issue"][..], &routing[..]].concat())?;
-    ensure!(report.mode == Mode::Issue && report.tasks[0].category == Category::NoRepro, "{:?}", report.tasks[0]);
-    ensure!(server.requests().len() == 1, "{} model calls", server.requests().len());
+    let issue_args = [&["--mode", "issue", "--max-iterations", "1"][..], &routing[..]].concat();
+    let (report, _) = eval(&data, &dataset, &repos, &issue, &issue_args)?;
+    let task = &report.tasks[0];
+    ensure!(report.mode == Mode::Issue && task.resolved && !task.claimed_fixed, "{task:?}");
+    ensure!(server.requests().len() == 2, "{} model calls", server.requests().len());
+    let store = fixbox_store::Store::open_in(&data)?;
+    let session = task.session.clone().context("no session")?;
+    let events: Vec<Event> = store.events_from(&session.parse()?, 1)?.iter().filter_map(Event::from_stored).collect();
+    let kept = events.iter().find_map(|e| match e {
+        Event::Reproduction { accepted: true, test, .. } => Some(test.clone()),
+        _ => None,
+    });
+    ensure!(kept.as_deref().is_some_and(|t| t.starts_with("import time\n")), "{kept:?}");
+    let finished = events.last().context("no events")?;
+    let Event::SessionFinished { diff, test_diff, .. } = finished else { anyhow::bail!("{finished:?}") };
+    ensure!(diff.contains("self._entries.copy().items()") && !diff.contains("test_fixbox_issue"), "{diff}");
+    ensure!(test_diff.contains("+++ b/test_fixbox_issue.py"), "{test_diff}");
 
     // A second run finds every task done and keeps the results.
-    let (again, said) = eval(&data, &dataset, &repos, &issue, &[&["--mode", "issue"][..], &routing[..]].concat())?;
+    let (again, said) = eval(&data, &dataset, &repos, &issue, &issue_args)?;
     ensure!(said.contains("1 of 1 tasks have results from before"), "{said}");
     ensure!(again.tasks == report.tasks, "the second run changed the results");
 
     let compared = Command::new(workspace_bin("fixbox")?).args(["eval", "compare"]).arg(&issue).arg(&tests).output()?;
     let compared = String::from_utf8(compared.stdout)?;
-    ensure!(compared.contains("| sample__cache-1 | no failing test to start from | resolved |"), "{compared}");
+    ensure!(
+        compared.contains("| resolved | 1/1 | 1/1 |\n") && compared.contains("No task ended differently."),
+        "{compared}"
+    );
     Ok(())
 }
 

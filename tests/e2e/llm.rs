@@ -228,3 +228,22 @@ async fn faults_between_client_and_server_are_retried_or_fall_back_with_the_reas
     engine.stop().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_answer_grammars_hold_a_real_engine_to_their_shape() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    let engine = fixbox_e2e::models::smollm2(4096, 1).await?;
+    let router = Router::new(RetryPolicy::default(), Arc::new(Metrics::default()))
+        .with_routes("default", vec![local_route("local", OpenAiClient::new(&engine.url, "smollm2").named("local"))]);
+    let edit = fixbox_patch::EditFormat::SearchReplace.grammar().context("search/replace has a grammar")?;
+    // A prompt that invites prose: without the grammar this model answers in words.
+    for (grammar, shape) in [(edit, "\n<<<<<<< SEARCH\n"), (fixbox_agent::REPRODUCTION_GRAMMAR, "```python\n")] {
+        let mut asked = request("What is the capital of France? Answer in one sentence.", 120);
+        asked.sampling.extra.insert("grammar".into(), grammar.into());
+        let (_, record) = run(&router, asked).await;
+        let text = record?.text;
+        let held = text.contains(shape) || (grammar == edit && text.starts_with("I GIVE UP: "));
+        assert!(held, "{shape:?} not in {text:?}");
+    }
+    Ok(())
+}

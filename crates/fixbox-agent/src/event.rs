@@ -47,6 +47,18 @@ pub enum Event {
         iteration: u32,
         text: String,
     },
+    /// A try at a new test that shows the bug, where the project's tests passed before any change;
+    /// its run is the [`Event::TestsRun`] before it.
+    Reproduction {
+        attempt: u32,
+        path: String,
+        /// The test file; empty when the answer held none.
+        test: String,
+        /// It failed at base for the bug's reason: the fix loop runs it with the project's tests.
+        accepted: bool,
+        /// Why it was not kept.
+        why: String,
+    },
     /// A run of the test command: iteration 0 is the run before any patch.
     TestsRun {
         iteration: u32,
@@ -100,8 +112,11 @@ pub enum Event {
     SessionFinished {
         outcome: Outcome,
         iterations: u32,
-        /// Every change against the original repository, `git apply`-able.
+        /// The change to the code against the original repository, `git apply`-able.
         diff: String,
+        /// New tests written to show the bug, apart from `diff`.
+        #[serde(default)]
+        test_diff: String,
         totals: Totals,
         timings: Timings,
     },
@@ -114,6 +129,7 @@ impl Event {
             Self::SessionStarted { .. } => "session.started",
             Self::SandboxReady { .. } => "sandbox.ready",
             Self::SetupRun { .. } => "setup.run",
+            Self::Reproduction { .. } => "reproduction",
             Self::TestsOutput { .. } => "tests.output",
             Self::TestsRun { .. } => "tests.run",
             Self::ModelStarted { .. } => "model.started",

@@ -120,6 +120,7 @@ mod tests {
             outcome: Outcome::Stuck { failure: "x".into() },
             iterations: 3,
             diff: String::new(),
+            test_diff: String::new(),
             totals: Totals::default(),
             timings,
         };

@@ -12,6 +12,10 @@ pub enum Outcome {
     Fixed,
     /// The tests passed before any change: there is nothing for them to verify.
     AlreadyPassing,
+    /// The tests passed before any change, and no test the model wrote showed the bug.
+    NotReproduced {
+        reason: String,
+    },
     MaxIterations,
     Budget {
         message: String,
@@ -38,6 +42,7 @@ impl Outcome {
         match self {
             Self::Fixed => "fixed",
             Self::AlreadyPassing => "already_passing",
+            Self::NotReproduced { .. } => "not_reproduced",
             Self::MaxIterations => "max_iterations",
             Self::Budget { .. } => "budget",
             Self::WallTime => "wall_time",
@@ -59,6 +64,9 @@ impl Outcome {
             Self::AlreadyPassing => {
                 "the tests already pass before any change: add a test that shows the bug, or pass --test".into()
             }
+            Self::NotReproduced { reason } => format!(
+                "not fixed: the tests pass before any change, and no test written for the issue showed the bug (the last: {reason}); add one, or pass --test"
+            ),
             Self::MaxIterations => "not fixed: the iteration limit was reached (raise --max-iterations)".into(),
             Self::Budget { message } => format!("not fixed: {message}"),
             Self::WallTime => "not fixed: the time limit was reached (raise --timeout)".into(),
@@ -87,7 +95,10 @@ pub struct Timings {
 pub struct Finished {
     pub outcome: Outcome,
     pub iterations: u32,
+    /// The change to the code.
     pub diff: String,
+    /// New tests the session wrote to show the bug, apart from the fix: kept or dropped by the user.
+    pub test_diff: String,
     pub totals: Totals,
     pub timings: Timings,
 }
@@ -102,6 +113,7 @@ mod tests {
         for outcome in [
             Outcome::Fixed,
             Outcome::AlreadyPassing,
+            Outcome::NotReproduced { reason: text() },
             Outcome::MaxIterations,
             Outcome::Budget { message: text() },
             Outcome::WallTime,

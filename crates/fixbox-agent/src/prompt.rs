@@ -3,6 +3,8 @@
 //! session, and each iteration only appends the model's answer and what came of it. When the
 //! conversation outgrows the context window the oldest turns go, and the prompt says so.
 
+use std::collections::BTreeSet;
+
 use fixbox_llm::{Message, estimate_tokens};
 use fixbox_patch::EditFormat;
 
@@ -10,6 +12,9 @@ use crate::repo::Repo;
 use crate::testrun::TestReport;
 use crate::text::cut_middle;
 
+/// The opening message's size at most, in tokens: on a CPU every prompt token is prefill time (at
+/// ~50 tokens/s, 3,500 tokens are over a minute), and a small model loses the task in a long prompt.
+const OPENING_TOKENS: u64 = 3500;
 /// Shares of the opening message's budget: the map, the files, the test output.
 const MAP_SHARE: f64 = 0.2;
 const FILES_SHARE: f64 = 0.5;
@@ -53,10 +58,13 @@ impl Conversation {
         budget: u64,
     ) -> Self {
         let system = system_prompt(format);
-        let chars = |share: f64| ((budget.saturating_sub(estimate_tokens(&system))) as f64 * share * 4.0) as usize;
+        let room = budget.min(OPENING_TOKENS).saturating_sub(estimate_tokens(&system));
+        let chars = |share: f64| (room as f64 * share * 4.0) as usize;
         let failing = baseline.failing().join("\n");
         let output = cut_middle(baseline.output.trim_end(), chars(OUTPUT_SHARE));
         let files = relevant_files(repo, task, &baseline.output);
+        let named = format!("{task}\n{}", baseline.output);
+        let words = identifiers(&named);
         let mut shown = String::new();
         let files_chars = chars(FILES_SHARE);
         for path in &files {
@@ -65,7 +73,8 @@ impl Conversation {
             if room < 200 {
                 break;
             }
-            shown.push_str(&show_file(path, &cut_middle(text, room.saturating_sub(path.len() + 16))));
+            let anchors = anchors(path, text, &baseline.output, &words);
+            shown.push_str(&show_file(path, &window(text, &anchors, room.saturating_sub(path.len() + 16))));
         }
         let opening = format!(
             "# Repository map\n{map}\n# Task\n{task}\n\n# Files\n{shown}\n# Tests\nThe command `{test_command}` fails. Failing tests:\n{failing}\n\nIts output:\n```\n{output}\n```\n\nFix the code so the failing tests pass without breaking the others.\n\n{reminder}",
@@ -174,9 +183,96 @@ Start with one or two sentences on the cause, then write the edit. Never change 
     )
 }
 
-fn show_file(path: &str, text: &str) -> String {
+pub(crate) fn show_file(path: &str, text: &str) -> String {
     let fence = if text.contains("```") { "~~~~" } else { "```" };
     format!("{path}\n{fence}\n{}\n{fence}\n", text.trim_end_matches('\n'))
+}
+
+/// Identifiers of 3+ characters in `text`.
+pub(crate) fn identifiers(text: &str) -> BTreeSet<&str> {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| w.len() >= 3).collect()
+}
+
+/// The lines of `path` that matter for a failure, 0-based: those `output` points at (`path:LINE`, or
+/// a Python traceback's `path", line N`), then the definitions `words` names.
+pub(crate) fn anchors(path: &str, text: &str, output: &str, words: &BTreeSet<&str>) -> Vec<usize> {
+    let mut found: Vec<usize> = Vec::new();
+    for (at, _) in output.match_indices(path) {
+        let rest = &output[at + path.len()..];
+        let rest = rest.strip_prefix(':').or_else(|| rest.strip_prefix("\", line ")).unwrap_or("");
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if let Ok(line) = digits.parse::<usize>() {
+            found.push(line.saturating_sub(1));
+        }
+    }
+    const DEFINES: &[&str] =
+        &["def ", "async def ", "class ", "fn ", "pub fn ", "func ", "function ", "export function "];
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        let Some(rest) = DEFINES.iter().find_map(|d| line.strip_prefix(d)) else { continue };
+        let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        if words.contains(name.as_str()) {
+            found.push(i);
+        }
+    }
+    let mut seen = BTreeSet::new();
+    found.retain(|line| seen.insert(*line));
+    found
+}
+
+/// `text` cut to about `max_chars` around `anchors` (0-based lines): a few lines before each and as
+/// many after as fit, grown in turns so each anchor gets its share; the lines left out are said as
+/// `[... N lines ...]`. Without anchors, its middle is cut.
+pub(crate) fn window(text: &str, anchors: &[usize], max_chars: usize) -> String {
+    const BEFORE: usize = 3;
+    const STEP: usize = 8;
+    if text.len() <= max_chars || anchors.is_empty() {
+        return cut_middle(text, max_chars);
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let mut keep = vec![false; lines.len()];
+    // Room for the marks: one gap before, between and after the windows.
+    let max_chars = max_chars.saturating_sub((anchors.len() + 1) * "[... 99999 lines ...]\n".len());
+    let mut used = 0;
+    let mut reach = 0;
+    'grow: loop {
+        reach += STEP;
+        let mut added = false;
+        for &anchor in anchors.iter().filter(|a| **a < lines.len()) {
+            for i in anchor.saturating_sub(BEFORE)..(anchor + reach).min(lines.len()) {
+                if keep[i] {
+                    continue;
+                }
+                used += lines[i].len() + 1;
+                if used > max_chars {
+                    break 'grow;
+                }
+                keep[i] = true;
+                added = true;
+            }
+        }
+        if !added {
+            break;
+        }
+    }
+    let mut out = String::new();
+    let mut skipped = 0;
+    for (line, kept) in lines.iter().zip(&keep) {
+        if !kept {
+            skipped += 1;
+            continue;
+        }
+        if skipped > 0 {
+            out.push_str(&format!("[... {skipped} lines ...]\n"));
+            skipped = 0;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if skipped > 0 {
+        out.push_str(&format!("[... {skipped} lines ...]\n"));
+    }
+    out
 }
 
 /// A file for feedback: whole when short, else its start and end (the model has seen the rest).
@@ -254,6 +350,28 @@ mod tests {
         let second = conversation.prompt();
         assert_eq!(second.messages[..2], first.messages[..], "the prefix is stable for the prompt cache");
         assert_eq!(second.messages.len(), 4);
+    }
+
+    #[test]
+    fn a_long_file_is_shown_around_the_lines_the_failure_and_the_task_point_at() {
+        let mut text = String::new();
+        for i in 1..=400 {
+            text.push_str(&match i {
+                100 => "def parse(value):\n".to_string(),
+                300 => "    raise ValueError(value)\n".to_string(),
+                _ => format!("    x{i} = {i}\n"),
+            });
+        }
+        let output = "src/p.py:300: in parse\nE   ValueError: 3";
+        let anchors = anchors("src/p.py", &text, output, &identifiers("parse() fails on 3"));
+        assert_eq!(anchors, vec![299, 99]);
+        let shown = window(&text, &anchors, 1000);
+        assert!(shown.len() <= 1000, "{}", shown.len());
+        for part in ["def parse(value):", "    raise ValueError(value)", "[... 96 lines ...]", "    x297 = 297"] {
+            assert!(shown.contains(part), "{part} missing from:\n{shown}");
+        }
+        assert!(shown.trim_end().ends_with("lines ...]"), "the end is elided:\n{shown}");
+        assert_eq!(window("short\n", &anchors, 1000), "short\n");
     }
 
     #[test]

@@ -104,8 +104,22 @@ impl Repo {
     /// Every change against the original files, as a unified diff that `git apply` (and `patch -p1`)
     /// accept.
     pub fn diff(&self) -> String {
+        self.diff_where(|_| true)
+    }
+
+    /// [`Repo::diff`] without the changes to `paths`.
+    pub fn diff_except(&self, paths: &[&str]) -> String {
+        self.diff_where(|p| !paths.contains(&p))
+    }
+
+    /// [`Repo::diff`] of `paths` alone.
+    pub fn diff_only(&self, paths: &[&str]) -> String {
+        self.diff_where(|p| paths.contains(&p))
+    }
+
+    fn diff_where(&self, keep: impl Fn(&str) -> bool) -> String {
         let mut out = String::new();
-        for path in self.changed() {
+        for path in self.changed().into_iter().filter(|p| keep(p)) {
             let file = &self.files[path];
             out.push_str(&file_diff(path, file.original.as_deref(), file.current.as_deref()));
         }

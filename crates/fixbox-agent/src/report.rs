@@ -27,8 +27,10 @@ pub struct SessionReport {
     pub calls: Vec<CallLine>,
     pub totals: Option<Totals>,
     pub timings: Option<Timings>,
-    /// Every change against the original repository, `git apply`-able.
+    /// The change to the code against the original repository, `git apply`-able.
     pub diff: String,
+    /// New tests the session wrote to show the bug, apart from `diff`.
+    pub test_diff: String,
 }
 
 /// One model call of the session.
@@ -67,6 +69,7 @@ impl SessionReport {
             totals: None,
             timings: None,
             diff: String::new(),
+            test_diff: String::new(),
         };
         for event in events {
             match event {
@@ -88,10 +91,11 @@ impl SessionReport {
                     report.iterations = iteration;
                     report.totals = Some(totals);
                 }
-                Event::SessionFinished { outcome, iterations, diff, totals, timings } => {
+                Event::SessionFinished { outcome, iterations, diff, test_diff, totals, timings } => {
                     report.outcome = Some(outcome);
                     report.iterations = iterations;
                     report.diff = diff;
+                    report.test_diff = test_diff;
                     report.totals = Some(totals);
                     report.timings = Some(timings);
                 }

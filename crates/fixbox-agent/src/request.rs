@@ -50,6 +50,9 @@ pub struct ModelSettings {
     pub context_window: u32,
     pub fuzzy_threshold: f64,
     pub seed: Option<u64>,
+    /// Constrain answers to the edit format's grammar where every route is a local engine (they take
+    /// llama.cpp's GBNF; a cloud API would refuse the field).
+    pub grammar: bool,
 }
 
 impl Default for ModelSettings {
@@ -64,6 +67,7 @@ impl Default for ModelSettings {
             context_window: 8192,
             fuzzy_threshold: ApplyOptions::default().fuzzy_threshold,
             seed: None,
+            grammar: true,
         }
     }
 }

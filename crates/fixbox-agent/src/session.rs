@@ -14,8 +14,9 @@ use crate::AgentError;
 use crate::detect::{TestPlan, detect};
 use crate::event::{Event, EventLog};
 use crate::outcome::{Finished, Outcome, Timings};
-use crate::prompt::{Conversation, after_tests, rejected};
+use crate::prompt::{Conversation, Prompt, after_tests, rejected};
 use crate::repo::{Repo, file_diff, is_test_file, safe_path};
+use crate::reproduce::{self, Placement};
 use crate::request::FixRequest;
 use crate::testrun::{LiveOutput, TestReport};
 
@@ -95,7 +96,8 @@ impl Fix {
         }));
         let mut run = Run {
             request: &self.request,
-            plan: &self.plan,
+            plan: self.plan.clone(),
+            reproduction: None,
             repo: self.repo,
             format,
             router,
@@ -113,6 +115,9 @@ impl Fix {
             Err(err) => Outcome::Error { message: err.to_string() },
         };
         let (iterations, repo, mut timings) = (run.iteration, run.repo, run.timings);
+        // The new test is its own part of the result: the user may keep it or drop it.
+        let test_paths: Vec<&str> = run.reproduction.iter().map(|r| r.path.as_str()).collect();
+        let (diff, test_diff) = (repo.diff_except(&test_paths), repo.diff_only(&test_paths));
         let destroy = Instant::now();
         if let Err(err) = sandbox.destroy().await {
             tracing::warn!(%err, "could not remove the sandbox; the reaper removes it at the next start");
@@ -120,11 +125,12 @@ impl Fix {
         timings.sandbox_ms += ms(destroy.elapsed());
         timings.wall_ms = ms(started.elapsed()) + ms(sandbox_time);
         timings.own_ms = (timings.wall_ms - timings.model_ms - timings.tests_ms - timings.sandbox_ms).max(0.0);
-        let finished = Finished { outcome, iterations, diff: repo.diff(), totals: meter.totals(), timings };
+        let finished = Finished { outcome, iterations, diff, test_diff, totals: meter.totals(), timings };
         log.record(Event::SessionFinished {
             outcome: finished.outcome.clone(),
             iterations,
             diff: finished.diff.clone(),
+            test_diff: finished.test_diff.clone(),
             totals: finished.totals.clone(),
             timings,
         })?;
@@ -135,7 +141,10 @@ impl Fix {
 /// One session's running state.
 struct Run<'a, S> {
     request: &'a FixRequest,
-    plan: &'a TestPlan,
+    /// The tests each iteration runs: the request's, and the reproduction once there is one.
+    plan: TestPlan,
+    /// The new test that shows the bug, where the project's tests did not.
+    reproduction: Option<Placement>,
     repo: Repo,
     format: EditFormat,
     router: &'a Router,
@@ -189,12 +198,24 @@ impl<S: Sandbox> Run<'_, S> {
             return Ok(stop);
         }
 
-        let baseline = match self.tests().await? {
+        let mut baseline = match self.tests().await? {
             Ok(report) => report,
             Err(stop) => return Ok(stop),
         };
         if baseline.ok() {
-            return Ok(Outcome::AlreadyPassing);
+            let Some(place) = reproduce::place(&self.plan, &self.repo) else {
+                return Ok(Outcome::AlreadyPassing);
+            };
+            if let Err(stop) = self.reproduce(&place).await? {
+                return Ok(stop);
+            }
+            self.plan = place.with_project(&self.plan);
+            self.reproduction = Some(place);
+            // What the patches are judged against: the project's tests passing, the new one failing.
+            baseline = match self.tests().await? {
+                Ok(report) => report,
+                Err(stop) => return Ok(stop),
+            };
         }
         let context = self
             .router
@@ -210,7 +231,8 @@ impl<S: Sandbox> Run<'_, S> {
 
         while self.iteration < self.request.limits.max_iterations {
             self.iteration += 1;
-            let (text, parser) = match self.ask(&conversation, repeats(&fingerprints)).await? {
+            let grammar = self.format.grammar();
+            let (text, parser) = match self.ask(conversation.prompt(), grammar, repeats(&fingerprints)).await? {
                 Answer::Text { text, parser } => (text, parser),
                 Answer::Stop(outcome) => return Ok(outcome),
             };
@@ -231,32 +253,36 @@ impl<S: Sandbox> Run<'_, S> {
                     )
                 }
                 Ok((path, content)) => {
-                    let write = Instant::now();
-                    let file = FileWrite {
-                        path: path.clone(),
-                        content: content.into_bytes(),
-                        executable: self.repo.is_executable(&path),
-                    };
-                    self.sandbox
-                        .write_files(WORKSPACE, &[file])
-                        .await
-                        .map_err(AgentError::sandbox("write the patched file"))?;
-                    self.timings.sandbox_ms += ms(write.elapsed());
+                    self.write(&path, &content).await?;
                     let report = match self.tests().await? {
                         Ok(report) => report,
                         Err(stop) => return Ok(stop),
                     };
                     let regressions = report.regressions(&baseline);
                     if report.ok() && regressions.is_empty() {
-                        self.end_iteration("fixed")?;
-                        return Ok(Outcome::Fixed);
+                        match self.stable().await? {
+                            Ok(None) => {
+                                self.end_iteration("fixed")?;
+                                return Ok(Outcome::Fixed);
+                            }
+                            Ok(Some(flaky)) => {
+                                let feedback = format!(
+                                    "Your edit to {path} was applied and the tests passed, but the test that shows the bug failed when run again:\n```\n{}\n```\nMake the fix hold on every run. {}",
+                                    crate::text::cut_middle(flaky.output.trim_end(), output_chars),
+                                    self.format.reminder(&path)
+                                );
+                                (feedback, flaky.fingerprint(), "passed once, then failed".to_string())
+                            }
+                            Err(stop) => return Ok(stop),
+                        }
+                    } else {
+                        let summary = report.summary();
+                        (
+                            after_tests(self.format, &path, &self.repo, &report, &regressions, output_chars),
+                            report.fingerprint(),
+                            summary.line(),
+                        )
                     }
-                    let summary = report.summary();
-                    (
-                        after_tests(self.format, &path, &self.repo, &report, &regressions, output_chars),
-                        report.fingerprint(),
-                        summary.line(),
-                    )
                 }
             };
             self.end_iteration(&result)?;
@@ -279,7 +305,6 @@ impl<S: Sandbox> Run<'_, S> {
         Ok(())
     }
 
-    /// Runs the tests (unless cancelled or out of time) and records the run.
     /// Runs the request's setup with network, then cuts the network. A setup that fails ends the
     /// session: the tests could not say anything about a patch.
     async fn set_up(&mut self, command: &str) -> Result<Result<(), Outcome>, AgentError> {
@@ -310,11 +335,18 @@ impl<S: Sandbox> Run<'_, S> {
         Ok(Ok(()))
     }
 
+    /// Runs the session's tests (unless cancelled or out of time) and records the run.
     async fn tests(&mut self) -> Result<Result<TestReport, Outcome>, AgentError> {
+        let plan = self.plan.clone();
+        self.run_plan(&plan).await
+    }
+
+    /// Runs `plan` (unless cancelled or out of time) and records the run.
+    async fn run_plan(&mut self, plan: &TestPlan) -> Result<Result<TestReport, Outcome>, AgentError> {
         let timeout = Duration::from_secs(self.request.limits.test_timeout_s);
         let started = Instant::now();
         let (mut live, sender) = LiveOutput::new();
-        let run = TestReport::run_live(self.sandbox, self.plan, timeout, sender);
+        let run = TestReport::run_live(self.sandbox, plan, timeout, sender);
         tokio::pin!(run);
         let iteration = self.iteration;
         let report = loop {
@@ -336,14 +368,114 @@ impl<S: Sandbox> Run<'_, S> {
         Ok(Ok(report))
     }
 
-    /// One streamed model call; its patch lines become events as they arrive.
+    /// Has the model write a test that shows the bug, in up to [`reproduce::TRIES`] tries; on success
+    /// the test is in the sandbox and the repository. Its calls and test runs belong to iteration 0,
+    /// before any patch.
+    async fn reproduce(&mut self, place: &Placement) -> Result<Result<(), Outcome>, AgentError> {
+        let example = self
+            .plan
+            .command
+            .split_whitespace()
+            .map(|w| w.split("::").next().unwrap_or(w))
+            .find(|w| is_test_file(w) && self.repo.current(w).is_some())
+            .map(str::to_string)
+            .or_else(|| self.repo.paths().find(|p| is_test_file(p) && p.ends_with(".py")).map(str::to_string));
+        let mut ask = reproduce::Ask::new(&self.request.task, &self.repo, place, example.as_deref());
+        let mut why = String::new();
+        for attempt in 1..=reproduce::TRIES {
+            // Each try a step warmer: at a low temperature the same prompt gets the same test.
+            let text = match self.ask(ask.prompt(), Some(reproduce::GRAMMAR), attempt).await? {
+                Answer::Text { text, .. } => text,
+                Answer::Stop(outcome) => return Ok(Err(outcome)),
+            };
+            let Some(test) = reproduce::extract(&text) else {
+                why = "the answer holds no test function".into();
+                self.log.record(Event::Reproduction {
+                    attempt,
+                    path: place.path.clone(),
+                    test: String::new(),
+                    accepted: false,
+                    why: why.clone(),
+                })?;
+                ask.push_rejected(&text, &why, None, place);
+                continue;
+            };
+            let mut test = test;
+            let (report, verdict) = loop {
+                self.write(&place.path, &test).await?;
+                let report = match self.run_plan(&place.alone()).await? {
+                    Ok(report) => report,
+                    Err(stop) => return Ok(Err(stop)),
+                };
+                let verdict = reproduce::judge(&report);
+                // A module of the standard library left unimported is ours to add, not worth a try.
+                let repaired = verdict.as_ref().err().and_then(|_| reproduce::add_missing_import(&test, &report));
+                self.log.record(Event::Reproduction {
+                    attempt,
+                    path: place.path.clone(),
+                    test: test.clone(),
+                    accepted: verdict.is_ok(),
+                    why: match (&verdict, &repaired) {
+                        (Ok(_), _) => String::new(),
+                        (Err(why), Some((_, module))) => {
+                            format!("{why}; running it again with `import {module}` added")
+                        }
+                        (Err(why), None) => why.clone(),
+                    },
+                })?;
+                match repaired {
+                    Some((repaired, _)) => test = repaired,
+                    None => break (report, verdict),
+                }
+            };
+            match verdict {
+                Ok(_) => {
+                    self.repo.set(&place.path, test);
+                    return Ok(Ok(()));
+                }
+                Err(reason) => {
+                    ask.push_rejected(&text, &reason, Some(&report), place);
+                    why = reason;
+                }
+            }
+        }
+        Ok(Err(Outcome::NotReproduced { reason: why }))
+    }
+
+    /// After the tests passed with a reproduction: runs it again until it has passed
+    /// [`reproduce::STABLE_RUNS`] times in a row. `Ok(None)` when it held, else the run that failed.
+    async fn stable(&mut self) -> Result<Result<Option<TestReport>, Outcome>, AgentError> {
+        let Some(place) = self.reproduction.clone() else { return Ok(Ok(None)) };
+        for _ in 1..reproduce::STABLE_RUNS {
+            match self.run_plan(&place.alone()).await? {
+                Ok(report) if report.ok() => {}
+                Ok(report) => return Ok(Ok(Some(report))),
+                Err(stop) => return Ok(Err(stop)),
+            }
+        }
+        Ok(Ok(None))
+    }
+
+    async fn write(&mut self, path: &str, content: &str) -> Result<(), AgentError> {
+        let started = Instant::now();
+        let file = FileWrite {
+            path: path.to_string(),
+            content: content.as_bytes().to_vec(),
+            executable: self.repo.is_executable(path),
+        };
+        self.sandbox.write_files(WORKSPACE, &[file]).await.map_err(AgentError::sandbox("write a file"))?;
+        self.timings.sandbox_ms += ms(started.elapsed());
+        Ok(())
+    }
+
+    /// One streamed model call; its patch lines become events as they arrive. `grammar` constrains
+    /// the answer where the routes take one.
     /// `repeats`: how many iterations in a row ended with the same failure. Each raises the temperature
     /// a step: at a low temperature a small model given the same prompt gives the same answer.
-    async fn ask(&mut self, conversation: &Conversation, repeats: u32) -> Result<Answer, AgentError> {
+    async fn ask(&mut self, prompt: Prompt, grammar: Option<&str>, repeats: u32) -> Result<Answer, AgentError> {
         if self.cancel.is_cancelled() {
             return Ok(Answer::Stop(Outcome::Cancelled));
         }
-        let prompt = conversation.prompt();
         self.log.record(Event::ModelStarted {
             iteration: self.iteration,
             prompt_tokens_estimate: prompt.tokens_estimate,
@@ -360,6 +492,10 @@ impl<S: Sandbox> Run<'_, S> {
         // going on to explain itself.
         let block_end = (self.format == EditFormat::SearchReplace).then(|| ">>>>>>> REPLACE".to_string());
         request.sampling.stop = block_end.into_iter().chain(settings.stop.iter().cloned()).collect();
+        let local = self.router.routes(&settings.task).is_ok_and(|routes| routes.iter().all(|r| r.local));
+        if let Some(grammar) = grammar.filter(|_| settings.grammar && local) {
+            request.sampling.extra.insert("grammar".into(), grammar.into());
+        }
 
         let started = Instant::now();
         let mut stream = self.router.call(&settings.task, request, self.meter.clone());

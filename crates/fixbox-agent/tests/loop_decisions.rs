@@ -6,9 +6,9 @@ mod support;
 
 use std::sync::atomic::Ordering;
 
-use fixbox_agent::{Limits, Outcome};
+use fixbox_agent::{Event, FixRequest, Limits, Outcome};
 use fixbox_llm::Role;
-use support::{Files, MemorySandbox, Reply, ScriptedModel, pytest, repo, run};
+use support::{Files, MemorySandbox, Reply, ScriptedModel, pytest, repo, run, run_request};
 
 const BUGGY: &str = "def add(a, b):\n    return a - b\n";
 const TESTS: &str = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n\n\ndef test_zero():\n    assert add(0, 0) == 0\n";
@@ -50,12 +50,101 @@ fn last_messages(model: &ScriptedModel) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn tests_that_pass_before_any_change_end_the_session_without_asking_the_model() {
-    let dir = repo(&[("calc.py", "def add(a, b):\n    return a + b\n"), ("test_calc.py", TESTS)]);
+async fn tests_that_pass_before_any_change_end_the_session_where_no_test_can_be_written_for_the_issue() {
+    let dir = repo(&[("calc.rs", "fn add(a: i32, b: i32) -> i32 { a - b }\n")]);
     let model = ScriptedModel::new([Reply::text(fix())]);
-    let ran = run(dir.path(), None, limits(), MemorySandbox::new(calc_tests), model.clone()).await;
+    let request = FixRequest { test: Some("cargo test".into()), ..support::request(dir.path()) };
+    let ran = run_request(request, MemorySandbox::new(calc_tests), model.clone()).await;
     assert_eq!(ran.finished.outcome, Outcome::AlreadyPassing);
     assert!(model.requests().is_empty());
+    assert_eq!(ran.finished.diff, "");
+}
+
+/// The project's tests pass with the bug (they only add zeros); the issue's test shows it when it
+/// asserts `add(2, 3) == 5`, and cannot run when it imports a module that does not exist.
+fn issue_tests(files: &Files, command: &str) -> (i64, String) {
+    let calc = files.get("calc.py").map_or("", String::as_str);
+    let mut outcomes = Vec::new();
+    if command.starts_with("python -m pytest -rA 2>&1") || command.starts_with("( ( python -m pytest -rA )") {
+        outcomes.push(("test_calc.py::test_zero", true));
+    }
+    if command.contains(ISSUE_TEST) {
+        let test = files.get(ISSUE_TEST).map_or("", String::as_str);
+        if test.contains("import nothing") {
+            let error =
+                format!("ERROR {ISSUE_TEST} - ModuleNotFoundError: No module named 'nothing'\n1 error in 0.01s\n");
+            return (2, error);
+        }
+        let passes = !test.contains("== 5") || calc.contains("return a + b");
+        outcomes.push(("test_fixbox_issue.py::test_sum", passes));
+    }
+    pytest(&outcomes)
+}
+
+const ISSUE_TEST: &str = "test_fixbox_issue.py";
+const ZERO_TEST: &str = "from calc import add\n\n\ndef test_zero():\n    assert add(0, 0) == 0\n";
+
+fn issue_test(body: &str) -> String {
+    format!("```python\nfrom calc import add\n{body}\n\ndef test_sum():\n    assert add(2, 3) == 5\n```\n")
+}
+
+#[tokio::test]
+async fn where_the_tests_pass_before_any_change_the_model_first_writes_a_test_that_shows_the_bug() {
+    let dir = repo(&[("calc.py", BUGGY), ("test_calc.py", ZERO_TEST)]);
+    let model = ScriptedModel::new([
+        Reply::text("The sum is wrong."),
+        Reply::text(issue_test("import nothing")),
+        Reply::text(issue_test("")),
+        Reply::text(fix()),
+    ]);
+    let sandbox = MemorySandbox::new(issue_tests);
+    let (files, commands) = (sandbox.files(), sandbox.commands.clone());
+    let ran = run(dir.path(), None, limits(), sandbox, model.clone()).await;
+    assert_eq!(ran.finished.outcome, Outcome::Fixed);
+    assert_eq!(ran.finished.iterations, 1);
+
+    let tries: Vec<(bool, String)> = ran
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reproduction { accepted, why, .. } => Some((*accepted, why.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tries.len(), 3);
+    assert!(tries[0].1.contains("no test function"), "{tries:?}");
+    assert!(tries[1].1.contains("cannot run") || tries[1].1.contains("could not run"), "{tries:?}");
+    assert!(tries[1].1.contains("No module named 'nothing'"), "{tries:?}");
+    assert_eq!(tries[2], (true, String::new()));
+    let asked = last_messages(&model);
+    assert!(asked[1].contains("That test was not kept: the answer holds no test function"), "{}", asked[1]);
+    let grammar = |at: usize| model.requests()[at].sampling.extra.get("grammar").cloned().unwrap_or_default();
+    assert!(grammar(0).as_str().is_some_and(|g| g.starts_with("root ::= \"```python\\n\"")), "{}", grammar(0));
+    assert!(grammar(3).as_str().is_some_and(|g| g.contains("SEARCH")), "the fix is held to the edit's grammar");
+    assert!(asked[3].contains("test_fixbox_issue.py::test_sum"), "the fix is asked for the new test: {}", asked[3]);
+
+    // The fix is the change; the new test is apart from it, and stays in the sandbox.
+    assert!(ran.finished.diff.contains("+    return a + b") && !ran.finished.diff.contains(ISSUE_TEST));
+    assert!(ran.finished.test_diff.contains("+++ b/test_fixbox_issue.py"), "{}", ran.finished.test_diff);
+    assert!(files.lock().unwrap()[ISSUE_TEST].contains("assert add(2, 3) == 5"));
+    // Once alone for each try that ran, once with the project's before the fix and once after, then
+    // twice more alone to show the fix holds.
+    let alone =
+        commands.lock().unwrap().iter().filter(|c| c.starts_with("python3 -m pytest -rA -p no:cacheprovider")).count();
+    assert_eq!(alone, 2 + 2);
+}
+
+#[tokio::test]
+async fn a_test_that_passes_before_any_change_does_not_show_the_bug_and_three_such_end_the_session() {
+    let dir = repo(&[("calc.py", BUGGY), ("test_calc.py", ZERO_TEST)]);
+    let passing = "```python\nfrom calc import add\n\ndef test_sum():\n    assert add(2, 3) == -1\n```\n";
+    let model =
+        ScriptedModel::new([Reply::text(passing), Reply::text(passing), Reply::text(passing), Reply::text(fix())]);
+    let ran = run(dir.path(), None, limits(), MemorySandbox::new(issue_tests), model.clone()).await;
+    let Outcome::NotReproduced { reason } = &ran.finished.outcome else { panic!("{:?}", ran.finished.outcome) };
+    assert!(reason.contains("passes before any fix"), "{reason}");
+    assert_eq!(model.requests().len(), 3, "the fix is never asked for");
+    assert_eq!(ran.finished.test_diff, "");
     assert_eq!(ran.finished.diff, "");
 }
 
@@ -84,8 +173,11 @@ async fn a_patch_that_makes_the_tests_pass_is_written_to_the_sandbox_and_ends_fi
             "session.finished"
         ]
     );
-    // The first prompt shows the failing test and the code under test.
+    // The first prompt shows the failing test and the code under test; the local engine is held to
+    // the edit format's grammar.
     let first = &model.requests()[0];
+    let grammar = first.sampling.extra.get("grammar").and_then(|g| g.as_str()).unwrap_or_default();
+    assert!(grammar.contains("\"\\n<<<<<<< SEARCH\\n\""), "{grammar}");
     let prompt: String = first.messages.iter().map(|m| m.content.as_str()).collect();
     assert!(prompt.contains("test_calc.py::test_add"), "{prompt}");
     assert!(prompt.contains("return a - b"), "{prompt}");

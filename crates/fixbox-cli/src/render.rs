@@ -69,6 +69,12 @@ impl<W: Write> Renderer<W> {
             Event::SetupRun { command, exit_code, output, .. } => {
                 format!("  setup `{command}` failed (exit {exit_code:?}):\n{output}")
             }
+            Event::Reproduction { attempt, path, accepted: true, .. } => {
+                p.green(&format!("  a test that shows the bug: {path} (try {attempt})"))
+            }
+            Event::Reproduction { attempt, why, .. } => {
+                p.yellow(&format!("  try {attempt} at a test that shows the bug, not kept: {why}"))
+            }
             // The run's summary line says what came of it; its output line by line would bury the patches.
             Event::TestsOutput { .. } => return Ok(()),
             Event::TestsRun { iteration: 0, summary } => format!("  tests before any change: {}", self.tests(summary)),
@@ -131,10 +137,15 @@ impl<W: Write> Renderer<W> {
                 totals.usage.cache_read,
                 totals.cost_usd
             )),
-            Event::SessionFinished { outcome, iterations, diff, totals, timings } => {
+            Event::SessionFinished { outcome, iterations, diff, test_diff, totals, timings } => {
                 let mut text = String::new();
-                if !diff.is_empty() {
-                    text.push_str(&format!("\n{}\n", p.bold("The change:")));
+                for (title, diff) in
+                    [("The change:", diff), ("The new test that shows the bug (apart from the change):", test_diff)]
+                {
+                    if diff.is_empty() {
+                        continue;
+                    }
+                    text.push_str(&format!("\n{}\n", p.bold(title)));
                     for line in diff.lines() {
                         let painted = if line.starts_with("+++") || line.starts_with("---") {
                             p.bold(line)

@@ -146,7 +146,7 @@ impl TaskResult {
             return Category::Resolved;
         }
         match &self.outcome {
-            Some(Outcome::AlreadyPassing) => return Category::NoRepro,
+            Some(Outcome::AlreadyPassing | Outcome::NotReproduced { .. }) => return Category::NoRepro,
             Some(Outcome::WallTime) => return Category::Timeout,
             Some(Outcome::Stuck { .. }) => return Category::Loop,
             Some(Outcome::GaveUp { .. }) => return Category::GaveUp,

@@ -61,6 +61,17 @@ impl EditFormat {
         }
     }
 
+    /// A grammar (llama.cpp's GBNF) that only answers of this format match: a line on the cause (300
+    /// characters at most: a small model would go on talking), the path, one block; or giving up. An engine that takes it (llama-server) cannot give prose
+    /// with no edit. Code lines may not start with `<<`, `==` or `>>`, so the block's markers are the
+    /// only way on. `None` where the format has none.
+    pub fn grammar(self) -> Option<&'static str> {
+        match self {
+            EditFormat::SearchReplace => Some(SEARCH_REPLACE_GRAMMAR),
+            EditFormat::UnifiedDiff => None,
+        }
+    }
+
     /// The part of a system prompt that tells the model how to write one file patch in this format.
     pub fn instructions(self) -> &'static str {
         match self {
@@ -69,6 +80,14 @@ impl EditFormat {
         }
     }
 }
+
+const SEARCH_REPLACE_GRAMMAR: &str = r#"root ::= edit | "I GIVE UP: " [^\n]+ "\n"
+edit ::= (cause "\n\n")? path "\n```" lang "\n<<<<<<< SEARCH\n" line* "=======\n" line* ">>>>>>> REPLACE\n```\n"
+cause ::= [^\n`<] [^\n`<]{0,300}
+path ::= [a-zA-Z0-9_./-]{1,200}
+lang ::= [a-z]{0,20}
+line ::= ([^\n=<>] [^\n]* | "=" [^=\n] [^\n]* | "<" [^<\n] [^\n]* | ">" [^>\n] [^\n]*)? "\n"
+"#;
 
 const SEARCH_REPLACE_INSTRUCTIONS: &str = "\
 Answer with an edit to ONE file, written as SEARCH/REPLACE blocks. Example, fixing `add` in calc.py:

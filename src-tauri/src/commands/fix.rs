@@ -186,6 +186,9 @@ fn notify_ended(app: &tauri::AppHandle, task: &str, ended: &Result<Outcome, Stri
     let (title, why) = match ended {
         Ok(Outcome::Fixed) => ("Fixed: the tests pass", None),
         Ok(Outcome::AlreadyPassing) => ("Nothing to fix: the tests already pass", None),
+        Ok(Outcome::NotReproduced { reason }) => {
+            ("Not fixed", Some(format!("No test written for the issue showed the bug: {reason}")))
+        }
         Ok(Outcome::MaxIterations) => ("Not fixed", Some("The iteration limit was reached.".to_string())),
         Ok(Outcome::WallTime) => ("Not fixed", Some("The time limit was reached.".to_string())),
         Ok(Outcome::Budget { message }) => ("Not fixed", Some(format!("The budget stopped it: {message}"))),

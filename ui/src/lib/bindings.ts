@@ -329,6 +329,17 @@ output: string; ms: number | null } |
  *  64 KiB of a run, whose summary ([`Event::TestsRun`]) keeps the end of anything longer.
  */
 { kind: "tests_output"; iteration: number; text: string } | 
+/**
+ *  A try at a new test that shows the bug, where the project's tests passed before any change;
+ *  its run is the [`Event::TestsRun`] before it.
+ */
+{ kind: "reproduction"; attempt: number; path: string; 
+/**  The test file; empty when the answer held none. */
+test: string; 
+/**  It failed at base for the bug's reason: the fix loop runs it with the project's tests. */
+accepted: boolean; 
+/**  Why it was not kept. */
+why: string } | 
 /**  A run of the test command: iteration 0 is the run before any patch. */
 { kind: "tests_run"; iteration: number; summary: TestSummary } | 
 /**  A model call began. */
@@ -347,8 +358,10 @@ diff: string } | { kind: "patch_rejected"; iteration: number; path: string | nul
 feedback: string } | 
 /**  An iteration ended: what came of it. */
 { kind: "iteration"; iteration: number; result: string; totals: Totals } | { kind: "session_finished"; outcome: Outcome; iterations: number; 
-/**  Every change against the original repository, `git apply`-able. */
-diff: string; totals: Totals; timings: Timings };
+/**  The change to the code against the original repository, `git apply`-able. */
+diff: string; 
+/**  New tests written to show the bug, apart from `diff`. */
+test_diff?: string; totals: Totals; timings: Timings };
 
 /**  Why the model stopped. */
 export type FinishReason = 
@@ -593,7 +606,9 @@ export type Outcome =
 /**  The tests pass, and every test that passed before still does. */
 { outcome: "fixed" } | 
 /**  The tests passed before any change: there is nothing for them to verify. */
-{ outcome: "already_passing" } | { outcome: "max_iterations" } | { outcome: "budget"; message: string } | { outcome: "wall_time" } | 
+{ outcome: "already_passing" } | 
+/**  The tests passed before any change, and no test the model wrote showed the bug. */
+{ outcome: "not_reproduced"; reason: string } | { outcome: "max_iterations" } | { outcome: "budget"; message: string } | { outcome: "wall_time" } | 
 /**  The same failure came back this many times in a row. */
 { outcome: "stuck"; failure: string } | { outcome: "gave_up"; reason: string } | 
 /**  Stopped by the user (Ctrl+C). */

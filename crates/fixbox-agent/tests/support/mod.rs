@@ -226,6 +226,19 @@ pub struct Ran {
     pub events: Vec<Event>,
 }
 
+/// What the sessions here are asked: fix `add`, tested by `python -m pytest -rA`.
+pub fn request(repo: &Path) -> FixRequest {
+    FixRequest {
+        repo: repo.to_path_buf(),
+        task: "add() returns the wrong sum".into(),
+        test: Some("python -m pytest -rA".into()),
+        setup: None,
+        model: ModelSettings { edit_format: Some(EditFormat::SearchReplace), ..ModelSettings::default() },
+        limits: Limits::default(),
+        allow_test_edits: false,
+    }
+}
+
 pub async fn run(
     repo: &Path,
     setup: Option<&str>,
@@ -233,15 +246,12 @@ pub async fn run(
     sandbox: MemorySandbox,
     model: Arc<ScriptedModel>,
 ) -> Ran {
-    let request = FixRequest {
-        repo: repo.to_path_buf(),
-        task: "add() returns the wrong sum".into(),
-        test: Some("python -m pytest -rA".into()),
-        setup: setup.map(str::to_string),
-        model: ModelSettings { edit_format: Some(EditFormat::SearchReplace), ..ModelSettings::default() },
-        limits,
-        allow_test_edits: false,
-    };
+    let request = FixRequest { setup: setup.map(str::to_string), limits, ..request(repo) };
+    run_request(request, sandbox, model).await
+}
+
+/// A session for `request` in `sandbox`, asking `model`.
+pub async fn run_request(request: FixRequest, sandbox: MemorySandbox, model: Arc<ScriptedModel>) -> Ran {
     let fix = Fix::prepare(request).expect("the request is valid");
     let folder = tempfile::tempdir().expect("a temporary folder");
     let store = Arc::new(Store::open_in(folder.path()).expect("a store"));

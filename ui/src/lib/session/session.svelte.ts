@@ -105,8 +105,10 @@ export class Session {
   steps: Step[] = $state([]);
   totals: Totals | null = $state(null);
   outcome: Outcome | null = $state(null);
-  /** Every change against the original repository, once the session has finished. */
+  /** The change to the code against the original repository, once the session has finished. */
   diff: string | null = $state(null);
+  /** New tests the session wrote to show the bug, apart from the change. */
+  testDiff = $state("");
   timings: Timings | null = $state(null);
   iteration = $state(0);
   /** Events seen, for a replay's progress. */
@@ -135,6 +137,20 @@ export class Session {
       case "tests_output":
         this.terminal.output(event.iteration, event.text);
         break;
+      case "reproduction": {
+        const patch = this.current(0);
+        if (patch) {
+          patch.status = event.accepted ? "applied" : "rejected";
+          patch.path = event.path;
+          if (!event.accepted) patch.feedback = event.why;
+        }
+        this.step(
+          0,
+          event.accepted ? `a test that shows the bug: ${event.path}` : `a test for the issue, not kept: ${event.why}`,
+          event.accepted ? "ok" : "fail",
+        );
+        break;
+      }
       case "tests_run":
         this.terminal.finished(event.iteration, event.summary);
         this.tests.push({ iteration: event.iteration, summary: event.summary });
@@ -185,6 +201,7 @@ export class Session {
       case "session_finished":
         this.outcome = event.outcome;
         this.diff = event.diff;
+        this.testDiff = event.test_diff ?? "";
         this.totals = event.totals;
         this.timings = event.timings;
         this.step(event.iterations, describe(event.outcome), event.outcome.outcome === "fixed" ? "ok" : "fail");
@@ -216,6 +233,8 @@ export function describe(outcome: Outcome): string {
       return "fixed: the tests pass";
     case "already_passing":
       return "nothing to fix: the tests already pass";
+    case "not_reproduced":
+      return `not fixed: no test written for the issue showed the bug (${outcome.reason})`;
     case "max_iterations":
       return "stopped: the iteration limit was reached";
     case "budget":

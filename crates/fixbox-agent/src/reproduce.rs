@@ -1,0 +1,350 @@
+//! Reproduction first. An issue arrives as text: the project's tests pass before any change, so there
+//! is nothing to fix against. The model writes a new test file that shows the bug, and it is kept only
+//! when it fails at base for the issue's reason (an assertion, or an exception the code raises), not
+//! because it cannot run (an import, syntax or name error, a missing fixture). The fix loop then runs
+//! it beside the project's tests; a session is Fixed only when it passes there, and again each of
+//! [`STABLE_RUNS`] times in a row.
+
+use fixbox_llm::{Message, estimate_tokens};
+
+use crate::detect::{Runner, TestPlan};
+use crate::prompt::{Prompt, anchors, identifiers, show_file, window};
+use crate::repo::{Repo, is_test_file};
+use crate::testrun::{TestOutcome, TestReport};
+use crate::text::cut_middle;
+
+/// The new test file's name.
+const FILE_NAME: &str = "test_fixbox_issue.py";
+/// A grammar (llama.cpp's GBNF) for the answer: one fenced Python file.
+pub const GRAMMAR: &str = r#"root ::= "```python\n" line+ "```\n"
+line ::= ([^`\n] [^\n]*)? "\n"
+"#;
+/// Tries the model gets to write a test that shows the bug.
+pub const TRIES: u32 = 3;
+/// Runs in a row the reproduction must pass for a fix to count: once in the loop, then these less one.
+pub const STABLE_RUNS: u32 = 3;
+/// Import lines of an existing test file shown at most: how the tests reach the code. Only imports:
+/// shown whole tests, a small model copies them.
+const IMPORT_LINES: usize = 12;
+/// Characters of code the model is shown, and files at most: the definitions the issue names.
+const CODE_CHARS: usize = 4000;
+const CODE_FILES: usize = 2;
+/// Characters of a rejected test's output the model is shown.
+const OUTPUT_CHARS: usize = 1500;
+
+/// Exceptions that say a test could not run, not that the code misbehaves.
+const CANNOT_RUN: &[&str] = &[
+    "ImportError",
+    "ModuleNotFoundError",
+    "SyntaxError",
+    "IndentationError",
+    "NameError",
+    "fixture '",
+    "TypeError: test_",
+];
+
+/// Where a reproduction goes and how it runs on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub path: String,
+    /// Runs the new test file alone.
+    pub command: String,
+    runner: Runner,
+    recipe: String,
+}
+
+/// Where `plan`'s reproduction goes: beside the test files its command names, else in the repository's
+/// `tests/` (or `test/`), else at its root. `None` where the runner has no reproduction yet (only
+/// pytest does).
+pub fn place(plan: &TestPlan, repo: &Repo) -> Option<Placement> {
+    if plan.runner != Runner::Pytest {
+        return None;
+    }
+    let named = plan
+        .command
+        .split_whitespace()
+        .map(|word| word.split("::").next().unwrap_or(word))
+        .find(|word| word.ends_with(".py") && is_test_file(word) && repo.current(word).is_some());
+    let folder = match named {
+        Some(file) => file.rsplit_once('/').map_or("", |(dir, _)| dir).to_string(),
+        None => ["tests", "test"]
+            .into_iter()
+            .find(|dir| repo.paths().any(|p| p.starts_with(&format!("{dir}/"))))
+            .unwrap_or("")
+            .to_string(),
+    };
+    let path = if folder.is_empty() { FILE_NAME.to_string() } else { format!("{folder}/{FILE_NAME}") };
+    Some(Placement {
+        command: format!("python3 -m pytest -rA -p no:cacheprovider {path}"),
+        path,
+        runner: plan.runner,
+        recipe: plan.recipe.clone(),
+    })
+}
+
+impl Placement {
+    /// The plan the fix loop tests with: the project's tests, then the reproduction; it fails when
+    /// either does, and the report reads both.
+    pub fn with_project(&self, plan: &TestPlan) -> TestPlan {
+        TestPlan {
+            command: format!(
+                "( ( {} ); project=$?; {}; issue=$?; test $project -eq 0 -a $issue -eq 0 )",
+                plan.command, self.command
+            ),
+            runner: self.runner,
+            recipe: self.recipe.clone(),
+        }
+    }
+
+    /// The reproduction alone, as a plan.
+    pub fn alone(&self) -> TestPlan {
+        TestPlan { command: self.command.clone(), runner: self.runner, recipe: self.recipe.clone() }
+    }
+}
+
+/// The conversation that asks for the reproduction: short, so it costs seconds of prefill.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    messages: Vec<Message>,
+}
+
+impl Ask {
+    pub fn new(task: &str, repo: &Repo, place: &Placement, example: Option<&str>) -> Self {
+        let system = "You are an expert software engineer. Before a reported bug is fixed, you write a test that \
+reproduces it: it fails now because of the bug, and passes once the bug is fixed. Answer with the whole test file \
+in one fenced code block and nothing else.";
+        let imports = example.and_then(|path| repo.current(path)).map_or(String::new(), |text| {
+            let lines: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with("import ") || l.starts_with("from "))
+                .take(IMPORT_LINES)
+                .collect();
+            if lines.is_empty() {
+                return String::new();
+            }
+            format!("# How the existing tests import it\n```python\n{}\n```\n\n", lines.join("\n"))
+        });
+        let words = identifiers(task);
+        let mut code = String::new();
+        for path in repo.defining(task).iter().filter(|p| !is_test_file(p)).take(CODE_FILES) {
+            let Some(text) = repo.current(path) else { continue };
+            let room = CODE_CHARS.saturating_sub(code.len() + path.len() + 16);
+            if room < 200 {
+                break;
+            }
+            code.push_str(&show_file(path, &window(text, &anchors(path, text, "", &words), room)));
+        }
+        let code = if code.is_empty() { code } else { format!("# The code the issue names\n{code}\n") };
+        let user = format!(
+            "# Issue\n{task}\n\n{code}{imports}Write a new test file {path} with one pytest test function, \
+`test_issue`, that does what the issue describes and asserts what the issue expects: it must fail now, because of the \
+bug, and pass once the bug is fixed. Do not repeat the existing tests.",
+            task = task.trim(),
+            path = place.path,
+        );
+        Self { messages: vec![Message::system(system), Message::user(user)] }
+    }
+
+    pub fn prompt(&self) -> Prompt {
+        let tokens_estimate = self.messages.iter().map(|m| estimate_tokens(&m.content) + 4).sum();
+        Prompt { messages: self.messages.clone(), tokens_estimate, trimmed_turns: 0 }
+    }
+
+    /// Adds a rejected answer and why, for the next try.
+    pub fn push_rejected(&mut self, answer: &str, why: &str, report: Option<&TestReport>, place: &Placement) {
+        self.messages.push(Message::assistant(answer.trim_end()));
+        let output = report.map_or(String::new(), |r| {
+            format!("\n\nIts output:\n```\n{}\n```", cut_middle(r.output.trim_end(), OUTPUT_CHARS))
+        });
+        self.messages.push(Message::user(format!(
+            "That test was not kept: {why}{output}\n\nWrite the whole file {path} again, in one ```python block.",
+            path = place.path
+        )));
+    }
+}
+
+/// The test file in an answer: its first fenced block, or the whole answer when it has no fence and
+/// defines a test.
+pub fn extract(answer: &str) -> Option<String> {
+    let lines: Vec<&str> = answer.lines().collect();
+    let is_fence = |l: &&str| l.trim_start().starts_with("```");
+    let body: Vec<&str> = match lines.iter().position(is_fence) {
+        // The file's text alone, then a stray closing fence.
+        Some(close) if lines[..close].iter().any(|l| l.contains("def test")) => lines[..close].to_vec(),
+        Some(open) => {
+            let rest = &lines[open + 1..];
+            // A missing closing fence: the answer ran to its end.
+            let close = rest.iter().position(is_fence).unwrap_or(rest.len());
+            rest[..close].to_vec()
+        }
+        None => lines,
+    };
+    let text = body.join("\n");
+    text.contains("def test").then(|| format!("{}\n", text.trim_end()))
+}
+
+/// Whether a run of the new test at base shows the bug: the failing tests, or why it does not.
+pub fn judge(report: &TestReport) -> Result<Vec<String>, String> {
+    let failed: Vec<String> = report.with(TestOutcome::Failed).into_iter().map(str::to_string).collect();
+    if report.timed_out {
+        return Err("it did not finish in time: call the code once, with small inputs".into());
+    }
+    if failed.is_empty() {
+        if report.ok() {
+            return Err("it passes before any fix, so it does not show the bug: assert the result the issue \
+expects, which the code does not give now"
+                .into());
+        }
+        return Err(format!("it could not run ({}): fix the test file", first_error(&report.output)));
+    }
+    let reasons: Vec<&str> =
+        report.output.lines().filter(|l| l.starts_with("FAILED ") || l.starts_with("ERROR ")).collect();
+    let cannot_run = |line: &&str| CANNOT_RUN.iter().any(|e| line.contains(e));
+    if !reasons.is_empty() && reasons.iter().all(cannot_run) {
+        return Err(format!(
+            "it fails because it cannot run ({}), not because of the bug: fix the test itself",
+            first_error(&report.output)
+        ));
+    }
+    Ok(failed)
+}
+
+/// Modules of Python's standard library a test commonly uses without importing them.
+const STANDARD_MODULES: &[&str] = &[
+    "collections",
+    "copy",
+    "datetime",
+    "decimal",
+    "fractions",
+    "functools",
+    "io",
+    "itertools",
+    "json",
+    "math",
+    "os",
+    "pathlib",
+    "pickle",
+    "random",
+    "re",
+    "string",
+    "sys",
+    "tempfile",
+    "textwrap",
+    "time",
+    "typing",
+    "uuid",
+    "warnings",
+];
+
+/// `test` with the import added of the standard module whose name its run says is not defined; and
+/// the module. `None` when the run says no such thing, or the module is imported already.
+pub fn add_missing_import(test: &str, report: &TestReport) -> Option<(String, String)> {
+    let rest = report.output.split("NameError: name '").nth(1)?;
+    let name = &rest[..rest.find('\'')?];
+    let import = format!("import {name}");
+    if !STANDARD_MODULES.contains(&name) || test.lines().any(|l| l.trim() == import) {
+        return None;
+    }
+    Some((format!("{import}\n{test}"), name.to_string()))
+}
+
+/// The first line that names an error, for a message.
+fn first_error(output: &str) -> String {
+    output
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("E ") || l.starts_with("ERROR ") || l.contains("Error"))
+        .map_or_else(|| "no error line in its output".to_string(), |l| l.trim_start_matches("E ").trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::TestPlan;
+
+    fn repo(files: &[(&str, &str)]) -> (tempfile::TempDir, Repo) {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let repo = Repo::load(dir.path()).unwrap();
+        (dir, repo)
+    }
+
+    fn pytest(command: &str) -> TestPlan {
+        TestPlan { command: command.into(), runner: Runner::Pytest, recipe: "python".into() }
+    }
+
+    #[test]
+    fn the_test_goes_beside_the_tests_the_command_names_else_in_tests_else_at_the_root() {
+        let (_d, with_tests) = repo(&[("src/a.py", ""), ("tests/unit/test_a.py", ""), ("tests/test_b.py", "")]);
+        let named = place(&pytest("python -m pytest -rA tests/unit/test_a.py::test_x"), &with_tests).unwrap();
+        assert_eq!(named.path, "tests/unit/test_fixbox_issue.py");
+        assert_eq!(named.command, "python3 -m pytest -rA -p no:cacheprovider tests/unit/test_fixbox_issue.py");
+        assert_eq!(place(&pytest("pytest"), &with_tests).unwrap().path, "tests/test_fixbox_issue.py");
+        let (_d, flat) = repo(&[("a.py", ""), ("test_a.py", "")]);
+        assert_eq!(place(&pytest("pytest"), &flat).unwrap().path, "test_fixbox_issue.py");
+        let cargo = TestPlan { command: "cargo test".into(), runner: Runner::Cargo, recipe: "rust".into() };
+        assert_eq!(place(&cargo, &flat), None);
+    }
+
+    #[test]
+    fn the_loop_runs_the_project_tests_and_the_reproduction_and_fails_when_either_does() {
+        let (_d, flat) = repo(&[("a.py", ""), ("test_a.py", "")]);
+        let place = place(&pytest("pytest -x || exit 3"), &flat).unwrap();
+        let both = place.with_project(&pytest("pytest -x || exit 3"));
+        for (project, issue, ok) in [("true", "true", true), ("false", "true", false), ("true", "false", false)] {
+            let script = both.command.replace("pytest -x || exit 3", project).replace(&place.command, issue);
+            let status = std::process::Command::new("sh").arg("-c").arg(&script).status().unwrap();
+            assert_eq!(status.success(), ok, "{script}");
+        }
+    }
+
+    #[test]
+    fn the_file_is_the_answers_fenced_block_or_its_bare_text() {
+        let fenced = "Here it is:\n```python\nfrom a import f\n\ndef test_f():\n    assert f() == 1\n```\nDone.";
+        assert_eq!(extract(fenced).unwrap(), "from a import f\n\ndef test_f():\n    assert f() == 1\n");
+        assert_eq!(extract("def test_f():\n    assert f() == 1\n```").unwrap(), "def test_f():\n    assert f() == 1\n");
+        assert_eq!(extract("The bug is in f."), None);
+    }
+
+    #[test]
+    fn a_standard_module_the_test_uses_without_importing_it_is_imported() {
+        let run = |out: &str| TestReport::read(Runner::Pytest, Some(1), out);
+        let test = "from cache import TTLCache\n\ndef test_issue():\n    time.sleep(1)\n";
+        let missing = run(
+            "E       NameError: name 'time' is not defined\nFAILED t.py::test_issue - NameError: name 'time' is not defined\n",
+        );
+        let (repaired, module) = add_missing_import(test, &missing).unwrap();
+        assert_eq!((repaired.as_str(), module.as_str()), (format!("import time\n{test}").as_str(), "time"));
+        assert_eq!(add_missing_import(&repaired, &missing), None, "imported already");
+        assert_eq!(
+            add_missing_import(test, &run("NameError: name 'cachey' is not defined")),
+            None,
+            "not ours to guess"
+        );
+    }
+
+    #[test]
+    fn a_test_is_kept_only_when_it_fails_for_the_bug() {
+        let read = |exit, out: &str| TestReport::read(Runner::Pytest, Some(exit), out);
+        let assertion = read(1, "E   assert 2 == 1\nFAILED tests/test_fixbox_issue.py::test_f - assert 2 == 1\n");
+        assert_eq!(judge(&assertion).unwrap(), vec!["tests/test_fixbox_issue.py::test_f"]);
+        let raised = read(1, "FAILED tests/test_fixbox_issue.py::test_f - ValueError: bad\n");
+        assert!(judge(&raised).is_ok());
+
+        let passing = read(0, "PASSED tests/test_fixbox_issue.py::test_f\n");
+        assert!(judge(&passing).unwrap_err().contains("does not show the bug"));
+        let import = read(
+            1,
+            "E   ImportError: cannot import name 'g'\nFAILED tests/test_fixbox_issue.py::test_f - ImportError: cannot import name 'g'\n",
+        );
+        assert!(judge(&import).unwrap_err().contains("cannot import name 'g'"), "{:?}", judge(&import));
+        let collection = read(2, "ERROR tests/test_fixbox_issue.py - SyntaxError: invalid syntax\n1 error in 0.1s\n");
+        assert!(
+            judge(&collection).unwrap_err().contains("could not run (ERROR tests/test_fixbox_issue.py - SyntaxError")
+        );
+    }
+}
