@@ -83,13 +83,14 @@ pub fn place(plan: &TestPlan, repo: &Repo) -> Option<Placement> {
 }
 
 impl Placement {
-    /// The plan the fix loop tests with: the project's tests, then the reproduction; it fails when
-    /// either does, and the report reads both.
+    /// The plan the fix loop tests with: the reproduction, then the project's tests; it fails when
+    /// either does, and the report reads both. The reproduction goes first: its failure is what the
+    /// model must see, and the project's output, often long, is what a cut may take.
     pub fn with_project(&self, plan: &TestPlan) -> TestPlan {
         TestPlan {
             command: format!(
-                "( ( {} ); project=$?; {}; issue=$?; test $project -eq 0 -a $issue -eq 0 )",
-                plan.command, self.command
+                "( {}; issue=$?; ( {} ); project=$?; test $issue -eq 0 -a $project -eq 0 )",
+                self.command, plan.command
             ),
             runner: self.runner,
             recipe: self.recipe.clone(),

@@ -65,7 +65,7 @@ async fn tests_that_pass_before_any_change_end_the_session_where_no_test_can_be_
 fn issue_tests(files: &Files, command: &str) -> (i64, String) {
     let calc = files.get("calc.py").map_or("", String::as_str);
     let mut outcomes = Vec::new();
-    if command.starts_with("python -m pytest -rA 2>&1") || command.starts_with("( ( python -m pytest -rA )") {
+    if command.starts_with("python -m pytest -rA 2>&1") || command.contains("( python -m pytest -rA )") {
         outcomes.push(("test_calc.py::test_zero", true));
     }
     if command.contains(ISSUE_TEST) {
