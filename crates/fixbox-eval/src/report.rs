@@ -36,6 +36,25 @@ pub struct Totals {
     pub claimed_fixed: usize,
     pub claims_confirmed: usize,
     pub by_category: BTreeMap<Category, usize>,
+    /// Seconds over every session, by phase: the model, the tests (with the setup), the sandbox,
+    /// Fixbox itself.
+    #[serde(default)]
+    pub phases_s: Phases,
+    /// The median of each session's first prompt, in tokens; `None` when no session called a model.
+    #[serde(default)]
+    pub median_first_prompt_tokens: Option<f64>,
+    /// Answers that held no edit the loop could use, over every session.
+    #[serde(default)]
+    pub answers_without_edit: u32,
+}
+
+/// Time by phase, in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Phases {
+    pub model: f64,
+    pub tests: f64,
+    pub sandbox: f64,
+    pub fixbox: f64,
 }
 
 impl Report {
@@ -61,6 +80,19 @@ impl Report {
             claimed_fixed: tasks.iter().filter(|t| t.claimed_fixed).count(),
             claims_confirmed: tasks.iter().filter(|t| t.claimed_fixed && t.resolved).count(),
             by_category,
+            phases_s: tasks.iter().filter_map(|t| t.timings).fold(Phases::default(), |sum, t| Phases {
+                model: sum.model + t.model_ms / 1e3,
+                tests: sum.tests + t.tests_ms / 1e3,
+                sandbox: sum.sandbox + t.sandbox_ms / 1e3,
+                fixbox: sum.fixbox + t.own_ms / 1e3,
+            }),
+            median_first_prompt_tokens: {
+                let mut firsts: Vec<f64> =
+                    tasks.iter().filter_map(|t| t.first_prompt_tokens).map(|n| n as f64).collect();
+                firsts.sort_by(f64::total_cmp);
+                (!firsts.is_empty()).then(|| median(&firsts))
+            },
+            answers_without_edit: tasks.iter().map(|t| t.answers_without_edit).sum(),
         };
         Self { mode, model: model.to_string(), totals, tasks }
     }
@@ -96,21 +128,41 @@ impl Report {
         let t = &self.totals;
         let mut out = format!("# Eval: {} mode, {}\n\n", self.mode, self.model);
         let (low, high) = t.interval_95;
+        let tokens = if t.resolved == 0 {
+            format!("{:.0} tokens in all, none resolved", t.tokens_per_resolved)
+        } else {
+            format!("{:.0} tokens per resolved task", t.tokens_per_resolved)
+        };
         let _ = writeln!(
             out,
-            "**Resolved {}/{} ({:.1}%, 95% interval {:.1}–{:.1}%)**. Median wall time {}; {:.0} tokens per resolved task; \
-             ${:.2}. Sessions that said \"Fixed\": {}, confirmed by the hidden tests: {}.\n",
+            "**Resolved {}/{} ({:.1}%, 95% interval {:.1}–{:.1}%)**. Median wall time {}; {tokens}; ${:.2}. Sessions \
+             that said \"Fixed\": {}, confirmed by the hidden tests: {}.\n",
             t.resolved,
             t.tasks,
             100.0 * t.resolve_rate,
             100.0 * low,
             100.0 * high,
             duration(t.median_wall_s),
-            t.tokens_per_resolved,
             t.cost_usd,
             t.claimed_fixed,
             t.claims_confirmed,
         );
+        let p = t.phases_s;
+        let all = (p.model + p.tests + p.sandbox + p.fixbox).max(f64::EPSILON);
+        if all > 1.0 {
+            let share = |s: f64| format!("{} ({:.0}%)", duration(s), 100.0 * s / all);
+            let _ = writeln!(
+                out,
+                "Time in sessions: model {}, tests and setup {}, sandbox {}, Fixbox {}. Median first prompt: {}. \
+                 Answers with no usable edit: {}.\n",
+                share(p.model),
+                share(p.tests),
+                share(p.sandbox),
+                share(p.fixbox),
+                t.median_first_prompt_tokens.map_or("–".into(), |n| format!("{n:.0} tokens")),
+                t.answers_without_edit,
+            );
+        }
         out.push_str("| why | tasks |\n|---|---|\n");
         for (category, count) in &t.by_category {
             let _ = writeln!(out, "| {} | {count} |", category.label());
@@ -248,5 +300,40 @@ mod tests {
         assert!((low - 0.0924).abs() < 1e-3 && (high - 0.4047).abs() < 1e-3, "{low} {high}");
         assert_eq!(wilson(0, 0), (0.0, 0.0));
         assert_eq!(wilson(0, 10).0, 0.0);
+    }
+
+    #[test]
+    fn the_report_adds_up_time_by_phase_first_prompts_and_answers_without_an_edit() {
+        let line = r#"{"instance_id": "a__b-1", "repo": "a/b", "base_commit": "abc", "problem_statement": "x", "FAIL_TO_PASS": ["t.py::a"], "PASS_TO_PASS": [], "test_patch": ""}"#;
+        let task = &crate::Dataset::parse(line).tasks[0];
+        let session = |first: u64, without: u32, model_s: f64| {
+            let mut result = TaskResult::new(task, Mode::Issue);
+            result.timings = Some(fixbox_agent::Timings {
+                wall_ms: model_s * 1e3 + 30e3,
+                model_ms: model_s * 1e3,
+                tests_ms: 20e3,
+                sandbox_ms: 9e3,
+                own_ms: 1e3,
+            });
+            result.first_prompt_tokens = Some(first);
+            result.answers_without_edit = without;
+            result
+        };
+        let report = Report::new(
+            Mode::Issue,
+            "m",
+            vec![session(900, 1, 60.0), session(3000, 0, 120.0), session(1500, 2, 120.0)],
+        );
+        let t = &report.totals;
+        assert_eq!(t.phases_s, Phases { model: 300.0, tests: 60.0, sandbox: 27.0, fixbox: 3.0 });
+        assert_eq!((t.median_first_prompt_tokens, t.answers_without_edit), (Some(1500.0), 3));
+        let text = report.markdown();
+        for part in [
+            "none resolved",
+            "Time in sessions: model 5.0 min (77%), tests and setup 60 s (15%), sandbox 27 s (7%), Fixbox 3 s (1%)",
+            "Median first prompt: 1500 tokens. Answers with no usable edit: 3.",
+        ] {
+            assert!(text.contains(part), "{part} missing from:\n{text}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use fixbox_agent::{Finished, Outcome};
+use fixbox_agent::{Event, Finished, Outcome, Timings};
 use serde::{Deserialize, Serialize};
 
 use crate::Task;
@@ -85,6 +85,15 @@ pub struct TaskResult {
     /// The Docker Engine its sandboxes ran on (`local`, or its address).
     #[serde(default)]
     pub docker_host: String,
+    /// Where the session's time went: the model, the tests (and the setup), the sandbox, Fixbox.
+    #[serde(default)]
+    pub timings: Option<Timings>,
+    /// The first model call's prompt, in tokens as the engine counted them.
+    #[serde(default)]
+    pub first_prompt_tokens: Option<u64>,
+    /// Answers that held no edit the loop could use (prose, a cut-off block, no file named).
+    #[serde(default)]
+    pub answers_without_edit: u32,
     /// The patch judged (SWE-bench's `model_patch`).
     pub model_patch: String,
     pub judgement: Option<Judgement>,
@@ -109,6 +118,9 @@ impl TaskResult {
             cost_usd: 0.0,
             session: None,
             docker_host: String::new(),
+            timings: None,
+            first_prompt_tokens: None,
+            answers_without_edit: 0,
             model_patch: String::new(),
             judgement: None,
             error: None,
@@ -123,6 +135,18 @@ impl TaskResult {
         (self.prompt_tokens, self.completion_tokens, self.cached_tokens) =
             (usage.prompt, usage.completion, usage.cache_read);
         self.cost_usd = finished.totals.cost_usd;
+        self.timings = Some(finished.timings);
+    }
+
+    /// Counts what one of the session's events says about its prompts and answers.
+    pub(crate) fn saw(&mut self, event: &Event) {
+        match event {
+            Event::ModelCall { record, .. } if self.first_prompt_tokens.is_none() => {
+                self.first_prompt_tokens = Some(record.usage.prompt);
+            }
+            Event::PatchRejected { path: None, .. } => self.answers_without_edit += 1,
+            _ => {}
+        }
     }
 
     pub(crate) fn failed(mut self, category: Category, error: String, started: Instant) -> Self {

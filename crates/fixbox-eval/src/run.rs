@@ -308,10 +308,16 @@ impl EvalRun {
         let fix = Fix::prepare(request).map_err(|e| EvalError::Session(e.to_string()))?;
         let mut session = sessions.start(fix, setup, stop.clone());
         while let Some(update) = session.next().await {
-            if let SessionUpdate::Started { session } = update {
-                result.session = Some(session.to_string());
-                let _ = progress
-                    .send(Progress::Session { instance_id: task.instance_id.clone(), session: session.to_string() });
+            match update {
+                SessionUpdate::Started { session } => {
+                    result.session = Some(session.to_string());
+                    let _ = progress.send(Progress::Session {
+                        instance_id: task.instance_id.clone(),
+                        session: session.to_string(),
+                    });
+                }
+                SessionUpdate::Event { event, .. } => result.saw(&event),
+                SessionUpdate::Queued | SessionUpdate::Setup { .. } => {}
             }
         }
         let finished = match session.finish().await {
