@@ -35,6 +35,9 @@ pub struct Conversation {
     turns: Vec<(String, String)>,
     /// Tokens the prompt may take: the context window less the answer's room.
     budget: u64,
+    /// How many tokens the engine counts per token estimated, at least 1: learnt from each answer,
+    /// so a prompt the estimate undercounts is trimmed to what really fits.
+    scale: f64,
 }
 
 /// The messages for one call.
@@ -82,7 +85,14 @@ impl Conversation {
             map = repo.map(chars(MAP_SHARE)),
             task = task.trim(),
         );
-        Self { system, opening, turns: Vec::new(), budget }
+        Self { system, opening, turns: Vec::new(), budget, scale: 1.0 }
+    }
+
+    /// Learns from a call how the engine counts: `estimate` tokens were `counted` (0: not said).
+    pub fn observe(&mut self, estimate: u64, counted: u64) {
+        if estimate > 0 && counted > 0 {
+            self.scale = self.scale.max(counted as f64 / estimate as f64);
+        }
     }
 
     /// Adds an answer and what the model is told about it.
@@ -94,17 +104,19 @@ impl Conversation {
     /// newest turn is always there (without it the model would not know what just happened): when it
     /// alone does not fit, the middles of its answer and feedback are cut.
     pub fn prompt(&self) -> Prompt {
+        // In estimated tokens, what the budget holds as the engine counts.
+        let budget = (self.budget as f64 / self.scale) as u64;
         let fixed = estimate_tokens(&self.system) + estimate_tokens(&self.opening) + TRIMMED_NOTE_TOKENS;
         let mut turns: Vec<(String, String)> = Vec::new();
         let mut used = fixed;
         for (answer, feedback) in self.turns.iter().rev() {
             let cost = estimate_tokens(answer) + estimate_tokens(feedback) + TURN_TOKENS;
-            if used + cost <= self.budget {
+            if used + cost <= budget {
                 turns.push((answer.clone(), feedback.clone()));
                 used += cost;
             } else if turns.is_empty() {
                 // Characters, less what the two cut marks take.
-                let room = ((self.budget.saturating_sub(used + TURN_TOKENS) * 4) as usize).saturating_sub(80);
+                let room = ((budget.saturating_sub(used + TURN_TOKENS) * 4) as usize).saturating_sub(80);
                 let (answer, feedback) = (cut_middle(answer, room * 2 / 5), cut_middle(feedback, room * 3 / 5));
                 used += estimate_tokens(&answer) + estimate_tokens(&feedback) + TURN_TOKENS;
                 turns.push((answer, feedback));
@@ -389,6 +401,22 @@ mod tests {
         assert!(prompt.messages.iter().all(|m| m.role != Role::Assistant || !m.content.contains("left out")));
         assert!(prompt.messages.last().unwrap().content.contains("feedback 19"));
         assert!(prompt.tokens_estimate <= 1500 + 200);
+    }
+
+    #[test]
+    fn an_engine_that_counts_more_than_the_estimate_gets_a_prompt_trimmed_to_its_count() {
+        let (_dir, repo, baseline) = fixture();
+        let mut conversation = Conversation::new(EditFormat::SearchReplace, &repo, "task", "pytest", &baseline, 3000);
+        for i in 0..20 {
+            conversation.push_turn(&format!("answer {i} {}", "x".repeat(400)), format!("feedback {i}"));
+        }
+        let trusting = conversation.prompt();
+        assert!(trusting.tokens_estimate > 2000, "{}", trusting.tokens_estimate);
+        conversation.observe(1000, 1500);
+        conversation.observe(1000, 0);
+        let counted = conversation.prompt();
+        assert!(counted.tokens_estimate as f64 * 1.5 <= 3000.0, "{}", counted.tokens_estimate);
+        assert!(counted.trimmed_turns > trusting.trimmed_turns);
     }
 
     #[test]

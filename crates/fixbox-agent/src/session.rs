@@ -159,7 +159,12 @@ struct Run<'a, S> {
 
 /// What one model call gave.
 enum Answer {
-    Text { text: String, parser: Box<PatchParser> },
+    /// `prompt_tokens`: the prompt as the engine counted it (0 when it did not say).
+    Text {
+        text: String,
+        parser: Box<PatchParser>,
+        prompt_tokens: u64,
+    },
     Stop(Outcome),
 }
 
@@ -232,8 +237,13 @@ impl<S: Sandbox> Run<'_, S> {
         while self.iteration < self.request.limits.max_iterations {
             self.iteration += 1;
             let grammar = self.format.grammar();
-            let (text, parser) = match self.ask(conversation.prompt(), grammar, repeats(&fingerprints)).await? {
-                Answer::Text { text, parser } => (text, parser),
+            let prompt = conversation.prompt();
+            let estimate = prompt.tokens_estimate;
+            let (text, parser) = match self.ask(prompt, grammar, repeats(&fingerprints)).await? {
+                Answer::Text { text, parser, prompt_tokens } => {
+                    conversation.observe(estimate, prompt_tokens);
+                    (text, parser)
+                }
                 Answer::Stop(outcome) => return Ok(outcome),
             };
             let (feedback, fingerprint, result) = match self.patch(parser, &text)? {
@@ -525,7 +535,7 @@ impl<S: Sandbox> Run<'_, S> {
                     self.log.record(Event::ModelAttempt { iteration: self.iteration, attempt })?;
                 }
                 Some(Ok(CallEvent::Done(record))) => {
-                    answer = Some((record.text.clone(), record.finish_reason));
+                    answer = Some((record.text.clone(), record.finish_reason, record.usage.prompt));
                     self.log.record(Event::ModelCall { iteration: self.iteration, record })?;
                 }
                 Some(Err(err)) => break Some(model_failed(err)),
@@ -539,7 +549,7 @@ impl<S: Sandbox> Run<'_, S> {
         if let Some(outcome) = outcome {
             return Ok(Answer::Stop(outcome));
         }
-        let Some((mut text, finish)) = answer else {
+        let Some((mut text, finish, prompt_tokens)) = answer else {
             return Ok(Answer::Stop(Outcome::Error { message: "the model's answer ended without its end".into() }));
         };
         if finish == FinishReason::Stop && self.format == EditFormat::SearchReplace && parser.in_replace() {
@@ -554,7 +564,7 @@ impl<S: Sandbox> Run<'_, S> {
         for delta in parser.close() {
             self.log.record(Event::PatchDelta { iteration: self.iteration, delta })?;
         }
-        Ok(Answer::Text { text, parser: Box::new(parser) })
+        Ok(Answer::Text { text, parser: Box::new(parser), prompt_tokens })
     }
 
     /// The answer's patch applied to its file; or why not.
