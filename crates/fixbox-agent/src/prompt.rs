@@ -19,8 +19,8 @@ const OPENING_TOKENS: u64 = 3500;
 const MAP_SHARE: f64 = 0.2;
 const FILES_SHARE: f64 = 0.5;
 const OUTPUT_SHARE: f64 = 0.2;
-/// Files shown in full after a patch up to this many lines; past it, the part around the edit.
-const WHOLE_FILE_LINES: usize = 200;
+/// A file in feedback at most, in characters: the part around the edits and the failure.
+const FEEDBACK_FILE_CHARS: usize = 2400;
 /// Files put in the opening message at most.
 const MAX_FILES: usize = 4;
 /// What a turn's two messages add beyond their text, and the note that turns were left out.
@@ -167,8 +167,8 @@ pub fn after_tests(
         summary.line(),
         cut_middle(report.output.trim_end(), output_chars)
     ));
-    if let Some(text) = repo.current(path) {
-        out.push_str(&format!("\n{path} is now:\n{}", show_file(path, &excerpt(text))));
+    if let Some(text) = focus(repo, path, &report.output) {
+        out.push_str(&format!("\n{path} is now:\n{}", show_file(path, &text)));
     }
     out.push_str("\nFind the remaining cause. ");
     out.push_str(&format.reminder(path));
@@ -178,8 +178,10 @@ pub fn after_tests(
 /// What the model is told when its answer could not be used.
 pub fn rejected(format: EditFormat, reason: &str, path: Option<&str>, repo: &Repo) -> String {
     let mut out = format!("Your edit was not applied. {reason}\n");
-    if let Some(text) = path.and_then(|p| repo.current(p).map(|t| (p, t))) {
-        out.push_str(&format!("\n{} is:\n{}", text.0, show_file(text.0, &excerpt(text.1))));
+    // The reason shows the part of the file the edit was closest to, where it found one.
+    let shown = reason.contains("The closest part of");
+    if let Some((path, text)) = path.filter(|_| !shown).and_then(|p| Some((p, focus(repo, p, "")?))) {
+        out.push_str(&format!("\n{path} is:\n{}", show_file(path, &text)));
     }
     out.push('\n');
     out.push_str(&format.reminder(path.unwrap_or("path/of/the/file")));
@@ -287,19 +289,13 @@ pub(crate) fn window(text: &str, anchors: &[usize], max_chars: usize) -> String 
     out
 }
 
-/// A file for feedback: whole when short, else its start and end (the model has seen the rest).
-fn excerpt(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    if lines.len() <= WHOLE_FILE_LINES {
-        return text.to_string();
-    }
-    let half = WHOLE_FILE_LINES / 2;
-    format!(
-        "{}\n[... {} lines ...]\n{}",
-        lines[..half].join("\n"),
-        lines.len() - 2 * half,
-        lines[lines.len() - half..].join("\n")
-    )
+/// A file for feedback: whole when short, else windows around where the session changed it and the
+/// lines `output` points at (the model saw the rest in the opening).
+fn focus(repo: &Repo, path: &str, output: &str) -> Option<String> {
+    let text = repo.current(path)?;
+    let mut lines = repo.changed_lines(path, 4);
+    lines.extend(anchors(path, text, output, &BTreeSet::new()));
+    Some(window(text, &lines, FEEDBACK_FILE_CHARS))
 }
 
 /// The files worth showing first: code the failure's output names, then code defining what the task
@@ -384,6 +380,22 @@ mod tests {
         }
         assert!(shown.trim_end().ends_with("lines ...]"), "the end is elided:\n{shown}");
         assert_eq!(window("short\n", &anchors, 1000), "short\n");
+    }
+
+    #[test]
+    fn feedback_on_a_long_file_shows_where_it_was_changed_not_its_head_and_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        // Lines of 40 characters or so, as code is.
+        let text: String = (1..=400).map(|i| format!("x{i} = compute({i}, 'as long as code is')\n")).collect();
+        std::fs::write(dir.path().join("big.py"), &text).unwrap();
+        let mut repo = Repo::load(dir.path()).unwrap();
+        repo.set("big.py", text.replace("x300 = compute(300, 'as long as code is')\n", "x300 = 'changed'\n"));
+        let report = TestReport::read(Runner::Pytest, Some(1), "FAILED test_big.py::test_x - assert 1 == 2\n");
+        let said = after_tests(EditFormat::SearchReplace, "big.py", &repo, &report, &[], 1000);
+        let file = &said[said.find("big.py is now:").unwrap()..];
+        assert!(file.contains("x300 = 'changed'") && file.contains("x298 = compute(298"), "{file}");
+        assert!(!file.contains("\nx1 = ") && !file.contains("x400 = "), "{file}");
+        assert!(file.len() < 2400 + 800, "{}", file.len());
     }
 
     #[test]

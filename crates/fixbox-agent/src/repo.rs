@@ -101,6 +101,20 @@ impl Repo {
         self.files.iter().filter(|(_, f)| f.original != f.current).map(|(p, _)| p.as_str()).collect()
     }
 
+    /// The lines of `path` (0-based, in its current text) where the session's changes start, at most
+    /// `max`.
+    pub fn changed_lines(&self, path: &str, max: usize) -> Vec<usize> {
+        let Some(file) = self.files.get(path) else { return Vec::new() };
+        let (old, new) = (file.original.as_deref().unwrap_or(""), file.current.as_deref().unwrap_or(""));
+        TextDiff::from_lines(old, new)
+            .ops()
+            .iter()
+            .filter(|op| op.tag() != similar::DiffTag::Equal)
+            .map(|op| op.new_range().start)
+            .take(max)
+            .collect()
+    }
+
     /// Every change against the original files, as a unified diff that `git apply` (and `patch -p1`)
     /// accept.
     pub fn diff(&self) -> String {
