@@ -97,6 +97,13 @@ pub enum Event {
         /// This patch's change to the file, as a unified diff.
         diff: String,
     },
+    /// The patch broke tests that passed before, so it was undone: the file is as it was before it.
+    PatchUndone {
+        iteration: u32,
+        path: String,
+        /// The tests it broke.
+        broke: Vec<String>,
+    },
     PatchRejected {
         iteration: u32,
         path: Option<String>,
@@ -138,6 +145,7 @@ impl Event {
             Self::ModelCall { .. } => "model.call",
             Self::PatchDelta { .. } => "patch.delta",
             Self::PatchApplied { .. } => "patch.applied",
+            Self::PatchUndone { .. } => "patch.undone",
             Self::PatchRejected { .. } => "patch.rejected",
             Self::Iteration { .. } => "iteration",
             Self::SessionFinished { .. } => "session.finished",

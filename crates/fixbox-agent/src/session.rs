@@ -168,6 +168,13 @@ enum Answer {
     Stop(Outcome),
 }
 
+/// A patch applied to its file: the file's new text, and its text before (`None`: a new file).
+struct Applied {
+    path: String,
+    content: String,
+    before: Option<String>,
+}
+
 /// A patch that could not be used, and what the model is told.
 struct Rejected {
     path: Option<String>,
@@ -262,7 +269,7 @@ impl<S: Sandbox> Run<'_, S> {
                         "patch rejected".to_string(),
                     )
                 }
-                Ok((path, content)) => {
+                Ok(Applied { path, content, before }) => {
                     self.write(&path, &content).await?;
                     let report = match self.tests().await? {
                         Ok(report) => report,
@@ -286,12 +293,33 @@ impl<S: Sandbox> Run<'_, S> {
                             Err(stop) => return Ok(stop),
                         }
                     } else {
+                        // An edit that breaks tests that passed is undone: the next one starts from
+                        // code that worked, and the session's change never keeps it.
+                        let undone = match before.filter(|_| !regressions.is_empty()) {
+                            Some(before) => {
+                                self.write(&path, &before).await?;
+                                self.repo.set(&path, before);
+                                self.log.record(Event::PatchUndone {
+                                    iteration: self.iteration,
+                                    path: path.clone(),
+                                    broke: regressions.clone(),
+                                })?;
+                                true
+                            }
+                            None => false,
+                        };
                         let summary = report.summary();
-                        (
-                            after_tests(self.format, &path, &self.repo, &report, &regressions, output_chars),
-                            report.fingerprint(),
-                            summary.line(),
-                        )
+                        let mut feedback =
+                            after_tests(self.format, &path, &self.repo, &report, &regressions, output_chars);
+                        if undone {
+                            feedback = feedback.replacen(
+                                " was applied. ",
+                                " was undone, as it broke tests that passed; the file is as it was before it. ",
+                                1,
+                            );
+                        }
+                        let result = if undone { format!("{}, undone", summary.line()) } else { summary.line() };
+                        (feedback, report.fingerprint(), result)
                     }
                 }
             };
@@ -568,11 +596,7 @@ impl<S: Sandbox> Run<'_, S> {
     }
 
     /// The answer's patch applied to its file; or why not.
-    fn patch(
-        &mut self,
-        parser: Box<PatchParser>,
-        text: &str,
-    ) -> Result<Result<(String, String), Rejected>, AgentError> {
+    fn patch(&mut self, parser: Box<PatchParser>, text: &str) -> Result<Result<Applied, Rejected>, AgentError> {
         let patch = match parser.finish() {
             Ok(patch) => patch,
             // Small models often answer with the whole file instead of an edit: take it as one.
@@ -622,7 +646,7 @@ impl<S: Sandbox> Run<'_, S> {
             diff,
         })?;
         self.repo.set(&path, applied.content.clone());
-        Ok(Ok((path, applied.content)))
+        Ok(Ok(Applied { path, content: applied.content, before }))
     }
 
     /// The repository file a patch is for: the one it names (also by a shorter path, `pages.py` for

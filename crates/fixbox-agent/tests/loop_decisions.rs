@@ -202,16 +202,25 @@ async fn a_patch_to_a_test_file_is_refused_and_the_model_is_told_why() {
 }
 
 #[tokio::test]
-async fn passing_tests_with_one_that_passed_before_gone_are_not_fixed_and_the_model_hears_which() {
+async fn an_edit_that_breaks_a_test_that_passed_is_undone_and_the_model_hears_which() {
     let dir = repo(&[("calc.py", BUGGY), ("test_calc.py", TESTS)]);
+    // It makes test_add pass, but test_zero is gone: every test run passes, and it is not a fix.
     let breaks = edit("    return a - b", "    return a + b + 0");
-    let repairs = edit("    return a + b + 0", "    return a + b");
-    let model = ScriptedModel::new([Reply::text(breaks), Reply::text(repairs)]);
-    let ran = run(dir.path(), None, limits(), MemorySandbox::new(calc_tests), model.clone()).await;
+    let model = ScriptedModel::new([Reply::text(breaks), Reply::text(fix())]);
+    let sandbox = MemorySandbox::new(calc_tests);
+    let files = sandbox.files();
+    let ran = run(dir.path(), None, limits(), sandbox, model.clone()).await;
     assert_eq!(ran.finished.outcome, Outcome::Fixed);
     assert_eq!(ran.finished.iterations, 2, "every test run passing does not end it while one is gone");
     let told = &last_messages(&model)[1];
-    assert!(told.contains("test_calc.py::test_zero"), "{told}");
+    assert!(told.contains("calc.py was undone") && told.contains("test_calc.py::test_zero"), "{told}");
+    let undone = ran.events.iter().any(|e| {
+        matches!(e, Event::PatchUndone { path, broke, .. } if path == "calc.py" && broke == &["test_calc.py::test_zero"])
+    });
+    assert!(undone, "{:?}", ran.kinds());
+    // The second edit applies to the file as it was: the broken one is in neither the sandbox nor the change.
+    assert_eq!(files.lock().unwrap()["calc.py"], "def add(a, b):\n    return a + b\n");
+    assert!(!ran.finished.diff.contains("+ 0"), "{}", ran.finished.diff);
 }
 
 #[tokio::test]

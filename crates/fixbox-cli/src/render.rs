@@ -128,6 +128,9 @@ impl<W: Write> Renderer<W> {
                     .collect();
                 p.green(&format!("  applied to {path} ({})", how.join("; ")))
             }
+            Event::PatchUndone { path, broke, .. } => {
+                p.yellow(&format!("  undone: the edit to {path} broke {}", broke.join(", ")))
+            }
             Event::PatchRejected { feedback, .. } => {
                 p.yellow(&format!("  not applied: {}", feedback.lines().next().unwrap_or_default()))
             }

@@ -353,7 +353,11 @@ trimmed_turns: number } |
 /**  A model call that answered: its usage, latency and cost (the text is in the patch events). */
 { kind: "model_call"; iteration: number; record: CallRecord } | { kind: "patch_delta"; iteration: number; delta: PatchDelta } | { kind: "patch_applied"; iteration: number; path: string; matches: HunkMatch[]; 
 /**  This patch's change to the file, as a unified diff. */
-diff: string } | { kind: "patch_rejected"; iteration: number; path: string | null; 
+diff: string } | 
+/**  The patch broke tests that passed before, so it was undone: the file is as it was before it. */
+{ kind: "patch_undone"; iteration: number; path: string; 
+/**  The tests it broke. */
+broke: string[] } | { kind: "patch_rejected"; iteration: number; path: string | null; 
 /**  What the model is told. */
 feedback: string } | 
 /**  An iteration ended: what came of it. */

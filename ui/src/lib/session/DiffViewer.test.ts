@@ -54,7 +54,8 @@ describe("DiffViewer", () => {
     session.apply(delta(1, { type: "hunk_end", hunk: 0 }));
     flushSync();
     expect(root.querySelector(".cursor")).toBeNull();
-  });
+    // Hundreds of checks of every row so far: seconds on a loaded 2-core machine, not a time limit.
+  }, 60_000);
 
   it("highlights a line by its file's language and escapes what it shows", () => {
     const session = new Session();

@@ -5,7 +5,7 @@
 import type { CallRecord, Event, Limits, Outcome, PatchDelta, Side, TestSummary, Timings, Totals } from "../bindings";
 import { TerminalLog } from "./terminal.svelte";
 
-export type PatchStatus = "streaming" | "applied" | "rejected" | "discarded";
+export type PatchStatus = "streaming" | "applied" | "undone" | "rejected" | "discarded";
 
 export interface Line {
   side: Side;
@@ -183,6 +183,12 @@ export class Session {
           patch.diff = event.diff;
         }
         this.step(event.iteration, `patch applied to ${event.path}`, "info");
+        break;
+      }
+      case "patch_undone": {
+        const patch = this.current(event.iteration);
+        if (patch) patch.status = "undone";
+        this.step(event.iteration, `patch undone: it broke ${event.broke.join(", ")}`, "fail");
         break;
       }
       case "patch_rejected": {

@@ -31,6 +31,22 @@ describe("Session", () => {
     expect(session.seen).toBe(events.length);
   });
 
+  it("marks a patch undone when it broke tests that passed, and a new test that shows the bug", () => {
+    const session = new Session();
+    session.apply({ kind: "model_started", iteration: 0, prompt_tokens_estimate: 10, trimmed_turns: 0 });
+    session.apply({ kind: "reproduction", attempt: 1, path: "test_fixbox_issue.py", test: "def test_issue(): ...", accepted: true, why: "" });
+    session.apply({ kind: "model_started", iteration: 1, prompt_tokens_estimate: 10, trimmed_turns: 0 });
+    session.apply({ kind: "patch_undone", iteration: 1, path: "cache.py", broke: ["test_cache.py::test_get"] });
+    expect(session.patches.map((p) => [p.iteration, p.path, p.status])).toEqual([
+      [0, "test_fixbox_issue.py", "applied"],
+      [1, null, "undone"],
+    ]);
+    expect(session.steps.map((s) => s.text)).toEqual([
+      "a test that shows the bug: test_fixbox_issue.py",
+      "patch undone: it broke test_cache.py::test_get",
+    ]);
+  });
+
   it("writes each test run to the terminal as a shell would, streamed output as it came", () => {
     const session = new Session();
     events.forEach((e) => session.apply(e));
