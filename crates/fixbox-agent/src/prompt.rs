@@ -299,12 +299,16 @@ fn focus(repo: &Repo, path: &str, output: &str) -> Option<String> {
 }
 
 /// The files worth showing first: code the failure's output names, then code defining what the task
-/// and the output name, then the tests the output names.
+/// and the output name, then the tests the output names. Only source code: the reminder names the
+/// first as the file to edit, and a small model takes it at its word.
 pub fn relevant_files(repo: &Repo, task: &str, output: &str) -> Vec<String> {
     let mentioned = repo.mentioned_in(output);
     let defining = repo.defining(&format!("{task}\n{output}"));
-    let (tests, code): (Vec<String>, Vec<String>) =
-        mentioned.into_iter().chain(defining).partition(|p| crate::repo::is_test_file(p));
+    let (tests, code): (Vec<String>, Vec<String>) = mentioned
+        .into_iter()
+        .chain(defining)
+        .filter(|p| crate::repo::is_code(p))
+        .partition(|p| crate::repo::is_test_file(p));
     let mut ordered: Vec<String> = Vec::new();
     for path in code.into_iter().chain(tests) {
         if !ordered.contains(&path) {
@@ -331,8 +335,10 @@ mod tests {
         .unwrap();
         std::fs::write(dir.path().join("util.py"), "def unrelated():\n    return 1\n").unwrap();
         std::fs::write(dir.path().join("test_pages.py"), "from pages import paginate\n\ndef test_second_page():\n    assert paginate(list(range(10)), 2, 3) == [3, 4, 5]\n").unwrap();
+        // The output names it in its header: not a place to fix the bug.
+        std::fs::write(dir.path().join("setup.cfg"), "[tool:pytest]\n").unwrap();
         let repo = Repo::load(dir.path()).unwrap();
-        let output = "test_pages.py:4: in test_second_page\nE   assert [6, 7, 8] == [3, 4, 5]\nFAILED test_pages.py::test_second_page - assert\n";
+        let output = "configfile: setup.cfg\ntest_pages.py:4: in test_second_page\nE   assert [6, 7, 8] == [3, 4, 5]\nFAILED test_pages.py::test_second_page - assert\n";
         (dir, repo, TestReport::read(Runner::Pytest, Some(1), output))
     }
 

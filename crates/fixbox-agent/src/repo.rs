@@ -187,6 +187,16 @@ impl Repo {
     }
 }
 
+/// Whether `path` is source code (by its extension), as opposed to configuration, data or docs: a
+/// test run's output names `setup.cfg` in its header, and that is no place to fix a bug.
+pub fn is_code(path: &str) -> bool {
+    const CODE: &[&str] = &[
+        "py", "pyi", "js", "mjs", "cjs", "jsx", "ts", "tsx", "rs", "go", "java", "kt", "rb", "php", "c", "h", "cc",
+        "cpp", "hpp", "cs", "swift", "scala",
+    ];
+    path.rsplit_once('.').is_some_and(|(_, ext)| CODE.contains(&ext))
+}
+
 /// Whether `path` is a test file, which a fix must not change.
 pub fn is_test_file(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
