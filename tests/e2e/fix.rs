@@ -219,30 +219,32 @@ async fn fixed_after_a_failed_patch() -> Result<()> {
     Ok(())
 }
 
-/// js-slugify's answers 2, 2, 1: the first applies (the tests still fail, and the model is told how),
-/// the second is the same edit again, whose SEARCH lines the first already changed, so it does not
-/// apply and the model is shown what the file really holds.
+/// js-slugify's answers 2, 3, 1: the first applies but breaks tests that passed, so it is undone
+/// (and the model is told which, and that the tests still fail); the second is a block whose SEARCH
+/// and REPLACE are the same, refused with why; the third applies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_patch_and_a_patch_that_does_not_apply_are_explained_to_the_model() -> Result<()> {
+async fn a_patch_that_breaks_tests_and_one_that_changes_nothing_are_explained_to_the_model() -> Result<()> {
     let _machine = fixbox_e2e::machine_to_myself().await;
     const FIXTURE: &str = "js-slugify";
-    let run = fix(FIXTURE, answers(FIXTURE, &["2", "2", "1"])?, &["--max-iterations", "3"]).await?;
+    let run = fix(FIXTURE, answers(FIXTURE, &["2", "3", "1"])?, &["--max-iterations", "3"]).await?;
     ensure!(run.status.code() == Some(1), "{:?}", run.status);
     let (_, events, report) = run.report()?;
     ensure!(*outcome(&report)? == Outcome::MaxIterations, "{:?}", report.outcome);
     ensure!(report.patches_applied == 2 && report.patches_rejected == 1, "{report:?}");
     let second = user_messages(&run, 1)?;
     ensure!(
-        second.contains("Your edit to slugify.js was applied") && second.contains("The tests still fail"),
+        second.contains("Your edit to slugify.js was undone, as it broke tests that passed")
+            && second.contains("The tests still fail"),
         "{second}"
     );
     let rejected = events.iter().find_map(|e| match e {
         Event::PatchRejected { feedback, .. } => Some(feedback.clone()),
         _ => None,
     });
-    ensure!(rejected.as_ref().is_some_and(|f| f.contains("its SEARCH lines do not match")), "{rejected:?}");
+    ensure!(rejected.as_ref().is_some_and(|f| f.contains("Your edit changes nothing")), "{rejected:?}");
+    ensure!(events.iter().any(|e| matches!(e, Event::PatchUndone { .. })), "the breaking edit was not undone");
     let third = user_messages(&run, 2)?;
-    ensure!(third.contains("Your edit was not applied") && third.contains("The closest part of slugify.js"), "{third}");
+    ensure!(third.contains("Your edit was not applied") && third.contains("changes nothing"), "{third}");
     Ok(())
 }
 
