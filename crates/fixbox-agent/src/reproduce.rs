@@ -49,6 +49,8 @@ pub struct Placement {
     pub path: String,
     /// Runs the new test file alone.
     pub command: String,
+    /// An existing test file, whose imports show how the tests reach the code.
+    pub example: Option<String>,
     runner: Runner,
     recipe: String,
 }
@@ -74,8 +76,12 @@ pub fn place(plan: &TestPlan, repo: &Repo) -> Option<Placement> {
             .to_string(),
     };
     let path = if folder.is_empty() { FILE_NAME.to_string() } else { format!("{folder}/{FILE_NAME}") };
+    let example = named
+        .map(str::to_string)
+        .or_else(|| repo.paths().find(|p| is_test_file(p) && p.ends_with(".py")).map(str::to_string));
     Some(Placement {
         command: format!("python3 -m pytest -rA -p no:cacheprovider {path}"),
+        example,
         path,
         runner: plan.runner,
         recipe: plan.recipe.clone(),
@@ -110,11 +116,11 @@ pub struct Ask {
 }
 
 impl Ask {
-    pub fn new(task: &str, repo: &Repo, place: &Placement, example: Option<&str>) -> Self {
+    pub fn new(task: &str, repo: &Repo, place: &Placement) -> Self {
         let system = "You are an expert software engineer. Before a reported bug is fixed, you write a test that \
 reproduces it: it fails now because of the bug, and passes once the bug is fixed. Answer with the whole test file \
 in one fenced code block and nothing else.";
-        let imports = example.and_then(|path| repo.current(path)).map_or(String::new(), |text| {
+        let imports = place.example.as_deref().and_then(|path| repo.current(path)).map_or(String::new(), |text| {
             let lines: Vec<&str> = text
                 .lines()
                 .filter(|l| l.starts_with("import ") || l.starts_with("from "))
@@ -284,9 +290,11 @@ mod tests {
         let named = place(&pytest("python -m pytest -rA tests/unit/test_a.py::test_x"), &with_tests).unwrap();
         assert_eq!(named.path, "tests/unit/test_fixbox_issue.py");
         assert_eq!(named.command, "python3 -m pytest -rA -p no:cacheprovider tests/unit/test_fixbox_issue.py");
+        assert_eq!(named.example.as_deref(), Some("tests/unit/test_a.py"), "its imports are shown");
         assert_eq!(place(&pytest("pytest"), &with_tests).unwrap().path, "tests/test_fixbox_issue.py");
         let (_d, flat) = repo(&[("a.py", ""), ("test_a.py", "")]);
-        assert_eq!(place(&pytest("pytest"), &flat).unwrap().path, "test_fixbox_issue.py");
+        let at_root = place(&pytest("pytest"), &flat).unwrap();
+        assert_eq!((at_root.path.as_str(), at_root.example.as_deref()), ("test_fixbox_issue.py", Some("test_a.py")));
         let cargo = TestPlan { command: "cargo test".into(), runner: Runner::Cargo, recipe: "rust".into() };
         assert_eq!(place(&cargo, &flat), None);
     }

@@ -410,15 +410,7 @@ impl<S: Sandbox> Run<'_, S> {
     /// the test is in the sandbox and the repository. Its calls and test runs belong to iteration 0,
     /// before any patch.
     async fn reproduce(&mut self, place: &Placement) -> Result<Result<(), Outcome>, AgentError> {
-        let example = self
-            .plan
-            .command
-            .split_whitespace()
-            .map(|w| w.split("::").next().unwrap_or(w))
-            .find(|w| is_test_file(w) && self.repo.current(w).is_some())
-            .map(str::to_string)
-            .or_else(|| self.repo.paths().find(|p| is_test_file(p) && p.ends_with(".py")).map(str::to_string));
-        let mut ask = reproduce::Ask::new(&self.request.task, &self.repo, place, example.as_deref());
+        let mut ask = reproduce::Ask::new(&self.request.task, &self.repo, place);
         let mut why = String::new();
         for attempt in 1..=reproduce::TRIES {
             // Each try a step warmer: at a low temperature the same prompt gets the same test.
