@@ -62,7 +62,9 @@ impl EditFormat {
     }
 
     /// A grammar (llama.cpp's GBNF) that only answers of this format match: a line on the cause (300
-    /// characters at most: a small model would go on talking), the path, one block; or giving up. An engine that takes it (llama-server) cannot give prose
+    /// characters at most: a small model would go on talking), the path, one block of at most 40 lines
+    /// to find and 60 to put in their place (a small model otherwise copies whole functions until its
+    /// token limit); or giving up. An engine that takes it (llama-server) cannot give prose
     /// with no edit. Code lines may not start with `<<`, `==` or `>>`, so the block's markers are the
     /// only way on. `None` where the format has none.
     pub fn grammar(self) -> Option<&'static str> {
@@ -82,7 +84,7 @@ impl EditFormat {
 }
 
 const SEARCH_REPLACE_GRAMMAR: &str = r#"root ::= edit | "I GIVE UP: " [^\n]+ "\n"
-edit ::= (cause "\n\n")? path "\n```" lang "\n<<<<<<< SEARCH\n" line* "=======\n" line* ">>>>>>> REPLACE\n```\n"
+edit ::= (cause "\n\n")? path "\n```" lang "\n<<<<<<< SEARCH\n" line{0,40} "=======\n" line{0,60} ">>>>>>> REPLACE\n```\n"
 cause ::= [^\n`<] [^\n`<]{0,300}
 path ::= [a-zA-Z0-9_./-]{1,200}
 lang ::= [a-z]{0,20}
