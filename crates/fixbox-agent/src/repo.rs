@@ -319,10 +319,11 @@ fn symbol_name(symbol: &str) -> Option<&str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn repo(files: &[(&str, &str)]) -> (tempfile::TempDir, Repo) {
+    /// A repository on disk with `files`, read.
+    pub(crate) fn repo(files: &[(&str, &str)]) -> (tempfile::TempDir, Repo) {
         let dir = tempfile::tempdir().unwrap();
         for (name, content) in files {
             let path = dir.path().join(name);

@@ -268,17 +268,7 @@ fn first_error(output: &str) -> String {
 mod tests {
     use super::*;
     use crate::detect::TestPlan;
-
-    fn repo(files: &[(&str, &str)]) -> (tempfile::TempDir, Repo) {
-        let dir = tempfile::tempdir().unwrap();
-        for (path, text) in files {
-            let path = dir.path().join(path);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        }
-        let repo = Repo::load(dir.path()).unwrap();
-        (dir, repo)
-    }
+    use crate::repo::tests::repo;
 
     fn pytest(command: &str) -> TestPlan {
         TestPlan { command: command.into(), runner: Runner::Pytest, recipe: "python".into() }
