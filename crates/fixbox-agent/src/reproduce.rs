@@ -190,8 +190,9 @@ pub fn extract(answer: &str) -> Option<String> {
     text.contains("def test").then(|| format!("{}\n", text.trim_end()))
 }
 
-/// Whether a run of the new test at base shows the bug: the failing tests, or why it does not.
-pub fn judge(report: &TestReport) -> Result<Vec<String>, String> {
+/// Whether a run of the new test at base shows the bug: the failing tests, or why it does not. A test
+/// that fails because an exception the issue never names was not raised expects the wrong thing.
+pub fn judge(report: &TestReport, task: &str) -> Result<Vec<String>, String> {
     let failed: Vec<String> = report.with(TestOutcome::Failed).into_iter().map(str::to_string).collect();
     if report.timed_out {
         return Err("it did not finish in time: call the code once, with small inputs".into());
@@ -213,7 +214,50 @@ expects, which the code does not give now"
             first_error(&report.output)
         ));
     }
+    if let Some(expected) = unraised(&report.output).filter(|e| !identifiers(task).contains(e)) {
+        return Err(format!(
+            "it expects {expected} to be raised, which the issue does not say: assert the result the issue \
+expects instead"
+        ));
+    }
     Ok(failed)
+}
+
+/// The exception pytest says was not raised (`DID NOT RAISE <class 'ValueError'>`), by its name.
+fn unraised(output: &str) -> Option<&str> {
+    let rest = output.split("DID NOT RAISE <class '").nth(1)?;
+    let name = &rest[..rest.find('\'')?];
+    Some(name.rsplit('.').next().unwrap_or(name))
+}
+
+/// `test` made to show the bug after a run that passed at base, and what was done. A small model
+/// often wraps the call in `pytest.raises(E)` where E is the error the issue reports: that test
+/// passes because of the bug. Without the wrapper it fails with E now and passes once E is gone.
+pub fn unwrap_reported_error(test: &str, report: &TestReport, task: &str) -> Option<(String, String)> {
+    if !report.ok() {
+        return None;
+    }
+    let named = identifiers(task);
+    let lines: Vec<&str> = test.lines().collect();
+    let at = lines.iter().position(|line| {
+        let rest = line.trim_start().strip_prefix("with pytest.raises(").unwrap_or("");
+        let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.').collect();
+        let name = name.rsplit('.').next().unwrap_or("");
+        !name.is_empty() && named.contains(name) && line.trim_end().ends_with(':')
+    })?;
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let outer = indent(lines[at]);
+    let body = lines[at + 1..].iter().take_while(|l| l.trim().is_empty() || indent(l) > outer).count();
+    let inner = lines[at + 1..at + 1 + body].iter().filter(|l| !l.trim().is_empty()).map(|l| indent(l)).min()?;
+    let mut out: Vec<String> = lines[..at].iter().map(|l| l.to_string()).collect();
+    out.extend(
+        lines[at + 1..at + 1 + body]
+            .iter()
+            .map(|l| if l.trim().is_empty() { String::new() } else { format!("{}{}", " ".repeat(outer), &l[inner..]) }),
+    );
+    out.extend(lines[at + 1 + body..].iter().map(|l| l.to_string()));
+    let line = lines[at].trim();
+    Some((format!("{}\n", out.join("\n").trim_end()), format!("`{line}` removed: the issue reports that error")))
 }
 
 /// Modules of Python's standard library a test commonly uses without importing them.
@@ -252,7 +296,7 @@ pub fn add_missing_import(test: &str, report: &TestReport) -> Option<(String, St
     if !STANDARD_MODULES.contains(&name) || test.lines().any(|l| l.trim() == import) {
         return None;
     }
-    Some((format!("{import}\n{test}"), name.to_string()))
+    Some((format!("{import}\n{test}"), format!("`{import}` added")))
 }
 
 /// The first line that names an error, for a message.
@@ -316,8 +360,11 @@ mod tests {
         let missing = run(
             "E       NameError: name 'time' is not defined\nFAILED t.py::test_issue - NameError: name 'time' is not defined\n",
         );
-        let (repaired, module) = add_missing_import(test, &missing).unwrap();
-        assert_eq!((repaired.as_str(), module.as_str()), (format!("import time\n{test}").as_str(), "time"));
+        let (repaired, done) = add_missing_import(test, &missing).unwrap();
+        assert_eq!(
+            (repaired.as_str(), done.as_str()),
+            (format!("import time\n{test}").as_str(), "`import time` added")
+        );
         assert_eq!(add_missing_import(&repaired, &missing), None, "imported already");
         assert_eq!(
             add_missing_import(test, &run("NameError: name 'cachey' is not defined")),
@@ -327,12 +374,39 @@ mod tests {
     }
 
     #[test]
+    fn a_test_that_expects_the_reported_error_is_made_to_fail_with_it() {
+        let passed = TestReport::read(Runner::Pytest, Some(0), "PASSED t.py::test_issue\n");
+        let test = "import pytest\nimport a\n\ndef test_issue():\n    x = 1\n    with pytest.raises(TypeError):\n        a.f(x)\n        a.g()\n    assert x\n";
+        let task = "a.f(1) raises `TypeError: f() takes 0 arguments`; expected 2";
+        let (repaired, done) = unwrap_reported_error(test, &passed, task).unwrap();
+        assert_eq!(
+            repaired,
+            "import pytest\nimport a\n\ndef test_issue():\n    x = 1\n    a.f(x)\n    a.g()\n    assert x\n"
+        );
+        assert!(done.contains("with pytest.raises(TypeError):"), "{done}");
+        assert_eq!(
+            unwrap_reported_error(test, &passed, "a.f(1) returns 3; expected 2"),
+            None,
+            "not the reported error"
+        );
+        let failed = TestReport::read(Runner::Pytest, Some(1), "FAILED t.py::test_issue - assert 1 == 2\n");
+        assert_eq!(unwrap_reported_error(test, &failed, task), None, "it shows the bug already");
+    }
+
+    #[test]
     fn a_test_is_kept_only_when_it_fails_for_the_bug() {
         let read = |exit, out: &str| TestReport::read(Runner::Pytest, Some(exit), out);
         let assertion = read(1, "E   assert 2 == 1\nFAILED tests/test_fixbox_issue.py::test_f - assert 2 == 1\n");
+        let judge = |report: &TestReport| judge(report, "f() returns 2 where 1 is expected");
         assert_eq!(judge(&assertion).unwrap(), vec!["tests/test_fixbox_issue.py::test_f"]);
         let raised = read(1, "FAILED tests/test_fixbox_issue.py::test_f - ValueError: bad\n");
         assert!(judge(&raised).is_ok());
+        let unraised = read(
+            1,
+            "E   Failed: DID NOT RAISE <class 'ValueError'>\nFAILED tests/test_fixbox_issue.py::test_f - Failed: DID NOT RAISE <class 'ValueError'>\n",
+        );
+        assert!(judge(&unraised).unwrap_err().contains("expects ValueError to be raised"));
+        assert!(super::judge(&unraised, "f() should raise ValueError").is_ok(), "the issue asks for it");
 
         let passing = read(0, "PASSED tests/test_fixbox_issue.py::test_f\n");
         assert!(judge(&passing).unwrap_err().contains("does not show the bug"));

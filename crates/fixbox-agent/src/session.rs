@@ -437,9 +437,14 @@ impl<S: Sandbox> Run<'_, S> {
                     Ok(report) => report,
                     Err(stop) => return Ok(Err(stop)),
                 };
-                let verdict = reproduce::judge(&report);
-                // A module of the standard library left unimported is ours to add, not worth a try.
-                let repaired = verdict.as_ref().err().and_then(|_| reproduce::add_missing_import(&test, &report));
+                let task = &self.request.task;
+                let verdict = reproduce::judge(&report, task);
+                // A module of the standard library left unimported is ours to add, and the reported
+                // error wrapped in `pytest.raises` ours to unwrap: neither is worth a try.
+                let repaired = verdict.as_ref().err().and_then(|_| {
+                    reproduce::add_missing_import(&test, &report)
+                        .or_else(|| reproduce::unwrap_reported_error(&test, &report, task))
+                });
                 self.log.record(Event::Reproduction {
                     attempt,
                     path: place.path.clone(),
@@ -447,9 +452,7 @@ impl<S: Sandbox> Run<'_, S> {
                     accepted: verdict.is_ok(),
                     why: match (&verdict, &repaired) {
                         (Ok(_), _) => String::new(),
-                        (Err(why), Some((_, module))) => {
-                            format!("{why}; running it again with `import {module}` added")
-                        }
+                        (Err(why), Some((_, done))) => format!("{why}; running it again with {done}"),
                         (Err(why), None) => why.clone(),
                     },
                 })?;
