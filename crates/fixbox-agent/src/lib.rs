@@ -20,6 +20,7 @@ mod repo;
 mod report;
 mod reproduce;
 mod request;
+mod rewrite;
 mod session;
 mod sessions;
 pub mod setup;

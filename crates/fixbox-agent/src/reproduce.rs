@@ -109,10 +109,14 @@ impl Placement {
     }
 }
 
-/// The conversation that asks for the reproduction: short, so it costs seconds of prefill.
+/// The prompt that asks for the reproduction: short, so it costs seconds of prefill. A retry is the
+/// same prompt with why the earlier tests were not kept: shown its own answer, a small model copies it.
 #[derive(Debug, Clone)]
 pub struct Ask {
-    messages: Vec<Message>,
+    system: String,
+    user: String,
+    rejected: Vec<String>,
+    last_output: Option<String>,
 }
 
 impl Ask {
@@ -142,32 +146,55 @@ in one fenced code block and nothing else.";
             code.push_str(&show_file(path, &window(text, &anchors(path, text, "", &words), room)));
         }
         let code = if code.is_empty() { code } else { format!("# The code the issue names\n{code}\n") };
+        let expected =
+            expectation(task).map_or(String::new(), |e| format!(" The issue expects: \"{e}\" Assert exactly that."));
         let user = format!(
             "# Issue\n{task}\n\n{code}{imports}Write a new test file {path} with one pytest test function, \
 `test_issue`, that does what the issue describes and asserts what the issue expects: it must fail now, because of the \
-bug, and pass once the bug is fixed. Do not repeat the existing tests.",
+bug, and pass once the bug is fixed.{expected} Use `pytest.raises` only for an error the issue says should be \
+raised. Do not repeat the existing tests.",
             task = task.trim(),
             path = place.path,
         );
-        Self { messages: vec![Message::system(system), Message::user(user)] }
+        Self { system: system.to_string(), user, rejected: Vec::new(), last_output: None }
     }
 
     pub fn prompt(&self) -> Prompt {
-        let tokens_estimate = self.messages.iter().map(|m| estimate_tokens(&m.content) + 4).sum();
-        Prompt { messages: self.messages.clone(), tokens_estimate, trimmed_turns: 0 }
+        let mut user = self.user.clone();
+        if !self.rejected.is_empty() {
+            user.push_str("\n\nTests written before were not kept:\n");
+            for why in &self.rejected {
+                user.push_str(&format!("- {why}\n"));
+            }
+            if let Some(output) = &self.last_output {
+                user.push_str(&format!("The last one's output:\n```\n{output}\n```\n"));
+            }
+            user.push_str("Write a different test that avoids these mistakes, in one ```python block.");
+        }
+        let messages = vec![Message::system(&self.system), Message::user(user)];
+        let tokens_estimate = messages.iter().map(|m| estimate_tokens(&m.content) + 4).sum();
+        Prompt { messages, tokens_estimate, trimmed_turns: 0 }
     }
 
-    /// Adds a rejected answer and why, for the next try.
-    pub fn push_rejected(&mut self, answer: &str, why: &str, report: Option<&TestReport>, place: &Placement) {
-        self.messages.push(Message::assistant(answer.trim_end()));
-        let output = report.map_or(String::new(), |r| {
-            format!("\n\nIts output:\n```\n{}\n```", cut_middle(r.output.trim_end(), OUTPUT_CHARS))
-        });
-        self.messages.push(Message::user(format!(
-            "That test was not kept: {why}{output}\n\nWrite the whole file {path} again, in one ```python block.",
-            path = place.path
-        )));
+    /// Records why a test was not kept, and its run's output, for the next try.
+    pub fn push_rejected(&mut self, why: &str, report: Option<&TestReport>) {
+        if !self.rejected.iter().any(|w| w == why) {
+            self.rejected.push(why.to_string());
+        }
+        self.last_output = report.map(|r| cut_middle(r.output.trim_end(), OUTPUT_CHARS));
     }
+}
+
+/// The sentence of an issue that says what should happen (`Expected: …`, `I expected …`, `should …`),
+/// trimmed to its first paragraph.
+fn expectation(task: &str) -> Option<String> {
+    let lower = task.to_lowercase();
+    let at = ["expected", "should"].iter().filter_map(|w| lower.find(w)).min()?;
+    // From the start of its line.
+    let start = task[..at].rfind('\n').map_or(0, |i| i + 1);
+    let rest = &task[start..];
+    let end = rest.find("\n\n").unwrap_or(rest.len());
+    Some(cut_middle(rest[..end].trim(), 400).replace('\n', " "))
 }
 
 /// The test file in an answer: its first fenced block, or the whole answer when it has no fence and
@@ -351,6 +378,27 @@ mod tests {
         assert_eq!(extract(fenced).unwrap(), "from a import f\n\ndef test_f():\n    assert f() == 1\n");
         assert_eq!(extract("def test_f():\n    assert f() == 1\n```").unwrap(), "def test_f():\n    assert f() == 1\n");
         assert_eq!(extract("The bug is in f."), None);
+    }
+
+    #[test]
+    fn the_prompt_says_what_the_issue_expects_and_a_retry_says_why_not_without_the_old_answer() {
+        let (_d, repo) = repo(&[("parse.py", "def parse(f, s):\n    return s\n"), ("test_parse.py", "import parse\n")]);
+        let place = place(&pytest("pytest test_parse.py"), &repo).unwrap();
+        let task = "parse() drops a newline\n\n```python\nparse.parse('{}', 'a\\n')\n```\nPrints 'a'.\n\nExpected `'a\\n'`: the newline is\npart of the value.\n\nThanks";
+        let mut ask = Ask::new(task, &repo, &place);
+        let first = ask.prompt().messages[1].content.clone();
+        assert!(
+            first.contains("The issue expects: \"Expected `'a\\n'`: the newline is part of the value.\""),
+            "{first}"
+        );
+        let failed = TestReport::read(Runner::Pytest, Some(1), "E   Failed: DID NOT RAISE <class 'ValueError'>\n");
+        ask.push_rejected("it expects ValueError", Some(&failed));
+        ask.push_rejected("it expects ValueError", Some(&failed));
+        let retry = ask.prompt();
+        assert_eq!(retry.messages.len(), 2, "the old answer is not shown");
+        let user = &retry.messages[1].content;
+        assert!(user.starts_with(&first) && user.matches("- it expects ValueError").count() == 1, "{user}");
+        assert!(user.contains("DID NOT RAISE"));
     }
 
     #[test]

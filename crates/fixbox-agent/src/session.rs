@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fixbox_llm::{Budget, CallEvent, ChatRequest, ErrorKind, FinishReason, LlmError, Meter, Router};
-use fixbox_patch::{ApplyOptions, EditFormat, FilePatch, Hunk, ParseError, PatchParser, apply, give_up_reason};
+use fixbox_patch::{
+    ApplyOptions, EditFormat, FilePatch, Hunk, HunkMatch, MatchKind, ParseError, PatchParser, apply, give_up_reason,
+};
 use fixbox_sandbox::{Excludes, ExecRequest, FileWrite, Sandbox};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +20,7 @@ use crate::prompt::{Conversation, Prompt, after_tests, rejected};
 use crate::repo::{Repo, file_diff, is_test_file, safe_path};
 use crate::reproduce::{self, Placement};
 use crate::request::FixRequest;
+use crate::rewrite::{self, Region, Try};
 use crate::testrun::{LiveOutput, TestReport};
 
 /// Where the repository's copy lives in the sandbox.
@@ -229,6 +232,14 @@ impl<S: Sandbox> Run<'_, S> {
                 Err(stop) => return Ok(stop),
             };
         }
+        if self.format == EditFormat::Rewrite {
+            let regions = rewrite::regions(&self.repo, &self.request.task, &baseline.output);
+            if !regions.is_empty() {
+                return self.rewrite(&baseline, &regions).await;
+            }
+            // Nothing points at the code: the model finds the place itself, in blocks.
+            self.format = EditFormat::SearchReplace;
+        }
         let context = self
             .router
             .routes(&self.request.model.task)
@@ -246,7 +257,7 @@ impl<S: Sandbox> Run<'_, S> {
             let grammar = self.format.grammar();
             let prompt = conversation.prompt();
             let estimate = prompt.tokens_estimate;
-            let (text, parser) = match self.ask(prompt, grammar, repeats(&fingerprints)).await? {
+            let (text, parser) = match self.ask(prompt, grammar, repeats(&fingerprints), None).await? {
                 Answer::Text { text, parser, prompt_tokens } => {
                     conversation.observe(estimate, prompt_tokens);
                     (text, parser)
@@ -334,6 +345,78 @@ impl<S: Sandbox> Run<'_, S> {
         Ok(Outcome::MaxIterations)
     }
 
+    /// The loop in [`EditFormat::Rewrite`]: each iteration the model rewrites one of `regions`, most
+    /// likely first, and the tests judge it. A rewrite that does not fix the failure is undone, so
+    /// every try starts from the code at base; after [`rewrite::TRIES_PER_REGION`] tries, or an answer
+    /// that changes nothing (the model sees no bug there), the next region is tried.
+    async fn rewrite(&mut self, baseline: &TestReport, regions: &[Region]) -> Result<Outcome, AgentError> {
+        let mut tries: Vec<Vec<Try>> = vec![Vec::new(); regions.len()];
+        // Times each region was asked for: each raises the temperature, or a region asked again
+        // after an unchanged answer gets the same one.
+        let mut asked = vec![0u32; regions.len()];
+        let mut at = 0;
+        while self.iteration < self.request.limits.max_iterations {
+            self.iteration += 1;
+            let region = &regions[at];
+            let prompt = rewrite::prompt(&self.request.task, &baseline.output, &self.repo, region, &tries[at]);
+            let before = self.repo.current(&region.path).unwrap_or("").to_string();
+            // Room for the region again and a few lines more: a small model otherwise writes on.
+            let room = fixbox_llm::estimate_tokens(&region.text(&before)) * 3 / 2 + 128;
+            asked[at] += 1;
+            let text = match self.ask(prompt, self.format.grammar(), asked[at], Some(room)).await? {
+                Answer::Text { text, .. } => text,
+                Answer::Stop(outcome) => return Ok(outcome),
+            };
+            let Some(after) = region.replace(&before, &rewrite::extract(&text)) else {
+                self.log.record(Event::PatchRejected {
+                    iteration: self.iteration,
+                    path: Some(region.path.clone()),
+                    feedback: format!("The answer left {} as it was: the model sees no bug there.", region.label()),
+                })?;
+                self.end_iteration("unchanged")?;
+                at = (at + 1) % regions.len();
+                continue;
+            };
+            let path = region.path.clone();
+            let diff = file_diff(&path, Some(&before), Some(&after));
+            let matches =
+                vec![HunkMatch { hunk: 0, kind: MatchKind::Exact, first_line: region.start + 1, similarity: 1.0 }];
+            self.log.record(Event::PatchApplied { iteration: self.iteration, path: path.clone(), matches, diff })?;
+            self.write(&path, &after).await?;
+            self.repo.set(&path, after.clone());
+            let report = match self.tests().await? {
+                Ok(report) => report,
+                Err(stop) => return Ok(stop),
+            };
+            let regressions = report.regressions(baseline);
+            let output = if report.ok() && regressions.is_empty() {
+                match self.stable().await? {
+                    Ok(None) => {
+                        self.end_iteration("fixed")?;
+                        return Ok(Outcome::Fixed);
+                    }
+                    Ok(Some(flaky)) => flaky.output,
+                    Err(stop) => return Ok(stop),
+                }
+            } else {
+                report.output.clone()
+            };
+            self.write(&path, &before).await?;
+            self.repo.set(&path, before.clone());
+            self.log.record(Event::PatchUndone {
+                iteration: self.iteration,
+                path: path.clone(),
+                broke: regressions,
+            })?;
+            self.end_iteration(&format!("{}, undone", report.summary().line()))?;
+            tries[at].push(Try { diff: rewrite::try_diff(&path, &before, &after), output });
+            if tries[at].len() >= rewrite::TRIES_PER_REGION {
+                at = (at + 1) % regions.len();
+            }
+        }
+        Ok(Outcome::MaxIterations)
+    }
+
     fn end_iteration(&self, result: &str) -> Result<(), AgentError> {
         self.log.record(Event::Iteration {
             iteration: self.iteration,
@@ -414,7 +497,7 @@ impl<S: Sandbox> Run<'_, S> {
         let mut why = String::new();
         for attempt in 1..=reproduce::TRIES {
             // Each try a step warmer: at a low temperature the same prompt gets the same test.
-            let text = match self.ask(ask.prompt(), Some(reproduce::GRAMMAR), attempt).await? {
+            let text = match self.ask(ask.prompt(), Some(reproduce::GRAMMAR), attempt, None).await? {
                 Answer::Text { text, .. } => text,
                 Answer::Stop(outcome) => return Ok(Err(outcome)),
             };
@@ -427,7 +510,7 @@ impl<S: Sandbox> Run<'_, S> {
                     accepted: false,
                     why: why.clone(),
                 })?;
-                ask.push_rejected(&text, &why, None, place);
+                ask.push_rejected(&why, None);
                 continue;
             };
             let mut test = test;
@@ -467,7 +550,7 @@ impl<S: Sandbox> Run<'_, S> {
                     return Ok(Ok(()));
                 }
                 Err(reason) => {
-                    ask.push_rejected(&text, &reason, Some(&report), place);
+                    ask.push_rejected(&reason, Some(&report));
                     why = reason;
                 }
             }
@@ -505,7 +588,14 @@ impl<S: Sandbox> Run<'_, S> {
     /// the answer where the routes take one.
     /// `repeats`: how many iterations in a row ended with the same failure. Each raises the temperature
     /// a step: at a low temperature a small model given the same prompt gives the same answer.
-    async fn ask(&mut self, prompt: Prompt, grammar: Option<&str>, repeats: u32) -> Result<Answer, AgentError> {
+    /// `max_tokens`: the answer's room where less than the settings'.
+    async fn ask(
+        &mut self,
+        prompt: Prompt,
+        grammar: Option<&str>,
+        repeats: u32,
+        max_tokens: Option<u64>,
+    ) -> Result<Answer, AgentError> {
         if self.cancel.is_cancelled() {
             return Ok(Answer::Stop(Outcome::Cancelled));
         }
@@ -519,7 +609,8 @@ impl<S: Sandbox> Run<'_, S> {
         let bumped = settings.temperature + TEMPERATURE_STEP * repeats.saturating_sub(1) as f32;
         request.sampling.temperature = Some(bumped.min(MAX_TEMPERATURE).max(settings.temperature));
         request.sampling.top_p = Some(settings.top_p);
-        request.sampling.max_tokens = Some(settings.max_tokens);
+        let room = max_tokens.map_or(settings.max_tokens, |room| room.min(u64::from(settings.max_tokens)) as u32);
+        request.sampling.max_tokens = Some(room);
         request.sampling.seed = settings.seed;
         // A search/replace answer is one block: the server stops at its end instead of the model
         // going on to explain itself.

@@ -58,6 +58,9 @@ pub struct RunArgs {
     routing: Option<PathBuf>,
     #[arg(long, default_value_t = 6)]
     max_iterations: u32,
+    /// search-replace, udiff or rewrite (chosen for the model when not given).
+    #[arg(long)]
+    edit_format: Option<fixbox_patch::EditFormat>,
     /// Wall time per session: 90s, 10m, 1h.
     #[arg(long, default_value = "20m", value_parser = parse_duration)]
     timeout: u64,
@@ -131,7 +134,7 @@ async fn run_dataset(args: RunArgs) -> anyhow::Result<ExitCode> {
         mode: args.mode,
         jobs,
         model_name,
-        model: ModelSettings { task: args.model.clone(), ..ModelSettings::default() },
+        model: ModelSettings { task: args.model.clone(), edit_format: args.edit_format, ..ModelSettings::default() },
         limits: Limits { max_iterations: args.max_iterations, wall_time_s: args.timeout, ..preferences.limits() },
         sandbox,
         hosts,

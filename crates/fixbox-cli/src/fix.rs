@@ -49,7 +49,7 @@ pub struct FixArgs {
     /// Time one test run may take.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     test_timeout: u64,
-    /// search-replace or udiff (chosen for the model when not given).
+    /// search-replace, udiff or rewrite (chosen for the model when not given).
     #[arg(long)]
     edit_format: Option<EditFormat>,
     #[arg(long, default_value_t = 0.15)]

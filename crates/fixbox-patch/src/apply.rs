@@ -100,7 +100,9 @@ impl ApplyError {
     /// What to tell a model that was asked for `format`.
     pub fn feedback_in(&self, path: &str, format: EditFormat) -> String {
         let (search_lines, copy) = match format {
-            EditFormat::SearchReplace => ("SEARCH lines", "Copy the SEARCH lines exactly from the file."),
+            EditFormat::SearchReplace | EditFormat::Rewrite => {
+                ("SEARCH lines", "Copy the SEARCH lines exactly from the file.")
+            }
             EditFormat::UnifiedDiff => (
                 "unchanged and - lines",
                 "Copy the unchanged and - lines exactly from the file, after their space or -.",

@@ -26,6 +26,10 @@ pub enum EditFormat {
     SearchReplace,
     /// `--- a/path`, `+++ b/path` and `@@` hunks.
     UnifiedDiff,
+    /// The lines the session shows (a function, or the part of a long one around the failure),
+    /// rewritten whole in one fenced block: nothing to copy exactly and no path to name, which is
+    /// what a small model gets right. The session picks the lines and makes the edit.
+    Rewrite,
 }
 
 /// Name fragments of models that saw enough unified diffs in training to write them reliably. Small
@@ -53,6 +57,9 @@ impl EditFormat {
                     "Answer with a sentence on the cause, then ONE SEARCH/REPLACE block in exactly this form, not the whole file:\n\n{path}\n```\n<<<<<<< SEARCH\n(the lines to change, copied exactly from the file)\n=======\n(the same lines, fixed)\n>>>>>>> REPLACE\n```"
                 )
             }
+            EditFormat::Rewrite => format!(
+                "Answer with the lines of {path} shown above, all of them, rewritten so the bug is fixed, in one fenced code block and nothing else."
+            ),
             EditFormat::UnifiedDiff => {
                 format!(
                     "Answer with a sentence on the cause, then ONE unified diff for one file in exactly this form, not the whole file:\n\n```diff\n--- a/{path}\n+++ b/{path}\n@@ ... @@\n (a line kept as it is)\n-(a line removed)\n+(a line added)\n```"
@@ -66,10 +73,12 @@ impl EditFormat {
     /// to find and 60 to put in their place (a small model otherwise copies whole functions until its
     /// token limit); or giving up. An engine that takes it (llama-server) cannot give prose
     /// with no edit. Code lines may not start with `<<`, `==` or `>>`, so the block's markers are the
-    /// only way on. `None` where the format has none.
+    /// only way on. A rewrite is one fenced block of code and nothing else. `None` where the format
+    /// has none.
     pub fn grammar(self) -> Option<&'static str> {
         match self {
             EditFormat::SearchReplace => Some(SEARCH_REPLACE_GRAMMAR),
+            EditFormat::Rewrite => Some(REWRITE_GRAMMAR),
             EditFormat::UnifiedDiff => None,
         }
     }
@@ -79,9 +88,20 @@ impl EditFormat {
         match self {
             EditFormat::SearchReplace => SEARCH_REPLACE_INSTRUCTIONS,
             EditFormat::UnifiedDiff => UNIFIED_DIFF_INSTRUCTIONS,
+            EditFormat::Rewrite => REWRITE_INSTRUCTIONS,
         }
     }
 }
+
+const REWRITE_GRAMMAR: &str = r#"root ::= "```" [a-z]{0,20} "\n" line{1,150} "```\n"
+line ::= ([^`\n] [^\n]*)? "\n"
+"#;
+
+const REWRITE_INSTRUCTIONS: &str = "\
+Answer with the lines of code you are shown, rewritten so the bug is fixed: all of them, with their \
+indentation, in one fenced code block, and nothing else. Change only what the fix needs. If the bug is \
+not in these lines, answer with them unchanged.
+";
 
 const SEARCH_REPLACE_GRAMMAR: &str = r#"root ::= edit | "I GIVE UP: " [^\n]+ "\n"
 edit ::= (cause "\n\n")? path "\n```" lang "\n<<<<<<< SEARCH\n" line{0,40} "=======\n" line{0,60} ">>>>>>> REPLACE\n```\n"
@@ -143,13 +163,14 @@ impl fmt::Display for EditFormat {
         f.write_str(match self {
             EditFormat::SearchReplace => "search-replace",
             EditFormat::UnifiedDiff => "udiff",
+            EditFormat::Rewrite => "rewrite",
         })
     }
 }
 
 /// A name that is not an [`EditFormat`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown edit format `{0}`: use `search-replace` or `udiff`")]
+#[error("unknown edit format `{0}`: use `search-replace`, `udiff` or `rewrite`")]
 pub struct UnknownEditFormat(pub String);
 
 impl FromStr for EditFormat {
@@ -159,6 +180,7 @@ impl FromStr for EditFormat {
         match name.trim().to_lowercase().replace('_', "-").as_str() {
             "search-replace" | "searchreplace" | "sr" => Ok(EditFormat::SearchReplace),
             "udiff" | "unified-diff" | "diff" => Ok(EditFormat::UnifiedDiff),
+            "rewrite" => Ok(EditFormat::Rewrite),
             _ => Err(UnknownEditFormat(name.to_owned())),
         }
     }

@@ -1,0 +1,456 @@
+//! Rewrite a region: the edit a small model gets right. The session picks lines of code where the bug
+//! likely is (the function each frame of the failure's traceback is in, deepest first, then the
+//! functions the task names), shows them alone, and the model answers with them rewritten; the
+//! session makes the edit. There is no SEARCH text to copy exactly and no path to name, and each
+//! prompt is short: the task, the failure and one function.
+
+use std::collections::BTreeSet;
+
+use fixbox_llm::{Message, estimate_tokens};
+use fixbox_patch::EditFormat;
+
+use crate::prompt::{Prompt, identifiers};
+use crate::repo::{Repo, file_diff, is_code, is_test_file};
+use crate::text::cut_middle;
+
+/// Regions tried at most, and tries of one region before the next.
+const MAX_REGIONS: usize = 6;
+pub const TRIES_PER_REGION: usize = 2;
+/// A function longer than this is shown as the part around the line the failure points at.
+const MAX_LINES: usize = 40;
+const AROUND: usize = 12;
+/// Characters of the failure shown, and of an earlier try's.
+const FAILURE_CHARS: usize = 2400;
+const TRY_CHARS: usize = 900;
+
+/// Lines `start..end` (0-based) of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Region {
+    pub path: String,
+    pub start: usize,
+    pub end: usize,
+    /// The function it is (part of).
+    pub function: Option<String>,
+}
+
+/// An earlier rewrite of a region: its change, and the tests' output after it.
+#[derive(Debug, Clone)]
+pub struct Try {
+    pub diff: String,
+    pub output: String,
+}
+
+impl Region {
+    /// Its lines, each ending in a newline.
+    pub fn text(&self, file: &str) -> String {
+        file.lines().skip(self.start).take(self.end - self.start).map(|l| format!("{l}\n")).collect()
+    }
+
+    /// `file` with this region replaced by `code`, indented as the region was when the model dropped
+    /// its indentation; `None` when that changes nothing.
+    pub fn replace(&self, file: &str, code: &str) -> Option<String> {
+        let lines: Vec<&str> = file.lines().collect();
+        let old = &lines[self.start.min(lines.len())..self.end.min(lines.len())];
+        let indent = |ls: &[&str]| ls.iter().filter(|l| !l.trim().is_empty()).map(|l| leading(l)).min().unwrap_or(0);
+        let new: Vec<&str> = code.lines().collect();
+        let pad = " ".repeat(indent(old).saturating_sub(indent(&new)));
+        let new: Vec<String> =
+            new.iter().map(|l| if l.trim().is_empty() { String::new() } else { format!("{pad}{l}") }).collect();
+        let same = |a: &str, b: &str| a.trim_end() == b.trim_end();
+        let trimmed = |ls: Vec<String>| {
+            let end = ls.iter().rposition(|l| !l.trim().is_empty()).map_or(0, |i| i + 1);
+            ls[..end].to_vec()
+        };
+        let (old_kept, new_kept) = (trimmed(old.iter().map(|l| l.to_string()).collect()), trimmed(new.clone()));
+        if old_kept.len() == new_kept.len() && old_kept.iter().zip(&new_kept).all(|(a, b)| same(a, b)) {
+            return None;
+        }
+        // Blank lines the region ended with stay: they part it from what follows.
+        let blank_tail = old.len() - old.iter().rposition(|l| !l.trim().is_empty()).map_or(0, |i| i + 1);
+        let mut out: Vec<String> = lines[..self.start.min(lines.len())].iter().map(|l| l.to_string()).collect();
+        out.extend(new_kept);
+        out.extend(std::iter::repeat_n(String::new(), blank_tail));
+        out.extend(lines[self.end.min(lines.len())..].iter().map(|l| l.to_string()));
+        let mut text = out.join("\n");
+        if file.ends_with('\n') {
+            text.push('\n');
+        }
+        Some(text)
+    }
+
+    /// Where it is, for the model and the log: `src/a.py, lines 12-30 (in `f`)`.
+    pub fn label(&self) -> String {
+        let within = self.function.as_deref().map_or(String::new(), |f| format!(" (in `{f}`)"));
+        format!("{}, lines {}-{}{within}", self.path, self.start + 1, self.end)
+    }
+}
+
+/// The regions to try, most likely first: the function around each frame of the failure's
+/// tracebacks in the project's code (not its tests), deepest frame first; then the functions whose
+/// code shares the most (and rarest) names with the task. Overlapping regions are tried once.
+pub fn regions(repo: &Repo, task: &str, output: &str) -> Vec<Region> {
+    let mut found: Vec<Region> = Vec::new();
+    let mut add = |region: Region| {
+        let overlaps = |r: &Region| r.path == region.path && r.start < region.end && region.start < r.end;
+        if found.len() < MAX_REGIONS && !found.iter().any(overlaps) {
+            found.push(region);
+        }
+    };
+    for (path, line) in frames(repo, output) {
+        if let Some(region) = repo.current(&path).and_then(|text| around(&path, text, line)) {
+            add(region);
+        }
+    }
+    for (path, line) in ranked(repo, task) {
+        if let Some(region) = repo.current(&path).and_then(|text| around(&path, text, line)) {
+            add(region);
+        }
+    }
+    found
+}
+
+/// `(path, 0-based line)` of each place in the project's code `output` points at (`path:LINE`, or a
+/// Python traceback's `path", line N`), the last one named first: a traceback ends at its deepest frame.
+fn frames(repo: &Repo, output: &str) -> Vec<(String, usize)> {
+    let mut found: Vec<(usize, String, usize)> = Vec::new();
+    for path in repo.mentioned_in(output).into_iter().filter(|p| candidate(p)) {
+        for (at, _) in output.match_indices(path.as_str()) {
+            // `src/a.py` inside `src/a.pyc` or `xsrc/a.py` is another file.
+            let before = output[..at].chars().next_back();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.') {
+                continue;
+            }
+            let rest = &output[at + path.len()..];
+            let rest = rest.strip_prefix(':').or_else(|| rest.strip_prefix("\", line ")).unwrap_or("");
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            if let Ok(line) = digits.parse::<usize>() {
+                found.push((at, path.clone(), line.saturating_sub(1)));
+            }
+        }
+    }
+    found.sort();
+    let mut seen = BTreeSet::new();
+    found.into_iter().rev().map(|(_, path, line)| (path, line)).filter(|place| seen.insert(place.clone())).collect()
+}
+
+/// `(path, 0-based line)` in the functions of the project's code that best match the task, best
+/// first, at most [`MAX_REGIONS`]: each name of the task a function uses counts by how rare it is
+/// among the functions (BM25's idf), its own name twice; the line is where its rarest match is.
+fn ranked(repo: &Repo, task: &str) -> Vec<(String, usize)> {
+    /// A function that uses some of the task's names.
+    struct Function<'a> {
+        path: &'a str,
+        start: usize,
+        name: &'a str,
+        used: BTreeSet<&'a str>,
+        body: &'a [&'a str],
+    }
+    let words: BTreeSet<&str> =
+        identifiers(task).into_iter().filter(|w| !COMMON.contains(&w.to_lowercase().as_str())).collect();
+    let files: Vec<(&str, Vec<&str>)> =
+        repo.paths().filter(|p| candidate(p)).map(|p| (p, repo.current(p).unwrap_or("").lines().collect())).collect();
+    let mut functions: Vec<Function> = Vec::new();
+    for (path, lines) in &files {
+        for (i, line) in lines.iter().enumerate() {
+            let Some(name) = defined(line) else { continue };
+            let Some((start, end)) = function_at(path, lines, i) else { continue };
+            let body = &lines[start..end];
+            let used: BTreeSet<&str> = body.iter().flat_map(|l| identifiers(l)).filter(|w| words.contains(w)).collect();
+            if !used.is_empty() {
+                functions.push(Function { path, start, name, used, body });
+            }
+        }
+    }
+    let n = functions.len() as f64;
+    let idf = |w: &str| (1.0 + n / (functions.iter().filter(|f| f.used.contains(w)).count() as f64).max(1.0)).ln();
+    let mut scored: Vec<(f64, &str, usize)> = functions
+        .iter()
+        .map(|f| {
+            let own = if f.used.contains(f.name) { idf(f.name) } else { 0.0 };
+            let score = f.used.iter().map(|w| idf(w)).sum::<f64>() + own;
+            let rarest = f.used.iter().copied().max_by(|a, b| idf(a).total_cmp(&idf(b)));
+            let line = rarest
+                .and_then(|w| f.body.iter().skip(1).position(|l| identifiers(l).contains(w)))
+                .map_or(f.start, |i| f.start + 1 + i);
+            (score, f.path, line)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)).then(a.2.cmp(&b.2)));
+    scored.into_iter().take(MAX_REGIONS).map(|(_, path, line)| (path.to_string(), line)).collect()
+}
+
+/// Words of an issue that name nothing in the code.
+const COMMON: &[&str] = &[
+    "the", "and", "for", "not", "but", "with", "this", "that", "from", "when", "what", "which", "should", "would",
+    "expected", "expect", "instead", "gives", "returns", "raises", "print", "prints", "import", "true", "false",
+    "none", "self", "same", "like", "any", "all", "other", "than", "then", "there", "where", "also", "only", "does",
+    "doesn", "isn", "can", "cannot", "into", "its", "are", "was", "were", "has", "have", "had", "one",
+];
+
+/// Code a region may be in: source, not a test or a type stub.
+fn candidate(path: &str) -> bool {
+    is_code(path) && !is_test_file(path) && !path.ends_with(".pyi")
+}
+
+/// The function a line defines, if it starts one: `def f(`, `fn f(`, `func f(`, `func (r T) f(`,
+/// `function f(`.
+fn defined(line: &str) -> Option<&str> {
+    let line = line.trim_start();
+    let line = ["pub(crate) ", "pub ", "export ", "async ", "static "]
+        .iter()
+        .fold(line, |l, prefix| l.strip_prefix(prefix).unwrap_or(l));
+    let rest = ["def ", "fn ", "function ", "func "].iter().find_map(|d| line.strip_prefix(d))?;
+    // A Go method: its receiver comes first.
+    let rest = match rest.strip_prefix('(') {
+        Some(receiver) => receiver.split_once(')')?.1.trim_start(),
+        None => rest,
+    };
+    let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
+    (end > 0).then(|| &rest[..end])
+}
+
+/// The function around line `at` of `path`, or its part around `at` when it is long; lines around
+/// `at` when no function holds it.
+fn around(path: &str, text: &str, at: usize) -> Option<Region> {
+    let lines: Vec<&str> = text.lines().collect();
+    if at >= lines.len() {
+        return None;
+    }
+    let window = |from: usize, to: usize, function: Option<String>| Region {
+        path: path.to_string(),
+        start: at.saturating_sub(AROUND).max(from),
+        end: (at + AROUND + 1).min(to),
+        function,
+    };
+    let Some((start, end)) = function_at(path, &lines, at) else {
+        return Some(window(0, lines.len(), None));
+    };
+    let name = defined(lines[start]).map(str::to_string);
+    Some(if end - start <= MAX_LINES {
+        Region { path: path.to_string(), start, end, function: name }
+    } else {
+        window(start, end, name)
+    })
+}
+
+/// Lines `start..end` of the function holding line `at`: by indentation in Python, by braces elsewhere.
+fn function_at(path: &str, lines: &[&str], at: usize) -> Option<(usize, usize)> {
+    if path.ends_with(".py") {
+        let depth = if defined(lines[at]).is_some() { leading(lines[at]) + 1 } else { leading(lines[at]) };
+        let start = (0..=at).rev().find(|&i| defined(lines[i]).is_some() && leading(lines[i]) < depth)?;
+        let indent = leading(lines[start]);
+        let body = lines[start + 1..]
+            .iter()
+            .position(|l| !l.trim().is_empty() && leading(l) <= indent && !l.trim_start().starts_with(')'))
+            .map_or(lines.len(), |i| start + 1 + i);
+        // Blank lines before what follows belong to neither.
+        let end = (start + 1..body).rev().find(|&i| !lines[i].trim().is_empty()).map_or(start + 1, |i| i + 1);
+        return Some((start, end));
+    }
+    let start = (0..=at).rev().find(|&i| defined(lines[i]).is_some())?;
+    let mut depth = 0i64;
+    let mut opened = false;
+    for (i, line) in lines.iter().enumerate().skip(start) {
+        for c in line.chars() {
+            match c {
+                '{' => {
+                    depth += 1;
+                    opened = true;
+                }
+                '}' => depth -= 1,
+                _ => {}
+            }
+        }
+        if opened && depth <= 0 {
+            return (i >= at).then_some((start, i + 1));
+        }
+    }
+    None
+}
+
+fn leading(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+/// The code in an answer: its first fenced block (to its end when the fence is not closed), else the
+/// whole answer. A small model may answer with a diff of the lines instead: their new side is taken.
+pub fn extract(answer: &str) -> String {
+    let code = fenced(answer);
+    let is_diff = code.lines().any(|l| l.starts_with("@@")) || code.starts_with("--- ");
+    if !is_diff {
+        return code;
+    }
+    code.lines()
+        .filter(|l| !(l.starts_with("@@") || l.starts_with("--- ") || l.starts_with("+++ ") || l.starts_with('-')))
+        .map(|l| format!("{}\n", l.get(1..).unwrap_or("")))
+        .collect()
+}
+
+fn fenced(answer: &str) -> String {
+    let lines: Vec<&str> = answer.lines().collect();
+    let is_fence = |l: &&str| l.trim_start().starts_with("```") || l.trim_start().starts_with("~~~");
+    let body = match lines.iter().position(is_fence) {
+        Some(open) => {
+            let rest = &lines[open + 1..];
+            &rest[..rest.iter().position(is_fence).unwrap_or(rest.len())]
+        }
+        None => &lines[..],
+    };
+    body.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// The prompt for one rewrite of `region`: the task and the failure first (the same for every region,
+/// so the engine's prompt cache keeps them), then the region and what earlier tries of it did.
+pub fn prompt(task: &str, failure: &str, repo: &Repo, region: &Region, tries: &[Try]) -> Prompt {
+    let text = region.text(repo.current(&region.path).unwrap_or(""));
+    let lang = fence_language(&region.path);
+    let mut user = format!(
+        "# Issue\n{task}\n\n# The tests that fail\n```\n{failure}\n```\n\n# Code\n{label}:\n```{lang}\n{text}```\n",
+        task = task.trim(),
+        failure = cut_middle(failure.trim_end(), FAILURE_CHARS),
+        label = region.label(),
+    );
+    for t in tries {
+        user.push_str(&format!(
+            "\nAn earlier try changed these lines (- removed, + added):\n```\n{}```\nand the tests still failed:\n```\n{}\n```\nThat change was undone: fix it another way.\n",
+            t.diff,
+            cut_middle(t.output.trim_end(), TRY_CHARS)
+        ));
+    }
+    user.push_str(&format!(
+        "\nRewrite these {n} lines of {path} so the bug is fixed. {reminder}",
+        n = region.end - region.start,
+        path = region.path,
+        reminder = EditFormat::Rewrite.reminder(&region.path),
+    ));
+    let system = format!(
+        "You are an expert software engineer fixing a bug. You are shown an issue, the output of the tests that fail because of it, and lines of the code where the bug may be.\n\n{}",
+        EditFormat::Rewrite.instructions()
+    );
+    let tokens_estimate = estimate_tokens(&system) + estimate_tokens(&user) + 8;
+    Prompt { messages: vec![Message::system(system), Message::user(user)], tokens_estimate, trimmed_turns: 0 }
+}
+
+/// The lines a try removed and added, as `-` and `+` lines: a whole diff with its headers is what a
+/// small model then copies as its answer.
+pub fn try_diff(path: &str, before: &str, after: &str) -> String {
+    file_diff(path, Some(before), Some(after))
+        .lines()
+        .filter(|l| (l.starts_with('-') || l.starts_with('+')) && !l.starts_with("---") && !l.starts_with("+++"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+fn fence_language(path: &str) -> &'static str {
+    match path.rsplit('.').next().unwrap_or("") {
+        "py" => "python",
+        "rs" => "rust",
+        "go" => "go",
+        "js" | "mjs" | "cjs" => "javascript",
+        "ts" | "tsx" => "typescript",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::tests::repo;
+
+    const CODE: &str = "import re\n\n\nclass Parser:\n    def __init__(self, fmt):\n        self.fmt = fmt\n\n    def parse(self, s):\n        m = re.match(self.fmt, s)\n        return m.group(0)\n\n\ndef parse(fmt, s):\n    return Parser(fmt).parse(s)\n";
+
+    #[test]
+    fn the_deepest_frame_of_the_traceback_comes_first_then_what_the_task_names() {
+        let (_d, repo) = repo(&[("parse.py", CODE), ("tests/test_parse.py", "def test_x():\n    pass\n")]);
+        let output = "tests/test_parse.py:2: in test_x\n    parse('a', 'b')\nparse.py:14: in parse\n    return Parser(fmt).parse(s)\nparse.py:10: AttributeError\n";
+        let found = regions(&repo, "`Parser.__init__` keeps the fmt", output);
+        let labels: Vec<String> = found.iter().map(Region::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "parse.py, lines 8-10 (in `parse`)",
+                "parse.py, lines 13-14 (in `parse`)",
+                "parse.py, lines 5-6 (in `__init__`)"
+            ]
+        );
+        assert_eq!(
+            found[0].text(CODE),
+            "    def parse(self, s):\n        m = re.match(self.fmt, s)\n        return m.group(0)\n"
+        );
+    }
+
+    #[test]
+    fn a_long_function_is_shown_around_the_line_and_braces_bound_a_go_function() {
+        let body: String = (0..60).map(|i| format!("    x{i} = {i}\n")).collect();
+        let long = format!("def f():\n{body}    return x0\n");
+        let region = around("a.py", &long, 30).unwrap();
+        assert_eq!((region.start, region.end, region.function.as_deref()), (18, 43, Some("f")));
+        let go = "package a\n\nfunc (c *C) Check(v int) bool {\n\tif v > 0 {\n\t\treturn true\n\t}\n\treturn false\n}\n\nfunc g() {}\n";
+        let region = around("a.go", go, 4).unwrap();
+        assert_eq!((region.start, region.end, region.function.as_deref()), (2, 8, Some("Check")));
+    }
+
+    #[test]
+    fn the_rewrite_replaces_the_region_keeps_its_indentation_and_nothing_is_no_change() {
+        let region = Region { path: "parse.py".into(), start: 7, end: 10, function: Some("parse".into()) };
+        let unindented = "def parse(self, s):\n    m = re.fullmatch(self.fmt, s)\n    return m.group(0)\n";
+        let fixed = region.replace(CODE, unindented).unwrap();
+        assert!(fixed.contains("\n    def parse(self, s):\n        m = re.fullmatch(self.fmt, s)\n        return m.group(0)\n\n\ndef parse"), "{fixed}");
+        assert_eq!(fixed.lines().count(), CODE.lines().count());
+        assert_eq!(region.replace(CODE, &region.text(CODE)), None);
+        assert_eq!(
+            region.replace(CODE, "def parse(self, s):\n    m = re.match(self.fmt, s)\n    return m.group(0)   \n\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn without_a_traceback_the_functions_using_the_tasks_rarest_names_come_first() {
+        let code = "def load(path):\n    return open(path).read()\n\n\ndef transform(cls, fields, field_transformer):\n    if field_transformer is not None:\n        fields = field_transformer(cls, fields)\n    return fields\n\n\ndef fields(cls):\n    return cls.fields\n";
+        let (_d, repo) = repo(&[
+            ("a.py", code),
+            ("a.pyi", "def transform(cls, fields, field_transformer): ...\n"),
+            ("tests/test_a.py", "def test_fields():\n    field_transformer = 1\n"),
+        ]);
+        let found = regions(&repo, "`field_transformer` written as a generator drops all fields", "");
+        let labels: Vec<String> = found.iter().map(Region::label).collect();
+        assert_eq!(labels, ["a.py, lines 5-8 (in `transform`)", "a.py, lines 11-12 (in `fields`)"]);
+    }
+
+    #[test]
+    fn the_code_is_the_answers_first_block_or_a_diffs_new_side() {
+        assert_eq!(
+            extract("```python\n--- a/a.py\n+++ b/a.py\n@@ -1,2 +1,2 @@\n def f():\n-    return 1\n+    return 2\n```"),
+            "def f():\n    return 2\n"
+        );
+        assert_eq!(extract("```python\ndef f():\n    return 1\n```\n"), "def f():\n    return 1\n");
+        assert_eq!(extract("```python\ndef f():\n    return 1\n"), "def f():\n    return 1\n");
+        assert_eq!(extract("def f():\n    return 1"), "def f():\n    return 1\n");
+    }
+
+    #[test]
+    fn the_prompt_holds_the_task_the_failure_the_region_and_earlier_tries() {
+        let (_d, repo) = repo(&[("parse.py", CODE)]);
+        let region = Region { path: "parse.py".into(), start: 7, end: 10, function: Some("parse".into()) };
+        let before = CODE;
+        let after = CODE.replace("re.match", "re.fullmatch");
+        assert_eq!(
+            try_diff("parse.py", before, &after),
+            "-        m = re.match(self.fmt, s)\n+        m = re.fullmatch(self.fmt, s)\n"
+        );
+        let tries = [Try { diff: "-a\n+b\n".into(), output: "E   assert 1 == 2".into() }];
+        let prompt = prompt("parse() drops the newline", "FAILED t.py::test_x", &repo, &region, &tries);
+        let user = &prompt.messages[1].content;
+        for part in [
+            "parse() drops the newline",
+            "FAILED t.py::test_x",
+            "parse.py, lines 8-10 (in `parse`)",
+            "```python\n    def parse(self, s):\n",
+            "-a\n+b\n",
+            "assert 1 == 2",
+            "these 3 lines",
+        ] {
+            assert!(user.contains(part), "{part} missing from {user}");
+        }
+    }
+}
