@@ -5,6 +5,8 @@
 //! it beside the project's tests; a session is Fixed only when it passes there, and again each of
 //! [`STABLE_RUNS`] times in a row.
 
+use std::collections::BTreeSet;
+
 use fixbox_llm::{Message, estimate_tokens};
 
 use crate::detect::{Runner, TestPlan};
@@ -41,6 +43,7 @@ const CANNOT_RUN: &[&str] = &[
     "NameError",
     "fixture '",
     "TypeError: test_",
+    "AttributeError: module '",
 ];
 
 /// Where a reproduction goes and how it runs on its own.
@@ -198,7 +201,7 @@ fn expectation(task: &str) -> Option<String> {
 }
 
 /// The test file in an answer: its first fenced block, or the whole answer when it has no fence and
-/// defines a test.
+/// defines a test. Code with no test function becomes the body of one.
 pub fn extract(answer: &str) -> Option<String> {
     let lines: Vec<&str> = answer.lines().collect();
     let is_fence = |l: &&str| l.trim_start().starts_with("```");
@@ -214,12 +217,64 @@ pub fn extract(answer: &str) -> Option<String> {
         None => lines,
     };
     let text = body.join("\n");
-    text.contains("def test").then(|| format!("{}\n", text.trim_end()))
+    if text.contains("def test") {
+        return Some(format!("{}\n", text.trim_end()));
+    }
+    as_test(&text)
 }
 
-/// Whether a run of the new test at base shows the bug: the failing tests, or why it does not. A test
-/// that fails because an exception the issue never names was not raised expects the wrong thing.
-pub fn judge(report: &TestReport, task: &str) -> Result<Vec<String>, String> {
+/// Code as a test file: its imports at the top, the rest the body of `test_issue`. `None` for code
+/// with nothing but imports.
+fn as_test(code: &str) -> Option<String> {
+    // An interpreter session: its input lines, without the prompts and what was printed.
+    let session = code.lines().any(|l| l.starts_with(">>> "));
+    let lines: Vec<&str> = code
+        .lines()
+        .filter_map(|l| if session { l.strip_prefix(">>> ").or_else(|| l.strip_prefix("... ")) } else { Some(l) })
+        .collect();
+    let is_import = |l: &&str| l.starts_with("import ") || l.starts_with("from ");
+    let imports: Vec<&str> = lines.iter().copied().filter(is_import).collect();
+    let body: Vec<String> = lines
+        .iter()
+        .filter(|l| !is_import(l))
+        .map(|l| if l.trim().is_empty() { String::new() } else { format!("    {l}") })
+        .collect();
+    if body.iter().all(|l| l.is_empty()) {
+        return None;
+    }
+    let body = body.join("\n");
+    let body = body.trim_end().trim_start_matches('\n');
+    Some(format!("{}\n\n\ndef test_issue():\n{body}\n", imports.join("\n")).trim_start().to_string())
+}
+
+/// The issue's first Python example as a test, where the issue names an error (`…Error`, `…Exception`)
+/// it raises: run as is, it fails with that error until the bug is fixed.
+pub fn from_example(task: &str) -> Option<String> {
+    if errors_named(task).is_empty() {
+        return None;
+    }
+    let mut lines = task.lines();
+    lines.find(|l| matches!(l.trim(), "```python" | "```py" | "```python3" | "```pycon"))?;
+    let code: Vec<&str> = lines.take_while(|l| !l.trim_start().starts_with("```")).collect();
+    as_test(&code.join("\n"))
+}
+
+/// Whether a run fails with every error the issue names and no other: an issue that names another
+/// error ("raises TypeError instead of ParserError") expects one its example cannot pass with.
+pub fn raises_the_reported_error(report: &TestReport, task: &str) -> bool {
+    let named = errors_named(task);
+    !report.ok()
+        && named.iter().all(|e| report.output.contains(&format!("{e}:")) || report.output.contains(&format!("{e}\n")))
+}
+
+/// The exceptions an issue names.
+fn errors_named(task: &str) -> BTreeSet<&str> {
+    identifiers(task).into_iter().filter(|w| w.ends_with("Error") || w.ends_with("Exception")).collect()
+}
+
+/// Whether `test`, run at base, shows the bug: the failing tests, or why it does not. A test that
+/// expects an exception the issue never names expects the wrong thing.
+pub fn judge(test: &str, report: &TestReport, task: &str) -> Result<Vec<String>, String> {
     let failed: Vec<String> = report.with(TestOutcome::Failed).into_iter().map(str::to_string).collect();
     if report.timed_out {
         return Err("it did not finish in time: call the code once, with small inputs".into());
@@ -241,13 +296,26 @@ expects, which the code does not give now"
             first_error(&report.output)
         ));
     }
-    if let Some(expected) = unraised(&report.output).filter(|e| !identifiers(task).contains(e)) {
+    let named = identifiers(task);
+    let expected = raised(test).into_iter().chain(unraised(&report.output)).find(|e| !named.contains(e));
+    if let Some(expected) = expected {
         return Err(format!(
             "it expects {expected} to be raised, which the issue does not say: assert the result the issue \
 expects instead"
         ));
     }
     Ok(failed)
+}
+
+/// The exceptions `test` expects with `pytest.raises(E)`, by their names.
+fn raised(test: &str) -> Vec<&str> {
+    test.split("pytest.raises(")
+        .skip(1)
+        .filter_map(|rest| {
+            let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))?;
+            rest[..end].rsplit('.').next().filter(|name| !name.is_empty())
+        })
+        .collect()
 }
 
 /// The exception pytest says was not raised (`DID NOT RAISE <class 'ValueError'>`), by its name.
@@ -272,6 +340,8 @@ pub fn unwrap_reported_error(test: &str, report: &TestReport, task: &str) -> Opt
         let name = name.rsplit('.').next().unwrap_or("");
         !name.is_empty() && named.contains(name) && line.trim_end().ends_with(':')
     })?;
+    // `with pytest.raises(E) as info:`: what reads `info` afterwards goes with it.
+    let info = lines[at].trim_end().trim_end_matches(':').rsplit_once(" as ").map(|(_, name)| name.trim());
     let indent = |l: &str| l.len() - l.trim_start().len();
     let outer = indent(lines[at]);
     let body = lines[at + 1..].iter().take_while(|l| l.trim().is_empty() || indent(l) > outer).count();
@@ -282,7 +352,8 @@ pub fn unwrap_reported_error(test: &str, report: &TestReport, task: &str) -> Opt
             .iter()
             .map(|l| if l.trim().is_empty() { String::new() } else { format!("{}{}", " ".repeat(outer), &l[inner..]) }),
     );
-    out.extend(lines[at + 1 + body..].iter().map(|l| l.to_string()));
+    let reads_info = |l: &&str| info.is_some_and(|name| identifiers(l).contains(name));
+    out.extend(lines[at + 1 + body..].iter().filter(|l| !reads_info(l)).map(|l| l.to_string()));
     let line = lines[at].trim();
     Some((format!("{}\n", out.join("\n").trim_end()), format!("`{line}` removed: the issue reports that error")))
 }
@@ -377,7 +448,7 @@ mod tests {
         let fenced = "Here it is:\n```python\nfrom a import f\n\ndef test_f():\n    assert f() == 1\n```\nDone.";
         assert_eq!(extract(fenced).unwrap(), "from a import f\n\ndef test_f():\n    assert f() == 1\n");
         assert_eq!(extract("def test_f():\n    assert f() == 1\n```").unwrap(), "def test_f():\n    assert f() == 1\n");
-        assert_eq!(extract("The bug is in f."), None);
+        assert_eq!(extract("```python\nimport m\n```"), None);
     }
 
     #[test]
@@ -399,6 +470,31 @@ mod tests {
         let user = &retry.messages[1].content;
         assert!(user.starts_with(&first) && user.matches("- it expects ValueError").count() == 1, "{user}");
         assert!(user.contains("DID NOT RAISE"));
+    }
+
+    #[test]
+    fn the_issues_example_is_a_test_where_the_issue_names_the_error_it_raises() {
+        let task = "Boolean crashes\n\n```python\nfrom m import S\n\nclass T(S):\n    x = 1\n\nT().dump([1])\n```\nThis raises `TypeError: unhashable type`.\n";
+        let test = from_example(task).unwrap();
+        assert_eq!(
+            test,
+            "from m import S\n\n\ndef test_issue():\n    class T(S):\n        x = 1\n\n    T().dump([1])\n"
+        );
+        assert_eq!(from_example("f() returns 2\n\n```python\nf()\n```\n"), None, "no error named");
+        let session = ">>> import m\n>>> m.f(\n...   1)\nTraceback (most recent call last):\nValueError: x\n";
+        assert_eq!(
+            from_example(&format!("f raises ValueError\n```pycon\n{session}```\n")).unwrap(),
+            "import m\n\n\ndef test_issue():\n    m.f(\n      1)\n"
+        );
+        let read = |out: &str| TestReport::read(Runner::Pytest, Some(1), out);
+        let raised = read("E   TypeError: unhashable type\nFAILED t.py::test_issue - TypeError: unhashable type\n");
+        assert!(raises_the_reported_error(&raised, task));
+        assert!(!raises_the_reported_error(&raised, "raises TypeError instead of ParserError"), "another is expected");
+        assert_eq!(
+            extract("```python\nimport m\nm.f()\n```").unwrap(),
+            "import m\n\n\ndef test_issue():\n    m.f()\n",
+            "a bare example"
+        );
     }
 
     #[test]
@@ -424,14 +520,14 @@ mod tests {
     #[test]
     fn a_test_that_expects_the_reported_error_is_made_to_fail_with_it() {
         let passed = TestReport::read(Runner::Pytest, Some(0), "PASSED t.py::test_issue\n");
-        let test = "import pytest\nimport a\n\ndef test_issue():\n    x = 1\n    with pytest.raises(TypeError):\n        a.f(x)\n        a.g()\n    assert x\n";
+        let test = "import pytest\nimport a\n\ndef test_issue():\n    x = 1\n    with pytest.raises(TypeError) as info:\n        a.f(x)\n        a.g()\n    assert x\n    assert 'takes' in str(info.value)\n";
         let task = "a.f(1) raises `TypeError: f() takes 0 arguments`; expected 2";
         let (repaired, done) = unwrap_reported_error(test, &passed, task).unwrap();
         assert_eq!(
             repaired,
             "import pytest\nimport a\n\ndef test_issue():\n    x = 1\n    a.f(x)\n    a.g()\n    assert x\n"
         );
-        assert!(done.contains("with pytest.raises(TypeError):"), "{done}");
+        assert!(done.contains("with pytest.raises(TypeError) as info:"), "{done}");
         assert_eq!(
             unwrap_reported_error(test, &passed, "a.f(1) returns 3; expected 2"),
             None,
@@ -445,7 +541,9 @@ mod tests {
     fn a_test_is_kept_only_when_it_fails_for_the_bug() {
         let read = |exit, out: &str| TestReport::read(Runner::Pytest, Some(exit), out);
         let assertion = read(1, "E   assert 2 == 1\nFAILED tests/test_fixbox_issue.py::test_f - assert 2 == 1\n");
-        let judge = |report: &TestReport| judge(report, "f() returns 2 where 1 is expected");
+        let judge = |report: &TestReport| {
+            judge("def test_f():\n    assert f() == 1\n", report, "f() returns 2 where 1 is expected")
+        };
         assert_eq!(judge(&assertion).unwrap(), vec!["tests/test_fixbox_issue.py::test_f"]);
         let raised = read(1, "FAILED tests/test_fixbox_issue.py::test_f - ValueError: bad\n");
         assert!(judge(&raised).is_ok());
@@ -454,7 +552,15 @@ mod tests {
             "E   Failed: DID NOT RAISE <class 'ValueError'>\nFAILED tests/test_fixbox_issue.py::test_f - Failed: DID NOT RAISE <class 'ValueError'>\n",
         );
         assert!(judge(&unraised).unwrap_err().contains("expects ValueError to be raised"));
-        assert!(super::judge(&unraised, "f() should raise ValueError").is_ok(), "the issue asks for it");
+        let expecting = "def test_f():\n    with pytest.raises(errors.ValueError):\n        f()\n";
+        assert!(super::judge(expecting, &unraised, "f() should raise ValueError").is_ok(), "the issue asks for it");
+        let erroring = read(
+            1,
+            "E   AttributeError: module 'a.errors' has no attribute 'TokenError'\nFAILED tests/test_fixbox_issue.py::test_f - AttributeError: module 'a.errors' has no attribute 'TokenError'\n",
+        );
+        let unnamed = "def test_f():\n    with pytest.raises(a.errors.TokenError):\n        f()\n";
+        assert!(super::judge(unnamed, &erroring, "f() returns 2").unwrap_err().contains("cannot run"));
+        assert!(super::judge(unnamed, &assertion, "f() returns 2").unwrap_err().contains("expects TokenError"));
 
         let passing = read(0, "PASSED tests/test_fixbox_issue.py::test_f\n");
         assert!(judge(&passing).unwrap_err().contains("does not show the bug"));

@@ -135,7 +135,7 @@ fn frames(repo: &Repo, output: &str) -> Vec<(String, usize)> {
 
 /// `(path, 0-based line)` in the functions of the project's code that best match the task, best
 /// first, at most [`MAX_REGIONS`]: each name of the task a function uses counts by how rare it is
-/// among the functions (BM25's idf), its own name twice; the line is where its rarest match is.
+/// among the functions (BM25's idf), its own name half again; the line is where its rarest match is.
 fn ranked(repo: &Repo, task: &str) -> Vec<(String, usize)> {
     /// A function that uses some of the task's names.
     struct Function<'a> {
@@ -144,39 +144,76 @@ fn ranked(repo: &Repo, task: &str) -> Vec<(String, usize)> {
         name: &'a str,
         used: BTreeSet<&'a str>,
         body: &'a [&'a str],
+        /// Whether each line of the body is code, not a docstring or a comment.
+        code: &'a [bool],
     }
     let words: BTreeSet<&str> =
         identifiers(task).into_iter().filter(|w| !COMMON.contains(&w.to_lowercase().as_str())).collect();
-    let files: Vec<(&str, Vec<&str>)> =
-        repo.paths().filter(|p| candidate(p)).map(|p| (p, repo.current(p).unwrap_or("").lines().collect())).collect();
+    let files: Vec<(&str, Vec<&str>, Vec<bool>)> = repo
+        .paths()
+        .filter(|p| candidate(p))
+        .map(|p| {
+            let lines: Vec<&str> = repo.current(p).unwrap_or("").lines().collect();
+            let code = code_lines(&lines);
+            (p, lines, code)
+        })
+        .collect();
     let mut functions: Vec<Function> = Vec::new();
-    for (path, lines) in &files {
+    for (path, lines, code) in &files {
         for (i, line) in lines.iter().enumerate() {
             let Some(name) = defined(line) else { continue };
             let Some((start, end)) = function_at(path, lines, i) else { continue };
             let body = &lines[start..end];
-            let used: BTreeSet<&str> = body.iter().flat_map(|l| identifiers(l)).filter(|w| words.contains(w)).collect();
+            let used: BTreeSet<&str> = (start..end)
+                .filter(|&l| code[l])
+                .flat_map(|l| identifiers(lines[l]))
+                .filter(|w| words.contains(w))
+                .collect();
             if !used.is_empty() {
-                functions.push(Function { path, start, name, used, body });
+                functions.push(Function { path, start, name, used, body, code: &code[start..end] });
             }
         }
     }
     let n = functions.len() as f64;
+    let average = functions.iter().map(|f| f.body.len()).sum::<usize>() as f64 / n.max(1.0);
     let idf = |w: &str| (1.0 + n / (functions.iter().filter(|f| f.used.contains(w)).count() as f64).max(1.0)).ln();
     let mut scored: Vec<(f64, &str, usize)> = functions
         .iter()
         .map(|f| {
-            let own = if f.used.contains(f.name) { idf(f.name) } else { 0.0 };
-            let score = f.used.iter().map(|w| idf(w)).sum::<f64>() + own;
+            let own = if f.used.contains(f.name) { idf(f.name) / 2.0 } else { 0.0 };
+            // BM25 with each name counted once: a long function matches more names by its length.
+            let norm = (K1 + 1.0) / (1.0 + K1 * (1.0 - B + B * f.body.len() as f64 / average));
+            let score = (f.used.iter().map(|w| idf(w)).sum::<f64>() + own) * norm;
             let rarest = f.used.iter().copied().max_by(|a, b| idf(a).total_cmp(&idf(b)));
             let line = rarest
-                .and_then(|w| f.body.iter().skip(1).position(|l| identifiers(l).contains(w)))
-                .map_or(f.start, |i| f.start + 1 + i);
+                .and_then(|w| (1..f.body.len()).find(|&i| f.code[i] && identifiers(f.body[i]).contains(w)))
+                .map_or(f.start, |i| f.start + i);
             (score, f.path, line)
         })
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)).then(a.2.cmp(&b.2)));
     scored.into_iter().take(MAX_REGIONS).map(|(_, path, line)| (path.to_string(), line)).collect()
+}
+
+/// BM25's parameters; length counts half (b = 0.5): a short helper is not likelier for its size.
+const K1: f64 = 1.2;
+const B: f64 = 0.5;
+
+/// Whether each line is code: not a comment, and not in a docstring (whose prose names everything).
+fn code_lines(lines: &[&str]) -> Vec<bool> {
+    let mut in_string = false;
+    lines
+        .iter()
+        .map(|line| {
+            let quotes = line.matches("\"\"\"").count() + line.matches("\'\'\'").count();
+            let was = in_string;
+            if quotes % 2 == 1 {
+                in_string = !in_string;
+            }
+            let trimmed = line.trim_start();
+            !(was || quotes > 0 || trimmed.starts_with('#') || trimmed.starts_with("//"))
+        })
+        .collect()
 }
 
 /// Words of an issue that name nothing in the code.
@@ -406,7 +443,7 @@ mod tests {
 
     #[test]
     fn without_a_traceback_the_functions_using_the_tasks_rarest_names_come_first() {
-        let code = "def load(path):\n    return open(path).read()\n\n\ndef transform(cls, fields, field_transformer):\n    if field_transformer is not None:\n        fields = field_transformer(cls, fields)\n    return fields\n\n\ndef fields(cls):\n    return cls.fields\n";
+        let code = "def load(path):\n    \"\"\"Reads a file; see field_transformer.\n\n    field_transformer\n    \"\"\"\n    return open(path).read()\n\n\ndef transform(cls, fields, field_transformer):\n    if field_transformer is not None:\n        fields = field_transformer(cls, fields)\n    return fields\n\n\ndef fields(cls):\n    return cls.fields\n";
         let (_d, repo) = repo(&[
             ("a.py", code),
             ("a.pyi", "def transform(cls, fields, field_transformer): ...\n"),
@@ -414,7 +451,11 @@ mod tests {
         ]);
         let found = regions(&repo, "`field_transformer` written as a generator drops all fields", "");
         let labels: Vec<String> = found.iter().map(Region::label).collect();
-        assert_eq!(labels, ["a.py, lines 5-8 (in `transform`)", "a.py, lines 11-12 (in `fields`)"]);
+        assert_eq!(
+            labels,
+            ["a.py, lines 9-12 (in `transform`)", "a.py, lines 15-16 (in `fields`)"],
+            "docstrings do not count"
+        );
     }
 
     #[test]

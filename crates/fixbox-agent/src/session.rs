@@ -493,7 +493,17 @@ impl<S: Sandbox> Run<'_, S> {
     /// the test is in the sandbox and the repository. Its calls and test runs belong to iteration 0,
     /// before any patch.
     async fn reproduce(&mut self, place: &Placement) -> Result<Result<(), Outcome>, AgentError> {
-        let mut ask = reproduce::Ask::new(&self.request.task, &self.repo, place);
+        let task = self.request.task.clone();
+        // The issue's own example, where it raises the error the issue reports, is the test: no
+        // model call needed.
+        if let Some(test) = reproduce::from_example(&task) {
+            match self.try_reproduction(place, 0, test, true).await? {
+                Ok(Ok(_)) => return Ok(Ok(())),
+                Ok(Err(_)) => {}
+                Err(stop) => return Ok(Err(stop)),
+            }
+        }
+        let mut ask = reproduce::Ask::new(&task, &self.repo, place);
         let mut why = String::new();
         for attempt in 1..=reproduce::TRIES {
             // Each try a step warmer: at a low temperature the same prompt gets the same test.
@@ -513,49 +523,65 @@ impl<S: Sandbox> Run<'_, S> {
                 ask.push_rejected(&why, None);
                 continue;
             };
-            let mut test = test;
-            let (report, verdict) = loop {
-                self.write(&place.path, &test).await?;
-                let report = match self.run_plan(&place.alone()).await? {
-                    Ok(report) => report,
-                    Err(stop) => return Ok(Err(stop)),
-                };
-                let task = &self.request.task;
-                let verdict = reproduce::judge(&report, task);
-                // A module of the standard library left unimported is ours to add, and the reported
-                // error wrapped in `pytest.raises` ours to unwrap: neither is worth a try.
-                let repaired = verdict.as_ref().err().and_then(|_| {
-                    reproduce::add_missing_import(&test, &report)
-                        .or_else(|| reproduce::unwrap_reported_error(&test, &report, task))
-                });
-                self.log.record(Event::Reproduction {
-                    attempt,
-                    path: place.path.clone(),
-                    test: test.clone(),
-                    accepted: verdict.is_ok(),
-                    why: match (&verdict, &repaired) {
-                        (Ok(_), _) => String::new(),
-                        (Err(why), Some((_, done))) => format!("{why}; running it again with {done}"),
-                        (Err(why), None) => why.clone(),
-                    },
-                })?;
-                match repaired {
-                    Some((repaired, _)) => test = repaired,
-                    None => break (report, verdict),
-                }
-            };
-            match verdict {
-                Ok(_) => {
-                    self.repo.set(&place.path, test);
-                    return Ok(Ok(()));
-                }
-                Err(reason) => {
+            match self.try_reproduction(place, attempt, test, false).await? {
+                Ok(Ok(_)) => return Ok(Ok(())),
+                Ok(Err((reason, report))) => {
                     ask.push_rejected(&reason, Some(&report));
                     why = reason;
                 }
+                Err(stop) => return Ok(Err(stop)),
             }
         }
         Ok(Err(Outcome::NotReproduced { reason: why }))
+    }
+
+    /// Runs `test` as the reproduction and judges it, repairing what is ours to repair; a kept test is
+    /// in the repository. `example`: the issue's own example, kept only when it fails with the errors
+    /// the issue names. `Err((why, its run))` when it was not kept.
+    async fn try_reproduction(
+        &mut self,
+        place: &Placement,
+        attempt: u32,
+        mut test: String,
+        example: bool,
+    ) -> Result<Result<Result<(), (String, TestReport)>, Outcome>, AgentError> {
+        let task = self.request.task.clone();
+        loop {
+            self.write(&place.path, &test).await?;
+            let report = match self.run_plan(&place.alone()).await? {
+                Ok(report) => report,
+                Err(stop) => return Ok(Err(stop)),
+            };
+            let mut verdict = reproduce::judge(&test, &report, &task).map(|_| ());
+            if example && verdict.is_ok() && !reproduce::raises_the_reported_error(&report, &task) {
+                verdict = Err("the issue's example does not fail with the error the issue reports".into());
+            }
+            // A module of the standard library left unimported is ours to add, and the reported
+            // error wrapped in `pytest.raises` ours to unwrap: neither is worth a try.
+            let repaired = verdict.as_ref().err().and_then(|_| {
+                reproduce::add_missing_import(&test, &report)
+                    .or_else(|| reproduce::unwrap_reported_error(&test, &report, &task))
+            });
+            self.log.record(Event::Reproduction {
+                attempt,
+                path: place.path.clone(),
+                test: test.clone(),
+                accepted: verdict.is_ok(),
+                why: match (&verdict, &repaired) {
+                    (Ok(_), _) => String::new(),
+                    (Err(why), Some((_, done))) => format!("{why}; running it again with {done}"),
+                    (Err(why), None) => why.clone(),
+                },
+            })?;
+            match (verdict, repaired) {
+                (Ok(()), _) => {
+                    self.repo.set(&place.path, test);
+                    return Ok(Ok(Ok(())));
+                }
+                (Err(_), Some((repaired, _))) => test = repaired,
+                (Err(why), None) => return Ok(Ok(Err((why, report)))),
+            }
+        }
     }
 
     /// After the tests passed with a reproduction: runs it again until it has passed
