@@ -247,16 +247,52 @@ fn as_test(code: &str) -> Option<String> {
     Some(format!("{}\n\n\ndef test_issue():\n{body}\n", imports.join("\n")).trim_start().to_string())
 }
 
-/// The issue's first Python example as a test, where the issue names an error (`…Error`, `…Exception`)
-/// it raises: run as is, it fails with that error until the bug is fixed.
+/// The issue's first Python example as a test, where it shows the bug by itself: the issue names an
+/// error (`…Error`, `…Exception`) it raises, so run as is it fails until the bug is fixed; or the issue
+/// says what the example's prints should show (`Expected: `V``), so each print becomes an assertion.
 pub fn from_example(task: &str) -> Option<String> {
-    if errors_named(task).is_empty() {
-        return None;
-    }
     let mut lines = task.lines();
     lines.find(|l| matches!(l.trim(), "```python" | "```py" | "```python3" | "```pycon"))?;
     let code: Vec<&str> = lines.take_while(|l| !l.trim_start().starts_with("```")).collect();
-    as_test(&code.join("\n"))
+    if !errors_named(task).is_empty() {
+        return as_test(&code.join("\n"));
+    }
+    let expected = expected_values(task);
+    let prints: Vec<usize> = (0..code.len()).filter(|&i| code[i].trim_start().starts_with("print(")).collect();
+    // A print in a loop or a branch prints what no one value says.
+    if prints.is_empty()
+        || expected.len() < prints.len()
+        || prints.iter().any(|&i| code[i].starts_with(char::is_whitespace))
+    {
+        return None;
+    }
+    let mut code: Vec<String> = code.iter().map(|l| l.to_string()).collect();
+    for (&i, value) in prints.iter().zip(&expected) {
+        let args = code[i].trim_end().strip_prefix("print(")?.strip_suffix(')')?.to_string();
+        code[i] = format!("assert _printed({args}) == {}", python_string(value));
+    }
+    let test = as_test(&code.join("\n"))?;
+    // What print would show, to compare with what the issue says it should.
+    let helper = "def _printed(*values):\n    return \" \".join(str(v) for v in values)\n\n\n";
+    let at = test.find("def test_issue")?;
+    Some(format!("{}{helper}{}", &test[..at], &test[at..]))
+}
+
+/// The values in backticks from where an issue first says what it expects to the paragraph's end.
+/// None where it expects something raised: a print cannot show that.
+fn expected_values(task: &str) -> Vec<String> {
+    let Some(at) = task.to_lowercase().find("expected") else { return Vec::new() };
+    let rest = &task[at..];
+    let paragraph = &rest[..rest.find("\n\n").unwrap_or(rest.len())];
+    if paragraph.contains("raise") {
+        return Vec::new();
+    }
+    paragraph.split('`').skip(1).step_by(2).map(str::to_string).collect()
+}
+
+/// `text` as a Python string literal.
+fn python_string(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// Whether a run fails with every error the issue names and no other: an issue that names another
@@ -480,7 +516,16 @@ mod tests {
             test,
             "from m import S\n\n\ndef test_issue():\n    class T(S):\n        x = 1\n\n    T().dump([1])\n"
         );
-        assert_eq!(from_example("f() returns 2\n\n```python\nf()\n```\n"), None, "no error named");
+        assert_eq!(from_example("f() returns 2\n\n```python\nf()\n```\n"), None, "no error named, no print");
+        let prints = "parse drops a newline\n\n```python\nimport parse\nr = parse.parse('{}', 'a\\n')\nprint(repr(r[0]), 1)\nprint(r)\n```\nPrints `'a'`.\n\nExpected `'a\\n' 1` and `<Result \"x\">`: the whole string.\n";
+        assert_eq!(
+            from_example(prints).unwrap(),
+            "import parse\n\n\ndef _printed(*values):\n    return \" \".join(str(v) for v in values)\n\n\ndef test_issue():\n    r = parse.parse('{}', 'a\\n')\n    assert _printed(repr(r[0]), 1) == \"'a\\\\n' 1\"\n    assert _printed(r) == \"<Result \\\"x\\\">\"\n"
+        );
+        let looped = "```python\nfor q in qs:\n    print(q)\n```\nExpected `1`.\n";
+        assert_eq!(from_example(looped), None, "a print in a loop");
+        let raised = "```python\nprint(s.unsign(x))\n```\nExpected `SignatureExpired` to be raised.\n";
+        assert_eq!(from_example(raised), None, "an exception expected");
         let session = ">>> import m\n>>> m.f(\n...   1)\nTraceback (most recent call last):\nValueError: x\n";
         assert_eq!(
             from_example(&format!("f raises ValueError\n```pycon\n{session}```\n")).unwrap(),
