@@ -236,13 +236,22 @@ async fn the_answer_grammars_hold_a_real_engine_to_their_shape() -> Result<()> {
     let router = Router::new(RetryPolicy::default(), Arc::new(Metrics::default()))
         .with_routes("default", vec![local_route("local", OpenAiClient::new(&engine.url, "smollm2").named("local"))]);
     let edit = fixbox_patch::EditFormat::SearchReplace.grammar().context("search/replace has a grammar")?;
+    let rewrite = fixbox_patch::EditFormat::Rewrite.grammar().context("a rewrite has a grammar")?;
     // A prompt that invites prose: without the grammar this model answers in words.
-    for (grammar, shape) in [(edit, "\n<<<<<<< SEARCH\n"), (fixbox_agent::REPRODUCTION_GRAMMAR, "```python\n")] {
+    for (grammar, shape) in
+        [(edit, "\n<<<<<<< SEARCH\n"), (fixbox_agent::REPRODUCTION_GRAMMAR, "```python\n"), (rewrite, "```")]
+    {
         let mut asked = request("What is the capital of France? Answer in one sentence.", 120);
         asked.sampling.extra.insert("grammar".into(), grammar.into());
         let (_, record) = run(&router, asked).await;
         let text = record?.text;
-        let held = text.contains(shape) || (grammar == edit && text.starts_with("I GIVE UP: "));
+        let held = if grammar == rewrite {
+            // One fenced block and nothing after it (or cut at the token limit inside it).
+            let fences = text.matches(shape).count();
+            text.starts_with(shape) && (fences == 1 || (fences == 2 && text.trim_end().ends_with(shape)))
+        } else {
+            text.contains(shape) || (grammar == edit && text.starts_with("I GIVE UP: "))
+        };
         assert!(held, "{shape:?} not in {text:?}");
     }
     Ok(())

@@ -201,10 +201,11 @@ fn expectation(task: &str) -> Option<String> {
 }
 
 /// The test file in an answer: its first fenced block, or the whole answer when it has no fence and
-/// defines a test. Code with no test function becomes the body of one.
+/// defines a test. Fenced code with no test function becomes the body of one.
 pub fn extract(answer: &str) -> Option<String> {
     let lines: Vec<&str> = answer.lines().collect();
     let is_fence = |l: &&str| l.trim_start().starts_with("```");
+    let fenced = lines.iter().any(is_fence);
     let body: Vec<&str> = match lines.iter().position(is_fence) {
         // The file's text alone, then a stray closing fence.
         Some(close) if lines[..close].iter().any(|l| l.contains("def test")) => lines[..close].to_vec(),
@@ -220,7 +221,8 @@ pub fn extract(answer: &str) -> Option<String> {
     if text.contains("def test") {
         return Some(format!("{}\n", text.trim_end()));
     }
-    as_test(&text)
+    // Fenced code, not prose.
+    fenced.then(|| as_test(&text)).flatten()
 }
 
 /// Code as a test file: its imports at the top, the rest the body of `test_issue`. `None` for code
@@ -485,6 +487,7 @@ mod tests {
         assert_eq!(extract(fenced).unwrap(), "from a import f\n\ndef test_f():\n    assert f() == 1\n");
         assert_eq!(extract("def test_f():\n    assert f() == 1\n```").unwrap(), "def test_f():\n    assert f() == 1\n");
         assert_eq!(extract("```python\nimport m\n```"), None);
+        assert_eq!(extract("The sum is wrong."), None, "prose");
     }
 
     #[test]

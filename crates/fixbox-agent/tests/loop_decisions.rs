@@ -117,7 +117,7 @@ async fn where_the_tests_pass_before_any_change_the_model_first_writes_a_test_th
     assert!(tries[1].1.contains("No module named 'nothing'"), "{tries:?}");
     assert_eq!(tries[2], (true, String::new()));
     let asked = last_messages(&model);
-    assert!(asked[1].contains("That test was not kept: the answer holds no test function"), "{}", asked[1]);
+    assert!(asked[1].contains("- the answer holds no test function"), "{}", asked[1]);
     let grammar = |at: usize| model.requests()[at].sampling.extra.get("grammar").cloned().unwrap_or_default();
     assert!(grammar(0).as_str().is_some_and(|g| g.starts_with("root ::= \"```python\\n\"")), "{}", grammar(0));
     assert!(grammar(3).as_str().is_some_and(|g| g.contains("SEARCH")), "the fix is held to the edit's grammar");
@@ -285,4 +285,37 @@ async fn a_model_that_cannot_be_reached_ends_the_session_with_an_error_saying_wh
     let ran = run(dir.path(), None, limits(), MemorySandbox::new(calc_tests), model).await;
     let Outcome::Error { message } = &ran.finished.outcome else { panic!("{:?}", ran.finished.outcome) };
     assert!(message.contains("the model call failed") && message.contains("connection refused"), "{message}");
+}
+
+#[tokio::test]
+async fn a_rewrite_that_does_not_fix_is_undone_and_shown_and_an_unchanged_one_is_asked_again_warmer() {
+    let code = "def mul(a, b):\n    return a * b\n\n\ndef add(a, b):\n    return a - b\n";
+    let dir = repo(&[("calc.py", code), ("test_calc.py", TESTS)]);
+    let unchanged = "```python\ndef add(a, b):\n    return a - b\n```\n";
+    let wrong = "```python\ndef add(a, b):\n    return a * b\n```\n";
+    let right = "```python\ndef add(a, b):\n    return a + b\n```\n";
+    let model = ScriptedModel::new([Reply::text(unchanged), Reply::text(wrong), Reply::text(right)]);
+    let mut request = FixRequest { limits: limits(), ..support::request(dir.path()) };
+    request.model.edit_format = Some(fixbox_patch::EditFormat::Rewrite);
+    let ran = run_request(request, MemorySandbox::new(calc_tests), model.clone()).await;
+
+    assert_eq!(ran.finished.outcome, Outcome::Fixed);
+    assert_eq!(ran.finished.iterations, 3);
+    assert_eq!(
+        ran.finished.diff,
+        "--- a/calc.py\n+++ b/calc.py\n@@ -3,4 +3,4 @@\n \n \n def add(a, b):\n-    return a - b\n+    return a + b\n"
+    );
+    let undone = ran.events.iter().filter(|e| matches!(e, Event::PatchUndone { .. })).count();
+    let unchanged = ran.events.iter().filter(|e| matches!(e, Event::PatchRejected { .. })).count();
+    assert_eq!((unchanged, undone), (1, 1), "{:?}", ran.kinds());
+
+    let requests = model.requests();
+    // The region the task names, alone: not the rest of the file.
+    let asked = last_messages(&model);
+    assert!(asked[0].contains("calc.py, lines 5-6 (in `add`)") && !asked[0].contains("def mul"), "{}", asked[0]);
+    assert!(requests[1].sampling.temperature > requests[0].sampling.temperature, "asked again, warmer");
+    assert!(asked[2].contains("-    return a - b\n+    return a * b\n"), "the try undone is shown: {}", asked[2]);
+    let grammar = requests[0].sampling.extra.get("grammar").and_then(|g| g.as_str()).unwrap_or_default();
+    assert!(grammar.starts_with("root ::= \"```\""), "{grammar}");
+    assert!(requests[0].sampling.max_tokens < Some(200), "room for the region, not 2,048 tokens");
 }
