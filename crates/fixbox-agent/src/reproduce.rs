@@ -42,7 +42,6 @@ const CANNOT_RUN: &[&str] = &[
     "IndentationError",
     "NameError",
     "fixture '",
-    "TypeError: test_",
     "AttributeError: module '",
 ];
 
@@ -327,7 +326,7 @@ expects, which the code does not give now"
     }
     let reasons: Vec<&str> =
         report.output.lines().filter(|l| l.starts_with("FAILED ") || l.starts_with("ERROR ")).collect();
-    let cannot_run = |line: &&str| CANNOT_RUN.iter().any(|e| line.contains(e));
+    let cannot_run = |line: &&str| CANNOT_RUN.iter().any(|e| line.contains(e)) || miscalled_test(line);
     if !reasons.is_empty() && reasons.iter().all(cannot_run) {
         return Err(format!(
             "it fails because it cannot run ({}), not because of the bug: fix the test itself",
@@ -343,6 +342,15 @@ expects instead"
         ));
     }
     Ok(failed)
+}
+
+/// Whether a line says pytest called the test function itself wrongly (`TypeError: test_f() missing 1
+/// required positional argument`), not code the test calls (`test_f.<locals>.C.__init__() takes …`).
+fn miscalled_test(line: &str) -> bool {
+    line.split("TypeError: test_").skip(1).any(|rest| {
+        let name = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
+        rest[name..].starts_with('(')
+    })
 }
 
 /// The exceptions `test` expects with `pytest.raises(E)`, by their names.
@@ -617,6 +625,16 @@ mod tests {
             "E   ImportError: cannot import name 'g'\nFAILED tests/test_fixbox_issue.py::test_f - ImportError: cannot import name 'g'\n",
         );
         assert!(judge(&import).unwrap_err().contains("cannot import name 'g'"), "{:?}", judge(&import));
+        let miscalled = read(
+            1,
+            "FAILED tests/test_fixbox_issue.py::test_f - TypeError: test_f() missing 1 required positional argument: 'x'\n",
+        );
+        assert!(judge(&miscalled).unwrap_err().contains("cannot run"));
+        let local = read(
+            1,
+            "FAILED tests/test_fixbox_issue.py::test_f - TypeError: test_f.<locals>.C.__init__() takes 1 positional argument but 2 were given\n",
+        );
+        assert!(super::judge("", &local, "C(1) raises TypeError").is_ok(), "the code under test raised it");
         let collection = read(2, "ERROR tests/test_fixbox_issue.py - SyntaxError: invalid syntax\n1 error in 0.1s\n");
         assert!(
             judge(&collection).unwrap_err().contains("could not run (ERROR tests/test_fixbox_issue.py - SyntaxError")

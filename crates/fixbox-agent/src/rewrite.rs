@@ -14,7 +14,7 @@ use crate::repo::{Repo, file_diff, is_code, is_test_file};
 use crate::text::cut_middle;
 
 /// Regions tried at most, and tries of one region before the next.
-const MAX_REGIONS: usize = 6;
+const MAX_REGIONS: usize = 8;
 pub const TRIES_PER_REGION: usize = 2;
 /// A function longer than this is shown as the part around the line the failure points at.
 const MAX_LINES: usize = 40;
@@ -56,13 +56,16 @@ impl Region {
         let pad = " ".repeat(indent(old).saturating_sub(indent(&new)));
         let new: Vec<String> =
             new.iter().map(|l| if l.trim().is_empty() { String::new() } else { format!("{pad}{l}") }).collect();
-        let same = |a: &str, b: &str| a.trim_end() == b.trim_end();
         let trimmed = |ls: Vec<String>| {
             let end = ls.iter().rposition(|l| !l.trim().is_empty()).map_or(0, |i| i + 1);
             ls[..end].to_vec()
         };
-        let (old_kept, new_kept) = (trimmed(old.iter().map(|l| l.to_string()).collect()), trimmed(new.clone()));
-        if old_kept.len() == new_kept.len() && old_kept.iter().zip(&new_kept).all(|(a, b)| same(a, b)) {
+        let new_kept = trimmed(new.clone());
+        // Blank lines and trailing spaces aside: a change to those is no fix.
+        let code = |ls: &mut dyn Iterator<Item = &str>| -> Vec<String> {
+            ls.filter(|l| !l.trim().is_empty()).map(|l| l.trim_end().to_string()).collect()
+        };
+        if code(&mut old.iter().copied()) == code(&mut new_kept.iter().map(String::as_str)) {
             return None;
         }
         // Blank lines the region ended with stay: they part it from what follows.
