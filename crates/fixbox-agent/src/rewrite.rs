@@ -90,8 +90,9 @@ impl Region {
 
 /// The regions to try, most likely first: the function around each frame of the failure's
 /// tracebacks in the project's code (not its tests), deepest frame first; then the functions whose
-/// code shares the most (and rarest) names with the task. Overlapping regions are tried once.
-pub fn regions(repo: &Repo, task: &str, output: &str) -> Vec<Region> {
+/// code shares the most (and rarest) words with the task, among those the failing tests ran where
+/// they were traced. Overlapping regions are tried once.
+pub fn regions(repo: &Repo, task: &str, output: &str, executed: &Executed) -> Vec<Region> {
     let mut found: Vec<Region> = Vec::new();
     let mut add = |region: Region| {
         let overlaps = |r: &Region| r.path == region.path && r.start < region.end && region.start < r.end;
@@ -104,7 +105,7 @@ pub fn regions(repo: &Repo, task: &str, output: &str) -> Vec<Region> {
             add(region);
         }
     }
-    for (path, line) in ranked(repo, task) {
+    for (path, line) in ranked(repo, task, executed) {
         if let Some(region) = repo.current(&path).and_then(|text| around(&path, text, line)) {
             add(region);
         }
@@ -139,19 +140,18 @@ fn frames(repo: &Repo, output: &str) -> Vec<(String, usize)> {
 /// `(path, 0-based line)` in the functions of the project's code that best match the task, best
 /// first, at most [`MAX_REGIONS`]: each name of the task a function uses counts by how rare it is
 /// among the functions (BM25's idf), its own name half again; the line is where its rarest match is.
-fn ranked(repo: &Repo, task: &str) -> Vec<(String, usize)> {
-    /// A function that uses some of the task's names.
+fn ranked(repo: &Repo, task: &str, executed: &Executed) -> Vec<(String, usize)> {
+    /// A function that uses some of the task's words.
     struct Function<'a> {
         path: &'a str,
         start: usize,
         name: &'a str,
-        used: BTreeSet<&'a str>,
+        used: BTreeSet<String>,
         body: &'a [&'a str],
         /// Whether each line of the body is code, not a docstring or a comment.
         code: &'a [bool],
     }
-    let words: BTreeSet<&str> =
-        identifiers(task).into_iter().filter(|w| !COMMON.contains(&w.to_lowercase().as_str())).collect();
+    let asked: BTreeSet<String> = words(task).into_iter().filter(|w| !COMMON.contains(&w.as_str())).collect();
     let files: Vec<(&str, Vec<&str>, Vec<bool>)> = repo
         .paths()
         .filter(|p| candidate(p))
@@ -165,14 +165,15 @@ fn ranked(repo: &Repo, task: &str) -> Vec<(String, usize)> {
     for (path, lines, code) in &files {
         for (i, line) in lines.iter().enumerate() {
             let Some(name) = defined(line) else { continue };
+            // Where the failing tests were traced, only what they ran.
+            if !executed.is_empty() && !executed.ran(path, i) {
+                continue;
+            }
             let Some((start, end)) = function_at(path, lines, i) else { continue };
             let body = &lines[start..end];
-            let used: BTreeSet<&str> = (start..end)
-                .filter(|&l| code[l])
-                .flat_map(|l| identifiers(lines[l]))
-                .filter(|w| words.contains(w))
-                .collect();
-            if !used.is_empty() {
+            let used: BTreeSet<String> =
+                (start..end).filter(|&l| code[l]).flat_map(|l| words(lines[l])).filter(|w| asked.contains(w)).collect();
+            if !used.is_empty() || !executed.is_empty() {
                 functions.push(Function { path, start, name, used, body, code: &code[start..end] });
             }
         }
@@ -183,19 +184,107 @@ fn ranked(repo: &Repo, task: &str) -> Vec<(String, usize)> {
     let mut scored: Vec<(f64, &str, usize)> = functions
         .iter()
         .map(|f| {
-            let own = if f.used.contains(f.name) { idf(f.name) / 2.0 } else { 0.0 };
-            // BM25 with each name counted once: a long function matches more names by its length.
+            let name = f.name.to_lowercase();
+            let own = if f.used.contains(&name) { idf(&name) / 2.0 } else { 0.0 };
+            // BM25 with each word counted once: a long function matches more words by its length.
             let norm = (K1 + 1.0) / (1.0 + K1 * (1.0 - B + B * f.body.len() as f64 / average));
             let score = (f.used.iter().map(|w| idf(w)).sum::<f64>() + own) * norm;
-            let rarest = f.used.iter().copied().max_by(|a, b| idf(a).total_cmp(&idf(b)));
+            let rarest = f.used.iter().max_by(|a, b| idf(a).total_cmp(&idf(b)));
             let line = rarest
-                .and_then(|w| (1..f.body.len()).find(|&i| f.code[i] && identifiers(f.body[i]).contains(w)))
+                .and_then(|w| (1..f.body.len()).find(|&i| f.code[i] && words(f.body[i]).contains(w)))
                 .map_or(f.start, |i| f.start + i);
             (score, f.path, line)
         })
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)).then(a.2.cmp(&b.2)));
     scored.into_iter().take(MAX_REGIONS).map(|(_, path, line)| (path.to_string(), line)).collect()
+}
+
+/// The words of `text` for ranking, lowercased: each identifier of 3+ characters and the parts of a
+/// snake_case or camelCase one (`_match_re` is also `match`, `getRealName` also `real`).
+fn words(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for word in identifiers(text) {
+        out.insert(word.to_lowercase());
+        let mut part = String::new();
+        let mut parts = Vec::new();
+        let mut previous_lower = false;
+        for c in word.chars() {
+            if c == '_' || (c.is_uppercase() && previous_lower) {
+                parts.push(std::mem::take(&mut part));
+            }
+            if c != '_' {
+                part.push(c.to_ascii_lowercase());
+            }
+            previous_lower = c.is_lowercase() || c.is_ascii_digit();
+        }
+        parts.push(part);
+        out.extend(parts.into_iter().filter(|p| p.len() >= 3));
+    }
+    out
+}
+
+/// The functions a run of the failing tests called: `(path, 1-based first line)`, the line of the
+/// `def` or of its first decorator.
+#[derive(Debug, Clone, Default)]
+pub struct Executed(BTreeSet<(String, usize)>);
+
+impl Executed {
+    /// Reads [`trace_command`]'s output; empty when it printed no trace.
+    pub fn read(output: &str) -> Self {
+        let Some((_, calls)) = output.split_once(TRACE_MARK) else { return Self::default() };
+        Self(
+            calls
+                .lines()
+                .filter_map(|l| l.rsplit_once(':'))
+                .filter_map(|(path, line)| Some((path.to_string(), line.trim().parse().ok()?)))
+                .collect(),
+        )
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether the function defined at `def_line` (0-based) of `path` ran.
+    fn ran(&self, path: &str, def_line: usize) -> bool {
+        // A decorated function's code starts at its first decorator.
+        (def_line.saturating_sub(3)..=def_line).any(|l| self.0.contains(&(path.to_string(), l + 1)))
+    }
+}
+
+const TRACE_MARK: &str = "FIXBOX-TRACE\n";
+
+/// A shell command that runs pytest on `targets` (test files or ids) with a profiler that records
+/// every function called from the workspace's code, then prints them after [`TRACE_MARK`].
+pub fn trace_command(workspace: &str, targets: &[String]) -> String {
+    let targets = serde_json::to_string(targets).unwrap_or_else(|_| "[]".into());
+    format!(
+        r#"python3 - <<'FIXBOX_TRACE' 2>&1
+import sys
+import pytest
+
+seen = set()
+
+
+def profile(frame, event, arg):
+    if event == "call":
+        seen.add((frame.f_code.co_filename, frame.f_code.co_firstlineno))
+
+
+sys.setprofile(profile)
+try:
+    pytest.main(["-q", "-p", "no:cacheprovider", "-o", "addopts=", *{targets}])
+finally:
+    sys.setprofile(None)
+root = "{workspace}/"
+print("\n{mark}")
+for name, line in sorted(seen):
+    if name.startswith(root):
+        print(f"{{name[len(root):]}}:{{line}}")
+FIXBOX_TRACE"#,
+        mark = TRACE_MARK.trim_end(),
+    )
 }
 
 /// BM25's parameters; length counts half (b = 0.5): a short helper is not likelier for its size.
@@ -403,7 +492,7 @@ mod tests {
     fn the_deepest_frame_of_the_traceback_comes_first_then_what_the_task_names() {
         let (_d, repo) = repo(&[("parse.py", CODE), ("tests/test_parse.py", "def test_x():\n    pass\n")]);
         let output = "tests/test_parse.py:2: in test_x\n    parse('a', 'b')\nparse.py:14: in parse\n    return Parser(fmt).parse(s)\nparse.py:10: AttributeError\n";
-        let found = regions(&repo, "`Parser.__init__` keeps the fmt", output);
+        let found = regions(&repo, "`Parser.__init__` keeps the fmt", output, &Executed::default());
         let labels: Vec<String> = found.iter().map(Region::label).collect();
         assert_eq!(
             labels,
@@ -452,13 +541,41 @@ mod tests {
             ("a.pyi", "def transform(cls, fields, field_transformer): ...\n"),
             ("tests/test_a.py", "def test_fields():\n    field_transformer = 1\n"),
         ]);
-        let found = regions(&repo, "`field_transformer` written as a generator drops all fields", "");
+        let found =
+            regions(&repo, "`field_transformer` written as a generator drops all fields", "", &Executed::default());
         let labels: Vec<String> = found.iter().map(Region::label).collect();
         assert_eq!(
             labels,
             ["a.py, lines 9-12 (in `transform`)", "a.py, lines 15-16 (in `fields`)"],
             "docstrings do not count"
         );
+    }
+
+    #[test]
+    fn where_the_failing_tests_were_traced_only_what_they_ran_is_ranked_and_words_split() {
+        let code = "def load(path):\n    return path\n\n\n@property\ndef _match_re(self):\n    return compile(self._expression)\n\n\ndef matches(fmt):\n    return fmt\n";
+        let (_d, repo) = repo(&[("parse.py", code)]);
+        let trace = format!("3 passed\n{TRACE_MARK}parse.py:1\nparse.py:5\nconftest.py:1\n");
+        let executed = Executed::read(&trace);
+        let found = regions(&repo, "the whole string should match", "", &executed);
+        let labels: Vec<String> = found.iter().map(Region::label).collect();
+        assert_eq!(
+            labels,
+            ["parse.py, lines 6-7 (in `_match_re`)", "parse.py, lines 1-2 (in `load`)"],
+            "`matches` did not run"
+        );
+        assert!(
+            words("getRealName _match_re")
+                .is_superset(&["real", "name", "match", "getrealname", "_match_re"].map(String::from).into())
+        );
+        assert!(Executed::read("no trace").is_empty());
+    }
+
+    #[test]
+    fn the_trace_runs_pytest_on_the_targets_under_a_profiler() {
+        let command = trace_command("/workspace", &["tests/test_a.py::test_b[x y]".to_string()]);
+        assert!(command.contains(r#"*["tests/test_a.py::test_b[x y]"]"#), "{command}");
+        assert!(command.contains("root = \"/workspace/\""));
     }
 
     #[test]

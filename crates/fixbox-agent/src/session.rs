@@ -233,7 +233,8 @@ impl<S: Sandbox> Run<'_, S> {
             };
         }
         if self.format == EditFormat::Rewrite {
-            let regions = rewrite::regions(&self.repo, &self.request.task, &baseline.output);
+            let executed = self.trace(&baseline).await?;
+            let regions = rewrite::regions(&self.repo, &self.request.task, &baseline.output, &executed);
             if !regions.is_empty() {
                 return self.rewrite(&baseline, &regions).await;
             }
@@ -343,6 +344,29 @@ impl<S: Sandbox> Run<'_, S> {
             }
         }
         Ok(Outcome::MaxIterations)
+    }
+
+    /// The functions the failing tests (the reproduction, where there is one) call, from a run under
+    /// a profiler; empty where the runner is not pytest or the run says nothing. Its time is the
+    /// tests'.
+    async fn trace(&mut self, baseline: &TestReport) -> Result<rewrite::Executed, AgentError> {
+        if self.plan.runner != crate::detect::Runner::Pytest {
+            return Ok(rewrite::Executed::default());
+        }
+        let targets: Vec<String> = match &self.reproduction {
+            Some(place) => vec![place.path.clone()],
+            None => baseline.failing().into_iter().take(TRACED_TESTS).collect(),
+        };
+        let started = Instant::now();
+        let mut request = ExecRequest::shell(rewrite::trace_command(WORKSPACE, &targets))
+            .hard_timeout(Duration::from_secs(self.request.limits.test_timeout_s));
+        request.env = self.plan.runner.env();
+        let output = match self.sandbox.exec(request).await {
+            Ok(running) => running.finish().await.map(|o| o.stdout).unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        self.timings.tests_ms += ms(started.elapsed());
+        Ok(rewrite::Executed::read(&output))
     }
 
     /// The loop in [`EditFormat::Rewrite`]: each iteration the model rewrites one of `regions`, most
@@ -825,6 +849,9 @@ fn whole_file(text: &str, repo: &Repo) -> Option<FilePatch> {
     }
     Some(FilePatch { path: Some(path), hunks: vec![Hunk { search: current.to_string(), replace: content }] })
 }
+
+/// Failing tests traced at most, to find the functions they call.
+const TRACED_TESTS: usize = 10;
 
 /// How much a repeated failure raises the temperature, and the most it gets.
 const TEMPERATURE_STEP: f32 = 0.3;
