@@ -46,6 +46,11 @@ pub struct Totals {
     /// Answers that held no edit the loop could use, over every session.
     #[serde(default)]
     pub answers_without_edit: u32,
+    /// The largest prompt of any call, in tokens, and calls that did not fit their context window.
+    #[serde(default)]
+    pub largest_prompt_tokens: Option<u64>,
+    #[serde(default)]
+    pub over_context: u32,
 }
 
 /// Time by phase, in seconds.
@@ -93,6 +98,8 @@ impl Report {
                 (!firsts.is_empty()).then(|| median(&firsts))
             },
             answers_without_edit: tasks.iter().map(|t| t.answers_without_edit).sum(),
+            largest_prompt_tokens: tasks.iter().filter_map(|t| t.largest_prompt_tokens).max(),
+            over_context: tasks.iter().map(|t| t.over_context).sum(),
         };
         Self { mode, model: model.to_string(), totals, tasks }
     }
@@ -153,13 +160,15 @@ impl Report {
             let share = |s: f64| format!("{} ({:.0}%)", duration(s), 100.0 * s / all);
             let _ = writeln!(
                 out,
-                "Time in sessions: model {}, tests and setup {}, sandbox {}, Fixbox {}. Median first prompt: {}. \
-                 Answers with no usable edit: {}.\n",
+                "Time in sessions: model {}, tests and setup {}, sandbox {}, Fixbox {}. Median first prompt: {}; \
+                 largest: {}; calls over their context window: {}. Answers with no usable edit: {}.\n",
                 share(p.model),
                 share(p.tests),
                 share(p.sandbox),
                 share(p.fixbox),
                 t.median_first_prompt_tokens.map_or("–".into(), |n| format!("{n:.0} tokens")),
+                t.largest_prompt_tokens.map_or("–".into(), |n| format!("{n} tokens")),
+                t.over_context,
                 t.answers_without_edit,
             );
         }
@@ -316,6 +325,7 @@ mod tests {
                 own_ms: 1e3,
             });
             result.first_prompt_tokens = Some(first);
+            result.largest_prompt_tokens = Some(first * 2);
             result.answers_without_edit = without;
             result
         };
@@ -331,7 +341,7 @@ mod tests {
         for part in [
             "none resolved",
             "Time in sessions: model 5.0 min (77%), tests and setup 60 s (15%), sandbox 27 s (7%), Fixbox 3 s (1%)",
-            "Median first prompt: 1500 tokens. Answers with no usable edit: 3.",
+            "Median first prompt: 1500 tokens; largest: 6000 tokens; calls over their context window: 0. Answers with no usable edit: 3.",
         ] {
             assert!(text.contains(part), "{part} missing from:\n{text}");
         }

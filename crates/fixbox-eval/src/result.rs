@@ -94,6 +94,12 @@ pub struct TaskResult {
     /// Answers that held no edit the loop could use (prose, a cut-off block, no file named).
     #[serde(default)]
     pub answers_without_edit: u32,
+    /// The largest prompt of a model call, in tokens as the engine counted them, and calls whose
+    /// prompt and answer did not fit the context window the route declared.
+    #[serde(default)]
+    pub largest_prompt_tokens: Option<u64>,
+    #[serde(default)]
+    pub over_context: u32,
     /// The patch judged (SWE-bench's `model_patch`).
     pub model_patch: String,
     pub judgement: Option<Judgement>,
@@ -121,6 +127,8 @@ impl TaskResult {
             timings: None,
             first_prompt_tokens: None,
             answers_without_edit: 0,
+            largest_prompt_tokens: None,
+            over_context: 0,
             model_patch: String::new(),
             judgement: None,
             error: None,
@@ -141,8 +149,13 @@ impl TaskResult {
     /// Counts what one of the session's events says about its prompts and answers.
     pub(crate) fn saw(&mut self, event: &Event) {
         match event {
-            Event::ModelCall { record, .. } if self.first_prompt_tokens.is_none() => {
-                self.first_prompt_tokens = Some(record.usage.prompt);
+            Event::ModelCall { record, .. } => {
+                let prompt = record.usage.prompt;
+                self.first_prompt_tokens.get_or_insert(prompt);
+                self.largest_prompt_tokens = Some(self.largest_prompt_tokens.unwrap_or(0).max(prompt));
+                if record.context_window.is_some_and(|window| prompt + record.usage.completion > u64::from(window)) {
+                    self.over_context += 1;
+                }
             }
             Event::PatchRejected { path: None, .. } => self.answers_without_edit += 1,
             _ => {}
