@@ -1,8 +1,9 @@
 //! Rewrite a region: the edit a small model gets right. The session picks lines of code where the bug
 //! likely is (the function each frame of the failure's traceback is in, deepest first, then the
-//! functions the task names), shows them alone, and the model answers with them rewritten; the
-//! session makes the edit. There is no SEARCH text to copy exactly and no path to name, and each
-//! prompt is short: the task, the failure and one function.
+//! functions that share the task's rarest words, among those the failing tests ran), shows them
+//! alone, and the model answers with them rewritten; the session makes the edit. There is no SEARCH
+//! text to copy exactly and no path to name, and each prompt is short: the task, the failure and
+//! one function.
 
 use std::collections::BTreeSet;
 
@@ -50,30 +51,26 @@ impl Region {
     /// its indentation; `None` when that changes nothing.
     pub fn replace(&self, file: &str, code: &str) -> Option<String> {
         let lines: Vec<&str> = file.lines().collect();
-        let old = &lines[self.start.min(lines.len())..self.end.min(lines.len())];
-        let indent = |ls: &[&str]| ls.iter().filter(|l| !l.trim().is_empty()).map(|l| leading(l)).min().unwrap_or(0);
+        let (start, end) = (self.start.min(lines.len()), self.end.min(lines.len()));
+        let old = &lines[start..end];
         let new: Vec<&str> = code.lines().collect();
-        let pad = " ".repeat(indent(old).saturating_sub(indent(&new)));
+        let pad = " ".repeat(indentation(old).saturating_sub(indentation(&new)));
         let new: Vec<String> =
             new.iter().map(|l| if l.trim().is_empty() { String::new() } else { format!("{pad}{l}") }).collect();
-        let trimmed = |ls: Vec<String>| {
-            let end = ls.iter().rposition(|l| !l.trim().is_empty()).map_or(0, |i| i + 1);
-            ls[..end].to_vec()
-        };
-        let new_kept = trimmed(new.clone());
         // Blank lines and trailing spaces aside: a change to those is no fix.
-        let code = |ls: &mut dyn Iterator<Item = &str>| -> Vec<String> {
-            ls.filter(|l| !l.trim().is_empty()).map(|l| l.trim_end().to_string()).collect()
+        let code_of = |ls: Vec<&str>| -> Vec<String> {
+            ls.iter().map(|l| l.trim_end().to_string()).filter(|l| !l.is_empty()).collect()
         };
-        if code(&mut old.iter().copied()) == code(&mut new_kept.iter().map(String::as_str)) {
+        if code_of(old.to_vec()) == code_of(new.iter().map(String::as_str).collect()) {
             return None;
         }
-        // Blank lines the region ended with stay: they part it from what follows.
-        let blank_tail = old.len() - old.iter().rposition(|l| !l.trim().is_empty()).map_or(0, |i| i + 1);
-        let mut out: Vec<String> = lines[..self.start.min(lines.len())].iter().map(|l| l.to_string()).collect();
-        out.extend(new_kept);
-        out.extend(std::iter::repeat_n(String::new(), blank_tail));
-        out.extend(lines[self.end.min(lines.len())..].iter().map(|l| l.to_string()));
+        // The region's blank lines at its end stay: they part it from what follows.
+        let filled = |ls: &[&str]| ls.iter().rposition(|l| !l.trim().is_empty()).map_or(0, |i| i + 1);
+        let new: Vec<&str> = new.iter().map(String::as_str).collect();
+        let mut out: Vec<&str> = lines[..start].to_vec();
+        out.extend(&new[..filled(&new)]);
+        out.extend(&old[filled(old)..]);
+        out.extend(&lines[end..]);
         let mut text = out.join("\n");
         if file.ends_with('\n') {
             text.push('\n');
@@ -287,7 +284,8 @@ FIXBOX_TRACE"#,
     )
 }
 
-/// BM25's parameters; length counts half (b = 0.5): a short helper is not likelier for its size.
+/// BM25's parameters, with length normalised half way (b = 0.5): a long function matches more words
+/// for its length, but a bug is no likelier in a short one.
 const K1: f64 = 1.2;
 const B: f64 = 0.5;
 
@@ -399,6 +397,11 @@ fn function_at(path: &str, lines: &[&str], at: usize) -> Option<(usize, usize)> 
 
 fn leading(line: &str) -> usize {
     line.len() - line.trim_start().len()
+}
+
+/// The least indentation of the lines that are not blank.
+fn indentation(lines: &[&str]) -> usize {
+    lines.iter().filter(|l| !l.trim().is_empty()).map(|l| leading(l)).min().unwrap_or(0)
 }
 
 /// The code in an answer: its first fenced block (to its end when the fence is not closed), else the
