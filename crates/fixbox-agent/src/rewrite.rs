@@ -17,6 +17,8 @@ use crate::text::cut_middle;
 /// Regions tried at most, and tries of one region before the next.
 const MAX_REGIONS: usize = 8;
 pub const TRIES_PER_REGION: usize = 2;
+/// Unchanged answers allowed, in rounds over the regions, before the session is stuck.
+pub const UNCHANGED_ROUNDS: usize = 3;
 /// A function longer than this is shown as the part around the line the failure points at.
 const MAX_LINES: usize = 40;
 const AROUND: usize = 12;

@@ -372,14 +372,24 @@ impl<S: Sandbox> Run<'_, S> {
     /// The loop in [`EditFormat::Rewrite`]: each iteration the model rewrites one of `regions`, most
     /// likely first, and the tests judge it. A rewrite that does not fix the failure is undone, so
     /// every try starts from the code at base; after [`rewrite::TRIES_PER_REGION`] tries, or an answer
-    /// that changes nothing (the model sees no bug there), the next region is tried.
+    /// that changes nothing (the model sees no bug there, which is no iteration), the next region is
+    /// tried, warmer each time round.
     async fn rewrite(&mut self, baseline: &TestReport, regions: &[Region]) -> Result<Outcome, AgentError> {
         let mut tries: Vec<Vec<Try>> = vec![Vec::new(); regions.len()];
         // Times each region was asked for: each raises the temperature, or a region asked again
         // after an unchanged answer gets the same one.
         let mut asked = vec![0u32; regions.len()];
+        let mut unchanged = 0;
         let mut at = 0;
         while self.iteration < self.request.limits.max_iterations {
+            if unchanged >= rewrite::UNCHANGED_ROUNDS * regions.len() {
+                let failure = format!(
+                    "the model saw no bug in any region it was shown ({}, {} times each)",
+                    regions.len(),
+                    rewrite::UNCHANGED_ROUNDS
+                );
+                return Ok(Outcome::Stuck { failure });
+            }
             self.iteration += 1;
             let region = &regions[at];
             let prompt = rewrite::prompt(&self.request.task, &baseline.output, &self.repo, region, &tries[at]);
@@ -397,7 +407,10 @@ impl<S: Sandbox> Run<'_, S> {
                     path: Some(region.path.clone()),
                     feedback: format!("The answer left {} as it was: the model sees no bug there.", region.label()),
                 })?;
-                self.end_iteration("unchanged")?;
+                // No patch, so no iteration: the next answer is this iteration's. Asking costs seconds,
+                // and the rounds over the regions bound it.
+                self.iteration -= 1;
+                unchanged += 1;
                 at = (at + 1) % regions.len();
                 continue;
             };

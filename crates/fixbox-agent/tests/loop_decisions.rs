@@ -300,7 +300,7 @@ async fn a_rewrite_that_does_not_fix_is_undone_and_shown_and_an_unchanged_one_is
     let ran = run_request(request, MemorySandbox::new(calc_tests), model.clone()).await;
 
     assert_eq!(ran.finished.outcome, Outcome::Fixed);
-    assert_eq!(ran.finished.iterations, 3);
+    assert_eq!(ran.finished.iterations, 2, "an unchanged answer is no iteration");
     assert_eq!(
         ran.finished.diff,
         "--- a/calc.py\n+++ b/calc.py\n@@ -3,4 +3,4 @@\n \n \n def add(a, b):\n-    return a - b\n+    return a + b\n"
@@ -318,4 +318,19 @@ async fn a_rewrite_that_does_not_fix_is_undone_and_shown_and_an_unchanged_one_is
     let grammar = requests[0].sampling.extra.get("grammar").and_then(|g| g.as_str()).unwrap_or_default();
     assert!(grammar.starts_with("root ::= \"```\""), "{grammar}");
     assert!(requests[0].sampling.max_tokens < Some(200), "room for the region, not 2,048 tokens");
+}
+
+#[tokio::test]
+async fn a_model_that_sees_no_bug_anywhere_is_stuck_after_three_rounds() {
+    let dir = repo(&[("calc.py", BUGGY), ("test_calc.py", TESTS)]);
+    let unchanged = "```python\ndef add(a, b):\n    return a - b\n```\n";
+    let model = ScriptedModel::new((0..5).map(|_| Reply::text(unchanged)));
+    let mut request = FixRequest { limits: limits(), ..support::request(dir.path()) };
+    request.model.edit_format = Some(fixbox_patch::EditFormat::Rewrite);
+    let ran = run_request(request, MemorySandbox::new(calc_tests), model.clone()).await;
+    assert_eq!(
+        ran.finished.outcome,
+        Outcome::Stuck { failure: "the model saw no bug in any region it was shown (1, 3 times each)".into() }
+    );
+    assert_eq!((model.requests().len(), ran.finished.iterations), (3, 0));
 }
