@@ -50,6 +50,7 @@ pub enum Event {
     /// A try at a new test that shows the bug, where the project's tests passed before any change;
     /// its run is the [`Event::TestsRun`] before it.
     Reproduction {
+        /// 0: the issue's own example; then the model's tries.
         attempt: u32,
         path: String,
         /// The test file; empty when the answer held none.

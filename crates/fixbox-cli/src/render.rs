@@ -69,6 +69,12 @@ impl<W: Write> Renderer<W> {
             Event::SetupRun { command, exit_code, output, .. } => {
                 format!("  setup `{command}` failed (exit {exit_code:?}):\n{output}")
             }
+            Event::Reproduction { attempt: 0, path, accepted: true, .. } => {
+                p.green(&format!("  a test that shows the bug: {path} (the issue's example)"))
+            }
+            Event::Reproduction { attempt: 0, why, .. } => {
+                p.yellow(&format!("  the issue's example as a test that shows the bug, not kept: {why}"))
+            }
             Event::Reproduction { attempt, path, accepted: true, .. } => {
                 p.green(&format!("  a test that shows the bug: {path} (try {attempt})"))
             }

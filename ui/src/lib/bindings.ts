@@ -217,7 +217,13 @@ export type EditFormat =
 /**  Aider-style `<<<<<<< SEARCH` / `=======` / `>>>>>>> REPLACE` blocks. */
 "search_replace" | 
 /**  `--- a/path`, `+++ b/path` and `@@` hunks. */
-"unified_diff";
+"unified_diff" | 
+/**
+ *  The lines the session shows (a function, or the part of a long one around the failure),
+ *  rewritten whole in one fenced block: nothing to copy exactly and no path to name, which is
+ *  what a small model gets right. The session picks the lines and makes the edit.
+ */
+"rewrite";
 
 /**  What happened to a supervised engine. */
 export type EngineEvent = 
@@ -333,7 +339,9 @@ output: string; ms: number | null } |
  *  A try at a new test that shows the bug, where the project's tests passed before any change;
  *  its run is the [`Event::TestsRun`] before it.
  */
-{ kind: "reproduction"; attempt: number; path: string; 
+{ kind: "reproduction"; 
+/**  0: the issue's own example; then the model's tries. */
+attempt: number; path: string; 
 /**  The test file; empty when the answer held none. */
 test: string; 
 /**  It failed at base for the bug's reason: the fix loop runs it with the project's tests. */

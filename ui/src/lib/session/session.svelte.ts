@@ -146,7 +146,13 @@ export class Session {
         }
         this.step(
           0,
-          event.accepted ? `a test that shows the bug: ${event.path}` : `a test for the issue, not kept: ${event.why}`,
+          event.attempt === 0
+            ? event.accepted
+              ? `the issue's example shows the bug: ${event.path}`
+              : `the issue's example as a test, not kept: ${event.why}`
+            : event.accepted
+              ? `a test that shows the bug: ${event.path}`
+              : `a test for the issue, not kept: ${event.why}`,
           event.accepted ? "ok" : "fail",
         );
         break;

@@ -47,6 +47,12 @@ describe("Session", () => {
     ]);
   });
 
+  it("says when the issue's own example is the test that shows the bug", () => {
+    const session = new Session();
+    session.apply({ kind: "reproduction", attempt: 0, path: "tests/test_fixbox_issue.py", test: "def test_issue(): ...", accepted: true, why: "" });
+    expect(session.steps.map((s) => s.text)).toEqual(["the issue's example shows the bug: tests/test_fixbox_issue.py"]);
+  });
+
   it("writes each test run to the terminal as a shell would, streamed output as it came", () => {
     const session = new Session();
     events.forEach((e) => session.apply(e));
