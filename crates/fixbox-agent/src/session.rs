@@ -217,6 +217,21 @@ impl<S: Sandbox> Run<'_, S> {
             Ok(report) => report,
             Err(stop) => return Ok(stop),
         };
+        // The environment's failure is not the bug: handed to the model, it would patch the code
+        // against an error no patch fixes.
+        let local = |module: &str| {
+            let (file, folder) = (format!("{module}.py"), format!("{module}/"));
+            self.repo.paths().any(|p| {
+                p == file
+                    || p.ends_with(&format!("/{file}"))
+                    || p.starts_with(&folder)
+                    || p.contains(&format!("/{folder}"))
+            })
+        };
+        if let Some(reason) = baseline.cannot_run(self.plan.runner, local) {
+            let message = format!("the tests cannot run before any change, so no patch could be judged: {reason}");
+            return Ok(Outcome::Error { message });
+        }
         if baseline.ok() {
             let Some(place) = reproduce::place(&self.plan, &self.repo) else {
                 return Ok(Outcome::AlreadyPassing);

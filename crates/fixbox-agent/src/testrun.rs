@@ -146,6 +146,45 @@ impl TestReport {
         )
     }
 
+    /// Why the tests could not run at all, where the output says so: the command not found, the
+    /// runner refusing its arguments or collecting nothing, a module the tests need not installed.
+    /// A bug makes tests fail; these are the environment's, and no patch to the code fixes them.
+    /// `local_module`: whether a top-level module name is the project's own.
+    pub fn cannot_run(&self, runner: Runner, local_module: impl Fn(&str) -> bool) -> Option<String> {
+        if self.ok() || self.timed_out {
+            return None;
+        }
+        let first = |needle: &str| self.output.lines().map(str::trim).find(|l| l.contains(needle)).map(str::to_string);
+        if self.exit_code == Some(127) {
+            let line = first("not found").unwrap_or_else(|| "exit 127".into());
+            return Some(format!("the test command was not found ({line}): check the test command"));
+        }
+        if let Some(line) = first("Missing script:") {
+            return Some(format!("npm has no such script ({line}): check the test command"));
+        }
+        if runner != Runner::Pytest {
+            return None;
+        }
+        match self.exit_code {
+            Some(4) => {
+                let line = first("error:").unwrap_or_else(|| "a usage error".into());
+                return Some(format!("pytest refused its arguments ({line}): check the test command"));
+            }
+            Some(5) => return Some("pytest collected no tests: check the test command's paths".into()),
+            _ => {}
+        }
+        // A dependency missing when the tests are collected: none of them ran.
+        let rest = self.output.split("ModuleNotFoundError: No module named '").nth(1)?;
+        let module = rest[..rest.find('\'')?].split('.').next().unwrap_or("");
+        if self.with(TestOutcome::Passed).is_empty() && !module.is_empty() && !local_module(module) {
+            return Some(format!(
+                "the tests need the module `{module}`, which is not installed: give a setup command that installs the \
+                 project's dependencies"
+            ));
+        }
+        None
+    }
+
     pub fn summary(&self) -> TestSummary {
         TestSummary {
             ok: self.ok(),
@@ -526,5 +565,33 @@ FAILED tests/t.py::test_r - assert 0
         assert!(r.fingerprint().contains("E0425"));
         let passing = TestReport::read(Runner::Other, Some(0), "all good\n");
         assert!(passing.ok() && passing.failing().is_empty());
+    }
+
+    #[test]
+    fn a_run_that_could_not_run_says_why_and_a_failing_one_does_not() {
+        let read = |runner, exit, out: &str| TestReport::read(runner, Some(exit), out);
+        let local = |m: &str| m == "calc";
+        let missing = read(Runner::Pytest, 127, "sh: 1: pytst: not found\n");
+        assert!(missing.cannot_run(Runner::Pytest, local).unwrap().contains("not found (sh: 1: pytst: not found)"));
+        let usage =
+            read(Runner::Pytest, 4, "ERROR: usage: pytest [options]\npytest: error: unrecognized arguments: --cov\n");
+        assert!(usage.cannot_run(Runner::Pytest, local).unwrap().contains("unrecognized arguments: --cov"));
+        assert!(read(Runner::Pytest, 5, "no tests ran in 0.01s\n").cannot_run(Runner::Pytest, local).is_some());
+        let dependency = "ImportError while loading conftest '/workspace/conftest.py'.\nE   ModuleNotFoundError: No module named 'hypothesis.strategies'\n";
+        let needs = read(Runner::Pytest, 4, dependency);
+        assert!(needs.cannot_run(Runner::Pytest, local).unwrap().contains("usage error"), "exit 4 says usage first");
+        let needs = read(Runner::Pytest, 2, dependency);
+        assert!(
+            needs
+                .cannot_run(Runner::Pytest, local)
+                .unwrap()
+                .contains("the module `hypothesis`, which is not installed")
+        );
+        let own = read(Runner::Pytest, 2, "E   ModuleNotFoundError: No module named 'calc.fast'\n");
+        assert_eq!(own.cannot_run(Runner::Pytest, local), None, "the project's own module: the fix may add it");
+        let npm = read(Runner::Npm, 1, "npm error Missing script: \"test\"\n");
+        assert!(npm.cannot_run(Runner::Npm, local).unwrap().contains("no such script"));
+        let failing = read(Runner::Pytest, 1, "FAILED test_calc.py::test_add - assert 1 == 5\n");
+        assert_eq!(failing.cannot_run(Runner::Pytest, local), None);
     }
 }

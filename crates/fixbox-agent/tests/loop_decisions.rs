@@ -334,3 +334,15 @@ async fn a_model_that_sees_no_bug_anywhere_is_stuck_after_three_rounds() {
     );
     assert_eq!((model.requests().len(), ran.finished.iterations), (3, 0));
 }
+
+#[tokio::test]
+async fn a_test_command_that_cannot_run_ends_the_session_before_the_model_is_asked() {
+    let dir = repo(&[("calc.py", BUGGY), ("test_calc.py", TESTS)]);
+    let model = ScriptedModel::new([Reply::text(fix())]);
+    let sandbox = MemorySandbox::new(|_, _| (127, "sh: 1: pytst: not found\n".to_string()));
+    let request = FixRequest { test: Some("pytst -rA".into()), ..support::request(dir.path()) };
+    let ran = run_request(request, sandbox, model.clone()).await;
+    let Outcome::Error { message } = &ran.finished.outcome else { panic!("{:?}", ran.finished.outcome) };
+    assert!(message.contains("cannot run before any change") && message.contains("pytst: not found"), "{message}");
+    assert!(model.requests().is_empty());
+}
