@@ -115,6 +115,9 @@ pub fn regions(repo: &Repo, task: &str, output: &str, executed: &Executed) -> Ve
 /// `(path, 0-based line)` of each place in the project's code `output` points at (`path:LINE`, or a
 /// Python traceback's `path", line N`), the last one named first: a traceback ends at its deepest frame.
 fn frames(repo: &Repo, output: &str) -> Vec<(String, usize)> {
+    // pytest's warnings summary names `path:line` too, after the tracebacks: where a deprecated call
+    // is, not where the failure went.
+    let output = output.split("warnings summary ===").next().unwrap_or(output);
     let mut found: Vec<(usize, String, usize)> = Vec::new();
     for path in repo.mentioned_in(output).into_iter().filter(|p| candidate(p)) {
         for (at, _) in output.match_indices(path.as_str()) {
@@ -496,7 +499,7 @@ mod tests {
     #[test]
     fn the_deepest_frame_of_the_traceback_comes_first_then_what_the_task_names() {
         let (_d, repo) = repo(&[("parse.py", CODE), ("tests/test_parse.py", "def test_x():\n    pass\n")]);
-        let output = "tests/test_parse.py:2: in test_x\n    parse('a', 'b')\nparse.py:14: in parse\n    return Parser(fmt).parse(s)\nparse.py:10: AttributeError\n";
+        let output = "tests/test_parse.py:2: in test_x\n    parse('a', 'b')\nparse.py:14: in parse\n    return Parser(fmt).parse(s)\nparse.py:10: AttributeError\n==== warnings summary ====\nparse.py:1\n  /workspace/parse.py:1: DeprecationWarning: imp\n";
         let found = regions(&repo, "`Parser.__init__` keeps the fmt", output, &Executed::default());
         let labels: Vec<String> = found.iter().map(Region::label).collect();
         assert_eq!(
