@@ -212,15 +212,7 @@ pub(crate) fn identifiers(text: &str) -> BTreeSet<&str> {
 /// The lines of `path` that matter for a failure, 0-based: those `output` points at (`path:LINE`, or
 /// a Python traceback's `path", line N`), then the definitions `words` names.
 pub(crate) fn anchors(path: &str, text: &str, output: &str, words: &BTreeSet<&str>) -> Vec<usize> {
-    let mut found: Vec<usize> = Vec::new();
-    for (at, _) in output.match_indices(path) {
-        let rest = &output[at + path.len()..];
-        let rest = rest.strip_prefix(':').or_else(|| rest.strip_prefix("\", line ")).unwrap_or("");
-        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        if let Ok(line) = digits.parse::<usize>() {
-            found.push(line.saturating_sub(1));
-        }
-    }
+    let mut found: Vec<usize> = lines_named(path, output).into_iter().map(|(_, line)| line).collect();
     const DEFINES: &[&str] =
         &["def ", "async def ", "class ", "fn ", "pub fn ", "func ", "function ", "export function "];
     for (i, line) in text.lines().enumerate() {
@@ -234,6 +226,20 @@ pub(crate) fn anchors(path: &str, text: &str, output: &str, words: &BTreeSet<&st
     let mut seen = BTreeSet::new();
     found.retain(|line| seen.insert(*line));
     found
+}
+
+/// Where `output` points into `path` (`path:LINE`, or a Python traceback's `path", line N`): the byte
+/// offset of each mention in `output`, and the 0-based line.
+pub(crate) fn lines_named(path: &str, output: &str) -> Vec<(usize, usize)> {
+    output
+        .match_indices(path)
+        .filter_map(|(at, _)| {
+            let rest = &output[at + path.len()..];
+            let rest = rest.strip_prefix(':').or_else(|| rest.strip_prefix("\", line ")).unwrap_or("");
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            Some((at, digits.parse::<usize>().ok()?.saturating_sub(1)))
+        })
+        .collect()
 }
 
 /// `text` cut to about `max_chars` around `anchors` (0-based lines): a few lines before each and as

@@ -160,6 +160,15 @@ impl Repo {
         out
     }
 
+    /// Whether a top-level module name is the project's own: a `NAME.py` or a `NAME/` folder anywhere in
+    /// it (`src/NAME/` too).
+    pub fn has_module(&self, name: &str) -> bool {
+        let (file, folder) = (format!("{name}.py"), format!("{name}/"));
+        self.paths().any(|p| {
+            p == file || p.ends_with(&format!("/{file}")) || p.starts_with(&folder) || p.contains(&format!("/{folder}"))
+        })
+    }
+
     /// The files `output` (a test run's) names, in the order it first names them.
     pub fn mentioned_in(&self, output: &str) -> Vec<String> {
         let mut found: Vec<(usize, &str)> =

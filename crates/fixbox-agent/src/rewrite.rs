@@ -5,12 +5,12 @@
 //! text to copy exactly and no path to name, and each prompt is short: the task, the failure and
 //! one function.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use fixbox_llm::{Message, estimate_tokens};
 use fixbox_patch::EditFormat;
 
-use crate::prompt::{Prompt, identifiers};
+use crate::prompt::{Prompt, identifiers, lines_named};
 use crate::repo::{Repo, file_diff, is_code, is_test_file};
 use crate::text::cut_middle;
 
@@ -120,17 +120,11 @@ fn frames(repo: &Repo, output: &str) -> Vec<(String, usize)> {
     let output = output.split("warnings summary ===").next().unwrap_or(output);
     let mut found: Vec<(usize, String, usize)> = Vec::new();
     for path in repo.mentioned_in(output).into_iter().filter(|p| candidate(p)) {
-        for (at, _) in output.match_indices(path.as_str()) {
-            // `src/a.py` inside `src/a.pyc` or `xsrc/a.py` is another file.
+        for (at, line) in lines_named(&path, output) {
+            // `src/a.py` inside `xsrc/a.py` or `test_a.py` is another file.
             let before = output[..at].chars().next_back();
-            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.') {
-                continue;
-            }
-            let rest = &output[at + path.len()..];
-            let rest = rest.strip_prefix(':').or_else(|| rest.strip_prefix("\", line ")).unwrap_or("");
-            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            if let Ok(line) = digits.parse::<usize>() {
-                found.push((at, path.clone(), line.saturating_sub(1)));
+            if !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.') {
+                found.push((at, path.clone(), line));
             }
         }
     }
@@ -182,7 +176,12 @@ fn ranked(repo: &Repo, task: &str, executed: &Executed) -> Vec<(String, usize)> 
     }
     let n = functions.len() as f64;
     let average = functions.iter().map(|f| f.body.len()).sum::<usize>() as f64 / n.max(1.0);
-    let idf = |w: &str| (1.0 + n / (functions.iter().filter(|f| f.used.contains(w)).count() as f64).max(1.0)).ln();
+    // How many functions use each word, counted once, not per function scored.
+    let mut uses: BTreeMap<&str, usize> = BTreeMap::new();
+    for word in functions.iter().flat_map(|f| &f.used) {
+        *uses.entry(word).or_default() += 1;
+    }
+    let idf = |w: &str| (1.0 + n / (uses.get(w).copied().unwrap_or(0) as f64).max(1.0)).ln();
     let mut scored: Vec<(f64, &str, usize)> = functions
         .iter()
         .map(|f| {

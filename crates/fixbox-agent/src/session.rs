@@ -219,16 +219,7 @@ impl<S: Sandbox> Run<'_, S> {
         };
         // The environment's failure is not the bug: handed to the model, it would patch the code
         // against an error no patch fixes.
-        let local = |module: &str| {
-            let (file, folder) = (format!("{module}.py"), format!("{module}/"));
-            self.repo.paths().any(|p| {
-                p == file
-                    || p.ends_with(&format!("/{file}"))
-                    || p.starts_with(&folder)
-                    || p.contains(&format!("/{folder}"))
-            })
-        };
-        if let Some(reason) = baseline.cannot_run(self.plan.runner, local) {
+        if let Some(reason) = baseline.cannot_run(self.plan.runner, |module| self.repo.has_module(module)) {
             let message = format!("the tests cannot run before any change, so no patch could be judged: {reason}");
             return Ok(Outcome::Error { message });
         }
