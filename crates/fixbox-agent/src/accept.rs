@@ -7,7 +7,7 @@ use std::path::Path;
 use fixbox_patch::{ApplyOptions, EditFormat, MatchKind, PatchParser, apply};
 
 use crate::AgentError;
-use crate::repo::safe_path;
+use crate::repo::{inside, safe_path};
 
 /// Applies `diff` (a session's final, `git apply`-able diff) to the files under `folder`, all or
 /// nothing: every file is checked first, then each is replaced in one rename. Returns the paths written.
@@ -28,7 +28,9 @@ pub fn accept(folder: &Path, diff: &str) -> Result<Vec<String>, AgentError> {
         let named = patch.path.as_deref().unwrap_or_default();
         let path = safe_path(named)
             .ok_or_else(|| AgentError::Config(format!("the session's diff names {named:?}, outside the folder")))?;
-        let file = folder.join(&path);
+        let file = inside(folder, &path).map_err(|why| {
+            AgentError::Config(format!("{why}: the fix was not written; export the patch and apply it by hand"))
+        })?;
         let creates = section.starts_with("--- /dev/null");
         let current = match std::fs::read_to_string(&file) {
             Ok(_) if creates => return Err(refuse(&path, "was created")),
@@ -122,6 +124,34 @@ mod tests {
         let dir = folder(&[]);
         let diff = file_diff("../evil.py", None, Some("x\n"));
         assert!(accept(dir.path(), &diff).unwrap_err().to_string().contains("outside the folder"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_diff_through_a_link_out_of_the_folder_writes_nothing() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("kept.py"), PAGES).unwrap();
+        let dir = folder(&[("a.py", "x = 1\n")]);
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("vendor")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("kept.py"), dir.path().join("pages.py")).unwrap();
+        for diff in [
+            file_diff("vendor/escaped.py", None, Some("x\n")),
+            file_diff("vendor/kept.py", Some(PAGES), Some(FIXED)),
+            file_diff("pages.py", Some(PAGES), Some(FIXED)),
+        ] {
+            let diff = file_diff("a.py", Some("x = 1\n"), Some("x = 2\n")) + &diff;
+            let err = accept(dir.path(), &diff).unwrap_err().to_string();
+            assert!(err.contains("leads outside the folder"), "{err}");
+        }
+        assert!(!outside.path().join("escaped.py").exists());
+        assert_eq!(std::fs::read_to_string(outside.path().join("kept.py")).unwrap(), PAGES);
+        assert_eq!(std::fs::read_to_string(dir.path().join("a.py")).unwrap(), "x = 1\n", "nothing is written");
+
+        // A link that stays inside the folder is followed.
+        std::fs::create_dir(dir.path().join("src")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("src"), dir.path().join("lib")).unwrap();
+        assert_eq!(accept(dir.path(), &file_diff("lib/new.py", None, Some("y\n"))).unwrap(), vec!["lib/new.py"]);
+        assert_eq!(std::fs::read_to_string(dir.path().join("src/new.py")).unwrap(), "y\n");
     }
 
     #[test]

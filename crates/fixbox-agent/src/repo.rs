@@ -228,6 +228,32 @@ pub fn safe_path(path: &str) -> Option<String> {
     Some(path.replace('\\', "/"))
 }
 
+/// Where `path` (a [`safe_path`]) is under `root` on disk, when writing it stays inside `root`: each
+/// part of it that exists is a directory, a file, or a link that resolves inside `root`. A repository
+/// may hold a link to anywhere (`vendor -> /usr/lib/...`); a patch must not write through it.
+pub fn inside(root: &Path, path: &str) -> Result<PathBuf, String> {
+    let outside = |why: String| format!("{path} {why}, which leads outside the folder");
+    let real_root = root.canonicalize().map_err(|e| format!("{} cannot be read: {e}", root.display()))?;
+    let mut at = root.to_path_buf();
+    for part in path.split('/') {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+            Err(e) => return Err(format!("{} cannot be read: {e}", at.display())),
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = std::fs::read_link(&at).map_or_else(|_| "?".into(), |t| t.display().to_string());
+                let via = format!("goes through the link {} -> {target}", relative_path(root, &at).unwrap_or_default());
+                match at.canonicalize() {
+                    Ok(real) if real.starts_with(&real_root) => {}
+                    _ => return Err(outside(via)),
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(root.join(path))
+}
+
 fn relative_path(root: &Path, path: &Path) -> Option<String> {
     let relative = path.strip_prefix(root).ok()?;
     let parts: Vec<String> = relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();

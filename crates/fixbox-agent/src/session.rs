@@ -17,7 +17,7 @@ use crate::detect::{TestPlan, detect};
 use crate::event::{Event, EventLog};
 use crate::outcome::{Finished, Outcome, Timings};
 use crate::prompt::{Conversation, Prompt, after_tests, rejected};
-use crate::repo::{Repo, file_diff, is_test_file, safe_path};
+use crate::repo::{Repo, file_diff, inside, is_test_file, safe_path};
 use crate::reproduce::{self, Placement};
 use crate::request::FixRequest;
 use crate::rewrite::{self, Region, Try};
@@ -765,6 +765,9 @@ impl<S: Sandbox> Run<'_, S> {
             Ok(path) => path,
             Err(rejected) => return Ok(Err(rejected)),
         };
+        if let Err(why) = inside(self.repo.root(), &path) {
+            return Ok(Err(Rejected::new(Some(&path), format!("{why}: edit the repository's own files."))));
+        }
         if is_test_file(&path) && !self.request.allow_test_edits {
             return Ok(Err(Rejected::new(
                 Some(&path),

@@ -201,6 +201,25 @@ async fn a_patch_to_a_test_file_is_refused_and_the_model_is_told_why() {
     assert!(!ran.finished.diff.contains("test_calc.py"));
 }
 
+#[cfg(unix)]
+#[tokio::test]
+async fn a_patch_through_a_link_out_of_the_repository_is_refused_and_the_model_is_told_why() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    let dir = repo(&[("calc.py", BUGGY), ("test_calc.py", TESTS)]);
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("vendor")).expect("symlink");
+    let escape =
+        "vendor/calc.py\n```python\n<<<<<<< SEARCH\n=======\ndef add(a, b):\n    return a + b\n>>>>>>> REPLACE\n```\n";
+    let model = ScriptedModel::new([Reply::text(escape), Reply::text(fix())]);
+    let sandbox = MemorySandbox::new(calc_tests);
+    let files = sandbox.files();
+    let ran = run(dir.path(), None, limits(), sandbox, model.clone()).await;
+    assert_eq!(ran.finished.outcome, Outcome::Fixed);
+    assert!(!files.lock().expect("files").contains_key("vendor/calc.py"), "never written to the sandbox");
+    let told = &last_messages(&model)[1];
+    assert!(told.contains("vendor/calc.py goes through the link vendor ->"), "{told}");
+    assert!(!ran.finished.diff.contains("vendor/"), "{}", ran.finished.diff);
+}
+
 #[tokio::test]
 async fn an_edit_that_breaks_a_test_that_passed_is_undone_and_the_model_hears_which() {
     let dir = repo(&[("calc.py", BUGGY), ("test_calc.py", TESTS)]);
