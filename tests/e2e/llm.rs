@@ -229,6 +229,50 @@ async fn faults_between_client_and_server_are_retried_or_fall_back_with_the_reas
     Ok(())
 }
 
+/// Every chunk of one direct stream through `client`; the test fails rather than waits past a minute.
+async fn chunks(client: &OpenAiClient, request: &ChatRequest) -> Result<Vec<Result<Chunk, LlmError>>> {
+    tokio::time::timeout(Duration::from_secs(60), client.stream(request).collect())
+        .await
+        .context("the stream neither ended nor failed in a minute")
+}
+
+#[tokio::test]
+async fn a_stream_that_stalls_behind_keep_alives_or_never_ends_a_line_fails_with_the_reason() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    let engine = fixbox_e2e::models::smollm2(2048, 1).await?;
+    let proxy = FaultProxy::start(format!("127.0.0.1:{}", engine.port).parse()?, Fault::KeepAliveOnly).await?;
+    let timeouts =
+        Timeouts { first_token: Duration::from_secs(3), idle: Duration::from_secs(2), ..Timeouts::default() };
+    let client = OpenAiClient::new(&proxy.url, "smollm2").named("stalling").with_timeouts(timeouts);
+    let ask = request("Count from one to twenty in words.", 64);
+
+    // Comments are not text: a stream of nothing but keep-alives never started its answer.
+    let got = chunks(&client, &ask).await?;
+    assert!(matches!(got.as_slice(), [Err(LlmError::Timeout { stage: "waiting for the first token", .. })]), "{got:?}");
+
+    // Real text, then only keep-alives: broken off, with what had arrived counted.
+    proxy.set(Fault::StallAfter { events: 4 });
+    let got = chunks(&client, &ask).await?;
+    let deltas = got.iter().filter(|c| matches!(c, Ok(Chunk::Delta(_)))).count();
+    assert!(deltas >= 1, "{got:?}");
+    match got.last() {
+        Some(Err(err @ LlmError::StreamBroken { .. })) => {
+            assert!(err.to_string().contains("no text arrived for 2s"), "{err}");
+        }
+        other => panic!("a stalled stream must break off: {other:?}"),
+    }
+
+    // A line that never ends is not buffered without limit.
+    proxy.set(Fault::EndlessLine);
+    let got = chunks(&client, &ask).await?;
+    match got.as_slice() {
+        [Err(err @ LlmError::StreamBroken { .. })] => assert!(err.to_string().contains("a line of over"), "{err}"),
+        other => panic!("an endless line must break the stream: {other:?}"),
+    }
+    engine.stop().await;
+    Ok(())
+}
+
 #[tokio::test]
 async fn the_answer_grammars_hold_a_real_engine_to_their_shape() -> Result<()> {
     let _machine = fixbox_e2e::machine_to_myself().await;

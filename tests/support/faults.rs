@@ -1,13 +1,14 @@
 //! A loopback HTTP proxy in front of a real server that misbehaves on request: it cuts the answer off
-//! mid-stream, answers 429 with `Retry-After` or 503, or takes the request and never answers. What it
-//! passes through is the real server's answer, byte for byte.
+//! mid-stream, answers 429 with `Retry-After` or 503, takes the request and never answers, stalls
+//! mid-answer behind SSE keep-alives, or sends a line without end. What it passes through is the
+//! real server's answer, byte for byte.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 /// What the proxy does with the next requests.
@@ -22,6 +23,13 @@ pub enum Fault {
     Status { status: u16, retry_after: Option<u32>, times: usize },
     /// Reads the request and never answers.
     Hang,
+    /// Relays the real answer's first events, then keeps the stream open with SSE comments only, as
+    /// a server stuck mid-answer behind a keep-alive timer would.
+    StallAfter { events: usize },
+    /// Answers 200 with an event stream that carries SSE comments only.
+    KeepAliveOnly,
+    /// Answers 200 and sends one `data:` line that never ends.
+    EndlessLine,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +97,39 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, fault: Fault) -> Res
             let mut sink = [0u8; 1024];
             while client.read(&mut sink).await? > 0 {}
         }
+        Fault::StallAfter { events } => {
+            let mut server = BufReader::new(TcpStream::connect(upstream).await?);
+            server.get_mut().write_all(&request).await?;
+            let mut head = String::new();
+            while !head.ends_with("\r\n\r\n") {
+                anyhow::ensure!(server.read_line(&mut head).await? > 0, "the server closed before its answer");
+            }
+            anyhow::ensure!(head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "not chunked:\n{head}");
+            client.write_all(head.as_bytes()).await?;
+            let mut relayed = 0;
+            while relayed < events {
+                let mut size = String::new();
+                server.read_line(&mut size).await?;
+                let size = usize::from_str_radix(size.trim(), 16)?;
+                anyhow::ensure!(size > 0, "the answer ended after {relayed} events");
+                let mut data = vec![0u8; size + 2];
+                server.read_exact(&mut data).await?;
+                relayed += String::from_utf8_lossy(&data).matches("data:").count();
+                client.write_all(format!("{size:x}\r\n").as_bytes()).await?;
+                client.write_all(&data).await?;
+            }
+            keep_alive(&mut client).await;
+        }
+        Fault::KeepAliveOnly => {
+            client.write_all(EVENT_STREAM_HEAD.as_bytes()).await?;
+            keep_alive(&mut client).await;
+        }
+        Fault::EndlessLine => {
+            client.write_all(EVENT_STREAM_HEAD.as_bytes()).await?;
+            write_chunk(&mut client, b"data: ").await?;
+            let piece = vec![b'x'; 64 * 1024];
+            while write_chunk(&mut client, &piece).await.is_ok() {}
+        }
         Fault::None | Fault::CutAfter(_) => {
             let limit = if let Fault::CutAfter(n) = fault { n } else { usize::MAX };
             let mut server = TcpStream::connect(upstream).await?;
@@ -111,6 +152,22 @@ async fn serve(mut client: TcpStream, upstream: SocketAddr, fault: Fault) -> Res
     }
     client.shutdown().await?;
     Ok(())
+}
+
+const EVENT_STREAM_HEAD: &str =
+    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+
+/// An SSE comment every 200 ms until the client goes away.
+async fn keep_alive(client: &mut TcpStream) {
+    while write_chunk(client, b": keep-alive\n\n").await.is_ok() {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+async fn write_chunk(client: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
+    client.write_all(format!("{:x}\r\n", data.len()).as_bytes()).await?;
+    client.write_all(data).await?;
+    client.write_all(b"\r\n").await
 }
 
 /// One HTTP/1.1 request, headers and body, with `Connection: close` added so the server closes after

@@ -72,6 +72,9 @@ pub(crate) async fn answers(http: &reqwest::Client, url: &str, timeouts: &Timeou
     answer.is_ok_and(|response| response.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE)
 }
 
+/// The longest line of a stream kept while waiting for its end: one event is a few hundred bytes.
+const MAX_LINE_BYTES: usize = 1 << 20;
+
 /// POSTs `body` to the endpoint and streams the parsed answer.
 pub(crate) fn post_stream<P: StreamParser>(
     http: reqwest::Client,
@@ -102,11 +105,14 @@ pub(crate) fn post_stream<P: StreamParser>(
         let mut body = response.bytes_stream();
         let mut lines = Lines::default();
         let mut deltas = 0u64;
+        // The waits count from the last piece of text, not the last byte: a server stuck behind its
+        // keep-alive timer sends comments forever.
+        let mut since = tokio::time::Instant::now();
         loop {
             let wait = if deltas == 0 { timeouts.first_token } else { timeouts.idle };
-            let bytes = match tokio::time::timeout(wait, body.next()).await {
+            let bytes = match tokio::time::timeout_at(since + wait, body.next()).await {
                 Err(_) if deltas == 0 => Err(timeout(&endpoint, "waiting for the first token", wait))?,
-                Err(_) => Err(broken(&endpoint, deltas, format!("nothing arrived for {}s", wait.as_secs_f32())))?,
+                Err(_) => Err(broken(&endpoint, deltas, format!("no text arrived for {}s", wait.as_secs_f32())))?,
                 Ok(Some(Err(err))) => Err(broken(&endpoint, deltas, endpoint.redact(&err.to_string())))?,
                 Ok(Some(Ok(bytes))) => bytes,
                 Ok(None) => {
@@ -124,10 +130,17 @@ pub(crate) fn post_stream<P: StreamParser>(
                     return;
                 }
             };
-            for line in lines.push(&bytes) {
+            let complete = lines.push(&bytes);
+            if lines.pending() > MAX_LINE_BYTES {
+                Err(broken(&endpoint, deltas, format!("a line of over {} KiB without its end", MAX_LINE_BYTES >> 10)))?;
+            }
+            for line in complete {
                 for chunk in parse(&mut parser, &endpoint, Some(&line))? {
                     let done = matches!(chunk, Chunk::Done(_));
-                    deltas += u64::from(!done);
+                    if !done {
+                        deltas += 1;
+                        since = tokio::time::Instant::now();
+                    }
                     yield chunk;
                     if done {
                         return;

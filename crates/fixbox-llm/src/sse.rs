@@ -21,6 +21,11 @@ impl Lines {
             .collect()
     }
 
+    /// How many bytes wait for their line's end.
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
     /// What is left after the last newline, when the stream has ended.
     pub(crate) fn rest(&mut self) -> Option<String> {
         let rest = std::mem::take(&mut self.pending);
