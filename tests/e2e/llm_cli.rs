@@ -233,6 +233,24 @@ async fn serve_answers_openai_clients_through_the_routes_and_counts_every_call_f
     let bad = http.post(&url).body("{").send().await?;
     ensure!(bad.status() == 400, "{}", bad.status());
 
+    // A web page that rebinds its own name to 127.0.0.1 reaches these ports under its own Host, and a
+    // page's request from elsewhere carries its Origin: both are refused before any route runs.
+    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    for (header, value) in [("host", format!("rebind.example:{port}")), ("origin", "http://evil.example".into())] {
+        let refused = http.post(&url).header(header, &value).body(whole.to_string()).send().await?;
+        ensure!(refused.status() == 403, "{header}: {value} got {}", refused.status());
+        let refused = http.get(&metrics_url).header(header, &value).send().await?;
+        ensure!(refused.status() == 403, "{header}: {value} got {} for metrics", refused.status());
+    }
+    let local = http.get(&metrics_url).header("origin", format!("http://localhost:{port}")).send().await?;
+    ensure!(local.status() == 200, "a page served from loopback may read: {}", local.status());
+    let exposed = fixbox(data.path())?
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics", "0.0.0.0:0", "--routing"])
+        .arg(&routing)
+        .output()?;
+    let stderr = String::from_utf8(exposed.stderr)?;
+    ensure!(!exposed.status.success() && stderr.contains("--metrics 0.0.0.0:0"), "{stderr}");
+
     let metrics = http.get(format!("http://127.0.0.1:{metrics_port}/metrics")).send().await?;
     ensure!(metrics.headers()["content-type"].to_str()?.starts_with("text/plain; version=0.0.4"));
     let text = metrics.text().await?;

@@ -112,7 +112,7 @@ async fn run_dataset(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         let metrics = Arc::new(Metrics::default());
         if let Some(addr) = args.metrics {
-            crate::serve::spawn_metrics(addr, Arc::clone(&metrics)).await?;
+            crate::serve::spawn_metrics(addr, Arc::clone(&metrics), None).await?;
         }
         let (router, from) = crate::routing::router(args.routing.clone(), metrics).await?;
         let model = fixbox_eval::model_name(&router, &args.model);

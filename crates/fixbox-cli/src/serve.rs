@@ -4,7 +4,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "printing is what a command does")]
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use futures::StreamExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
+use hyper::header::{AUTHORIZATION, HOST, ORIGIN};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -44,7 +45,7 @@ type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 struct Api {
     router: Router,
-    token: Option<Secret>,
+    gate: Gate,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -65,24 +66,93 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let metrics = Arc::new(Metrics::default());
     let (router, from) = crate::routing::router(args.routing.clone(), metrics.clone()).await?;
-    let api = Arc::new(Api { router, token });
+    let api = Arc::new(Api { router, gate: Gate::new(args.listen, token.clone()) });
 
     let listener = bind(args.listen, "--listen").await?;
     eprintln!("serving the routes from {from} at http://{}/v1", listener.local_addr()?);
     tokio::spawn(serve(listener, move |req| handle_api(req, api.clone())));
     if let Some(addr) = args.metrics {
-        spawn_metrics(addr, metrics).await?;
+        spawn_metrics(addr, metrics, token).await?;
     }
     shutdown_signal().await;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Serves `metrics` at http://ADDR/metrics from now on (`--metrics ADDR` of a command), and says where.
-pub(crate) async fn spawn_metrics(addr: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<()> {
+/// Beyond loopback it needs `token`: call counts name every model and provider in use.
+pub(crate) async fn spawn_metrics(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    token: Option<Secret>,
+) -> anyhow::Result<()> {
+    if !addr.ip().is_loopback() && token.is_none() {
+        bail!(
+            "--metrics {addr} would let other machines read which models you call: listen on 127.0.0.1, or with `fixbox serve` add `--token-key NAME` and scrape with that bearer token"
+        );
+    }
     let listener = bind(addr, "--metrics").await?;
     eprintln!("metrics at http://{}/metrics", listener.local_addr()?);
-    tokio::spawn(serve(listener, move |req| handle_metrics(req, metrics.clone())));
+    let gate = Arc::new(Gate::new(addr, token));
+    tokio::spawn(serve(listener, move |req| handle_metrics(req, metrics.clone(), gate.clone())));
     Ok(())
+}
+
+/// Who may call an endpoint of ours. A web page can reach 127.0.0.1 by rebinding its own name to it,
+/// but then sends its own name as `Host`; a page's request from elsewhere carries its `Origin`. So on
+/// loopback the `Host` must be a loopback name, any `Origin` must be a loopback page, and where a token
+/// is set the request must carry it.
+struct Gate {
+    loopback: bool,
+    token: Option<Secret>,
+}
+
+impl Gate {
+    fn new(listen: SocketAddr, token: Option<Secret>) -> Self {
+        Self { loopback: listen.ip().is_loopback(), token }
+    }
+
+    /// The answer refusing `req`, or `None` to serve it.
+    fn refusal(&self, req: &Request<Incoming>, needs_token: bool) -> Option<Response<Body>> {
+        let header = |name| req.headers().get(name).map(|v| v.to_str().unwrap_or("?"));
+        if self.loopback && !header(HOST).is_some_and(is_loopback_name) {
+            return Some(error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this server answers requests to 127.0.0.1 or localhost only (the Host header names another)",
+            ));
+        }
+        if let Some(origin) = header(ORIGIN)
+            && !origin.split_once("://").is_some_and(|(_, authority)| is_loopback_name(authority))
+        {
+            return Some(error(StatusCode::FORBIDDEN, "forbidden", "requests from web pages are refused"));
+        }
+        if let Some(token) = self.token.as_ref().filter(|_| needs_token) {
+            let sent = header(AUTHORIZATION).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
+            if !same_secret(sent.as_bytes(), token.expose().as_bytes()) {
+                return Some(error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_api_key",
+                    "send the token as `Authorization: Bearer …`",
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// Whether `authority` (`host`, `host:port`, `[v6]:port`) names this machine's loopback.
+fn is_loopback_name(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or("", |(host, _)| host),
+        None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Compares in time that depends on the lengths only, so a caller cannot find a token byte by byte.
+fn same_secret(sent: &[u8], token: &[u8]) -> bool {
+    let differ = sent.iter().zip(token).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    std::hint::black_box(differ) == 0 && sent.len() == token.len()
 }
 
 async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<TcpListener> {
@@ -129,7 +199,10 @@ where
     }
 }
 
-async fn handle_metrics(req: Request<Incoming>, metrics: Arc<Metrics>) -> Response<Body> {
+async fn handle_metrics(req: Request<Incoming>, metrics: Arc<Metrics>, gate: Arc<Gate>) -> Response<Body> {
+    if let Some(refused) = gate.refusal(&req, true) {
+        return refused;
+    }
     if req.method() != Method::GET || req.uri().path() != "/metrics" {
         return error(StatusCode::NOT_FOUND, "not_found", "metrics are at GET /metrics");
     }
@@ -141,19 +214,13 @@ async fn handle_metrics(req: Request<Incoming>, metrics: Arc<Metrics>) -> Respon
 }
 
 async fn handle_api(req: Request<Incoming>, api: Arc<Api>) -> Response<Body> {
+    let is_health = req.method() == Method::GET && req.uri().path() == "/health";
+    if let Some(refused) = api.gate.refusal(&req, !is_health) {
+        return refused;
+    }
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/health") => json_response(StatusCode::OK, &json!({ "status": "ok" })),
         (&Method::POST, "/v1/chat/completions") => {
-            if let Some(token) = &api.token {
-                let sent = req.headers().get("authorization").and_then(|v| v.to_str().ok());
-                if sent != Some(&format!("Bearer {}", token.expose())) {
-                    return error(
-                        StatusCode::UNAUTHORIZED,
-                        "invalid_api_key",
-                        "send the token as `Authorization: Bearer …`",
-                    );
-                }
-            }
             // A chat request is text: 16 MiB is far past any context window.
             let body = match Limited::new(req.into_body(), 16 << 20).collect().await {
                 Ok(body) => body.to_bytes(),
@@ -294,4 +361,27 @@ fn response(status: StatusCode, content_type: &str, body: Body) -> Response<Body
         response.headers_mut().insert("content-type", value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_names_are_told_from_rebound_ones() {
+        for name in ["127.0.0.1:8585", "localhost", "LOCALHOST:1", "[::1]:8585", "[::1]", "127.1.2.3"] {
+            assert!(is_loopback_name(name), "{name}");
+        }
+        for name in ["rebind.example:8585", "localhost.evil.example", "10.0.0.1:8585", "", "[::1", "::1", "null"] {
+            assert!(!is_loopback_name(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_token_matches_only_itself() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        for sent in [&b"s3creT"[..], b"s3cre", b"s3cret!", b""] {
+            assert!(!same_secret(sent, b"s3cret"), "{sent:?}");
+        }
+    }
 }
