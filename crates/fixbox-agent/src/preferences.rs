@@ -76,13 +76,12 @@ impl Preferences {
         check((32..=1 << 20).contains(&self.sandbox_pids), "the sandbox's process limit must be 32 or more")
     }
 
-    /// The sandbox limits these preferences ask for; the rest as [`fixbox_sandbox::Limits::default`].
+    /// The sandbox limits these preferences ask for, its disks sized from its memory.
     pub fn sandbox_limits(&self) -> fixbox_sandbox::Limits {
         fixbox_sandbox::Limits {
-            memory_bytes: u64::from(self.sandbox_memory_mib) << 20,
             cpus: self.sandbox_cpus,
             pids: i64::from(self.sandbox_pids),
-            ..fixbox_sandbox::Limits::default()
+            ..fixbox_sandbox::Limits::with_memory(u64::from(self.sandbox_memory_mib) << 20)
         }
     }
 

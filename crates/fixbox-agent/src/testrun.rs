@@ -25,6 +25,8 @@ pub enum TestOutcome {
 pub struct TestReport {
     pub exit_code: Option<i64>,
     pub timed_out: bool,
+    /// Killed by the kernel for using more than the sandbox's memory.
+    pub oom_killed: bool,
     /// Per test, where the runner's output says; empty when it does not (a build error, an unknown runner).
     pub outcomes: BTreeMap<String, TestOutcome>,
     /// stdout and stderr together, as they came.
@@ -46,6 +48,8 @@ pub struct TestSummary {
     /// The output, its middle cut when long.
     pub output: String,
 }
+
+const OOM_KILLED: &str = "killed for using more than the sandbox's memory";
 
 /// Test output kept in an event: enough to see what failed, bounded so the log stays small.
 const SUMMARY_OUTPUT_CHARS: usize = 12_000;
@@ -78,6 +82,10 @@ impl TestReport {
         let output = output.finish().await.map_err(AgentError::sandbox("run the tests"))?;
         let mut report = Self::read(plan.runner, output.exit_code, &output.stdout);
         report.timed_out = output.ending == Ending::HardTimeout;
+        report.oom_killed = output.oom_killed;
+        if report.oom_killed {
+            report.output.push_str(&format!("\n[the test command was {OOM_KILLED}]\n"));
+        }
         report.duration = started.elapsed();
         Ok(report)
     }
@@ -87,6 +95,7 @@ impl TestReport {
         Self {
             exit_code,
             timed_out: false,
+            oom_killed: false,
             outcomes: outcomes(runner, output),
             output: output.to_string(),
             duration: Duration::ZERO,
@@ -108,6 +117,8 @@ impl TestReport {
         if failed.is_empty() && !self.ok() {
             let why = if self.timed_out {
                 "timed out".to_string()
+            } else if self.oom_killed {
+                OOM_KILLED.to_string()
             } else {
                 format!("exit code {}", self.exit_code.map_or("unknown".into(), |c| c.to_string()))
             };
@@ -153,6 +164,9 @@ impl TestReport {
     pub fn cannot_run(&self, runner: Runner, local_module: impl Fn(&str) -> bool) -> Option<String> {
         if self.ok() || self.timed_out {
             return None;
+        }
+        if self.oom_killed {
+            return Some(format!("the tests were {OOM_KILLED}: raise the sandbox's memory limit"));
         }
         let first = |needle: &str| self.output.lines().map(str::trim).find(|l| l.contains(needle)).map(str::to_string);
         if self.exit_code == Some(127) {
@@ -593,5 +607,8 @@ FAILED tests/t.py::test_r - assert 0
         assert!(npm.cannot_run(Runner::Npm, local).unwrap().contains("no such script"));
         let failing = read(Runner::Pytest, 1, "FAILED test_calc.py::test_add - assert 1 == 5\n");
         assert_eq!(failing.cannot_run(Runner::Pytest, local), None);
+        let oom = TestReport { oom_killed: true, ..read(Runner::Pytest, 137, "") };
+        assert!(oom.cannot_run(Runner::Pytest, local).unwrap().contains("raise the sandbox's memory limit"));
+        assert_eq!(oom.failing(), ["(the test command: killed for using more than the sandbox's memory)"]);
     }
 }

@@ -82,9 +82,18 @@ pub struct Limits {
     pub tmp_bytes: u64,
 }
 
+impl Limits {
+    /// `memory_bytes` of memory, its disks sized from it: `/workspace` half and `/tmp` a quarter. Their
+    /// files are memory too, so together they stay below the limit: a full disk ends as "No space left
+    /// on device", which the tests report, not as an out-of-memory kill.
+    pub fn with_memory(memory_bytes: u64) -> Self {
+        Self { memory_bytes, cpus: 2.0, pids: 512, workspace_bytes: memory_bytes / 2, tmp_bytes: memory_bytes / 4 }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Self { memory_bytes: 2 << 30, cpus: 2.0, pids: 512, workspace_bytes: 2 << 30, tmp_bytes: 1 << 30 }
+        Self::with_memory(2 << 30)
     }
 }
 

@@ -176,6 +176,18 @@ async fn writing_past_the_tmpfs_size_fails_inside_the_sandbox_only() {
     sb.destroy().await.unwrap();
 }
 
+/// Both disks filled at once under a memory limit sized as the defaults are: the files are memory too,
+/// and they stay below the limit, so the writer hears "No space left" and nothing is OOM-killed.
+#[tokio::test]
+async fn full_disks_end_as_no_space_left_not_as_an_out_of_memory_kill() {
+    let sb = sandbox_with(Limits::with_memory(192 << 20)).await;
+    let fill = "for dir in /workspace /tmp; do dd if=/dev/zero of=$dir/big bs=1M count=256 2>&1 | grep -o 'No space left on device'; done; echo done";
+    let out = sb.exec(ExecRequest::shell(fill)).await.unwrap().finish().await.unwrap();
+    assert_eq!(out.stdout.matches("No space left on device").count(), 2, "{out:?}");
+    assert_eq!((out.exit_code, out.oom_killed), (Some(0), false), "{out:?}");
+    sb.destroy().await.unwrap();
+}
+
 #[tokio::test]
 async fn the_sandbox_has_no_network_no_docker_socket_no_capabilities_and_a_read_only_root() {
     let sb = sandbox().await;

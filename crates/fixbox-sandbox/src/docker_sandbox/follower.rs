@@ -240,16 +240,32 @@ pub(super) async fn collect_output(mut output: OutputStream) -> Result<(Vec<u8>,
     Ok((stdout, stderr))
 }
 
+/// How long Docker may take to record an exec's exit after its output ended. On a loaded machine it
+/// takes seconds; reading "no exit code" instead would judge a passing run as failing.
+const EXIT_RECORDED_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The exit code of a finished exec. Its output ends a moment before Docker records the exit.
 pub(super) async fn exit_code(docker: &Docker, exec_id: &str) -> Result<Option<i64>, SandboxError> {
-    for _ in 0..200 {
+    let started = std::time::Instant::now();
+    let mut wait = std::time::Duration::from_millis(2);
+    loop {
         let inspect = docker.inspect_exec(exec_id).await.map_err(|e| SandboxError::docker("read an exit code", e))?;
         if inspect.running != Some(true) {
             return Ok(inspect.exit_code);
         }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        if started.elapsed() > EXIT_RECORDED_WITHIN {
+            return Err(SandboxError::Sandbox {
+                op: "read an exit code",
+                reason: format!(
+                    "Docker had not recorded the command's exit {} s after its output ended; the machine may be \
+                     overloaded: run fewer sessions at once",
+                    EXIT_RECORDED_WITHIN.as_secs()
+                ),
+            });
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(std::time::Duration::from_millis(250));
     }
-    Ok(None)
 }
 
 #[cfg(test)]
