@@ -280,6 +280,75 @@ async fn the_budget_stops_the_session_before_a_call_that_could_exceed_it() -> Re
     Ok(())
 }
 
+/// Reports, after the tests, what the sandbox holds of the repository's secret files and which
+/// environment variables it has: if a canary reached the sandbox, this puts it in the output.
+const PROBE: &str = r#"import os, pathlib
+
+def pytest_terminal_summary(terminalreporter):
+    here = pathlib.Path(__file__).parent
+    files = {p: (here / p).read_text() if (here / p).exists() else "absent" for p in [".env", "deploy/id_ed25519", ".git/config"]}
+    terminalreporter.write_line("FIXBOX-PROBE files=%r env=%r" % (files, dict(os.environ)))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_in_the_repository_and_the_host_environment_reach_no_sandbox_prompt_log_or_store() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    const FIXTURE: &str = "py-cache-evict-during-iteration";
+    const CANARIES: [&str; 4] = ["canary-dotenv-5e1f", "canary-key-93b0", "canary-git-41c7", "canary-hostenv-0d2a"];
+    let mut fixture = fixtures::get(FIXTURE)?;
+    let work = tempfile::tempdir()?;
+    for file in ["cache.py", "test_cache.py"] {
+        std::fs::copy(fixture.repo.join(file), work.path().join(file))?;
+    }
+    std::fs::write(work.path().join("conftest.py"), PROBE)?;
+    std::fs::write(work.path().join(".env"), format!("API_TOKEN={}\n", CANARIES[0]))?;
+    std::fs::create_dir(work.path().join("deploy"))?;
+    let key = format!("-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n-----END OPENSSH PRIVATE KEY-----\n", CANARIES[1]);
+    std::fs::write(work.path().join("deploy/id_ed25519"), key)?;
+    let git = |args: &[&str]| std::process::Command::new("git").arg("-C").arg(work.path()).args(args).status();
+    ensure!(git(&["init", "-q"])?.success());
+    ensure!(git(&["remote", "add", "origin", &format!("https://ci:{}@example.com/r.git", CANARIES[2])])?.success());
+    fixture.repo = work.path().to_path_buf();
+
+    let server = ReplayServer::start(answers(FIXTURE, &["1"])?, Pace::Every(Duration::from_millis(1))).await?;
+    let data = tempfile::tempdir()?;
+    let routes = routing_file(data.path(), &server.url)?;
+    let mut command = fix_command(&fixture, data.path(), &routes, &[])?;
+    let output = command.env("FIXBOX_CANARY_TOKEN", CANARIES[3]).output().await?;
+    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let run = Run { status: output.status, stdout: printed.clone(), data, server };
+    ensure!(run.status.code() == Some(0), "{printed}");
+    let (_, events, report) = run.report()?;
+    ensure!(*outcome(&report)? == Outcome::Fixed, "{:?}", report.outcome);
+
+    // The probe ran in the sandbox, saw no secret file, and a remote without its credentials.
+    let seen = serde_json::to_string(&events)?;
+    ensure!(seen.contains("FIXBOX-PROBE"), "the probe did not run");
+    ensure!(seen.contains(r#"'.env': 'absent'"#) && seen.contains(r#"'deploy/id_ed25519': 'absent'"#), "{seen}");
+    ensure!(seen.contains("url = https://example.com/r.git"), "{seen}");
+
+    // Nowhere: the prompts, what fixbox printed, and every file of its data folder (SQLite, logs).
+    let mut places = vec![("the prompts".to_string(), serde_json::to_string(&run.server.requests())?.into_bytes())];
+    places.push(("what fixbox printed".into(), printed.into_bytes()));
+    let mut dirs = vec![run.data.path().to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir)?.flatten() {
+            match entry.file_type()? {
+                t if t.is_dir() => dirs.push(entry.path()),
+                t if t.is_file() => places.push((entry.path().display().to_string(), std::fs::read(entry.path())?)),
+                _ => {}
+            }
+        }
+    }
+    for (place, bytes) in &places {
+        for canary in CANARIES {
+            ensure!(!bytes.windows(canary.len()).any(|w| w == canary.as_bytes()), "{canary} is in {place}");
+        }
+    }
+    ensure!(places.len() > 3, "the data folder holds the store: {:?}", places.iter().map(|p| &p.0).collect::<Vec<_>>());
+    Ok(())
+}
+
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_cleanly_and_keeps_the_session() -> Result<()> {

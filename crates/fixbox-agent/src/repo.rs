@@ -34,7 +34,8 @@ pub struct Repo {
 }
 
 impl Repo {
-    /// Reads `root`'s text files, skipping what `.gitignore` excludes and dependency folders.
+    /// Reads `root`'s text files, skipping what `.gitignore` excludes, dependency folders and files
+    /// holding credentials.
     pub fn load(root: &Path) -> Result<Self, AgentError> {
         if !root.is_dir() {
             return Err(AgentError::NotARepo { path: root.to_path_buf() });
@@ -54,7 +55,9 @@ impl Repo {
         for entry in walker.flatten() {
             let path = entry.path();
             let Ok(metadata) = entry.metadata() else { continue };
-            if !metadata.is_file() || files.len() >= MAX_FILES_READ {
+            // Credentials are not copied into the sandbox, and never read into a prompt.
+            let secret = fixbox_sandbox::is_secret_file(&entry.file_name().to_string_lossy());
+            if !metadata.is_file() || secret || files.len() >= MAX_FILES_READ {
                 continue;
             }
             let Some(relative) = relative_path(root, path) else { continue };

@@ -2,10 +2,12 @@
 
 use std::path::Path;
 
+use crate::secrets::{is_secret_file, redact_git_config};
 use crate::{CopyStats, Excludes, FileWrite, SANDBOX_UID, SandboxError};
 
 /// Packs `root` into a tar archive, skipping what its `.gitignore` files exclude (also outside a git
-/// repository) and directories named in `excludes`. Symlinks are stored as links, modes as they are.
+/// repository), directories named in `excludes` and, unless told otherwise, files holding
+/// credentials. Symlinks are stored as links, modes as they are.
 pub(crate) fn pack(root: &Path, excludes: &Excludes) -> Result<(Vec<u8>, CopyStats), SandboxError> {
     let io_err = |path: &Path, source: std::io::Error| SandboxError::Copy { path: path.display().to_string(), source };
     if !root.is_dir() {
@@ -39,8 +41,21 @@ pub(crate) fn pack(root: &Path, excludes: &Excludes) -> Result<(Vec<u8>, CopySta
         }
         let metadata = std::fs::symlink_metadata(path).map_err(|e| io_err(path, e))?;
         if metadata.is_file() {
+            if excludes.withhold_secrets && is_secret_file(&entry.file_name().to_string_lossy()) {
+                stats.withheld += 1;
+                continue;
+            }
             stats.files += 1;
             stats.bytes += metadata.len();
+            if excludes.withhold_secrets && relative == Path::new(".git/config") {
+                let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
+                let redacted = redact_git_config(&text);
+                let mut header = tar::Header::new_gnu();
+                header.set_metadata(&metadata);
+                header.set_size(redacted.len() as u64);
+                archive.append_data(&mut header, relative, redacted.as_bytes()).map_err(|e| io_err(path, e))?;
+                continue;
+            }
         }
         archive.append_path_with_name(path, relative).map_err(|e| io_err(path, e))?;
     }
@@ -119,6 +134,42 @@ mod tests {
         names.sort();
         assert_eq!(names, [".git", ".git/HEAD", ".gitignore", "src", "src/lib.py", "web"]);
         assert_eq!(stats.files, 3);
+    }
+
+    #[test]
+    fn credentials_stay_on_the_host_unless_the_user_lets_them_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for (path, content) in [
+            (".env", "TOKEN=canary\n"),
+            (".env.example", "TOKEN=\n"),
+            ("deploy/id_ed25519", "-----BEGIN OPENSSH PRIVATE KEY-----\n"),
+            (".git/config", "[remote \"origin\"]\n\turl = https://ci:canary@example.com/r.git\n"),
+            ("app.py", "x = 1\n"),
+        ] {
+            std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+            std::fs::write(root.join(path), content).unwrap();
+        }
+        let files = |excludes: &Excludes| {
+            let (archive, stats) = pack(root, excludes).unwrap();
+            let mut files = std::collections::BTreeMap::new();
+            for entry in tar::Archive::new(archive.as_slice()).entries().unwrap() {
+                let mut entry = entry.unwrap();
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+                if entry.header().entry_type().is_file() {
+                    files.insert(entry.path().unwrap().display().to_string(), text);
+                }
+            }
+            (files, stats)
+        };
+        let (kept, stats) = files(&Excludes::default());
+        assert_eq!(kept.keys().collect::<Vec<_>>(), [".env.example", ".git/config", "app.py"]);
+        assert_eq!(kept[".git/config"], "[remote \"origin\"]\n\turl = https://example.com/r.git\n");
+        assert_eq!(stats.withheld, 2);
+        let (all, _) = files(&Excludes { withhold_secrets: false, ..Excludes::default() });
+        assert_eq!(all.len(), 5);
+        assert!(all[".git/config"].contains("ci:canary@"));
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod pool;
 mod reaper;
 mod recipe;
 mod sandbox;
+mod secrets;
 
 pub use docker_sandbox::DockerSandbox;
 pub use engine::{DockerEngine, DockerHost, EngineVersion};
@@ -31,3 +32,4 @@ pub use pool::SandboxPool;
 pub use reaper::reap_orphans;
 pub use recipe::{Recipe, SANDBOX_UID, SANDBOX_USER};
 pub use sandbox::{CopyStats, Excludes, FileWrite, Limits, Sandbox, SandboxOptions};
+pub use secrets::{is_secret_file, redact_git_config};

@@ -38,17 +38,21 @@ pub trait Sandbox: Send + Sync {
     fn destroy(self) -> impl Future<Output = Result<(), SandboxError>> + Send;
 }
 
-/// Directory names never copied into a sandbox, wherever they are: build output and installed
-/// dependencies, which the sandbox rebuilds for its own platform.
+/// What of a repository is not copied into a sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Excludes {
+    /// Directory names skipped wherever they are: build output and installed dependencies, which the
+    /// sandbox rebuilds for its own platform.
     pub dir_names: Vec<String>,
+    /// Whether files holding credentials stay out and `.git/config` loses its credentials (see
+    /// [`is_secret_file`](crate::is_secret_file)); on by default.
+    pub withhold_secrets: bool,
 }
 
 impl Default for Excludes {
     fn default() -> Self {
         let names = ["target", "node_modules", ".venv", "venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".tox"];
-        Self { dir_names: names.into_iter().map(String::from).collect() }
+        Self { dir_names: names.into_iter().map(String::from).collect(), withhold_secrets: true }
     }
 }
 
@@ -66,6 +70,8 @@ pub struct FileWrite {
 pub struct CopyStats {
     pub files: u64,
     pub bytes: u64,
+    /// Files left out because they hold credentials.
+    pub withheld: u64,
 }
 
 /// Resource limits of one sandbox.
