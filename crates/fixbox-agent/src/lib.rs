@@ -39,5 +39,5 @@ pub use report::SessionReport;
 pub use reproduce::GRAMMAR as REPRODUCTION_GRAMMAR;
 pub use request::{FixRequest, Limits, ModelSettings};
 pub use session::{Fix, WORKSPACE};
-pub use sessions::{SessionHandle, SessionSetup, SessionUpdate, Sessions};
+pub use sessions::{SessionHandle, SessionSetup, SessionUpdate, Sessions, machine_cap};
 pub use testrun::{TestOutcome, TestReport, TestSummary};

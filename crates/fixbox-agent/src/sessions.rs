@@ -1,7 +1,7 @@
 //! Where fix sessions run: the one lifecycle every front end (the CLI, the app, eval) calls.
 //!
-//! [`Sessions::start`] queues a prepared [`Fix`] behind a cap on how many run at once, makes its
-//! sandbox, records the session in the store, runs it, and hands back a [`SessionHandle`]: the
+//! [`Sessions::start`] queues a prepared [`Fix`] behind a cap on how many run at once (in this
+//! process, and on this machine across every Fixbox process: [`machine_cap`]), makes its sandbox, records the session in the store, runs it, and hands back a [`SessionHandle`]: the
 //! session's updates in order with none missed (setup lines, its id, every event), Stop, and its end.
 //! Front ends only render the updates. Each session is counted on its router's metrics registry.
 
@@ -108,6 +108,15 @@ impl Sessions {
                 }
             }
         };
+        let _machine_slot = match setup.docker {
+            DockerHost::Local => {
+                let dir = setup.store.path().parent().map(|d| d.join("slots")).unwrap_or_else(|| "slots".into());
+                let cap = machine_cap(setup.limits.memory_bytes);
+                Some(machine_slot(&dir, cap, &updates, &cancel, metrics).await?)
+            }
+            // Another machine's Engine: that machine's memory bounds it, and eval spreads over several.
+            DockerHost::At { .. } => None,
+        };
         let _running = metrics.running();
         let on_line = {
             let updates = updates.clone();
@@ -130,6 +139,55 @@ impl Sessions {
         let _ = forwarder.await;
         drop(slot);
         finished
+    }
+}
+
+/// Sessions at once on this machine, across every Fixbox process: one per two cores (a session's tests
+/// and its judge's each take cores), and as many sandboxes of `sandbox_memory` as memory holds with a
+/// GiB to spare each. `FIXBOX_MAX_SESSIONS` sets it instead.
+pub fn machine_cap(sandbox_memory: u64) -> usize {
+    if let Some(set) = std::env::var("FIXBOX_MAX_SESSIONS").ok().and_then(|v| v.trim().parse::<usize>().ok()) {
+        return set.max(1);
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let by_memory = fixbox_hardware::usable_total_bytes()
+        .map_or(usize::MAX, |memory| usize::try_from(memory / (sandbox_memory + (1 << 30))).unwrap_or(usize::MAX));
+    (cores / 2).min(by_memory).max(1)
+}
+
+/// A place among this machine's `cap` sessions: a lock on one of the files `dir/0.lock`…, held until the
+/// file is dropped, and released by the kernel when its process dies, however it dies. Waits, saying
+/// it is queued, while all are taken.
+async fn machine_slot(
+    dir: &std::path::Path,
+    cap: usize,
+    updates: &mpsc::UnboundedSender<SessionUpdate>,
+    cancel: &CancellationToken,
+    metrics: &SessionMetrics,
+) -> Result<std::fs::File, AgentError> {
+    std::fs::create_dir_all(dir).map_err(|source| AgentError::Read { path: dir.to_path_buf(), source })?;
+    let mut queued = None;
+    loop {
+        for n in 0..cap {
+            let path = dir.join(format!("{n}.lock"));
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|source| AgentError::Read { path, source })?;
+            if file.try_lock().is_ok() {
+                return Ok(file);
+            }
+        }
+        if queued.is_none() {
+            queued = Some(metrics.queued());
+            let _ = updates.send(SessionUpdate::Queued);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+            () = cancel.cancelled() => return Err(AgentError::Stopped { before: "it could start" }),
+        }
     }
 }
 
@@ -198,4 +256,50 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_machine_cap_queues_a_session_until_a_place_frees_even_when_its_holder_was_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = SessionMetrics::new(Arc::new(fixbox_llm::Metrics::default()));
+        let (updates, mut seen) = mpsc::unbounded_channel();
+        let cancel = CancellationToken::new();
+
+        // Another process holds the only place; SIGKILL frees it.
+        std::fs::write(dir.path().join("0.lock"), "").unwrap();
+        let mut holder = std::process::Command::new("flock")
+            .arg("-o")
+            .arg(dir.path().join("0.lock"))
+            .args(["sleep", "60"])
+            .spawn()
+            .unwrap();
+        while std::fs::OpenOptions::new().write(true).open(dir.path().join("0.lock")).unwrap().try_lock().is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let waiting = machine_slot(dir.path(), 1, &updates, &cancel, &metrics);
+        tokio::pin!(waiting);
+        assert!(tokio::time::timeout(Duration::from_millis(600), &mut waiting).await.is_err(), "the place is taken");
+        assert_eq!(seen.try_recv().ok(), Some(SessionUpdate::Queued));
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
+
+        // Held in this process: the next waits until it is dropped, or stops when told to.
+        let next = machine_slot(dir.path(), 1, &updates, &cancel, &metrics);
+        tokio::pin!(next);
+        assert!(tokio::time::timeout(Duration::from_millis(600), &mut next).await.is_err());
+        drop(first);
+        let second = tokio::time::timeout(Duration::from_secs(5), next).await.unwrap().unwrap();
+        cancel.cancel();
+        let stopped = machine_slot(dir.path(), 1, &updates, &cancel, &metrics).await.unwrap_err();
+        assert!(matches!(stopped, AgentError::Stopped { .. }), "{stopped}");
+        drop(second);
+    }
 }

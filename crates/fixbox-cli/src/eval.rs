@@ -165,18 +165,13 @@ async fn run_dataset(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// At most one task per two cores (a session and its judge each run tests), and as many as memory
-/// holds sandboxes of `sandbox_memory` with a GiB to spare each; on each of `hosts` Docker Engines,
-/// counted as this machine.
+/// As many tasks at once as each of `hosts` Docker Engines, counted as this machine, holds.
 fn bounded_jobs(asked: usize, sandbox_memory: u64, hosts: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let memory = fixbox_hardware::probe(None).map(|r| r.memory.usable_total_bytes()).unwrap_or(0);
-    let by_memory = (memory / (sandbox_memory + (1 << 30))).max(1) as usize;
-    let most = (cores / 2).max(1).min(by_memory) * hosts;
+    let most = fixbox_agent::machine_cap(sandbox_memory) * hosts;
     if asked > most {
         eprintln!(
-            "--jobs {asked} is more than {hosts} Docker Engine(s) of this machine's size hold ({cores} cores, {} GiB): {most} at a time",
-            memory >> 30
+            "--jobs {asked} is more than {hosts} Docker Engine(s) of this machine's size hold (one task per two cores, \
+             and a sandbox with a GiB to spare each): {most} at a time"
         );
     }
     asked.clamp(1, most)

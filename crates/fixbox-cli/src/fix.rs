@@ -132,7 +132,11 @@ pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
     let mut renderer = Renderer::stdout();
     while let Some(update) = session.next().await {
         match update {
-            SessionUpdate::Queued => {}
+            SessionUpdate::Queued => eprintln!(
+                "[queued] this machine runs as many sessions as it holds ({} at once; FIXBOX_MAX_SESSIONS sets it): \
+                 starting when one ends",
+                fixbox_agent::machine_cap(preferences.sandbox_limits().memory_bytes)
+            ),
             SessionUpdate::Setup { line } => eprintln!("[sandbox] {line}"),
             SessionUpdate::Started { session } => {
                 eprintln!("session {session} (replay: fixbox sessions replay {session})");

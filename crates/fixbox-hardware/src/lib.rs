@@ -20,7 +20,7 @@ pub use cpu::{CpuInfo, simd_features};
 pub use disk::DiskSpace;
 pub use gpu::apple::published_bandwidth as apple_published_bandwidth;
 pub use gpu::{GpuInfo, GpuVendor};
-pub use memory::MemoryInfo;
+pub use memory::{MemoryInfo, usable_total_bytes};
 
 use std::path::Path;
 

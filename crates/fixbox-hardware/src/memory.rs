@@ -21,6 +21,15 @@ impl MemoryInfo {
     }
 }
 
+/// The memory this process can count on ([`MemoryInfo::usable_total_bytes`]), read alone: quick, with
+/// no bandwidth measurement. `None` where the system does not say.
+pub fn usable_total_bytes() -> Option<u64> {
+    let mut system = sysinfo::System::new().ok()?;
+    system.refresh_memory();
+    let total = system.total_memory();
+    Some(system.cgroup_limits().map_or(total, |limits| limits.total_memory.min(total)))
+}
+
 pub(crate) fn probe(system: &mut sysinfo::System, threads: usize) -> MemoryInfo {
     system.refresh_memory();
     let total = system.total_memory();

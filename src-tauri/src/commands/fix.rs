@@ -167,7 +167,9 @@ pub async fn fix_start(
 async fn forward(mut session: SessionHandle, on_update: &Channel<FixUpdate>) -> Result<Outcome, String> {
     while let Some(update) = session.next().await {
         let update = match update {
-            SessionUpdate::Queued => FixUpdate::Setup { line: "waiting for the running session to end".into() },
+            SessionUpdate::Queued => FixUpdate::Setup {
+                line: "queued: waiting for a running session to end (this machine runs as many as it holds)".into(),
+            },
             SessionUpdate::Setup { line } => FixUpdate::Setup { line },
             SessionUpdate::Started { session } => FixUpdate::Started { session: session.to_string() },
             SessionUpdate::Event { seq, at_ms, event } => {
