@@ -53,7 +53,9 @@ async fn main() -> Result<()> {
             server.url
         ),
     )?;
-    let temp_before = temp_entries();
+    // The sessions' own temp folder, so that what they leave there is theirs alone.
+    let temp = data.path().join("tmp");
+    std::fs::create_dir(&temp)?;
     let sandboxes_before = sandboxes().await?;
     println!(
         "{sessions} sessions of `fixbox fix` on {FIXTURE}, {at_once} at a time, one in {KILL_EVERY} killed (SIGKILL)"
@@ -90,7 +92,8 @@ async fn main() -> Result<()> {
     ensure!(exit == "exit 0", "the last session ended with {exit}");
     let left = sandboxes().await?.saturating_sub(sandboxes_before);
     let engines = processes_named(&["llama-server", "ollama", "vllm"]);
-    let temp_left = temp_entries().difference(&temp_before).cloned().collect::<Vec<_>>();
+    let temp_left: Vec<String> =
+        std::fs::read_dir(&temp)?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     let log = check_store(data.path())?;
 
     println!("\n| figure | value |\n|---|---|");
@@ -130,6 +133,7 @@ fn fix_command(bin: &Path, repo: &Path, task: &str, data: &Path, routes: &Path) 
     let mut command = tokio::process::Command::new(bin);
     command
         .env("FIXBOX_DATA_DIR", data)
+        .env("TMPDIR", data.join("tmp"))
         .env("NO_COLOR", "1")
         .arg("fix")
         .arg(repo)
@@ -186,12 +190,6 @@ fn processes_named(names: &[&str]) -> usize {
         .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
         .filter(|comm| names.iter().any(|n| comm.trim() == *n))
         .count()
-}
-
-fn temp_entries() -> std::collections::BTreeSet<String> {
-    std::fs::read_dir(std::env::temp_dir())
-        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-        .unwrap_or_default()
 }
 
 struct LogCheck {

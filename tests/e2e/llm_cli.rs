@@ -154,6 +154,21 @@ default = ["cloud", "local"]
     let leaks = files_containing(data.path(), &key)?;
     ensure!(leaks.is_empty(), "the key is in {leaks:?}");
 
+    // No keychain on the bus (none running or none installed): said so, never read as "no keys", and
+    // the route that needs a key from it is not tried.
+    let absent = "unix:path=/nonexistent/bus";
+    let list = fixbox(data.path())?.args(["keys", "list"]).env("DBUS_SESSION_BUS_ADDRESS", absent).output()?;
+    let stderr = String::from_utf8(list.stderr)?;
+    ensure!(!list.status.success() && stderr.contains("no usable OS keychain"), "{stderr}");
+    let ask = fixbox(data.path())?
+        .args(["ask", "--max-tokens", "8", "Say hi."])
+        .env("DBUS_SESSION_BUS_ADDRESS", absent)
+        .output()?;
+    let stderr = String::from_utf8(ask.stderr)?;
+    eprintln!("ask without a keychain: {stderr}");
+    ensure!(stderr.contains("keychain"), "{stderr}");
+    ensure!(seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len() == 1, "the cloud was called again");
+
     // Removed, it is gone, and the route that needs it says so.
     let rm = fixbox(data.path())?.args(["keys", "rm", "cloud"]).output()?;
     ensure!(rm.status.success(), "{}", String::from_utf8_lossy(&rm.stderr));

@@ -38,6 +38,8 @@ fn run_blocking(command: KeysCommand) -> anyhow::Result<ExitCode> {
             eprintln!("stored `{name}` in the OS keychain");
         }
         KeysCommand::List { json } => {
+            // Without a keychain every stored key would read as gone: say why instead.
+            Keychain.probe()?;
             let listed = Keychain.list(&store)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&listed)?);

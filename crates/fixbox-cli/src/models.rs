@@ -133,11 +133,20 @@ fn list(catalog: &Catalog, store: &ModelStore, json: bool) -> anyhow::Result<Exi
 }
 
 /// The Hugging Face token from the keychain (`huggingface`), or `HF_TOKEN`, for gated models.
+/// A keychain that cannot be read is said, not passed over: a gated model would then fail for a
+/// reason the user could not see.
+#[expect(clippy::print_stderr, reason = "the warning is for the user at the terminal")]
 fn hugging_face_token() -> Option<Token> {
-    if let Ok(Some(secret)) = fixbox_store::Keychain.get("huggingface") {
-        return Some(Token::new(secret.expose()));
+    let from_env = std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty()).map(Token::new);
+    match fixbox_store::Keychain.get("huggingface") {
+        Ok(Some(secret)) => Some(Token::new(secret.expose())),
+        Ok(None) => from_env,
+        Err(err) => {
+            let instead = if from_env.is_some() { "using HF_TOKEN instead" } else { "downloading without a token" };
+            eprintln!("warning: a Hugging Face token kept in the keychain cannot be used ({err}); {instead}");
+            from_env
+        }
     }
-    std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty()).map(Token::new)
 }
 
 /// Runs `work` with a progress bar fed by its download events; Ctrl+C cancels it (what arrived is kept).

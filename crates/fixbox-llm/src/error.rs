@@ -36,7 +36,7 @@ pub enum LlmError {
     AllRoutesFailed { attempts: Vec<Attempt> },
     #[error("no route for task `{0}` and no `default` route; add one under [routes] in the routing settings")]
     NoRoute(String),
-    #[error("the API key `{name}` is not in the keychain: {reason}. Store it with `fixbox keys set {name}`")]
+    #[error("the API key `{name}` cannot be read from the keychain: {reason}. Store it with `fixbox keys set {name}`")]
     Key { name: String, reason: String },
     #[error("the routing settings are invalid: {0}")]
     Config(String),
