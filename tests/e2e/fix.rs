@@ -349,6 +349,82 @@ async fn secrets_in_the_repository_and_the_host_environment_reach_no_sandbox_pro
     Ok(())
 }
 
+/// Fixbox sandbox containers on the Engine, running or not.
+fn sandboxes() -> Result<usize> {
+    let filter = format!("label={}=1", fixbox_sandbox::labels::SANDBOX);
+    let out = std::process::Command::new("docker").args(["ps", "-aq", "--filter", &filter]).output()?;
+    ensure!(out.status.success(), "docker ps: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).lines().count())
+}
+
+/// A tmpfs of `size` mounted on a folder while this lives.
+struct Mounted(PathBuf);
+
+impl Mounted {
+    fn tmpfs(at: &Path, size: &str) -> Result<Self> {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()?;
+        ensure!(status.success(), "could not mount a tmpfs on {} (this test needs root)", at.display());
+        Ok(Self(at.to_path_buf()))
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_under_the_store_ends_the_session_saying_so_and_leaves_no_sandbox() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    const FIXTURE: &str = "py-cache-evict-during-iteration";
+    let fixture = fixtures::get(FIXTURE)?;
+    let data = tempfile::tempdir()?;
+    let _disk = Mounted::tmpfs(data.path(), "8m")?;
+    let elsewhere = tempfile::tempdir()?;
+    // Slow enough that the disk is full before the answer ends.
+    let server = ReplayServer::start(answers(FIXTURE, &["1"])?, Pace::Every(Duration::from_millis(40))).await?;
+    let routes = routing_file(elsewhere.path(), &server.url)?;
+    let before = sandboxes()?;
+    let child = fix_command(&fixture, data.path(), &routes, &[])?.spawn()?;
+
+    let store = Store::open_in(data.path())?;
+    let started = std::time::Instant::now();
+    loop {
+        let recorded = match store.list_sessions()?.first() {
+            Some(session) => store.events_from(&session.id, 1)?.len(),
+            None => 0,
+        };
+        if recorded >= 3 {
+            break;
+        }
+        ensure!(started.elapsed() < Duration::from_secs(60), "the session did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let filler = data.path().join("filler");
+    let mut file = std::fs::File::create(&filler)?;
+    let block = vec![0u8; 64 << 10];
+    while std::io::Write::write_all(&mut file, &block).is_ok() {}
+    drop(file);
+
+    let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output()).await??;
+    std::fs::remove_file(&filler)?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("{stderr}");
+    ensure!(!output.status.success(), "the session cannot have finished: {stderr}");
+    ensure!(stderr.contains("the disk of the data folder is full"), "{stderr}");
+    ensure!(sandboxes()? == before, "the sandbox was left behind");
+    // What was recorded before is intact and readable.
+    ensure!(store.integrity_problems()?.is_empty(), "{:?}", store.integrity_problems()?);
+    let session = store.list_sessions()?.into_iter().next().context("no session")?;
+    ensure!(store.events_from(&session.id, 1)?.len() >= 3);
+    Ok(())
+}
+
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_cleanly_and_keeps_the_session() -> Result<()> {

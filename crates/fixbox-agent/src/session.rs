@@ -76,6 +76,40 @@ impl Fix {
         cancel: CancellationToken,
     ) -> Result<Finished, AgentError> {
         let started = Instant::now();
+        let ran = self.run_in(&sandbox, image, sandbox_time, router, log, cancel, started).await;
+        // Removed however the session ended, a store that cannot record included.
+        if let Err(err) = sandbox.destroy().await {
+            tracing::warn!(%err, "could not remove the sandbox; the reaper removes it at the next start");
+        }
+        let (finished, work_ended) = ran?;
+        let mut timings = finished.timings;
+        timings.sandbox_ms += ms(work_ended.elapsed());
+        timings.wall_ms = ms(started.elapsed()) + ms(sandbox_time);
+        timings.own_ms = (timings.wall_ms - timings.model_ms - timings.tests_ms - timings.sandbox_ms).max(0.0);
+        let finished = Finished { timings, ..finished };
+        log.record(Event::SessionFinished {
+            outcome: finished.outcome.clone(),
+            iterations: finished.iterations,
+            diff: finished.diff.clone(),
+            test_diff: finished.test_diff.clone(),
+            totals: finished.totals.clone(),
+            timings,
+        })?;
+        Ok(finished)
+    }
+
+    /// [`Fix::run`] up to removing the sandbox: the session as it ended, and when its work did.
+    #[expect(clippy::too_many_arguments, reason = "run's arguments, passed on")]
+    async fn run_in<S: Sandbox>(
+        self,
+        sandbox: &S,
+        image: &str,
+        sandbox_time: Duration,
+        router: &Router,
+        log: &EventLog,
+        cancel: CancellationToken,
+        started: Instant,
+    ) -> Result<(Finished, Instant), AgentError> {
         let format = self.request.model.edit_format.unwrap_or_else(|| {
             let model = router
                 .routes(&self.request.model.task)
@@ -105,7 +139,7 @@ impl Fix {
             format,
             router,
             log,
-            sandbox: &sandbox,
+            sandbox,
             meter: meter.clone(),
             cancel,
             deadline: started + Duration::from_secs(self.request.limits.wall_time_s),
@@ -117,27 +151,11 @@ impl Fix {
             Err(AgentError::Store(err)) => return Err(AgentError::Store(err)),
             Err(err) => Outcome::Error { message: err.to_string() },
         };
-        let (iterations, repo, mut timings) = (run.iteration, run.repo, run.timings);
+        let (iterations, repo, timings) = (run.iteration, run.repo, run.timings);
         // The new test is its own part of the result: the user may keep it or drop it.
         let test_paths: Vec<&str> = run.reproduction.iter().map(|r| r.path.as_str()).collect();
         let (diff, test_diff) = (repo.diff_except(&test_paths), repo.diff_only(&test_paths));
-        let destroy = Instant::now();
-        if let Err(err) = sandbox.destroy().await {
-            tracing::warn!(%err, "could not remove the sandbox; the reaper removes it at the next start");
-        }
-        timings.sandbox_ms += ms(destroy.elapsed());
-        timings.wall_ms = ms(started.elapsed()) + ms(sandbox_time);
-        timings.own_ms = (timings.wall_ms - timings.model_ms - timings.tests_ms - timings.sandbox_ms).max(0.0);
-        let finished = Finished { outcome, iterations, diff, test_diff, totals: meter.totals(), timings };
-        log.record(Event::SessionFinished {
-            outcome: finished.outcome.clone(),
-            iterations,
-            diff: finished.diff.clone(),
-            test_diff: finished.test_diff.clone(),
-            totals: finished.totals.clone(),
-            timings,
-        })?;
-        Ok(finished)
+        Ok((Finished { outcome, iterations, diff, test_diff, totals: meter.totals(), timings }, Instant::now()))
     }
 }
 

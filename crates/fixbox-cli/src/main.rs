@@ -96,6 +96,39 @@ fn main() -> ExitCode {
 /// The command's error: one line on stderr (stdout stays for output, `--json`), and in the log.
 #[allow(clippy::print_stderr, reason = "the error is what the command says last")]
 fn fail(err: &anyhow::Error) {
-    tracing::error!("{err:#}");
-    eprintln!("error: {err:#}");
+    let said = said(err);
+    tracing::error!("{said}");
+    eprintln!("error: {said}");
+}
+
+/// The error and its causes, each cause once: most of our errors already quote their cause.
+fn said(err: &anyhow::Error) -> String {
+    let mut said = err.to_string();
+    for cause in err.chain().skip(1).map(ToString::to_string) {
+        if !said.contains(&cause) {
+            said = format!("{said}: {cause}");
+        }
+    }
+    said
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cause_already_quoted_is_not_said_again() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "recording failed: {}", self.0)
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let err = anyhow::Error::new(Outer(std::io::Error::other("disk full"))).context("the session stopped");
+        assert_eq!(super::said(&err), "the session stopped: recording failed: disk full");
+    }
 }

@@ -48,6 +48,12 @@ pub enum StoreError {
 
     #[error("database {op} failed: {source}")]
     Query { op: &'static str, source: rusqlite::Error },
+
+    #[error(
+        "the disk of the data folder is full (database {op} failed): free space and run again; what was recorded \
+         before is kept"
+    )]
+    DiskFull { op: &'static str },
 }
 
 /// Attaches the failed operation's name to a rusqlite error.
@@ -57,6 +63,9 @@ pub(crate) trait QueryContext<T> {
 
 impl<T> QueryContext<T> for Result<T, rusqlite::Error> {
     fn op(self, op: &'static str) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Query { op, source })
+        self.map_err(|source| match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => StoreError::DiskFull { op },
+            _ => StoreError::Query { op, source },
+        })
     }
 }
