@@ -425,6 +425,71 @@ async fn a_full_disk_under_the_store_ends_the_session_saying_so_and_leaves_no_sa
     Ok(())
 }
 
+/// The real engine (llama-server with SmolLM2, supervised as Fixbox supervises it) is killed with
+/// SIGKILL while a session's model call runs: the call fails with its reason recorded, the supervisor
+/// brings the engine back, and the session goes on or ends saying why; no sandbox is left.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_killed_mid_call_fails_that_call_and_the_session_ends_cleanly() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    let engine = fixbox_e2e::models::smollm2(4096, 1).await?;
+    let fixture = fixtures::get("py-cache-evict-during-iteration")?;
+    let data = tempfile::tempdir()?;
+    let routes = data.path().join("routes.toml");
+    std::fs::write(
+        &routes,
+        format!(
+            "[[providers]]\nname = \"engine\"\nkind = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"smollm2\"\ncontext_window = 4096\nlocal = true\n\n[routes]\ndefault = [\"engine\"]\n",
+            engine.url
+        ),
+    )?;
+    let before = sandboxes()?;
+    let args = ["--max-iterations", "2", "--max-tokens", "1024", "--context", "4096"];
+    let child = fix_command(&fixture, data.path(), &routes, &args)?.spawn()?;
+    let store = Store::open_in(data.path())?;
+    let started = std::time::Instant::now();
+    loop {
+        let kinds: Vec<String> = match store.list_sessions()?.first() {
+            Some(session) => store.events_from(&session.id, 1)?.into_iter().map(|e| e.kind).collect(),
+            None => Vec::new(),
+        };
+        if kinds.iter().any(|k| k == "model.started") {
+            break;
+        }
+        ensure!(started.elapsed() < Duration::from_secs(120), "no model call started: {kinds:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // In the prompt's processing or the answer's stream: SmolLM2 answers within a second or two.
+    let pid = engine.pid().context("the engine runs no process")?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL)?;
+
+    let output = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output()).await??;
+    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    eprintln!("{printed}");
+    let session = store.list_sessions()?.into_iter().next().context("no session")?;
+    let stored = store.events_from(&session.id, 1)?;
+    let report = SessionReport::from_events(&stored).context("not a fix session")?;
+    let outcome = report.outcome.clone().context("the session did not finish")?;
+    let failed_tries: Vec<String> = stored
+        .iter()
+        .filter_map(Event::from_stored)
+        .filter_map(|e| if let Event::ModelCall { record, .. } = e { Some(record.attempts) } else { None })
+        .flatten()
+        .map(|a| a.message)
+        .collect();
+    let ended_on_the_model = matches!(&outcome, Outcome::Error { message } if message.contains("model"));
+    ensure!(
+        !failed_tries.is_empty() || ended_on_the_model,
+        "the kill left no trace: {outcome:?}, calls {:?}",
+        report.calls
+    );
+    eprintln!("outcome {outcome:?}; failed tries {failed_tries:?}");
+    ensure!(sandboxes()? == before, "the sandbox was left behind");
+    ensure!(engine.pid().is_some_and(|now| now != pid), "the supervisor did not bring the engine back");
+    engine.stop().await;
+    Ok(())
+}
+
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_cleanly_and_keeps_the_session() -> Result<()> {

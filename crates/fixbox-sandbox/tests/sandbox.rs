@@ -176,6 +176,20 @@ async fn writing_past_the_tmpfs_size_fails_inside_the_sandbox_only() {
     sb.destroy().await.unwrap();
 }
 
+/// A test that waits for input (a prompt, `input()`) reads end-of-file at once: nothing is attached to
+/// a command's stdin, so it fails instead of hanging until its timeout.
+#[tokio::test]
+async fn a_command_that_reads_stdin_gets_end_of_file_instead_of_waiting() {
+    let sb = sandbox().await;
+    let request =
+        ExecRequest::shell("read line; echo read=$?; python3 -c 'input()'").hard_timeout(Duration::from_secs(60));
+    let out = sb.exec(request).await.unwrap().finish().await.unwrap();
+    assert_eq!(out.ending, Ending::Exited, "{out:?}");
+    assert!(out.stdout.starts_with("read=1\n"), "{out:?}");
+    assert!(out.stderr.contains("EOFError"), "{out:?}");
+    sb.destroy().await.unwrap();
+}
+
 /// Both disks filled at once under a memory limit sized as the defaults are: the files are memory too,
 /// and they stay below the limit, so the writer hears "No space left" and nothing is OOM-killed.
 #[tokio::test]
