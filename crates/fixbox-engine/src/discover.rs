@@ -106,9 +106,66 @@ pub fn engines_dir() -> Option<PathBuf> {
 
 /// The executable `kind` runs from, as [`discover`] finds it with the usual search paths (Fixbox's
 /// engines dir, then `PATH`).
+/// One too old to serve Fixbox (see [`floor`]) is refused, naming its version and the one needed.
 pub async fn installed(kind: EngineKind) -> Result<PathBuf, crate::EngineError> {
-    let found = discover(&SearchPaths::from_env()).await;
-    found.into_iter().find(|e| e.kind == kind).map(|e| e.path).ok_or(crate::EngineError::NotInstalled { kind })
+    installed_in(&SearchPaths::from_env(), kind).await
+}
+
+/// [`installed`] with these search paths.
+pub async fn installed_in(search: &SearchPaths, kind: EngineKind) -> Result<PathBuf, crate::EngineError> {
+    let found = discover(search).await;
+    let engine = found.into_iter().find(|e| e.kind == kind).ok_or(crate::EngineError::NotInstalled { kind })?;
+    let (needed, number) = floor(kind);
+    match engine.version.as_deref().and_then(number) {
+        Some(version) if version < needed => Err(crate::EngineError::TooOld {
+            kind,
+            path: engine.path,
+            found: engine.version.unwrap_or_default(),
+            needed: needed.to_string(),
+        }),
+        _ => Ok(engine.path),
+    }
+}
+
+/// A version, comparable: llama.cpp's build number, or a release's `major.minor.patch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version(u64, u64, u64);
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self(build, 0, 0) if *build > 100 => write!(f, "build b{build}"),
+            Self(major, minor, patch) => write!(f, "{major}.{minor}.{patch}"),
+        }
+    }
+}
+
+/// The oldest version of `kind` Fixbox works with, and how to read one from its `--version` line:
+/// llama-server from build b4000 (Nov 2024: prompt-cache counts in `timings`, GBNF, `/health`), Ollama
+/// 0.3.0 (`num_ctx` per request), vLLM 0.6.0 (the OpenAI server's usage in streams).
+pub fn floor(kind: EngineKind) -> (Version, fn(&str) -> Option<Version>) {
+    match kind {
+        EngineKind::LlamaServer => (Version(4000, 0, 0), build_number),
+        EngineKind::Ollama => (Version(0, 3, 0), release),
+        EngineKind::Vllm => (Version(0, 6, 0), release),
+    }
+}
+
+/// `version: 4567 (abc)` → build 4567. Builds made outside llama.cpp's releases name no build
+/// (`version: 0.6.0-dev (build 0, commit unknown)`): `None`, as for any version not known.
+fn build_number(line: &str) -> Option<Version> {
+    let word = line.split("version:").nth(1)?.split_whitespace().next()?;
+    let build: u64 = word.trim_start_matches('b').parse().ok()?;
+    (build > 0).then_some(Version(build, 0, 0))
+}
+
+/// The first `x.y[.z]` in the line.
+fn release(line: &str) -> Option<Version> {
+    line.split(|c: char| !(c.is_ascii_digit() || c == '.')).find_map(|word| {
+        let mut parts = word.split('.').map(|p| p.parse::<u64>().ok());
+        let (major, minor) = (parts.next()??, parts.next()??);
+        Some(Version(major, minor, parts.next().flatten().unwrap_or(0)))
+    })
 }
 
 /// Every engine executable in `search`: Fixbox's own installs first, then `PATH`, each with its version.

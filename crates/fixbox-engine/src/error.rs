@@ -19,6 +19,10 @@ pub enum EngineError {
     NeedsModelFile { kind: EngineKind, name: String },
     #[error("{kind} is not installed; run `fixbox engine install {kind}`")]
     NotInstalled { kind: EngineKind },
+    #[error(
+        "{path} is too old for Fixbox (it says {found:?}; Fixbox needs {needed} or later): run `fixbox engine install {kind}` for a current one, or update it"
+    )]
+    TooOld { kind: EngineKind, path: PathBuf, found: String, needed: String },
     #[error("there is no prebuilt {what}")]
     NoPrebuilt { what: String },
     #[error("{what} has no SHA-256 digest in its release, so it cannot be verified; not installing it")]

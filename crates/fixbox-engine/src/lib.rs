@@ -16,7 +16,7 @@ mod supervisor;
 
 pub use clients::{ClientError, OllamaClient, OllamaDetails, OllamaModel, OllamaPullProgress, VllmClient, VllmModel};
 pub use discover::{
-    ENGINES_DIR_ENV, EngineKind, InstalledEngine, Origin, SearchPaths, discover, engines_dir, installed,
+    ENGINES_DIR_ENV, EngineKind, InstalledEngine, Origin, SearchPaths, discover, engines_dir, installed, installed_in,
 };
 pub use engine::{ApiKey, Engine, LaunchCommand, LaunchSpec, LlamaServer, ModelRef, Ollama, Vllm, engine};
 pub use error::EngineError;

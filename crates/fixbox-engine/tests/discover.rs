@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use fixbox_engine::{EngineKind, Origin, SearchPaths, discover};
+use fixbox_engine::{EngineError, EngineKind, Origin, SearchPaths, discover, installed_in};
 
 /// An executable shell script at `path` that runs `script`.
 fn stand_in(path: &Path, script: &str) -> std::io::Result<()> {
@@ -50,4 +50,29 @@ async fn nothing_installed_finds_nothing() {
     let root = tempfile::tempdir().unwrap();
     let search = SearchPaths { engines_dir: Some(root.path().join("missing")), path: Some(root.path().into()) };
     assert!(discover(&search).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_engine_older_than_fixbox_needs_is_refused_naming_both_versions() {
+    let root = tempfile::tempdir().unwrap();
+    let bin = root.path().join("bin");
+    stand_in(&bin.join("llama-server"), "echo 'version: 3500 (d00d00)' >&2").unwrap();
+    stand_in(&bin.join("ollama"), "echo 'ollama version is 0.1.32'").unwrap();
+    let search = SearchPaths { engines_dir: None, path: Some(bin.clone().into_os_string()) };
+    for (kind, said) in [
+        (EngineKind::LlamaServer, "it says \"version: 3500 (d00d00)\"; Fixbox needs build b4000 or later"),
+        (EngineKind::Ollama, "it says \"ollama version is 0.1.32\"; Fixbox needs 0.3.0 or later"),
+    ] {
+        let err = installed_in(&search, kind).await.unwrap_err();
+        assert!(matches!(err, EngineError::TooOld { .. }), "{err}");
+        assert!(err.to_string().contains(said), "{err}");
+        assert!(err.to_string().contains(&format!("fixbox engine install {kind}")), "{err}");
+    }
+    stand_in(&bin.join("llama-server"), "echo 'version: 10621 (0a1b2c3)' >&2").unwrap();
+    assert_eq!(installed_in(&search, EngineKind::LlamaServer).await.unwrap(), bin.join("llama-server"));
+    // A build outside llama.cpp's releases names no build number: not refused for what it cannot tell.
+    stand_in(&bin.join("llama-server"), "echo 'version: 0.6.0-dev (build 0, commit unknown)' >&2").unwrap();
+    stand_in(&bin.join("ollama"), "echo 'ollama version is 0.12.3'").unwrap();
+    assert_eq!(installed_in(&search, EngineKind::LlamaServer).await.unwrap(), bin.join("llama-server"));
+    assert_eq!(installed_in(&search, EngineKind::Ollama).await.unwrap(), bin.join("ollama"));
 }

@@ -109,6 +109,8 @@ impl DockerEngine {
             .await
             .map_err(|_| SandboxError::Timeout { host: host.to_string(), seconds: ANSWER_TIMEOUT.as_secs() })?
             .map_err(|source| classify(host, source))?;
+        let api = docker.client_version();
+        check_api_floor(host, api.major_version, api.minor_version)?;
         Ok(Self { docker, host: host.to_string() })
     }
 
@@ -127,6 +129,16 @@ impl DockerEngine {
             kernel: version.kernel_version,
         })
     }
+}
+
+/// The oldest Engine API Fixbox works with: 1.41, Docker 20.10 (tmpfs options, `init`, cgroup v2).
+const API_FLOOR: (usize, usize) = (1, 41);
+
+fn check_api_floor(host: &str, major: usize, minor: usize) -> Result<(), SandboxError> {
+    if (major, minor) >= API_FLOOR {
+        return Ok(());
+    }
+    Err(SandboxError::TooOld { host: host.to_string(), found: format!("{major}.{minor}") })
 }
 
 impl DockerEngine {
@@ -198,4 +210,17 @@ fn io_error_kind(err: &(dyn std::error::Error + 'static)) -> Option<std::io::Err
         current = e.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_engine_older_than_docker_20_10_is_refused_naming_both_versions() {
+        assert!(check_api_floor("unix:///var/run/docker.sock", 1, 41).is_ok());
+        assert!(check_api_floor("unix:///var/run/docker.sock", 1, 47).is_ok());
+        let err = check_api_floor("tcp://old:2376", 1, 40).unwrap_err().to_string();
+        assert!(err.contains("API 1.40, older than Fixbox needs (1.41, Docker 20.10)"), "{err}");
+    }
 }

@@ -51,6 +51,12 @@ pub enum SandboxError {
 
     #[error("cannot copy {path}: {source}")]
     Copy { path: String, source: std::io::Error },
+
+    #[error(
+        "Docker at {host} speaks Engine API {found}, older than Fixbox needs (1.41, Docker 20.10): update Docker \
+         Engine (https://docs.docker.com/engine/install/)"
+    )]
+    TooOld { host: String, found: String },
 }
 
 impl SandboxError {
