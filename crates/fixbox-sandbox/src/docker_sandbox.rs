@@ -154,8 +154,21 @@ impl DockerSandbox {
         self.finish_plumbing(started, stdin).await
     }
 
-    /// Feeds `stdin` to a started plumbing command and collects its output and exit code.
+    /// Feeds `stdin` to a started plumbing command and collects its output and exit code, in at most
+    /// [`PLUMBING_TIMEOUT`]: a Docker that stops answering mid-copy must not hold a session forever.
     async fn finish_plumbing(&self, started: Started, stdin: Option<Vec<u8>>) -> Result<Plumbing, SandboxError> {
+        tokio::time::timeout(PLUMBING_TIMEOUT, self.finish_plumbing_now(started, stdin)).await.map_err(|_| {
+            SandboxError::Sandbox {
+                op: "copy files",
+                reason: format!(
+                    "Docker did not finish the copy in {} minutes; check that it still answers (`docker ps`), or restart it",
+                    PLUMBING_TIMEOUT.as_secs() / 60
+                ),
+            }
+        })?
+    }
+
+    async fn finish_plumbing_now(&self, started: Started, stdin: Option<Vec<u8>>) -> Result<Plumbing, SandboxError> {
         let (exec_id, output, input) = started;
         let writer = async {
             if let (Some(bytes), Some(mut input)) = (stdin, input) {
@@ -185,6 +198,9 @@ impl DockerSandbox {
         Ok(())
     }
 }
+
+/// The longest a copy into or out of a sandbox, or a signal to its processes, may take.
+const PLUMBING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// A best effort for a sandbox dropped without [`Sandbox::destroy`] (a panic, an early return): its
 /// removal is started on the current runtime, if there is one. What this misses, the reaper removes at
