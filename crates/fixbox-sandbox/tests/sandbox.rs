@@ -241,7 +241,7 @@ async fn copying_a_repo_in_and_out_keeps_bytes_and_modes_exactly() {
     let files: [(&str, &[u8], u32); 7] = [
         ("README.md", b"# demo\n", 0o644),
         ("run.sh", b"#!/bin/sh\necho hi\n", 0o755),
-        ("secret/key.pem", b"-----\n", 0o600),
+        ("secret/notes.txt", b"-----\n", 0o600),
         ("data/blob.bin", &binary, 0o640),
         ("data/empty", b"", 0o444),
         ("src/pkg/mod.py", "def f():\n    return 'ünïcode'\n".as_bytes(), 0o664),
