@@ -490,6 +490,79 @@ async fn the_engine_killed_mid_call_fails_that_call_and_the_session_ends_cleanly
     Ok(())
 }
 
+/// Restarts this machine's Docker daemon: through systemd where it runs it, else as `scripts/setup`
+/// starts it (detached, logging to /var/log/fixbox-dockerd.log). Waits until it answers again.
+fn restart_docker() -> Result<()> {
+    let answers = || std::process::Command::new("docker").arg("info").output().is_ok_and(|o| o.status.success());
+    if Path::new("/run/systemd/system").is_dir() {
+        ensure!(std::process::Command::new("systemctl").args(["restart", "docker"]).status()?.success());
+    } else {
+        std::process::Command::new("pkill").args(["-TERM", "-x", "dockerd"]).status()?;
+        let gone = std::time::Instant::now();
+        while std::process::Command::new("pgrep").args(["-x", "dockerd"]).status()?.success() {
+            ensure!(gone.elapsed() < Duration::from_secs(60), "dockerd did not stop");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let start = "nohup dockerd >>/var/log/fixbox-dockerd.log 2>&1 &";
+        ensure!(std::process::Command::new("sh").args(["-c", start]).status()?.success());
+    }
+    let started = std::time::Instant::now();
+    while !answers() {
+        ensure!(started.elapsed() < Duration::from_secs(60), "Docker did not answer within 60 s of its restart");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Ok(())
+}
+
+/// Docker restarted while a session runs: the session ends saying the sandbox failed (its container
+/// stopped with the daemon), what it recorded is kept, and the next session's start removes the
+/// container it left.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_restarted_mid_session_ends_it_saying_so_and_the_next_start_removes_its_sandbox() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    const FIXTURE: &str = "py-cache-evict-during-iteration";
+    let fixture = fixtures::get(FIXTURE)?;
+    let data = tempfile::tempdir()?;
+    // The answer streams for several seconds: the restart lands while the model answers.
+    let script = answers(FIXTURE, &["1", "1"])?;
+    let server = ReplayServer::start(script, Pace::Every(Duration::from_millis(100))).await?;
+    let routes = routing_file(data.path(), &server.url)?;
+    let before = sandboxes()?;
+    let child = fix_command(&fixture, data.path(), &routes, &[])?.spawn()?;
+    let store = Store::open_in(data.path())?;
+    let started = std::time::Instant::now();
+    while !store.list_sessions()?.first().is_some_and(|s| {
+        store.events_from(&s.id, 1).is_ok_and(|events| events.iter().any(|e| e.kind == "model.started"))
+    }) {
+        ensure!(started.elapsed() < Duration::from_secs(120), "the session did not reach the model");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::task::spawn_blocking(restart_docker).await??;
+
+    let output = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output()).await??;
+    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    eprintln!("{printed}");
+    let session = store.list_sessions()?.into_iter().next().context("no session")?;
+    let stored = store.events_from(&session.id, 1)?;
+    let report = SessionReport::from_events(&stored).context("not a fix session")?;
+    match report.outcome.as_ref().context("the session did not finish")? {
+        Outcome::Error { message } => {
+            ensure!(message.contains("its container stopped (Docker was restarted"), "{message}")
+        }
+        // Docker came back before the session's next step needed it: it went on.
+        Outcome::Fixed => {}
+        other => anyhow::bail!("unexpected outcome {other:?}"),
+    }
+    ensure!(store.integrity_problems()?.is_empty());
+
+    // The next session starts by removing what the last one left, and works.
+    let next = fix(FIXTURE, answers(FIXTURE, &["1"])?, &[]).await?;
+    ensure!(next.status.code() == Some(0), "the session after the restart: {:?}", next.status);
+    ensure!(sandboxes()? == before, "a sandbox was left behind");
+    Ok(())
+}
+
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_cleanly_and_keeps_the_session() -> Result<()> {

@@ -76,6 +76,16 @@ impl SandboxError {
             let image = message.rsplit(' ').next().unwrap_or_default().to_string();
             return Self::ImageMissing { image };
         }
+        if let bollard::errors::Error::DockerResponseServerError { status_code: 404 | 409, message } = &err
+            && (message.contains("is not running") || message.contains("No such container"))
+        {
+            return Self::Sandbox {
+                op,
+                reason: "its container stopped (Docker was restarted, or the container was stopped or removed \
+                         outside Fixbox); run the session again"
+                    .into(),
+            };
+        }
         Self::Sandbox { op, reason: text }
     }
 }
