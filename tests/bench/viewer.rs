@@ -55,6 +55,7 @@ async fn main() -> Result<()> {
         context_window: Some(1 << 20),
         price: None,
         local: Some(true),
+        key: None,
     };
     Routes::save(&fixbox_store::Store::open_in(data.path())?, Some(&RoutingConfig::single(provider)))?;
 

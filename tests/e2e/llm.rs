@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 use fixbox_e2e::faults::{Fault, FaultProxy};
 use fixbox_llm::{
     Budget, CallEvent, CallRecord, ChatRequest, Chunk, ErrorKind, LlmError, Message, Meter, Metrics, ModelClient,
@@ -269,6 +269,53 @@ async fn a_stream_that_stalls_behind_keep_alives_or_never_ends_a_line_fails_with
         [Err(err @ LlmError::StreamBroken { .. })] => assert!(err.to_string().contains("a line of over"), "{err}"),
         other => panic!("an endless line must break the stream: {other:?}"),
     }
+    engine.stop().await;
+    Ok(())
+}
+
+/// An engine started as the CLI and the app start it: on loopback with a fresh key kept in its registry
+/// entry (readable by its owner only). A web page that rebinds its own name to 127.0.0.1 has no key and
+/// is refused; Fixbox's own route reads the key and is answered.
+#[tokio::test]
+async fn the_engine_fixbox_starts_answers_its_own_clients_and_not_a_rebinding_web_page() -> Result<()> {
+    use fixbox_engine::{EngineKind, LaunchSpec, Launcher, LlamaServer, ModelRef, Registry, SuperviseOptions};
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    let data = tempfile::tempdir()?;
+    let registry = Registry::new(data.path());
+    let kind = EngineKind::LlamaServer;
+    let model = fixbox_e2e::models::offline_model("smollm2-135m-instruct").await?;
+    let mut spec = LaunchSpec::new(kind, ModelRef::File(model), "smollm2", 2048);
+    spec.port = fixbox_e2e::free_port()?;
+    spec.lock_to_clients(kind);
+    let options = SuperviseOptions { startup_timeout: Duration::from_secs(300), ..SuperviseOptions::default() };
+    let binary = fixbox_e2e::models::llama_server().await?;
+    let engine = Launcher::new(Arc::new(LlamaServer), &binary, spec, registry.log_path(kind), options)
+        .registered(&registry, "smollm2", Vec::new())
+        .start()
+        .await?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(registry.state_path(kind))?.permissions().mode() & 0o777;
+        ensure!(mode == 0o600, "the registry entry holds the key and is {mode:o}");
+    }
+
+    let http = fixbox_models::http_client_builder().no_proxy().build()?;
+    let body = serde_json::json!({ "messages": [{ "role": "user", "content": "Say hi." }], "max_tokens": 4 });
+    let page = http
+        .post(format!("{}/v1/chat/completions", engine.url))
+        .header("host", format!("rebind.example:{}", engine.port))
+        .header("origin", "http://rebind.example")
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await?;
+    ensure!(page.status() == 401, "a web page got {}", page.status());
+
+    let running = registry.running().into_iter().next().context("the engine is not in the registry")?;
+    let router = fixbox_agent::setup::Routes::engine(running).router(Arc::new(Metrics::default()))?;
+    let record = fixbox_llm::finish(router.call("fix", request("Say hi.", 4), Arc::new(Meter::default()))).await?;
+    ensure!(!record.text.is_empty() && record.attempts.is_empty(), "{record:?}");
     engine.stop().await;
     Ok(())
 }

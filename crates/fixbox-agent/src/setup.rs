@@ -10,7 +10,7 @@ use fixbox_llm::{Metrics, PriceTable, ProviderConfig, ProviderKind, Router, Rout
 use fixbox_sandbox::{
     BuildMethod, DockerHost, DockerSandbox, Limits, Recipe, SandboxOptions, ensure_image, reap_orphans,
 };
-use fixbox_store::{Keychain, Store};
+use fixbox_store::{Keychain, Secret, Store};
 
 use crate::AgentError;
 
@@ -57,6 +57,7 @@ impl Routes {
             context_window: engine.context,
             price: None,
             local: Some(true),
+            key: engine.api_key.map(|key| Secret::new(key.expose())),
         };
         Routes { config: RoutingConfig::single(provider), from: format!("the running {}", engine.kind) }
     }

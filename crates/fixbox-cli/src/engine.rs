@@ -275,6 +275,8 @@ async fn supervise(args: StartArgs) -> anyhow::Result<ExitCode> {
             "clients need the API key kept in the keychain as {name} (service {})",
             fixbox_store::KEYCHAIN_SERVICE
         ));
+    } else {
+        spec.lock_to_clients(kind);
     }
     let log = log_path(kind)?;
     let launcher = fixbox_engine::Launcher::new(

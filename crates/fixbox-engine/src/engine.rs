@@ -14,7 +14,8 @@ use crate::{EngineError, EngineKind};
 
 /// An engine's API key. Never printed (`Debug` shows `***`) and passed to the engine in its
 /// environment, not its arguments, so `ps` does not show it.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct ApiKey(String);
 
 impl ApiKey {
@@ -87,6 +88,15 @@ impl LaunchSpec {
             gpu_memory_utilization: 0.9,
             keep_alive: "30m".into(),
             models_dir: None,
+        }
+    }
+
+    /// Gives an engine that takes API keys a fresh one, unless it has one. Its clients read it from
+    /// the registry; a web page that rebinds its own name to 127.0.0.1 cannot, so it is refused. Ollama
+    /// takes no keys and stays open to this machine.
+    pub fn lock_to_clients(&mut self, kind: EngineKind) {
+        if kind != EngineKind::Ollama && self.api_key.is_none() {
+            self.api_key = Some(ApiKey::generate());
         }
     }
 

@@ -24,6 +24,10 @@ pub struct EngineState {
     /// starting, ready, restarting, failed, gave-up.
     pub status: String,
     pub message: Option<String>,
+    /// The key clients send (see [`LaunchSpec::lock_to_clients`](crate::LaunchSpec::lock_to_clients));
+    /// the file is readable by its owner only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<crate::ApiKey>,
 }
 
 /// An engine that is running and ready, as clients see it.
@@ -33,6 +37,7 @@ pub struct Running {
     pub url: String,
     pub model: String,
     pub context: Option<u32>,
+    pub api_key: Option<crate::ApiKey>,
 }
 
 /// The state files under one data folder.
@@ -71,7 +76,13 @@ impl Registry {
             std::fs::create_dir_all(dir)?;
         }
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?)?;
+        let mut file = std::fs::OpenOptions::new();
+        file.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
+        let mut file = file.open(&tmp)?;
+        std::io::Write::write_all(&mut file, &serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?)?;
+        drop(file);
         std::fs::rename(&tmp, &path)
     }
 
@@ -98,7 +109,13 @@ impl Registry {
             .into_iter()
             .filter(|state| state.status == "ready")
             .filter_map(|state| {
-                Some(Running { kind: state.engine, url: state.url?, model: state.model, context: state.context })
+                Some(Running {
+                    kind: state.engine,
+                    url: state.url?,
+                    model: state.model,
+                    context: state.context,
+                    api_key: state.api_key,
+                })
             })
             .collect()
     }
@@ -242,6 +259,7 @@ mod tests {
             log: PathBuf::from("x.log"),
             status: status.into(),
             message: None,
+            api_key: None,
         }
     }
 

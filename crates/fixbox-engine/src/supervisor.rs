@@ -262,6 +262,7 @@ impl Launcher {
             log: self.log.clone(),
             status: "starting".into(),
             message: None,
+            api_key: self.spec.api_key.clone(),
         };
         self.record = Some(Record::new(registry.clone(), state, notes));
         self

@@ -227,6 +227,7 @@ async fn engines_left_by_a_dead_supervisor_are_swept() {
         log: dir.path().join("v.log"),
         status: "ready".into(),
         message: None,
+        api_key: None,
     };
     registry.write(&state(EngineKind::Vllm, engine.pid().unwrap())).unwrap();
     registry.write(&state(EngineKind::Ollama, bystander.id())).unwrap();

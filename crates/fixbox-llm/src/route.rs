@@ -45,6 +45,11 @@ pub struct ProviderConfig {
     /// server is on loopback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local: Option<bool>,
+    /// The key itself, for a server this machine started whose key lives with it (a local engine's,
+    /// from its registry entry); never read from or written to a file.
+    #[serde(skip)]
+    #[cfg_attr(feature = "specta", specta(skip))]
+    pub key: Option<fixbox_store::Secret>,
 }
 
 impl ProviderConfig {
@@ -187,6 +192,7 @@ impl RoutingConfig {
             price: None,
             // Self-hosted: it costs nothing per token, as a local engine does.
             local: Some(true),
+            key: None,
         };
         self.providers.retain(|p| p.name != Self::REMOTE_ENGINE);
         self.providers.insert(0, remote);

@@ -137,6 +137,7 @@ impl Router {
         let mut built = BTreeMap::new();
         for provider in &config.providers {
             let key = match &provider.api_key {
+                _ if provider.key.is_some() => provider.key.clone(),
                 Some(name) => Some(
                     keys.key(name)?
                         .ok_or_else(|| LlmError::Key { name: name.clone(), reason: "there is no such entry".into() })?,

@@ -248,6 +248,7 @@ pub async fn engine_start(
     let mut spec = LaunchSpec::new(kind, ModelRef::File(file), model.clone(), context);
     spec.gpu_layers = options.gpu_layers;
     spec.threads = options.threads;
+    spec.lock_to_clients(kind);
     let (cancel, _job) = jobs.start(START_JOB)?;
     let launcher = Launcher::new(
         Arc::from(fixbox_engine::engine(kind)),
