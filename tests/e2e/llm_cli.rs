@@ -287,3 +287,39 @@ async fn serve_answers_openai_clients_through_the_routes_and_counts_every_call_f
     engine.stop().await;
     Ok(())
 }
+
+/// Runs `script` in bash on a D-Bus session of its own with gnome-keyring keeping its keyrings in
+/// `keyrings`, unlocked with a password when `password` is given, else locked as after a login without
+/// one. `fixbox` is `$FIXBOX`, the data folder `$FIXBOX_DATA_DIR`. Returns its stdout and stderr.
+fn on_keyring(keyrings: &Path, password: Option<&str>, data: &Path, script: &str) -> Result<(bool, String)> {
+    let start = match password {
+        Some(password) => {
+            format!("printf '{password}' | gnome-keyring-daemon --unlock --components=secrets >/dev/null")
+        }
+        None => "gnome-keyring-daemon --components=secrets >/dev/null".into(),
+    };
+    let output = Command::new("dbus-run-session")
+        .args(["--", "bash", "-c", &format!("{start}; {script}")])
+        .env("XDG_DATA_HOME", keyrings)
+        .env("FIXBOX_DATA_DIR", data)
+        .env("FIXBOX", workspace_bin("fixbox")?)
+        .env_remove("DISPLAY")
+        .output()?;
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    Ok((output.status.success(), said))
+}
+
+#[test]
+fn a_locked_keychain_fails_closed_and_says_to_unlock_it() -> Result<()> {
+    let (keyrings, data) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let (stored, said) = on_keyring(keyrings.path(), Some("pw"), data.path(), "echo sk-123 | $FIXBOX keys set cloud")?;
+    ensure!(stored, "{said}");
+    // The same keyring after a login that did not unlock it: nothing is read or written, and it says so.
+    for command in ["timeout 30 $FIXBOX keys list", "echo sk-9 | timeout 30 $FIXBOX keys set other"] {
+        let (ok, said) = on_keyring(keyrings.path(), None, data.path(), command)?;
+        ensure!(!ok && said.contains("the OS keychain is locked"), "{command}: {said}");
+    }
+    let (listed, said) = on_keyring(keyrings.path(), Some("pw"), data.path(), "$FIXBOX keys list")?;
+    ensure!(listed && said.contains("cloud") && !said.contains("other"), "{said}");
+    Ok(())
+}

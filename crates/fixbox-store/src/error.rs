@@ -38,6 +38,12 @@ pub enum StoreError {
     )]
     NoKeychain { op: &'static str, reason: String },
 
+    #[error(
+        "the OS keychain is locked (could not {op} it: {reason}): unlock it (log in to your desktop session, \
+         or unlock the login keyring in your keyring manager) and run again"
+    )]
+    KeychainLocked { op: &'static str, reason: String },
+
     #[error("could not {op} the OS keychain: {reason}")]
     Keychain { op: &'static str, reason: String },
 

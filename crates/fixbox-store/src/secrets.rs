@@ -148,7 +148,13 @@ fn entry(name: &str) -> Result<keyring::Entry, StoreError> {
 fn keychain_error(op: &'static str, err: keyring::Error) -> StoreError {
     match err {
         keyring::Error::PlatformFailure(e) | keyring::Error::NoStorageAccess(e) => {
-            StoreError::NoKeychain { op, reason: e.to_string() }
+            let reason = e.to_string();
+            // A locked keyring asks to be unlocked, and with no one to answer the prompt it is dismissed.
+            if reason.contains("locked") || reason.contains("prompt was dismissed") {
+                StoreError::KeychainLocked { op, reason }
+            } else {
+                StoreError::NoKeychain { op, reason }
+            }
         }
         other => StoreError::Keychain { op, reason: other.to_string() },
     }
