@@ -583,3 +583,92 @@ fn app_log(data: &std::path::Path) -> String {
     let Ok(files) = std::fs::read_dir(data.join("logs")) else { return String::new() };
     files.flatten().filter_map(|f| std::fs::read_to_string(f.path()).ok()).collect()
 }
+
+/// The process named `name` among `root`'s descendants (Linux: read from /proc).
+fn descendant_named(root: u32, name: &str) -> Option<u32> {
+    let parent_of = |pid: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+    };
+    std::fs::read_dir("/proc").ok()?.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()).find(
+        |&pid| {
+            let named = std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() == name);
+            let mut at = pid;
+            named
+                && std::iter::from_fn(|| {
+                    at = parent_of(at).filter(|&p| p > 1)?;
+                    Some(at)
+                })
+                .any(|ancestor| ancestor == root)
+        },
+    )
+}
+
+/// The app SIGKILLed while its session runs, with no chance to clean up: the session's events up to
+/// the kill are kept, and the app's next start removes the sandbox it left.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn the_app_killed_mid_session_leaves_nothing_after_its_next_start() -> Result<()> {
+    const FIXTURE: &str = "py-cache-evict-during-iteration";
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    let out = output_dir("desktop-killed")?;
+    let fixture = fixbox_e2e::fixtures::get(FIXTURE)?;
+    let repo = tempfile::tempdir()?;
+    crate::fix::copy_dir(&fixture.repo, repo.path())?;
+    // Slow: the answer is still streaming when the app is killed.
+    let script = crate::fix::answers(FIXTURE, &["1"])?;
+    let server = ReplayServer::start(script, Pace::Every(Duration::from_millis(500))).await?;
+    let data = tempfile::tempdir()?;
+    let routes = std::fs::read_to_string(crate::fix::routing_file(data.path(), &server.url)?)?;
+    let config = fixbox_llm::RoutingConfig::parse(&routes)?;
+    fixbox_agent::setup::Routes::save(&fixbox_store::Store::open_in(data.path())?, Some(&config))?;
+    let before = crate::fix::sandboxes()?;
+
+    let window = Window::open(data.path(), &out).await?;
+    let again_log = out.join("again.log");
+    let driver = window.driver_pid();
+    let killed = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let killed_in = killed.clone();
+    let (folder, task) = (repo.path().display().to_string(), fixture.task.clone());
+    // The WebDriver session ends with the app, so closing it fails: what counts is the kill.
+    let _ = window
+        .check(|client| async move {
+            client.find(Locator::Css("[data-testid=nav-fix]")).await?.click().await?;
+            wait_for(&client, "[data-testid=fix-route] option", &out, "no-routes").await?;
+            client.find(Locator::Css("[data-testid=fix-folder]")).await?.send_keys(&folder).await?;
+            client.find(Locator::Css("[data-testid=fix-task]")).await?.send_keys(&task).await?;
+            wait_for(&client, "[data-testid=fix-detected]", &out, "not-detected").await?;
+            client.find(Locator::Css("[data-testid=fix-start]")).await?.click().await?;
+            wait_for(&client, "[data-testid=diff-line]", &out, "not-streaming").await?;
+            let app = descendant_named(driver, "fixbox-desktop").context("the app's process is not found")?;
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(app as i32), nix::sys::signal::Signal::SIGKILL)?;
+            *killed_in.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(app);
+            Ok(())
+        })
+        .await;
+    let app = killed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    ensure!(app.is_some(), "the session did not get to streaming before the kill");
+    ensure!(crate::fix::sandboxes()? > before, "the killed app left no sandbox: nothing was tested");
+
+    let store = fixbox_store::Store::open_in(data.path())?;
+    let session = store.list_sessions()?.into_iter().next().context("the session was not stored")?;
+    let kept = store.events_from(&session.id, 1)?;
+    ensure!(kept.iter().any(|e| e.kind == "model.started"), "{:?}", kept.iter().map(|e| &e.kind).collect::<Vec<_>>());
+    ensure!(store.integrity_problems()?.is_empty());
+
+    let display = fixbox_e2e::VirtualDisplay::start()?;
+    let mut again = tokio::process::Command::new(fixbox_e2e::workspace_bin("fixbox-desktop")?)
+        .env("FIXBOX_DATA_DIR", data.path())
+        .env("DISPLAY", &display.display)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&again_log)?)
+        .kill_on_drop(true)
+        .spawn()?;
+    let swept =
+        fixbox_e2e::wait_until(Duration::from_secs(60), || crate::fix::sandboxes().is_ok_and(|n| n == before)).await;
+    again.kill().await?;
+    let said = format!("{}{}", app_log(data.path()), std::fs::read_to_string(&again_log).unwrap_or_default());
+    ensure!(swept, "the next start did not remove the sandbox:\n{said}");
+    ensure!(app_log(data.path()).contains("removed orphaned sandboxes"), "{}", app_log(data.path()));
+    Ok(())
+}

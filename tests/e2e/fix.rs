@@ -350,7 +350,7 @@ async fn secrets_in_the_repository_and_the_host_environment_reach_no_sandbox_pro
 }
 
 /// Fixbox sandbox containers on the Engine, running or not.
-fn sandboxes() -> Result<usize> {
+pub(crate) fn sandboxes() -> Result<usize> {
     let filter = format!("label={}=1", fixbox_sandbox::labels::SANDBOX);
     let out = std::process::Command::new("docker").args(["ps", "-aq", "--filter", &filter]).output()?;
     ensure!(out.status.success(), "docker ps: {}", String::from_utf8_lossy(&out.stderr));

@@ -231,11 +231,17 @@ impl Record {
     }
 }
 
-/// Whether a process with this pid exists (a signal-0 probe).
+/// Whether a process with this pid exists (a signal-0 probe) and is not a zombie (killed, not yet
+/// reaped by its parent).
 pub fn is_alive(pid: u32) -> bool {
     #[cfg(unix)]
     {
+        let zombie = || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            matches!(stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()), Some("Z" | "X"))
+        };
         i32::try_from(pid).is_ok_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok())
+            && !zombie()
     }
     #[cfg(not(unix))]
     {

@@ -39,10 +39,43 @@ pub(crate) fn this_host() -> String {
     nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
-/// Whether a process with this pid exists (signal 0 checks without sending anything).
+/// Whether a process with this pid exists (signal 0 checks without sending anything) and is not a
+/// zombie: a killed process stays in the table until its parent reaps it, which a parent that is itself
+/// stuck may never do.
 fn process_alive(pid: i32) -> bool {
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+    let exists = match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
         Ok(()) => true,
         Err(errno) => errno != nix::errno::Errno::ESRCH,
+    };
+    exists && !is_zombie(pid)
+}
+
+/// Linux: the state in `/proc/<pid>/stat` is Z (zombie) or X (dead).
+fn is_zombie(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+    matches!(state, Some("Z" | "X"))
+}
+
+#[cfg(test)]
+#[cfg(target_os = "linux")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_killed_process_its_parent_has_not_reaped_counts_as_gone() {
+        let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        assert!(process_alive(pid));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+        // Not waited for: a zombie until `wait`.
+        let started = std::time::Instant::now();
+        while !is_zombie(pid) {
+            assert!(started.elapsed() < std::time::Duration::from_secs(5), "never became a zombie");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!process_alive(pid));
+        child.wait().unwrap();
+        assert!(!process_alive(pid));
     }
 }
