@@ -346,6 +346,16 @@ async fn secrets_in_the_repository_and_the_host_environment_reach_no_sandbox_pro
         }
     }
     ensure!(places.len() > 3, "the data folder holds the store: {:?}", places.iter().map(|p| &p.0).collect::<Vec<_>>());
+
+    // What the user shares goes in; the rest stays out.
+    let server = ReplayServer::start(answers(FIXTURE, &["1"])?, Pace::Every(Duration::from_millis(1))).await?;
+    let data = tempfile::tempdir()?;
+    let routes = routing_file(data.path(), &server.url)?;
+    let output = fix_command(&fixture, data.path(), &routes, &["--share", "deploy/*"])?.output().await?;
+    let run = Run { status: output.status, stdout: String::new(), data, server };
+    let (_, events, _) = run.report()?;
+    let seen = serde_json::to_string(&events)?;
+    ensure!(seen.contains(CANARIES[1]) && !seen.contains(CANARIES[0]), "{seen}");
     Ok(())
 }
 

@@ -55,12 +55,11 @@ impl Repo {
         for entry in walker.flatten() {
             let path = entry.path();
             let Ok(metadata) = entry.metadata() else { continue };
+            let Some(relative) = relative_path(root, path) else { continue };
             // Credentials are not copied into the sandbox, and never read into a prompt.
-            let secret = fixbox_sandbox::is_secret_file(&entry.file_name().to_string_lossy());
-            if !metadata.is_file() || secret || files.len() >= MAX_FILES_READ {
+            if !metadata.is_file() || fixbox_sandbox::is_withheld(&relative, &[]) || files.len() >= MAX_FILES_READ {
                 continue;
             }
-            let Some(relative) = relative_path(root, path) else { continue };
             let content = if metadata.len() <= MAX_FILE_BYTES {
                 std::fs::read(path).map_err(|source| AgentError::Read { path: path.to_path_buf(), source })?
             } else {

@@ -86,4 +86,7 @@ pub struct FixRequest {
     pub limits: Limits,
     /// Let patches change test files (off: a fix must not edit the tests that judge it).
     pub allow_test_edits: bool,
+    /// Files the sandbox gets although their names look like credentials (see
+    /// [`fixbox_sandbox::is_withheld`]); prompts still leave them out.
+    pub share: Vec<String>,
 }

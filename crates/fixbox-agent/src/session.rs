@@ -216,7 +216,11 @@ impl<S: Sandbox> Run<'_, S> {
         let copy = Instant::now();
         let copied = self
             .sandbox
-            .copy_in(&self.request.repo, WORKSPACE, &Excludes::default())
+            .copy_in(
+                &self.request.repo,
+                WORKSPACE,
+                &Excludes { shared: self.request.share.clone(), ..Excludes::default() },
+            )
             .await
             .map_err(AgentError::sandbox("copy the repository in"))?;
         self.timings.sandbox_ms += ms(copy.elapsed());

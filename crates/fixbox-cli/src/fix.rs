@@ -70,6 +70,11 @@ pub struct FixArgs {
     /// Let patches change test files.
     #[arg(long)]
     allow_test_edits: bool,
+    /// Copy files matching PATTERN into the sandbox although their names look like credentials (a
+    /// `.env` or a key the tests read; a path, a name, or `*` at one end: `certs/*`). Repeatable;
+    /// prompts still leave them out.
+    #[arg(long, value_name = "PATTERN")]
+    share: Vec<String>,
 }
 
 /// `90s`, `10m`, `2h` or plain seconds, as seconds.
@@ -114,6 +119,7 @@ pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
             ..defaults
         },
         allow_test_edits: args.allow_test_edits,
+        share: args.share.clone(),
     };
     let fix = Fix::prepare(request)?;
     let (router, from) = crate::routing::router(args.routing.clone(), Arc::new(Metrics::default())).await?;

@@ -304,6 +304,7 @@ impl EvalRun {
             model: self.model.clone(),
             limits: self.limits.clone(),
             allow_test_edits: false,
+            share: Vec::new(),
         };
         let fix = Fix::prepare(request).map_err(|e| EvalError::Session(e.to_string()))?;
         let mut session = sessions.start(fix, setup, stop.clone());

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::secrets::{is_secret_file, redact_git_config};
+use crate::secrets::{is_withheld, redact_git_config};
 use crate::{CopyStats, Excludes, FileWrite, SANDBOX_UID, SandboxError};
 
 /// Packs `root` into a tar archive, skipping what its `.gitignore` files exclude (also outside a git
@@ -41,7 +41,8 @@ pub(crate) fn pack(root: &Path, excludes: &Excludes) -> Result<(Vec<u8>, CopySta
         }
         let metadata = std::fs::symlink_metadata(path).map_err(|e| io_err(path, e))?;
         if metadata.is_file() {
-            if excludes.withhold_secrets && is_secret_file(&entry.file_name().to_string_lossy()) {
+            let path_text = relative.to_string_lossy().replace('\\', "/");
+            if excludes.withhold_secrets && is_withheld(&path_text, &excludes.shared) {
                 stats.withheld += 1;
                 continue;
             }

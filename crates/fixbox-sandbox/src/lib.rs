@@ -32,4 +32,4 @@ pub use pool::SandboxPool;
 pub use reaper::reap_orphans;
 pub use recipe::{Recipe, SANDBOX_UID, SANDBOX_USER};
 pub use sandbox::{CopyStats, Excludes, FileWrite, Limits, Sandbox, SandboxOptions};
-pub use secrets::{is_secret_file, redact_git_config};
+pub use secrets::{is_secret_file, is_withheld, redact_git_config};

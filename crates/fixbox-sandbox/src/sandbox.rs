@@ -45,14 +45,16 @@ pub struct Excludes {
     /// sandbox rebuilds for its own platform.
     pub dir_names: Vec<String>,
     /// Whether files holding credentials stay out and `.git/config` loses its credentials (see
-    /// [`is_secret_file`](crate::is_secret_file)); on by default.
+    /// [`is_withheld`](crate::is_withheld)); on by default.
     pub withhold_secrets: bool,
+    /// Patterns of files that go in although their names look like credentials (the user's say).
+    pub shared: Vec<String>,
 }
 
 impl Default for Excludes {
     fn default() -> Self {
         let names = ["target", "node_modules", ".venv", "venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".tox"];
-        Self { dir_names: names.into_iter().map(String::from).collect(), withhold_secrets: true }
+        Self { dir_names: names.into_iter().map(String::from).collect(), withhold_secrets: true, shared: Vec::new() }
     }
 }
 

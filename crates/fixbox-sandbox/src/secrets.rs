@@ -26,16 +26,31 @@ const SECRET_NAMES: &[&str] = &[
 /// Templates of secret files, which hold placeholders and which tests may read.
 const TEMPLATE_SUFFIXES: &[&str] = &[".example", ".sample", ".template", ".dist"];
 
+/// Folders of test fixtures: a key or a `.env` in them is a test's, made up for it.
+const FIXTURE_DIRS: &[&str] = &["test", "tests", "testdata", "test_data", "fixtures", "testing", "spec", "__tests__"];
+
 /// Whether a file of this name holds credentials, as far as its name tells.
 pub fn is_secret_file(name: &str) -> bool {
-    if TEMPLATE_SUFFIXES.iter().any(|s| name.ends_with(s)) {
-        return false;
+    !TEMPLATE_SUFFIXES.iter().any(|s| name.ends_with(s)) && SECRET_NAMES.iter().any(|p| matches(p, name))
+}
+
+/// Whether the file at `relative` (with `/`) stays out of a sandbox: its name says it holds
+/// credentials, it is not in a folder of test fixtures, and the user did not share it. `shared`:
+/// patterns matched against the path or the name, a `*` at one end matching anything (`*.pem`,
+/// `certs/*`, `.env.test`).
+pub fn is_withheld(relative: &str, shared: &[String]) -> bool {
+    let (folders, name) = relative.rsplit_once('/').unwrap_or(("", relative));
+    is_secret_file(name)
+        && !folders.split('/').any(|folder| FIXTURE_DIRS.contains(&folder))
+        && !shared.iter().any(|pattern| matches(pattern, relative) || matches(pattern, name))
+}
+
+fn matches(pattern: &str, text: &str) -> bool {
+    match (pattern.strip_prefix('*'), pattern.strip_suffix('*')) {
+        (Some(end), _) => text.ends_with(end),
+        (_, Some(start)) => text.starts_with(start),
+        _ => text == pattern,
     }
-    SECRET_NAMES.iter().any(|pattern| match (pattern.strip_prefix('*'), pattern.strip_suffix('*')) {
-        (Some(end), _) => name.ends_with(end),
-        (_, Some(start)) => name.starts_with(start),
-        _ => name == *pattern,
-    })
 }
 
 /// `.git/config` without credentials: user and password dropped from URLs, and `extraheader` lines
@@ -68,6 +83,18 @@ mod tests {
         for name in [".env.example", "env.py", "keys.py", "id_ed25519.pub", "monkey.py", "README.md", ".envrc.sample"] {
             assert!(!is_secret_file(name), "{name}");
         }
+    }
+
+    #[test]
+    fn fixtures_of_tests_and_what_the_user_shares_go_in() {
+        assert!(is_withheld("deploy/id_ed25519", &[]));
+        assert!(is_withheld(".env", &[]));
+        assert!(!is_withheld("tests/certs/server.pem", &[]), "a test's made-up key");
+        assert!(!is_withheld("src/testdata/.env", &[]));
+        let shared = vec!["certs/*".to_string(), ".env.test".to_string()];
+        assert!(!is_withheld("certs/ca.pem", &shared));
+        assert!(!is_withheld(".env.test", &shared));
+        assert!(is_withheld(".env", &shared));
     }
 
     #[test]

@@ -135,6 +135,7 @@ pub async fn fix_start(
             ..Limits::default()
         },
         allow_test_edits: false,
+        share: Vec::new(),
     };
     let (fix, store, router, sandbox_limits) = blocking(move || {
         let fix = Fix::prepare(fix_request).map_err(|e| e.to_string())?;

@@ -236,6 +236,7 @@ pub fn request(repo: &Path) -> FixRequest {
         model: ModelSettings { edit_format: Some(EditFormat::SearchReplace), ..ModelSettings::default() },
         limits: Limits::default(),
         allow_test_edits: false,
+        share: Vec::new(),
     }
 }
 
