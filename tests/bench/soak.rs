@@ -45,14 +45,8 @@ async fn main() -> Result<()> {
     // Paced so that a session streams for about a second and a kill lands in any phase.
     let server = ReplayServer::start(vec![answer; sessions * 2 + 1], Pace::Every(Duration::from_millis(15))).await?;
     let data = tempfile::tempdir()?;
-    let routes = data.path().join("routes.toml");
-    std::fs::write(
-        &routes,
-        format!(
-            "[[providers]]\nname = \"replay\"\nkind = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"qwen2.5-coder-1.5b-instruct\"\ncontext_window = 8192\nlocal = true\n\n[routes]\ndefault = [\"replay\"]\n",
-            server.url
-        ),
-    )?;
+    let model = "qwen2.5-coder-1.5b-instruct";
+    let routes = fixbox_e2e::routes_file(data.path(), "replay", &format!("{}/v1", server.url), model, 8192)?;
     // The sessions' own temp folder, so that what they leave there is theirs alone.
     let temp = data.path().join("tmp");
     std::fs::create_dir(&temp)?;

@@ -46,15 +46,23 @@ pub(crate) fn answers(fixture: &str, numbers: &[&str]) -> Result<Vec<Answer>> {
     numbers.iter().map(|n| all.get(*n).cloned().with_context(|| format!("{fixture} has no answer {n}"))).collect()
 }
 
+/// Routes to the replay server at `url`, as the model the answers were recorded from.
 pub(crate) fn routing_file(dir: &Path, url: &str) -> Result<PathBuf> {
-    let path = dir.join("routes.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[[providers]]\nname = \"replay\"\nkind = \"openai\"\nbase_url = \"{url}/v1\"\nmodel = \"qwen2.5-coder-1.5b-instruct\"\ncontext_window = 8192\nlocal = true\n\n[routes]\ndefault = [\"replay\"]\n"
-        ),
-    )?;
-    Ok(path)
+    fixbox_e2e::routes_file(dir, "replay", &format!("{url}/v1"), "qwen2.5-coder-1.5b-instruct", 8192)
+}
+
+/// Waits until the session in `store` has recorded an event of `kind` (at most two minutes).
+async fn wait_for_event(store: &Store, kind: &str) -> Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(session) = store.list_sessions()?.first()
+            && store.events_from(&session.id, 1)?.iter().any(|e| e.kind == kind)
+        {
+            return Ok(());
+        }
+        ensure!(started.elapsed() < Duration::from_secs(120), "the session recorded no {kind}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn fix_command(fixture: &Fixture, data: &Path, routes: &Path, args: &[&str]) -> Result<tokio::process::Command> {
@@ -403,18 +411,7 @@ async fn a_full_disk_under_the_store_ends_the_session_saying_so_and_leaves_no_sa
     let child = fix_command(&fixture, data.path(), &routes, &[])?.spawn()?;
 
     let store = Store::open_in(data.path())?;
-    let started = std::time::Instant::now();
-    loop {
-        let recorded = match store.list_sessions()?.first() {
-            Some(session) => store.events_from(&session.id, 1)?.len(),
-            None => 0,
-        };
-        if recorded >= 3 {
-            break;
-        }
-        ensure!(started.elapsed() < Duration::from_secs(60), "the session did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_event(&store, "model.started").await?;
     let filler = data.path().join("filler");
     let mut file = std::fs::File::create(&filler)?;
     let block = vec![0u8; 64 << 10];
@@ -445,30 +442,12 @@ async fn the_engine_killed_mid_call_fails_that_call_and_the_session_ends_cleanly
     let engine = fixbox_e2e::models::smollm2(4096, 1).await?;
     let fixture = fixtures::get("py-cache-evict-during-iteration")?;
     let data = tempfile::tempdir()?;
-    let routes = data.path().join("routes.toml");
-    std::fs::write(
-        &routes,
-        format!(
-            "[[providers]]\nname = \"engine\"\nkind = \"openai\"\nbase_url = \"{}/v1\"\nmodel = \"smollm2\"\ncontext_window = 4096\nlocal = true\n\n[routes]\ndefault = [\"engine\"]\n",
-            engine.url
-        ),
-    )?;
+    let routes = fixbox_e2e::routes_file(data.path(), "engine", &format!("{}/v1", engine.url), "smollm2", 4096)?;
     let before = sandboxes()?;
     let args = ["--max-iterations", "2", "--max-tokens", "1024", "--context", "4096"];
     let child = fix_command(&fixture, data.path(), &routes, &args)?.spawn()?;
     let store = Store::open_in(data.path())?;
-    let started = std::time::Instant::now();
-    loop {
-        let kinds: Vec<String> = match store.list_sessions()?.first() {
-            Some(session) => store.events_from(&session.id, 1)?.into_iter().map(|e| e.kind).collect(),
-            None => Vec::new(),
-        };
-        if kinds.iter().any(|k| k == "model.started") {
-            break;
-        }
-        ensure!(started.elapsed() < Duration::from_secs(120), "no model call started: {kinds:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_event(&store, "model.started").await?;
     // In the prompt's processing or the answer's stream: SmolLM2 answers within a second or two.
     let pid = engine.pid().context("the engine runs no process")?;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL)?;
@@ -541,13 +520,7 @@ async fn docker_restarted_mid_session_ends_it_saying_so_and_the_next_start_remov
     let before = sandboxes()?;
     let child = fix_command(&fixture, data.path(), &routes, &[])?.spawn()?;
     let store = Store::open_in(data.path())?;
-    let started = std::time::Instant::now();
-    while !store.list_sessions()?.first().is_some_and(|s| {
-        store.events_from(&s.id, 1).is_ok_and(|events| events.iter().any(|e| e.kind == "model.started"))
-    }) {
-        ensure!(started.elapsed() < Duration::from_secs(120), "the session did not reach the model");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_event(&store, "model.started").await?;
     tokio::task::spawn_blocking(restart_docker).await??;
 
     let output = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output()).await??;

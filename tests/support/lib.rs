@@ -53,6 +53,19 @@ pub fn workspace_bin(name: &str) -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// A routing file in `dir` with one local OpenAI-compatible provider `name` at `base_url` (ending in
+/// `/v1`) serving `model` with a `context` window, as the only route.
+pub fn routes_file(dir: &Path, name: &str, base_url: &str, model: &str, context: u32) -> Result<PathBuf> {
+    let path = dir.join("routes.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[providers]]\nname = \"{name}\"\nkind = \"openai\"\nbase_url = \"{base_url}\"\nmodel = \"{model}\"\ncontext_window = {context}\nlocal = true\n\n[routes]\ndefault = [\"{name}\"]\n"
+        ),
+    )?;
+    Ok(path)
+}
+
 /// A fresh, empty folder for one test's artifacts (screenshots, logs): `tests/output/<test>`. It is
 /// kept after the run so a person can look at what the test saw.
 pub fn output_dir(test: &str) -> Result<PathBuf> {
