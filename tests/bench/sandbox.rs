@@ -1,7 +1,9 @@
 //! Sandbox speed against the docker CLI, measured in one run on one machine:
 //! (a) request → ready sandbox with a 10 MB repo copied in: cold, from the warm pool, and a plain
 //!     `docker run` + `docker cp` of the same image;
-//! (b) the round trip of a trivial command: our exec against `docker exec`.
+//! (b) the round trip of a trivial command: our exec against `docker exec`;
+//! (c) what gVisor (`runsc`, the default where the Engine has it) costs against runc: a ready sandbox,
+//!     an exec round trip, and a pytest run of 200 tests.
 //!
 //! Run: `cargo bench -p fixbox-e2e --bench sandbox` (the Docker daemon must be up: scripts/setup).
 //! Targets: warm pool < 100 ms median; cold ≤ 1.5× docker run; exec ≤ 1.0× docker exec.
@@ -93,6 +95,51 @@ async fn main() -> Result<()> {
         ms(ours),
         ratio(ours, theirs)
     );
+
+    // (c) gVisor against runc.
+    if !engine.runtimes().await?.iter().any(|r| r == "runsc") {
+        println!("gVisor: the Engine has no runsc (scripts/setup registers Debian's); not measured");
+        return Ok(());
+    }
+    std::fs::write(
+        repo.path().join("test_many.py"),
+        (0..200)
+            .map(|i| format!("def test_{i}():\n    assert sum(range({i})) == {i} * ({i} - 1) // 2\n\n"))
+            .collect::<String>(),
+    )?;
+    let mut rows = Vec::new();
+    for runtime in [None, Some("runsc".to_string())] {
+        let options = SandboxOptions { runtime: runtime.clone(), ..options.clone() };
+        let (mut ready, mut exec, mut tests) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..ROUNDS.min(5) {
+            let start = Instant::now();
+            let sandbox = DockerSandbox::create(&engine, &options).await?;
+            sandbox.copy_in(repo.path(), "/workspace", &Excludes::default()).await?;
+            ready.push(start.elapsed());
+            for _ in 0..8 {
+                let start = Instant::now();
+                sandbox.exec(ExecRequest::new(["true"])).await?.finish().await?;
+                exec.push(start.elapsed());
+            }
+            let start = Instant::now();
+            let run = sandbox.exec(ExecRequest::shell("python3 -m pytest -q -p no:cacheprovider test_many.py")).await?;
+            let out = run.finish().await?;
+            tests.push(start.elapsed());
+            ensure!(out.stdout.contains("200 passed"), "{}", out.stdout);
+            sandbox.destroy().await?;
+        }
+        rows.push((runtime.unwrap_or_else(|| "runc".into()), median(ready), median(exec), median(tests)));
+    }
+    let (runc, runsc) = (&rows[0], &rows[1]);
+    println!("gVisor (runsc) against runc (medians)");
+    println!("  {:<28} {:>10} {:>10} {:>9}", "", "runc", "runsc", "ratio");
+    for (what, a, b) in [
+        ("ready with a 10 MB repo", runc.1, runsc.1),
+        ("exec round trip of `true`", runc.2, runsc.2),
+        ("pytest, 200 tests", runc.3, runsc.3),
+    ] {
+        println!("  {what:<28} {:>7.1} ms {:>7.1} ms {:>8.2}x", ms(a), ms(b), ratio(b, a));
+    }
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use fixbox_engine::{EngineKind, Registry, Running};
 use fixbox_llm::{Metrics, PriceTable, ProviderConfig, ProviderKind, Router, RoutingConfig};
 use fixbox_sandbox::{
-    BuildMethod, DockerHost, DockerSandbox, Limits, Recipe, SandboxOptions, ensure_image, reap_orphans,
+    BuildMethod, DockerEngine, DockerHost, DockerSandbox, Limits, Recipe, SandboxOptions, ensure_image, reap_orphans,
 };
 use fixbox_store::{Keychain, Secret, Store};
 
@@ -122,7 +122,40 @@ pub async fn sandbox(
     let method = BuildMethod::from_env().map_err(AgentError::sandbox("choose how to build its image"))?;
     let image =
         ensure_image(&engine, &recipe, method, on_line).await.map_err(AgentError::sandbox("build its image"))?;
-    let options = SandboxOptions { limits, keep_network, ..SandboxOptions::new(&image) };
-    let sandbox = DockerSandbox::create(&engine, &options).await.map_err(AgentError::sandbox("start"))?;
+    let runtime = runtime(&engine, keep_network).await?;
+    let options = SandboxOptions { limits, keep_network, runtime: runtime.clone(), ..SandboxOptions::new(&image) };
+    let sandbox = match DockerSandbox::create(&engine, &options).await {
+        Ok(sandbox) if runtime.is_some() => {
+            on_line(&format!("the sandbox runs under gVisor (runsc); {RUNTIME_ENV}=runc runs it under runc"));
+            sandbox
+        }
+        Ok(sandbox) => sandbox,
+        Err(err) if runtime.is_some() && std::env::var(RUNTIME_ENV).is_err() => {
+            on_line(&format!("gVisor (runsc) could not start a sandbox here ({err}); using Docker's default runtime"));
+            let options = SandboxOptions { runtime: None, ..options };
+            DockerSandbox::create(&engine, &options).await.map_err(AgentError::sandbox("start"))?
+        }
+        Err(err) => return Err(AgentError::sandbox("start")(err)),
+    };
     Ok(Sandboxed { sandbox, image, took: started.elapsed() })
+}
+
+/// Chooses the sandbox's OCI runtime: `runc`, `runsc` (gVisor) or `auto` (the default: gVisor where
+/// the Engine has it and the sandbox needs no network, as Fixbox registers it without).
+pub const RUNTIME_ENV: &str = "FIXBOX_SANDBOX_RUNTIME";
+
+/// The runtime a sandbox runs under; `None` is Docker's default (runc). gVisor answers the sandbox's
+/// system calls with its own kernel, so code in the sandbox never reaches the host's.
+async fn runtime(engine: &DockerEngine, needs_network: bool) -> Result<Option<String>, AgentError> {
+    let chosen = std::env::var(RUNTIME_ENV).unwrap_or_default();
+    match chosen.trim() {
+        "runc" => Ok(None),
+        "runsc" => Ok(Some("runsc".into())),
+        "" | "auto" if needs_network => Ok(None),
+        "" | "auto" => {
+            let runtimes = engine.runtimes().await.map_err(AgentError::sandbox("list Docker's runtimes"))?;
+            Ok(runtimes.iter().any(|r| r == "runsc").then(|| "runsc".to_string()))
+        }
+        other => Err(AgentError::Config(format!("{RUNTIME_ENV}={other} is not a runtime: use runc, runsc or auto"))),
+    }
 }
