@@ -130,7 +130,8 @@ pub async fn sandbox(
             sandbox
         }
         Ok(sandbox) => sandbox,
-        Err(err) if runtime.is_some() && std::env::var(RUNTIME_ENV).is_err() => {
+        // Chosen by default, not by the user: where it cannot start, runc can.
+        Err(err) if runtime.is_some() && std::env::var(RUNTIME_ENV).map_or(true, |v| v.trim() != "runsc") => {
             on_line(&format!("gVisor (runsc) could not start a sandbox here ({err}); using Docker's default runtime"));
             let options = SandboxOptions { runtime: None, ..options };
             DockerSandbox::create(&engine, &options).await.map_err(AgentError::sandbox("start"))?
