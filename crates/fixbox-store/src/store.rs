@@ -35,17 +35,17 @@ impl Store {
     /// Opens (creating if needed) the database at `path` and migrates it to the current schema.
     pub fn open_at(path: &Path) -> Result<Self, StoreError> {
         let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
-        let mut conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-        // WAL: readers never block the writer, and a commit is one append to the log. With
-        // synchronous=NORMAL a commit survives the process dying at any point (the kernel has the
-        // pages); only a power loss can drop the last few commits, never corrupt the file.
-        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(open_err)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            tracing::warn!(%mode, path = %path.display(), "SQLite refused WAL mode; the event log falls back to a rollback journal");
-        }
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", true).map_err(open_err)?;
+        // Switching a new file to WAL takes it whole, and SQLite answers another opener "locked" at
+        // once rather than through the busy handler: processes started together wait their turn here.
+        let started = std::time::Instant::now();
+        let mut conn = loop {
+            match connect(path) {
+                Err(err) if is_locked(&err) && started.elapsed() < BUSY_TIMEOUT => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                result => break result.map_err(open_err)?,
+            }
+        };
         migrate(&mut conn, MIGRATIONS)?;
         Ok(Self { conn: Mutex::new(conn), path: path.to_path_buf() })
     }
@@ -76,4 +76,24 @@ impl Store {
 pub(crate) fn now_ms() -> i64 {
     let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A connection to `path` in WAL mode, set as the store uses it.
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // WAL: readers never block the writer, and a commit is one append to the log. With
+    // synchronous=NORMAL a commit survives the process dying at any point (the kernel has the
+    // pages); only a power loss can drop the last few commits, never corrupt the file.
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        tracing::warn!(%mode, path = %path.display(), "SQLite refused WAL mode; the event log falls back to a rollback journal");
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(conn)
+}
+
+fn is_locked(err: &rusqlite::Error) -> bool {
+    matches!(err.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
 }

@@ -85,3 +85,26 @@ fn sigkill_mid_stream_loses_no_returned_append() -> Result<()> {
     ensure!(all_reported.len() >= 5 * 200);
     Ok(())
 }
+
+/// Processes started together on a new data folder all open it: one makes the file and switches it
+/// to WAL while the others wait, none fails with "database is locked".
+#[test]
+fn many_openers_of_a_new_database_at_once_all_get_it() -> Result<()> {
+    for _ in 0..20 {
+        let dir = tempfile::tempdir()?;
+        let start = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let openers: Vec<_> = (0..6)
+            .map(|_| {
+                let (dir, start) = (dir.path().to_path_buf(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    fixbox_store::Store::open_in(&dir).map(|_| ())
+                })
+            })
+            .collect();
+        for opener in openers {
+            opener.join().map_err(|_| anyhow::anyhow!("an opener panicked"))??;
+        }
+    }
+    Ok(())
+}
