@@ -1,6 +1,6 @@
 //! Directories as tar archives, for moving them into and out of a sandbox with bytes and modes intact.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::secrets::{is_withheld, redact_git_config};
 use crate::{CopyStats, Excludes, FileWrite, SANDBOX_UID, SandboxError};
@@ -84,26 +84,89 @@ pub(crate) fn pack_files(files: &[FileWrite]) -> Result<Vec<u8>, SandboxError> {
     archive.into_inner().map_err(|source| SandboxError::Copy { path: "(files)".into(), source })
 }
 
-/// Unpacks an archive made inside the sandbox into `to`, with its modes. The archive is untrusted:
-/// the tar crate refuses entries that would land outside `to` (absolute paths, `..`, links out).
-pub(crate) fn unpack(archive: &[u8], to: &Path) -> Result<CopyStats, SandboxError> {
+/// Unpacks an archive made inside the sandbox into `to`, in one pass as it is read, with its modes.
+/// The archive is untrusted: each entry is unpacked only inside `to` (the tar crate refuses absolute
+/// paths, `..` and writes through links out). Directories get their modes last, so that a read-only one
+/// does not refuse the files inside it.
+pub(crate) fn unpack(archive: impl std::io::Read, to: &Path) -> Result<CopyStats, SandboxError> {
     let io_err = |source: std::io::Error| SandboxError::Copy { path: to.display().to_string(), source };
     std::fs::create_dir_all(to).map_err(io_err)?;
     let mut stats = CopyStats::default();
     let mut reader = tar::Archive::new(archive);
-    for entry in reader.entries().map_err(io_err)? {
-        let entry = entry.map_err(io_err)?;
-        if entry.header().entry_type().is_file() {
-            stats.files += 1;
-            stats.bytes += entry.header().size().map_err(io_err)?;
-        }
-    }
-    let mut reader = tar::Archive::new(archive);
     reader.set_preserve_permissions(true);
     reader.set_preserve_mtime(true);
     reader.set_overwrite(true);
-    reader.unpack(to).map_err(io_err)?;
+    let mut directories = Vec::new();
+    for entry in reader.entries().map_err(io_err)? {
+        let mut entry = entry.map_err(io_err)?;
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            let path = entry.path().map_err(io_err)?.into_owned();
+            let mode = entry.header().mode().map_err(io_err)?;
+            directories.push((path, mode));
+            continue;
+        }
+        if kind.is_file() {
+            stats.files += 1;
+            stats.bytes += entry.header().size().map_err(io_err)?;
+        }
+        entry.unpack_in(to).map_err(io_err)?;
+    }
+    // Deepest first, as a directory made read-only would refuse its subdirectories' modes.
+    directories.sort_by_key(|(path, _)| std::cmp::Reverse(path.components().count()));
+    for (path, mode) in directories {
+        let Some(relative) = inside(&path) else { continue };
+        let dir = to.join(relative);
+        std::fs::create_dir_all(&dir).map_err(io_err)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode & 0o7777)).map_err(io_err)?;
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
+    }
     Ok(stats)
+}
+
+/// A tar entry's path as a relative path with no `..`, or `None` for one that would leave the target.
+fn inside(path: &Path) -> Option<PathBuf> {
+    let mut relative = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::Normal(name) => relative.push(name),
+            std::path::Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    Some(relative)
+}
+
+/// The bytes of an archive arriving in chunks from an async task, read as one stream on a blocking
+/// thread.
+pub(crate) struct ChunkReader {
+    chunks: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    current: bytes::Bytes,
+}
+
+impl ChunkReader {
+    pub(crate) fn new(chunks: tokio::sync::mpsc::Receiver<bytes::Bytes>) -> Self {
+        Self { chunks, current: bytes::Bytes::new() }
+    }
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.chunks.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
 }
 
 #[cfg(test)]
@@ -186,7 +249,7 @@ mod tests {
         let archive = builder.into_inner().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let to = dir.path().join("out");
-        let _ = unpack(&archive, &to);
+        let _ = unpack(archive.as_slice(), &to);
         assert!(!dir.path().join("escaped.tx").exists());
     }
 }

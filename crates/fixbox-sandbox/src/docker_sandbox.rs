@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use bollard::Docker;
 use bollard::query_parameters::CreateContainerOptionsBuilder;
+use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 
@@ -293,13 +294,39 @@ impl Sandbox for DockerSandbox {
         Ok(())
     }
 
+    /// Streams the archive into the unpacker as it comes, so the workspace is never held in memory.
     async fn copy_out(&self, from: &str, to: &Path) -> Result<CopyStats, SandboxError> {
-        let archive =
-            self.run_plumbing(&["tar", "-c", "-f", "-", "-C", from, "."], None).await?.ok("pack the files")?;
-        let to = to.to_path_buf();
-        tokio::task::spawn_blocking(move || copy::unpack(&archive, &to))
-            .await
-            .map_err(|e| SandboxError::Sandbox { op: "unpack the files", reason: e.to_string() })?
+        let copying = async {
+            let tar = ["tar", "-c", "-f", "-", "-C", from, "."];
+            let (exec_id, mut output, _) = start_exec(&self.docker, &self.id, &tar, Vec::new(), None, false).await?;
+            let (chunks, received) = mpsc::channel(16);
+            let to = to.to_path_buf();
+            let unpacking = tokio::task::spawn_blocking(move || copy::unpack(copy::ChunkReader::new(received), &to));
+            let mut stderr = Vec::new();
+            while let Some(item) = output.next().await {
+                match item.map_err(|e| SandboxError::docker("read a command's output", e))? {
+                    // A send fails when the unpacker stopped: its error says why.
+                    bollard::container::LogOutput::StdOut { message }
+                        if chunks.send(message.clone()).await.is_err() =>
+                    {
+                        break;
+                    }
+                    bollard::container::LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+                    _ => {}
+                }
+            }
+            drop(chunks);
+            let stats = unpacking
+                .await
+                .map_err(|e| SandboxError::Sandbox { op: "unpack the files", reason: e.to_string() })??;
+            let exit_code = exit_code(&self.docker, &exec_id).await?;
+            Plumbing { stdout: Vec::new(), stderr, exit_code }.ok("pack the files")?;
+            Ok(stats)
+        };
+        tokio::time::timeout(PLUMBING_TIMEOUT, copying).await.map_err(|_| SandboxError::Sandbox {
+            op: "copy files",
+            reason: format!("Docker did not finish the copy in {} minutes", PLUMBING_TIMEOUT.as_secs() / 60),
+        })?
     }
 
     async fn cut_network(&self) -> Result<(), SandboxError> {
