@@ -158,31 +158,22 @@ impl DockerSandbox {
     /// Feeds `stdin` to a started plumbing command and collects its output and exit code, in at most
     /// [`PLUMBING_TIMEOUT`]: a Docker that stops answering mid-copy must not hold a session forever.
     async fn finish_plumbing(&self, started: Started, stdin: Option<Vec<u8>>) -> Result<Plumbing, SandboxError> {
-        tokio::time::timeout(PLUMBING_TIMEOUT, self.finish_plumbing_now(started, stdin)).await.map_err(|_| {
-            SandboxError::Sandbox {
-                op: "copy files",
-                reason: format!(
-                    "Docker did not finish the copy in {} minutes; check that it still answers (`docker ps`), or restart it",
-                    PLUMBING_TIMEOUT.as_secs() / 60
-                ),
-            }
-        })?
-    }
-
-    async fn finish_plumbing_now(&self, started: Started, stdin: Option<Vec<u8>>) -> Result<Plumbing, SandboxError> {
         let (exec_id, output, input) = started;
-        let writer = async {
-            if let (Some(bytes), Some(mut input)) = (stdin, input) {
-                input.write_all(&bytes).await?;
-                input.shutdown().await?;
-            }
-            Ok::<_, std::io::Error>(())
-        };
-        let (written, read) = tokio::join!(writer, collect_output(output));
-        let (stdout, stderr) = read?;
-        written.map_err(|e| SandboxError::Sandbox { op: "feed a command's input", reason: e.to_string() })?;
-        let exit_code = exit_code(&self.docker, &exec_id).await?;
-        Ok(Plumbing { stdout, stderr, exit_code })
+        within_plumbing_limit(async move {
+            let writer = async {
+                if let (Some(bytes), Some(mut input)) = (stdin, input) {
+                    input.write_all(&bytes).await?;
+                    input.shutdown().await?;
+                }
+                Ok::<_, std::io::Error>(())
+            };
+            let (written, read) = tokio::join!(writer, collect_output(output));
+            let (stdout, stderr) = read?;
+            written.map_err(|e| SandboxError::Sandbox { op: "feed a command's input", reason: e.to_string() })?;
+            let exit_code = exit_code(&self.docker, &exec_id).await?;
+            Ok(Plumbing { stdout, stderr, exit_code })
+        })
+        .await
     }
 
     /// Starts the `tar -x` that will receive a copy into `/workspace`, so that the copy itself (on a
@@ -200,8 +191,19 @@ impl DockerSandbox {
     }
 }
 
-/// The longest a copy into or out of a sandbox, or a signal to its processes, may take.
+/// The longest a copy into or out of a sandbox may take.
 const PLUMBING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// `copy`'s result, or an error once it has taken [`PLUMBING_TIMEOUT`].
+async fn within_plumbing_limit<T>(copy: impl Future<Output = Result<T, SandboxError>>) -> Result<T, SandboxError> {
+    tokio::time::timeout(PLUMBING_TIMEOUT, copy).await.map_err(|_| SandboxError::Sandbox {
+        op: "copy files",
+        reason: format!(
+            "Docker did not finish the copy in {} minutes; check that it still answers (`docker ps`), or restart it",
+            PLUMBING_TIMEOUT.as_secs() / 60
+        ),
+    })?
+}
 
 /// A best effort for a sandbox dropped without [`Sandbox::destroy`] (a panic, an early return): its
 /// removal is started on the current runtime, if there is one. What this misses, the reaper removes at
@@ -323,10 +325,7 @@ impl Sandbox for DockerSandbox {
             Plumbing { stdout: Vec::new(), stderr, exit_code }.ok("pack the files")?;
             Ok(stats)
         };
-        tokio::time::timeout(PLUMBING_TIMEOUT, copying).await.map_err(|_| SandboxError::Sandbox {
-            op: "copy files",
-            reason: format!("Docker did not finish the copy in {} minutes", PLUMBING_TIMEOUT.as_secs() / 60),
-        })?
+        within_plumbing_limit(copying).await
     }
 
     async fn cut_network(&self) -> Result<(), SandboxError> {
