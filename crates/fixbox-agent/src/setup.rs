@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use fixbox_engine::{EngineKind, Registry, Running};
 use fixbox_llm::{Metrics, PriceTable, ProviderConfig, ProviderKind, Router, RoutingConfig};
 use fixbox_sandbox::{
-    BuildMethod, DockerEngine, DockerHost, DockerSandbox, Limits, Recipe, SandboxOptions, ensure_image, reap_orphans,
+    BuildMethod, DockerHost, DockerSandbox, Limits, Recipe, SandboxError, SandboxOptions, ensure_image, reap_orphans,
 };
 use fixbox_store::{Keychain, Secret, Store};
 
@@ -122,7 +122,7 @@ pub async fn sandbox(
     let method = BuildMethod::from_env().map_err(AgentError::sandbox("choose how to build its image"))?;
     let image =
         ensure_image(&engine, &recipe, method, on_line).await.map_err(AgentError::sandbox("build its image"))?;
-    let runtime = runtime(&engine, keep_network).await?;
+    let (runtime, chosen) = runtime(keep_network)?;
     let options = SandboxOptions { limits, keep_network, runtime: runtime.clone(), ..SandboxOptions::new(&image) };
     let sandbox = match DockerSandbox::create(&engine, &options).await {
         Ok(sandbox) if runtime.is_some() => {
@@ -130,9 +130,13 @@ pub async fn sandbox(
             sandbox
         }
         Ok(sandbox) => sandbox,
-        // Chosen by default, not by the user: where it cannot start, runc can.
-        Err(err) if runtime.is_some() && std::env::var(RUNTIME_ENV).map_or(true, |v| v.trim() != "runsc") => {
-            on_line(&format!("gVisor (runsc) could not start a sandbox here ({err}); using Docker's default runtime"));
+        // Chosen by default, not by the user: where Docker has no runsc, or it cannot start, runc can.
+        Err(err) if runtime.is_some() && !chosen => {
+            if !matches!(err, SandboxError::RuntimeMissing { .. }) {
+                on_line(&format!(
+                    "gVisor (runsc) could not start a sandbox here ({err}); using Docker's default runtime"
+                ));
+            }
             let options = SandboxOptions { runtime: None, ..options };
             DockerSandbox::create(&engine, &options).await.map_err(AgentError::sandbox("start"))?
         }
@@ -145,18 +149,16 @@ pub async fn sandbox(
 /// the Engine has it and the sandbox needs no network, as Fixbox registers it without).
 pub const RUNTIME_ENV: &str = "FIXBOX_SANDBOX_RUNTIME";
 
-/// The runtime a sandbox runs under; `None` is Docker's default (runc). gVisor answers the sandbox's
-/// system calls with its own kernel, so code in the sandbox never reaches the host's.
-async fn runtime(engine: &DockerEngine, needs_network: bool) -> Result<Option<String>, AgentError> {
+/// The runtime a sandbox runs under (`None`: Docker's default, runc), and whether the user chose it.
+/// gVisor answers the sandbox's system calls with its own kernel, so code in the sandbox never
+/// reaches the host's. Whether Docker has it, creating the sandbox finds out.
+fn runtime(needs_network: bool) -> Result<(Option<String>, bool), AgentError> {
     let chosen = std::env::var(RUNTIME_ENV).unwrap_or_default();
     match chosen.trim() {
-        "runc" => Ok(None),
-        "runsc" => Ok(Some("runsc".into())),
-        "" | "auto" if needs_network => Ok(None),
-        "" | "auto" => {
-            let runtimes = engine.runtimes().await.map_err(AgentError::sandbox("list Docker's runtimes"))?;
-            Ok(runtimes.iter().any(|r| r == "runsc").then(|| "runsc".to_string()))
-        }
+        "runc" => Ok((None, true)),
+        "runsc" => Ok((Some("runsc".into()), true)),
+        "" | "auto" if needs_network => Ok((None, false)),
+        "" | "auto" => Ok((Some("runsc".into()), false)),
         other => Err(AgentError::Config(format!("{RUNTIME_ENV}={other} is not a runtime: use runc, runsc or auto"))),
     }
 }
