@@ -127,15 +127,19 @@ pub async fn installed_in(search: &SearchPaths, kind: EngineKind) -> Result<Path
     }
 }
 
-/// A version, comparable: llama.cpp's build number, or a release's `major.minor.patch`.
+/// A version, comparable with one of its kind: llama.cpp's build number, or a release's
+/// `major.minor.patch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Version(u64, u64, u64);
+pub enum Version {
+    Build(u64),
+    Release(u64, u64, u64),
+}
 
 impl std::fmt::Display for Version {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self(build, 0, 0) if *build > 100 => write!(f, "build b{build}"),
-            Self(major, minor, patch) => write!(f, "{major}.{minor}.{patch}"),
+            Self::Build(build) => write!(f, "build b{build}"),
+            Self::Release(major, minor, patch) => write!(f, "{major}.{minor}.{patch}"),
         }
     }
 }
@@ -145,9 +149,9 @@ impl std::fmt::Display for Version {
 /// 0.3.0 (`num_ctx` per request), vLLM 0.6.0 (the OpenAI server's usage in streams).
 pub fn floor(kind: EngineKind) -> (Version, fn(&str) -> Option<Version>) {
     match kind {
-        EngineKind::LlamaServer => (Version(4000, 0, 0), build_number),
-        EngineKind::Ollama => (Version(0, 3, 0), release),
-        EngineKind::Vllm => (Version(0, 6, 0), release),
+        EngineKind::LlamaServer => (Version::Build(4000), build_number),
+        EngineKind::Ollama => (Version::Release(0, 3, 0), release),
+        EngineKind::Vllm => (Version::Release(0, 6, 0), release),
     }
 }
 
@@ -156,7 +160,7 @@ pub fn floor(kind: EngineKind) -> (Version, fn(&str) -> Option<Version>) {
 fn build_number(line: &str) -> Option<Version> {
     let word = line.split("version:").nth(1)?.split_whitespace().next()?;
     let build: u64 = word.trim_start_matches('b').parse().ok()?;
-    (build > 0).then_some(Version(build, 0, 0))
+    (build > 0).then_some(Version::Build(build))
 }
 
 /// The first `x.y[.z]` in the line.
@@ -164,7 +168,7 @@ fn release(line: &str) -> Option<Version> {
     line.split(|c: char| !(c.is_ascii_digit() || c == '.')).find_map(|word| {
         let mut parts = word.split('.').map(|p| p.parse::<u64>().ok());
         let (major, minor) = (parts.next()??, parts.next()??);
-        Some(Version(major, minor, parts.next().flatten().unwrap_or(0)))
+        Some(Version::Release(major, minor, parts.next().flatten().unwrap_or(0)))
     })
 }
 
