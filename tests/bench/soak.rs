@@ -50,7 +50,7 @@ async fn main() -> Result<()> {
     // The sessions' own temp folder, so that what they leave there is theirs alone.
     let temp = data.path().join("tmp");
     std::fs::create_dir(&temp)?;
-    let sandboxes_before = sandboxes().await?;
+    let sandboxes_before = fixbox_e2e::sandboxes()?;
     println!(
         "{sessions} sessions of `fixbox fix` on {FIXTURE}, {at_once} at a time, one in {KILL_EVERY} killed (SIGKILL)"
     );
@@ -79,12 +79,12 @@ async fn main() -> Result<()> {
         *exits.entry(exit).or_default() += 1;
     }
     let wall = started.elapsed();
-    let left_by_kills = sandboxes().await?.saturating_sub(sandboxes_before);
+    let left_by_kills = fixbox_e2e::sandboxes()?.saturating_sub(sandboxes_before);
 
     // One more session: its start removes the sandboxes of owners that are gone.
     let (exit, _) = run(fix_command(&bin, &fixture.repo, &fixture.task, data.path(), &routes), None).await?;
     ensure!(exit == "exit 0", "the last session ended with {exit}");
-    let left = sandboxes().await?.saturating_sub(sandboxes_before);
+    let left = fixbox_e2e::sandboxes()?.saturating_sub(sandboxes_before);
     let engines = processes_named(&["llama-server", "ollama", "vllm"]);
     let temp_left: Vec<String> =
         std::fs::read_dir(&temp)?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
@@ -167,16 +167,6 @@ async fn run(mut command: tokio::process::Command, kill_after: Option<Duration>)
         println!("{exit}: {}", said.lines().rev().take(5).collect::<Vec<_>>().join(" | "));
     }
     Ok((exit, false))
-}
-
-/// Fixbox sandbox containers on the Engine, running or not.
-async fn sandboxes() -> Result<usize> {
-    let out = tokio::process::Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("label={}=1", fixbox_sandbox::labels::SANDBOX)])
-        .output()
-        .await?;
-    ensure!(out.status.success(), "docker ps failed: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(String::from_utf8_lossy(&out.stdout).lines().count())
 }
 
 fn processes_named(names: &[&str]) -> usize {

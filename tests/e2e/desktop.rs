@@ -114,6 +114,27 @@ async fn a_fix_session_is_in_the_history_replays_into_the_diff_viewer_and_delete
     Ok(())
 }
 
+/// A session to start in the window: a copy of the sample project, and a data folder whose saved
+/// routes lead to a replay of the project's recorded answer, one piece every `pace`.
+struct FixInWindow {
+    fixture: fixbox_e2e::fixtures::Fixture,
+    repo: tempfile::TempDir,
+    data: tempfile::TempDir,
+    server: ReplayServer,
+}
+
+async fn fix_in_window(name: &str, pace: Duration) -> Result<FixInWindow> {
+    let fixture = fixbox_e2e::fixtures::get(name)?;
+    let repo = tempfile::tempdir()?;
+    crate::fix::copy_dir(&fixture.repo, repo.path())?;
+    let server = ReplayServer::start(crate::fix::answers(name, &["1"])?, Pace::Every(pace)).await?;
+    let data = tempfile::tempdir()?;
+    let routes = std::fs::read_to_string(crate::fix::routing_file(data.path(), &server.url)?)?;
+    let config = fixbox_llm::RoutingConfig::parse(&routes)?;
+    fixbox_agent::setup::Routes::save(&fixbox_store::Store::open_in(data.path())?, Some(&config))?;
+    Ok(FixInWindow { fixture, repo, data, server })
+}
+
 /// A fix session started in the window: the folder's test command is detected, Auto-fix runs the
 /// session (real sandbox and pytest; the model's recorded answer replayed at a visible pace, from the
 /// routes in the settings), the diff viewer grows while the answer streams, the session ends fixed,
@@ -123,16 +144,8 @@ async fn a_fix_session_started_in_the_window_streams_and_is_accepted() -> Result
     const FIXTURE: &str = "py-cache-evict-during-iteration";
     let _machine = fixbox_e2e::machine_to_myself().await;
     let out = output_dir("desktop-fix")?;
-    let fixture = fixbox_e2e::fixtures::get(FIXTURE)?;
-    let repo = tempfile::tempdir()?;
-    crate::fix::copy_dir(&fixture.repo, repo.path())?;
+    let FixInWindow { fixture, repo, data, server } = fix_in_window(FIXTURE, Duration::from_millis(60)).await?;
     let before = std::fs::read_to_string(repo.path().join("cache.py"))?;
-    let script = crate::fix::answers(FIXTURE, &["1"])?;
-    let server = ReplayServer::start(script, Pace::Every(Duration::from_millis(60))).await?;
-    let data = tempfile::tempdir()?;
-    let routes = std::fs::read_to_string(crate::fix::routing_file(data.path(), &server.url)?)?;
-    let config = fixbox_llm::RoutingConfig::parse(&routes)?;
-    fixbox_agent::setup::Routes::save(&fixbox_store::Store::open_in(data.path())?, Some(&config))?;
 
     // The desktop's notification server: the app says there how the session ended.
     let shell = fixbox_e2e::shell::Shell::start().await?;
@@ -612,17 +625,10 @@ async fn the_app_killed_mid_session_leaves_nothing_after_its_next_start() -> Res
     const FIXTURE: &str = "py-cache-evict-during-iteration";
     let _machine = fixbox_e2e::machine_to_myself().await;
     let out = output_dir("desktop-killed")?;
-    let fixture = fixbox_e2e::fixtures::get(FIXTURE)?;
-    let repo = tempfile::tempdir()?;
-    crate::fix::copy_dir(&fixture.repo, repo.path())?;
     // Slow: the answer is still streaming when the app is killed.
-    let script = crate::fix::answers(FIXTURE, &["1"])?;
-    let server = ReplayServer::start(script, Pace::Every(Duration::from_millis(500))).await?;
-    let data = tempfile::tempdir()?;
-    let routes = std::fs::read_to_string(crate::fix::routing_file(data.path(), &server.url)?)?;
-    let config = fixbox_llm::RoutingConfig::parse(&routes)?;
-    fixbox_agent::setup::Routes::save(&fixbox_store::Store::open_in(data.path())?, Some(&config))?;
-    let before = crate::fix::sandboxes()?;
+    let FixInWindow { fixture, repo, data, server: _server } =
+        fix_in_window(FIXTURE, Duration::from_millis(500)).await?;
+    let before = fixbox_e2e::sandboxes()?;
 
     let window = Window::open(data.path(), &out).await?;
     let again_log = out.join("again.log");
@@ -648,7 +654,7 @@ async fn the_app_killed_mid_session_leaves_nothing_after_its_next_start() -> Res
         .await;
     let app = killed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
     ensure!(app.is_some(), "the session did not get to streaming before the kill");
-    ensure!(crate::fix::sandboxes()? > before, "the killed app left no sandbox: nothing was tested");
+    ensure!(fixbox_e2e::sandboxes()? > before, "the killed app left no sandbox: nothing was tested");
 
     let store = fixbox_store::Store::open_in(data.path())?;
     let session = store.list_sessions()?.into_iter().next().context("the session was not stored")?;
@@ -665,7 +671,7 @@ async fn the_app_killed_mid_session_leaves_nothing_after_its_next_start() -> Res
         .kill_on_drop(true)
         .spawn()?;
     let swept =
-        fixbox_e2e::wait_until(Duration::from_secs(60), || crate::fix::sandboxes().is_ok_and(|n| n == before)).await;
+        fixbox_e2e::wait_until(Duration::from_secs(60), || fixbox_e2e::sandboxes().is_ok_and(|n| n == before)).await;
     again.kill().await?;
     let said = format!("{}{}", app_log(data.path()), std::fs::read_to_string(&again_log).unwrap_or_default());
     ensure!(swept, "the next start did not remove the sandbox:\n{said}");

@@ -367,14 +367,6 @@ async fn secrets_in_the_repository_and_the_host_environment_reach_no_sandbox_pro
     Ok(())
 }
 
-/// Fixbox sandbox containers on the Engine, running or not.
-pub(crate) fn sandboxes() -> Result<usize> {
-    let filter = format!("label={}=1", fixbox_sandbox::labels::SANDBOX);
-    let out = std::process::Command::new("docker").args(["ps", "-aq", "--filter", &filter]).output()?;
-    ensure!(out.status.success(), "docker ps: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(String::from_utf8_lossy(&out.stdout).lines().count())
-}
-
 /// A tmpfs of `size` mounted on a folder while this lives.
 struct Mounted(PathBuf);
 
@@ -407,7 +399,7 @@ async fn a_full_disk_under_the_store_ends_the_session_saying_so_and_leaves_no_sa
     // Slow enough that the disk is full before the answer ends.
     let server = ReplayServer::start(answers(FIXTURE, &["1"])?, Pace::Every(Duration::from_millis(40))).await?;
     let routes = routing_file(elsewhere.path(), &server.url)?;
-    let before = sandboxes()?;
+    let before = fixbox_e2e::sandboxes()?;
     let child = fix_command(&fixture, data.path(), &routes, &[])?.spawn()?;
 
     let store = Store::open_in(data.path())?;
@@ -424,7 +416,7 @@ async fn a_full_disk_under_the_store_ends_the_session_saying_so_and_leaves_no_sa
     eprintln!("{stderr}");
     ensure!(!output.status.success(), "the session cannot have finished: {stderr}");
     ensure!(stderr.contains("the disk of the data folder is full"), "{stderr}");
-    ensure!(sandboxes()? == before, "the sandbox was left behind");
+    ensure!(fixbox_e2e::sandboxes()? == before, "the sandbox was left behind");
     // What was recorded before is intact and readable.
     ensure!(store.integrity_problems()?.is_empty(), "{:?}", store.integrity_problems()?);
     let session = store.list_sessions()?.into_iter().next().context("no session")?;
@@ -443,7 +435,7 @@ async fn the_engine_killed_mid_call_fails_that_call_and_the_session_ends_cleanly
     let fixture = fixtures::get("py-cache-evict-during-iteration")?;
     let data = tempfile::tempdir()?;
     let routes = fixbox_e2e::routes_file(data.path(), "engine", &format!("{}/v1", engine.url), "smollm2", 4096)?;
-    let before = sandboxes()?;
+    let before = fixbox_e2e::sandboxes()?;
     let args = ["--max-iterations", "2", "--max-tokens", "1024", "--context", "4096"];
     let child = fix_command(&fixture, data.path(), &routes, &args)?.spawn()?;
     let store = Store::open_in(data.path())?;
@@ -473,7 +465,7 @@ async fn the_engine_killed_mid_call_fails_that_call_and_the_session_ends_cleanly
         report.calls
     );
     eprintln!("outcome {outcome:?}; failed tries {failed_tries:?}");
-    ensure!(sandboxes()? == before, "the sandbox was left behind");
+    ensure!(fixbox_e2e::sandboxes()? == before, "the sandbox was left behind");
     ensure!(engine.pid().is_some_and(|now| now != pid), "the supervisor did not bring the engine back");
     engine.stop().await;
     Ok(())
@@ -517,7 +509,7 @@ async fn docker_restarted_mid_session_ends_it_saying_so_and_the_next_start_remov
     let script = answers(FIXTURE, &["1", "1"])?;
     let server = ReplayServer::start(script, Pace::Every(Duration::from_millis(100))).await?;
     let routes = routing_file(data.path(), &server.url)?;
-    let before = sandboxes()?;
+    let before = fixbox_e2e::sandboxes()?;
     let child = fix_command(&fixture, data.path(), &routes, &[])?.spawn()?;
     let store = Store::open_in(data.path())?;
     wait_for_event(&store, "model.started").await?;
@@ -542,7 +534,7 @@ async fn docker_restarted_mid_session_ends_it_saying_so_and_the_next_start_remov
     // The next session starts by removing what the last one left, and works.
     let next = fix(FIXTURE, answers(FIXTURE, &["1"])?, &[]).await?;
     ensure!(next.status.code() == Some(0), "the session after the restart: {:?}", next.status);
-    ensure!(sandboxes()? == before, "a sandbox was left behind");
+    ensure!(fixbox_e2e::sandboxes()? == before, "a sandbox was left behind");
     Ok(())
 }
 

@@ -53,6 +53,15 @@ pub fn workspace_bin(name: &str) -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// Fixbox sandbox containers on the Docker Engine, running or not (through the docker CLI, so the
+/// count does not depend on the code under test).
+pub fn sandboxes() -> Result<usize> {
+    let filter = format!("label={}=1", fixbox_sandbox::labels::SANDBOX);
+    let out = std::process::Command::new("docker").args(["ps", "-aq", "--filter", &filter]).output()?;
+    ensure!(out.status.success(), "docker ps: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).lines().count())
+}
+
 /// A routing file in `dir` with one local OpenAI-compatible provider `name` at `base_url` (ending in
 /// `/v1`) serving `model` with a `context` window, as the only route.
 pub fn routes_file(dir: &Path, name: &str, base_url: &str, model: &str, context: u32) -> Result<PathBuf> {

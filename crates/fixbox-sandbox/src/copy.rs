@@ -173,11 +173,19 @@ impl std::io::Read for ChunkReader {
 mod tests {
     use super::*;
 
+    /// A folder holding `files` (path, content).
+    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, content) in files {
+            std::fs::create_dir_all(dir.path().join(path).parent().unwrap()).unwrap();
+            std::fs::write(dir.path().join(path), content).unwrap();
+        }
+        dir
+    }
+
     #[test]
     fn gitignored_files_and_build_dirs_stay_out_but_dot_git_comes_along() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        for (path, content) in [
+        let dir = tree(&[
             (".gitignore", "*.log\nbuild/\n"),
             (".git/HEAD", "ref: refs/heads/main\n"),
             ("src/lib.py", "x = 1\n"),
@@ -185,10 +193,8 @@ mod tests {
             ("build/out.bin", "artifact"),
             ("target/debug/app", "artifact"),
             ("web/node_modules/left-pad/index.js", "module.exports = 1"),
-        ] {
-            std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
-            std::fs::write(root.join(path), content).unwrap();
-        }
+        ]);
+        let root = dir.path();
         let (archive, stats) = pack(root, &Excludes::default()).unwrap();
         let mut names: Vec<String> = tar::Archive::new(archive.as_slice())
             .entries()
@@ -202,18 +208,14 @@ mod tests {
 
     #[test]
     fn credentials_stay_on_the_host_unless_the_user_lets_them_in() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        for (path, content) in [
+        let dir = tree(&[
             (".env", "TOKEN=canary\n"),
             (".env.example", "TOKEN=\n"),
             ("deploy/id_ed25519", "-----BEGIN OPENSSH PRIVATE KEY-----\n"),
             (".git/config", "[remote \"origin\"]\n\turl = https://ci:canary@example.com/r.git\n"),
             ("app.py", "x = 1\n"),
-        ] {
-            std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
-            std::fs::write(root.join(path), content).unwrap();
-        }
+        ]);
+        let root = dir.path();
         let files = |excludes: &Excludes| {
             let (archive, stats) = pack(root, excludes).unwrap();
             let mut files = std::collections::BTreeMap::new();
