@@ -541,3 +541,88 @@ async fn python_runs_a_same_length_patch_written_right_after_an_import() {
     assert_eq!(run(&sb, "ls -a").await.stdout, ".\n..\nm.py\n", "no bytecode cache is written");
     sb.destroy().await.unwrap();
 }
+
+/// A loopback forwarder to this machine's Engine that is slow to record an exec's exit, as a loaded
+/// machine's Engine is: for `lag` after the Engine first reports an exec finished, the exec's inspect
+/// still says it is running. Everything else passes through byte for byte (exec's upgraded stream too);
+/// each connection carries one request, so every inspect is seen.
+async fn slow_to_record_exits(lag: Duration) -> String {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    async fn relay(
+        client: tokio::net::TcpStream,
+        finished: Arc<Mutex<HashMap<String, std::time::Instant>>>,
+        lag: Duration,
+    ) -> std::io::Result<()> {
+        let mut engine = tokio::net::UnixStream::connect("/var/run/docker.sock").await?;
+        let mut client = BufReader::new(client);
+        let mut head: Vec<String> = Vec::new();
+        loop {
+            let mut line = String::new();
+            if client.read_line(&mut line).await? == 0 {
+                return Ok(());
+            }
+            if line == "\r\n" {
+                if !head.iter().any(|l| l.to_ascii_lowercase().starts_with("connection:")) {
+                    head.push("Connection: close\r\n".to_string());
+                }
+                head.push(line);
+                break;
+            }
+            head.push(line);
+        }
+        engine.write_all(head.concat().as_bytes()).await?;
+        let inspected = head[0]
+            .split(' ')
+            .nth(1)
+            .and_then(|path| path.split("/exec/").nth(1))
+            .and_then(|rest| rest.strip_suffix("/json"))
+            .map(str::to_string);
+        match inspected {
+            Some(exec) if head[0].starts_with("GET ") => {
+                let mut answer = Vec::new();
+                engine.read_to_end(&mut answer).await?;
+                let mut answer = String::from_utf8_lossy(&answer).into_owned();
+                if answer.contains("\"Running\":false") {
+                    let first = *finished.lock().unwrap().entry(exec).or_insert_with(std::time::Instant::now);
+                    if first.elapsed() < lag {
+                        // Same length, so Content-Length and chunk sizes stay right.
+                        answer = answer.replace("\"Running\":false", "\"Running\":true ");
+                    }
+                }
+                client.get_mut().write_all(answer.as_bytes()).await?;
+            }
+            _ => {
+                engine.write_all(client.buffer()).await?;
+                let mut client = client.into_inner();
+                tokio::io::copy_bidirectional(&mut client, &mut engine).await?;
+            }
+        }
+        Ok(())
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = format!("tcp://{}", listener.local_addr().unwrap());
+    let finished = Arc::default();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(relay(client, Arc::clone(&finished), lag));
+        }
+    });
+    host
+}
+
+#[tokio::test]
+async fn an_exit_the_engine_records_late_is_waited_for_not_read_as_a_failure() {
+    // Before, the exit code was polled for about a second after the output ended and then read as
+    // "none", which the session judged a failing test run.
+    let engine = DockerEngine::connect_to(&slow_to_record_exits(Duration::from_secs(3)).await).await.unwrap();
+    let sb = DockerSandbox::create(&engine, &SandboxOptions::new(image().await)).await.unwrap();
+    let out = run(&sb, "echo passed; exit 0").await;
+    assert_eq!((out.exit_code, out.stdout.as_str(), out.ending), (Some(0), "passed\n", Ending::Exited));
+    let out = run(&sb, "exit 5").await;
+    assert_eq!(out.exit_code, Some(5));
+    sb.destroy().await.unwrap();
+}
