@@ -146,6 +146,8 @@ async fn a_fix_session_started_in_the_window_streams_and_is_accepted() -> Result
     let out = output_dir("desktop-fix")?;
     let FixInWindow { fixture, repo, data, server } = fix_in_window(FIXTURE, Duration::from_millis(60)).await?;
     let before = std::fs::read_to_string(repo.path().join("cache.py"))?;
+    let remembered = |store: &fixbox_store::Store| fixbox_agent::SharedFiles::load(store, repo.path());
+    fixbox_agent::SharedFiles::save(&fixbox_store::Store::open_in(data.path())?, repo.path(), &[".env.test".into()])?;
 
     // The desktop's notification server: the app says there how the session ended.
     let shell = fixbox_e2e::shell::Shell::start().await?;
@@ -164,6 +166,11 @@ async fn a_fix_session_started_in_the_window_streams_and_is_accepted() -> Result
             client.find(Locator::Css("[data-testid=fix-task]")).await?.send_keys(&fixture.task).await?;
             let detected = wait_for(&client, "[data-testid=fix-detected]", &out, "not-detected").await?;
             ensure!(detected.text().await?.contains("pytest"), "{}", detected.text().await?);
+            // What is remembered as shared for the folder shows, and what is added is remembered.
+            let shown =
+                client.execute("return document.querySelector('[data-testid=fix-share]').value", vec![]).await?;
+            ensure!(shown == ".env.test", "{shown}");
+            client.find(Locator::Css("[data-testid=fix-share]")).await?.send_keys(" certs/*").await?;
             screenshot(&client, &out.join("new.png")).await?;
             client.find(Locator::Css("[data-testid=fix-start]")).await?.click().await?;
 
@@ -216,6 +223,7 @@ async fn a_fix_session_started_in_the_window_streams_and_is_accepted() -> Result
     let store = fixbox_store::Store::open_in(data.path())?;
     let sessions = store.list_sessions()?;
     ensure!(sessions.len() == 1, "{} sessions", sessions.len());
+    ensure!(remembered(&store)? == [".env.test", "certs/*"], "{:?}", remembered(&store)?);
     let report = fixbox_agent::SessionReport::from_events(&store.events_from(&sessions[0].id, 1)?)
         .context("not a fix session")?;
     let after = std::fs::read_to_string(repo.path().join("cache.py"))?;

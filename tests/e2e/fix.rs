@@ -359,8 +359,20 @@ async fn secrets_in_the_repository_and_the_host_environment_reach_no_sandbox_pro
     let server = ReplayServer::start(answers(FIXTURE, &["1"])?, Pace::Every(Duration::from_millis(1))).await?;
     let data = tempfile::tempdir()?;
     let routes = routing_file(data.path(), &server.url)?;
-    let output = fix_command(&fixture, data.path(), &routes, &["--share", "deploy/*"])?.output().await?;
+    let output =
+        fix_command(&fixture, data.path(), &routes, &["--share", "deploy/*", "--remember-share"])?.output().await?;
     let run = Run { status: output.status, stdout: String::new(), data, server };
+    let (_, events, _) = run.report()?;
+    let seen = serde_json::to_string(&events)?;
+    ensure!(seen.contains(CANARIES[1]) && !seen.contains(CANARIES[0]), "{seen}");
+
+    // Remembered for the repository: the next session shares it unasked, and says so.
+    let server = ReplayServer::start(answers(FIXTURE, &["1"])?, Pace::Every(Duration::from_millis(1))).await?;
+    let routes = routing_file(run.data.path(), &server.url)?;
+    let output = fix_command(&fixture, run.data.path(), &routes, &[])?.output().await?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(stderr.contains("as remembered for this repository: deploy/*"), "{stderr}");
+    let run = Run { status: output.status, stdout: String::new(), data: run.data, server };
     let (_, events, _) = run.report()?;
     let seen = serde_json::to_string(&events)?;
     ensure!(seen.contains(CANARIES[1]) && !seen.contains(CANARIES[0]), "{seen}");

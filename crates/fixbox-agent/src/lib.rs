@@ -32,7 +32,7 @@ pub use detect::{Runner, TestPlan, detect};
 pub use error::AgentError;
 pub use event::{Event, EventLog, Recorded};
 pub use outcome::{Finished, Outcome, Timings};
-pub use preferences::Preferences;
+pub use preferences::{Preferences, SharedFiles};
 pub use prompt::{Conversation, Prompt};
 pub use repo::Repo;
 pub use report::SessionReport;

@@ -1,6 +1,8 @@
-//! What a new fix session starts with unless told otherwise: its limits, and the sandbox's share of
-//! this machine. Stored in the settings; the desktop's settings page edits them, and both front ends
+//! What a new fix session starts with unless told otherwise: its limits, the sandbox's share of this
+//! machine, and the files each repository shares with it. Stored in the settings; the desktop's settings page edits them, and both front ends
 //! read them.
+
+use std::path::Path;
 
 use fixbox_store::Store;
 use serde::{Deserialize, Serialize};
@@ -96,6 +98,38 @@ impl Preferences {
     }
 }
 
+/// The files of one repository its sessions give the sandbox although their names look like
+/// credentials (patterns as [`crate::FixRequest::share`] takes them), remembered per repository so the
+/// user says it once. Kept in this machine's settings, never in the repository: a repository cannot
+/// share its user's secrets on its own.
+#[derive(Debug)]
+pub struct SharedFiles;
+
+impl SharedFiles {
+    fn key(repo: &Path) -> String {
+        let repo = std::fs::canonicalize(repo).unwrap_or_else(|_| repo.to_path_buf());
+        format!("fix.shared_files:{}", repo.display())
+    }
+
+    /// The patterns remembered for `repo` (none when nothing was remembered).
+    pub fn load(store: &Store, repo: &Path) -> Result<Vec<String>, AgentError> {
+        match store.setting(&Self::key(repo))?.filter(|v| !v.is_null()) {
+            Some(value) => serde_json::from_value(value).map_err(|e| {
+                AgentError::Config(format!("the files remembered as shared for {} are invalid ({e})", repo.display()))
+            }),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Remembers `patterns` for `repo`, replacing what was remembered; none forgets them.
+    pub fn save(store: &Store, repo: &Path, patterns: &[String]) -> Result<(), AgentError> {
+        let patterns: Vec<&str> = patterns.iter().map(|p| p.trim()).filter(|p| !p.is_empty()).collect();
+        let value = if patterns.is_empty() { serde_json::Value::Null } else { serde_json::json!(patterns) };
+        store.set_setting(&Self::key(repo), &value)?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +152,22 @@ mod tests {
         assert_eq!(Preferences::load(&store).unwrap(), mine, "a refused save keeps what was stored");
         assert!(Preferences { budget_usd: Some(-1.0), ..mine.clone() }.validate().is_err());
         assert!(Preferences { sandbox_cpus: f64::NAN, ..mine }.validate().is_err());
+    }
+
+    #[test]
+    fn shared_files_are_remembered_per_repository_however_its_path_is_spelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).unwrap();
+        let (repo, other) = (dir.path().join("repo"), dir.path().join("other"));
+        std::fs::create_dir_all(repo.join("sub")).unwrap();
+        std::fs::create_dir(&other).unwrap();
+        assert!(SharedFiles::load(&store, &repo).unwrap().is_empty());
+
+        SharedFiles::save(&store, &repo, &[" .env ".into(), "certs/*".into(), "".into()]).unwrap();
+        assert_eq!(SharedFiles::load(&store, &repo.join("sub/..")).unwrap(), [".env", "certs/*"]);
+        assert!(SharedFiles::load(&store, &other).unwrap().is_empty(), "another repository shares nothing");
+
+        SharedFiles::save(&store, &repo, &[]).unwrap();
+        assert!(SharedFiles::load(&store, &repo).unwrap().is_empty(), "saving none forgets them");
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use fixbox_agent::{
-    Fix, FixRequest, Limits, ModelSettings, Outcome, Preferences, SessionSetup, SessionUpdate, Sessions,
+    Fix, FixRequest, Limits, ModelSettings, Outcome, Preferences, SessionSetup, SessionUpdate, Sessions, SharedFiles,
 };
 use fixbox_llm::Metrics;
 use fixbox_patch::EditFormat;
@@ -72,9 +72,13 @@ pub struct FixArgs {
     allow_test_edits: bool,
     /// Copy files matching PATTERN into the sandbox although their names look like credentials (a
     /// `.env` or a key the tests read; a path, a name, or `*` at one end: `certs/*`). Repeatable;
-    /// prompts still leave them out.
+    /// prompts still leave them out. Adds to what is remembered for the repository.
     #[arg(long, value_name = "PATTERN")]
     share: Vec<String>,
+    /// Remember this run's `--share` patterns for the repository, in place of those remembered; with
+    /// no `--share`, forget them.
+    #[arg(long)]
+    remember_share: bool,
 }
 
 /// `90s`, `10m`, `2h` or plain seconds, as seconds.
@@ -94,6 +98,16 @@ pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
     let store = Arc::new(tokio::task::spawn_blocking(Store::open_default).await??);
     let preferences = Preferences::load(&store)?;
     let defaults = preferences.limits();
+    let mut share = if args.remember_share {
+        SharedFiles::save(&store, &args.repo, &args.share)?;
+        Vec::new()
+    } else {
+        SharedFiles::load(&store, &args.repo)?
+    };
+    if !share.is_empty() {
+        eprintln!("sharing with the sandbox, as remembered for this repository: {}", share.join(" "));
+    }
+    share.extend(args.share.iter().cloned());
     let request = FixRequest {
         repo: args.repo.clone(),
         task: args.task.clone(),
@@ -119,7 +133,7 @@ pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
             ..defaults
         },
         allow_test_edits: args.allow_test_edits,
-        share: args.share.clone(),
+        share,
     };
     let fix = Fix::prepare(request)?;
     let (router, from) = crate::routing::router(args.routing.clone(), Arc::new(Metrics::default())).await?;

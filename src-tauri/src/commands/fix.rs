@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use fixbox_agent::{
     Fix, FixRequest, Limits, ModelSettings, Outcome, Preferences, SessionHandle, SessionReport, SessionSetup,
-    SessionUpdate, Sessions,
+    SessionUpdate, Sessions, SharedFiles,
 };
 use fixbox_llm::Metrics;
 use fixbox_sandbox::DockerHost;
@@ -32,6 +32,9 @@ pub struct FolderTests {
     pub command: String,
     /// The sandbox image recipe that runs it.
     pub recipe: String,
+    /// The files remembered as shared with the sandbox for this folder although their names look like
+    /// credentials (see [`SharedFiles`]).
+    pub shared: Vec<String>,
 }
 
 /// The routes a session can use, and where they come from.
@@ -60,6 +63,8 @@ pub struct NewFix {
     pub max_iterations: u32,
     pub budget_usd: Option<f64>,
     pub timeout_minutes: u32,
+    /// Files the sandbox gets although their names look like credentials; remembered for the folder.
+    pub share: Vec<String>,
 }
 
 /// What a running session sends the window.
@@ -88,8 +93,10 @@ pub enum FixUpdate {
 #[specta::specta]
 pub async fn fix_detect(folder: String) -> Result<FolderTests, String> {
     blocking(move || {
-        let plan = fixbox_agent::detect(&PathBuf::from(&folder)).map_err(|e| e.to_string())?;
-        Ok(FolderTests { command: plan.command, recipe: plan.recipe })
+        let folder = PathBuf::from(&folder);
+        let plan = fixbox_agent::detect(&folder).map_err(|e| e.to_string())?;
+        let shared = SharedFiles::load(&open_store()?, &folder).map_err(|e| e.to_string())?;
+        Ok(FolderTests { command: plan.command, recipe: plan.recipe, shared })
     })
     .await
 }
@@ -135,11 +142,13 @@ pub async fn fix_start(
             ..Limits::default()
         },
         allow_test_edits: false,
-        share: Vec::new(),
+        share: request.share,
     };
+    let (folder, share) = (fix_request.repo.clone(), fix_request.share.clone());
     let (fix, store, router, sandbox_limits) = blocking(move || {
         let fix = Fix::prepare(fix_request).map_err(|e| e.to_string())?;
         let store = open_store()?;
+        SharedFiles::save(&store, &folder, &share).map_err(|e| e.to_string())?;
         let router = load_routes(&store)?.router(Arc::new(Metrics::default())).map_err(|e| e.to_string())?;
         let sandbox_limits = Preferences::load(&store).map_err(|e| e.to_string())?.sandbox_limits();
         Ok((fix, Arc::new(store), router, sandbox_limits))

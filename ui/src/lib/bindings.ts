@@ -416,6 +416,11 @@ export type FolderTests = {
 	command: string,
 	/**  The sandbox image recipe that runs it. */
 	recipe: string,
+	/**
+	 *  The files remembered as shared with the sandbox for this folder although their names look like
+	 *  credentials (see [`SharedFiles`]).
+	 */
+	shared: string[],
 };
 
 /**  One GPU. Sizes in bytes. */
@@ -595,6 +600,8 @@ export type NewFix = {
 	max_iterations: number,
 	budget_usd: number | null,
 	timeout_minutes: number,
+	/**  Files the sandbox gets although their names look like credentials; remembered for the folder. */
+	share: string[],
 };
 
 /**  What the machine offers a model, said once for all the why-lines. */
