@@ -126,7 +126,7 @@ struct FixInWindow {
 async fn fix_in_window(name: &str, pace: Duration) -> Result<FixInWindow> {
     let fixture = fixbox_e2e::fixtures::get(name)?;
     let repo = tempfile::tempdir()?;
-    crate::fix::copy_dir(&fixture.repo, repo.path())?;
+    fixbox_e2e::copy_tree(&fixture.repo, repo.path())?;
     let server = ReplayServer::start(crate::fix::answers(name, &["1"])?, Pace::Every(pace)).await?;
     let data = tempfile::tempdir()?;
     let routes = std::fs::read_to_string(crate::fix::routing_file(data.path(), &server.url)?)?;

@@ -193,7 +193,7 @@ async fn fixed_in_one_patch_then_listed_shown_replayed_and_exported() -> Result<
     ensure!(json["report"]["outcome"]["outcome"] == "fixed", "{json}");
     // The exported patch applies to the user's repository with git.
     let copy = tempfile::tempdir()?;
-    copy_dir(&fixtures::get(FIXTURE)?.repo, copy.path())?;
+    fixbox_e2e::copy_tree(&fixtures::get(FIXTURE)?.repo, copy.path())?;
     let git = |args: &[&str]| std::process::Command::new("git").current_dir(copy.path()).args(args).output();
     git(&["init", "-q"])?;
     let applied = git(&["apply", "--check", "-v", &patch.display().to_string()])?;
@@ -672,18 +672,4 @@ fn split_diff(diff: &str) -> Vec<String> {
         }
     }
     pieces
-}
-
-pub(crate) fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            std::fs::create_dir_all(&target)?;
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), target)?;
-        }
-    }
-    Ok(())
 }

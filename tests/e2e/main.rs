@@ -6,6 +6,7 @@ mod desktop;
 mod desktop_setup;
 mod eval;
 mod fix;
+mod github;
 mod llm;
 mod llm_cli;
 mod remote_docker;

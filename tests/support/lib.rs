@@ -5,6 +5,7 @@ mod display;
 pub mod docker_tls;
 pub mod faults;
 pub mod fixtures;
+pub mod github;
 pub mod models;
 mod process;
 pub mod shell;
@@ -51,6 +52,21 @@ pub fn workspace_bin(name: &str) -> Result<PathBuf> {
         bin.display()
     );
     Ok(bin)
+}
+
+/// Copies the files and folders under `from` into `to`, which exists.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
 }
 
 /// Fixbox sandbox containers on the Docker Engine, running or not (through the docker CLI, so the

@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::Context;
 use clap::Args;
 use fixbox_agent::{
     Fix, FixRequest, Limits, ModelSettings, Outcome, Preferences, SessionSetup, SessionUpdate, Sessions, SharedFiles,
 };
+use fixbox_github::IssueRef;
 use fixbox_llm::Metrics;
 use fixbox_patch::EditFormat;
 use fixbox_sandbox::DockerHost;
@@ -19,11 +21,18 @@ use crate::render::Renderer;
 
 #[derive(Debug, Args)]
 pub struct FixArgs {
-    /// The repository to fix (it is copied into a sandbox; this folder is never changed).
-    repo: PathBuf,
-    /// What is wrong, as you would write it in an issue.
+    /// The repository to fix (it is copied into a sandbox; this folder is never changed), or a GitHub
+    /// issue: github:OWNER/REPO#123 or its URL (the repository is cloned, the issue is the task).
+    repo: String,
+    /// What is wrong, as you would write it in an issue (a GitHub issue's own text when not given).
     #[arg(long)]
-    task: String,
+    task: Option<String>,
+    /// For a GitHub issue: open a draft pull request with the change without asking.
+    #[arg(long)]
+    open_pr: bool,
+    /// For a GitHub issue: refuse repositories larger than this many MiB.
+    #[arg(long, default_value_t = 2048)]
+    max_repo_size: u64,
     /// The command that runs the tests (detected when not given: pytest, cargo test, npm test, go test, make test).
     #[arg(long)]
     test: Option<String>,
@@ -81,6 +90,15 @@ pub struct FixArgs {
     remember_share: bool,
 }
 
+/// The GitHub issue `repo` names: `github:…`, an issue URL, or `owner/repo#123` where no such folder
+/// exists.
+fn issue(repo: &str) -> anyhow::Result<Option<IssueRef>> {
+    if IssueRef::is_issue(repo) || (repo.contains('#') && !std::path::Path::new(repo).exists()) {
+        return Ok(Some(repo.parse()?));
+    }
+    Ok(None)
+}
+
 /// `90s`, `10m`, `2h` or plain seconds, as seconds.
 pub fn parse_duration(text: &str) -> Result<u64, String> {
     let text = text.trim();
@@ -96,21 +114,42 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
 
 pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
     let store = Arc::new(tokio::task::spawn_blocking(Store::open_default).await??);
+    let github = match issue(&args.repo)? {
+        Some(reference) => {
+            let github = crate::github::client().await?;
+            eprintln!("reading {reference} and cloning its repository");
+            let clones = crate::github::clones()?;
+            let checkout =
+                fixbox_github::checkout_issue(&github, &reference, &clones, args.max_repo_size << 10).await?;
+            eprintln!("{reference}: {} ({})", checkout.issue.title, checkout.issue.html_url);
+            Some((github, checkout))
+        }
+        None => None,
+    };
+    let (repo, task) = match &github {
+        Some((_, checkout)) => (checkout.clone.clone(), args.task.clone().unwrap_or_else(|| checkout.task())),
+        None => (
+            PathBuf::from(&args.repo),
+            args.task
+                .clone()
+                .context("say what is wrong with --task (or name a GitHub issue: github:OWNER/REPO#123)")?,
+        ),
+    };
     let preferences = Preferences::load(&store)?;
     let defaults = preferences.limits();
     let mut share = if args.remember_share {
-        SharedFiles::save(&store, &args.repo, &args.share)?;
+        SharedFiles::save(&store, &repo, &args.share)?;
         Vec::new()
     } else {
-        SharedFiles::load(&store, &args.repo)?
+        SharedFiles::load(&store, &repo)?
     };
     if !share.is_empty() {
         eprintln!("sharing with the sandbox, as remembered for this repository: {}", share.join(" "));
     }
     share.extend(args.share.iter().cloned());
     let request = FixRequest {
-        repo: args.repo.clone(),
-        task: args.task.clone(),
+        repo,
+        task,
         test: args.test.clone(),
         setup: None,
         model: ModelSettings {
@@ -147,9 +186,11 @@ pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
             on_interrupt.cancel();
         }
     });
-    let setup = SessionSetup { store, router, limits: preferences.sandbox_limits(), docker: DockerHost::Local };
+    let setup =
+        SessionSetup { store: store.clone(), router, limits: preferences.sandbox_limits(), docker: DockerHost::Local };
     let mut session = Sessions::new(1).start(fix, setup, stop);
     let mut renderer = Renderer::stdout();
+    let mut id = None;
     while let Some(update) = session.next().await {
         match update {
             SessionUpdate::Queued => eprintln!(
@@ -160,6 +201,7 @@ pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
             SessionUpdate::Setup { line } => eprintln!("[sandbox] {line}"),
             SessionUpdate::Started { session } => {
                 eprintln!("session {session} (replay: fixbox sessions replay {session})");
+                id = Some(session.to_string());
             }
             SessionUpdate::Event { event, .. } => {
                 if let Err(err) = renderer.event(&event) {
@@ -168,7 +210,13 @@ pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(match session.finish().await?.outcome {
+    let outcome = session.finish().await?.outcome;
+    if let (Some((github, checkout)), Some(id)) = (&github, &id)
+        && outcome != Outcome::Cancelled
+    {
+        crate::github::propose(&store, github, checkout, id, args.open_pr).await?;
+    }
+    Ok(match outcome {
         Outcome::Fixed => ExitCode::SUCCESS,
         // 130: what a shell reports for a command ended by Ctrl+C.
         Outcome::Cancelled => ExitCode::from(130),

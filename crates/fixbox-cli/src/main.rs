@@ -6,6 +6,7 @@ mod doctor;
 mod engine;
 mod eval;
 mod fix;
+mod github;
 mod hw;
 mod keys;
 mod logging;
@@ -53,6 +54,9 @@ enum Command {
     /// Evaluate on a dataset of real bugs (SWE-bench format): sessions, judged by their hidden tests.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
+    /// GitHub: list a repository's open issues; open a pull request a session left waiting.
+    #[command(subcommand)]
+    Github(github::GithubCommand),
     /// Fix sessions: list, show, replay, export.
     #[command(subcommand)]
     Sessions(sessions::SessionsCommand),
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
             Command::Fix(args) => fix::run(args).await,
             Command::Eval(command) => eval::run(command).await,
             Command::Sessions(command) => sessions::run(command).await,
+            Command::Github(command) => github::run(command).await,
         }
     });
     match result {

@@ -1,0 +1,137 @@
+//! `fixbox github`: the open issues of a repository, and opening a pull request a session left waiting;
+//! and what `fixbox fix github:owner/repo#123` uses: the client, the clones, and the proposal after the
+//! session.
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "printing is what a command does")]
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+use fixbox_agent::SessionReport;
+use fixbox_github::{GitHub, IssueCheckout, IssueFilter, Pending, PullRequestDraft};
+use fixbox_store::{Keychain, Secret, Store};
+
+#[derive(Debug, Subcommand)]
+pub enum GithubCommand {
+    /// The open issues of OWNER/REPO, newest first.
+    Issues {
+        repo: String,
+        #[arg(long)]
+        label: Option<String>,
+        /// Only issues whose title or body has this text.
+        #[arg(long)]
+        search: Option<String>,
+        #[arg(long, default_value_t = 30)]
+        limit: usize,
+    },
+    /// Open the pull request a fix session left waiting (declined, or its push failed).
+    OpenPr { session: String },
+}
+
+pub async fn run(command: GithubCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        GithubCommand::Issues { repo, label, search, limit } => {
+            let (owner, name) = repo.split_once('/').context("name the repository as OWNER/REPO")?;
+            let filter = IssueFilter { label, text: search, limit };
+            let issues = client().await?.open_issues(owner, name, &filter).await?;
+            if issues.is_empty() {
+                eprintln!("no open issues match in {repo}");
+            }
+            for issue in issues {
+                let labels: Vec<&str> = issue.labels.iter().map(|l| l.name.as_str()).collect();
+                let labels = if labels.is_empty() { String::new() } else { format!(" [{}]", labels.join(", ")) };
+                println!("#{:<6} {}{labels}", issue.number, issue.title);
+            }
+            eprintln!("fix one with: fixbox fix github:{repo}#NUMBER");
+            Ok(ExitCode::SUCCESS)
+        }
+        GithubCommand::OpenPr { session } => {
+            let store = tokio::task::spawn_blocking(Store::open_default).await??;
+            let pending = Pending::load(&store, &session)?
+                .with_context(|| format!("no pull request waits for session {session}"))?;
+            open(&store, &client().await?, &pending, &session).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The GitHub token: `GITHUB_TOKEN` (or `GH_TOKEN`) where set, as in CI, else the keychain's `github`.
+/// A keychain that cannot be read is an error, not a silent anonymous run.
+async fn token() -> anyhow::Result<Option<Secret>> {
+    if let Some(token) =
+        ["GITHUB_TOKEN", "GH_TOKEN"].iter().find_map(|n| std::env::var(n).ok().filter(|t| !t.is_empty()))
+    {
+        return Ok(Some(Secret::new(token)));
+    }
+    let stored = tokio::task::spawn_blocking(|| Keychain.get("github")).await?;
+    stored.context("cannot read the GitHub token from the keychain")
+}
+
+/// The client for `FIXBOX_GITHUB_API` (else github.com), signed in when a token is at hand.
+pub async fn client() -> anyhow::Result<GitHub> {
+    Ok(GitHub::from_env(token().await?)?.on_wait(|line| eprintln!("[github] {line}")))
+}
+
+/// Where repositories are cloned for sessions: `<data>/github/<owner>/<repo>`.
+pub fn clones() -> anyhow::Result<PathBuf> {
+    Ok(fixbox_store::data_dir()?.join("github"))
+}
+
+/// After a session on an issue: the pull request drafted and kept, then opened when `open_pr` says so
+/// or the user says yes; otherwise how to open it later.
+pub async fn propose(
+    store: &Store,
+    github: &GitHub,
+    checkout: &IssueCheckout,
+    session: &str,
+    open_pr: bool,
+) -> anyhow::Result<()> {
+    let events = store.events_from(&session.parse()?, 1)?;
+    let report = SessionReport::from_events(&events).context("the session's log is not a fix session's")?;
+    let draft = match PullRequestDraft::new(checkout, &report).await {
+        Ok(draft) => draft,
+        Err(fixbox_github::GitHubError::NothingToPropose) => {
+            eprintln!("no pull request: the session changed nothing");
+            return Ok(());
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let pending = Pending { reference: checkout.reference.clone(), clone: checkout.clone.clone(), draft };
+    pending.save(store, session)?;
+    let verified = if pending.draft.verified { "" } else { " (not verified by the tests: the pull request says so)" };
+    let approved = open_pr
+        || (std::io::stdin().is_terminal()
+            && ask(&format!(
+                "open a draft pull request on {} with this change{verified}? [y/N] ",
+                checkout.repository.full_name
+            ))?);
+    if !approved {
+        eprintln!("no pull request opened; open it later with: fixbox github open-pr {session}");
+        return Ok(());
+    }
+    open(store, github, &pending, session).await
+}
+
+async fn open(store: &Store, github: &GitHub, pending: &Pending, session: &str) -> anyhow::Result<()> {
+    match fixbox_github::open_pull_request(github, pending).await {
+        Ok(pull) => {
+            Pending::forget(store, session)?;
+            println!("pull request #{} (draft): {}", pull.number, pull.html_url);
+            Ok(())
+        }
+        Err(err) => Err(anyhow::Error::new(err).context(format!(
+            "the pull request was not opened; its branch ({}) and text are kept: try again with `fixbox github open-pr {session}`",
+            pending.draft.branch
+        ))),
+    }
+}
+
+fn ask(question: &str) -> anyhow::Result<bool> {
+    eprint!("{question}");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}

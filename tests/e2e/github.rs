@@ -1,0 +1,254 @@
+//! GitHub Auto-fix from the command line: an issue is listed, `fixbox fix github:owner/repo#n` clones the
+//! repository, runs a real session on it (real sandbox and pytest; the model's recorded answer
+//! replayed), and on approval pushes a branch to a real git server and opens a draft pull request that
+//! carries the evidence. GitHub itself is the one stand-in: `fixbox_e2e::github::FakeGitHub`, answering
+//! with GitHub's documented answers, in front of real repositories served by `git http-backend`.
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use fixbox_e2e::fixtures;
+use fixbox_e2e::github::FakeGitHub;
+use fixbox_e2e::transcripts::{Pace, ReplayServer};
+use fixbox_e2e::workspace_bin;
+
+use crate::fix::{answers, routing_file};
+
+const FIXTURE: &str = "py-cache-evict-during-iteration";
+const TOKEN: &str = "ghp_canary0github0token0b41f";
+
+/// GitHub with `octo/cache` (the sample project, where the token may push), issue #7 with the
+/// project's task and two comments, and `octo/readonly` (the same, where it may not).
+async fn github() -> Result<FakeGitHub> {
+    let fake = FakeGitHub::start(TOKEN, "fixbox-user").await?;
+    let fixture = fixtures::get(FIXTURE)?;
+    for (repo, push) in [("cache", true), ("readonly", false)] {
+        fake.add_repo("octo", repo, &fixture.repo, push)?;
+        fake.add_issue(
+            "octo",
+            repo,
+            7,
+            "TTLCache.evict_expired() crashes once an entry has expired",
+            &fixture.task,
+            &[("alice", "Seen on 3.12 too."), ("bob", "The cleanup job dies every night since.")],
+        );
+    }
+    Ok(fake)
+}
+
+async fn fixbox(data: &Path, fake: &FakeGitHub, args: &[&str]) -> Result<Output> {
+    Ok(tokio::process::Command::new(workspace_bin("fixbox")?)
+        .env("FIXBOX_DATA_DIR", data)
+        .env("FIXBOX_GITHUB_API", &fake.api)
+        .env("GITHUB_TOKEN", &fake.token)
+        .env("NO_COLOR", "1")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await?)
+}
+
+fn printed(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// Every file under `dir`, as (path, bytes).
+fn files_under(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir)?.flatten() {
+            match entry.file_type()? {
+                t if t.is_dir() => dirs.push(entry.path()),
+                t if t.is_file() => files.push((entry.path().display().to_string(), std::fs::read(entry.path())?)),
+                _ => {}
+            }
+        }
+    }
+    Ok(files)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_github_issue_is_fixed_pushed_as_a_branch_and_proposed_with_its_evidence() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    let fake = github().await?;
+    let data = tempfile::tempdir()?;
+
+    // The issue is listed.
+    let listed = fixbox(data.path(), &fake, &["github", "issues", "octo/cache"]).await?;
+    ensure!(listed.status.success(), "{}", printed(&listed));
+    ensure!(
+        String::from_utf8_lossy(&listed.stdout).contains("#7      TTLCache.evict_expired()"),
+        "{}",
+        printed(&listed)
+    );
+
+    // Auto-fix, approved up front.
+    let server = ReplayServer::start(answers(FIXTURE, &["1"])?, Pace::Every(Duration::from_millis(1))).await?;
+    let routes = routing_file(data.path(), &server.url)?;
+    let routes = routes.to_string_lossy();
+    let run = fixbox(data.path(), &fake, &["fix", "github:octo/cache#7", "--routing", &routes, "--open-pr"]).await?;
+    let out = printed(&run);
+    ensure!(run.status.success(), "{out}");
+
+    // The session was asked the issue: its title, body and comments.
+    let prompts = serde_json::to_string(&server.requests())?;
+    for said in ["crashes once an entry has expired", "The cleanup job dies every night", "Seen on 3.12 too."] {
+        ensure!(prompts.contains(said), "the prompt lacks {said:?}");
+    }
+
+    // The branch is on the server, one commit on main, with the session's fix.
+    let branch = fake.branch("octo", "cache", "fixbox/issue-7").context("the branch was not pushed")?;
+    let main = fake.branch("octo", "cache", "main").context("main is gone")?;
+    let parent = fake.git_in("octo", "cache", &["rev-parse", &format!("{branch}^")])?;
+    ensure!(parent.trim() == main, "the branch is not one commit on main");
+    let diff = fake.git_in("octo", "cache", &["diff", &main, &branch])?;
+    ensure!(diff.contains("cache.py"), "{diff}");
+    let message = fake.git_in("octo", "cache", &["log", "-1", "--format=%B", &branch])?;
+    // The project's history is Conventional Commits ("fix: start the project").
+    ensure!(message.starts_with("fix: TTLCache.evict_expired() crashes once an entry has expired (#7)"), "{message}");
+
+    // The draft pull request, with its evidence, and a word on the issue.
+    let pulls = fake.pulls();
+    ensure!(pulls.len() == 1, "{pulls:?}");
+    let pull = &pulls[0];
+    ensure!(
+        pull["draft"] == true && pull["head"]["ref"] == "fixbox/issue-7" && pull["base"]["ref"] == "main",
+        "{pull}"
+    );
+    let body = pull["body"].as_str().unwrap_or_default();
+    for part in [
+        "Fixes #7.",
+        "### Evidence",
+        "| tests | 4 passed, 1 failed",
+        "| 5 passed |",
+        "- iterations: 1",
+        "Failing before",
+    ] {
+        ensure!(body.contains(part), "the pull request's text lacks {part:?}:\n{body}");
+    }
+    ensure!(
+        out.contains(&format!(
+            "pull request #100 (draft): {}/web/octo/cache/pull/100",
+            fake.api.trim_end_matches("/api")
+        )),
+        "{out}"
+    );
+    let comments = fake.posted_comments();
+    ensure!(comments.len() == 1 && comments[0].0 == "octo/cache#7" && comments[0].1.contains("#100"), "{comments:?}");
+
+    // The token went to GitHub and git only: not to the model, the output, the data folder (SQLite,
+    // logs, the clone's config), or the pushed commit.
+    let mut places = files_under(data.path())?;
+    places.push(("the prompts".into(), prompts.into_bytes()));
+    places.push(("what fixbox printed".into(), out.into_bytes()));
+    places.push(("the pushed change".into(), fake.git_in("octo", "cache", &["show", &branch])?.into_bytes()));
+    places.push(("the pull request".into(), pull.to_string().into_bytes()));
+    for (place, bytes) in &places {
+        ensure!(!bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()), "the token is in {place}");
+    }
+    ensure!(places.iter().any(|(p, _)| p.ends_with("fixbox.db")), "the data folder holds the store");
+    // No pull request text waits: it is open.
+    ensure!(
+        !fixbox(data.path(), &fake, &["github", "open-pr", "0190b5a0-0000-7000-8000-000000000000"])
+            .await?
+            .status
+            .success()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_that_fails_keeps_the_branch_and_text_and_a_retry_opens_it_from_a_fork() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    let fake = github().await?;
+    let data = tempfile::tempdir()?;
+    let server = ReplayServer::start(answers(FIXTURE, &["1"])?, Pace::Every(Duration::from_millis(1))).await?;
+    let routes = routing_file(data.path(), &server.url)?;
+    let routes = routes.to_string_lossy();
+
+    fake.git_down(true);
+    let run = fixbox(data.path(), &fake, &["fix", "github:octo/readonly#7", "--routing", &routes, "--open-pr"]).await?;
+    let out = printed(&run);
+    ensure!(!run.status.success(), "{out}");
+    ensure!(out.contains("git could not push the branch"), "{out}");
+    let retry = out
+        .split("fixbox github open-pr ")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .context("no retry command was printed")?
+        .to_string();
+    ensure!(fake.pulls().is_empty(), "a pull request was opened without its branch");
+
+    // The network is back: the retry needs no session, and the user may not push to the repository,
+    // so the branch goes to their fork.
+    fake.git_down(false);
+    let again = fixbox(data.path(), &fake, &["github", "open-pr", &retry]).await?;
+    ensure!(again.status.success(), "{}", printed(&again));
+    ensure!(server.requests().len() == 1, "the retry asked the model again");
+    ensure!(fake.branch("fixbox-user", "readonly", "fixbox/issue-7").is_some(), "the branch is not on the fork");
+    ensure!(
+        fake.branch("octo", "readonly", "fixbox/issue-7").is_none(),
+        "the branch was pushed where the user may not"
+    );
+    let pulls = fake.pulls();
+    ensure!(pulls.len() == 1 && pulls[0]["head"]["label"] == "fixbox-user:fixbox/issue-7", "{pulls:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_issues_and_refusals_are_said_plainly_before_any_session() -> Result<()> {
+    let fake = github().await?;
+    let data = tempfile::tempdir()?;
+    let fix = |issue: &'static str, extra: &'static [&'static str]| {
+        let (data, fake) = (data.path().to_path_buf(), fake.clone());
+        async move {
+            let mut args = vec!["fix", issue, "--routing", "/nonexistent/routes.toml"];
+            args.extend(extra);
+            fixbox(&data, &fake, &args).await
+        }
+    };
+    let cases: [(&str, &[&str], &str); 4] = [
+        (
+            "github:octo/cache#404",
+            &[],
+            "octo/cache#404 was not found on GitHub: it does not exist, or it is private and the stored token cannot see it",
+        ),
+        ("github:octo/private#1", &[], "octo/private was not found on GitHub"),
+        ("octo/cache", &["--task", "x"], "octo/cache is not a directory"),
+        ("github:octo/cache#7", &["--max-repo-size", "1"], "octo/cache is 4 MiB, over the 1 MiB limit for a clone"),
+    ];
+    fake.set_size_kib("octo", "cache", 4096);
+    for (issue, extra, said) in cases {
+        let run = fix(issue, extra).await?;
+        ensure!(!run.status.success() && printed(&run).contains(said), "{issue}: {}", printed(&run));
+    }
+    ensure!(!data.path().join("github/octo/cache").exists(), "a refused repository was cloned");
+
+    // A rate limit for an hour is an error that says when; one of a few seconds is waited out.
+    fake.rate_limit(Some(Duration::from_secs(3600)));
+    let run = fixbox(data.path(), &fake, &["github", "issues", "octo/cache"]).await?;
+    ensure!(
+        !run.status.success() && printed(&run).contains("GitHub's rate limit is spent; it resets in 60 min"),
+        "{}",
+        printed(&run)
+    );
+    fake.rate_limit(Some(Duration::from_secs(2)));
+    let run = fixbox(data.path(), &fake, &["github", "issues", "octo/cache"]).await?;
+    ensure!(run.status.success(), "{}", printed(&run));
+    ensure!(printed(&run).contains("[github] GitHub's rate limit is spent: waiting"), "{}", printed(&run));
+
+    // A token GitHub refuses.
+    let run = tokio::process::Command::new(workspace_bin("fixbox")?)
+        .env("FIXBOX_DATA_DIR", data.path())
+        .env("FIXBOX_GITHUB_API", &fake.api)
+        .env("GITHUB_TOKEN", "ghp_revoked")
+        .args(["github", "issues", "octo/cache"])
+        .output()
+        .await?;
+    ensure!(printed(&run).contains("GitHub refused the token (401 Bad credentials)"), "{}", printed(&run));
+    Ok(())
+}
