@@ -6,6 +6,7 @@ pub mod docker_tls;
 pub mod faults;
 pub mod fixtures;
 pub mod github;
+pub mod hostile;
 pub mod models;
 mod process;
 pub mod shell;

@@ -118,7 +118,7 @@ pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
         Some(reference) => {
             let github = crate::github::client().await?;
             eprintln!("reading {reference} and cloning its repository");
-            let clones = crate::github::clones()?;
+            let clones = fixbox_github::clones_dir()?;
             let checkout =
                 fixbox_github::checkout_issue(&github, &reference, &clones, args.max_repo_size << 10).await?;
             eprintln!("{reference}: {} ({})", checkout.issue.title, checkout.issue.html_url);

@@ -1,17 +1,15 @@
 //! `fixbox github`: the open issues of a repository, and opening a pull request a session left waiting;
-//! and what `fixbox fix github:owner/repo#123` uses: the client, the clones, and the proposal after the
+//! and what `fixbox fix github:owner/repo#123` uses: the client and the proposal after the
 //! session.
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "printing is what a command does")]
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use fixbox_agent::SessionReport;
-use fixbox_github::{GitHub, IssueCheckout, IssueFilter, Pending, PullRequestDraft};
-use fixbox_store::{Keychain, Secret, Store};
+use fixbox_github::{GitHub, IssueCheckout, IssueFilter, Pending};
+use fixbox_store::Store;
 
 #[derive(Debug, Subcommand)]
 pub enum GithubCommand {
@@ -57,26 +55,9 @@ pub async fn run(command: GithubCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The GitHub token: `GITHUB_TOKEN` (or `GH_TOKEN`) where set, as in CI, else the keychain's `github`.
-/// A keychain that cannot be read is an error, not a silent anonymous run.
-async fn token() -> anyhow::Result<Option<Secret>> {
-    if let Some(token) =
-        ["GITHUB_TOKEN", "GH_TOKEN"].iter().find_map(|n| std::env::var(n).ok().filter(|t| !t.is_empty()))
-    {
-        return Ok(Some(Secret::new(token)));
-    }
-    let stored = tokio::task::spawn_blocking(|| Keychain.get("github")).await?;
-    stored.context("cannot read the GitHub token from the keychain")
-}
-
 /// The client for `FIXBOX_GITHUB_API` (else github.com), signed in when a token is at hand.
 pub async fn client() -> anyhow::Result<GitHub> {
-    Ok(GitHub::from_env(token().await?)?.on_wait(|line| eprintln!("[github] {line}")))
-}
-
-/// Where repositories are cloned for sessions: `<data>/github/<owner>/<repo>`.
-pub fn clones() -> anyhow::Result<PathBuf> {
-    Ok(fixbox_store::data_dir()?.join("github"))
+    Ok(GitHub::signed_in().await?.on_wait(|line| eprintln!("[github] {line}")))
 }
 
 /// After a session on an issue: the pull request drafted and kept, then opened when `open_pr` says so
@@ -88,18 +69,16 @@ pub async fn propose(
     session: &str,
     open_pr: bool,
 ) -> anyhow::Result<()> {
-    let events = store.events_from(&session.parse()?, 1)?;
-    let report = SessionReport::from_events(&events).context("the session's log is not a fix session's")?;
-    let draft = match PullRequestDraft::new(checkout, &report).await {
-        Ok(draft) => draft,
-        Err(fixbox_github::GitHubError::NothingToPropose) => {
-            eprintln!("no pull request: the session changed nothing");
-            return Ok(());
-        }
-        Err(err) => return Err(err.into()),
+    let Some(pending) = Pending::draft(store, checkout, session).await? else {
+        eprintln!("no pull request: the session changed nothing");
+        return Ok(());
     };
-    let pending = Pending { reference: checkout.reference.clone(), clone: checkout.clone.clone(), draft };
-    pending.save(store, session)?;
+    if !pending.draft.sensitive.is_empty() {
+        eprintln!(
+            "review with care: the change edits files that run in CI or at build time: {}",
+            pending.draft.sensitive.join(", ")
+        );
+    }
     let verified = if pending.draft.verified { "" } else { " (not verified by the tests: the pull request says so)" };
     let approved = open_pr
         || (std::io::stdin().is_terminal()

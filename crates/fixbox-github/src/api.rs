@@ -167,6 +167,22 @@ impl GitHub {
         Self::new(api.as_deref().unwrap_or(Self::API), token)
     }
 
+    /// The API named by `FIXBOX_GITHUB_API`, signed in with `GITHUB_TOKEN` (or `GH_TOKEN`) where set,
+    /// as in CI, else with the keychain's `github` token, else anonymous. A keychain that cannot be read
+    /// is an error, not a silent anonymous run.
+    pub async fn signed_in() -> Result<Self, GitHubError> {
+        let from_env =
+            ["GITHUB_TOKEN", "GH_TOKEN"].iter().find_map(|n| std::env::var(n).ok().filter(|t| !t.is_empty()));
+        let token = match from_env {
+            Some(token) => Some(Secret::new(token)),
+            None => tokio::task::spawn_blocking(|| fixbox_store::Keychain.get("github"))
+                .await
+                .map_err(|e| GitHubError::Keychain(e.to_string()))?
+                .map_err(|e| GitHubError::Keychain(e.to_string()))?,
+        };
+        Self::from_env(token)
+    }
+
     /// Calls `notice` with a line for the user whenever a request waits for the rate limit.
     pub fn on_wait(mut self, notice: impl Fn(&str) + Send + Sync + 'static) -> Self {
         self.on_wait = Arc::new(notice);

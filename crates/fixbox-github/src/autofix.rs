@@ -51,6 +51,11 @@ impl IssueCheckout {
     }
 }
 
+/// Where repositories are cloned for sessions: `<data>/github`.
+pub fn clones_dir() -> Result<PathBuf, GitHubError> {
+    fixbox_store::data_dir().map(|d| d.join("github")).map_err(|e| GitHubError::Store(e.to_string()))
+}
+
 /// Reads the issue and its repository and brings the repository's default branch into
 /// `clones/<owner>/<repo>` (cloned once, fetched after). A repository over `max_repo_kib` is refused
 /// before anything is downloaded.
@@ -87,6 +92,9 @@ pub struct PullRequestDraft {
     /// The session's change and the tests it wrote, `git apply`-able on `base`.
     pub diff: String,
     pub verified: bool,
+    /// Files the change touches that run on others' machines or in CI (workflows, build and install
+    /// scripts): the model wrote them from untrusted text, so the user is told before approving.
+    pub sensitive: Vec<String>,
 }
 
 /// Test output quoted in a pull request, at most.
@@ -115,16 +123,58 @@ impl PullRequestDraft {
             "{subject}\n\n{keyword} #{number}. Written by a model in a Fixbox session{}.\n",
             if verified { "; the tests pass" } else { "; not verified" }
         );
+        let sensitive = sensitive_paths(&diff);
+        let mut body = evidence(report, number, verified);
+        if !sensitive.is_empty() {
+            body = format!(
+                "> **Review with care**: this change edits files that run in CI or when the project is built or installed: {}.\n\n{body}",
+                sensitive.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+            );
+        }
         Ok(Self {
             branch: format!("fixbox/issue-{number}"),
             base,
             title: subject,
-            body: evidence(report, number, verified),
+            body,
             commit_message,
             diff,
             verified,
+            sensitive,
         })
     }
+}
+
+/// The files a diff touches that run in CI or at build or install time.
+fn sensitive_paths(diff: &str) -> Vec<String> {
+    const NAMES: [&str; 14] = [
+        "Makefile",
+        "setup.py",
+        "setup.cfg",
+        "pyproject.toml",
+        "package.json",
+        "build.rs",
+        "conftest.py",
+        "tox.ini",
+        "noxfile.py",
+        "Dockerfile",
+        "Jenkinsfile",
+        ".gitlab-ci.yml",
+        ".travis.yml",
+        ".pre-commit-config.yaml",
+    ];
+    const FOLDERS: [&str; 3] = [".github/", ".circleci/", ".gitlab/"];
+    let mut paths: Vec<String> = diff
+        .lines()
+        .filter_map(|l| l.strip_prefix("+++ b/").or_else(|| l.strip_prefix("--- a/")))
+        .map(|p| p.trim().to_string())
+        .filter(|p| {
+            let name = p.rsplit('/').next().unwrap_or(p);
+            NAMES.contains(&name) || FOLDERS.iter().any(|f| p.starts_with(f))
+        })
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
 }
 
 /// Whether most recent subjects follow Conventional Commits (`fix: …`, `feat(x)!: …`).
@@ -246,6 +296,27 @@ impl Pending {
     }
 }
 
+impl Pending {
+    /// The pull request for the session `session` run on `checkout`, drafted from its log and kept
+    /// until it is opened; `None` when the session changed nothing.
+    pub async fn draft(store: &Store, checkout: &IssueCheckout, session: &str) -> Result<Option<Self>, GitHubError> {
+        let report = session
+            .parse()
+            .ok()
+            .and_then(|id| store.events_from(&id, 1).ok())
+            .and_then(|events| SessionReport::from_events(&events))
+            .ok_or_else(|| GitHubError::NoSession(session.to_string()))?;
+        let draft = match PullRequestDraft::new(checkout, &report).await {
+            Ok(draft) => draft,
+            Err(GitHubError::NothingToPropose) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let pending = Self { reference: checkout.reference.clone(), clone: checkout.clone.clone(), draft };
+        pending.save(store, session).map_err(|e| GitHubError::Store(e.to_string()))?;
+        Ok(Some(pending))
+    }
+}
+
 /// How often a push to a fork GitHub is still copying is tried.
 const FORK_PUSH_TRIES: u32 = 5;
 
@@ -302,6 +373,14 @@ pub async fn open_pull_request(github: &GitHub, pending: &Pending) -> Result<Pul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn changes_to_ci_and_build_files_are_named() {
+        let diff = "--- a/cache.py\n+++ b/cache.py\n@@\n--- /dev/null\n+++ b/.github/workflows/ci.yml\n@@\n\
+                    --- a/sub/setup.py\n+++ b/sub/setup.py\n@@\n--- a/Makefile\n+++ /dev/null\n";
+        assert_eq!(sensitive_paths(diff), [".github/workflows/ci.yml", "Makefile", "sub/setup.py"]);
+        assert!(sensitive_paths("--- a/src/make.py\n+++ b/src/make.py\n").is_empty());
+    }
 
     #[test]
     fn a_conventional_history_gets_a_conventional_subject() {

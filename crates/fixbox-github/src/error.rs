@@ -34,6 +34,12 @@ pub enum GitHubError {
     Git { op: String, message: String },
     #[error("the session changed nothing, so there is no pull request to open")]
     NothingToPropose,
+    #[error("session {0} has no fix session's log in this data folder")]
+    NoSession(String),
+    #[error("cannot keep the pull request for later: {0}")]
+    Store(String),
+    #[error("cannot read the GitHub token from the keychain: {0}")]
+    Keychain(String),
     #[error("cannot {op} {path}: {source}")]
     Io { op: &'static str, path: String, source: std::io::Error },
 }

@@ -13,6 +13,6 @@ mod git;
 mod reference;
 
 pub use api::{Comment, GitHub, Issue, IssueFilter, Label, NewPull, Permissions, PullRequest, Repository, User};
-pub use autofix::{IssueCheckout, Pending, PullRequestDraft, checkout_issue, open_pull_request};
+pub use autofix::{IssueCheckout, Pending, PullRequestDraft, checkout_issue, clones_dir, open_pull_request};
 pub use error::GitHubError;
 pub use reference::IssueRef;
