@@ -3,7 +3,7 @@
 //! `FIXBOX_UPDATE_BINDINGS=1 cargo test -p fixbox-desktop bindings`.
 
 use specta_typescript::Typescript;
-use tauri_specta::{Builder, collect_commands};
+use tauri_specta::{Builder, collect_commands, collect_events};
 
 use crate::commands;
 
@@ -28,6 +28,9 @@ pub fn builder() -> Builder<tauri::Wry> {
             commands::fix::fix_stop,
             commands::fix::fix_accept,
             commands::fix::fix_export,
+            commands::github::github_issues,
+            commands::github::github_open_pr,
+            commands::github::app_take_link,
             commands::eval::eval_start,
             commands::eval::eval_stop,
             commands::metrics::metrics_get,
@@ -45,6 +48,7 @@ pub fn builder() -> Builder<tauri::Wry> {
             commands::settings::settings_save_preferences,
             commands::settings::settings_save_engine_options,
         ])
+        .events(collect_events![commands::github::OpenIssue])
         // Byte counts (u64) become TS `number`: exact up to 2^53 bytes (8 PiB), far past any machine.
         .dangerously_cast_bigints_to_number()
         // Our IPC types each go one way (Rust to UI, or UI to Rust), so one TS type per Rust type.

@@ -4,6 +4,7 @@ pub mod doctor;
 pub mod engine;
 pub mod eval;
 pub mod fix;
+pub mod github;
 pub mod hardware;
 pub mod metrics;
 pub mod models;

@@ -21,6 +21,7 @@ pub fn run() -> ExitCode {
     let app = tauri::Builder::default()
         // First, so a second start hands over to the first before doing anything else.
         .plugin(startup::single_instance())
+        .plugin(tauri_plugin_deep_link::init())
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_notification::init())
         .manage(Arc::new(commands::Jobs::default()))
@@ -28,11 +29,13 @@ pub fn run() -> ExitCode {
         // session waits its turn rather than halving the first one's speed.
         .manage(fixbox_agent::Sessions::new(1))
         .manage(Arc::clone(&serving))
+        .manage(commands::github::Links::default())
         .invoke_handler(builder.invoke_handler())
         .setup({
             let serving = Arc::clone(&serving);
             move |app| {
                 builder.mount_events(app);
+                startup::listen_for_links(app);
                 app.manage(tray::Tray::install(app.handle(), Arc::clone(&serving)));
                 tray::refresh(app.handle());
                 tauri::async_runtime::spawn(startup::sweep_orphaned_sandboxes());

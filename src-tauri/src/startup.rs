@@ -19,6 +19,42 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
+/// `fixbox://fix?repo=owner/repo&issue=123` links: the one the app was started with waits for the
+/// window to ask (`app_take_link`); one that reaches the running app (the system starts Fixbox again
+/// with it, and the second start hands it over) shows the window on its issue.
+pub fn listen_for_links(app: &tauri::App) {
+    use tauri::Manager as _;
+    use tauri_plugin_deep_link::DeepLinkExt as _;
+    use tauri_specta::Event as _;
+    // An AppImage registers its scheme itself; a package registers it when installed.
+    if std::env::var_os("APPIMAGE").is_some()
+        && let Err(err) = app.deep_link().register_all()
+    {
+        tracing::warn!(%err, "cannot register fixbox:// links with the desktop");
+    }
+    if let Ok(Some(urls)) = app.deep_link().get_current()
+        && let Some(issue) = urls.iter().find_map(|u| crate::commands::github::issue_from_link(u.as_str()))
+    {
+        app.state::<crate::commands::github::Links>().keep(format!("github:{issue}"));
+    }
+    let handle = app.handle().clone();
+    app.deep_link().on_open_url(move |event| {
+        for url in event.urls() {
+            match crate::commands::github::issue_from_link(url.as_str()) {
+                Some(issue) => {
+                    tracing::info!(%issue, "a link asks to fix an issue");
+                    crate::show_window(&handle);
+                    let open = crate::commands::github::OpenIssue { reference: format!("github:{issue}") };
+                    if let Err(err) = open.emit(&handle) {
+                        tracing::warn!(%err, "cannot tell the window about the link");
+                    }
+                }
+                None => tracing::warn!(%url, "a fixbox:// link Fixbox does not know; links look like fixbox://fix?repo=owner/repo&issue=123"),
+            }
+        }
+    });
+}
+
 /// Removes sandbox containers left by an earlier Fixbox process that died without cleaning up.
 pub async fn sweep_orphaned_sandboxes() {
     let engine = match fixbox_sandbox::DockerEngine::connect().await {

@@ -21,7 +21,7 @@ const TOKEN: &str = "ghp_canary0github0token0b41f";
 
 /// GitHub with `octo/cache` (the sample project, where the token may push), issue #7 with the
 /// project's task and two comments, and `octo/readonly` (the same, where it may not).
-async fn github() -> Result<FakeGitHub> {
+pub(crate) async fn github() -> Result<FakeGitHub> {
     let fake = FakeGitHub::start(TOKEN, "fixbox-user").await?;
     let fixture = fixtures::get(FIXTURE)?;
     for (repo, push) in [("cache", true), ("readonly", false)] {
@@ -35,6 +35,7 @@ async fn github() -> Result<FakeGitHub> {
             &[("alice", "Seen on 3.12 too."), ("bob", "The cleanup job dies every night since.")],
         );
     }
+    fake.add_issue("octo", "cache", 8, "get() returns stale values after set()", "Second issue, for links.", &[]);
     Ok(fake)
 }
 
@@ -277,5 +278,99 @@ async fn hostile_issues_get_no_egress_no_secret_and_no_push_without_approval() -
     }
     ensure!(sink.connections() == 0, "a sandbox reached this machine");
     ensure!(fake.pulls().is_empty() && fake.branch("octo", "hostile", "pwned").is_none());
+    Ok(())
+}
+
+/// The app window: the issue is listed on the Issues page, Auto-fix fills the fix form with it (its
+/// repository cloned, the task its text), the session runs, and Open pull request pushes the branch and
+/// opens the draft. Then a `fixbox://fix?repo=octo/cache&issue=8` link, handed to the running app by a
+/// second start as the desktop does, shows the fix form on that issue.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_issue_is_fixed_from_the_app_window_and_a_link_opens_another() -> Result<()> {
+    use fantoccini::Locator;
+    use fixbox_e2e::window::{Window, screenshot, wait_for, wait_for_text};
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    let out = fixbox_e2e::output_dir("desktop-github")?;
+    let fake = github().await?;
+    let server = ReplayServer::start(answers(FIXTURE, &["1"])?, Pace::Every(Duration::from_millis(20))).await?;
+    let data = tempfile::tempdir()?;
+    let routes = std::fs::read_to_string(routing_file(data.path(), &server.url)?)?;
+    let config = fixbox_llm::RoutingConfig::parse(&routes)?;
+    fixbox_agent::setup::Routes::save(&fixbox_store::Store::open_in(data.path())?, Some(&config))?;
+
+    let env = [("FIXBOX_GITHUB_API", fake.api.as_str()), ("GITHUB_TOKEN", TOKEN)];
+    let window = Window::open_with_env(data.path(), &out, &env).await?;
+    let display = window.display().to_string();
+    let app = workspace_bin("fixbox-desktop")?;
+    let value = |css: &'static str| format!("return document.querySelector('{css}')?.value ?? ''");
+    let seen = fake.clone();
+    window
+        .check(|client| async move {
+            client.find(Locator::Css("[data-testid=nav-issues]")).await?.click().await?;
+            let repo = wait_for(&client, "[data-testid=issues-repo]", &out, "no-issues-page").await?;
+            repo.send_keys("octo/cache").await?;
+            client.find(Locator::Css("[data-testid=issues-list]")).await?.click().await?;
+            let row = wait_for(&client, "[data-testid=issues-row]", &out, "no-issues").await?;
+            let rows = client.find_all(Locator::Css("[data-testid=issues-row]")).await?;
+            ensure!(rows.len() == 2, "{} issues listed", rows.len());
+            // Newest first: #8, then #7.
+            let seventh = rows.last().context("no row")?;
+            ensure!(seventh.text().await?.contains("#7 TTLCache.evict_expired()"), "{}", seventh.text().await?);
+            ensure!(row.text().await?.contains("#8"), "{}", row.text().await?);
+            screenshot(&client, &out.join("issues.png")).await?;
+            seventh.find(Locator::Css("[data-testid=issues-autofix]")).await?.click().await?;
+
+            // The fix form: the issue, its repository's tests, and its text as the task.
+            let detected = wait_for(&client, "[data-testid=fix-detected]", &out, "issue-not-detected").await?;
+            ensure!(detected.text().await?.contains("pytest"), "{}", detected.text().await?);
+            let folder = client.execute(&value("[data-testid=fix-folder]"), vec![]).await?;
+            ensure!(folder == "github:octo/cache#7", "{folder}");
+            let task = client.execute(&value("[data-testid=fix-task]"), vec![]).await?;
+            ensure!(task.as_str().is_some_and(|t| t.contains("The cleanup job dies every night")), "{task}");
+            screenshot(&client, &out.join("form.png")).await?;
+            client.find(Locator::Css("[data-testid=fix-start]")).await?.click().await?;
+
+            let outcome = wait_for(&client, "[data-testid=session-outcome]", &out, "no-outcome").await?;
+            ensure!(outcome.text().await?.contains("fixed"), "{}", outcome.text().await?);
+            wait_for(&client, "[data-testid=fix-pull-ready]", &out, "no-pull-ready").await?;
+            ensure!(
+                client.find_all(Locator::Css("[data-testid=fix-accept]")).await?.is_empty(),
+                "Accept is offered for a clone"
+            );
+            ensure!(seen.pulls().is_empty(), "a pull request was opened before the user asked");
+            client.find(Locator::Css("[data-testid=fix-open-pr]")).await?.click().await?;
+            let notice =
+                wait_for_text(&client, "[data-testid=fix-notice]", &out, "no-pull", |t| t.contains("opened")).await?;
+            ensure!(notice.contains("Draft pull request #100 opened"), "{notice}");
+            screenshot(&client, &out.join("opened.png")).await?;
+
+            // A link reaches the running app through a second start.
+            client.find(Locator::Css("[data-testid=nav-machine]")).await?.click().await?;
+            let second = tokio::process::Command::new(&app)
+                .arg("fixbox://fix?repo=octo/cache&issue=8")
+                .env("FIXBOX_DATA_DIR", data.path())
+                .env("DISPLAY", &display)
+                .kill_on_drop(true)
+                .output();
+            let second = tokio::time::timeout(Duration::from_secs(60), second)
+                .await
+                .context("the second start did not exit")??;
+            ensure!(second.status.success(), "{second:?}");
+            let shown = wait_for_text(&client, "[data-testid=fix-issue]", &out, "link-not-opened", |t| {
+                t.contains("stale values")
+            })
+            .await?;
+            ensure!(shown.contains("get() returns stale values after set()"), "{shown}");
+            let folder = client.execute(&value("[data-testid=fix-folder]"), vec![]).await?;
+            ensure!(folder == "github:octo/cache#8", "{folder}");
+            screenshot(&client, &out.join("link.png")).await?;
+            Ok(())
+        })
+        .await?;
+    let pulls = fake.pulls();
+    ensure!(pulls.len() == 1 && pulls[0]["draft"] == true, "{pulls:?}");
+    let body = pulls[0]["body"].as_str().unwrap_or_default();
+    ensure!(body.contains("Fixes #7.") && body.contains("| 5 passed |"), "{body}");
+    ensure!(fake.branch("octo", "cache", "fixbox/issue-7").is_some(), "the branch was not pushed");
     Ok(())
 }

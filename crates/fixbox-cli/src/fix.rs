@@ -31,7 +31,7 @@ pub struct FixArgs {
     #[arg(long)]
     open_pr: bool,
     /// For a GitHub issue: refuse repositories larger than this many MiB.
-    #[arg(long, default_value_t = 2048)]
+    #[arg(long, default_value_t = fixbox_github::MAX_REPO_KIB >> 10)]
     max_repo_size: u64,
     /// The command that runs the tests (detected when not given: pytest, cargo test, npm test, go test, make test).
     #[arg(long)]

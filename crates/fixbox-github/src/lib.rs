@@ -15,4 +15,8 @@ mod reference;
 pub use api::{Comment, GitHub, Issue, IssueFilter, Label, NewPull, Permissions, PullRequest, Repository, User};
 pub use autofix::{IssueCheckout, Pending, PullRequestDraft, checkout_issue, clones_dir, open_pull_request};
 pub use error::GitHubError;
+
+/// The largest repository cloned for a session unless the user says otherwise: 2 GiB, in KiB as GitHub
+/// counts a repository's size.
+pub const MAX_REPO_KIB: u64 = 2 << 20;
 pub use reference::IssueRef;

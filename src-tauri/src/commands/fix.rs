@@ -35,6 +35,28 @@ pub struct FolderTests {
     /// The files remembered as shared with the sandbox for this folder although their names look like
     /// credentials (see [`SharedFiles`]).
     pub shared: Vec<String>,
+    /// When the folder is a GitHub issue (`github:owner/repo#123`): what it says; its repository is
+    /// cloned, and the tests above are the clone's.
+    pub issue: Option<IssueText>,
+}
+
+/// A GitHub issue, as the form shows it.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct IssueText {
+    pub title: String,
+    pub url: String,
+    /// The task a session gets: the title, the body and the latest comments.
+    pub task: String,
+}
+
+/// A pull request drafted from a session on a GitHub issue, waiting for the user's yes.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct ReadyPull {
+    pub branch: String,
+    /// Whether the tests show the fix works (the pull request says so either way).
+    pub verified: bool,
+    /// Files the change touches that run in CI or at build time.
+    pub sensitive: Vec<String>,
 }
 
 /// The routes a session can use, and where they come from.
@@ -82,9 +104,11 @@ pub enum FixUpdate {
     Event {
         logged: LoggedEvent,
     },
-    /// The session is over; `error` when it could not run at all.
+    /// The session is over; `error` when it could not run at all; `pull_request` when it was on a
+    /// GitHub issue and changed something (opened with `github_open_pr`).
     Ended {
         error: Option<String>,
+        pull_request: Option<ReadyPull>,
     },
 }
 
@@ -92,11 +116,17 @@ pub enum FixUpdate {
 #[tauri::command]
 #[specta::specta]
 pub async fn fix_detect(folder: String) -> Result<FolderTests, String> {
+    let checkout = match github_issue(&folder)? {
+        Some(reference) => Some(super::github::checkout(&reference).await?),
+        None => None,
+    };
     blocking(move || {
-        let folder = PathBuf::from(&folder);
+        let folder = checkout.as_ref().map_or_else(|| PathBuf::from(&folder), |c| c.clone.clone());
         let plan = fixbox_agent::detect(&folder).map_err(|e| e.to_string())?;
         let shared = SharedFiles::load(&open_store()?, &folder).map_err(|e| e.to_string())?;
-        Ok(FolderTests { command: plan.command, recipe: plan.recipe, shared })
+        let issue =
+            checkout.map(|c| IssueText { title: c.issue.title.clone(), url: c.issue.html_url.clone(), task: c.task() });
+        Ok(FolderTests { command: plan.command, recipe: plan.recipe, shared, issue })
     })
     .await
 }
@@ -129,8 +159,12 @@ pub async fn fix_start(
     if task.is_empty() {
         return Err("say what is wrong: the task is empty".into());
     }
+    let checkout = match github_issue(&request.folder)? {
+        Some(reference) => Some(super::github::checkout(&reference).await?),
+        None => None,
+    };
     let fix_request = FixRequest {
-        repo: PathBuf::from(request.folder.trim()),
+        repo: checkout.as_ref().map_or_else(|| PathBuf::from(request.folder.trim()), |c| c.clone.clone()),
         task: task.clone(),
         test: request.test.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
         setup: None,
@@ -156,39 +190,71 @@ pub async fn fix_start(
     .await?;
     let run = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
     let (stop, job) = jobs.start(&run_job(run))?;
-    let setup = SessionSetup { store, router, limits: sandbox_limits, docker: DockerHost::Local };
+    let setup = SessionSetup { store: Arc::clone(&store), router, limits: sandbox_limits, docker: DockerHost::Local };
     let session = sessions.start(fix, setup, stop.clone());
     tauri::async_runtime::spawn(async move {
-        let ended = forward(session, &on_update).await;
+        let (id, ended) = forward(session, &on_update).await;
         if !stop.is_cancelled() {
             notify_ended(&app, &task, &ended);
         }
-        let error = ended.err();
+        let mut error = ended.err();
         if let Some(error) = &error {
             tracing::warn!(%error, "a fix session could not run");
         }
+        // On a GitHub issue: the pull request drafted and kept, for the user to open.
+        let mut pull_request = None;
+        if let (Some(checkout), Some(id), None) = (&checkout, &id, &error) {
+            match fixbox_github::Pending::draft(&store, checkout, id).await {
+                Ok(pending) => {
+                    pull_request = pending.map(|p| ReadyPull {
+                        branch: p.draft.branch,
+                        verified: p.draft.verified,
+                        sensitive: p.draft.sensitive,
+                    });
+                }
+                Err(err) => error = Some(format!("the pull request could not be drafted: {err}")),
+            }
+        }
         drop(job);
-        let _ = on_update.send(FixUpdate::Ended { error });
+        let _ = on_update.send(FixUpdate::Ended { error, pull_request });
     });
     Ok(run)
 }
 
-/// Sends the session's updates to the window until it ends; returns how it ended.
-async fn forward(mut session: SessionHandle, on_update: &Channel<FixUpdate>) -> Result<Outcome, String> {
+/// Sends the session's updates to the window until it ends; returns its id (once it has one) and how
+/// it ended.
+async fn forward(
+    mut session: SessionHandle,
+    on_update: &Channel<FixUpdate>,
+) -> (Option<String>, Result<Outcome, String>) {
+    let mut id = None;
     while let Some(update) = session.next().await {
         let update = match update {
             SessionUpdate::Queued => FixUpdate::Setup {
                 line: "queued: waiting for a running session to end (this machine runs as many as it holds)".into(),
             },
             SessionUpdate::Setup { line } => FixUpdate::Setup { line },
-            SessionUpdate::Started { session } => FixUpdate::Started { session: session.to_string() },
+            SessionUpdate::Started { session } => {
+                id = Some(session.to_string());
+                FixUpdate::Started { session: session.to_string() }
+            }
             SessionUpdate::Event { seq, at_ms, event } => {
                 FixUpdate::Event { logged: LoggedEvent { seq, at_ms, event } }
             }
         };
         let _ = on_update.send(update);
     }
-    session.finish().await.map(|finished| finished.outcome).map_err(|e| e.to_string())
+    (id, session.finish().await.map(|finished| finished.outcome).map_err(|e| e.to_string()))
+}
+
+/// The GitHub issue a form's folder names (`github:owner/repo#123` or the issue's URL), if it names one.
+fn github_issue(folder: &str) -> Result<Option<fixbox_github::IssueRef>, String> {
+    let folder = folder.trim();
+    if fixbox_github::IssueRef::is_issue(folder) {
+        folder.parse().map(Some).map_err(|e: fixbox_github::GitHubError| e.to_string())
+    } else {
+        Ok(None)
+    }
 }
 
 /// Tells the desktop how a session ended, as the user may be working elsewhere by then (a session
