@@ -1,6 +1,7 @@
 //! Whole-product scenarios, driven the way a user drives Fixbox: the `fixbox` command in a shell, and
 //! the desktop app's real window through WebDriver.
 
+mod browser;
 mod cli;
 mod desktop;
 mod desktop_setup;
