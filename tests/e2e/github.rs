@@ -374,3 +374,59 @@ async fn an_issue_is_fixed_from_the_app_window_and_a_link_opens_another() -> Res
     ensure!(fake.branch("octo", "cache", "fixbox/issue-7").is_some(), "the branch was not pushed");
     Ok(())
 }
+
+/// The shell step of the GitHub Action (`resources/github-action/action.yml`), as the runner runs it.
+fn action_step() -> Result<String> {
+    let action = std::fs::read_to_string(fixbox_e2e::workspace_root().join("resources/github-action/action.yml"))?;
+    let (_, block) = action.split_once("run: |\n").context("the action has no run block")?;
+    Ok(block.lines().map(str::trim).collect::<Vec<_>>().join("\n"))
+}
+
+/// The GitHub Action on a runner: a stranger's `/fixbox` comment is skipped with the reason and starts
+/// nothing; a `fixbox` label runs the session and opens the draft pull request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_action_fixes_a_labelled_issue_and_skips_a_strangers_comment() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    let fake = github().await?;
+    let data = tempfile::tempdir()?;
+    let server = ReplayServer::start(answers(FIXTURE, &["1"])?, Pace::Every(Duration::from_millis(1))).await?;
+    let routes = routing_file(data.path(), &server.url)?;
+    let step = action_step()?;
+    let events = fixbox_e2e::workspace_root().join("tests/fixtures/github/events");
+    let run = |name: &'static str, file: &'static str| {
+        let mut command = tokio::process::Command::new("bash");
+        command
+            .args(["-e", "-c", &step])
+            .env("FIXBOX", workspace_bin("fixbox").unwrap_or_default())
+            .env("LABEL", "fixbox")
+            .env("COMMAND", "/fixbox")
+            .env("ARGS", format!("--routing {}", routes.display()))
+            .env("GITHUB_TOKEN", TOKEN)
+            .env("GITHUB_EVENT_NAME", name)
+            .env("GITHUB_EVENT_PATH", events.join(file))
+            .env("FIXBOX_GITHUB_API", &fake.api)
+            .env("FIXBOX_DATA_DIR", data.path())
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        command.output()
+    };
+
+    let skipped = run("issue_comment", "issue-comment-stranger.json").await?;
+    ensure!(skipped.status.success(), "{}", printed(&skipped));
+    ensure!(
+        printed(&skipped).contains(
+            "nothing to fix: only the repository's owners, members and collaborators can ask; mallory is none"
+        ),
+        "{}",
+        printed(&skipped)
+    );
+    ensure!(server.requests().is_empty() && fake.pulls().is_empty(), "a stranger's comment started work");
+
+    let fixed = run("issues", "issues-labeled.json").await?;
+    ensure!(fixed.status.success(), "{}", printed(&fixed));
+    ensure!(printed(&fixed).contains("fixing octo/cache#7"), "{}", printed(&fixed));
+    let pulls = fake.pulls();
+    ensure!(pulls.len() == 1 && pulls[0]["head"]["ref"] == "fixbox/issue-7" && pulls[0]["draft"] == true, "{pulls:?}");
+    Ok(())
+}

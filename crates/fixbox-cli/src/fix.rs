@@ -19,6 +19,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::render::Renderer;
 
+/// `fixbox fix`'s arguments on their own, for a command that runs a fix with arguments it builds.
+#[derive(Debug, clap::Parser)]
+#[command(name = "fix")]
+pub struct FixCommand {
+    #[command(flatten)]
+    pub args: FixArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct FixArgs {
     /// The repository to fix (it is copied into a sandbox; this folder is never changed), or a GitHub

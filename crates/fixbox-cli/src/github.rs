@@ -7,7 +7,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Subcommand;
+use clap::{Parser as _, Subcommand};
 use fixbox_github::{GitHub, IssueCheckout, IssueFilter, Pending};
 use fixbox_store::Store;
 
@@ -26,6 +26,18 @@ pub enum GithubCommand {
     },
     /// Open the pull request a fix session left waiting (declined, or its push failed).
     OpenPr { session: String },
+    /// The GitHub Action's step (on a self-hosted runner, where the model runs): fix the issue the
+    /// workflow's event asks about (a LABEL added, or a COMMAND comment from the repository's owners,
+    /// members or collaborators) and open a draft pull request; any other event is skipped.
+    Action {
+        #[arg(long, default_value = "fixbox")]
+        label: String,
+        #[arg(long, default_value = "/fixbox")]
+        command: String,
+        /// Options for `fixbox fix` (after `--`), e.g. `-- --routing routes.toml --max-iterations 6`.
+        #[arg(last = true)]
+        fix: Vec<String>,
+    },
 }
 
 pub async fn run(command: GithubCommand) -> anyhow::Result<ExitCode> {
@@ -44,6 +56,25 @@ pub async fn run(command: GithubCommand) -> anyhow::Result<ExitCode> {
             }
             eprintln!("fix one with: fixbox fix github:{repo}#NUMBER");
             Ok(ExitCode::SUCCESS)
+        }
+        GithubCommand::Action { label, command, fix } => {
+            let name = std::env::var("GITHUB_EVENT_NAME")
+                .context("GITHUB_EVENT_NAME is not set: run this in a GitHub Actions workflow")?;
+            let path = std::env::var("GITHUB_EVENT_PATH")
+                .context("GITHUB_EVENT_PATH is not set: run this in a GitHub Actions workflow")?;
+            let payload = std::fs::read_to_string(&path).with_context(|| format!("cannot read the event at {path}"))?;
+            match fixbox_github::action::decide(&name, &payload, &label, &command)? {
+                fixbox_github::action::Decision::Skip(why) => {
+                    println!("nothing to fix: {why}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                fixbox_github::action::Decision::Fix(reference) => {
+                    println!("fixing {reference}");
+                    let mut args = vec!["fix".to_string(), format!("github:{reference}"), "--open-pr".to_string()];
+                    args.extend(fix);
+                    crate::fix::run(crate::fix::FixCommand::try_parse_from(args)?.args).await
+                }
+            }
         }
         GithubCommand::OpenPr { session } => {
             let store = tokio::task::spawn_blocking(Store::open_default).await??;

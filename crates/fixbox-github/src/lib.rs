@@ -6,6 +6,7 @@
 //! for one command (never in a URL, `.git/config`, a sandbox, a log, an event or a prompt). The model never
 //! pushes; the host does, after the user says yes.
 
+pub mod action;
 mod api;
 mod autofix;
 mod error;
