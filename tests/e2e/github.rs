@@ -430,3 +430,38 @@ async fn the_action_fixes_a_labelled_issue_and_skips_a_strangers_comment() -> Re
     ensure!(pulls.len() == 1 && pulls[0]["head"]["ref"] == "fixbox/issue-7" && pulls[0]["draft"] == true, "{pulls:?}");
     Ok(())
 }
+
+/// The same, answered by the real model: Qwen2.5-Coder-1.5B on llama-server (CPU), as `scripts/run`
+/// serves it. The model may or may not fix the issue in two iterations; whichever it does, the draft
+/// says so (verified or not), or there is none when it changed nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_model_answers_a_github_issue_and_the_draft_says_how_it_went() -> Result<()> {
+    const MODEL: &str = "qwen2.5-coder-1.5b-instruct";
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    let fake = github().await?;
+    let engine = fixbox_e2e::models::serve_model(MODEL, MODEL, 8192, 1).await?;
+    let data = tempfile::tempdir()?;
+    let routes = fixbox_e2e::routes_file(data.path(), "local", &format!("{}/v1", engine.url), MODEL, 8192)?;
+    let routes = routes.to_string_lossy();
+    let args = ["fix", "github:octo/cache#7", "--routing", &routes, "--open-pr", "--max-iterations", "2"];
+    let run = fixbox(data.path(), &fake, &[&args[..], &["--temperature", "0", "--seed", "7"]].concat()).await?;
+    let out = printed(&run);
+
+    let store = fixbox_store::Store::open_in(data.path())?;
+    let session = store.list_sessions()?.into_iter().next().context("no session")?;
+    let report =
+        fixbox_agent::SessionReport::from_events(&store.events_from(&session.id, 1)?).context("not a fix session")?;
+    ensure!(!report.calls.is_empty() && report.calls.iter().all(|c| c.model == MODEL), "{:?}", report.calls);
+    let fixed = report.outcome.as_ref().is_some_and(fixbox_agent::Outcome::is_fixed);
+    ensure!(run.status.success() == fixed, "exit {:?} for {:?}: {out}", run.status, report.outcome);
+    let pulls = fake.pulls();
+    if report.diff.is_empty() {
+        ensure!(pulls.is_empty() && out.contains("no pull request: the session changed nothing"), "{out}");
+    } else {
+        ensure!(pulls.len() == 1, "{out}");
+        let body = pulls[0]["body"].as_str().unwrap_or_default();
+        let said = if fixed { "Fixes #7." } else { "**Not verified**" };
+        ensure!(body.contains(said) && body.contains(&format!("- model: {MODEL}")), "{body}");
+    }
+    Ok(())
+}
