@@ -568,14 +568,7 @@ async fn a_second_start_over_the_same_data_hands_over_to_the_running_app() -> Re
     window
         .check(|client| async move {
             wait_for(&client, "[data-testid=machine]", &out, "no-window").await?;
-            let second = tokio::process::Command::new(&app)
-                .env("FIXBOX_DATA_DIR", data.path())
-                .env("DISPLAY", &display)
-                .kill_on_drop(true)
-                .output();
-            let second = tokio::time::timeout(Duration::from_secs(60), second)
-                .await
-                .context("the second start over the same data did not exit")??;
+            let second = fixbox_e2e::window::start_again(&display, data.path(), &[]).await?;
             ensure!(second.status.success(), "{second:?}");
             let handed_over = fixbox_e2e::wait_until(Duration::from_secs(30), || {
                 app_log(data.path()).contains("Fixbox was started again; showing this window instead")

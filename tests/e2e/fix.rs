@@ -336,18 +336,9 @@ async fn secrets_in_the_repository_and_the_host_environment_reach_no_sandbox_pro
     ensure!(seen.contains("url = https://example.com/r.git"), "{seen}");
 
     // Nowhere: the prompts, what fixbox printed, and every file of its data folder (SQLite, logs).
-    let mut places = vec![("the prompts".to_string(), serde_json::to_string(&run.server.requests())?.into_bytes())];
+    let mut places = fixbox_e2e::files_under(run.data.path())?;
+    places.push(("the prompts".to_string(), serde_json::to_string(&run.server.requests())?.into_bytes()));
     places.push(("what fixbox printed".into(), printed.into_bytes()));
-    let mut dirs = vec![run.data.path().to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(dir)?.flatten() {
-            match entry.file_type()? {
-                t if t.is_dir() => dirs.push(entry.path()),
-                t if t.is_file() => places.push((entry.path().display().to_string(), std::fs::read(entry.path())?)),
-                _ => {}
-            }
-        }
-    }
     for (place, bytes) in &places {
         for canary in CANARIES {
             ensure!(!bytes.windows(canary.len()).any(|w| w == canary.as_bytes()), "{canary} is in {place}");

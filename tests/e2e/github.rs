@@ -56,22 +56,6 @@ fn printed(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
-/// Every file under `dir`, as (path, bytes).
-fn files_under(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
-    let mut files = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(dir)?.flatten() {
-            match entry.file_type()? {
-                t if t.is_dir() => dirs.push(entry.path()),
-                t if t.is_file() => files.push((entry.path().display().to_string(), std::fs::read(entry.path())?)),
-                _ => {}
-            }
-        }
-    }
-    Ok(files)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_github_issue_is_fixed_pushed_as_a_branch_and_proposed_with_its_evidence() -> Result<()> {
     let _machine = fixbox_e2e::machine_to_myself().await;
@@ -143,7 +127,7 @@ async fn a_github_issue_is_fixed_pushed_as_a_branch_and_proposed_with_its_eviden
 
     // The token went to GitHub and git only: not to the model, the output, the data folder (SQLite,
     // logs, the clone's config), or the pushed commit.
-    let mut places = files_under(data.path())?;
+    let mut places = fixbox_e2e::files_under(data.path())?;
     places.push(("the prompts".into(), prompts.into_bytes()));
     places.push(("what fixbox printed".into(), out.into_bytes()));
     places.push(("the pushed change".into(), fake.git_in("octo", "cache", &["show", &branch])?.into_bytes()));
@@ -301,7 +285,6 @@ async fn an_issue_is_fixed_from_the_app_window_and_a_link_opens_another() -> Res
     let env = [("FIXBOX_GITHUB_API", fake.api.as_str()), ("GITHUB_TOKEN", TOKEN)];
     let window = Window::open_with_env(data.path(), &out, &env).await?;
     let display = window.display().to_string();
-    let app = workspace_bin("fixbox-desktop")?;
     let value = |css: &'static str| format!("return document.querySelector('{css}')?.value ?? ''");
     let seen = fake.clone();
     window
@@ -346,15 +329,9 @@ async fn an_issue_is_fixed_from_the_app_window_and_a_link_opens_another() -> Res
 
             // A link reaches the running app through a second start.
             client.find(Locator::Css("[data-testid=nav-machine]")).await?.click().await?;
-            let second = tokio::process::Command::new(&app)
-                .arg("fixbox://fix?repo=octo/cache&issue=8")
-                .env("FIXBOX_DATA_DIR", data.path())
-                .env("DISPLAY", &display)
-                .kill_on_drop(true)
-                .output();
-            let second = tokio::time::timeout(Duration::from_secs(60), second)
-                .await
-                .context("the second start did not exit")??;
+            let second =
+                fixbox_e2e::window::start_again(&display, data.path(), &["fixbox://fix?repo=octo/cache&issue=8"])
+                    .await?;
             ensure!(second.status.success(), "{second:?}");
             let shown = wait_for_text(&client, "[data-testid=fix-issue]", &out, "link-not-opened", |t| {
                 t.contains("stale values")

@@ -214,19 +214,12 @@ pub async fn run_one(
         ("what fixbox printed".into(), printed.into_bytes()),
         ("what GitHub was sent".into(), format!("{sent:?}").into_bytes()),
     ];
-    let clone = data.join("github");
-    let mut dirs = vec![data.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir)?.flatten() {
-            let path = entry.path();
-            let file_type = entry.file_type()?;
-            if file_type.is_dir() {
-                dirs.push(path);
-            } else if file_type.is_file() && (!path.starts_with(&clone) || path.ends_with(".git/config")) {
-                places.push((path.display().to_string(), std::fs::read(&path)?));
-            }
-        }
-    }
+    let clone = data.join("github").display().to_string();
+    places.extend(
+        crate::files_under(data)?
+            .into_iter()
+            .filter(|(path, _)| !path.starts_with(&clone) || path.ends_with(".git/config")),
+    );
     for (place, bytes) in &places {
         for canary in CANARIES {
             if bytes.windows(canary.len()).any(|w| w == canary.as_bytes()) {

@@ -70,6 +70,22 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Every file under `dir`, as (path, bytes).
+pub fn files_under(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir)?.flatten() {
+            match entry.file_type()? {
+                t if t.is_dir() => dirs.push(entry.path()),
+                t if t.is_file() => files.push((entry.path().display().to_string(), std::fs::read(entry.path())?)),
+                _ => {}
+            }
+        }
+    }
+    Ok(files)
+}
+
 /// Fixbox sandbox containers on the Docker Engine, running or not (through the docker CLI, so the
 /// count does not depend on the code under test).
 pub fn sandboxes() -> Result<usize> {

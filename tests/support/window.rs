@@ -87,6 +87,21 @@ impl Window {
     }
 }
 
+/// Starts the app again over `data` on `display` with `args`, as the desktop does for a second launch or
+/// a `fixbox://` link, and waits for it to exit (it hands over to the running app; 60 s at most).
+pub async fn start_again(display: &str, data: &Path, args: &[&str]) -> Result<std::process::Output> {
+    let second = tokio::process::Command::new(workspace_bin("fixbox-desktop")?)
+        .args(args)
+        .env("FIXBOX_DATA_DIR", data)
+        .env("DISPLAY", display)
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(60), second)
+        .await
+        .context("the second start did not exit")?
+        .map_err(Into::into)
+}
+
 /// The window as a PNG, once what the DOM holds now has been painted: WebKit's screenshot shows the
 /// last painted frame, which can be a step behind the DOM a check just read.
 pub async fn screenshot(client: &fantoccini::Client, path: &Path) -> Result<()> {
