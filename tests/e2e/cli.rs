@@ -78,3 +78,39 @@ fn hw_reads_this_machine_and_recommends_models_with_why() -> Result<()> {
     ensure!(text.contains("Recommended for code fixes") && text.contains("RAM"), "{text}");
     Ok(())
 }
+
+/// `fixbox engine start` launches llama-server as the app's engine settings say (saved there), places
+/// the model with the fit calculator (on this machine without a GPU: the CPU, said so), and stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_start_uses_the_saved_settings_and_the_fit_calculators_placement() -> Result<()> {
+    use anyhow::Context as _;
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    fixbox_e2e::models::llama_server().await?;
+    let model = fixbox_e2e::models::offline_model("smollm2-135m-instruct").await?;
+    let data = tempfile::tempdir()?;
+    let import = fixbox(data.path())?.args(["models", "import"]).arg(&model).output()?;
+    ensure!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+    let saved = fixbox_engine::EngineOptions { context: Some(1024), threads: Some(1), ..Default::default() };
+    saved.save(&fixbox_store::Store::open_in(data.path())?)?;
+
+    let port = fixbox_e2e::free_port()?.to_string();
+    let start =
+        fixbox(data.path())?.args(["engine", "start", "--model", "smollm2-135m-instruct", "--port", &port]).output()?;
+    let said = format!("{}{}", String::from_utf8_lossy(&start.stdout), String::from_utf8_lossy(&start.stderr));
+    let state = fixbox_engine::Registry::new(data.path()).supervised(fixbox_engine::EngineKind::LlamaServer);
+    let command = state
+        .as_ref()
+        .and_then(|s| s.engine_pid)
+        .and_then(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).ok())
+        .map(|line| String::from_utf8_lossy(&line).replace('\0', " "))
+        .unwrap_or_default();
+    let stop = fixbox(data.path())?.args(["engine", "stop", "llama-server"]).output()?;
+    ensure!(start.status.success(), "{said}");
+    ensure!(said.contains("placing the model: on the CPU: no GPU with memory of its own was found"), "{said}");
+    ensure!(state.context("no engine in the registry")?.context == Some(1024), "{command}");
+    for part in ["--ctx-size 1024", "--n-gpu-layers 0", "--threads 1"] {
+        ensure!(command.contains(part), "{part} is not in {command}");
+    }
+    ensure!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
+    Ok(())
+}

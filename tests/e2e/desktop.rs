@@ -517,7 +517,7 @@ async fn settings_keep_keys_in_the_keychain_and_show_them_masked() -> Result<()>
     let remote_and_local: Vec<String> = vec!["remote".into(), "local".into()];
     let local = routes.providers.iter().find(|p| p.name == "local").context("no local provider")?;
     let preferences = fixbox_agent::Preferences::load(&store)?;
-    let engine = store.setting("engine.options")?.context("no engine options were saved")?;
+    let engine = fixbox_engine::EngineOptions::load(&store)?;
     drop(store);
     let mut data_bytes = Vec::new();
     for file in std::fs::read_dir(data.path())? {
@@ -531,7 +531,8 @@ async fn settings_keep_keys_in_the_keychain_and_show_them_masked() -> Result<()>
     ensure!(local.api_key.as_deref() == Some(name.as_str()) && local.model == "qwen-test", "{local:?}");
     ensure!(remote_in_keychain.as_deref() == Some(token.as_str()), "the token is not in the keychain");
     ensure!(preferences.sandbox_memory_mib == 1024, "{preferences:?}");
-    ensure!(engine == serde_json::json!({"context": 4096, "gpu_layers": 0, "threads": 2}), "{engine}");
+    let saved = fixbox_engine::EngineOptions { context: Some(4096), threads: Some(2), ..Default::default() };
+    ensure!(engine == saved, "{engine:?}");
     ensure!(!in_data(&key) && !in_data(&token), "a secret is in Fixbox's data folder");
     ensure!(in_data(&name), "the data folder holds no settings at all (the check above would prove nothing)");
     Ok(())

@@ -13,7 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use fixbox_engine::{ApiKey, EngineKind, InstallEvent, Installer, LaunchSpec, LlamaSource, ModelRef, SuperviseOptions};
+use fixbox_engine::{
+    ApiKey, EngineKind, EngineOptions, InstallEvent, Installer, LaunchPlan, LaunchSpec, LlamaSource, ModelRef,
+    SuperviseOptions,
+};
+use fixbox_hardware::fit::KvType;
 use fixbox_models::{Catalog, Downloader, RetryPolicy};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
@@ -77,13 +81,19 @@ pub struct StartArgs {
     /// Anything but loopback makes the engine require an API key (kept in the keychain).
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
-    /// Context length (default: the catalog's recommendation).
+    /// Context length (default: as saved in the app's engine settings, else the catalog's recommendation).
     #[arg(long)]
     ctx: Option<u32>,
-    #[arg(long, default_value_t = 0)]
-    gpu_layers: u32,
+    /// Layers on the GPU (default: as saved, else as many as fit on this machine's GPU; 0: the CPU).
+    #[arg(long)]
+    gpu_layers: Option<u32>,
+    /// The KV cache's type: f16, q8_0 or q4_0 (default: as saved, else f16, or q8_0 where only that puts
+    /// the whole model on the GPU).
+    #[arg(long, value_parser = parse_kv)]
+    kv_cache: Option<KvType>,
     #[arg(long, default_value_t = 1)]
     parallel: u32,
+    /// CPU threads (default: as saved, else the engine decides).
     #[arg(long)]
     threads: Option<u32>,
     /// Run the supervisor in this process instead of the background.
@@ -190,7 +200,10 @@ async fn start_background(args: StartArgs) -> anyhow::Result<ExitCode> {
     }
     // Fail here, in the terminal, for what can be checked before launching.
     fixbox_engine::installed(args.engine).await?;
-    model_of(&args)?;
+    let (model, context) = model_of(&args)?;
+    if let Some(plan) = launch_plan(&args, &model, context)? {
+        println!("placing the model: {}", plan.why);
+    }
     let log = log_path(args.engine)?;
     let supervisor_log = log.with_extension("supervisor.log");
     if let Some(dir) = log.parent() {
@@ -248,17 +261,43 @@ fn model_of(args: &StartArgs) -> anyhow::Result<(ModelRef, u32)> {
     Ok((ModelRef::File(installed.path), context))
 }
 
+/// The launch of a llama-server model file on this machine: the options saved in the app's engine
+/// settings, these flags over them, the rest from the fit. `None` for a model an engine names itself.
+fn launch_plan(args: &StartArgs, model: &ModelRef, recommended: u32) -> anyhow::Result<Option<LaunchPlan>> {
+    let ModelRef::File(file) = model else { return Ok(None) };
+    let saved = EngineOptions::load(&fixbox_store::Store::open_default()?)?;
+    let options = EngineOptions {
+        context: args.ctx.or(saved.context),
+        gpu_layers: args.gpu_layers.or(saved.gpu_layers),
+        threads: args.threads.or(saved.threads),
+        kv_cache: args.kv_cache.or(saved.kv_cache),
+    };
+    options.check()?;
+    Ok(Some(options.launch_here(file, recommended)?))
+}
+
+fn parse_kv(text: &str) -> Result<KvType, String> {
+    serde_json::from_value(serde_json::Value::from(text))
+        .map_err(|_| format!("{text:?} is not a KV cache type: f16, q8_0 or q4_0"))
+}
+
 /// The supervisor itself: starts the engine, records its state, restarts it, stops it on SIGTERM/Ctrl+C.
 async fn supervise(args: StartArgs) -> anyhow::Result<ExitCode> {
     let kind = args.engine;
     let binary = fixbox_engine::installed(kind).await?;
     let (model, context) = model_of(&args)?;
+    let plan = launch_plan(&args, &model, context)?;
     let mut spec = LaunchSpec::new(kind, model, args.model.clone(), args.ctx.unwrap_or(context));
+    match &plan {
+        Some(plan) => plan.apply(&mut spec),
+        None => {
+            spec.gpu_layers = args.gpu_layers.unwrap_or(0);
+            spec.threads = args.threads;
+        }
+    }
     spec.host = args.host;
     spec.port = args.port.unwrap_or(kind.default_port());
-    spec.gpu_layers = args.gpu_layers;
     spec.parallel = args.parallel;
-    spec.threads = args.threads;
     let mut key_note = None;
     if !args.host.is_loopback() {
         let name = format!("engine-{kind}");

@@ -59,6 +59,8 @@ pub struct LaunchSpec {
     pub context: u32,
     /// Layers on the GPU; 0 runs on the CPU.
     pub gpu_layers: u32,
+    /// The KV cache's element type (llama-server `--cache-type-k/v`).
+    pub kv_cache: fixbox_hardware::fit::KvType,
     /// Requests served at once (llama-server slots, vLLM `--max-num-seqs`, `OLLAMA_NUM_PARALLEL`).
     pub parallel: u32,
     /// CPU threads; `None` lets the engine decide.
@@ -83,6 +85,7 @@ impl LaunchSpec {
             api_key: None,
             context,
             gpu_layers: 0,
+            kv_cache: fixbox_hardware::fit::KvType::F16,
             parallel: 1,
             threads: None,
             gpu_memory_utilization: 0.9,
@@ -216,6 +219,15 @@ impl Engine for LlamaServer {
         ];
         if let Some(threads) = spec.threads {
             args.extend(["--threads".into(), threads.to_string()]);
+        }
+        let kv = match spec.kv_cache {
+            fixbox_hardware::fit::KvType::F16 => None,
+            fixbox_hardware::fit::KvType::Q8_0 => Some("q8_0"),
+            fixbox_hardware::fit::KvType::Q4_0 => Some("q4_0"),
+        };
+        if let Some(kv) = kv {
+            // A quantized V cache needs flash attention.
+            args.extend(["--cache-type-k", kv, "--cache-type-v", kv, "--flash-attn", "on"].map(String::from));
         }
         if spec.gpu_layers == 0 {
             // On the CPU llama.cpp repacks most weights for its SIMD kernels; from a memory map it would

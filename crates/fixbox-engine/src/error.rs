@@ -43,6 +43,9 @@ pub enum EngineError {
     Io { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Download(#[from] DownloadError),
+    /// A launch's settings: out of range, unreadable, or a model that fits nowhere.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl EngineError {

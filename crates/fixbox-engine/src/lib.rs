@@ -10,6 +10,7 @@ mod discover;
 mod engine;
 mod error;
 mod install;
+mod options;
 mod port;
 mod registry;
 mod supervisor;
@@ -24,6 +25,7 @@ pub use install::{
     AssetPattern, InstallEvent, Installer, LLAMA_SOURCE_VERSION, LlamaSource, Platform, VLLM_VERSION, build_flags,
     release_asset_pattern,
 };
+pub use options::{EngineOptions, LaunchPlan};
 pub use port::{PortChoice, PortHolder, Taken, choose_port, holder_of, is_free};
 pub use registry::{EngineState, Registry, Running, is_alive};
 pub use supervisor::{EngineEvent, Launcher, RunningEngine, SuperviseOptions, log_tail, start};

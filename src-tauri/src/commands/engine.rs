@@ -6,14 +6,13 @@ use std::sync::Arc;
 
 use fixbox_agent::setup::Routes;
 use fixbox_engine::{
-    EngineEvent, EngineKind, InstallEvent, InstalledEngine, Installer, LaunchSpec, Launcher, ModelRef, RunningEngine,
-    SearchPaths, SuperviseOptions,
+    EngineEvent, EngineKind, EngineOptions, InstallEvent, InstalledEngine, Installer, LaunchSpec, Launcher, ModelRef,
+    RunningEngine, SearchPaths, SuperviseOptions,
 };
 use fixbox_llm::{CallEvent, ChatRequest, Message, Meter, Metrics};
 use fixbox_models::{Catalog, Downloader, RetryPolicy};
-use fixbox_store::Store;
 use futures::StreamExt as _;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tauri::ipc::Channel;
 
 use super::models::{Progress, model_store};
@@ -59,48 +58,6 @@ pub struct EngineRunning {
     /// Started by this window (else by `fixbox engine start`, which stops it too).
     pub ours: bool,
     pub log: String,
-}
-
-/// How the engine is started; remembered for the next start.
-#[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]
-pub struct EngineOptions {
-    /// Tokens; `None`: the catalog's recommendation for the model.
-    pub context: Option<u32>,
-    /// Layers on the GPU; 0 runs on the CPU.
-    pub gpu_layers: u32,
-    /// CPU threads; `None` lets the engine decide.
-    pub threads: Option<u32>,
-}
-
-impl EngineOptions {
-    const SETTING: &str = "engine.options";
-
-    /// As last saved; the defaults (the model's recommended context, on the CPU) before that.
-    pub fn load(store: &Store) -> Result<Self, String> {
-        let stored = store.setting(Self::SETTING).map_err(|e| e.to_string())?;
-        Ok(stored.and_then(|value| serde_json::from_value(value).ok()).unwrap_or(Self {
-            context: None,
-            gpu_layers: 0,
-            threads: None,
-        }))
-    }
-
-    /// Checks and saves them for the next start.
-    pub fn save(&self, store: &Store) -> Result<(), String> {
-        self.check()?;
-        let value = serde_json::to_value(self).map_err(|e| e.to_string())?;
-        store.set_setting(Self::SETTING, &value).map_err(|e| e.to_string())
-    }
-
-    fn check(&self) -> Result<(), String> {
-        if self.context.is_some_and(|c| !(512..=1_048_576).contains(&c)) {
-            return Err("the context must be 512 to 1,048,576 tokens".into());
-        }
-        if self.threads.is_some_and(|t| !(1..=1024).contains(&t)) {
-            return Err("threads must be 1 to 1024".into());
-        }
-        Ok(())
-    }
 }
 
 /// What a starting or running engine sends the window.
@@ -200,7 +157,7 @@ pub async fn engine_install(
 #[tauri::command]
 #[specta::specta]
 pub async fn engine_options() -> Result<EngineOptions, String> {
-    blocking(|| EngineOptions::load(&open_store()?)).await
+    blocking(|| EngineOptions::load(&open_store()?).map_err(|e| e.to_string())).await
 }
 
 /// Starts llama-server serving the downloaded `model` on 127.0.0.1, and returns once it answers (or
@@ -216,7 +173,7 @@ pub async fn engine_start(
     jobs: tauri::State<'_, Arc<Jobs>>,
     app: tauri::AppHandle,
 ) -> Result<String, String> {
-    options.check()?;
+    options.check().map_err(|e| e.to_string())?;
     let kind = EngineKind::LlamaServer;
     let mut current = serving.0.lock().await;
     if let Some(running) = current.as_ref() {
@@ -231,23 +188,24 @@ pub async fn engine_start(
     }
     let binary =
         fixbox_engine::installed(kind).await.map_err(|_| format!("{kind} is not installed: install it above first"))?;
-    let (file, context) = {
+    let (file, plan) = {
         let (model, options) = (model.clone(), options.clone());
         blocking(move || {
-            options.save(&open_store()?)?;
+            options.save(&open_store()?).map_err(|e| e.to_string())?;
             let installed = model_store()?
                 .find(&model, None)
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("{model} is not downloaded yet: download it below first"))?;
             let recommended =
                 Catalog::embedded().ok().and_then(|c| c.model(&model).ok().map(|m| m.context_recommended));
-            Ok((installed.path, options.context.or(recommended).unwrap_or(8192)))
+            let plan = options.launch_here(&installed.path, recommended.unwrap_or(8192)).map_err(|e| e.to_string())?;
+            Ok((installed.path, plan))
         })
         .await?
     };
-    let mut spec = LaunchSpec::new(kind, ModelRef::File(file), model.clone(), context);
-    spec.gpu_layers = options.gpu_layers;
-    spec.threads = options.threads;
+    let _ = on_update.send(EngineUpdate::Line { text: format!("placing the model: {}", plan.why) });
+    let mut spec = LaunchSpec::new(kind, ModelRef::File(file), model.clone(), plan.context);
+    plan.apply(&mut spec);
     spec.lock_to_clients(kind);
     let (cancel, _job) = jobs.start(START_JOB)?;
     let launcher = Launcher::new(

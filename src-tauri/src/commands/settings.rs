@@ -9,8 +9,8 @@ use fixbox_llm::RoutingConfig;
 use fixbox_store::{Keychain, Secret, Store};
 use serde::Serialize;
 
-use super::engine::EngineOptions;
 use super::{blocking, load_routes, open_store};
+use fixbox_engine::EngineOptions;
 
 /// Everything the settings page shows.
 #[derive(Debug, Clone, Serialize, specta::Type)]
@@ -49,7 +49,7 @@ fn view(store: &Store) -> Result<SettingsView, String> {
         .map(|key| KeyListing { name: key.name, hint: key.hint })
         .collect();
     let preferences = Preferences::load(store).map_err(|e| e.to_string())?;
-    let engine = EngineOptions::load(store)?;
+    let engine = EngineOptions::load(store).map_err(|e| e.to_string())?;
     Ok(SettingsView {
         routes: Routes::stored(store).map_err(|e| e.to_string())?,
         routes_from,

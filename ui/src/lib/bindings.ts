@@ -254,14 +254,16 @@ export type EngineEvent =
 
 export type EngineKind = "llama-server" | "ollama" | "vllm";
 
-/**  How the engine is started; remembered for the next start. */
+/**  What the user asks of a launch; `None` leaves a value to the fit calculator or the catalog. */
 export type EngineOptions = {
 	/**  Tokens; `None`: the catalog's recommendation for the model. */
-	context: number | null,
-	/**  Layers on the GPU; 0 runs on the CPU. */
-	gpu_layers: number,
+	context?: number | null,
+	/**  Layers on the GPU; `None`: as many as fit (none on a machine without a usable GPU). */
+	gpu_layers?: number | null,
 	/**  CPU threads; `None` lets the engine decide. */
-	threads: number | null,
+	threads?: number | null,
+	/**  The KV cache's element type; `None`: f16, or q8_0 where only that puts the whole model on the GPU. */
+	kv_cache?: KvType | null,
 };
 
 /**  Each engine: where it is installed, and what runs. */
