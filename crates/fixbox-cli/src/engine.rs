@@ -183,6 +183,11 @@ async fn install(kind: EngineKind, from: From) -> anyhow::Result<PathBuf> {
     Ok(result?)
 }
 
+#[cfg(windows)]
+const DETACHED_PROCESS: u32 = 0x0000_0008;
+#[cfg(windows)]
+const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
+
 async fn start_background(args: StartArgs) -> anyhow::Result<ExitCode> {
     for line in registry()?.sweep_orphans() {
         eprintln!("{line}");
@@ -214,8 +219,12 @@ async fn start_background(args: StartArgs) -> anyhow::Result<ExitCode> {
     let mut command = std::process::Command::new(std::env::current_exe()?);
     command.args(std::env::args_os().skip(1)).arg("--foreground");
     command.stdin(Stdio::null()).stdout(out).stderr(err);
+    // Its own process group (Unix) or detached from this console (Windows): closing the terminal does
+    // not stop the engine; `fixbox engine stop` does.
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    #[cfg(windows)]
+    std::os::windows::process::CommandExt::creation_flags(&mut command, DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP);
     let child = command.spawn().context("cannot start the engine's supervisor")?;
     let pid = child.id();
     println!("starting {} (supervisor pid {pid}, log {})", args.engine, log.display());
@@ -327,21 +336,27 @@ async fn supervise(args: StartArgs) -> anyhow::Result<ExitCode> {
     )
     .registered(&registry()?, &args.model, key_note.into_iter().collect());
     let mut events = launcher.subscribe();
+    // A request left by a stop that found no supervisor must not stop this one.
+    let _ = std::fs::remove_file(registry()?.stop_request_path(kind));
     let mut running = launcher.start().await?;
     let stop = running.stop_token();
+    let requests = registry()?;
     tokio::spawn(async move {
         #[cfg(unix)]
-        {
+        let terminated = async {
             use tokio::signal::unix::{SignalKind, signal};
-            if let Ok(mut term) = signal(SignalKind::terminate()) {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => term.recv().await,
+                Err(_) => std::future::pending().await,
             }
-        }
+        };
         #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+        let terminated = std::future::pending::<Option<()>>();
+        tokio::select! {
+            _ = terminated => {}
+            _ = tokio::signal::ctrl_c() => {}
+            () = requests.stop_requested(kind) => {}
+        }
         stop.cancel();
     });
     // The supervisor's own log (the background start sends stderr there): each event as a JSON line.
@@ -359,10 +374,12 @@ async fn stop(kind: EngineKind) -> anyhow::Result<ExitCode> {
         println!("{kind} is not running");
         return Ok(ExitCode::SUCCESS);
     };
-    if alive(state.supervisor_pid)
-        && let Ok(pid) = i32::try_from(state.supervisor_pid)
-    {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+    if alive(state.supervisor_pid) {
+        registry()?.request_stop(kind)?;
+        #[cfg(unix)]
+        if let Ok(pid) = i32::try_from(state.supervisor_pid) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        }
         for _ in 0..100 {
             if !alive(state.supervisor_pid) {
                 break;

@@ -21,7 +21,7 @@ use crate::fix::parse_duration;
 #[derive(Debug, Subcommand)]
 pub enum EvalCommand {
     /// Run every task of a dataset (those a previous run finished are skipped) and write the report.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Per task, where two runs ended differently.
     Compare {
         /// A run's folder (or its report.json).
@@ -78,7 +78,7 @@ pub struct RunArgs {
 
 pub async fn run(command: EvalCommand) -> anyhow::Result<ExitCode> {
     match command {
-        EvalCommand::Run(args) => run_dataset(args).await,
+        EvalCommand::Run(args) => run_dataset(*args).await,
         EvalCommand::Compare { a, b } => {
             print!("{}", compare(&read_report(&a)?, &read_report(&b)?));
             Ok(ExitCode::SUCCESS)

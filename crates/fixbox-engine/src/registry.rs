@@ -55,6 +55,32 @@ impl Registry {
         self.data_dir.join("engines").join(format!("{kind}.json"))
     }
 
+    /// The file that asks `kind`'s supervisor to stop: how `fixbox engine stop` reaches it on every OS
+    /// (Unix also has SIGTERM; Windows has no signal one process can send another's console).
+    pub fn stop_request_path(&self, kind: EngineKind) -> PathBuf {
+        self.data_dir.join("engines").join(format!("{kind}.stop"))
+    }
+
+    /// Asks `kind`'s supervisor to stop.
+    pub fn request_stop(&self, kind: EngineKind) -> std::io::Result<()> {
+        let path = self.stop_request_path(kind);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, b"")
+    }
+
+    /// Waits until someone asks `kind`'s supervisor to stop (the request is taken: the file goes).
+    pub async fn stop_requested(&self, kind: EngineKind) {
+        let path = self.stop_request_path(kind);
+        loop {
+            if std::fs::remove_file(&path).is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    }
+
     pub fn log_path(&self, kind: EngineKind) -> PathBuf {
         self.data_dir.join("logs/engines").join(format!("{kind}.log"))
     }
@@ -231,23 +257,9 @@ impl Record {
     }
 }
 
-/// Whether a process with this pid exists (a signal-0 probe) and is not a zombie (killed, not yet
-/// reaped by its parent).
+/// Whether a process with this pid runs (not a zombie: killed, not yet reaped by its parent), on any OS.
 pub fn is_alive(pid: u32) -> bool {
-    #[cfg(unix)]
-    {
-        let zombie = || {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            matches!(stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()), Some("Z" | "X"))
-        };
-        i32::try_from(pid).is_ok_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok())
-            && !zombie()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = pid;
-        false
-    }
+    fixbox_hardware::process_alive(pid)
 }
 
 #[cfg(test)]
@@ -294,5 +306,21 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("engines")).unwrap();
         std::fs::write(registry.state_path(EngineKind::Ollama), "{\"engine\":").unwrap();
         assert!(registry.read(EngineKind::Ollama).unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_stop_request_reaches_the_supervisor_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::new(dir.path());
+        let kind = EngineKind::LlamaServer;
+        let waiting = tokio::spawn({
+            let registry = registry.clone();
+            async move { registry.stop_requested(kind).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "stopped without a request");
+        registry.request_stop(kind).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting).await.unwrap().unwrap();
+        assert!(!registry.stop_request_path(kind).exists(), "the request was not taken");
     }
 }

@@ -15,12 +15,14 @@ pub mod fit;
 pub mod gguf;
 mod gpu;
 mod memory;
+mod process;
 
 pub use cpu::{CpuInfo, simd_features};
 pub use disk::DiskSpace;
 pub use gpu::apple::published_bandwidth as apple_published_bandwidth;
 pub use gpu::{GpuInfo, GpuVendor};
 pub use memory::{MemoryInfo, usable_total_bytes};
+pub use process::{host_name, process_alive};
 
 use std::path::Path;
 

@@ -19,8 +19,8 @@ pub async fn reap_orphans(engine: &DockerEngine) -> Result<Vec<String>, SandboxE
     for container in containers {
         let labels = container.labels.unwrap_or_default();
         let owner_host = labels.get(labels::OWNER_HOST).map(String::as_str).unwrap_or_default();
-        let owner_pid = labels.get(labels::OWNER_PID).and_then(|p| p.parse::<i32>().ok());
-        let orphaned = owner_host == this_host && owner_pid.is_some_and(|pid| !process_alive(pid));
+        let owner_pid = labels.get(labels::OWNER_PID).and_then(|p| p.parse::<u32>().ok());
+        let orphaned = owner_host == this_host && owner_pid.is_some_and(|pid| !fixbox_hardware::process_alive(pid));
         let Some(id) = container.id.filter(|_| orphaned) else { continue };
         let name = container.names.and_then(|n| n.into_iter().next()).unwrap_or_else(|| id.clone());
         let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
@@ -36,46 +36,5 @@ pub async fn reap_orphans(engine: &DockerEngine) -> Result<Vec<String>, SandboxE
 }
 
 pub(crate) fn this_host() -> String {
-    nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
-}
-
-/// Whether a process with this pid exists (signal 0 checks without sending anything) and is not a
-/// zombie: a killed process stays in the table until its parent reaps it, which a parent that is itself
-/// stuck may never do.
-fn process_alive(pid: i32) -> bool {
-    let exists = match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(()) => true,
-        Err(errno) => errno != nix::errno::Errno::ESRCH,
-    };
-    exists && !is_zombie(pid)
-}
-
-/// Linux: the state in `/proc/<pid>/stat` is Z (zombie) or X (dead).
-fn is_zombie(pid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
-    matches!(state, Some("Z" | "X"))
-}
-
-#[cfg(test)]
-#[cfg(target_os = "linux")]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_killed_process_its_parent_has_not_reaped_counts_as_gone() {
-        let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
-        let pid = i32::try_from(child.id()).unwrap();
-        assert!(process_alive(pid));
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
-        // Not waited for: a zombie until `wait`.
-        let started = std::time::Instant::now();
-        while !is_zombie(pid) {
-            assert!(started.elapsed() < std::time::Duration::from_secs(5), "never became a zombie");
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        assert!(!process_alive(pid));
-        child.wait().unwrap();
-        assert!(!process_alive(pid));
-    }
+    fixbox_hardware::host_name()
 }

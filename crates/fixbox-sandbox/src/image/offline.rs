@@ -15,8 +15,15 @@ use crate::{DockerEngine, Recipe, SandboxError};
 const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 
 /// debootstrap needs root (it creates device nodes and chroots) and Linux.
+#[cfg(target_os = "linux")]
 pub(crate) fn available() -> bool {
-    cfg!(target_os = "linux") && nix::unistd::geteuid().is_root() && debootstrap_path().is_some()
+    nix::unistd::geteuid().is_root() && debootstrap_path().is_some()
+}
+
+/// Elsewhere images are built from their Dockerfile.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn available() -> bool {
+    false
 }
 
 /// Where debootstrap is: on PATH, or in /usr/sbin, which a non-root PATH often lacks.
