@@ -8,6 +8,7 @@ mod desktop_setup;
 mod eval;
 mod fix;
 mod github;
+mod installer;
 mod llm;
 mod llm_cli;
 mod remote_docker;
