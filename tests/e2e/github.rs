@@ -266,9 +266,11 @@ async fn hostile_issues_get_no_egress_no_secret_and_no_push_without_approval() -
 }
 
 /// The app window: the issue is listed on the Issues page, Auto-fix fills the fix form with it (its
-/// repository cloned, the task its text), the session runs, and Open pull request pushes the branch and
-/// opens the draft. Then a `fixbox://fix?repo=octo/cache&issue=8` link, handed to the running app by a
-/// second start as the desktop does, shows the fix form on that issue.
+/// repository cloned, the task its text), the session runs with the real model (Qwen2.5-Coder-1.5B on
+/// llama-server, from the routes in the settings), and when it changed something, Open pull request
+/// pushes the branch and opens the draft, which says whether the tests verify it. Then a
+/// `fixbox://fix?repo=octo/cache&issue=8` link, handed to the running app by a second start as the
+/// desktop does, shows the fix form on that issue.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_issue_is_fixed_from_the_app_window_and_a_link_opens_another() -> Result<()> {
     use fantoccini::Locator;
@@ -276,17 +278,22 @@ async fn an_issue_is_fixed_from_the_app_window_and_a_link_opens_another() -> Res
     let _machine = fixbox_e2e::machine_to_myself().await;
     let out = fixbox_e2e::output_dir("desktop-github")?;
     let fake = github().await?;
-    let server = ReplayServer::start(answers(FIXTURE, &["1"])?, Pace::Every(Duration::from_millis(20))).await?;
+    const MODEL: &str = "qwen2.5-coder-1.5b-instruct";
+    let engine = fixbox_e2e::models::serve_model(MODEL, MODEL, 8192, 1).await?;
     let data = tempfile::tempdir()?;
-    let routes = std::fs::read_to_string(routing_file(data.path(), &server.url)?)?;
-    let config = fixbox_llm::RoutingConfig::parse(&routes)?;
-    fixbox_agent::setup::Routes::save(&fixbox_store::Store::open_in(data.path())?, Some(&config))?;
+    let routes = fixbox_e2e::routes_file(data.path(), "local", &format!("{}/v1", engine.url), MODEL, 8192)?;
+    let config = fixbox_llm::RoutingConfig::parse(&std::fs::read_to_string(routes)?)?;
+    let store = fixbox_store::Store::open_in(data.path())?;
+    fixbox_agent::setup::Routes::save(&store, Some(&config))?;
+    fixbox_agent::Preferences { max_iterations: 3, ..fixbox_agent::Preferences::default() }.save(&store)?;
 
     let env = [("FIXBOX_GITHUB_API", fake.api.as_str()), ("GITHUB_TOKEN", TOKEN)];
     let window = Window::open_with_env(data.path(), &out, &env).await?;
     let display = window.display().to_string();
     let value = |css: &'static str| format!("return document.querySelector('{css}')?.value ?? ''");
     let seen = fake.clone();
+    let outcome_seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let outcomes = outcome_seen.clone();
     window
         .check(|client| async move {
             client.find(Locator::Css("[data-testid=nav-issues]")).await?.click().await?;
@@ -313,19 +320,29 @@ async fn an_issue_is_fixed_from_the_app_window_and_a_link_opens_another() -> Res
             screenshot(&client, &out.join("form.png")).await?;
             client.find(Locator::Css("[data-testid=fix-start]")).await?.click().await?;
 
-            let outcome = wait_for(&client, "[data-testid=session-outcome]", &out, "no-outcome").await?;
-            ensure!(outcome.text().await?.contains("fixed"), "{}", outcome.text().await?);
-            wait_for(&client, "[data-testid=fix-pull-ready]", &out, "no-pull-ready").await?;
+            // The session's end: the bar's buttons for an ended session.
+            wait_for(&client, "[data-testid=fix-discard]", &out, "not-ended").await?;
+            let outcome = client.find(Locator::Css("[data-testid=session-outcome]")).await?.text().await?;
             ensure!(
                 client.find_all(Locator::Css("[data-testid=fix-accept]")).await?.is_empty(),
                 "Accept is offered for a clone"
             );
             ensure!(seen.pulls().is_empty(), "a pull request was opened before the user asked");
-            client.find(Locator::Css("[data-testid=fix-open-pr]")).await?.click().await?;
-            let notice =
-                wait_for_text(&client, "[data-testid=fix-notice]", &out, "no-pull", |t| t.contains("opened")).await?;
-            ensure!(notice.contains("Draft pull request #100 opened"), "{notice}");
-            screenshot(&client, &out.join("opened.png")).await?;
+            let changed = !client.find_all(Locator::Css("[data-testid=diff-line]")).await?.is_empty();
+            let ready = !client.find_all(Locator::Css("[data-testid=fix-pull-ready]")).await?.is_empty();
+            ensure!(
+                ready == changed,
+                "a pull request ready: {ready}, the session changed something: {changed} ({outcome})"
+            );
+            if ready {
+                client.find(Locator::Css("[data-testid=fix-open-pr]")).await?.click().await?;
+                let notice =
+                    wait_for_text(&client, "[data-testid=fix-notice]", &out, "no-pull", |t| t.contains("opened"))
+                        .await?;
+                ensure!(notice.contains("Draft pull request #100 opened"), "{notice}");
+            }
+            screenshot(&client, &out.join("ended.png")).await?;
+            outcome_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(outcome);
 
             // A link reaches the running app through a second start.
             client.find(Locator::Css("[data-testid=nav-machine]")).await?.click().await?;
@@ -344,11 +361,16 @@ async fn an_issue_is_fixed_from_the_app_window_and_a_link_opens_another() -> Res
             Ok(())
         })
         .await?;
+    let outcome = outcomes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).concat();
     let pulls = fake.pulls();
-    ensure!(pulls.len() == 1 && pulls[0]["draft"] == true, "{pulls:?}");
-    let body = pulls[0]["body"].as_str().unwrap_or_default();
-    ensure!(body.contains("Fixes #7.") && body.contains("| 5 passed |"), "{body}");
-    ensure!(fake.branch("octo", "cache", "fixbox/issue-7").is_some(), "the branch was not pushed");
+    if let Some(pull) = pulls.first() {
+        let body = pull["body"].as_str().unwrap_or_default();
+        let said = if outcome.starts_with("fixed") { "Fixes #7." } else { "**Not verified**" };
+        ensure!(pull["draft"] == true && body.contains(said) && body.contains(MODEL), "{outcome}: {body}");
+        ensure!(fake.branch("octo", "cache", "fixbox/issue-7").is_some(), "the branch was not pushed");
+    } else {
+        ensure!(fake.branch("octo", "cache", "fixbox/issue-7").is_none(), "a branch was pushed without a pull request");
+    }
     Ok(())
 }
 
