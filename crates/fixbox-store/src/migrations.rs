@@ -70,13 +70,13 @@ pub(crate) fn migrate(conn: &mut Connection, migrations: &[Migration]) -> Result
     }
     for (index, migration) in migrations.iter().enumerate().skip(found as usize) {
         let version = u32::try_from(index + 1).unwrap_or(u32::MAX);
-        tracing::info!(version, name = migration.name, "migrating database");
         let apply = |conn: &mut Connection| -> rusqlite::Result<()> {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
             // Another process may have migrated while we waited for the lock.
             if user_version(&tx)? >= version {
                 return Ok(());
             }
+            tracing::info!(version, name = migration.name, "migrating database");
             tx.execute_batch(migration.sql)?;
             tx.pragma_update(None, "user_version", version)?;
             tx.commit()
