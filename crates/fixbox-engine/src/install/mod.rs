@@ -95,8 +95,14 @@ impl Installer {
         events: &mpsc::UnboundedSender<InstallEvent>,
         cancel: &CancellationToken,
     ) -> Result<PathBuf, EngineError> {
-        if self.llama_source != LlamaSource::Source {
-            let platform = Platform::current();
+        let platform = Platform::current();
+        if self.llama_source == LlamaSource::Auto && platform.prefers_cuda_build() {
+            let _ = events.send(InstallEvent::Note(
+                "an NVIDIA GPU and a CUDA toolkit are here: building llama-server with CUDA (upstream's Linux \
+                 releases are CPU and Vulkan only)"
+                    .into(),
+            ));
+        } else if self.llama_source != LlamaSource::Source {
             let prebuilt = match release_asset_pattern(&platform) {
                 Some(pattern) => {
                     let release = self.llama_release.as_deref();

@@ -98,6 +98,8 @@ pub struct Platform {
     pub os: String,
     pub arch: String,
     pub nvidia: bool,
+    /// A CUDA toolkit (`nvcc`) to build llama.cpp's CUDA backend with.
+    pub cuda_toolkit: bool,
 }
 
 impl Platform {
@@ -106,7 +108,15 @@ impl Platform {
             os: std::env::consts::OS.into(),
             arch: std::env::consts::ARCH.into(),
             nvidia: which::which("nvidia-smi").is_ok(),
+            cuda_toolkit: which::which("nvcc").is_ok(),
         }
+    }
+
+    /// Whether `auto` should build llama-server with CUDA rather than take the prebuilt release: on
+    /// Linux with an NVIDIA GPU and a CUDA toolkit, as upstream builds only CPU and Vulkan there and
+    /// CUDA is the faster backend on NVIDIA cards.
+    pub fn prefers_cuda_build(&self) -> bool {
+        self.os == "linux" && self.nvidia && self.cuda_toolkit
     }
 }
 
@@ -171,7 +181,8 @@ mod tests {
             "cudart-llama-bin-win-cuda-12.4-x64.zip",
         ];
         let pick = |os: &str, arch: &str, nvidia: bool| {
-            let pattern = release_asset_pattern(&Platform { os: os.into(), arch: arch.into(), nvidia })?;
+            let pattern =
+                release_asset_pattern(&Platform { os: os.into(), arch: arch.into(), nvidia, cuda_toolkit: false })?;
             names.iter().find(|n| pattern.matches(n)).copied()
         };
         assert_eq!(pick("linux", "x86_64", false), Some("llama-b10621-bin-ubuntu-x64.tar.gz"));
@@ -180,5 +191,15 @@ mod tests {
         assert_eq!(pick("windows", "x86_64", false), Some("llama-b10621-bin-win-cpu-x64.zip"));
         assert_eq!(pick("windows", "x86_64", true), Some("llama-b10621-bin-win-cuda-12.4-x64.zip"));
         assert_eq!(pick("freebsd", "x86_64", false), None);
+    }
+
+    #[test]
+    fn an_nvidia_linux_machine_with_cuda_builds_it_and_one_without_takes_vulkan() {
+        let linux = |nvidia, cuda_toolkit| Platform { os: "linux".into(), arch: "x86_64".into(), nvidia, cuda_toolkit };
+        assert!(linux(true, true).prefers_cuda_build());
+        assert!(!linux(true, false).prefers_cuda_build(), "no toolkit: the Vulkan release");
+        assert!(!linux(false, true).prefers_cuda_build(), "no NVIDIA GPU: the CPU release");
+        let windows = Platform { os: "windows".into(), ..linux(true, true) };
+        assert!(!windows.prefers_cuda_build(), "upstream builds CUDA for Windows");
     }
 }
