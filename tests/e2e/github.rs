@@ -292,7 +292,7 @@ async fn an_issue_is_fixed_from_the_app_window_and_a_link_opens_another() -> Res
     let display = window.display().to_string();
     let value = |css: &'static str| format!("return document.querySelector('{css}')?.value ?? ''");
     let seen = fake.clone();
-    let outcome_seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let outcome_seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, bool)>::new()));
     let outcomes = outcome_seen.clone();
     window
         .check(|client| async move {
@@ -328,12 +328,8 @@ async fn an_issue_is_fixed_from_the_app_window_and_a_link_opens_another() -> Res
                 "Accept is offered for a clone"
             );
             ensure!(seen.pulls().is_empty(), "a pull request was opened before the user asked");
-            let changed = !client.find_all(Locator::Css("[data-testid=diff-line]")).await?.is_empty();
+            // Ready when the session's change (its diff, not its rejected tries) is not empty: checked below.
             let ready = !client.find_all(Locator::Css("[data-testid=fix-pull-ready]")).await?.is_empty();
-            ensure!(
-                ready == changed,
-                "a pull request ready: {ready}, the session changed something: {changed} ({outcome})"
-            );
             if ready {
                 client.find(Locator::Css("[data-testid=fix-open-pr]")).await?.click().await?;
                 let notice =
@@ -342,7 +338,7 @@ async fn an_issue_is_fixed_from_the_app_window_and_a_link_opens_another() -> Res
                 ensure!(notice.contains("Draft pull request #100 opened"), "{notice}");
             }
             screenshot(&client, &out.join("ended.png")).await?;
-            outcome_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(outcome);
+            outcome_seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((outcome, ready));
 
             // A link reaches the running app through a second start.
             client.find(Locator::Css("[data-testid=nav-machine]")).await?.click().await?;
@@ -361,7 +357,16 @@ async fn an_issue_is_fixed_from_the_app_window_and_a_link_opens_another() -> Res
             Ok(())
         })
         .await?;
-    let outcome = outcomes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).concat();
+    let (outcome, ready) = outcomes
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .pop()
+        .context("the window did not see the session end")?;
+    let session = store.list_sessions()?.into_iter().next().context("no session")?;
+    let report =
+        fixbox_agent::SessionReport::from_events(&store.events_from(&session.id, 1)?).context("not a fix session")?;
+    let changed = !report.diff.is_empty() || !report.test_diff.is_empty();
+    ensure!(ready == changed, "a pull request ready: {ready}, the session changed something: {changed} ({outcome})");
     let pulls = fake.pulls();
     if let Some(pull) = pulls.first() {
         let body = pull["body"].as_str().unwrap_or_default();
