@@ -136,6 +136,9 @@ impl std::fmt::Debug for GitHub {
     }
 }
 
+/// Rate-limit waits done in place for one request, at most.
+const MAX_WAITS: u32 = 3;
+
 /// What a request to GitHub may take; a clone or push has its own limit.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -309,6 +312,7 @@ impl GitHub {
         body: Option<&B>,
         what: &str,
     ) -> Result<(Vec<u8>, Option<String>), GitHubError> {
+        let mut waits = 0;
         loop {
             let mut request = self
                 .http
@@ -344,7 +348,9 @@ impl GitHub {
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).chars().take(200).collect());
             let signed_in = self.token.is_some();
             if let Some(retry_in) = rate_limited(status, &headers) {
-                if retry_in <= self.max_wait {
+                // A few waits at most: a server that keeps asking for one is reported, not obeyed forever.
+                if retry_in <= self.max_wait && waits < MAX_WAITS {
+                    waits += 1;
                     (self.on_wait)(&format!(
                         "GitHub's rate limit is spent: waiting {} s before asking again",
                         retry_in.as_secs().max(1)
