@@ -339,11 +339,8 @@ async fn secrets_in_the_repository_and_the_host_environment_reach_no_sandbox_pro
     let mut places = fixbox_e2e::files_under(run.data.path())?;
     places.push(("the prompts".to_string(), serde_json::to_string(&run.server.requests())?.into_bytes()));
     places.push(("what fixbox printed".into(), printed.into_bytes()));
-    for (place, bytes) in &places {
-        for canary in CANARIES {
-            ensure!(!bytes.windows(canary.len()).any(|w| w == canary.as_bytes()), "{canary} is in {place}");
-        }
-    }
+    let found = fixbox_e2e::found_in(&places, &CANARIES);
+    ensure!(found.is_empty(), "{found:?}");
     ensure!(places.len() > 3, "the data folder holds the store: {:?}", places.iter().map(|p| &p.0).collect::<Vec<_>>());
 
     // What the user shares goes in; the rest stays out.

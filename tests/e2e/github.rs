@@ -132,9 +132,8 @@ async fn a_github_issue_is_fixed_pushed_as_a_branch_and_proposed_with_its_eviden
     places.push(("what fixbox printed".into(), out.into_bytes()));
     places.push(("the pushed change".into(), fake.git_in("octo", "cache", &["show", &branch])?.into_bytes()));
     places.push(("the pull request".into(), pull.to_string().into_bytes()));
-    for (place, bytes) in &places {
-        ensure!(!bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()), "the token is in {place}");
-    }
+    let found = fixbox_e2e::found_in(&places, &[TOKEN]);
+    ensure!(found.is_empty(), "the token is somewhere it must not be: {found:?}");
     ensure!(places.iter().any(|(p, _)| p.ends_with("fixbox.db")), "the data folder holds the store");
     // No pull request text waits: it is open.
     ensure!(

@@ -220,12 +220,6 @@ pub async fn run_one(
             .into_iter()
             .filter(|(path, _)| !path.starts_with(&clone) || path.ends_with(".git/config")),
     );
-    for (place, bytes) in &places {
-        for canary in CANARIES {
-            if bytes.windows(canary.len()).any(|w| w == canary.as_bytes()) {
-                verdict.leaks.push(format!("{canary} in {place}"));
-            }
-        }
-    }
+    verdict.leaks = crate::found_in(&places, &CANARIES);
     Ok(verdict)
 }

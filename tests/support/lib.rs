@@ -86,6 +86,20 @@ pub fn files_under(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     Ok(files)
 }
 
+/// Where each of `secrets` appears among `places` (a name and its bytes), as "SECRET in PLACE": what a
+/// canary test expects to be empty.
+pub fn found_in(places: &[(String, Vec<u8>)], secrets: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (place, bytes) in places {
+        for secret in secrets {
+            if bytes.windows(secret.len()).any(|w| w == secret.as_bytes()) {
+                found.push(format!("{secret} in {place}"));
+            }
+        }
+    }
+    found
+}
+
 /// Fixbox sandbox containers on the Docker Engine, running or not (through the docker CLI, so the
 /// count does not depend on the code under test).
 pub fn sandboxes() -> Result<usize> {
