@@ -90,6 +90,7 @@ fn render(report: &HardwareReport, recommendations: &Recommendations) -> String 
             let runs = match &pick.plan.placement {
                 Placement::Gpu { .. } => "GPU".to_string(),
                 Placement::Split { layers_on_gpu, layers, .. } => format!("{layers_on_gpu}/{layers} GPU"),
+                Placement::ExpertsInRam { .. } => "GPU+RAM".to_string(),
                 Placement::Cpu => "CPU".to_string(),
                 Placement::DoesNotFit { .. } => "-".to_string(),
             };

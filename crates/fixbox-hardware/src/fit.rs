@@ -48,6 +48,42 @@ pub struct ModelShape {
     pub parameters: u64,
     /// The GGUF file's size.
     pub weights_bytes: u64,
+    /// A mixture-of-experts model's experts; `None` for a dense model.
+    #[serde(default)]
+    pub experts: Option<Experts>,
+}
+
+/// The experts of a mixture-of-experts model: every expert's weights take memory, only the `used` ones
+/// per token are read, so the total sets the memory and the active share sets the speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Experts {
+    /// Experts per layer (`<arch>.expert_count`).
+    pub count: u32,
+    /// Experts each token goes through (`<arch>.expert_used_count`).
+    pub used: u32,
+    /// Each expert's feed-forward width (`<arch>.expert_feed_forward_length`).
+    pub ffn: u32,
+}
+
+impl ModelShape {
+    /// Bytes of the file that are expert weights: gate, up and down projections of every expert in
+    /// every layer, at the file's average bytes per weight.
+    fn expert_bytes(&self) -> u64 {
+        let Some(experts) = self.experts.filter(|_| self.parameters > 0) else { return 0 };
+        let weights =
+            3 * u64::from(self.layers) * u64::from(experts.count) * u64::from(self.embedding) * u64::from(experts.ffn);
+        let share = (weights as f64 / self.parameters as f64).min(0.98);
+        (self.weights_bytes as f64 * share) as u64
+    }
+
+    /// Bytes of weights a generated token reads: all of a dense model, the shared part and the used
+    /// experts of a mixture.
+    fn active_weight_bytes(&self) -> u64 {
+        let experts = self.expert_bytes();
+        let used = self.experts.map_or(0.0, |e| f64::from(e.used.min(e.count)) / f64::from(e.count.max(1)));
+        self.weights_bytes - experts + (experts as f64 * used) as u64
+    }
 }
 
 /// How the KV cache stores each element (llama-server's `--cache-type-k/v`).
@@ -138,6 +174,10 @@ pub enum Placement {
     Gpu { gpus: Vec<String> },
     /// `layers_on_gpu` of `layers` on the GPU(s), the rest (and their KV cache) in system memory.
     Split { gpus: Vec<String>, layers_on_gpu: u32, layers: u32 },
+    /// A mixture of experts with every layer on the GPU(s) but the experts of `expert_layers_in_ram`
+    /// layers in system memory (llama.cpp's `--n-cpu-moe`): attention and the KV cache, read for every
+    /// token, stay on the fast side; the experts, of which a token reads only a few, go to the slow one.
+    ExpertsInRam { gpus: Vec<String>, expert_layers_in_ram: u32, layers: u32 },
     /// Everything in system memory.
     Cpu,
     /// It fits nowhere: the largest place is `short_by` bytes too small.
@@ -233,33 +273,66 @@ impl Budget {
 pub fn plan(shape: &ModelShape, request: &FitRequest, budget: &Budget) -> FitPlan {
     let need = memory_need(shape, request);
     let total = need.total();
-    let layers = shape.layers.max(1);
     let gpu_total = budget.gpu_total();
-    // What a layer brings with it: its weights and its KV cache. Token embeddings stay in system
-    // memory; compute buffers are needed on each side that computes; the overhead is the process's.
-    let per_layer = (need.weights.saturating_sub(non_layer_weights(shape)) + need.kv_cache) / u64::from(layers);
     let on_gpu_whole = total - need.overhead;
     let (placement, gpu_bytes, cpu_bytes) = if !budget.gpus.is_empty() && on_gpu_whole <= gpu_total {
         (Placement::Gpu { gpus: budget.gpu_names() }, on_gpu_whole, need.overhead)
+    } else if let Some(experts_in_ram) = experts_in_ram(shape, &need, budget) {
+        experts_in_ram
     } else {
-        let on_gpu = if budget.gpus.is_empty() || per_layer == 0 {
-            0
-        } else {
-            u32::try_from(gpu_total.saturating_sub(need.compute) / per_layer).unwrap_or(layers).min(layers - 1)
-        };
-        let offloaded = per_layer * u64::from(on_gpu);
-        let gpu_bytes = if on_gpu > 0 { need.compute + offloaded } else { 0 };
-        let cpu_bytes = total - offloaded;
-        if cpu_bytes > budget.cpu {
-            (Placement::DoesNotFit { short_by: cpu_bytes - budget.cpu }, gpu_bytes, cpu_bytes)
-        } else if on_gpu > 0 {
-            (Placement::Split { gpus: budget.gpu_names(), layers_on_gpu: on_gpu, layers }, gpu_bytes, cpu_bytes)
-        } else {
-            (Placement::Cpu, 0, cpu_bytes)
-        }
+        split(shape, &need, budget)
     };
-    let estimated_tokens_per_second = tokens_per_second(shape, request, &need, &placement, budget);
+    let (gpu_bytes, cpu_bytes, placement) = match placement {
+        Placement::Cpu | Placement::Split { .. } | Placement::ExpertsInRam { .. } if cpu_bytes > budget.cpu => {
+            (gpu_bytes, cpu_bytes, Placement::DoesNotFit { short_by: cpu_bytes - budget.cpu })
+        }
+        placement => (gpu_bytes, cpu_bytes, placement),
+    };
+    let estimated_tokens_per_second = tokens_per_second(shape, request, &placement, budget);
     FitPlan { request: *request, need, placement, gpu_bytes, cpu_bytes, estimated_tokens_per_second }
+}
+
+/// As many whole layers on the GPU as fit (each brings its weights and its KV cache; token embeddings
+/// stay in system memory, compute buffers are needed on each side that computes), the rest on the CPU.
+fn split(shape: &ModelShape, need: &MemoryNeed, budget: &Budget) -> (Placement, u64, u64) {
+    let layers = shape.layers.max(1);
+    let per_layer = (need.weights.saturating_sub(non_layer_weights(shape)) + need.kv_cache) / u64::from(layers);
+    let on_gpu = if budget.gpus.is_empty() || per_layer == 0 {
+        0
+    } else {
+        u32::try_from(budget.gpu_total().saturating_sub(need.compute) / per_layer).unwrap_or(layers).min(layers - 1)
+    };
+    let offloaded = per_layer * u64::from(on_gpu);
+    let cpu_bytes = need.total() - offloaded;
+    if on_gpu == 0 {
+        return (Placement::Cpu, 0, cpu_bytes);
+    }
+    let placement = Placement::Split { gpus: budget.gpu_names(), layers_on_gpu: on_gpu, layers };
+    (placement, need.compute + offloaded, cpu_bytes)
+}
+
+/// A mixture of experts on a GPU too small for all of it: everything but the experts on the GPU, and
+/// the experts of as few layers as must be in system memory. `None` for a dense model, or where even
+/// the part without experts does not fit the GPU.
+fn experts_in_ram(shape: &ModelShape, need: &MemoryNeed, budget: &Budget) -> Option<(Placement, u64, u64)> {
+    let experts = shape.expert_bytes();
+    if experts == 0 || budget.gpus.is_empty() {
+        return None;
+    }
+    let layers = shape.layers.max(1);
+    let per_layer = experts.div_ceil(u64::from(layers));
+    let on_gpu_whole = need.total() - need.overhead;
+    let without_experts = on_gpu_whole.saturating_sub(experts);
+    if without_experts > budget.gpu_total() {
+        return None;
+    }
+    let over = on_gpu_whole - budget.gpu_total();
+    let in_ram = u32::try_from(over.div_ceil(per_layer)).unwrap_or(layers).clamp(1, layers);
+    let moved = per_layer * u64::from(in_ram);
+    // The CPU computes the experts it holds, so it needs compute buffers of its own.
+    let cpu_bytes = need.overhead + moved + need.compute;
+    let placement = Placement::ExpertsInRam { gpus: budget.gpu_names(), expert_layers_in_ram: in_ram, layers };
+    Some((placement, on_gpu_whole - moved.min(experts), cpu_bytes))
 }
 
 /// The token embeddings and the output projection (tied or not, the output layer reads a matrix of
@@ -273,22 +346,23 @@ fn non_layer_weights(shape: &ModelShape) -> u64 {
     (shape.weights_bytes as f64 * share) as u64
 }
 
-/// Bandwidth ÷ bytes read per token: all weights on the device and the KV cache of a half-full context.
-fn tokens_per_second(
-    shape: &ModelShape,
-    request: &FitRequest,
-    need: &MemoryNeed,
-    placement: &Placement,
-    budget: &Budget,
-) -> Option<f64> {
-    let kv_read = kv_bytes_per_token(shape, request.kv_type) * u64::from(request.context) / 2;
-    let read = (need.weights + kv_read) as f64;
+/// Bandwidth ÷ bytes read per token: the active weights on each device and the KV cache of a
+/// half-full context.
+fn tokens_per_second(shape: &ModelShape, request: &FitRequest, placement: &Placement, budget: &Budget) -> Option<f64> {
+    let kv_read = (kv_bytes_per_token(shape, request.kv_type) * u64::from(request.context) / 2) as f64;
+    let weights = shape.active_weight_bytes() as f64;
+    let read = weights + kv_read;
     let seconds = match placement {
         Placement::Gpu { .. } => read / budget.gpu_bandwidth? as f64,
         Placement::Cpu => read / budget.cpu_bandwidth? as f64,
         Placement::Split { layers_on_gpu, layers, .. } => {
             let on_gpu = f64::from(*layers_on_gpu) / f64::from(*layers);
             read * on_gpu / budget.gpu_bandwidth? as f64 + read * (1.0 - on_gpu) / budget.cpu_bandwidth? as f64
+        }
+        Placement::ExpertsInRam { expert_layers_in_ram, layers, .. } => {
+            let active_experts = weights - (shape.weights_bytes - shape.expert_bytes()) as f64;
+            let in_ram = active_experts * f64::from(*expert_layers_in_ram) / f64::from(*layers);
+            (read - in_ram) / budget.gpu_bandwidth? as f64 + in_ram / budget.cpu_bandwidth? as f64
         }
         Placement::DoesNotFit { .. } => return None,
     };
@@ -300,7 +374,7 @@ mod tests {
     use super::*;
 
     /// Qwen2.5-Coder-1.5B Q4_K_M as its GGUF header and file describe it.
-    fn qwen_1_5b() -> ModelShape {
+    pub(super) fn qwen_1_5b() -> ModelShape {
         ModelShape {
             layers: 28,
             kv_heads: 2,
@@ -310,6 +384,7 @@ mod tests {
             vocab: 151_936,
             parameters: 1_543_714_304,
             weights_bytes: 1_117_320_768,
+            experts: None,
         }
     }
 
@@ -328,7 +403,22 @@ mod tests {
         assert!((compute(16384) - 83.52).abs() / 83.52 < 0.1, "{}", compute(16384));
     }
 
-    fn budget(gpu: Option<u64>, cpu: u64) -> Budget {
+    /// Qwen3-Coder-30B-A3B at Q4_K_M: 30.5B weights, of which a token reads 3.3B.
+    pub(super) fn qwen3_coder_30b_a3b() -> ModelShape {
+        ModelShape {
+            layers: 48,
+            kv_heads: 4,
+            head_dim: 128,
+            embedding: 2048,
+            ffn: 6144,
+            vocab: 151_936,
+            parameters: 30_532_122_624,
+            weights_bytes: 18_556_685_568,
+            experts: Some(Experts { count: 128, used: 8, ffn: 768 }),
+        }
+    }
+
+    pub(super) fn budget(gpu: Option<u64>, cpu: u64) -> Budget {
         Budget {
             gpus: gpu.map(|bytes| ("GPU".to_string(), bytes)).into_iter().collect(),
             gpu_bandwidth: gpu.map(|_| 360_000_000_000),
@@ -359,5 +449,55 @@ mod tests {
         let nowhere = plan(&shape, &request, &budget(None, total - 1000));
         assert_eq!(nowhere.placement, Placement::DoesNotFit { short_by: 1000 });
         assert_eq!(nowhere.estimated_tokens_per_second, None);
+    }
+}
+
+#[cfg(test)]
+mod moe_tests {
+    use super::tests::*;
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+
+    #[test]
+    fn the_experts_take_memory_but_only_the_used_ones_cost_time() {
+        let moe = qwen3_coder_30b_a3b();
+        // Published: 30.5B weights in all, 3.3B active per token.
+        let active = moe.active_weight_bytes() as f64 / moe.weights_bytes as f64 * 30.5;
+        assert!((3.0..3.6).contains(&active), "{active:.2}B active");
+        let dense = ModelShape { experts: None, ..moe.clone() };
+        let request = FitRequest::new(16_384);
+        let cpu = budget(None, 28 * GIB);
+        assert_eq!(memory_need(&moe, &request), memory_need(&dense, &request), "every expert is loaded");
+        let (fast, slow) = (plan(&moe, &request, &cpu), plan(&dense, &request, &cpu));
+        let ratio = fast.estimated_tokens_per_second.unwrap() / slow.estimated_tokens_per_second.unwrap();
+        assert!(ratio > 4.0, "a mixture reads a fraction of its weights per token: {ratio:.1}x");
+    }
+
+    #[test]
+    fn on_a_small_gpu_the_experts_go_to_ram_and_attention_stays() {
+        let moe = qwen3_coder_30b_a3b();
+        let request = FitRequest::new(32_768);
+        let small = budget(Some(7 * GIB), 24 * GIB);
+        let fit = plan(&moe, &request, &small);
+        let Placement::ExpertsInRam { expert_layers_in_ram, layers, .. } = fit.placement else { panic!("{fit:?}") };
+        assert_eq!(layers, 48);
+        assert!((1..48).contains(&expert_layers_in_ram), "some experts fit beside attention: {expert_layers_in_ram}");
+        assert!(fit.gpu_bytes <= 7 * GIB, "{} bytes on a 7 GiB GPU", fit.gpu_bytes);
+        assert!(fit.gpu_bytes + fit.cpu_bytes >= fit.need.total());
+        // Better than splitting whole layers, which would leave attention and the cache on the CPU.
+        let dense_split = plan(&ModelShape { experts: None, ..moe.clone() }, &request, &small);
+        assert!(matches!(dense_split.placement, Placement::Split { .. }), "{dense_split:?}");
+        assert!(fit.estimated_tokens_per_second > dense_split.estimated_tokens_per_second);
+        // Fewer experts in RAM on a bigger GPU; none on one that holds it all.
+        let bigger = plan(&moe, &request, &budget(Some(14 * GIB), 24 * GIB));
+        let Placement::ExpertsInRam { expert_layers_in_ram: fewer, .. } = bigger.placement else {
+            panic!("{bigger:?}")
+        };
+        assert!(fewer < expert_layers_in_ram, "{fewer} vs {expert_layers_in_ram}");
+        assert!(matches!(plan(&moe, &request, &budget(Some(40 * GIB), 24 * GIB)).placement, Placement::Gpu { .. }));
+        // Where RAM cannot take the experts either, it fits nowhere.
+        let tight = plan(&moe, &request, &budget(Some(7 * GIB), 8 * GIB));
+        assert!(matches!(tight.placement, Placement::DoesNotFit { .. }), "{tight:?}");
     }
 }

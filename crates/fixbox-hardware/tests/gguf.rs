@@ -35,6 +35,7 @@ fn reads_smollm2_as_llama_cpp_does() {
             context_length: 8192,
             quantization: "Q4_1".into(),
             parameters: 134_515_008,
+            experts: None,
         }
     );
 }

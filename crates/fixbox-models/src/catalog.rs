@@ -27,8 +27,41 @@ pub struct CatalogModel {
     pub context_recommended: u32,
     pub prompt_format: PromptFormat,
     pub architecture: Architecture,
+    /// The share of SWE-bench Verified its makers (or a paper) report it resolves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swe_bench_verified: Option<PublishedScore>,
+    /// What it resolved on Fixbox's own eval, where we ran one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixbox_eval: Option<EvalScore>,
     #[serde(rename = "quant")]
     pub quants: Vec<Quant>,
+}
+
+/// A published benchmark figure, with where it was published: figures from different agents are not
+/// the same measurement, so the scaffold travels with the number.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(deny_unknown_fields)]
+pub struct PublishedScore {
+    /// Percent of tasks resolved.
+    pub percent: f64,
+    /// The agent it ran in: "OpenHands", "SWE-agent", …
+    pub scaffold: String,
+    /// Who reported it, and where.
+    pub source: String,
+}
+
+/// A Fixbox eval run's result for a model.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(deny_unknown_fields)]
+pub struct EvalScore {
+    pub resolved: u32,
+    pub tasks: u32,
+    /// `issue` (the problem statement only) or `tests` (the judging tests given).
+    pub mode: String,
+    /// The committed report, relative to the repository root.
+    pub report: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -67,6 +100,9 @@ pub struct Architecture {
     pub ffn: u32,
     /// Tokens in the vocabulary.
     pub vocab: u32,
+    /// A mixture of experts' experts; absent for a dense model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experts: Option<fixbox_hardware::fit::Experts>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -187,6 +223,21 @@ impl Catalog {
             if !ids.insert(model.id.as_str()) {
                 return Err(bad("listed twice".into()));
             }
+            if let Some(score) = &model.swe_bench_verified
+                && !(0.0..=100.0).contains(&score.percent)
+            {
+                return Err(bad(format!("a SWE-bench Verified figure of {}% is not a percentage", score.percent)));
+            }
+            if let Some(eval) = &model.fixbox_eval
+                && (eval.tasks == 0 || eval.resolved > eval.tasks)
+            {
+                return Err(bad(format!("an eval of {} of {} tasks is not a result", eval.resolved, eval.tasks)));
+            }
+            if let Some(experts) = &model.architecture.experts
+                && (experts.used == 0 || experts.used > experts.count)
+            {
+                return Err(bad(format!("{} of {} experts used per token", experts.used, experts.count)));
+            }
             if model.quants.is_empty() {
                 return Err(bad("no quantizations".into()));
             }
@@ -249,6 +300,10 @@ mod tests {
             "qwen2.5-coder-14b-instruct",
             "qwen2.5-coder-32b-instruct",
             "devstral-small-2505",
+            "qwen2.5-coder-3b-instruct",
+            "klear-agentforge-8b",
+            "devstral-small-2-2512",
+            "qwen3-coder-30b-a3b-instruct",
             "llama-3.1-8b-instruct",
             "deepseek-r1-distill-qwen-7b",
             "smollm2-135m-instruct",
@@ -260,6 +315,13 @@ mod tests {
                 assert!(quant.sources.iter().any(|s| s.kind() == SourceKind::HuggingFace), "{id} {}", quant.name);
             }
         }
+        // The coders a user picks for fixing carry the figure the recommendation ranks them by, with its source.
+        for model in catalog.models.iter().filter(|m| m.role == Role::Coder && m.parameters > 5_000_000_000) {
+            let score = model.swe_bench_verified.as_ref().unwrap_or_else(|| panic!("{} has no figure", model.id));
+            assert!(!score.source.is_empty() && !score.scaffold.is_empty(), "{}", model.id);
+        }
+        let moe = catalog.model("qwen3-coder-30b-a3b-instruct").unwrap();
+        assert_eq!(moe.architecture.experts, Some(fixbox_hardware::fit::Experts { count: 128, used: 8, ffn: 768 }));
         // The two models reachable offline are pinned by size and checksum.
         for id in ["smollm2-135m-instruct", "qwen2.5-coder-1.5b-instruct"] {
             let quant = catalog.model(id).unwrap().quant(None).unwrap();

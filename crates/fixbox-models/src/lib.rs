@@ -12,7 +12,8 @@ mod sources;
 mod store;
 
 pub use catalog::{
-    Architecture, Catalog, CatalogError, CatalogModel, PromptFormat, Quant, Role, Source, SourceKind, WheelPart,
+    Architecture, Catalog, CatalogError, CatalogModel, EvalScore, PromptFormat, PublishedScore, Quant, Role, Source,
+    SourceKind, WheelPart,
 };
 pub use download::{Download, DownloadError, DownloadEvent, Downloader, RetryPolicy, http_client_builder};
 pub use pypi::PypiModel;

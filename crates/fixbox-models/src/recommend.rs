@@ -1,15 +1,23 @@
 //! Which catalog models to run on a machine, per use: each pick with the quantization and the largest
 //! context that fit, where it runs and how fast (an estimate), and why the bigger models do not make it.
+//!
+//! Of the models that fit, the one expected to fix the most here comes first: its published SWE-bench
+//! Verified figure, discounted where it generates below a comfortable speed (a session makes several
+//! tries, and a slow model makes fewer in the same time). Models without a figure, and chat models,
+//! follow by where they run (more of it on the GPU first), then by size.
 
 use fixbox_hardware::HardwareReport;
 use fixbox_hardware::fit::{self, Budget, FitPlan, FitRequest, ModelShape, Placement};
 use serde::{Deserialize, Serialize};
 
-use crate::{Catalog, CatalogModel, Quant, Role};
+use crate::{Catalog, CatalogModel, EvalScore, PublishedScore, Quant, Role};
 
 /// Below this many generated tokens per second (estimated), a model is too slow to wait for: a
 /// 300-token patch would take over 100 s.
 pub const MIN_TOKENS_PER_SECOND: f64 = 3.0;
+/// At this speed (estimated) a 300-token patch takes 30 s; below it a model's fix rate counts in
+/// proportion to its speed.
+pub const COMFORTABLE_TOKENS_PER_SECOND: f64 = 10.0;
 /// Picks shown per use.
 const PICKS: usize = 3;
 
@@ -59,6 +67,10 @@ pub struct Pick {
     /// The weights' size is estimated from parameters × bits per weight (no size is pinned for it).
     pub size_estimated: bool,
     pub plan: FitPlan,
+    /// The expected fix rate: what its makers (or a paper) report on SWE-bench Verified.
+    pub swe_bench_verified: Option<PublishedScore>,
+    /// What it resolved on Fixbox's own eval, where one was run.
+    pub fixbox_eval: Option<EvalScore>,
     pub why: String,
 }
 
@@ -126,6 +138,7 @@ impl CatalogModel {
             vocab: a.vocab,
             parameters: self.parameters,
             weights_bytes,
+            experts: a.experts,
         };
         (shape, estimated)
     }
@@ -166,26 +179,49 @@ fn advise(catalog: &Catalog, budget: &Budget, offer: &Offer, for_use: Use) -> Us
     let mut unusable = Vec::new();
     for model in candidates {
         match best_fit(model, budget, offer, for_use) {
-            Ok((tier, pick)) => usable.push((tier, model.parameters, pick)),
-            Err(why) => unusable.push((model.parameters, passed(model, why))),
+            Ok((tier, pick)) => usable.push(Ranked { tier, parameters: model.parameters, pick }),
+            Err(why) => unusable.push((model, passed(model, why))),
         }
     }
-    // A stable sort: within a tier, bigger models stay first.
-    usable.sort_by_key(|(tier, _, _)| *tier);
+    // A stable sort: at the same expected fix rate and tier, bigger models stay first.
+    usable.sort_by(|a, b| b.expected_fix_rate().total_cmp(&a.expected_fix_rate()).then(a.tier.cmp(&b.tier)));
     let rest = usable.split_off(usable.len().min(PICKS));
-    let largest_pick = usable.iter().map(|(_, params, _)| *params).max().unwrap_or(0);
-    // Models bigger than every pick are worth a why; smaller ones that ranked lower are not news.
-    let mut passed_over: Vec<Passed> = rest
-        .into_iter()
-        .filter(|(_, params, _)| *params > largest_pick)
-        .map(|(_, _, p)| Passed {
-            why: format!("{}: {}; the models above run more of it on the GPU", p.model_name, p.why),
-            model_id: p.model_id,
-            model_name: p.model_name,
-        })
-        .collect();
-    passed_over.extend(unusable.into_iter().filter(|(params, _)| *params > largest_pick).map(|(_, p)| p));
-    let mut picks: Vec<Pick> = usable.into_iter().map(|(_, _, pick)| pick).collect();
+    let largest_pick = usable.iter().map(|r| r.parameters).max().unwrap_or(0);
+    let best_rate = usable.iter().map(|r| published_rate(&r.pick.swe_bench_verified)).fold(-1.0, f64::max);
+    // Models bigger than every pick, or published to fix more, are worth a why; smaller ones that
+    // ranked lower are not news.
+    let worth_a_why = |parameters: u64, score: &Option<PublishedScore>| {
+        parameters > largest_pick || published_rate(score) > best_rate
+    };
+    let mut passed_over: Vec<Passed> = match usable.last() {
+        Some(last) => rest
+            .iter()
+            .filter(|r| worth_a_why(r.parameters, &r.pick.swe_bench_verified))
+            .map(|r| Passed {
+                why: format!("{}: {}; {}", r.pick.model_name, r.pick.why, r.ranked_below(last)),
+                model_id: r.pick.model_id.clone(),
+                model_name: r.pick.model_name.clone(),
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    passed_over.extend(
+        unusable
+            .into_iter()
+            .filter(|(model, _)| worth_a_why(model.parameters, &model.swe_bench_verified))
+            .map(|(_, p)| p),
+    );
+    let mut picks: Vec<Pick> = usable.iter().map(|r| r.pick.clone()).collect();
+    if let [first, second, ..] = usable.as_slice() {
+        let because = match Ranking::between(second, first) {
+            Ranking::FixesMore | Ranking::Slower => {
+                "it is expected to fix the most here (published fix rates, counted down for models below 10 tokens/s)"
+            }
+            Ranking::MoreOnGpu => "it runs more of itself on the GPU",
+            Ranking::Bigger => "it is the biggest that runs here",
+        };
+        picks[0].why.push_str(&format!("; first because {because}"));
+    }
     if picks.is_empty()
         && let Some(slow) = fastest_slow_fit(catalog, budget, for_use)
     {
@@ -204,6 +240,71 @@ fn advise(catalog: &Catalog, budget: &Budget, offer: &Offer, for_use: Use) -> Us
         )
     });
     UseAdvice { for_use, picks, passed_over, none_fits }
+}
+
+/// A model that runs here, with what ranks it.
+struct Ranked {
+    tier: Tier,
+    parameters: u64,
+    pick: Pick,
+}
+
+impl Ranked {
+    /// The published SWE-bench Verified figure, in proportion to its speed below a comfortable one;
+    /// below every figure where there is none.
+    fn expected_fix_rate(&self) -> f64 {
+        let rate = published_rate(&self.pick.swe_bench_verified);
+        let speed = self.pick.plan.estimated_tokens_per_second.map_or(1.0, |tps| tps / COMFORTABLE_TOKENS_PER_SECOND);
+        if rate < 0.0 { rate } else { rate * speed.min(1.0) }
+    }
+
+    /// Why this model ranks below `above`, one of the picks.
+    fn ranked_below(&self, above: &Ranked) -> String {
+        let fixes_more = "the models above are expected to fix more here";
+        match (Ranking::between(self, above), &self.pick.swe_bench_verified) {
+            (Ranking::Slower, Some(score)) => format!(
+                "{fixes_more}: it resolves {:.1}%, but at {}, below the {COMFORTABLE_TOKENS_PER_SECOND:.0} tokens/s \
+                 that leaves time for several tries",
+                score.percent,
+                speed_text(self.pick.plan.estimated_tokens_per_second)
+            ),
+            (Ranking::FixesMore, Some(_)) => fixes_more.into(),
+            (Ranking::FixesMore | Ranking::Slower, None) => {
+                format!("{fixes_more}: it has no published SWE-bench Verified figure")
+            }
+            (Ranking::MoreOnGpu, _) => "the models above run more of it on the GPU".into(),
+            (Ranking::Bigger, _) => "the models above are bigger".into(),
+        }
+    }
+}
+
+/// A published fix rate in percent; -1 (below every rate) where there is none.
+fn published_rate(score: &Option<PublishedScore>) -> f64 {
+    score.as_ref().map_or(-1.0, |s| s.percent)
+}
+
+/// What puts one model above another, in the order it counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ranking {
+    /// A higher published fix rate.
+    FixesMore,
+    /// A fix rate as high or higher, but counted down for a slow speed.
+    Slower,
+    MoreOnGpu,
+    Bigger,
+}
+
+impl Ranking {
+    fn between(below: &Ranked, above: &Ranked) -> Self {
+        let rate = |r: &Ranked| published_rate(&r.pick.swe_bench_verified);
+        if below.expected_fix_rate() < above.expected_fix_rate() {
+            if rate(below) >= rate(above) { Self::Slower } else { Self::FixesMore }
+        } else if below.tier > above.tier {
+            Self::MoreOnGpu
+        } else {
+            Self::Bigger
+        }
+    }
 }
 
 /// Of the models that fit this machine's memory but fall below the speed worth waiting for, the one
@@ -238,7 +339,7 @@ enum Tier {
 
 /// The best way to run `model`: the quantization with the most bits that runs entirely on a GPU at
 /// its recommended context, else the recommended quantization (the catalog's first) at the largest
-/// context that runs fast enough anywhere. The error says why none does.
+/// context up to its recommended one that runs fast enough anywhere. The error says why none does.
 fn best_fit(model: &CatalogModel, budget: &Budget, offer: &Offer, for_use: Use) -> Result<(Tier, Pick), String> {
     let contexts = contexts(model, for_use);
     let mut by_size: Vec<&Quant> = model.quants.iter().collect();
@@ -249,7 +350,7 @@ fn best_fit(model: &CatalogModel, budget: &Budget, offer: &Offer, for_use: Use) 
         Placement::Cpu => !has_gpu && fast_enough(plan),
         _ => false,
     };
-    let recommended = model.context_recommended.max(for_use.min_context()).min(model.context_max);
+    let recommended = recommended_context(model, for_use);
     // More bits only where they cost no speed that matters: on a GPU. On a CPU every byte is read per token.
     for quant in by_size.iter().filter(|_| has_gpu) {
         let (shape, size_estimated) = model.shape(quant);
@@ -262,7 +363,9 @@ fn best_fit(model: &CatalogModel, budget: &Budget, offer: &Offer, for_use: Use) 
     }
     let Some(quant) = model.quants.first() else { return Err("it has no quantization".into()) };
     let (shape, size_estimated) = model.shape(quant);
-    for &context in &contexts {
+    // Short of the whole model on a GPU, a context beyond the recommended one costs speed for room the
+    // session rarely needs.
+    for &context in contexts.iter().filter(|&&c| c <= recommended) {
         let plan = fit::plan(&shape, &FitRequest::new(context), budget);
         if plan.fits() && fast_enough(&plan) {
             let tier = if whole(&plan) { Tier::Whole } else { Tier::Split };
@@ -273,15 +376,22 @@ fn best_fit(model: &CatalogModel, budget: &Budget, offer: &Offer, for_use: Use) 
     Err(why_not(model, quant, &least, offer))
 }
 
-/// Context lengths to try, largest first: the model's maximum, halving down to the use's minimum.
+/// Context lengths to try, largest first: the model's maximum, halving down to the use's minimum, and
+/// the recommended context.
 fn contexts(model: &CatalogModel, for_use: Use) -> Vec<u32> {
-    let mut out = Vec::new();
+    let mut out = vec![recommended_context(model, for_use)];
     let mut context = model.context_max;
     while context >= for_use.min_context() {
         out.push(context);
         context /= 2;
     }
+    out.sort_unstable_by(|a, b| b.cmp(a));
+    out.dedup();
     out
+}
+
+fn recommended_context(model: &CatalogModel, for_use: Use) -> u32 {
+    model.context_recommended.max(for_use.min_context()).min(model.context_max)
 }
 
 fn fast_enough(plan: &FitPlan) -> bool {
@@ -290,14 +400,22 @@ fn fast_enough(plan: &FitPlan) -> bool {
 }
 
 fn pick(model: &CatalogModel, quant: &Quant, plan: FitPlan, size_estimated: bool) -> Pick {
-    let why =
+    let mut why =
         format!("{} with {}: {}", quant.name, context_text(plan.request.context), plan_text(&plan, size_estimated));
+    if let Some(score) = &model.swe_bench_verified {
+        why.push_str(&format!("; resolves {:.1}% of SWE-bench Verified ({})", score.percent, score.scaffold));
+    }
+    if let Some(eval) = &model.fixbox_eval {
+        why.push_str(&format!("; {} of {} on Fixbox's eval ({})", eval.resolved, eval.tasks, eval.mode));
+    }
     Pick {
         model_id: model.id.clone(),
         model_name: model.name.clone(),
         quant: quant.name.clone(),
         size_estimated,
         plan,
+        swe_bench_verified: model.swe_bench_verified.clone(),
+        fixbox_eval: model.fixbox_eval.clone(),
         why,
     }
 }
@@ -344,6 +462,9 @@ fn where_text(placement: &Placement) -> String {
         Placement::Gpu { gpus } => format!("all on {}", gpus.join(" + ")),
         Placement::Split { gpus, layers_on_gpu, layers } => {
             format!("split, {layers_on_gpu} of {layers} layers on {} and the rest on the CPU,", gpus.join(" + "))
+        }
+        Placement::ExpertsInRam { gpus, expert_layers_in_ram, layers } => {
+            format!("on {} with the experts of {expert_layers_in_ram} of {layers} layers in RAM,", gpus.join(" + "))
         }
         Placement::Cpu => "on the CPU".into(),
         Placement::DoesNotFit { .. } => "nowhere".into(),

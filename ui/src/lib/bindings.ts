@@ -302,6 +302,16 @@ export type EvalCount = {
 	tasks: number,
 };
 
+/**  A Fixbox eval run's result for a model. */
+export type EvalScore = {
+	resolved: number,
+	tasks: number,
+	/**  `issue` (the problem statement only) or `tests` (the judging tests given). */
+	mode: string,
+	/**  The committed report, relative to the repository root. */
+	report: string,
+};
+
 /**  What a run adds up to. */
 export type EvalSummary = {
 	/**  Where the report is (`report.md`, `report.json`, `report.svg`, `predictions.jsonl`). */
@@ -724,6 +734,10 @@ export type Pick = {
 	/**  The weights' size is estimated from parameters × bits per weight (no size is pinned for it). */
 	size_estimated: boolean,
 	plan: FitPlan,
+	/**  The expected fix rate: what its makers (or a paper) report on SWE-bench Verified. */
+	swe_bench_verified: PublishedScore | null,
+	/**  What it resolved on Fixbox's own eval, where one was run. */
+	fixbox_eval: EvalScore | null,
 	why: string,
 };
 
@@ -733,6 +747,12 @@ export type Placement =
 { kind: "gpu"; gpus: string[] } | 
 /**  `layers_on_gpu` of `layers` on the GPU(s), the rest (and their KV cache) in system memory. */
 { kind: "split"; gpus: string[]; layers_on_gpu: number; layers: number } | 
+/**
+ *  A mixture of experts with every layer on the GPU(s) but the experts of `expert_layers_in_ram`
+ *  layers in system memory (llama.cpp's `--n-cpu-moe`): attention and the KV cache, read for every
+ *  token, stay on the fast side; the experts, of which a token reads only a few, go to the slow one.
+ */
+{ kind: "experts-in-ram"; gpus: string[]; expert_layers_in_ram: number; layers: number } | 
 /**  Everything in system memory. */
 { kind: "cpu" } | 
 /**  It fits nowhere: the largest place is `short_by` bytes too small. */
@@ -785,6 +805,19 @@ export type ProviderKind =
 "openai" | 
 /**  Ollama's native API. */
 "ollama" | "mistral";
+
+/**
+ *  A published benchmark figure, with where it was published: figures from different agents are not
+ *  the same measurement, so the scaffold travels with the number.
+ */
+export type PublishedScore = {
+	/**  Percent of tasks resolved. */
+	percent: number | null,
+	/**  The agent it ran in: "OpenHands", "SWE-agent", … */
+	scaffold: string,
+	/**  Who reported it, and where. */
+	source: string,
+};
 
 /**  A pull request drafted from a session on a GitHub issue, waiting for the user's yes. */
 export type ReadyPull = {

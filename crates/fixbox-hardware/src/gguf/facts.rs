@@ -26,6 +26,8 @@ pub struct ModelFacts {
     pub quantization: String,
     /// Weights in the tensor table.
     pub parameters: u64,
+    /// A mixture of experts' experts (`<arch>.expert_count` and the rest); `None` for a dense model.
+    pub experts: Option<crate::fit::Experts>,
 }
 
 impl GgufHeader {
@@ -51,6 +53,11 @@ impl GgufHeader {
             return Err(GgufError::Corrupt(format!("{architecture}.attention.head_count is 0")));
         }
         let file_type = self.metadata.get("general.file_type").and_then(|v| v.as_u64());
+        let experts = match (number("expert_count"), number("expert_used_count"), number("expert_feed_forward_length"))
+        {
+            (Some(count), Some(used), Some(ffn)) if count > 1 => Some(crate::fit::Experts { count, used, ffn }),
+            _ => None,
+        };
         Ok(ModelFacts {
             name: self.metadata.get("general.name").and_then(|v| v.as_str()).map(String::from),
             layers: required("block_count")?,
@@ -68,6 +75,7 @@ impl GgufHeader {
             context_length: required("context_length")?,
             quantization: file_type.map_or_else(|| "unknown".to_string(), quantization_name),
             parameters: self.parameter_count(),
+            experts,
             architecture,
         })
     }
@@ -85,6 +93,7 @@ impl ModelFacts {
             vocab: self.vocab,
             parameters: self.parameters,
             weights_bytes,
+            experts: self.experts,
         }
     }
 }
