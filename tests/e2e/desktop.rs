@@ -332,7 +332,8 @@ async fn check_report(client: &fantoccini::Client, out: &std::path::Path) -> Res
     check_machine_page(client, out).await
 }
 
-/// The wizard's first page: this machine as the probe reads it, and recommendations, each with a why.
+/// The wizard's first page: this machine as the probe reads it, and recommendations, each with a why
+/// and its expected fix rate.
 async fn check_machine_page(client: &fantoccini::Client, out: &std::path::Path) -> Result<()> {
     let cpu = client
         .wait()
@@ -347,9 +348,20 @@ async fn check_machine_page(client: &fantoccini::Client, out: &std::path::Path) 
     ensure!(!picks.is_empty(), "no model is recommended for this machine");
     let mut uses = Vec::new();
     for pick in &picks {
-        uses.push(pick.attr("data-use").await?.unwrap_or_default());
+        let for_use = pick.attr("data-use").await?.unwrap_or_default();
         let why = pick.find(Locator::Css("[data-testid=why]")).await?.text().await?;
         ensure!(why.contains("needs") && why.contains("(estimate)"), "a pick without its why: {why:?}");
+        uses.push(for_use.clone());
+        if for_use != "code-fix" {
+            continue;
+        }
+        // Each code-fix pick says what it is expected to fix, as published, or that nobody published it.
+        let rate = pick.find(Locator::Css("[data-testid=fix-rate]")).await?.text().await?;
+        let published = why.contains("of SWE-bench Verified");
+        ensure!(
+            if published { rate.contains("% (SWE-bench Verified)") } else { rate == "fix rate unpublished" },
+            "the fix rate {rate:?} does not match the why {why:?}"
+        );
     }
     ensure!(uses.iter().any(|u| u == "code-fix"), "no code-fix pick: {uses:?}");
     let machine = client.find(Locator::Css("[data-testid=machine]")).await?;
