@@ -23,7 +23,7 @@ pub use engine::{ApiKey, Engine, LaunchCommand, LaunchSpec, LlamaServer, ModelRe
 pub use error::EngineError;
 pub use install::{
     AssetPattern, InstallEvent, Installer, LLAMA_SOURCE_VERSION, LlamaSource, Platform, VLLM_VERSION, build_flags,
-    release_asset_pattern,
+    llama_release_assets, release_asset_pattern,
 };
 pub use options::{EngineOptions, LaunchPlan};
 pub use port::{PortChoice, PortHolder, Taken, choose_port, holder_of, is_free};

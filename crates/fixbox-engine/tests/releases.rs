@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use fixbox_engine::{
-    Engine, EngineError, InstallEvent, Installer, LlamaServer, LlamaSource, Ollama, Platform, release_asset_pattern,
+    Engine, EngineError, InstallEvent, Installer, LlamaServer, LlamaSource, Ollama, Platform, llama_release_assets,
 };
 use fixbox_models::{Downloader, RetryPolicy};
 use loopback::{Loopback, Mode, hex_sha256};
@@ -42,15 +42,32 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 /// server with `digest` (the others keep their placeholder digests and upstream URLs, which must not be
 /// touched).
 fn publish_release(server: &Loopback, fixture: &str, api_path: &str, asset: &str, bytes: Vec<u8>, digest: &str) {
+    publish_assets(server, fixture, api_path, &[(asset, bytes, digest.to_string())]);
+}
+
+/// [`publish_release`] for several assets, each `(name, bytes, digest)`.
+fn publish_assets(server: &Loopback, fixture: &str, api_path: &str, assets: &[(&str, Vec<u8>, String)]) {
     let text = std::fs::read_to_string(Path::new("tests/fixtures/github").join(fixture)).unwrap();
     let mut release: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let size = bytes.len();
-    let url = server.route(&format!("/download/{asset}"), Arc::new(bytes));
-    let entry = release["assets"].as_array_mut().unwrap().iter_mut().find(|a| a["name"] == asset).unwrap();
-    entry["browser_download_url"] = url.into();
-    entry["digest"] = format!("sha256:{digest}").into();
-    entry["size"] = size.into();
+    for (asset, bytes, digest) in assets {
+        let url = server.route(&format!("/download/{asset}"), Arc::new(bytes.clone()));
+        let entry = release["assets"].as_array_mut().unwrap().iter_mut().find(|a| a["name"] == *asset).unwrap();
+        entry["browser_download_url"] = url.into();
+        entry["digest"] = format!("sha256:{digest}").into();
+        entry["size"] = bytes.len().into();
+    }
     server.route(api_path, Arc::new(release.to_string().into_bytes()));
+}
+
+/// A zip archive of `(path, content)` entries, as upstream's Windows assets are.
+fn zip(entries: &[(&str, &str)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (path, content) in entries {
+        writer.start_file(*path, zip::write::SimpleFileOptions::default().unix_permissions(0o755)).unwrap();
+        writer.write_all(content.as_bytes()).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
 }
 
 fn installer(engines: &Path, server: &Loopback) -> Installer {
@@ -74,12 +91,15 @@ async fn install(engine: &dyn Engine, installer: &Installer) -> (Result<PathBuf,
 
 /// The asset upstream builds for this machine, as the installer picks it.
 fn llama_asset_for_this_machine() -> String {
-    let pattern = release_asset_pattern(&Platform::current()).expect("upstream builds llama.cpp for this platform");
     let text = std::fs::read_to_string("tests/fixtures/github/llama-cpp-release.json").unwrap();
     let release: serde_json::Value = serde_json::from_str(&text).unwrap();
     let names: Vec<String> =
         release["assets"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_string()).collect();
-    names.into_iter().find(|n| pattern.matches(n) && n.ends_with(".tar.gz")).expect("a .tar.gz asset for this machine")
+    let chosen =
+        llama_release_assets(&Platform::current(), &names).expect("upstream builds llama.cpp for this platform");
+    let [asset] = chosen.as_slice() else { panic!("one asset for this machine, not {chosen:?}") };
+    assert!(asset.ends_with(".tar.gz"), "{asset}");
+    asset.clone()
 }
 
 const STAND_IN: &str = "#!/bin/sh\necho \"version: 10621 (stand-in)\"\n";
@@ -124,6 +144,58 @@ async fn llama_server_is_installed_from_the_release_for_this_machine_and_reused(
     assert_eq!(events, [InstallEvent::Cached { path: binary }]);
     let downloads_after = server.heads.lock().unwrap().iter().filter(|h| h.starts_with("GET /download/")).count();
     assert_eq!(downloads_before, downloads_after);
+}
+
+/// What a Windows machine with an NVIDIA driver for CUDA 13.1 gets: the CUDA 12.4 build (13.3 would
+/// not start on that driver) and CUDA 12.4's runtime libraries unpacked beside it. The archives are
+/// served here as zips laid out as upstream's (everything at the top); the install runs on this machine
+/// with the platform set to that one.
+#[tokio::test]
+async fn a_windows_cuda_build_is_installed_with_the_cuda_runtime_its_driver_runs() {
+    let server = Loopback::start(Mode::Normal).await;
+    let build = zip(&[("llama-server", STAND_IN), ("ggml-cuda.dll", "not really a library")]);
+    let runtime = zip(&[("cudart64_12.dll", "not really a library"), ("cublas64_12.dll", "nor this")]);
+    let (build_digest, runtime_digest) = (hex_sha256(&build), hex_sha256(&runtime));
+    publish_assets(
+        &server,
+        "llama-cpp-release.json",
+        "/repos/ggml-org/llama.cpp/releases/tags/b10621",
+        &[
+            ("llama-b10621-bin-win-cuda-12.4-x64.zip", build, build_digest),
+            ("cudart-llama-bin-win-cuda-12.4-x64.zip", runtime, runtime_digest),
+        ],
+    );
+    let engines = tempfile::tempdir().unwrap();
+    let mut installer = installer(engines.path(), &server);
+    installer.platform = Platform {
+        os: "windows".into(),
+        arch: "x86_64".into(),
+        nvidia: true,
+        cuda_driver: Some((13, 1)),
+        cuda_toolkit: false,
+    };
+
+    let (binary, events) = install(&LlamaServer, &installer).await;
+    let binary = binary.unwrap();
+    assert_eq!(binary, engines.path().join("llama-server/b10621/llama-server"));
+    for library in ["ggml-cuda.dll", "cudart64_12.dll", "cublas64_12.dll"] {
+        assert!(binary.with_file_name(library).is_file(), "{library} is not beside the binary");
+    }
+    let downloads: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            InstallEvent::Note(note) => note.strip_prefix("downloading "),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        downloads,
+        [
+            "llama-b10621-bin-win-cuda-12.4-x64.zip from ggml-org/llama.cpp b10621",
+            "cudart-llama-bin-win-cuda-12.4-x64.zip from ggml-org/llama.cpp b10621"
+        ],
+        "{events:?}"
+    );
 }
 
 #[tokio::test]

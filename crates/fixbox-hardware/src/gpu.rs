@@ -2,6 +2,8 @@ pub(crate) mod apple;
 mod nvidia;
 mod sysfs;
 
+pub use nvidia::cuda_driver_version;
+
 use serde::{Deserialize, Serialize};
 
 use crate::MemoryInfo;

@@ -20,7 +20,7 @@ mod process;
 pub use cpu::{CpuInfo, simd_features};
 pub use disk::DiskSpace;
 pub use gpu::apple::published_bandwidth as apple_published_bandwidth;
-pub use gpu::{GpuInfo, GpuVendor};
+pub use gpu::{GpuInfo, GpuVendor, cuda_driver_version};
 pub use memory::{MemoryInfo, usable_total_bytes};
 pub use process::{host_name, process_alive};
 

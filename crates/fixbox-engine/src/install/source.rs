@@ -18,7 +18,7 @@ impl Installer {
         events: &mpsc::UnboundedSender<InstallEvent>,
         cancel: &CancellationToken,
     ) -> Result<PathBuf, EngineError> {
-        let flags = build_flags(super::Platform::current().cuda_toolkit);
+        let flags = build_flags(self.platform.cuda_toolkit);
         let variant = variant_name(&flags);
         let home = self.engines_dir.join("llama-server");
         let dir = home.join(format!("{LLAMA_SOURCE_VERSION}-{variant}"));

@@ -32,3 +32,10 @@ pub(crate) fn probe() -> Result<Vec<GpuInfo>, nvml_wrapper::error::NvmlError> {
     }
     Ok(gpus)
 }
+
+/// The newest CUDA version the installed NVIDIA driver runs (what `nvidia-smi` shows as "CUDA Version"),
+/// as (major, minor); `None` without the driver.
+pub fn cuda_driver_version() -> Option<(u32, u32)> {
+    let version = u32::try_from(Nvml::init().ok()?.sys_cuda_driver_version().ok()?).ok()?;
+    Some((version / 1000, version % 1000 / 10))
+}
