@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use fixbox_agent::setup::Routes;
-use fixbox_engine::Registry;
+use fixbox_engine::{LocalOllama, Registry};
 use fixbox_store::{SessionId, Store};
 use tokio_util::sync::CancellationToken;
 
@@ -38,9 +38,12 @@ pub fn engine_registry() -> Result<Registry, String> {
     Ok(Registry::new(fixbox_store::data_dir().map_err(|e| e.to_string())?))
 }
 
-/// The routes a session uses now: the saved ones, else the local engine Fixbox runs.
+/// The routes a session uses now: the saved ones, else the local engine Fixbox runs, else the coder
+/// model of the Ollama the user runs. Blocking (it may ask Ollama): call it where the other store
+/// reads are, off the async threads.
 fn load_routes(store: &Store) -> Result<Routes, String> {
-    Routes::load(None, store, &engine_registry()?).map_err(|e| e.to_string())
+    let find_ollama = || tauri::async_runtime::block_on(LocalOllama::find_here());
+    Routes::load(None, store, &engine_registry()?, find_ollama).map_err(|e| e.to_string())
 }
 
 /// Long work under way that the window can cancel (a download, an install, a fix session), by name.

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fixbox_engine::{EngineKind, Registry, Running};
+use fixbox_engine::{EngineKind, LocalOllama, Registry, Running};
 use fixbox_llm::{Metrics, PriceTable, ProviderConfig, ProviderKind, Router, RoutingConfig};
 use fixbox_sandbox::{
     BuildMethod, DockerHost, DockerSandbox, Limits, Recipe, SandboxError, SandboxOptions, ensure_image, reap_orphans,
@@ -24,8 +24,14 @@ pub struct Routes {
 
 impl Routes {
     /// `file` when given; else the routes stored in the settings; else the first local engine Fixbox
-    /// runs that is ready.
-    pub fn load(file: Option<&Path>, store: &Store, engines: &Registry) -> Result<Self, AgentError> {
+    /// runs that is ready; else the coder model of the Ollama the user runs, which `find_ollama` looks
+    /// for (only when it comes to that).
+    pub fn load(
+        file: Option<&Path>,
+        store: &Store,
+        engines: &Registry,
+        find_ollama: impl FnOnce() -> Option<LocalOllama>,
+    ) -> Result<Self, AgentError> {
         if let Some(file) = file {
             let text = std::fs::read_to_string(file)
                 .map_err(|source| AgentError::Read { path: file.to_path_buf(), source })?;
@@ -36,14 +42,22 @@ impl Routes {
         if let Some(config) = Self::stored(store)? {
             return Ok(Routes { config, from: "the settings".into() });
         }
-        let Some(engine) = engines.running().into_iter().next() else {
-            return Err(AgentError::Config(
-                "no model to call: start a local engine (`fixbox engine start --model qwen2.5-coder-1.5b-instruct`) \
-                 or set routes in the settings (`fixbox routes set FILE`)"
-                    .into(),
-            ));
+        if let Some(engine) = engines.running().into_iter().next() {
+            return Ok(Self::engine(engine));
+        }
+        let no_model = "no model to call: start a local engine (`fixbox engine start --model \
+                        qwen2.5-coder-1.5b-instruct`) or set routes in the settings (`fixbox routes set FILE`)";
+        let Some(ollama) = find_ollama() else { return Err(AgentError::Config(no_model.into())) };
+        let Some(coder) = ollama.coder() else {
+            return Err(AgentError::Config(format!(
+                "{no_model}; the Ollama at {} has no model that writes code ({}): `ollama pull \
+                 qwen2.5-coder:7b` gives it one",
+                ollama.url,
+                if ollama.models.is_empty() { "it has none".into() } else { ollama.models.join(", ") }
+            )));
         };
-        Ok(Self::engine(engine))
+        let from = format!("{} on the Ollama {} at {}", coder.model, ollama.version, ollama.url);
+        Ok(Routes { from, ..Self::engine(coder) })
     }
 
     /// The routes to one running local engine, as provider `local`.
@@ -160,5 +174,41 @@ fn runtime(needs_network: bool) -> Result<(Option<String>, bool), AgentError> {
         "" | "auto" if needs_network => Ok((None, false)),
         "" | "auto" => Ok((Some("runsc".into()), false)),
         other => Err(AgentError::Config(format!("{RUNTIME_ENV}={other} is not a runtime: use runc, runsc or auto"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ollama(models: &[&str]) -> LocalOllama {
+        LocalOllama {
+            url: "http://127.0.0.1:11434".into(),
+            version: "0.5.1".into(),
+            models: models.iter().map(|m| m.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn with_nothing_else_the_users_ollama_answers_and_is_asked_only_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).unwrap();
+        let engines = Registry::new(dir.path());
+        let routes = Routes::load(None, &store, &engines, || Some(ollama(&["qwen2.5-coder:7b"]))).unwrap();
+        assert_eq!(routes.from, "qwen2.5-coder:7b on the Ollama 0.5.1 at http://127.0.0.1:11434");
+        let provider = &routes.config.providers[0];
+        assert_eq!((provider.kind, provider.model.as_str()), (ProviderKind::Ollama, "qwen2.5-coder:7b"));
+        assert_eq!(provider.context_window, Some(16_384), "Ollama is told the context with every request");
+
+        let err = Routes::load(None, &store, &engines, || Some(ollama(&["llama3.2:latest"]))).unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains("has no model that writes code (llama3.2:latest)") && err.contains("ollama pull"), "{err}");
+        let err = Routes::load(None, &store, &engines, || None).unwrap_err().to_string();
+        assert!(err.starts_with("no model to call") && !err.contains("Ollama"), "{err}");
+
+        // Stored routes come first: Ollama is not even asked.
+        Routes::save(&store, Some(&routes.config)).unwrap();
+        let stored = Routes::load(None, &store, &engines, || panic!("asked Ollama with routes stored")).unwrap();
+        assert_eq!(stored.from, "the settings");
     }
 }

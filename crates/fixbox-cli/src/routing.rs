@@ -1,6 +1,6 @@
 //! Which models `fixbox ask` and `fixbox serve` call: `--routing FILE`, else the routes stored with
-//! `fixbox routes set`, else the local engine `fixbox engine start` is running. `fixbox routes`
-//! shows and stores them.
+//! `fixbox routes set`, else the local engine `fixbox engine start` is running, else the coder model
+//! of an Ollama the user runs. `fixbox routes` shows and stores them.
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "printing is what a command does")]
 
 use std::path::{Path, PathBuf};
@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Subcommand;
 use fixbox_agent::setup::Routes;
+use fixbox_engine::LocalOllama;
 use fixbox_llm::{Metrics, Router, RoutingConfig};
 use fixbox_store::Store;
 
@@ -27,7 +28,7 @@ pub async fn run(command: RoutesCommand) -> anyhow::Result<ExitCode> {
     let store = Store::open_default()?;
     match command {
         RoutesCommand::Show => {
-            let routes = load(None, &store)?;
+            let routes = tokio::task::spawn_blocking(move || load(None, &store)).await??;
             eprintln!("routes from {}", routes.from);
             println!("{}", toml::to_string_pretty(&routes.config)?);
         }
@@ -53,10 +54,12 @@ fn summary(config: &RoutingConfig) -> String {
     config.routes.iter().map(|(task, names)| format!("{task}: {}", names.join(" → "))).collect::<Vec<_>>().join("; ")
 }
 
-/// The routing settings and where they came from.
-pub fn load(file: Option<&Path>, store: &Store) -> anyhow::Result<Routes> {
+/// The routing settings and where they came from. Blocking (it may ask Ollama): call it off the
+/// async threads.
+fn load(file: Option<&Path>, store: &Store) -> anyhow::Result<Routes> {
     let engines = fixbox_engine::Registry::new(fixbox_store::data_dir()?);
-    Ok(Routes::load(file, store, &engines)?)
+    let find_ollama = || tokio::runtime::Handle::current().block_on(LocalOllama::find_here());
+    Ok(Routes::load(file, store, &engines, find_ollama)?)
 }
 
 /// The router for those settings, its keys read from the OS keychain.

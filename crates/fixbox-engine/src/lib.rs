@@ -10,6 +10,7 @@ mod discover;
 mod engine;
 mod error;
 mod install;
+mod local_ollama;
 mod options;
 mod port;
 mod registry;
@@ -25,6 +26,7 @@ pub use install::{
     AssetPattern, InstallEvent, Installer, LLAMA_SOURCE_VERSION, LlamaSource, Platform, VLLM_VERSION, build_flags,
     llama_release_assets, release_asset_pattern,
 };
+pub use local_ollama::{LocalOllama, ollama_url};
 pub use options::{EngineOptions, LaunchPlan};
 pub use port::{PortChoice, PortHolder, Taken, choose_port, holder_of, is_free};
 pub use registry::{EngineState, Registry, Running, is_alive};

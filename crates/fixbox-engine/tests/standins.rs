@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fixbox_engine::{
-    ApiKey, EngineError, EngineEvent, EngineKind, LaunchSpec, Launcher, ModelRef, Ollama, OllamaClient, Registry,
-    SuperviseOptions, Vllm, VllmClient,
+    ApiKey, EngineError, EngineEvent, EngineKind, LaunchSpec, Launcher, LocalOllama, ModelRef, Ollama, OllamaClient,
+    Registry, SuperviseOptions, Vllm, VllmClient,
 };
 use loopback::{Loopback, Mode};
 use tokio::sync::mpsc;
@@ -351,6 +351,36 @@ async fn the_ollama_client_reads_recorded_responses() {
     let (tx, _rx) = mpsc::unbounded_channel();
     let err = OllamaClient::new(&failing.base).pull("nope", &tx).await.unwrap_err().to_string();
     assert_eq!(err, "Ollama could not pull nope: pull model manifest: file does not exist");
+}
+
+/// An Ollama the user runs (recorded answers): found at the address `OLLAMA_HOST` gives, its coder
+/// model chosen with the catalog's context; nothing is found where no Ollama answers.
+#[tokio::test]
+async fn an_ollama_the_user_runs_is_found_with_its_coder_model() {
+    let server = Loopback::start(Mode::Normal).await;
+    let fixture = |name: &str| Arc::new(std::fs::read(Path::new("tests/fixtures/ollama").join(name)).unwrap());
+    server.route("/api/version", fixture("version.json"));
+    server.route("/api/tags", fixture("tags-with-coder.json"));
+    let address = server.base.trim_start_matches("http://").to_string();
+    let url = fixbox_engine::ollama_url(Some(&address));
+    let found = LocalOllama::find(&url).await.expect("the stand-in answers as Ollama");
+    assert_eq!(found.version, "0.5.1");
+    assert_eq!(found.models, ["deepseek-r1:latest", "llama3.2:latest", "qwen2.5-coder:7b"]);
+    let coder = found.coder().expect("a coder model");
+    assert_eq!(
+        (coder.kind, coder.model.as_str(), coder.context),
+        (EngineKind::Ollama, "qwen2.5-coder:7b", Some(16_384))
+    );
+    assert_eq!(coder.url, url);
+
+    // The recorded listing without a coder: found, but nothing to fix with.
+    let plain = Loopback::start(Mode::Normal).await;
+    plain.route("/api/version", fixture("version.json"));
+    plain.route("/api/tags", fixture("tags.json"));
+    assert_eq!(LocalOllama::find(&plain.base).await.unwrap().coder(), None);
+    // Nothing listening: nothing found, quickly.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    assert_eq!(LocalOllama::find(&closed).await, None);
 }
 
 #[tokio::test]
