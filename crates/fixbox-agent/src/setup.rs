@@ -202,7 +202,10 @@ mod tests {
 
         let err = Routes::load(None, &store, &engines, || Some(ollama(&["llama3.2:latest"]))).unwrap_err();
         let err = err.to_string();
-        assert!(err.contains("has no model that writes code (llama3.2:latest)") && err.contains("ollama pull"), "{err}");
+        assert!(
+            err.contains("has no model that writes code (llama3.2:latest)") && err.contains("ollama pull"),
+            "{err}"
+        );
         let err = Routes::load(None, &store, &engines, || None).unwrap_err().to_string();
         assert!(err.starts_with("no model to call") && !err.contains("Ollama"), "{err}");
 

@@ -185,7 +185,7 @@ mod tests {
     const GIB: u64 = 1 << 30;
 
     /// Qwen2.5-Coder-7B at Q4_K_M, as its GGUF header and file say.
-    fn qwen_7b() -> ModelShape {
+    pub(super) fn qwen_7b() -> ModelShape {
         ModelShape {
             layers: 28,
             kv_heads: 4,
@@ -334,5 +334,28 @@ mod launch_tests {
             assert!(args.contains(part), "{part} is not in {args}");
         }
         assert!(!args.contains("--load-mode"), "layers on the GPU load from the memory map: {args}");
+    }
+
+    /// llama-server's command line for Qwen2.5-Coder-7B on a machine as the hardware probe read it.
+    fn launch_line(reading: &str) -> (String, LaunchPlan) {
+        let report: fixbox_hardware::HardwareReport = serde_json::from_str(reading).unwrap();
+        let plan = EngineOptions::default().launch(&super::tests::qwen_7b(), 16_384, &Budget::of(&report)).unwrap();
+        let mut spec = LaunchSpec::new(EngineKind::LlamaServer, ModelRef::File("/m/q.gguf".into()), "q", 8192);
+        plan.apply(&mut spec);
+        let args = LlamaServer.command(std::path::Path::new("/bin/llama-server"), &spec).unwrap().args.join(" ");
+        (args, plan)
+    }
+
+    #[test]
+    fn the_launch_line_carries_the_plan_for_the_gpu_the_probe_read_or_says_there_is_none() {
+        // Recorded readings (fixbox-models' fixtures): an 8 GB RTX 4060 as NVML reports it, and a laptop
+        // whose only GPU is integrated, as sysfs shows it.
+        let (args, plan) = launch_line(include_str!("../../fixbox-models/tests/fixtures/machines/rtx4060-8gb.json"));
+        assert!(args.contains("--n-gpu-layers 29") && args.contains("--ctx-size 16384"), "{args}");
+        assert!(plan.why.contains("all 28 layers on NVIDIA GeForce RTX 4060"), "{}", plan.why);
+        let (args, plan) = launch_line(include_str!("../../fixbox-models/tests/fixtures/machines/laptop-no-gpu.json"));
+        assert!(args.contains("--n-gpu-layers 0") && args.contains("--ctx-size 16384"), "{args}");
+        assert!(args.contains("--load-mode none"), "{args}");
+        assert_eq!(plan.why, "on the CPU: no GPU with memory of its own was found");
     }
 }
