@@ -8,7 +8,8 @@
 //! the display itself gives), and the app's resident memory at idle before and after the session (the
 //! app process and its WebKit processes together; target under 150 MB) against a blank page in
 //! WebKitGTK's own MiniBrowser measured the same way in the same run (the baseline: what any window
-//! of this WebView costs on this machine, before an app shows anything).
+//! of this WebView costs on this machine, before an app shows anything; where there is no GPU, also a
+//! blank page drawn without accelerated compositing, as the app then draws).
 //!
 //! Run: `cargo bench -p fixbox-e2e --bench viewer`. Under `cargo test` (CI) it streams 200 lines only,
 //! to check that the benchmark works. `FIXBOX_BENCH_VIEWER_LINES` sets another size.
@@ -103,16 +104,29 @@ async fn main() -> Result<()> {
         streaming.p95,
         streaming.p95 / idle.p95
     );
-    let baseline = blank_webkit_page().await.context("measuring the baseline, a blank page in MiniBrowser")?;
-    match &baseline {
-        Some(blank) => println!(
-            "baseline: a blank page in WebKitGTK's MiniBrowser: {:.0} MB resident ({:.0} MB proportional share) in {} processes: {}",
-            mb(blank.rss),
-            mb(blank.pss),
-            blank.processes.len(),
-            blank.processes.join(", ")
-        ),
-        None => println!("baseline: no MiniBrowser here (it comes with WebKitGTK's library package)"),
+    let baseline = blank_webkit_page(false).await.context("measuring the baseline, a blank page in MiniBrowser")?;
+    // The app turns accelerated compositing off where there is no GPU: a blank page drawn that way too
+    // shows what of the difference is the app's own.
+    let gpu = std::fs::read_dir("/dev/dri")
+        .is_ok_and(|mut nodes| nodes.any(|n| n.is_ok_and(|n| n.file_name().to_string_lossy().starts_with("renderD"))));
+    let unaccelerated = match gpu {
+        true => None,
+        false => blank_webkit_page(true).await.context("measuring a blank page without compositing")?,
+    };
+    for (how, blank) in [("", &baseline), (" without accelerated compositing, as the app draws here", &unaccelerated)] {
+        match blank {
+            Some(blank) => println!(
+                "baseline: a blank page in WebKitGTK's MiniBrowser{how}: {:.0} MB resident ({:.0} MB proportional share) in {} processes: {}",
+                mb(blank.rss),
+                mb(blank.pss),
+                blank.processes.len(),
+                blank.processes.join(", ")
+            ),
+            None if how.is_empty() => {
+                println!("baseline: no MiniBrowser here (it comes with WebKitGTK's library package)")
+            }
+            None => {}
+        }
     }
     for (when, memory) in [("before the session", &report.memory_before), ("after the session", &report.memory_after)] {
         let versus = baseline.as_ref().map_or(String::new(), |blank| {
@@ -276,7 +290,7 @@ impl Memory {
 
 /// The memory of a blank page (`about:blank`) in WebKitGTK's MiniBrowser, on a display of its own,
 /// idle 10 s after its start; `None` where MiniBrowser is not installed.
-async fn blank_webkit_page() -> Result<Option<Memory>> {
+async fn blank_webkit_page(without_compositing: bool) -> Result<Option<Memory>> {
     let found = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/libexec", "/usr/lib"]
         .iter()
         .map(|dir| Path::new(dir).join("webkit2gtk-4.1/MiniBrowser"))
@@ -285,6 +299,7 @@ async fn blank_webkit_page() -> Result<Option<Memory>> {
     let display = fixbox_e2e::VirtualDisplay::start()?;
     let child = std::process::Command::new(&minibrowser)
         .arg("about:blank")
+        .envs(without_compositing.then_some(("WEBKIT_DISABLE_COMPOSITING_MODE", "1")))
         .env("DISPLAY", &display.display)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
