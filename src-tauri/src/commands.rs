@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use fixbox_agent::setup::Routes;
-use fixbox_engine::{LocalOllama, Registry};
+use fixbox_engine::LocalOllama;
 use fixbox_store::{SessionId, Store};
 use tokio_util::sync::CancellationToken;
 
@@ -33,17 +33,12 @@ fn parse_id(id: &str) -> Result<SessionId, String> {
     id.parse().map_err(|_| format!("{id:?} is not a session id"))
 }
 
-/// The state files of the engines Fixbox runs, in its data folder.
-pub fn engine_registry() -> Result<Registry, String> {
-    Ok(Registry::new(fixbox_store::data_dir().map_err(|e| e.to_string())?))
-}
-
 /// The routes a session uses now: the saved ones, else the local engine Fixbox runs, else the coder
 /// model of the Ollama the user runs. Blocking (it may ask Ollama): call it where the other store
 /// reads are, off the async threads.
 fn load_routes(store: &Store) -> Result<Routes, String> {
     let find_ollama = || tauri::async_runtime::block_on(LocalOllama::find_here());
-    Routes::load(None, store, &engine_registry()?, find_ollama).map_err(|e| e.to_string())
+    Routes::load(None, store, &crate::serving::engine_registry()?, find_ollama).map_err(|e| e.to_string())
 }
 
 /// Long work under way that the window can cancel (a download, an install, a fix session), by name.

@@ -5,6 +5,7 @@
 pub mod bindings;
 mod commands;
 mod logging;
+mod serving;
 mod startup;
 mod tray;
 
@@ -17,7 +18,7 @@ use tauri::Manager as _;
 pub fn run() -> ExitCode {
     let _log_guard = logging::init();
     let builder = bindings::builder();
-    let serving = Arc::new(commands::engine::Serving::default());
+    let serving = Arc::new(serving::Serving::default());
     let app = tauri::Builder::default()
         // First, so a second start hands over to the first before doing anything else.
         .plugin(startup::single_instance())

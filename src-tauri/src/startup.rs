@@ -71,7 +71,7 @@ pub async fn sweep_orphaned_sandboxes() {
 
 /// Stops engines an earlier Fixbox process started and left running when it was killed.
 pub fn sweep_orphaned_engines() {
-    match crate::commands::engine_registry() {
+    match crate::serving::engine_registry() {
         Ok(registry) => {
             for line in registry.sweep_orphans() {
                 tracing::info!("{line}");
@@ -84,7 +84,7 @@ pub fn sweep_orphaned_engines() {
 /// Stops the engine this app started when the app is asked to quit by a signal (SIGTERM at logout,
 /// SIGINT from a terminal, SIGHUP), then exits.
 #[cfg(unix)]
-pub async fn stop_engine_on_signal(app: tauri::AppHandle, serving: std::sync::Arc<crate::commands::engine::Serving>) {
+pub async fn stop_engine_on_signal(app: tauri::AppHandle, serving: std::sync::Arc<crate::serving::Serving>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
         (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))

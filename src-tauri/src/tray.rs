@@ -8,7 +8,7 @@ use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
 use tauri::{AppHandle, Manager as _, Wry};
 
-use crate::commands::engine::Serving;
+use crate::serving::Serving;
 
 /// The tray, when this desktop has one.
 pub struct Tray(Option<Parts>);
@@ -117,7 +117,7 @@ pub fn refresh(app: &AppHandle) {
     if app.try_state::<Tray>().is_none_or(|tray| tray.0.is_none()) {
         return;
     }
-    match crate::commands::engine_registry() {
+    match crate::serving::engine_registry() {
         Ok(registry) => show(app, &EngineStatus::from_registry(&registry)),
         Err(err) => tracing::debug!(%err, "no data folder; the tray shows no engine"),
     }

@@ -124,7 +124,7 @@ pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
     let store = Arc::new(tokio::task::spawn_blocking(Store::open_default).await??);
     let github = match issue(&args.repo)? {
         Some(reference) => {
-            let github = crate::github::client().await?;
+            let github = crate::pull_request::client().await?;
             eprintln!("reading {reference} and cloning its repository");
             let clones = fixbox_github::clones_dir()?;
             let checkout =
@@ -222,7 +222,7 @@ pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
     if let (Some((github, checkout)), Some(id)) = (&github, &id)
         && outcome != Outcome::Cancelled
     {
-        crate::github::propose(&store, github, checkout, id, args.open_pr).await?;
+        crate::pull_request::propose(&store, github, checkout, id, args.open_pr).await?;
     }
     Ok(match outcome {
         Outcome::Fixed => ExitCode::SUCCESS,

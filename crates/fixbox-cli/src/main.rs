@@ -11,6 +11,7 @@ mod hw;
 mod keys;
 mod logging;
 mod models;
+mod pull_request;
 mod render;
 mod routing;
 mod serve;

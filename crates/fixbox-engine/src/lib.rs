@@ -9,7 +9,9 @@ mod clients;
 mod discover;
 mod engine;
 mod error;
+mod event;
 mod install;
+mod kind;
 mod local_ollama;
 mod options;
 mod port;
@@ -18,16 +20,18 @@ mod supervisor;
 
 pub use clients::{ClientError, OllamaClient, OllamaDetails, OllamaModel, OllamaPullProgress, VllmClient, VllmModel};
 pub use discover::{
-    ENGINES_DIR_ENV, EngineKind, InstalledEngine, Origin, SearchPaths, discover, engines_dir, installed, installed_in,
+    ENGINES_DIR_ENV, InstalledEngine, Origin, SearchPaths, discover, engines_dir, installed, installed_in,
 };
 pub use engine::{ApiKey, Engine, LaunchCommand, LaunchSpec, LlamaServer, ModelRef, Ollama, Vllm, engine};
 pub use error::EngineError;
+pub use event::EngineEvent;
 pub use install::{
     AssetPattern, InstallEvent, Installer, LLAMA_SOURCE_VERSION, LlamaSource, Platform, VLLM_VERSION, build_flags,
     llama_release_assets, release_asset_pattern,
 };
+pub use kind::EngineKind;
 pub use local_ollama::{LocalOllama, ollama_url};
 pub use options::{EngineOptions, LaunchPlan};
 pub use port::{PortChoice, PortHolder, Taken, choose_port, holder_of, is_free};
 pub use registry::{EngineState, Registry, Running, is_alive};
-pub use supervisor::{EngineEvent, Launcher, RunningEngine, SuperviseOptions, log_tail, start};
+pub use supervisor::{Launcher, RunningEngine, SuperviseOptions, log_tail, start};

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, AsyncWriteExt as _, BufReader};
 use tokio::process::Child;
 use tokio::sync::broadcast;
@@ -20,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::{Engine, LaunchCommand, LaunchSpec};
 use crate::port::choose_port;
 use crate::registry::Record;
-use crate::{EngineError, EngineKind, EngineState, Registry};
+use crate::{EngineError, EngineEvent, EngineKind, EngineState, Registry};
 
 /// How patient the supervisor is.
 #[derive(Debug, Clone)]
@@ -49,46 +48,6 @@ impl Default for SuperviseOptions {
             liveness_failures: 3,
         }
     }
-}
-
-/// What happened to a supervised engine.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "specta", derive(specta::Type))]
-#[serde(tag = "event", rename_all = "kebab-case")]
-pub enum EngineEvent {
-    /// The preferred port was taken: who holds it, and the port used instead.
-    PortTaken {
-        message: String,
-        port: u16,
-    },
-    Starting {
-        attempt: u32,
-        pid: u32,
-    },
-    Ready {
-        url: String,
-        pid: u32,
-        startup_ms: u64,
-    },
-    /// The process ended without being asked to; the last lines of its log.
-    Exited {
-        pid: u32,
-        status: String,
-        log_tail: String,
-    },
-    /// It stopped answering its health checks and was killed (a restart follows).
-    Unresponsive {
-        pid: u32,
-        failures: u32,
-    },
-    Restarting {
-        attempt: u32,
-        wait_ms: u64,
-    },
-    GaveUp {
-        reason: String,
-    },
-    Stopped,
 }
 
 /// A running, supervised engine. Dropping it stops the engine.

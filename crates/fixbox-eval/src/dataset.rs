@@ -145,6 +145,40 @@ fn task(line: &str) -> Result<Task, String> {
     serde_json::from_value(Value::Object(object)).map_err(|e| e.to_string())
 }
 
+/// What the session is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// The problem statement only: the judging tests never enter the session's sandbox.
+    Issue,
+    /// The test patch is applied first (an oracle reproduction).
+    Tests,
+    /// No session: the task's own fix is judged (checks the task and this machine's setup).
+    Gold,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "issue" => Ok(Self::Issue),
+            "tests" => Ok(Self::Tests),
+            "gold" => Ok(Self::Gold),
+            _ => Err(format!("{text:?} is not a mode: issue, tests or gold")),
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Issue => "issue",
+            Self::Tests => "tests",
+            Self::Gold => "gold",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

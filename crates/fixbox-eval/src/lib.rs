@@ -15,10 +15,10 @@ mod run;
 mod task_env;
 
 pub use checkout::find_repo;
-pub use dataset::{BadLine, Dataset, Task};
+pub use dataset::{BadLine, Dataset, Mode, Task};
 pub use error::EvalError;
 pub use judge::{Judgement, verdict};
 pub use report::{Report, Totals, compare};
 pub use result::{Category, TaskResult};
-pub use run::{EvalRun, Mode, Progress, model_name};
+pub use run::{EvalRun, Progress, model_name};
 pub use task_env::TaskEnv;

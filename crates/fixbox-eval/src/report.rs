@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::EvalError;
+use crate::Mode;
 use crate::result::{Category, TaskResult};
-use crate::run::Mode;
 
 /// A run's results and what they add up to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,9 +5,9 @@ use std::time::Instant;
 use fixbox_agent::{Event, Finished, Outcome, Timings};
 use serde::{Deserialize, Serialize};
 
+use crate::Mode;
 use crate::Task;
 use crate::judge::Judgement;
-use crate::run::Mode;
 
 /// Why a task ended as it did, for the report's breakdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

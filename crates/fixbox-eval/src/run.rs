@@ -10,7 +10,6 @@ use fixbox_agent::{Fix, FixRequest, Limits, ModelSettings, Outcome, SessionSetup
 use fixbox_llm::Router;
 use fixbox_sandbox::DockerHost;
 use fixbox_store::Store;
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -19,41 +18,7 @@ use crate::judge::judge;
 use crate::report::Report;
 use crate::result::{Category, TaskResult};
 use crate::task_env::TaskEnv;
-use crate::{EvalError, Task};
-
-/// What the session is given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    /// The problem statement only: the judging tests never enter the session's sandbox.
-    Issue,
-    /// The test patch is applied first (an oracle reproduction).
-    Tests,
-    /// No session: the task's own fix is judged (checks the task and this machine's setup).
-    Gold,
-}
-
-impl std::str::FromStr for Mode {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
-        match text {
-            "issue" => Ok(Self::Issue),
-            "tests" => Ok(Self::Tests),
-            "gold" => Ok(Self::Gold),
-            _ => Err(format!("{text:?} is not a mode: issue, tests or gold")),
-        }
-    }
-}
-
-impl std::fmt::Display for Mode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Issue => "issue",
-            Self::Tests => "tests",
-            Self::Gold => "gold",
-        })
-    }
-}
+use crate::{EvalError, Mode, Task};
 
 /// An evaluation over a dataset.
 #[derive(Debug, Clone)]

@@ -6,7 +6,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::budget::BudgetExceeded;
-use crate::router::Attempt;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LlmError {
@@ -174,6 +173,18 @@ pub(crate) fn error_message(body: &str) -> String {
     };
     let text = text.trim();
     if text.is_empty() { "no details given".into() } else { text.chars().take(300).collect() }
+}
+
+/// A try that failed, and what the router did next.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Attempt {
+    pub route: String,
+    pub model: String,
+    pub kind: ErrorKind,
+    pub message: String,
+    /// The wait before trying the same route again; `None`: it moved on to the next route.
+    pub retry_in_ms: Option<u64>,
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::error::ErrorKind;
-use crate::router::CallRecord;
+use crate::record::CallRecord;
 
 /// Seconds; from a short local answer to a long CPU generation or a whole session.
 const BUCKETS: [f64; 14] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0];

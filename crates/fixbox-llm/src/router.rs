@@ -11,13 +11,14 @@ use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::budget::Meter;
-use crate::chat::{ChatRequest, Chunk, FinishReason};
+use crate::chat::{ChatRequest, Chunk};
 use crate::client::ModelClient;
-use crate::error::{ErrorKind, LlmError};
+use crate::error::{Attempt, ErrorKind, LlmError};
 use crate::metrics::Metrics;
 use crate::ollama::OllamaClient;
 use crate::openai::{Dialect, OpenAiClient};
 use crate::price::{Price, PriceTable};
+use crate::record::CallRecord;
 use crate::retry::RetryPolicy;
 use crate::route::{KeySource, ProviderKind, RoutingConfig};
 use crate::usage::{ServerTimings, TokenUsage, UsageSource, estimate_tokens};
@@ -47,43 +48,6 @@ impl Route {
             equivalent: None,
         }
     }
-}
-
-/// A try that failed, and what the router did next.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "specta", derive(specta::Type))]
-pub struct Attempt {
-    pub route: String,
-    pub model: String,
-    pub kind: ErrorKind,
-    pub message: String,
-    /// The wait before trying the same route again; `None`: it moved on to the next route.
-    pub retry_in_ms: Option<u64>,
-}
-
-/// Everything recorded about a call that answered.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "specta", derive(specta::Type))]
-pub struct CallRecord {
-    pub task: String,
-    pub route: String,
-    pub model: String,
-    pub local: bool,
-    pub text: String,
-    pub finish_reason: FinishReason,
-    pub usage: TokenUsage,
-    pub usage_source: UsageSource,
-    pub ttft_ms: Option<f64>,
-    pub latency_ms: f64,
-    pub tokens_per_second: Option<f64>,
-    pub context_window: Option<u32>,
-    /// `None` when the model is not in the price table.
-    pub cost_usd: Option<f64>,
-    /// For a local model: what the same tokens would cost in the cloud.
-    pub equivalent_cost_usd: Option<f64>,
-    pub timings: Option<ServerTimings>,
-    /// The tries that failed before this one.
-    pub attempts: Vec<Attempt>,
 }
 
 /// What a routed call streams.

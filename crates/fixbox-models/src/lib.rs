@@ -15,8 +15,8 @@ pub use catalog::{
     Architecture, Catalog, CatalogError, CatalogModel, EvalScore, PromptFormat, PublishedScore, Quant, Role, Source,
     SourceKind, WheelPart,
 };
-pub use download::{Download, DownloadError, DownloadEvent, Downloader, RetryPolicy, http_client_builder};
+pub use download::{Download, DownloadError, DownloadEvent, Downloader, RetryPolicy, Token, http_client_builder};
 pub use pypi::PypiModel;
 pub use recommend::{MIN_TOKENS_PER_SECOND, Offer, Passed, Pick, Recommendations, Use, UseAdvice, gb, recommend};
-pub use sources::{Endpoints, Plan, Token};
+pub use sources::{Endpoints, Plan};
 pub use store::{InstalledModel, ModelStore, PullRequest};

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::catalog::{Quant, Source, is_sha256};
 use crate::pypi::PypiModel;
-use crate::{Download, DownloadError, Downloader};
+use crate::{Download, DownloadError, Downloader, Token};
 
 /// Where each kind of source lives; tests and mirrors point these elsewhere.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,26 +43,6 @@ impl Endpoints {
             ollama_registry: var("FIXBOX_OLLAMA_REGISTRY").unwrap_or(default.ollama_registry),
             pypi: var("FIXBOX_PYPI_INDEX").unwrap_or(default.pypi),
         }
-    }
-}
-
-/// An access token (e.g. for gated Hugging Face models). Never printed: `Debug` shows `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Token(String);
-
-impl Token {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub(crate) fn bearer(&self) -> String {
-        format!("Bearer {}", self.0)
-    }
-}
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Token(***)")
     }
 }
 

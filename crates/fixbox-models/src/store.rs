@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::Token;
 use crate::catalog::{Catalog, CatalogModel, Quant, SourceKind};
 use crate::download::{io_error, part_path, sha256_of};
-use crate::sources::{Endpoints, Plan, Token};
+use crate::sources::{Endpoints, Plan};
 use crate::{DownloadError, DownloadEvent, Downloader};
 
 const MANIFEST_SUFFIX: &str = ".fixbox.json";

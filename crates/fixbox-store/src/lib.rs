@@ -8,6 +8,10 @@
 //!
 //! The API is blocking (rusqlite); async callers run it on `spawn_blocking` or a dedicated thread.
 
+/// Overrides the data directory (tests, CI, portable installs). Here, below every module, as errors
+/// name it as well as the paths that read it.
+pub const DATA_DIR_ENV: &str = "FIXBOX_DATA_DIR";
+
 mod error;
 mod events;
 mod migrations;
@@ -19,7 +23,7 @@ mod store;
 
 pub use error::StoreError;
 pub use events::StoredEvent;
-pub use paths::{DATA_DIR_ENV, DB_FILE_NAME, data_dir, log_file};
+pub use paths::{DB_FILE_NAME, data_dir, log_file};
 pub use secrets::{KEYCHAIN_SERVICE, Keychain, Secret, SecretListing};
 pub use sessions::{SessionId, SessionSummary};
 pub use store::Store;

@@ -1,9 +1,6 @@
 use std::path::PathBuf;
 
-use crate::StoreError;
-
-/// Overrides the data directory (tests, CI, portable installs).
-pub const DATA_DIR_ENV: &str = "FIXBOX_DATA_DIR";
+use crate::{DATA_DIR_ENV, StoreError};
 
 /// The database's file name inside the data directory.
 pub const DB_FILE_NAME: &str = "fixbox.db";

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use fixbox_agent::setup::Routes;
 use fixbox_engine::{
     EngineEvent, EngineKind, EngineOptions, InstallEvent, InstalledEngine, Installer, LaunchSpec, Launcher, ModelRef,
-    RunningEngine, SearchPaths, SuperviseOptions,
+    SearchPaths, SuperviseOptions,
 };
 use fixbox_llm::{CallEvent, ChatRequest, Message, Meter, Metrics};
 use fixbox_models::{Catalog, Downloader, RetryPolicy};
@@ -16,24 +16,12 @@ use serde::Serialize;
 use tauri::ipc::Channel;
 
 use super::models::{Progress, model_store};
-use super::{Jobs, blocking, engine_registry, open_store};
+use super::{Jobs, blocking, open_store};
+use crate::serving::{Serving, engine_registry};
 use crate::tray::{self, EngineStatus};
 
 /// The job of an engine start, which cancelling stops while the model loads.
 const START_JOB: &str = "engine-start";
-
-/// The engine this window started, if any.
-#[derive(Debug, Default)]
-pub struct Serving(tokio::sync::Mutex<Option<RunningEngine>>);
-
-impl Serving {
-    /// Stops the engine this window started and waits until it is gone (the app is closing).
-    pub async fn stop(&self) {
-        if let Some(engine) = self.0.lock().await.take() {
-            engine.stop().await;
-        }
-    }
-}
 
 /// Each engine: where it is installed, and what runs.
 #[derive(Debug, Clone, Serialize, specta::Type)]
