@@ -288,6 +288,56 @@ async fn serve_answers_openai_clients_through_the_routes_and_counts_every_call_f
     Ok(())
 }
 
+/// `fixbox serve` as OpenAI's own Python SDK (the version `scripts/setup` pins) sees it: the model list
+/// clients ask for first, a streamed and a whole answer from a real model, and the errors an
+/// application tells apart by their class and code: a prompt no route's context holds is a 400
+/// `context_length_exceeded`, not a 502.
+#[tokio::test]
+async fn serve_speaks_openai_to_the_official_python_sdk() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    let python = Path::new(&std::env::var("HOME")?).join(".cache/fixbox/venvs/openai-2.54.0/bin/python");
+    ensure!(python.exists(), "{} is missing: scripts/setup installs the OpenAI SDK", python.display());
+    let engine = fixbox_e2e::models::smollm2(2048, 1).await?;
+    let data = tempfile::tempdir()?;
+    let routing = data.path().join("routing.toml");
+    std::fs::write(
+        &routing,
+        format!(
+            "[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"smollm2\"\ncontext_window = 2048\n\n\
+             [routes]\ndefault = [\"local\"]\nfix = [\"local\"]\n",
+            engine.url
+        ),
+    )?;
+    let port = free_port()?;
+    let child = fixbox(data.path())?
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--routing"])
+        .arg(&routing)
+        .spawn()?;
+    let mut server = ChildGuard::new("fixbox serve", child);
+    wait_for_port(port, &mut server, Duration::from_secs(30))?;
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/openai/client.py");
+    let out = Command::new(&python).arg(&script).arg(format!("http://127.0.0.1:{port}/v1")).output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.success(), "the SDK script failed: {stderr}");
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    ensure!(seen["sdk"] == "2.54.0", "{seen}");
+    ensure!(seen["models"] == serde_json::json!(["default", "fix"]), "{seen}");
+    ensure!(seen["streamed"].as_str().is_some_and(|t| !t.is_empty()), "{seen}");
+    ensure!(seen["streamed_chunks"].as_u64().is_some_and(|n| n > 2), "{seen}");
+    ensure!(seen["whole"].as_str().is_some_and(|t| !t.is_empty()), "{seen}");
+    ensure!(seen["completion_tokens"].as_u64().is_some_and(|n| n > 0), "{seen}");
+    let too_long = &seen["too_long"];
+    ensure!(too_long["class"] == "BadRequestError" && too_long["status"] == 400, "{seen}");
+    ensure!(too_long["code"] == "context_length_exceeded" && too_long["type"] == "invalid_request_error", "{seen}");
+    ensure!(seen["empty"]["class"] == "BadRequestError" && seen["empty"]["code"].is_null(), "{seen}");
+    ensure!(seen["unknown_model"]["class"] == "NotFoundError", "{seen}");
+    ensure!(seen["unknown_model"]["code"] == "model_not_found", "{seen}");
+    drop(server);
+    engine.stop().await;
+    Ok(())
+}
+
 /// Runs `script` in bash on a D-Bus session of its own with gnome-keyring keeping its keyrings in
 /// `keyrings`, unlocked with a password when `password` is given, else locked as after a login without
 /// one. `fixbox` is `$FIXBOX`, the data folder `$FIXBOX_DATA_DIR`. Returns its stdout and stderr.

@@ -1,6 +1,9 @@
 //! `fixbox serve`: an OpenAI-compatible chat-completions endpoint in front of Fixbox's routes (so any
 //! OpenAI client gets the fallbacks, retries, budgets and accounting), and with `--metrics` a
-//! Prometheus endpoint counting every call.
+//! Prometheus endpoint counting every call. It answers as OpenAI's clients expect: `GET /v1/models`
+//! lists the tasks a request's `model` can name, and errors come as `{error: {message, type, param,
+//! code}}` with OpenAI's status and code where there is one (a prompt no route's context holds is a
+//! 400 `context_length_exceeded`).
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "printing is what a command does")]
 
 use std::convert::Infallible;
@@ -117,21 +120,21 @@ impl Gate {
         if self.loopback && !header(HOST).is_some_and(is_loopback_name) {
             return Some(error(
                 StatusCode::FORBIDDEN,
-                "forbidden",
+                Some("forbidden"),
                 "this server answers requests to 127.0.0.1 or localhost only (the Host header names another)",
             ));
         }
         if let Some(origin) = header(ORIGIN)
             && !origin.split_once("://").is_some_and(|(_, authority)| is_loopback_name(authority))
         {
-            return Some(error(StatusCode::FORBIDDEN, "forbidden", "requests from web pages are refused"));
+            return Some(error(StatusCode::FORBIDDEN, Some("forbidden"), "requests from web pages are refused"));
         }
         if let Some(token) = self.token.as_ref().filter(|_| needs_token) {
             let sent = header(AUTHORIZATION).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
             if !same_secret(sent.as_bytes(), token.expose().as_bytes()) {
                 return Some(error(
                     StatusCode::UNAUTHORIZED,
-                    "invalid_api_key",
+                    Some("invalid_api_key"),
                     "send the token as `Authorization: Bearer …`",
                 ));
             }
@@ -204,7 +207,7 @@ async fn handle_metrics(req: Request<Incoming>, metrics: Arc<Metrics>, gate: Arc
         return refused;
     }
     if req.method() != Method::GET || req.uri().path() != "/metrics" {
-        return error(StatusCode::NOT_FOUND, "not_found", "metrics are at GET /metrics");
+        return error(StatusCode::NOT_FOUND, Some("not_found"), "metrics are at GET /metrics");
     }
     response(
         StatusCode::OK,
@@ -220,18 +223,37 @@ async fn handle_api(req: Request<Incoming>, api: Arc<Api>) -> Response<Body> {
     }
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/health") => json_response(StatusCode::OK, &json!({ "status": "ok" })),
+        (&Method::GET, "/v1/models") => {
+            let data: Vec<Value> = api.router.tasks().map(|task| model(&api.router, task)).collect();
+            json_response(StatusCode::OK, &json!({ "object": "list", "data": data }))
+        }
+        (&Method::GET, path) if path.starts_with("/v1/models/") => {
+            let task = &path["/v1/models/".len()..];
+            match api.router.tasks().find(|t| *t == task) {
+                Some(task) => json_response(StatusCode::OK, &model(&api.router, task)),
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    Some("model_not_found"),
+                    &format!("no task {task:?}; GET /v1/models lists them (any other name takes `default`'s routes)"),
+                ),
+            }
+        }
         (&Method::POST, "/v1/chat/completions") => {
             // A chat request is text: 16 MiB is far past any context window.
             let body = match Limited::new(req.into_body(), 16 << 20).collect().await {
                 Ok(body) => body.to_bytes(),
-                Err(err) => return error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", &err.to_string()),
+                Err(err) => return error(StatusCode::PAYLOAD_TOO_LARGE, Some("request_too_large"), &err.to_string()),
             };
             match parse_request(&body) {
                 Ok((task, stream, request)) => complete(&api.router, &task, stream, request).await,
-                Err(message) => error(StatusCode::BAD_REQUEST, "invalid_request_error", &message),
+                Err(message) => error(StatusCode::BAD_REQUEST, None, &message),
             }
         }
-        _ => error(StatusCode::NOT_FOUND, "not_found", "this server has POST /v1/chat/completions and GET /health"),
+        (method, path) => error(
+            StatusCode::NOT_FOUND,
+            Some("unknown_url"),
+            &format!("no {method} {path}: this server has POST /v1/chat/completions, GET /v1/models and GET /health"),
+        ),
     }
 }
 
@@ -272,7 +294,7 @@ async fn complete(router: &Router, task: &str, stream: bool, request: ChatReques
             Some(Ok(CallEvent::Attempt(_))) => continue,
             Some(Ok(event)) => break event,
             Some(Err(err)) => return llm_error(&err),
-            None => return error(StatusCode::BAD_GATEWAY, "server_error", "the call ended without an answer"),
+            None => return error(StatusCode::BAD_GATEWAY, None, "the call ended without an answer"),
         }
     };
     let id = format!(
@@ -291,7 +313,7 @@ async fn complete(router: &Router, task: &str, stream: bool, request: ChatReques
                 Ok(CallEvent::Attempt(a)) => yield Bytes::from(format!(": {} failed ({}), {}\n\n", a.route, a.kind.as_str(), if a.retry_in_ms.is_some() { "retrying" } else { "next route" })),
                 Ok(CallEvent::Discard { route, reason }) => {
                     // Text already sent cannot be taken back: end with an error rather than splice.
-                    yield data(&json!({ "error": { "type": ErrorKind::StreamBroken.as_str(), "message": format!("{route}: {reason}") } }));
+                    yield data(&error_body(StatusCode::BAD_GATEWAY, Some(ErrorKind::StreamBroken.as_str()), &format!("{route}: {reason}")));
                     return;
                 }
                 Ok(CallEvent::Done(record)) => {
@@ -303,7 +325,8 @@ async fn complete(router: &Router, task: &str, stream: bool, request: ChatReques
                     return;
                 }
                 Err(err) => {
-                    yield data(&json!({ "error": { "type": err.kind().as_str(), "message": err.to_string() } }));
+                    let (status, code) = status_of(&err);
+                    yield data(&error_body(status, Some(code), &err.to_string()));
                     return;
                 }
             }
@@ -337,17 +360,54 @@ fn completion(r: &CallRecord) -> Value {
     })
 }
 
-fn llm_error(err: &LlmError) -> Response<Body> {
-    let status = match err.kind() {
-        ErrorKind::Budget => StatusCode::PAYMENT_REQUIRED,
-        ErrorKind::Config => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::BAD_GATEWAY,
-    };
-    error(status, err.kind().as_str(), &err.to_string())
+/// A task as OpenAI's model list shows a model, with the routes it takes.
+fn model(router: &Router, task: &str) -> Value {
+    let routes: Vec<&str> =
+        router.routes(task).map(|r| r.iter().map(|r| r.name.as_str()).collect()).unwrap_or_default();
+    json!({ "id": task, "object": "model", "created": 0, "owned_by": "fixbox", "fixbox": { "routes": routes } })
 }
 
-fn error(status: StatusCode, kind: &str, message: &str) -> Response<Body> {
-    json_response(status, &json!({ "error": { "type": kind, "message": message } }))
+/// The status and OpenAI-style code for a call that failed.
+fn status_of(err: &LlmError) -> (StatusCode, &'static str) {
+    // A call every route turned down for one reason failed for that reason.
+    let all = |kind| match err {
+        LlmError::AllRoutesFailed { attempts } => !attempts.is_empty() && attempts.iter().all(|a| a.kind == kind),
+        _ => err.kind() == kind,
+    };
+    if all(ErrorKind::ContextTooLong) {
+        (StatusCode::BAD_REQUEST, "context_length_exceeded")
+    } else if all(ErrorKind::RateLimited) {
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded")
+    } else {
+        match err.kind() {
+            ErrorKind::Budget => (StatusCode::PAYMENT_REQUIRED, "budget_exceeded"),
+            ErrorKind::Config => (StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Config.as_str()),
+            kind => (StatusCode::BAD_GATEWAY, kind.as_str()),
+        }
+    }
+}
+
+fn llm_error(err: &LlmError) -> Response<Body> {
+    let (status, code) = status_of(err);
+    error(status, Some(code), &err.to_string())
+}
+
+fn error(status: StatusCode, code: Option<&str>, message: &str) -> Response<Body> {
+    json_response(status, &error_body(status, code, message))
+}
+
+/// OpenAI's error object: its `type` from the status as OpenAI's API gives it, and `code` where one
+/// says more (`context_length_exceeded`, `invalid_api_key`, …).
+fn error_body(status: StatusCode, code: Option<&str>, message: &str) -> Value {
+    let kind = match status.as_u16() {
+        400 | 404 | 413 => "invalid_request_error",
+        401 => "authentication_error",
+        402 => "insufficient_quota",
+        403 => "permission_error",
+        429 => "rate_limit_error",
+        _ => "server_error",
+    };
+    json!({ "error": { "message": message, "type": kind, "param": null, "code": code } })
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response<Body> {

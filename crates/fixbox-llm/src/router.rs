@@ -152,6 +152,11 @@ impl Router {
         &self.metrics
     }
 
+    /// The tasks that have routes of their own (`default`, `fix`, …), in name order.
+    pub fn tasks(&self) -> impl Iterator<Item = &str> {
+        self.routes.keys().map(String::as_str)
+    }
+
     /// `task`'s routes, or `default`'s.
     pub fn routes(&self, task: &str) -> Result<&[Route], LlmError> {
         self.routes
