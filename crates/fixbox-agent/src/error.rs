@@ -16,6 +16,9 @@ pub enum AgentError {
     Sandbox { op: &'static str, source: fixbox_sandbox::SandboxError },
     #[error("recording the session's events failed: {0}")]
     Store(#[from] fixbox_store::StoreError),
+    /// The session's event log stopped (its writer could not append); the reason says why.
+    #[error("{0}; the session stopped, as nothing it did would be kept")]
+    EventLog(String),
     #[error("the model call failed: {0}")]
     Model(#[from] fixbox_llm::LlmError),
     #[error("stopped before {before}")]
@@ -32,7 +35,7 @@ impl AgentError {
             Self::Read { .. } => "read",
             Self::NoTestCommand { .. } => "no_test_command",
             Self::Sandbox { .. } => "sandbox",
-            Self::Store(_) => "store",
+            Self::Store(_) | Self::EventLog(_) => "store",
             Self::Model(_) => "model",
             Self::Stopped { .. } => "stopped",
             Self::Config(_) => "config",

@@ -2,7 +2,7 @@
 //! it (the CLI, the desktop app). Replaying a session is reading these back: nothing a front end shows
 //! comes from anywhere else.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use fixbox_llm::{Attempt, CallRecord, Totals};
 use fixbox_patch::{EditFormat, HunkMatch, PatchDelta};
@@ -168,19 +168,59 @@ pub struct Recorded {
 }
 
 /// Appends a session's events to the store and broadcasts them.
+///
+/// The appends happen on a writer thread of the log's own, off the async threads: [`record`] queues the
+/// event and returns, and the writer commits whatever is queued in one transaction, then broadcasts
+/// each event. So an event a subscriber receives is committed, and one [`flush`] has answered for is
+/// too. A failed append is returned by the next `record` (or `flush`); the events queued with it are
+/// lost with it, and no later one is written.
+///
+/// [`record`]: EventLog::record
+/// [`flush`]: EventLog::flush
 #[derive(Debug, Clone)]
 pub struct EventLog {
     store: Arc<Store>,
     session: SessionId,
     sender: broadcast::Sender<Recorded>,
+    jobs: std::sync::mpsc::SyncSender<Job>,
+    failed: Arc<Mutex<Option<String>>>,
 }
 
 /// Deltas arrive a line at a time; a renderer that falls this far behind misses some (and is told so).
 const BROADCAST_CAPACITY: usize = 8192;
+/// Events queued for the writer before `record` waits for it: backpressure on a flood of output.
+const QUEUE: usize = 4096;
+/// The most events one transaction commits.
+const BATCH: usize = 512;
+
+#[derive(Debug)]
+enum Job {
+    Append {
+        kind: &'static str,
+        payload: String,
+        event: Box<Event>,
+    },
+    /// Answers once every event queued before it is committed (or could not be).
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
 
 impl EventLog {
     pub fn new(store: Arc<Store>, session: SessionId) -> Self {
-        Self { store, session, sender: broadcast::channel(BROADCAST_CAPACITY).0 }
+        let sender = broadcast::channel(BROADCAST_CAPACITY).0;
+        let (jobs, queued) = std::sync::mpsc::sync_channel(QUEUE);
+        let failed = Arc::new(Mutex::new(None));
+        let writer = Writer {
+            store: Arc::clone(&store),
+            session: session.clone(),
+            sender: sender.clone(),
+            failed: Arc::clone(&failed),
+        };
+        // Ends once every clone of this log is dropped and the queue is written.
+        std::thread::Builder::new()
+            .name("event-log".into())
+            .spawn(move || writer.run(&queued))
+            .map_or_else(|err| *lock(&failed) = Some(format!("cannot start the event log's writer: {err}")), drop);
+        Self { store, session, sender, jobs, failed }
     }
 
     pub fn session(&self) -> &SessionId {
@@ -196,12 +236,82 @@ impl EventLog {
         self.sender.subscribe()
     }
 
-    /// Appends `event` (committed once this returns), then broadcasts it.
-    pub fn record(&self, event: Event) -> Result<u64, AgentError> {
-        let payload = serde_json::to_value(&event).map_err(|e| AgentError::Config(e.to_string()))?;
-        let seq = self.store.append_event(&self.session, event.kind(), &payload)?;
-        // No subscriber is fine: the log is the record, the broadcast only a convenience.
-        let _ = self.sender.send(Recorded { seq, event });
-        Ok(seq)
+    /// Queues `event` to be appended and then broadcast. Waits only while the writer is [`QUEUE`]
+    /// events behind. An `Err` is an earlier append that failed: the log has stopped.
+    pub fn record(&self, event: Event) -> Result<(), AgentError> {
+        self.check()?;
+        let payload = serde_json::to_string(&event).map_err(|e| AgentError::Config(e.to_string()))?;
+        self.jobs.send(Job::Append { kind: event.kind(), payload, event: Box::new(event) }).map_err(|_| self.stopped())
+    }
+
+    /// Waits until every event recorded so far is committed; `Err` if one could not be.
+    pub async fn flush(&self) -> Result<(), AgentError> {
+        let (done, answered) = tokio::sync::oneshot::channel();
+        self.jobs.send(Job::Flush(done)).map_err(|_| self.stopped())?;
+        let _ = answered.await;
+        self.check()
+    }
+
+    fn check(&self) -> Result<(), AgentError> {
+        match lock(&self.failed).as_ref() {
+            Some(reason) => Err(AgentError::EventLog(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn stopped(&self) -> AgentError {
+        let reason = lock(&self.failed).clone();
+        AgentError::EventLog(reason.unwrap_or_else(|| "the event log's writer stopped".into()))
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The thread that commits a log's events in batches and broadcasts them once committed.
+struct Writer {
+    store: Arc<Store>,
+    session: SessionId,
+    sender: broadcast::Sender<Recorded>,
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+impl Writer {
+    fn run(self, queued: &std::sync::mpsc::Receiver<Job>) {
+        while let Ok(first) = queued.recv() {
+            let mut jobs = vec![first];
+            jobs.extend(queued.try_iter().take(BATCH - 1));
+            let mut events = Vec::new();
+            let mut flushes = Vec::new();
+            for job in jobs {
+                match job {
+                    Job::Append { kind, payload, event } => events.push((kind, payload, *event)),
+                    Job::Flush(done) => flushes.push(done),
+                }
+            }
+            self.commit(events);
+            for done in flushes {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn commit(&self, events: Vec<(&'static str, String, Event)>) {
+        if events.is_empty() || lock(&self.failed).is_some() {
+            return;
+        }
+        let rows: Vec<(&str, String)> = events.iter().map(|(kind, payload, _)| (*kind, payload.clone())).collect();
+        match self.store.append_events(&self.session, &rows) {
+            Ok(seqs) => {
+                for (seq, (_, _, event)) in seqs.into_iter().zip(events) {
+                    // No subscriber is fine: the log is the record, the broadcast only a convenience.
+                    let _ = self.sender.send(Recorded { seq, event });
+                }
+            }
+            Err(err) => {
+                *lock(&self.failed) = Some(format!("cannot append to session {}'s event log: {err}", self.session))
+            }
+        }
     }
 }

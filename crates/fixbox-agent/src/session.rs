@@ -95,6 +95,8 @@ impl Fix {
             totals: finished.totals.clone(),
             timings,
         })?;
+        // Finished means on disk: whoever reads the store next sees the whole session.
+        log.flush().await?;
         Ok(finished)
     }
 

@@ -27,6 +27,16 @@ impl Store {
         payload: &serde_json::Value,
     ) -> Result<u64, StoreError> {
         let payload = serde_json::to_string(payload).map_err(StoreError::Payload)?;
+        let seqs = self.append_events(session, &[(kind, payload)])?;
+        seqs.first().copied().ok_or_else(|| StoreError::UnknownSession(session.to_string()))
+    }
+
+    /// Appends `events` (each its kind and its JSON text) to `session`'s log in one transaction and
+    /// returns their `seq`s, in order. Once this returns, all are committed; if it fails, none is.
+    pub fn append_events(&self, session: &SessionId, events: &[(&str, String)]) -> Result<Vec<u64>, StoreError> {
+        for (_, payload) in events {
+            serde_json::from_str::<serde::de::IgnoredAny>(payload).map_err(StoreError::Payload)?;
+        }
         let mut conn = self.conn();
         // IMMEDIATE takes the write lock before reading the last seq, so two processes appending to the
         // same session cannot both pick the same next number.
@@ -40,14 +50,18 @@ impl Store {
             .optional()
             .op("append event")?
             .ok_or_else(|| StoreError::UnknownSession(session.to_string()))?;
-        let seq = last.unwrap_or(0) + 1;
-        tx.execute(
-            "INSERT INTO events (session_id, seq, kind, payload, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            (session.as_str(), seq, kind, payload, now_ms()),
-        )
-        .op("append event")?;
+        let first = last.unwrap_or(0) + 1;
+        let at = now_ms();
+        {
+            let mut insert = tx
+                .prepare_cached("INSERT INTO events (session_id, seq, kind, payload, at) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .op("append event")?;
+            for (seq, (kind, payload)) in (first..).zip(events) {
+                insert.execute((session.as_str(), seq, kind, payload, at)).op("append event")?;
+            }
+        }
         tx.commit().op("append event")?;
-        Ok(seq)
+        Ok((first..).take(events.len()).collect())
     }
 
     /// `session`'s events with `seq >= from_seq`, in order. `from_seq` 1 (or 0) replays the whole log.
