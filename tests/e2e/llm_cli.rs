@@ -180,19 +180,22 @@ default = ["cloud", "local"]
     Ok(())
 }
 
+/// A routing file in `dir` with one provider, `local`: SmolLM2 on the llama-server at `url`, then `rest`
+/// (more of the provider's fields, and the routes).
+fn routing_to(dir: &Path, url: &str, rest: &str) -> Result<std::path::PathBuf> {
+    let routing = dir.join("routing.toml");
+    let provider =
+        format!("[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"{url}\"\nmodel = \"smollm2\"\n");
+    std::fs::write(&routing, format!("{provider}{rest}"))?;
+    Ok(routing)
+}
+
 #[tokio::test]
 async fn serve_answers_openai_clients_through_the_routes_and_counts_every_call_for_prometheus() -> Result<()> {
     let _machine = fixbox_e2e::machine_to_myself().await;
     let engine = fixbox_e2e::models::smollm2(2048, 1).await?;
     let data = tempfile::tempdir()?;
-    let routing = data.path().join("routing.toml");
-    std::fs::write(
-        &routing,
-        format!(
-            "[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"smollm2\"\n\n[routes]\ndefault = [\"local\"]\n",
-            engine.url
-        ),
-    )?;
+    let routing = routing_to(data.path(), &engine.url, "[routes]\ndefault = [\"local\"]\n")?;
     let exposed = fixbox(data.path())?.args(["serve", "--listen", "0.0.0.0:0", "--routing"]).arg(&routing).output()?;
     let stderr = String::from_utf8(exposed.stderr)?;
     ensure!(!exposed.status.success() && stderr.contains("--token-key"), "{stderr}");
@@ -299,15 +302,8 @@ async fn serve_speaks_openai_to_the_official_python_sdk() -> Result<()> {
     ensure!(python.exists(), "{} is missing: scripts/setup installs the OpenAI SDK", python.display());
     let engine = fixbox_e2e::models::smollm2(2048, 1).await?;
     let data = tempfile::tempdir()?;
-    let routing = data.path().join("routing.toml");
-    std::fs::write(
-        &routing,
-        format!(
-            "[[providers]]\nname = \"local\"\nkind = \"openai\"\nbase_url = \"{}\"\nmodel = \"smollm2\"\ncontext_window = 2048\n\n\
-             [routes]\ndefault = [\"local\"]\nfix = [\"local\"]\n",
-            engine.url
-        ),
-    )?;
+    let routes = "[routes]\ndefault = [\"local\"]\nfix = [\"local\"]\n";
+    let routing = routing_to(data.path(), &engine.url, &format!("context_window = 2048\n\n{routes}"))?;
     let port = free_port()?;
     let child = fixbox(data.path())?
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--routing"])

@@ -199,19 +199,12 @@ mod tests {
         }
     }
 
-    /// Qwen3-Coder-30B-A3B at Q4_K_M (its config: 48 layers, 128 experts of which 8 per token).
+    /// Qwen3-Coder-30B-A3B at Q4_K_M, as the catalog describes it: 48 layers, 128 experts of which 8
+    /// per token.
     fn qwen3_coder_30b_a3b() -> ModelShape {
-        ModelShape {
-            layers: 48,
-            kv_heads: 4,
-            head_dim: 128,
-            embedding: 2048,
-            ffn: 6144,
-            vocab: 151_936,
-            parameters: 30_532_122_624,
-            weights_bytes: 18_556_685_568,
-            experts: Some(fixbox_hardware::fit::Experts { count: 128, used: 8, ffn: 768 }),
-        }
+        let catalog = fixbox_models::Catalog::embedded().unwrap();
+        let model = catalog.model("qwen3-coder-30b-a3b-instruct").unwrap();
+        model.shape(model.quant(Some("Q4_K_M")).unwrap()).0
     }
 
     fn machine(gpu: Option<u64>) -> Budget {
