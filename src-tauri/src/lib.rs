@@ -36,8 +36,6 @@ pub fn run() -> ExitCode {
             let serving = Arc::clone(&serving);
             move |app| {
                 builder.mount_events(app);
-                #[cfg(target_os = "linux")]
-                startup::fit_rendering_to_the_gpu(app);
                 startup::listen_for_links(app);
                 app.manage(tray::Tray::install(app.handle(), Arc::clone(&serving)));
                 tray::refresh(app.handle());

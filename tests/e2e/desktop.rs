@@ -178,7 +178,10 @@ async fn a_fix_session_started_in_the_window_streams_and_is_accepted() -> Result
             wait_for(&client, "[data-testid=fix-running]", &out, "not-running").await?;
             let mut counts = Vec::new();
             let mut failing_run_shown = false;
+            // A session that never ends fails the test rather than hanging the suite.
+            let deadline = std::time::Instant::now() + Duration::from_secs(300);
             while client.find_all(Locator::Css("[data-testid=fix-running]")).await?.len() == 1 {
+                ensure!(std::time::Instant::now() < deadline, "the session still runs after 5 minutes");
                 // The tests before any change show in the terminal pane while the model answers.
                 failing_run_shown =
                     failing_run_shown || terminal_text(&client).await?.contains("FAILED test_cache.py::");
