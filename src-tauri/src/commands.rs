@@ -17,28 +17,34 @@ use std::sync::{Arc, Mutex};
 use fixbox_agent::setup::Routes;
 use fixbox_engine::LocalOllama;
 use fixbox_store::{SessionId, Store};
+
+use crate::error::IpcError;
 use tokio_util::sync::CancellationToken;
 
 /// Runs blocking work (SQLite, the file system, a repository read) off the async runtime.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, String> + Send + 'static) -> Result<T, String> {
-    tauri::async_runtime::spawn_blocking(work).await.map_err(|e| format!("the work stopped unexpectedly: {e}"))?
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, IpcError> + Send + 'static,
+) -> Result<T, IpcError> {
+    tauri::async_runtime::spawn_blocking(work)
+        .await
+        .map_err(|e| IpcError::internal(format!("the work stopped unexpectedly: {e}")))?
 }
 
 /// Fixbox's store in its data folder.
-fn open_store() -> Result<Store, String> {
-    Store::open_default().map_err(|e| format!("cannot open Fixbox's data: {e}"))
+fn open_store() -> Result<Store, IpcError> {
+    Store::open_default().map_err(|e| IpcError { message: format!("cannot open Fixbox's data: {e}"), ..e.into() })
 }
 
-fn parse_id(id: &str) -> Result<SessionId, String> {
-    id.parse().map_err(|_| format!("{id:?} is not a session id"))
+fn parse_id(id: &str) -> Result<SessionId, IpcError> {
+    id.parse().map_err(|_| IpcError::invalid(format!("{id:?} is not a session id")))
 }
 
 /// The routes a session uses now: the saved ones, else the local engine Fixbox runs, else the coder
 /// model of the Ollama the user runs. Blocking (it may ask Ollama): call it where the other store
 /// reads are, off the async threads.
-fn load_routes(store: &Store) -> Result<Routes, String> {
+fn load_routes(store: &Store) -> Result<Routes, IpcError> {
     let find_ollama = || tauri::async_runtime::block_on(LocalOllama::find_here());
-    Routes::load(None, store, &crate::serving::engine_registry()?, find_ollama).map_err(|e| e.to_string())
+    Routes::load(None, store, &crate::serving::engine_registry()?, find_ollama).map_err(IpcError::from)
 }
 
 /// Long work under way that the window can cancel (a download, an install, a fix session), by name.
@@ -63,10 +69,10 @@ impl Jobs {
     }
 
     /// Registers job `name`; refused while one of that name runs.
-    fn start(self: &Arc<Self>, name: &str) -> Result<(CancellationToken, Job), String> {
+    fn start(self: &Arc<Self>, name: &str) -> Result<(CancellationToken, Job), IpcError> {
         let mut jobs = self.lock();
         if jobs.contains_key(name) {
-            return Err(format!("{name} is already under way"));
+            return Err(IpcError::busy(format!("{name} is already under way")));
         }
         let cancel = CancellationToken::new();
         jobs.insert(name.to_string(), cancel.clone());
@@ -82,6 +88,6 @@ impl Jobs {
 /// Cancels job `name` (`install`, `pull:<model id>`); what it has done so far is kept.
 #[tauri::command]
 #[specta::specta]
-pub async fn jobs_cancel(name: String, jobs: tauri::State<'_, Arc<Jobs>>) -> Result<(), String> {
-    if jobs.cancel(&name) { Ok(()) } else { Err(format!("{name} is not under way")) }
+pub async fn jobs_cancel(name: String, jobs: tauri::State<'_, Arc<Jobs>>) -> Result<(), IpcError> {
+    if jobs.cancel(&name) { Ok(()) } else { Err(IpcError::not_found(format!("{name} is not under way"))) }
 }

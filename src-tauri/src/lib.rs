@@ -4,6 +4,7 @@
 
 pub mod bindings;
 mod commands;
+mod error;
 mod logging;
 mod serving;
 mod startup;

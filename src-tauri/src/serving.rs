@@ -3,6 +3,8 @@
 
 use fixbox_engine::{Registry, RunningEngine};
 
+use crate::error::IpcError;
+
 /// The engine this window started, if any.
 #[derive(Debug, Default)]
 pub struct Serving(pub(crate) tokio::sync::Mutex<Option<RunningEngine>>);
@@ -17,6 +19,6 @@ impl Serving {
 }
 
 /// The state files of the engines Fixbox runs, in its data folder.
-pub fn engine_registry() -> Result<Registry, String> {
-    Ok(Registry::new(fixbox_store::data_dir().map_err(|e| e.to_string())?))
+pub fn engine_registry() -> Result<Registry, IpcError> {
+    Ok(Registry::new(fixbox_store::data_dir()?))
 }

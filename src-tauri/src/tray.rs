@@ -79,7 +79,7 @@ fn describe(kind: EngineKind, model: &str, status: &str, url: Option<&str>) -> S
 impl Tray {
     /// Puts the icon in the tray with the engine's status; without a tray, says why in the log.
     pub fn install(app: &AppHandle, serving: Arc<Serving>) -> Self {
-        if let Err(why) = supported() {
+        if let Some(why) = unsupported() {
             tracing::info!("no tray icon: {why}");
             return Self(None);
         }
@@ -146,9 +146,9 @@ fn build(app: &AppHandle, serving: Arc<Serving>) -> tauri::Result<Parts> {
     Ok(Parts { icon: icon.build(app)?, status, stop })
 }
 
-/// Whether the tray can be made here. On Linux the tray is an AppIndicator, whose library is loaded
-/// when the first icon is made, and whose absence aborts the app there: look for it first.
-fn supported() -> Result<(), String> {
+/// Why the tray cannot be made here, if it cannot. On Linux the tray is an AppIndicator, whose library
+/// is loaded when the first icon is made, and whose absence aborts the app there: look for it first.
+fn unsupported() -> Option<&'static str> {
     #[cfg(target_os = "linux")]
     {
         const LIBRARIES: [&str; 2] = ["libayatana-appindicator3.so.1", "libappindicator3.so.1"];
@@ -163,12 +163,10 @@ fn supported() -> Result<(), String> {
             })
         };
         if !in_path && known() != Some(true) {
-            return Err(
-                "the AppIndicator library is not installed (Debian: apt install libayatana-appindicator3-1)".into()
-            );
+            return Some("the AppIndicator library is not installed (Debian: apt install libayatana-appindicator3-1)");
         }
     }
-    Ok(())
+    None
 }
 
 #[cfg(test)]

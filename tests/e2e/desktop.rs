@@ -414,6 +414,15 @@ async fn settings_keep_keys_in_the_keychain_and_show_them_masked() -> Result<()>
         .check(|client| {
             let (out, name, key, token) = (out.clone(), name.clone(), key.clone(), token.clone());
             async move {
+                // No model to call: the fix page says so, and its error's code (not its words) offers
+                // the page that mends it.
+                client.find(Locator::Css("[data-testid=nav-fix]")).await?.click().await?;
+                wait_for(&client, "[data-testid=fix-routes-error]", &out, "no-routes-error").await?;
+                let mend = wait_for(&client, "[data-testid=fix-mend]", &out, "no-mend").await?;
+                ensure!(mend.text().await?.starts_with("Open Setup"), "{:?}", mend.text().await?);
+                mend.click().await?;
+                wait_for(&client, "[data-testid=machine]", &out, "mend-not-followed").await?;
+
                 client.find(Locator::Css("[data-testid=nav-settings]")).await?.click().await?;
                 wait_for(&client, "[data-testid=settings-no-keys]", &out, "no-settings").await?;
                 let from = client.find(Locator::Css("[data-testid=settings-routes-from]")).await?.text().await?;

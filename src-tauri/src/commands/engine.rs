@@ -17,6 +17,7 @@ use tauri::ipc::Channel;
 
 use super::models::{Progress, model_store};
 use super::{Jobs, blocking, open_store};
+use crate::error::{ErrorCode, IpcError};
 use crate::serving::{Serving, engine_registry};
 use crate::tray::{self, EngineStatus};
 
@@ -75,7 +76,7 @@ pub struct TryResult {
 /// The engines, installed or not, and what runs.
 #[tauri::command]
 #[specta::specta]
-pub async fn engine_overview(app: tauri::AppHandle) -> Result<Vec<EngineRow>, String> {
+pub async fn engine_overview(app: tauri::AppHandle) -> Result<Vec<EngineRow>, IpcError> {
     let found = fixbox_engine::discover(&SearchPaths::from_env()).await;
     blocking(move || {
         let registry = engine_registry()?;
@@ -116,10 +117,11 @@ pub async fn engine_overview(app: tauri::AppHandle) -> Result<Vec<EngineRow>, St
 pub async fn engine_install(
     on_progress: Channel<Progress>,
     jobs: tauri::State<'_, Arc<Jobs>>,
-) -> Result<String, String> {
-    let dir = fixbox_engine::engines_dir()
-        .ok_or("no cache folder for engines on this system; set FIXBOX_ENGINES_DIR to one")?;
-    let installer = Installer::new(dir, Downloader::new(RetryPolicy::default()).map_err(|e| e.to_string())?);
+) -> Result<String, IpcError> {
+    let dir = fixbox_engine::engines_dir().ok_or_else(|| {
+        IpcError::internal("no cache folder for engines on this system; set FIXBOX_ENGINES_DIR to one")
+    })?;
+    let installer = Installer::new(dir, Downloader::new(RetryPolicy::default())?);
     let (cancel, _job) = jobs.start("install")?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let forward = tokio::spawn(async move {
@@ -138,14 +140,14 @@ pub async fn engine_install(
     let installed = fixbox_engine::engine(EngineKind::LlamaServer).install(&installer, &tx, &cancel).await;
     drop(tx);
     let _ = forward.await;
-    Ok(installed.map_err(|e| e.to_string())?.display().to_string())
+    Ok(installed?.display().to_string())
 }
 
 /// The options the engine was last started with.
 #[tauri::command]
 #[specta::specta]
-pub async fn engine_options() -> Result<EngineOptions, String> {
-    blocking(|| EngineOptions::load(&open_store()?).map_err(|e| e.to_string())).await
+pub async fn engine_options() -> Result<EngineOptions, IpcError> {
+    blocking(|| EngineOptions::load(&open_store()?).map_err(IpcError::from)).await
 }
 
 /// Starts llama-server serving the downloaded `model` on 127.0.0.1, and returns once it answers (or
@@ -160,33 +162,33 @@ pub async fn engine_start(
     serving: tauri::State<'_, Arc<Serving>>,
     jobs: tauri::State<'_, Arc<Jobs>>,
     app: tauri::AppHandle,
-) -> Result<String, String> {
-    options.check().map_err(|e| e.to_string())?;
+) -> Result<String, IpcError> {
+    options.check()?;
     let kind = EngineKind::LlamaServer;
     let mut current = serving.0.lock().await;
     if let Some(running) = current.as_ref() {
-        return Err(format!("{kind} already serves a model at {}; stop it first", running.url));
+        return Err(IpcError::busy(format!("{kind} already serves a model at {}; stop it first", running.url)));
     }
     let registry = engine_registry()?;
     if let Some(state) = registry.supervised(kind) {
-        return Err(format!(
+        return Err(IpcError::busy(format!(
             "{kind} was started outside this window (supervisor pid {}, serving {}); stop it with `fixbox engine stop` first",
             state.supervisor_pid, state.model
-        ));
+        )));
     }
-    let binary =
-        fixbox_engine::installed(kind).await.map_err(|_| format!("{kind} is not installed: install it above first"))?;
+    let binary = fixbox_engine::installed(kind).await.map_err(|_| {
+        IpcError::new(ErrorCode::EngineNotInstalled, format!("{kind} is not installed: install it above first"))
+    })?;
     let (file, plan) = {
         let (model, options) = (model.clone(), options.clone());
         blocking(move || {
-            options.save(&open_store()?).map_err(|e| e.to_string())?;
-            let installed = model_store()?
-                .find(&model, None)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("{model} is not downloaded yet: download it below first"))?;
+            options.save(&open_store()?)?;
+            let installed = model_store()?.find(&model, None)?.ok_or_else(|| {
+                IpcError::not_found(format!("{model} is not downloaded yet: download it below first"))
+            })?;
             let recommended =
                 Catalog::embedded().ok().and_then(|c| c.model(&model).ok().map(|m| m.context_recommended));
-            let plan = options.launch_here(&installed.path, recommended.unwrap_or(8192)).map_err(|e| e.to_string())?;
+            let plan = options.launch_here(&installed.path, recommended.unwrap_or(8192))?;
             Ok((installed.path, plan))
         })
         .await?
@@ -211,8 +213,9 @@ pub async fn engine_start(
             tray::show(&app, &status);
         }
     });
-    let stopped = || format!("{kind} was stopped before it finished loading {model}");
-    let running = launcher.start().await.map_err(|e| if cancel.is_cancelled() { stopped() } else { e.to_string() })?;
+    let stopped =
+        || IpcError::new(ErrorCode::Cancelled, format!("{kind} was stopped before it finished loading {model}"));
+    let running = launcher.start().await.map_err(|e| if cancel.is_cancelled() { stopped() } else { e.into() })?;
     if cancel.is_cancelled() {
         // Stopped just as it became ready.
         running.stop().await;
@@ -259,31 +262,34 @@ fn forward(
 /// Stops the engine this window started.
 #[tauri::command]
 #[specta::specta]
-pub async fn engine_stop(serving: tauri::State<'_, Arc<Serving>>) -> Result<(), String> {
+pub async fn engine_stop(serving: tauri::State<'_, Arc<Serving>>) -> Result<(), IpcError> {
     match serving.0.lock().await.take() {
         Some(engine) => {
             engine.stop().await;
             Ok(())
         }
-        None => {
-            Err("this window runs no engine; one started with `fixbox engine start` stops with `fixbox engine stop`"
-                .into())
-        }
+        None => Err(IpcError::not_found(
+            "this window runs no engine; one started with `fixbox engine start` stops with `fixbox engine stop`",
+        )),
     }
 }
 
 /// Asks the running local engine `prompt` and measures the answer.
 #[tauri::command]
 #[specta::specta]
-pub async fn engine_try(prompt: String) -> Result<TryResult, String> {
-    let engine = engine_registry()?.running().into_iter().next().ok_or("no engine is ready: start one above first")?;
+pub async fn engine_try(prompt: String) -> Result<TryResult, IpcError> {
+    let engine = engine_registry()?
+        .running()
+        .into_iter()
+        .next()
+        .ok_or_else(|| IpcError::new(ErrorCode::NoModel, "no engine is ready: start one above first"))?;
     let model = engine.model.clone();
-    let router = Routes::engine(engine).router(Arc::new(Metrics::default())).map_err(|e| e.to_string())?;
+    let router = Routes::engine(engine).router(Arc::new(Metrics::default()))?;
     let mut request = ChatRequest::new(vec![Message::user(prompt.trim())]);
     request.sampling.max_tokens = Some(64);
     let mut stream = router.call("default", request, Arc::new(Meter::default()));
     while let Some(event) = stream.next().await {
-        if let CallEvent::Done(record) = event.map_err(|e| e.to_string())? {
+        if let CallEvent::Done(record) = event? {
             return Ok(TryResult {
                 model,
                 text: record.text,
@@ -294,5 +300,5 @@ pub async fn engine_try(prompt: String) -> Result<TryResult, String> {
             });
         }
     }
-    Err("the engine ended the answer without finishing it; see its log above".into())
+    Err(IpcError::new(ErrorCode::Model, "the engine ended the answer without finishing it; see its log above"))
 }

@@ -13,6 +13,7 @@ use tauri::ipc::Channel;
 use tokio::sync::mpsc;
 
 use super::{Jobs, blocking, load_routes, open_store};
+use crate::error::IpcError;
 
 /// One evaluation runs at a time, as this job.
 const JOB: &str = "eval";
@@ -142,30 +143,30 @@ pub async fn eval_start(
     request: NewEval,
     on_update: Channel<EvalUpdate>,
     jobs: tauri::State<'_, Arc<Jobs>>,
-) -> Result<String, String> {
-    let mode: Mode = request.mode.parse()?;
+) -> Result<String, IpcError> {
+    let mode: Mode = request.mode.parse().map_err(IpcError::invalid)?;
     let dataset_path = PathBuf::from(request.dataset.trim());
     let repos = PathBuf::from(request.repos.trim());
     if !repos.is_dir() {
-        return Err(format!("{} is not a folder: give the folder that holds the tasks' repositories", repos.display()));
+        return Err(IpcError::invalid(format!(
+            "{} is not a folder: give the folder that holds the tasks' repositories",
+            repos.display()
+        )));
     }
     let route = request.route.clone();
     let (dataset, store, router, preferences, out) = blocking(move || {
-        let dataset = Dataset::read(&dataset_path).map_err(|e| e.to_string())?;
+        let dataset = Dataset::read(&dataset_path)?;
         let store = open_store()?;
-        let router = if mode == Mode::Gold {
-            None
-        } else {
-            Some(load_routes(&store)?.router(Arc::new(Metrics::default())).map_err(|e| e.to_string())?)
-        };
-        let preferences = Preferences::load(&store).map_err(|e| e.to_string())?;
+        let router =
+            if mode == Mode::Gold { None } else { Some(load_routes(&store)?.router(Arc::new(Metrics::default()))?) };
+        let preferences = Preferences::load(&store)?;
         let stem = dataset_path.file_stem().map_or("dataset".into(), |s| s.to_string_lossy().into_owned());
-        let out = fixbox_store::data_dir().map_err(|e| e.to_string())?.join("evals").join(format!("{stem}-{mode}"));
+        let out = fixbox_store::data_dir()?.join("evals").join(format!("{stem}-{mode}"));
         Ok((dataset, Arc::new(store), router, preferences, out))
     })
     .await?;
     if dataset.tasks.is_empty() {
-        return Err(format!("{} holds no task", request.dataset.trim()));
+        return Err(IpcError::invalid(format!("{} holds no task", request.dataset.trim())));
     }
     for bad in &dataset.bad_lines {
         let _ = on_update.send(EvalUpdate::BadLine { message: bad.to_string() });
@@ -227,6 +228,6 @@ fn view(update: Progress) -> EvalUpdate {
 /// Stops the running evaluation: the tasks done are kept, and so is the report of them.
 #[tauri::command]
 #[specta::specta]
-pub fn eval_stop(jobs: tauri::State<'_, Arc<Jobs>>) -> Result<(), String> {
-    if jobs.cancel(JOB) { Ok(()) } else { Err("no evaluation is running".into()) }
+pub fn eval_stop(jobs: tauri::State<'_, Arc<Jobs>>) -> Result<(), IpcError> {
+    if jobs.cancel(JOB) { Ok(()) } else { Err(IpcError::not_found("no evaluation is running")) }
 }

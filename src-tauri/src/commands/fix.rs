@@ -17,6 +17,7 @@ use tauri::ipc::Channel;
 
 use super::sessions::LoggedEvent;
 use super::{Jobs, blocking, load_routes, open_store, parse_id};
+use crate::error::IpcError;
 
 /// The number `fix_start` gives the next session it starts (its job is `fix:<number>`).
 static NEXT_RUN: AtomicU32 = AtomicU32::new(1);
@@ -107,7 +108,7 @@ pub enum FixUpdate {
     /// The session is over; `error` when it could not run at all; `pull_request` when it was on a
     /// GitHub issue and changed something (opened with `github_open_pr`).
     Ended {
-        error: Option<String>,
+        error: Option<IpcError>,
         pull_request: Option<ReadyPull>,
     },
 }
@@ -115,15 +116,15 @@ pub enum FixUpdate {
 /// The test command and sandbox image for the repository in `folder`.
 #[tauri::command]
 #[specta::specta]
-pub async fn fix_detect(folder: String) -> Result<FolderTests, String> {
+pub async fn fix_detect(folder: String) -> Result<FolderTests, IpcError> {
     let checkout = match github_issue(&folder)? {
         Some(reference) => Some(super::github::checkout(&reference).await?),
         None => None,
     };
     blocking(move || {
         let folder = checkout.as_ref().map_or_else(|| PathBuf::from(&folder), |c| c.clone.clone());
-        let plan = fixbox_agent::detect(&folder).map_err(|e| e.to_string())?;
-        let shared = SharedFiles::load(&open_store()?, &folder).map_err(|e| e.to_string())?;
+        let plan = fixbox_agent::detect(&folder)?;
+        let shared = SharedFiles::load(&open_store()?, &folder)?;
         let issue =
             checkout.map(|c| IssueText { title: c.issue.title.clone(), url: c.issue.html_url.clone(), task: c.task() });
         Ok(FolderTests { command: plan.command, recipe: plan.recipe, shared, issue })
@@ -134,7 +135,7 @@ pub async fn fix_detect(folder: String) -> Result<FolderTests, String> {
 /// The routing tasks a session can be answered by.
 #[tauri::command]
 #[specta::specta]
-pub async fn fix_routes() -> Result<RouteChoices, String> {
+pub async fn fix_routes() -> Result<RouteChoices, IpcError> {
     blocking(move || {
         let routes = load_routes(&open_store()?)?;
         let tasks = routes.tasks().into_iter().map(|(task, providers)| RouteTask { task, providers }).collect();
@@ -154,10 +155,10 @@ pub async fn fix_start(
     jobs: tauri::State<'_, Arc<Jobs>>,
     sessions: tauri::State<'_, Sessions>,
     app: tauri::AppHandle,
-) -> Result<u32, String> {
+) -> Result<u32, IpcError> {
     let task = request.task.trim().to_string();
     if task.is_empty() {
-        return Err("say what is wrong: the task is empty".into());
+        return Err(IpcError::invalid("say what is wrong: the task is empty"));
     }
     let checkout = match github_issue(&request.folder)? {
         Some(reference) => Some(super::github::checkout(&reference).await?),
@@ -180,11 +181,11 @@ pub async fn fix_start(
     };
     let (folder, share) = (fix_request.repo.clone(), fix_request.share.clone());
     let (fix, store, router, sandbox_limits) = blocking(move || {
-        let fix = Fix::prepare(fix_request).map_err(|e| e.to_string())?;
+        let fix = Fix::prepare(fix_request)?;
         let store = open_store()?;
-        SharedFiles::save(&store, &folder, &share).map_err(|e| e.to_string())?;
-        let router = load_routes(&store)?.router(Arc::new(Metrics::default())).map_err(|e| e.to_string())?;
-        let sandbox_limits = Preferences::load(&store).map_err(|e| e.to_string())?.sandbox_limits();
+        SharedFiles::save(&store, &folder, &share)?;
+        let router = load_routes(&store)?.router(Arc::new(Metrics::default()))?;
+        let sandbox_limits = Preferences::load(&store)?.sandbox_limits();
         Ok((fix, Arc::new(store), router, sandbox_limits))
     })
     .await?;
@@ -212,7 +213,10 @@ pub async fn fix_start(
                         sensitive: p.draft.sensitive,
                     });
                 }
-                Err(err) => error = Some(format!("the pull request could not be drafted: {err}")),
+                Err(err) => {
+                    let message = format!("the pull request could not be drafted: {err}");
+                    error = Some(IpcError { message, ..err.into() });
+                }
             }
         }
         drop(job);
@@ -226,7 +230,7 @@ pub async fn fix_start(
 async fn forward(
     mut session: SessionHandle,
     on_update: &Channel<FixUpdate>,
-) -> (Option<String>, Result<Outcome, String>) {
+) -> (Option<String>, Result<Outcome, IpcError>) {
     let mut id = None;
     while let Some(update) = session.next().await {
         let update = match update {
@@ -244,14 +248,14 @@ async fn forward(
         };
         let _ = on_update.send(update);
     }
-    (id, session.finish().await.map(|finished| finished.outcome).map_err(|e| e.to_string()))
+    (id, session.finish().await.map(|finished| finished.outcome).map_err(IpcError::from))
 }
 
 /// The GitHub issue a form's folder names (`github:owner/repo#123` or the issue's URL), if it names one.
-fn github_issue(folder: &str) -> Result<Option<fixbox_github::IssueRef>, String> {
+fn github_issue(folder: &str) -> Result<Option<fixbox_github::IssueRef>, IpcError> {
     let folder = folder.trim();
     if fixbox_github::IssueRef::is_issue(folder) {
-        folder.parse().map(Some).map_err(|e: fixbox_github::GitHubError| e.to_string())
+        folder.parse().map(Some).map_err(|e: fixbox_github::GitHubError| e.into())
     } else {
         Ok(None)
     }
@@ -259,7 +263,7 @@ fn github_issue(folder: &str) -> Result<Option<fixbox_github::IssueRef>, String>
 
 /// Tells the desktop how a session ended, as the user may be working elsewhere by then (a session
 /// the user stopped is not news to them).
-fn notify_ended(app: &tauri::AppHandle, task: &str, ended: &Result<Outcome, String>) {
+fn notify_ended(app: &tauri::AppHandle, task: &str, ended: &Result<Outcome, IpcError>) {
     use tauri_plugin_notification::NotificationExt as _;
     let (title, why) = match ended {
         Ok(Outcome::Fixed) => ("Fixed: the tests pass", None),
@@ -274,7 +278,7 @@ fn notify_ended(app: &tauri::AppHandle, task: &str, ended: &Result<Outcome, Stri
         Ok(Outcome::GaveUp { reason }) => ("Not fixed", Some(format!("The model gave up: {reason}"))),
         Ok(Outcome::Error { message }) => ("Not fixed", Some(message.clone())),
         Ok(Outcome::Cancelled) => return,
-        Err(error) => ("The fix session could not run", Some(error.clone())),
+        Err(error) => ("The fix session could not run", Some(error.message.clone())),
     };
     let cut: String = task.chars().take(120).collect();
     let task = if cut.len() < task.len() { format!("{cut}…") } else { cut };
@@ -287,27 +291,39 @@ fn notify_ended(app: &tauri::AppHandle, task: &str, ended: &Result<Outcome, Stri
 /// Stops a running session: the loop ends at its next step and the session is kept.
 #[tauri::command]
 #[specta::specta]
-pub fn fix_stop(run: u32, jobs: tauri::State<'_, Arc<Jobs>>) -> Result<(), String> {
-    if jobs.cancel(&run_job(run)) { Ok(()) } else { Err(format!("session run {run} is not running (it has ended)")) }
+pub fn fix_stop(run: u32, jobs: tauri::State<'_, Arc<Jobs>>) -> Result<(), IpcError> {
+    if jobs.cancel(&run_job(run)) {
+        Ok(())
+    } else {
+        Err(IpcError::not_found(format!("session run {run} is not running (it has ended)")))
+    }
 }
 
-fn report(id: &str) -> Result<SessionReport, String> {
+fn report(id: &str) -> Result<SessionReport, IpcError> {
     let id = parse_id(id)?;
     let store = open_store()?;
-    let events = store.events_from(&id, 1).map_err(|e| e.to_string())?;
-    SessionReport::from_events(&events).ok_or_else(|| format!("session {id} is not a fix session"))
+    let events = store.events_from(&id, 1)?;
+    SessionReport::from_events(&events).ok_or_else(|| IpcError::not_found(format!("session {id} is not a fix session")))
+}
+
+/// A fix written into its folder.
+#[derive(Debug, Clone, Serialize, specta::Type)]
+pub struct Accepted {
+    /// The files written, relative to the folder.
+    pub files: Vec<String>,
 }
 
 /// Writes the session's fix into the folder it was made from; returns the files written.
 #[tauri::command]
 #[specta::specta]
-pub async fn fix_accept(session: String) -> Result<Vec<String>, String> {
+pub async fn fix_accept(session: String) -> Result<Accepted, IpcError> {
     blocking(move || {
         let report = report(&session)?;
         if report.diff.is_empty() {
-            return Err("the session changed nothing: there is nothing to accept".into());
+            return Err(IpcError::invalid("the session changed nothing: there is nothing to accept"));
         }
-        fixbox_agent::accept(&PathBuf::from(&report.repo), &report.diff).map_err(|e| e.to_string())
+        let files = fixbox_agent::accept(&PathBuf::from(&report.repo), &report.diff)?;
+        Ok(Accepted { files })
     })
     .await
 }
@@ -315,10 +331,10 @@ pub async fn fix_accept(session: String) -> Result<Vec<String>, String> {
 /// Writes the session's fix as a `git apply`-able patch to `path`.
 #[tauri::command]
 #[specta::specta]
-pub async fn fix_export(session: String, path: String) -> Result<(), String> {
+pub async fn fix_export(session: String, path: String) -> Result<(), IpcError> {
     blocking(move || {
         let report = report(&session)?;
-        std::fs::write(&path, &report.diff).map_err(|e| format!("cannot write {path}: {e}"))
+        std::fs::write(&path, &report.diff).map_err(|e| IpcError::invalid(format!("cannot write {path}: {e}")))
     })
     .await
 }

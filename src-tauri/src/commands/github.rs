@@ -6,6 +6,7 @@ use fixbox_github::{GitHub, IssueCheckout, IssueFilter, IssueRef, Pending};
 use serde::{Deserialize, Serialize};
 
 use super::{blocking, open_store};
+use crate::error::IpcError;
 
 /// An open issue, as the list shows it.
 #[derive(Debug, Clone, Serialize, specta::Type)]
@@ -26,15 +27,15 @@ pub async fn github_issues(
     repo: String,
     label: Option<String>,
     search: Option<String>,
-) -> Result<Vec<IssueRow>, String> {
+) -> Result<Vec<IssueRow>, IpcError> {
     let repo = repo.trim().trim_start_matches("https://github.com/").trim_end_matches('/').to_string();
-    let (owner, name) = repo.split_once('/').ok_or("name the repository as owner/repo")?;
+    let (owner, name) = repo.split_once('/').ok_or_else(|| IpcError::invalid("name the repository as owner/repo"))?;
     let filter = IssueFilter {
         label: label.filter(|l| !l.trim().is_empty()),
         text: search.filter(|s| !s.trim().is_empty()),
         limit: 100,
     };
-    let issues = client().await?.open_issues(owner, name, &filter).await.map_err(|e| e.to_string())?;
+    let issues = client().await?.open_issues(owner, name, &filter).await?;
     Ok(issues
         .into_iter()
         .map(|i| IssueRow {
@@ -58,32 +59,33 @@ pub struct OpenedPull {
 /// call again after a failure, which keeps the branch and text.
 #[tauri::command]
 #[specta::specta]
-pub async fn github_open_pr(session: String) -> Result<OpenedPull, String> {
+pub async fn github_open_pr(session: String) -> Result<OpenedPull, IpcError> {
     let id = session.clone();
     let (store, pending) = blocking(move || {
         let store = open_store()?;
-        let pending = Pending::load(&store, &id).map_err(|e| e.to_string())?;
+        let pending = Pending::load(&store, &id)?;
         Ok((store, pending))
     })
     .await?;
-    let pending = pending.ok_or_else(|| format!("no pull request waits for session {session}"))?;
-    let pull = fixbox_github::open_pull_request(&client().await?, &pending)
-        .await
-        .map_err(|e| format!("the pull request was not opened ({e}); its branch and text are kept: try again"))?;
-    blocking(move || Pending::forget(&store, &session).map_err(|e| e.to_string())).await?;
+    let pending = pending.ok_or_else(|| IpcError::not_found(format!("no pull request waits for session {session}")))?;
+    let pull = fixbox_github::open_pull_request(&client().await?, &pending).await.map_err(|e| IpcError {
+        message: format!("the pull request was not opened ({e}); its branch and text are kept: try again"),
+        ..e.into()
+    })?;
+    blocking(move || Pending::forget(&store, &session).map_err(IpcError::from)).await?;
     Ok(OpenedPull { number: pull.number, url: pull.html_url })
 }
 
-async fn client() -> Result<GitHub, String> {
-    GitHub::signed_in().await.map_err(|e| e.to_string())
+async fn client() -> Result<GitHub, IpcError> {
+    GitHub::signed_in().await.map_err(IpcError::from)
 }
 
 /// The issue's text and its repository's default branch, cloned (or fetched) for a session.
-pub(super) async fn checkout(reference: &IssueRef) -> Result<IssueCheckout, String> {
-    let clones = fixbox_github::clones_dir().map_err(|e| e.to_string())?;
+pub(super) async fn checkout(reference: &IssueRef) -> Result<IssueCheckout, IpcError> {
+    let clones = fixbox_github::clones_dir()?;
     fixbox_github::checkout_issue(&client().await?, reference, &clones, fixbox_github::MAX_REPO_KIB)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(IpcError::from)
 }
 
 /// Sent to the window when a `fixbox://fix?repo=owner/repo&issue=123` link asks to fix an issue.

@@ -7,6 +7,7 @@ use fixbox_agent::calls::{CallSummary, logged_calls, model_of, summarize};
 use serde::Serialize;
 
 use super::{blocking, open_store};
+use crate::error::IpcError;
 
 #[derive(Debug, Clone, Serialize, specta::Type)]
 pub struct MetricsView {
@@ -37,16 +38,12 @@ pub struct CallPoint {
 
 #[tauri::command]
 #[specta::specta]
-pub async fn metrics_get() -> Result<MetricsView, String> {
+pub async fn metrics_get() -> Result<MetricsView, IpcError> {
     blocking(|| {
         let store = open_store()?;
-        let calls = logged_calls(&store).map_err(|e| e.to_string())?;
-        let titles: HashMap<String, String> = store
-            .list_sessions()
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|s| (s.id.to_string(), s.title))
-            .collect();
+        let calls = logged_calls(&store)?;
+        let titles: HashMap<String, String> =
+            store.list_sessions()?.into_iter().map(|s| (s.id.to_string(), s.title)).collect();
         // Session ids are UUIDv7s: in reverse order, newest first.
         let mut by_session: Vec<SessionCalls> = summarize(&calls, |c| c.session.clone())
             .into_iter()

@@ -9,10 +9,11 @@ use serde::Serialize;
 use tauri::ipc::Channel;
 
 use super::{Jobs, blocking};
+use crate::error::IpcError;
 
 /// Where models are kept: `<data dir>/models`, as the CLI keeps them.
-pub fn model_store() -> Result<ModelStore, String> {
-    Ok(ModelStore::new(fixbox_store::data_dir().map_err(|e| e.to_string())?.join("models")))
+pub fn model_store() -> Result<ModelStore, IpcError> {
+    Ok(ModelStore::new(fixbox_store::data_dir()?.join("models")))
 }
 
 /// A catalog model (its first, recommended quantization) or a file imported by hand.
@@ -77,11 +78,11 @@ impl From<DownloadEvent> for Progress {
 /// The catalog's models beside what this machine has.
 #[tauri::command]
 #[specta::specta]
-pub async fn models_list() -> Result<Vec<ModelRow>, String> {
+pub async fn models_list() -> Result<Vec<ModelRow>, IpcError> {
     blocking(|| {
-        let catalog = Catalog::embedded().map_err(|e| e.to_string())?;
+        let catalog = Catalog::embedded()?;
         let store = model_store()?;
-        let installed = store.installed().map_err(|e| e.to_string())?;
+        let installed = store.installed()?;
         let mut rows: Vec<ModelRow> = catalog
             .models
             .iter()
@@ -124,14 +125,14 @@ pub async fn models_pull(
     id: String,
     on_progress: Channel<Progress>,
     jobs: tauri::State<'_, Arc<Jobs>>,
-) -> Result<String, String> {
-    let catalog = Catalog::embedded().map_err(|e| e.to_string())?;
-    let model = catalog.model(&id).map_err(|e| e.to_string())?;
-    let quant = model.quant(None).map_err(|e| e.to_string())?;
+) -> Result<String, IpcError> {
+    let catalog = Catalog::embedded()?;
+    let model = catalog.model(&id)?;
+    let quant = model.quant(None)?;
     let store = model_store()?;
     let endpoints = Endpoints::from_env();
     let token = hugging_face_token().await;
-    let downloader = Downloader::new(RetryPolicy::default()).map_err(|e| e.to_string())?;
+    let downloader = Downloader::new(RetryPolicy::default())?;
     let (cancel, _job) = jobs.start(&format!("pull:{id}"))?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let forward = tokio::spawn(async move {
@@ -143,11 +144,11 @@ pub async fn models_pull(
     let pulled = store.pull(&downloader, &request, &tx, &cancel).await;
     drop(tx);
     let _ = forward.await;
-    Ok(pulled.map_err(|e| e.to_string())?.path.display().to_string())
+    Ok(pulled?.path.display().to_string())
 }
 
 /// The Hugging Face token the user saved in the settings as `huggingface`, for gated models.
 async fn hugging_face_token() -> Option<Token> {
-    let secret = blocking(|| fixbox_store::Keychain.get("huggingface").map_err(|e| e.to_string())).await;
+    let secret = blocking(|| fixbox_store::Keychain.get("huggingface").map_err(IpcError::from)).await;
     secret.ok().flatten().map(|s| Token::new(s.expose()))
 }

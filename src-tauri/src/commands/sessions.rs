@@ -9,6 +9,7 @@ use serde::Serialize;
 use tauri::ipc::Channel;
 
 use super::{blocking, open_store, parse_id};
+use crate::error::IpcError;
 
 /// A session as the history lists it.
 #[derive(Debug, Clone, Serialize, specta::Type)]
@@ -35,8 +36,8 @@ pub struct LoggedEvent {
     pub event: Event,
 }
 
-fn listing(store: &Store, session: SessionSummary) -> Result<SessionListing, String> {
-    let events = store.events_from(&session.id, 1).map_err(|e| e.to_string())?;
+fn listing(store: &Store, session: SessionSummary) -> Result<SessionListing, IpcError> {
+    let events = store.events_from(&session.id, 1)?;
     let report = SessionReport::from_events(&events);
     let totals = report.as_ref().and_then(|r| r.totals.clone()).unwrap_or_default();
     Ok(SessionListing {
@@ -57,10 +58,10 @@ fn listing(store: &Store, session: SessionSummary) -> Result<SessionListing, Str
 /// keystroke never reads the event log again.
 #[tauri::command]
 #[specta::specta]
-pub async fn sessions_list() -> Result<Vec<SessionListing>, String> {
+pub async fn sessions_list() -> Result<Vec<SessionListing>, IpcError> {
     blocking(move || {
         let store = open_store()?;
-        let sessions = store.list_sessions().map_err(|e| e.to_string())?;
+        let sessions = store.list_sessions()?;
         sessions.into_iter().map(|session| listing(&store, session)).collect()
     })
     .await
@@ -69,13 +70,13 @@ pub async fn sessions_list() -> Result<Vec<SessionListing>, String> {
 /// Deletes a session and its whole event log.
 #[tauri::command]
 #[specta::specta]
-pub async fn sessions_delete(id: String) -> Result<(), String> {
+pub async fn sessions_delete(id: String) -> Result<(), IpcError> {
     blocking(move || {
         let id = parse_id(&id)?;
         match open_store()?.delete_session(&id) {
             Ok(true) => Ok(()),
-            Ok(false) => Err(format!("session {id} is not in the history (already deleted?)")),
-            Err(e) => Err(format!("cannot delete session {id}: {e}")),
+            Ok(false) => Err(IpcError::not_found(format!("session {id} is not in the history (already deleted?)"))),
+            Err(e) => Err(IpcError { message: format!("cannot delete session {id}: {e}"), ..e.into() }),
         }
     })
     .await
@@ -90,14 +91,14 @@ const LONGEST_PAUSE: Duration = Duration::from_secs(2);
 /// listening.
 #[tauri::command]
 #[specta::specta]
-pub async fn sessions_replay(id: String, speed: f64, on_event: Channel<LoggedEvent>) -> Result<(), String> {
+pub async fn sessions_replay(id: String, speed: f64, on_event: Channel<LoggedEvent>) -> Result<(), IpcError> {
     let events = blocking(move || {
         let id = parse_id(&id)?;
         let store = open_store()?;
-        if store.session(&id).map_err(|e| e.to_string())?.is_none() {
-            return Err(format!("session {id} is not in the history"));
+        if store.session(&id)?.is_none() {
+            return Err(IpcError::not_found(format!("session {id} is not in the history")));
         }
-        store.events_from(&id, 1).map_err(|e| e.to_string())
+        store.events_from(&id, 1).map_err(IpcError::from)
     })
     .await?;
     let mut previous_at = None;

@@ -10,6 +10,7 @@ use fixbox_store::{Keychain, Secret, Store};
 use serde::Serialize;
 
 use super::{blocking, load_routes, open_store};
+use crate::error::IpcError;
 use fixbox_engine::EngineOptions;
 
 /// Everything the settings page shows.
@@ -36,22 +37,17 @@ pub struct KeyListing {
     pub hint: Option<String>,
 }
 
-fn view(store: &Store) -> Result<SettingsView, String> {
-    let data_dir = fixbox_store::data_dir().map_err(|e| e.to_string())?;
+fn view(store: &Store) -> Result<SettingsView, IpcError> {
+    let data_dir = fixbox_store::data_dir()?;
     let (routes_from, routes_problem) = match load_routes(store) {
         Ok(routes) => (Some(routes.from), None),
         Err(err) => (None, Some(err.to_string())),
     };
-    let keys = Keychain
-        .list(store)
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(|key| KeyListing { name: key.name, hint: key.hint })
-        .collect();
-    let preferences = Preferences::load(store).map_err(|e| e.to_string())?;
-    let engine = EngineOptions::load(store).map_err(|e| e.to_string())?;
+    let keys = Keychain.list(store)?.into_iter().map(|key| KeyListing { name: key.name, hint: key.hint }).collect();
+    let preferences = Preferences::load(store)?;
+    let engine = EngineOptions::load(store)?;
     Ok(SettingsView {
-        routes: Routes::stored(store).map_err(|e| e.to_string())?,
+        routes: Routes::stored(store)?,
         routes_from,
         routes_problem,
         keys,
@@ -61,20 +57,20 @@ fn view(store: &Store) -> Result<SettingsView, String> {
     })
 }
 
-fn save_routes(store: &Store, routes: Option<&RoutingConfig>) -> Result<(), String> {
-    Routes::save(store, routes).map_err(|e| format!("not saved: {e}"))
+fn save_routes(store: &Store, routes: Option<&RoutingConfig>) -> Result<(), IpcError> {
+    Routes::save(store, routes).map_err(|e| IpcError { message: format!("not saved: {e}"), ..e.into() })
 }
 
 #[tauri::command]
 #[specta::specta]
-pub async fn settings_get() -> Result<SettingsView, String> {
+pub async fn settings_get() -> Result<SettingsView, IpcError> {
     blocking(|| view(&open_store()?)).await
 }
 
 /// Saves the routes, once they are valid (every route names known providers, there is a `default`).
 #[tauri::command]
 #[specta::specta]
-pub async fn settings_save_routes(routes: RoutingConfig) -> Result<SettingsView, String> {
+pub async fn settings_save_routes(routes: RoutingConfig) -> Result<SettingsView, IpcError> {
     blocking(move || {
         let store = open_store()?;
         save_routes(&store, Some(&routes))?;
@@ -86,7 +82,7 @@ pub async fn settings_save_routes(routes: RoutingConfig) -> Result<SettingsView,
 /// Forgets the saved routes: sessions use the local engine Fixbox runs.
 #[tauri::command]
 #[specta::specta]
-pub async fn settings_reset_routes() -> Result<SettingsView, String> {
+pub async fn settings_reset_routes() -> Result<SettingsView, IpcError> {
     blocking(|| {
         let store = open_store()?;
         save_routes(&store, None)?;
@@ -103,17 +99,18 @@ pub async fn settings_use_remote_engine(
     url: String,
     model: String,
     token: Option<String>,
-) -> Result<SettingsView, String> {
+) -> Result<SettingsView, IpcError> {
     blocking(move || {
         let store = open_store()?;
         let token = token.filter(|t| !t.trim().is_empty()).map(|t| Secret::new(t.trim()));
-        if token.is_none() && Keychain.get(RoutingConfig::REMOTE_ENGINE_KEY).map_err(|e| e.to_string())?.is_none() {
-            return Err("give the engine's token (the API key it was started with)".into());
+        if token.is_none() && Keychain.get(RoutingConfig::REMOTE_ENGINE_KEY)?.is_none() {
+            return Err(IpcError::invalid("give the engine's token (the API key it was started with)"));
         }
         let current = load_routes(&store).map(|r| r.config).unwrap_or_default();
-        let routes = current.with_remote_engine(&url, &model).map_err(|e| format!("not saved: {e}"))?;
+        let routes =
+            current.with_remote_engine(&url, &model).map_err(|e| IpcError::invalid(format!("not saved: {e}")))?;
         if let Some(token) = token {
-            Keychain.store(&store, RoutingConfig::REMOTE_ENGINE_KEY, &token).map_err(|e| e.to_string())?;
+            Keychain.store(&store, RoutingConfig::REMOTE_ENGINE_KEY, &token)?;
         }
         save_routes(&store, Some(&routes))?;
         view(&store)
@@ -124,10 +121,10 @@ pub async fn settings_use_remote_engine(
 /// Takes the remote engine out of the routes (its token stays in the keychain until removed).
 #[tauri::command]
 #[specta::specta]
-pub async fn settings_drop_remote_engine() -> Result<SettingsView, String> {
+pub async fn settings_drop_remote_engine() -> Result<SettingsView, IpcError> {
     blocking(|| {
         let store = open_store()?;
-        if let Some(routes) = Routes::stored(&store).map_err(|e| e.to_string())? {
+        if let Some(routes) = Routes::stored(&store)? {
             // Nothing left to route to: the running engine answers again.
             save_routes(&store, routes.without_remote_engine().as_ref())?;
         }
@@ -139,14 +136,14 @@ pub async fn settings_drop_remote_engine() -> Result<SettingsView, String> {
 /// Stores a key in the OS keychain under `name`.
 #[tauri::command]
 #[specta::specta]
-pub async fn settings_save_key(name: String, value: String) -> Result<SettingsView, String> {
+pub async fn settings_save_key(name: String, value: String) -> Result<SettingsView, IpcError> {
     blocking(move || {
         let value = value.trim();
         if value.is_empty() {
-            return Err(format!("no value was given for `{name}`: paste the key, then save"));
+            return Err(IpcError::invalid(format!("no value was given for `{name}`: paste the key, then save")));
         }
         let store = open_store()?;
-        Keychain.store(&store, name.trim(), &Secret::new(value)).map_err(|e| e.to_string())?;
+        Keychain.store(&store, name.trim(), &Secret::new(value))?;
         view(&store)
     })
     .await
@@ -155,10 +152,10 @@ pub async fn settings_save_key(name: String, value: String) -> Result<SettingsVi
 /// Removes the key stored under `name` from the keychain.
 #[tauri::command]
 #[specta::specta]
-pub async fn settings_remove_key(name: String) -> Result<SettingsView, String> {
+pub async fn settings_remove_key(name: String) -> Result<SettingsView, IpcError> {
     blocking(move || {
         let store = open_store()?;
-        Keychain.remove(&store, &name).map_err(|e| e.to_string())?;
+        Keychain.remove(&store, &name)?;
         view(&store)
     })
     .await
@@ -167,17 +164,17 @@ pub async fn settings_remove_key(name: String) -> Result<SettingsView, String> {
 /// The defaults of a new session (the fix page starts from them).
 #[tauri::command]
 #[specta::specta]
-pub async fn settings_preferences() -> Result<Preferences, String> {
-    blocking(|| Preferences::load(&open_store()?).map_err(|e| e.to_string())).await
+pub async fn settings_preferences() -> Result<Preferences, IpcError> {
+    blocking(|| Preferences::load(&open_store()?).map_err(IpcError::from)).await
 }
 
 /// Saves the defaults of new sessions and their sandboxes, once each is in range.
 #[tauri::command]
 #[specta::specta]
-pub async fn settings_save_preferences(preferences: Preferences) -> Result<SettingsView, String> {
+pub async fn settings_save_preferences(preferences: Preferences) -> Result<SettingsView, IpcError> {
     blocking(move || {
         let store = open_store()?;
-        preferences.save(&store).map_err(|e| format!("not saved: {e}"))?;
+        preferences.save(&store).map_err(|e| IpcError { message: format!("not saved: {e}"), ..e.into() })?;
         view(&store)
     })
     .await
@@ -186,10 +183,10 @@ pub async fn settings_save_preferences(preferences: Preferences) -> Result<Setti
 /// Saves how the local engine starts the next time the setup page starts it.
 #[tauri::command]
 #[specta::specta]
-pub async fn settings_save_engine_options(options: EngineOptions) -> Result<SettingsView, String> {
+pub async fn settings_save_engine_options(options: EngineOptions) -> Result<SettingsView, IpcError> {
     blocking(move || {
         let store = open_store()?;
-        options.save(&store).map_err(|e| format!("not saved: {e}"))?;
+        options.save(&store).map_err(|e| IpcError { message: format!("not saved: {e}"), ..e.into() })?;
         view(&store)
     })
     .await

@@ -10,62 +10,62 @@ export const commands = {
 	/**  Runs every doctor check (Docker, keychain, GPUs, memory, CPU, data dir, engines). */
 	doctorRun: () => __TAURI_INVOKE<DoctorReport>("doctor_run"),
 	/**  The engines, installed or not, and what runs. */
-	engineOverview: () => typedError<EngineRow[], string>(__TAURI_INVOKE("engine_overview")),
+	engineOverview: () => typedError<EngineRow[], IpcError>(__TAURI_INVOKE("engine_overview")),
 	/**
 	 *  Installs llama-server (the prebuilt release, or built from source where none fits or GitHub does
 	 *  not answer), its progress on `on_progress`; `jobs_cancel("install")` stops it.
 	 */
-	engineInstall: (onProgress: Channel<Progress>) => typedError<string, string>(__TAURI_INVOKE("engine_install", { onProgress })),
+	engineInstall: (onProgress: Channel<Progress>) => typedError<string, IpcError>(__TAURI_INVOKE("engine_install", { onProgress })),
 	/**  The options the engine was last started with. */
-	engineOptions: () => typedError<EngineOptions, string>(__TAURI_INVOKE("engine_options")),
+	engineOptions: () => typedError<EngineOptions, IpcError>(__TAURI_INVOKE("engine_options")),
 	/**
 	 *  Starts llama-server serving the downloaded `model` on 127.0.0.1, and returns once it answers (or
 	 *  why it did not, with the end of its log). Its output and events come on `on_update` from the first
 	 *  line until it stops. `jobs_cancel("engine-start")` stops it while it loads.
 	 */
-	engineStart: (model: string, options: EngineOptions, onUpdate: Channel<EngineUpdate>) => typedError<string, string>(__TAURI_INVOKE("engine_start", { model, options, onUpdate })),
+	engineStart: (model: string, options: EngineOptions, onUpdate: Channel<EngineUpdate>) => typedError<string, IpcError>(__TAURI_INVOKE("engine_start", { model, options, onUpdate })),
 	/**  Stops the engine this window started. */
-	engineStop: () => typedError<null, string>(__TAURI_INVOKE("engine_stop")),
+	engineStop: () => typedError<null, IpcError>(__TAURI_INVOKE("engine_stop")),
 	/**  Asks the running local engine `prompt` and measures the answer. */
-	engineTry: (prompt: string) => typedError<TryResult, string>(__TAURI_INVOKE("engine_try", { prompt })),
+	engineTry: (prompt: string) => typedError<TryResult, IpcError>(__TAURI_INVOKE("engine_try", { prompt })),
 	/**  Cancels job `name` (`install`, `pull:<model id>`); what it has done so far is kept. */
-	jobsCancel: (name: string) => typedError<null, string>(__TAURI_INVOKE("jobs_cancel", { name })),
+	jobsCancel: (name: string) => typedError<null, IpcError>(__TAURI_INVOKE("jobs_cancel", { name })),
 	/**  The catalog's models beside what this machine has. */
-	modelsList: () => typedError<ModelRow[], string>(__TAURI_INVOKE("models_list")),
+	modelsList: () => typedError<ModelRow[], IpcError>(__TAURI_INVOKE("models_list")),
 	/**
 	 *  Downloads catalog model `id` (its recommended quantization), resuming what an earlier try left, and
 	 *  checks its SHA-256; progress on `on_progress`. `jobs_cancel("pull:<id>")` stops it, keeping what
 	 *  arrived.
 	 */
-	modelsPull: (id: string, onProgress: Channel<Progress>) => typedError<string, string>(__TAURI_INVOKE("models_pull", { id, onProgress })),
+	modelsPull: (id: string, onProgress: Channel<Progress>) => typedError<string, IpcError>(__TAURI_INVOKE("models_pull", { id, onProgress })),
 	/**  Reads the CPU, memory, GPUs and the models disk, and recommends models per use, each with why. */
-	hardwareRecommend: () => typedError<MachineAdvice, string>(__TAURI_INVOKE("hardware_recommend")),
+	hardwareRecommend: () => typedError<MachineAdvice, IpcError>(__TAURI_INVOKE("hardware_recommend")),
 	/**  The test command and sandbox image for the repository in `folder`. */
-	fixDetect: (folder: string) => typedError<FolderTests, string>(__TAURI_INVOKE("fix_detect", { folder })),
+	fixDetect: (folder: string) => typedError<FolderTests, IpcError>(__TAURI_INVOKE("fix_detect", { folder })),
 	/**  The routing tasks a session can be answered by. */
-	fixRoutes: () => typedError<RouteChoices, string>(__TAURI_INVOKE("fix_routes")),
+	fixRoutes: () => typedError<RouteChoices, IpcError>(__TAURI_INVOKE("fix_routes")),
 	/**
 	 *  Starts a fix session and returns its run number (for `fix_stop`) once the request is checked: the
 	 *  folder, its tests, the routes. The sandbox's setup, the session's events and its end come on
 	 *  `on_update`.
 	 */
-	fixStart: (request: NewFix, onUpdate: Channel<FixUpdate>) => typedError<number, string>(__TAURI_INVOKE("fix_start", { request, onUpdate })),
+	fixStart: (request: NewFix, onUpdate: Channel<FixUpdate>) => typedError<number, IpcError>(__TAURI_INVOKE("fix_start", { request, onUpdate })),
 	/**  Stops a running session: the loop ends at its next step and the session is kept. */
-	fixStop: (run: number) => typedError<null, string>(__TAURI_INVOKE("fix_stop", { run })),
+	fixStop: (run: number) => typedError<null, IpcError>(__TAURI_INVOKE("fix_stop", { run })),
 	/**  Writes the session's fix into the folder it was made from; returns the files written. */
-	fixAccept: (session: string) => typedError<string[], string>(__TAURI_INVOKE("fix_accept", { session })),
+	fixAccept: (session: string) => typedError<Accepted, IpcError>(__TAURI_INVOKE("fix_accept", { session })),
 	/**  Writes the session's fix as a `git apply`-able patch to `path`. */
-	fixExport: (session: string, path: string) => typedError<null, string>(__TAURI_INVOKE("fix_export", { session, path })),
+	fixExport: (session: string, path: string) => typedError<null, IpcError>(__TAURI_INVOKE("fix_export", { session, path })),
 	/**
 	 *  The open issues of `repo` (`owner/repo`), newest first; only those with `label`, and those whose
 	 *  title or body has `search`, when given.
 	 */
-	githubIssues: (repo: string, label: string | null, search: string | null) => typedError<IssueRow[], string>(__TAURI_INVOKE("github_issues", { repo, label, search })),
+	githubIssues: (repo: string, label: string | null, search: string | null) => typedError<IssueRow[], IpcError>(__TAURI_INVOKE("github_issues", { repo, label, search })),
 	/**
 	 *  Opens the draft pull request the session `session` left ready (pushing its branch first); safe to
 	 *  call again after a failure, which keeps the branch and text.
 	 */
-	githubOpenPr: (session: string) => typedError<OpenedPull, string>(__TAURI_INVOKE("github_open_pr", { session })),
+	githubOpenPr: (session: string) => typedError<OpenedPull, IpcError>(__TAURI_INVOKE("github_open_pr", { session })),
 	/**  The issue (`github:owner/repo#123`) of the `fixbox://` link the app was started with, once. */
 	appTakeLink: () => __TAURI_INVOKE<string | null>("app_take_link"),
 	/**
@@ -73,45 +73,45 @@ export const commands = {
 	 *  and mode: running the same again goes on where it stopped). Its progress and end come on
 	 *  `on_update`.
 	 */
-	evalStart: (request: NewEval, onUpdate: Channel<EvalUpdate>) => typedError<string, string>(__TAURI_INVOKE("eval_start", { request, onUpdate })),
+	evalStart: (request: NewEval, onUpdate: Channel<EvalUpdate>) => typedError<string, IpcError>(__TAURI_INVOKE("eval_start", { request, onUpdate })),
 	/**  Stops the running evaluation: the tasks done are kept, and so is the report of them. */
-	evalStop: () => typedError<null, string>(__TAURI_INVOKE("eval_stop")),
-	metricsGet: () => typedError<MetricsView, string>(__TAURI_INVOKE("metrics_get")),
+	evalStop: () => typedError<null, IpcError>(__TAURI_INVOKE("eval_stop")),
+	metricsGet: () => typedError<MetricsView, IpcError>(__TAURI_INVOKE("metrics_get")),
 	/**
 	 *  Every session, newest first. The history reads them once and searches them in the window, so a
 	 *  keystroke never reads the event log again.
 	 */
-	sessionsList: () => typedError<SessionListing[], string>(__TAURI_INVOKE("sessions_list")),
+	sessionsList: () => typedError<SessionListing[], IpcError>(__TAURI_INVOKE("sessions_list")),
 	/**  Deletes a session and its whole event log. */
-	sessionsDelete: (id: string) => typedError<null, string>(__TAURI_INVOKE("sessions_delete", { id })),
+	sessionsDelete: (id: string) => typedError<null, IpcError>(__TAURI_INVOKE("sessions_delete", { id })),
 	/**
 	 *  Sends a session's events to `on_event` in order, spaced as they were recorded divided by `speed`
 	 *  (2 = twice as fast; 0 = all at once). Returns when every event is sent, or when the window stops
 	 *  listening.
 	 */
-	sessionsReplay: (id: string, speed: number | null, onEvent: Channel<LoggedEvent>) => typedError<null, string>(__TAURI_INVOKE("sessions_replay", { id, speed, onEvent })),
-	settingsGet: () => typedError<SettingsView, string>(__TAURI_INVOKE("settings_get")),
+	sessionsReplay: (id: string, speed: number | null, onEvent: Channel<LoggedEvent>) => typedError<null, IpcError>(__TAURI_INVOKE("sessions_replay", { id, speed, onEvent })),
+	settingsGet: () => typedError<SettingsView, IpcError>(__TAURI_INVOKE("settings_get")),
 	/**  Saves the routes, once they are valid (every route names known providers, there is a `default`). */
-	settingsSaveRoutes: (routes: RoutingConfig) => typedError<SettingsView, string>(__TAURI_INVOKE("settings_save_routes", { routes })),
+	settingsSaveRoutes: (routes: RoutingConfig) => typedError<SettingsView, IpcError>(__TAURI_INVOKE("settings_save_routes", { routes })),
 	/**  Forgets the saved routes: sessions use the local engine Fixbox runs. */
-	settingsResetRoutes: () => typedError<SettingsView, string>(__TAURI_INVOKE("settings_reset_routes")),
+	settingsResetRoutes: () => typedError<SettingsView, IpcError>(__TAURI_INVOKE("settings_reset_routes")),
 	/**
 	 *  Routes every task to the engine at `url` first, with what answered before as its fallbacks. The
 	 *  token goes to the keychain; `None` keeps the one stored.
 	 */
-	settingsUseRemoteEngine: (url: string, model: string, token: string | null) => typedError<SettingsView, string>(__TAURI_INVOKE("settings_use_remote_engine", { url, model, token })),
+	settingsUseRemoteEngine: (url: string, model: string, token: string | null) => typedError<SettingsView, IpcError>(__TAURI_INVOKE("settings_use_remote_engine", { url, model, token })),
 	/**  Takes the remote engine out of the routes (its token stays in the keychain until removed). */
-	settingsDropRemoteEngine: () => typedError<SettingsView, string>(__TAURI_INVOKE("settings_drop_remote_engine")),
+	settingsDropRemoteEngine: () => typedError<SettingsView, IpcError>(__TAURI_INVOKE("settings_drop_remote_engine")),
 	/**  Stores a key in the OS keychain under `name`. */
-	settingsSaveKey: (name: string, value: string) => typedError<SettingsView, string>(__TAURI_INVOKE("settings_save_key", { name, value })),
+	settingsSaveKey: (name: string, value: string) => typedError<SettingsView, IpcError>(__TAURI_INVOKE("settings_save_key", { name, value })),
 	/**  Removes the key stored under `name` from the keychain. */
-	settingsRemoveKey: (name: string) => typedError<SettingsView, string>(__TAURI_INVOKE("settings_remove_key", { name })),
+	settingsRemoveKey: (name: string) => typedError<SettingsView, IpcError>(__TAURI_INVOKE("settings_remove_key", { name })),
 	/**  The defaults of a new session (the fix page starts from them). */
-	settingsPreferences: () => typedError<Preferences, string>(__TAURI_INVOKE("settings_preferences")),
+	settingsPreferences: () => typedError<Preferences, IpcError>(__TAURI_INVOKE("settings_preferences")),
 	/**  Saves the defaults of new sessions and their sandboxes, once each is in range. */
-	settingsSavePreferences: (preferences: Preferences) => typedError<SettingsView, string>(__TAURI_INVOKE("settings_save_preferences", { preferences })),
+	settingsSavePreferences: (preferences: Preferences) => typedError<SettingsView, IpcError>(__TAURI_INVOKE("settings_save_preferences", { preferences })),
 	/**  Saves how the local engine starts the next time the setup page starts it. */
-	settingsSaveEngineOptions: (options: EngineOptions) => typedError<SettingsView, string>(__TAURI_INVOKE("settings_save_engine_options", { options })),
+	settingsSaveEngineOptions: (options: EngineOptions) => typedError<SettingsView, IpcError>(__TAURI_INVOKE("settings_save_engine_options", { options })),
 };
 
 /** Events */
@@ -120,6 +120,12 @@ export const events = {
 };
 
 /* Types */
+/**  A fix written into its folder. */
+export type Accepted = {
+	/**  The files written, relative to the folder. */
+	files: string[],
+};
+
 /**  A try that failed, and what the router did next. */
 export type Attempt = {
 	route: string,
@@ -294,6 +300,37 @@ export type EngineUpdate =
 /**  A line of its output. */
 { kind: "line"; text: string } | { kind: "event"; event: EngineEvent };
 
+/**  The kinds of failure the window tells apart. */
+export type ErrorCode = 
+/**  What was given cannot be used: a folder that is not one, a malformed value or setting. */
+"invalid_input" | 
+/**  What was asked for is not there: a session, a downloaded model, a job under way. */
+"not_found" | 
+/**  The same work is already under way, or an engine already serves. */
+"busy" | 
+/**  The engine is not installed. */
+"engine_not_installed" | 
+/**  The engine could not start, or no port was free for it. */
+"engine_failed" | 
+/**  The OS keychain is locked or missing. */
+"keychain_unavailable" | 
+/**  Docker cannot be reached. */
+"docker_unavailable" | 
+/**  Fixbox's own data cannot be read or written (the disk, the database). */
+"storage" | 
+/**  No model to call, or the routes are invalid. */
+"no_model" | 
+/**  A model call failed. */
+"model" | 
+/**  GitHub refused or could not be reached. */
+"github" | 
+/**  A download failed. */
+"download" | 
+/**  Stopped on request. */
+"cancelled" | 
+/**  Anything else: a failure of the system or a bug. */
+"internal";
+
 /**  The kind of a failure, as recorded in attempts and metrics. */
 export type ErrorKind = "auth" | "model_not_found" | "context_too_long" | "bad_request" | "rate_limited" | "server" | "connection" | "timeout" | "stream_broken" | "protocol" | "budget" | "all_routes_failed" | "config";
 
@@ -441,7 +478,7 @@ export type FixUpdate =
  *  The session is over; `error` when it could not run at all; `pull_request` when it was on a
  *  GitHub issue and changed something (opened with `github_open_pr`).
  */
-{ kind: "ended"; error: string | null; pull_request: ReadyPull | null };
+{ kind: "ended"; error: IpcError | null; pull_request: ReadyPull | null };
 
 /**  What the form shows for a folder. */
 export type FolderTests = {
@@ -517,6 +554,14 @@ export type InstalledEngine = {
 	origin: Origin,
 	/**  What `--version` printed, when it answered in time. */
 	version: string | null,
+};
+
+/**  A failed command, as the window receives it. */
+export type IpcError = {
+	code: ErrorCode,
+	message: string,
+	/**  What to do next, in the app's words, where the message's own advice is a command line's. */
+	hint: string | null,
 };
 
 /**  An open issue, as the list shows it. */
