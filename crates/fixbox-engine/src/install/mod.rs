@@ -93,11 +93,48 @@ impl Installer {
         }
     }
 
+    /// Holds `<engines dir>/.<name>.lock` while an install of `name` runs, so that two Fixbox processes
+    /// (the app and the CLI, or two tests) never build in the same folders at once: the second waits,
+    /// saying so, then finds what the first installed. The lock goes with the returned file.
+    async fn exclusive(
+        &self,
+        name: &str,
+        events: &mpsc::UnboundedSender<InstallEvent>,
+        cancel: &CancellationToken,
+    ) -> Result<std::fs::File, EngineError> {
+        let path = self.engines_dir.join(format!(".{name}.lock"));
+        tokio::fs::create_dir_all(&self.engines_dir).await.map_err(|e| EngineError::io(&self.engines_dir, e))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| EngineError::io(&path, e))?;
+        let mut said = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => return Err(EngineError::io(&path, e)),
+            }
+            if !std::mem::replace(&mut said, true) {
+                let _ = events.send(InstallEvent::Note(format!(
+                    "another Fixbox process is installing {name}; waiting for it to finish"
+                )));
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return Err(EngineError::Cancelled),
+                () = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+            }
+        }
+    }
+
     pub(crate) async fn install_llama_server(
         &self,
         events: &mpsc::UnboundedSender<InstallEvent>,
         cancel: &CancellationToken,
     ) -> Result<PathBuf, EngineError> {
+        let _lock = self.exclusive("llama-server", events, cancel).await?;
         let platform = &self.platform;
         if self.llama_source == LlamaSource::Auto && platform.prefers_cuda_build() {
             let _ = events.send(InstallEvent::Note(
@@ -128,6 +165,7 @@ impl Installer {
         events: &mpsc::UnboundedSender<InstallEvent>,
         cancel: &CancellationToken,
     ) -> Result<PathBuf, EngineError> {
+        let _lock = self.exclusive("ollama", events, cancel).await?;
         let platform = &self.platform;
         let arch = match platform.arch.as_str() {
             "x86_64" => "amd64",
@@ -155,6 +193,7 @@ impl Installer {
         events: &mpsc::UnboundedSender<InstallEvent>,
         cancel: &CancellationToken,
     ) -> Result<PathBuf, EngineError> {
+        let _lock = self.exclusive("vllm", events, cancel).await?;
         let platform = &self.platform;
         if platform.os != "linux" || which::which("nvidia-smi").is_err() {
             return Err(EngineError::NoPrebuilt {
@@ -290,6 +329,35 @@ fn cmake_percent(line: &str) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_second_install_waits_for_the_first_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let downloader = Downloader::new(fixbox_models::RetryPolicy::default()).unwrap();
+        let installer = Installer::new(dir.path(), downloader);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let first = installer.exclusive("llama-server", &tx, &CancellationToken::new()).await.unwrap();
+        let second = {
+            let (installer, tx) = (installer.clone(), tx.clone());
+            tokio::spawn(
+                async move { installer.exclusive("llama-server", &tx, &CancellationToken::new()).await.map(drop) },
+            )
+        };
+        let said = rx.recv().await;
+        assert!(matches!(&said, Some(InstallEvent::Note(note)) if note.contains("waiting")), "{said:?}");
+        assert!(!second.is_finished(), "the second install went on while the first held the lock");
+        // Another engine's install does not wait.
+        drop(installer.exclusive("ollama", &tx, &CancellationToken::new()).await.unwrap());
+        drop(first);
+        second.await.unwrap().unwrap();
+
+        // Cancelled while it waits: it stops.
+        let _held = installer.exclusive("llama-server", &tx, &CancellationToken::new()).await.unwrap();
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let err = installer.exclusive("llama-server", &tx, &cancel).await.unwrap_err();
+        assert!(matches!(err, EngineError::Cancelled), "{err}");
+    }
 
     #[test]
     fn reads_cmake_progress() {
