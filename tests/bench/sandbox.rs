@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use fixbox_sandbox::{
-    BuildMethod, DockerEngine, DockerSandbox, Excludes, ExecRequest, Recipe, Sandbox, SandboxOptions, SandboxPool,
+    BuildMethod, DockerSandbox, Excludes, ExecRequest, Recipe, Sandbox, SandboxHost, SandboxOptions, SandboxPool,
     ensure_image,
 };
 
@@ -23,9 +23,9 @@ const EXEC_ROUNDS: usize = 40;
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let engine = DockerEngine::connect().await?;
+    let docker = SandboxHost::connect().await?;
     let image =
-        ensure_image(&engine, &Recipe::builtin("python")?, BuildMethod::from_env()?, &|l| println!("{l}")).await?;
+        ensure_image(&docker, &Recipe::builtin("python")?, BuildMethod::from_env()?, &|l| println!("{l}")).await?;
     let repo = tempfile::tempdir()?;
     make_repo(repo.path(), 10 << 20)?;
     let options = SandboxOptions::new(image.clone());
@@ -34,12 +34,12 @@ async fn main() -> Result<()> {
     let mut cold = Vec::new();
     for _ in 0..ROUNDS {
         let start = Instant::now();
-        let sandbox = DockerSandbox::create(&engine, &options).await?;
+        let sandbox = DockerSandbox::create(&docker, &options).await?;
         sandbox.copy_in(repo.path(), "/workspace", &Excludes::default()).await?;
         cold.push(start.elapsed());
         sandbox.destroy().await?;
     }
-    let pool = SandboxPool::start(engine.clone(), options.clone(), 2)?;
+    let pool = SandboxPool::start(docker.clone(), options.clone(), 2)?;
     let mut warm = Vec::new();
     for _ in 0..ROUNDS {
         ensure!(pool.wait_until_full(Duration::from_secs(60)).await, "the pool did not fill");
@@ -60,7 +60,7 @@ async fn main() -> Result<()> {
     }
 
     // (b) Exec round trip of `true`.
-    let sandbox = DockerSandbox::create(&engine, &options).await?;
+    let sandbox = DockerSandbox::create(&docker, &options).await?;
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     for _ in 0..EXEC_ROUNDS {
@@ -97,7 +97,7 @@ async fn main() -> Result<()> {
     );
 
     // (c) gVisor against runc.
-    if !engine.runtimes().await?.iter().any(|r| r == "runsc") {
+    if !docker.runtimes().await?.iter().any(|r| r == "runsc") {
         println!("gVisor: the Engine has no runsc (scripts/setup registers Debian's); not measured");
         return Ok(());
     }
@@ -113,7 +113,7 @@ async fn main() -> Result<()> {
         let (mut ready, mut exec, mut tests) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..ROUNDS.min(5) {
             let start = Instant::now();
-            let sandbox = DockerSandbox::create(&engine, &options).await?;
+            let sandbox = DockerSandbox::create(&docker, &options).await?;
             sandbox.copy_in(repo.path(), "/workspace", &Excludes::default()).await?;
             ready.push(start.elapsed());
             for _ in 0..8 {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
-use fixbox_sandbox::{BuildMethod, DockerEngine, Recipe, ensure_image};
+use fixbox_sandbox::{BuildMethod, Recipe, SandboxHost, ensure_image};
 
 /// The newest .deb under the debug build's bundle folder.
 fn package() -> Result<PathBuf> {
@@ -48,8 +48,8 @@ async fn the_deb_installs_on_a_clean_debian_and_the_app_starts_from_it() -> Resu
     let _machine = fixbox_e2e::machine_to_myself().await;
     let out = fixbox_e2e::output_dir("installer")?;
     let deb = package()?;
-    let engine = DockerEngine::connect().await?;
-    let image = ensure_image(&engine, &Recipe::builtin("python")?, BuildMethod::from_env()?, &|_| {}).await?;
+    let docker = SandboxHost::connect().await?;
+    let image = ensure_image(&docker, &Recipe::builtin("python")?, BuildMethod::from_env()?, &|_| {}).await?;
     let name = format!("fixbox-installer-test-{}", std::process::id());
     let folder = deb.parent().context("the package has a folder")?;
     let run = Command::new("docker")

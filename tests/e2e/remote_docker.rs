@@ -3,10 +3,10 @@
 #![expect(clippy::unwrap_used, reason = "a failure stops the test with its message")]
 
 use fixbox_e2e::docker_tls::{forward, forward_tls, make_certs};
-use fixbox_sandbox::{DockerEngine, DockerSandbox, ExecRequest, Sandbox, SandboxError, SandboxOptions};
+use fixbox_sandbox::{DockerSandbox, ExecRequest, Sandbox, SandboxError, SandboxHost, SandboxOptions};
 
-async fn prove_it_works(engine: &DockerEngine, host: &str) {
-    let version = engine.version().await.unwrap();
+async fn prove_it_works(docker: &SandboxHost, host: &str) {
+    let version = docker.version().await.unwrap();
     assert_eq!(version.host, host);
     assert!(!version.version.is_empty());
     // Exec upgrades the HTTP connection to a raw stream: that must cross the tunnel too.
@@ -16,7 +16,7 @@ async fn prove_it_works(engine: &DockerEngine, host: &str) {
         .unwrap();
     let image = String::from_utf8(image.stdout).unwrap().lines().next().map(String::from);
     let Some(image) = image else { return }; // the sandbox tests build it; the API round trip above suffices
-    let sandbox = DockerSandbox::create(engine, &SandboxOptions::new(image)).await.unwrap();
+    let sandbox = DockerSandbox::create(docker, &SandboxOptions::new(image)).await.unwrap();
     let out = sandbox.exec(ExecRequest::shell("echo over the wire")).await.unwrap().finish().await.unwrap();
     assert_eq!(out.stdout, "over the wire\n");
     sandbox.destroy().await.unwrap();
@@ -26,8 +26,8 @@ async fn prove_it_works(engine: &DockerEngine, host: &str) {
 async fn a_tcp_docker_host_works() {
     let (_socat, port) = forward().unwrap();
     let host = format!("tcp://127.0.0.1:{port}");
-    let engine = DockerEngine::connect_to(&host).await.unwrap();
-    prove_it_works(&engine, &host).await;
+    let docker = SandboxHost::connect_to(&host).await.unwrap();
+    prove_it_works(&docker, &host).await;
 }
 
 #[tokio::test]
@@ -36,13 +36,13 @@ async fn a_tcp_docker_host_with_mutual_tls_works_and_refuses_a_stranger() {
     make_certs(certs.path()).unwrap();
     let (_stunnel, port) = forward_tls(certs.path()).unwrap();
     let host = format!("tcp://127.0.0.1:{port}");
-    let engine = DockerEngine::connect_to_tls(&host, certs.path()).await.unwrap();
-    prove_it_works(&engine, &host).await;
+    let docker = SandboxHost::connect_to_tls(&host, certs.path()).await.unwrap();
+    prove_it_works(&docker, &host).await;
 
     // A client whose certificate the CA did not sign is turned away.
     let stranger = tempfile::tempdir().unwrap();
     make_certs(stranger.path()).unwrap();
     std::fs::copy(certs.path().join("ca.pem"), stranger.path().join("ca.pem")).unwrap();
-    let err = DockerEngine::connect_to_tls(&host, stranger.path()).await.unwrap_err();
+    let err = SandboxHost::connect_to_tls(&host, stranger.path()).await.unwrap_err();
     assert!(matches!(err, SandboxError::Engine { .. } | SandboxError::Connect { .. }), "{err:?}");
 }

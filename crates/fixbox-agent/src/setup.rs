@@ -128,17 +128,16 @@ pub async fn sandbox(
     on_line: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<Sandboxed, AgentError> {
     let started = Instant::now();
-    let engine = docker.connect().await.map_err(AgentError::sandbox("reach Docker"))?;
-    if let Err(err) = reap_orphans(&engine).await {
+    let host = docker.connect().await.map_err(AgentError::sandbox("reach Docker"))?;
+    if let Err(err) = reap_orphans(&host).await {
         tracing::warn!(%err, "could not remove leftover sandboxes");
     }
     let recipe = Recipe::builtin(recipe).map_err(AgentError::sandbox("find its image recipe"))?;
     let method = BuildMethod::from_env().map_err(AgentError::sandbox("choose how to build its image"))?;
-    let image =
-        ensure_image(&engine, &recipe, method, on_line).await.map_err(AgentError::sandbox("build its image"))?;
+    let image = ensure_image(&host, &recipe, method, on_line).await.map_err(AgentError::sandbox("build its image"))?;
     let (runtime, chosen) = runtime(keep_network)?;
     let options = SandboxOptions { limits, keep_network, runtime: runtime.clone(), ..SandboxOptions::new(&image) };
-    let sandbox = match DockerSandbox::create(&engine, &options).await {
+    let sandbox = match DockerSandbox::create(&host, &options).await {
         Ok(sandbox) if runtime.is_some() => {
             on_line(&format!("the sandbox runs under gVisor (runsc); {RUNTIME_ENV}=runc runs it under runc"));
             sandbox
@@ -152,7 +151,7 @@ pub async fn sandbox(
                 ));
             }
             let options = SandboxOptions { runtime: None, ..options };
-            DockerSandbox::create(&engine, &options).await.map_err(AgentError::sandbox("start"))?
+            DockerSandbox::create(&host, &options).await.map_err(AgentError::sandbox("start"))?
         }
         Err(err) => return Err(AgentError::sandbox("start")(err)),
     };

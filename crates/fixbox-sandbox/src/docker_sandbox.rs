@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use self::container::{container_config, remove_container};
 use self::follower::{EXEC_MARKER, Follower, Started, collect_output, exit_code, start_exec};
 use crate::exec::{Captured, ExecStatus, RunningExec, gone};
-use crate::{CopyStats, DockerEngine, Excludes, ExecRequest, FileWrite, Sandbox, SandboxError, SandboxOptions, copy};
+use crate::{CopyStats, Excludes, ExecRequest, FileWrite, Sandbox, SandboxError, SandboxHost, SandboxOptions, copy};
 
 /// A running, hardened sandbox container.
 pub struct DockerSandbox {
@@ -57,14 +57,14 @@ impl DockerSandbox {
     /// Creates and starts a sandbox: no network (after the optional setup), no capabilities, no new
     /// privileges, read-only root, tmpfs `/workspace` and `/tmp`, a non-root user, memory/CPU/pids
     /// limits, no IPC namespace shared, an init process, and Fixbox's labels.
-    pub async fn create(engine: &DockerEngine, options: &SandboxOptions) -> Result<Self, SandboxError> {
+    pub async fn create(host: &SandboxHost, options: &SandboxOptions) -> Result<Self, SandboxError> {
         if let Some(runtime) = &options.runtime {
-            let available = engine.runtimes().await?;
+            let available = host.runtimes().await?;
             if !available.contains(runtime) {
                 return Err(SandboxError::RuntimeMissing { runtime: runtime.clone(), available: available.join(", ") });
             }
         }
-        let docker = engine.docker().clone();
+        let docker = host.docker().clone();
         let ca_bundle = if options.has_network() { container::host_ca_bundle() } else { None };
         let config = container_config(options, ca_bundle.is_some());
         let name = format!("fixbox-sandbox-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);

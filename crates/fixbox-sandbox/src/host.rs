@@ -14,7 +14,7 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A connection to a Docker Engine, with the API version negotiated down to what the Engine speaks.
 #[derive(Debug, Clone)]
-pub struct DockerEngine {
+pub struct SandboxHost {
     docker: Docker,
     host: String,
 }
@@ -22,7 +22,7 @@ pub struct DockerEngine {
 /// Which Docker Engine sandboxes run on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum DockerHost {
-    /// `DOCKER_HOST`, else this machine's Engine (see [`DockerEngine::connect`]).
+    /// `DOCKER_HOST`, else this machine's Engine (see [`SandboxHost::connect`]).
     #[default]
     Local,
     /// An Engine at an address (`tcp://…`, `ssh://…`, `unix://…`); a `tcp://` one over mutual TLS
@@ -31,11 +31,11 @@ pub enum DockerHost {
 }
 
 impl DockerHost {
-    pub async fn connect(&self) -> Result<DockerEngine, SandboxError> {
+    pub async fn connect(&self) -> Result<SandboxHost, SandboxError> {
         match self {
-            Self::Local => DockerEngine::connect().await,
-            Self::At { host, certs: Some(certs) } => DockerEngine::connect_to_tls(host, certs).await,
-            Self::At { host, certs: None } => DockerEngine::connect_to(host).await,
+            Self::Local => SandboxHost::connect().await,
+            Self::At { host, certs: Some(certs) } => SandboxHost::connect_to_tls(host, certs).await,
+            Self::At { host, certs: None } => SandboxHost::connect_to(host).await,
         }
     }
 }
@@ -52,7 +52,7 @@ impl std::fmt::Display for DockerHost {
 /// What the Engine says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
-pub struct EngineVersion {
+pub struct DockerVersion {
     /// Where we reached it, e.g. `unix:///var/run/docker.sock`.
     pub host: String,
     pub version: String,
@@ -62,7 +62,7 @@ pub struct EngineVersion {
     pub kernel: Option<String>,
 }
 
-impl DockerEngine {
+impl SandboxHost {
     /// Connects to `DOCKER_HOST` when set (unix, tcp with `DOCKER_TLS_VERIFY`, https, ssh), else to the
     /// first local socket that exists: the system one, Docker Desktop's, rootless Docker's. Fails fast
     /// with a clear message when none does, and otherwise waits for the Engine to answer.
@@ -115,12 +115,12 @@ impl DockerEngine {
     }
 
     /// The Engine's version and platform.
-    pub async fn version(&self) -> Result<EngineVersion, SandboxError> {
+    pub async fn version(&self) -> Result<DockerVersion, SandboxError> {
         let version = tokio::time::timeout(ANSWER_TIMEOUT, self.docker.version())
             .await
             .map_err(|_| SandboxError::Timeout { host: self.host.clone(), seconds: ANSWER_TIMEOUT.as_secs() })?
             .map_err(|source| classify(&self.host, source))?;
-        Ok(EngineVersion {
+        Ok(DockerVersion {
             host: self.host.clone(),
             version: version.version.unwrap_or_default(),
             api_version: version.api_version.unwrap_or_default(),
@@ -141,7 +141,7 @@ fn check_api_floor(host: &str, major: usize, minor: usize) -> Result<(), Sandbox
     Err(SandboxError::TooOld { host: host.to_string(), found: format!("{major}.{minor}") })
 }
 
-impl DockerEngine {
+impl SandboxHost {
     /// The bollard handle, for the sandbox code in this crate.
     pub(crate) fn docker(&self) -> &Docker {
         &self.docker

@@ -4,7 +4,7 @@
 mod offline;
 mod online;
 
-use crate::{DockerEngine, Recipe, SandboxError};
+use crate::{Recipe, SandboxError, SandboxHost};
 
 /// Chooses how images are built (`FIXBOX_SANDBOX_BUILD`: `online`, `offline` or `auto`).
 pub const BUILD_METHOD_ENV: &str = "FIXBOX_SANDBOX_BUILD";
@@ -46,20 +46,20 @@ impl BuildMethod {
 /// Returns the tag of `recipe`'s image, building it first if the Engine does not have it.
 /// `progress` gets one line per build step (nothing when the image is reused).
 pub async fn ensure_image(
-    engine: &DockerEngine,
+    host: &SandboxHost,
     recipe: &Recipe,
     method: BuildMethod,
     progress: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<String, SandboxError> {
     let tag = recipe.image_tag();
-    if engine.has_image(&tag).await? {
+    if host.has_image(&tag).await? {
         return Ok(tag);
     }
     let method = method.resolve();
     progress(&format!("building sandbox image {tag} ({method:?}): {}", recipe.description));
     match method {
-        BuildMethod::Offline => offline::build(engine, recipe, &tag, progress).await?,
-        BuildMethod::Online | BuildMethod::Auto => online::build(engine, recipe, &tag, progress).await?,
+        BuildMethod::Offline => offline::build(host, recipe, &tag, progress).await?,
+        BuildMethod::Online | BuildMethod::Auto => online::build(host, recipe, &tag, progress).await?,
     }
     progress(&format!("built sandbox image {tag}"));
     Ok(tag)

@@ -5,13 +5,13 @@
 //! with debootstrap, and reused by the recipe's hash. This crate owns the one Docker handle; nothing
 //! else talks to the Engine.
 //!
-//! Not for deciding what to run: the session engine does that through the [`Sandbox`] trait.
+//! Not for deciding what to run: the fix session does that through the [`Sandbox`] trait.
 
 mod copy;
 mod docker_sandbox;
-mod engine;
 mod error;
 mod exec;
+mod host;
 mod image;
 pub mod labels;
 mod pool;
@@ -21,12 +21,12 @@ mod sandbox;
 mod secrets;
 
 pub use docker_sandbox::DockerSandbox;
-pub use engine::{DockerEngine, DockerHost, EngineVersion};
 pub use error::SandboxError;
 pub use exec::{
     DEFAULT_HARD_TIMEOUT, DEFAULT_OUTPUT_LIMIT, Ending, ExecOutput, ExecRequest, ExecStatus, OutputChunk,
     PartialOutput, RunningExec,
 };
+pub use host::{DockerHost, DockerVersion, SandboxHost};
 pub use image::{BUILD_METHOD_ENV, BuildMethod, ensure_image};
 pub use pool::SandboxPool;
 pub use reaper::reap_orphans;

@@ -7,13 +7,13 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::exec::lock;
-use crate::{DockerEngine, DockerSandbox, Sandbox, SandboxError, SandboxOptions};
+use crate::{DockerSandbox, Sandbox, SandboxError, SandboxHost, SandboxOptions};
 
 /// Keeps `size` started sandboxes of one kind ready. [`SandboxPool::take`] hands one out at once and a
 /// background task makes its replacement.
 #[derive(Debug)]
 pub struct SandboxPool {
-    engine: DockerEngine,
+    host: SandboxHost,
     options: SandboxOptions,
     shared: Arc<Shared>,
     filler: tokio::task::JoinHandle<()>,
@@ -39,7 +39,7 @@ const RETRY_AFTER: Duration = Duration::from_secs(5);
 impl SandboxPool {
     /// Starts filling a pool of `size` sandboxes made with `options` (which must not have a setup
     /// phase: setup is per session). A size of 0 makes every `take` a cold start.
-    pub fn start(engine: DockerEngine, options: SandboxOptions, size: usize) -> Result<Self, SandboxError> {
+    pub fn start(host: SandboxHost, options: SandboxOptions, size: usize) -> Result<Self, SandboxError> {
         if !options.setup.is_empty() {
             return Err(SandboxError::Sandbox {
                 op: "pool sandboxes",
@@ -48,8 +48,8 @@ impl SandboxPool {
         }
         let shared =
             Arc::new(Shared { idle: Mutex::new(VecDeque::new()), size, taken: Notify::new(), added: Notify::new() });
-        let filler = tokio::spawn(fill(engine.clone(), options.clone(), shared.clone()));
-        Ok(Self { engine, options, shared, filler })
+        let filler = tokio::spawn(fill(host.clone(), options.clone(), shared.clone()));
+        Ok(Self { host, options, shared, filler })
     }
 
     /// A ready sandbox from the pool, or a new one when the pool is empty.
@@ -58,7 +58,7 @@ impl SandboxPool {
         self.shared.taken.notify_one();
         match ready {
             Some(sandbox) => Ok(sandbox),
-            None => DockerSandbox::create(&self.engine, &self.options).await,
+            None => DockerSandbox::create(&self.host, &self.options).await,
         }
     }
 
@@ -98,11 +98,11 @@ impl SandboxPool {
     }
 }
 
-async fn fill(engine: DockerEngine, options: SandboxOptions, shared: Arc<Shared>) {
+async fn fill(host: SandboxHost, options: SandboxOptions, shared: Arc<Shared>) {
     loop {
         let taken = shared.taken.notified();
         while lock(&shared.idle).len() < shared.size {
-            match DockerSandbox::create(&engine, &options).await {
+            match DockerSandbox::create(&host, &options).await {
                 Ok(sandbox) => {
                     if let Err(err) = sandbox.prepare_workspace_receiver().await {
                         tracing::debug!(%err, "no prepared copy receiver; the copy will start its own");

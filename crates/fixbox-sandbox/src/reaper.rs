@@ -4,16 +4,16 @@ use std::collections::HashMap;
 
 use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
 
-use crate::{DockerEngine, SandboxError, labels};
+use crate::{SandboxError, SandboxHost, labels};
 
 /// Removes every container labelled as a Fixbox sandbox whose owner process, on this host, is gone.
 /// Containers owned by a live process, or by another host sharing a remote Engine, are left alone.
 /// Returns the names removed.
-pub async fn reap_orphans(engine: &DockerEngine) -> Result<Vec<String>, SandboxError> {
+pub async fn reap_orphans(host: &SandboxHost) -> Result<Vec<String>, SandboxError> {
     let filters = HashMap::from([("label".to_string(), vec![format!("{}=1", labels::SANDBOX)])]);
     let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
     let containers =
-        engine.docker().list_containers(Some(options)).await.map_err(|e| SandboxError::docker("list sandboxes", e))?;
+        host.docker().list_containers(Some(options)).await.map_err(|e| SandboxError::docker("list sandboxes", e))?;
     let this_host = this_host();
     let mut removed = Vec::new();
     for container in containers {
@@ -24,7 +24,7 @@ pub async fn reap_orphans(engine: &DockerEngine) -> Result<Vec<String>, SandboxE
         let Some(id) = container.id.filter(|_| orphaned) else { continue };
         let name = container.names.and_then(|n| n.into_iter().next()).unwrap_or_else(|| id.clone());
         let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
-        match engine.docker().remove_container(&id, Some(options)).await {
+        match host.docker().remove_container(&id, Some(options)).await {
             Ok(()) => {
                 tracing::info!(container = %name, pid = ?owner_pid, "removed a sandbox whose owner is gone");
                 removed.push(name.trim_start_matches('/').to_string());

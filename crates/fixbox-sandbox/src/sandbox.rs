@@ -5,7 +5,7 @@ use crate::{ExecRequest, ExecStatus, SandboxError};
 
 /// Where a fix session runs its commands: a disposable workspace with the repo copied in.
 ///
-/// The session engine sees only this trait, so a sandbox on a remote host or in a Kubernetes pod is
+/// A fix session sees only this trait, so a sandbox on a remote host or in a Kubernetes pod is
 /// another implementation, not a rewrite.
 pub trait Sandbox: Send + Sync {
     /// A short id for logs and events.

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use fixbox_sandbox::{
-    BuildMethod, DockerEngine, DockerSandbox, Ending, Excludes, ExecOutput, ExecRequest, ExecStatus, FileWrite, Limits,
-    Recipe, Sandbox, SandboxError, SandboxOptions, SandboxPool, ensure_image, reap_orphans,
+    BuildMethod, DockerSandbox, Ending, Excludes, ExecOutput, ExecRequest, ExecStatus, FileWrite, Limits, Recipe,
+    Sandbox, SandboxError, SandboxHost, SandboxOptions, SandboxPool, ensure_image, reap_orphans,
 };
 use tokio::sync::OnceCell;
 
@@ -24,15 +24,15 @@ async fn image() -> String {
 }
 
 async fn built(recipe: &str) -> String {
-    let engine = DockerEngine::connect().await.unwrap();
+    let host = SandboxHost::connect().await.unwrap();
     let recipe = Recipe::builtin(recipe).unwrap();
-    ensure_image(&engine, &recipe, BuildMethod::from_env().unwrap(), &|line| eprintln!("[image] {line}")).await.unwrap()
+    ensure_image(&host, &recipe, BuildMethod::from_env().unwrap(), &|line| eprintln!("[image] {line}")).await.unwrap()
 }
 
 async fn sandbox_with(limits: Limits) -> DockerSandbox {
-    let engine = DockerEngine::connect().await.unwrap();
+    let host = SandboxHost::connect().await.unwrap();
     let options = SandboxOptions { limits, ..SandboxOptions::new(image().await) };
-    DockerSandbox::create(&engine, &options).await.unwrap()
+    DockerSandbox::create(&host, &options).await.unwrap()
 }
 
 async fn sandbox() -> DockerSandbox {
@@ -287,12 +287,12 @@ fn mode_of(path: &Path) -> u32 {
 
 #[tokio::test]
 async fn setup_runs_with_network_and_the_network_is_cut_after() {
-    let engine = DockerEngine::connect().await.unwrap();
+    let host = SandboxHost::connect().await.unwrap();
     let options = SandboxOptions {
         setup: vec![ExecRequest::shell("ls /sys/class/net | tr '\\n' ' ' > /tmp/during-setup")],
         ..SandboxOptions::new(image().await)
     };
-    let sb = DockerSandbox::create(&engine, &options).await.unwrap();
+    let sb = DockerSandbox::create(&host, &options).await.unwrap();
     assert_eq!(run(&sb, "cat /tmp/during-setup").await.stdout, "eth0 lo ");
     assert_eq!(run(&sb, "ls /sys/class/net").await.stdout, "lo\n");
     sb.destroy().await.unwrap();
@@ -300,18 +300,18 @@ async fn setup_runs_with_network_and_the_network_is_cut_after() {
 
 #[tokio::test]
 async fn a_runtime_the_engine_lacks_is_refused_with_the_ones_it_has() {
-    let engine = DockerEngine::connect().await.unwrap();
+    let host = SandboxHost::connect().await.unwrap();
     let options = SandboxOptions { runtime: Some("no-such-runtime".to_string()), ..SandboxOptions::new(image().await) };
-    let err = DockerSandbox::create(&engine, &options).await.unwrap_err();
+    let err = DockerSandbox::create(&host, &options).await.unwrap_err();
     assert!(matches!(err, SandboxError::RuntimeMissing { .. }), "{err}");
     assert!(err.to_string().contains("runc"), "{err}");
 }
 
 #[tokio::test]
 async fn an_image_that_is_not_there_is_named_in_the_error() {
-    let engine = DockerEngine::connect().await.unwrap();
+    let host = SandboxHost::connect().await.unwrap();
     let err =
-        DockerSandbox::create(&engine, &SandboxOptions::new("fixbox-sandbox-missing:000000000000")).await.unwrap_err();
+        DockerSandbox::create(&host, &SandboxOptions::new("fixbox-sandbox-missing:000000000000")).await.unwrap_err();
     assert!(matches!(err, SandboxError::ImageMissing { .. }), "{err:?}");
     assert!(err.to_string().contains("fixbox-sandbox-missing:000000000000"), "{err}");
 }
@@ -319,9 +319,9 @@ async fn an_image_that_is_not_there_is_named_in_the_error() {
 #[tokio::test]
 async fn a_built_image_is_reused_without_building() {
     let tag = image().await;
-    let engine = DockerEngine::connect().await.unwrap();
+    let host = SandboxHost::connect().await.unwrap();
     let lines = std::sync::Mutex::new(Vec::new());
-    let again = ensure_image(&engine, &Recipe::builtin("python").unwrap(), BuildMethod::Auto, &|line| {
+    let again = ensure_image(&host, &Recipe::builtin("python").unwrap(), BuildMethod::Auto, &|line| {
         lines.lock().unwrap().push(line.to_string());
     })
     .await
@@ -332,8 +332,8 @@ async fn a_built_image_is_reused_without_building() {
 
 #[tokio::test]
 async fn the_warm_pool_hands_out_ready_sandboxes_and_refills() {
-    let engine = DockerEngine::connect().await.unwrap();
-    let pool = SandboxPool::start(engine, SandboxOptions::new(image().await), 2).unwrap();
+    let host = SandboxHost::connect().await.unwrap();
+    let pool = SandboxPool::start(host, SandboxOptions::new(image().await), 2).unwrap();
     assert!(pool.wait_until_full(Duration::from_secs(60)).await);
     let a = pool.take().await.unwrap();
     let b = pool.take().await.unwrap();
@@ -377,8 +377,8 @@ async fn the_reaper_removes_sandboxes_whose_owner_is_gone_and_keeps_live_ones() 
     assert!(orphan.status.success(), "{}", String::from_utf8_lossy(&orphan.stderr));
     let orphan_id = String::from_utf8(orphan.stdout).unwrap().trim().to_string();
 
-    let engine = DockerEngine::connect().await.unwrap();
-    let removed = reap_orphans(&engine).await.unwrap();
+    let host = SandboxHost::connect().await.unwrap();
+    let removed = reap_orphans(&host).await.unwrap();
     assert!(!removed.is_empty());
     let remaining = containers_with_label(fixbox_sandbox::labels::SANDBOX).await;
     assert!(!remaining.iter().any(|id| orphan_id.starts_with(id.as_str())), "the orphan is still there");
@@ -416,8 +416,8 @@ async fn containers_with_label(label: &str) -> Vec<String> {
 /// bookworm, imported.
 #[tokio::test]
 async fn the_online_build_makes_a_working_image_from_the_dockerfile() {
-    let engine = DockerEngine::connect().await.unwrap();
-    if !engine.has_image("debian:bookworm-slim").await.unwrap() {
+    let host = SandboxHost::connect().await.unwrap();
+    if !host.has_image("debian:bookworm-slim").await.unwrap() {
         let dir = tempfile::tempdir().unwrap();
         let rootfs = dir.path().join("rootfs");
         let status = std::process::Command::new("debootstrap")
@@ -440,16 +440,15 @@ async fn the_online_build_makes_a_working_image_from_the_dockerfile() {
     let _ = tokio::process::Command::new("docker").args(["rmi", "-f", &tag]).output().await;
 
     let lines = std::sync::Mutex::new(Vec::new());
-    let built =
-        ensure_image(&engine, &recipe, BuildMethod::Online, &|line| lines.lock().unwrap().push(line.to_string()))
-            .await
-            .unwrap();
+    let built = ensure_image(&host, &recipe, BuildMethod::Online, &|line| lines.lock().unwrap().push(line.to_string()))
+        .await
+        .unwrap();
     assert_eq!(built, tag);
     let lines = lines.into_inner().unwrap();
     assert!(lines.iter().any(|l| l.contains("FROM debian:bookworm-slim")), "{lines:?}");
     assert!(lines.last().unwrap().starts_with("built sandbox image"), "{lines:?}");
 
-    let sb = DockerSandbox::create(&engine, &SandboxOptions::new(tag.clone())).await.unwrap();
+    let sb = DockerSandbox::create(&host, &SandboxOptions::new(tag.clone())).await.unwrap();
     let out = run(&sb, "id -un; pwd; python3 -c 'print(6 * 7)'; git --version | cut -d' ' -f1-2").await;
     assert_eq!(out.stdout, "fixbox\n/workspace\n42\ngit version\n", "{out:?}");
     sb.destroy().await.unwrap();
@@ -459,14 +458,14 @@ async fn the_online_build_makes_a_working_image_from_the_dockerfile() {
 /// commands answered by gVisor's kernel instead of the host's.
 #[tokio::test]
 async fn with_gvisor_commands_run_under_its_kernel_with_the_same_limits() {
-    let engine = DockerEngine::connect().await.unwrap();
-    let runtimes = engine.runtimes().await.unwrap();
+    let host = SandboxHost::connect().await.unwrap();
+    let runtimes = host.runtimes().await.unwrap();
     assert!(
         runtimes.iter().any(|r| r == "runsc"),
         "the Engine has no runsc (scripts/setup registers it): {runtimes:?}"
     );
     let options = SandboxOptions { runtime: Some("runsc".to_string()), ..SandboxOptions::new(image().await) };
-    let sb = DockerSandbox::create(&engine, &options).await.unwrap();
+    let sb = DockerSandbox::create(&host, &options).await.unwrap();
 
     let host_kernel = std::fs::read_to_string("/proc/version").unwrap();
     let out =
@@ -495,11 +494,10 @@ async fn with_gvisor_commands_run_under_its_kernel_with_the_same_limits() {
 /// round's write lands in the second its build started about half the time on this machine.
 #[tokio::test]
 async fn a_file_written_right_after_a_build_is_rebuilt() {
-    let engine = DockerEngine::connect().await.unwrap();
-    let sb =
-        DockerSandbox::create(&engine, &SandboxOptions::new(RUST_IMAGE.get_or_init(|| built("rust")).await.clone()))
-            .await
-            .unwrap();
+    let host = SandboxHost::connect().await.unwrap();
+    let sb = DockerSandbox::create(&host, &SandboxOptions::new(RUST_IMAGE.get_or_init(|| built("rust")).await.clone()))
+        .await
+        .unwrap();
     let main = |n: u32| FileWrite {
         path: "src/main.rs".into(),
         content: format!("fn main() {{ println!(\"{n}\"); }}\n").into_bytes(),
@@ -556,7 +554,7 @@ async fn slow_to_record_exits(lag: Duration) -> String {
         finished: Arc<Mutex<HashMap<String, std::time::Instant>>>,
         lag: Duration,
     ) -> std::io::Result<()> {
-        let mut engine = tokio::net::UnixStream::connect("/var/run/docker.sock").await?;
+        let mut host = tokio::net::UnixStream::connect("/var/run/docker.sock").await?;
         let mut client = BufReader::new(client);
         let mut head: Vec<String> = Vec::new();
         loop {
@@ -573,7 +571,7 @@ async fn slow_to_record_exits(lag: Duration) -> String {
             }
             head.push(line);
         }
-        engine.write_all(head.concat().as_bytes()).await?;
+        host.write_all(head.concat().as_bytes()).await?;
         let inspected = head[0]
             .split(' ')
             .nth(1)
@@ -583,7 +581,7 @@ async fn slow_to_record_exits(lag: Duration) -> String {
         match inspected {
             Some(exec) if head[0].starts_with("GET ") => {
                 let mut answer = Vec::new();
-                engine.read_to_end(&mut answer).await?;
+                host.read_to_end(&mut answer).await?;
                 let mut answer = String::from_utf8_lossy(&answer).into_owned();
                 if answer.contains("\"Running\":false") {
                     let first = *finished.lock().unwrap().entry(exec).or_insert_with(std::time::Instant::now);
@@ -595,9 +593,9 @@ async fn slow_to_record_exits(lag: Duration) -> String {
                 client.get_mut().write_all(answer.as_bytes()).await?;
             }
             _ => {
-                engine.write_all(client.buffer()).await?;
+                host.write_all(client.buffer()).await?;
                 let mut client = client.into_inner();
-                tokio::io::copy_bidirectional(&mut client, &mut engine).await?;
+                tokio::io::copy_bidirectional(&mut client, &mut host).await?;
             }
         }
         Ok(())
@@ -618,8 +616,8 @@ async fn slow_to_record_exits(lag: Duration) -> String {
 async fn an_exit_the_engine_records_late_is_waited_for_not_read_as_a_failure() {
     // Before, the exit code was polled for about a second after the output ended and then read as
     // "none", which the session judged a failing test run.
-    let engine = DockerEngine::connect_to(&slow_to_record_exits(Duration::from_secs(3)).await).await.unwrap();
-    let sb = DockerSandbox::create(&engine, &SandboxOptions::new(image().await)).await.unwrap();
+    let host = SandboxHost::connect_to(&slow_to_record_exits(Duration::from_secs(3)).await).await.unwrap();
+    let sb = DockerSandbox::create(&host, &SandboxOptions::new(image().await)).await.unwrap();
     let out = run(&sb, "echo passed; exit 0").await;
     assert_eq!((out.exit_code, out.stdout.as_str(), out.ending), (Some(0), "passed\n", Ending::Exited));
     let out = run(&sb, "exit 5").await;

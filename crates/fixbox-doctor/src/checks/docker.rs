@@ -1,10 +1,10 @@
-use fixbox_sandbox::DockerEngine;
+use fixbox_sandbox::SandboxHost;
 
 use crate::{Check, CheckId};
 
 pub(crate) async fn docker() -> Check {
-    let version = match DockerEngine::connect().await {
-        Ok(engine) => engine.version().await,
+    let version = match SandboxHost::connect().await {
+        Ok(docker) => docker.version().await,
         Err(err) => Err(err),
     };
     match version {

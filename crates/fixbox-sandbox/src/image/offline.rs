@@ -9,7 +9,7 @@ use futures::TryStreamExt;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::recipe::{IMAGE_CONFIG, SANDBOX_UID, SANDBOX_USER};
-use crate::{DockerEngine, Recipe, SandboxError};
+use crate::{Recipe, SandboxError, SandboxHost};
 
 /// The Debian mirror debootstrap downloads from (`FIXBOX_DEBIAN_MIRROR` overrides it).
 const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
@@ -35,7 +35,7 @@ fn debootstrap_path() -> Option<PathBuf> {
 }
 
 pub(crate) async fn build(
-    engine: &DockerEngine,
+    host: &SandboxHost,
     recipe: &Recipe,
     tag: &str,
     progress: &(dyn Fn(&str) + Send + Sync),
@@ -56,7 +56,7 @@ pub(crate) async fn build(
     root_filesystem(&program, recipe, &rootfs, tag, progress).await?;
     add_sandbox_user(&rootfs).map_err(|e| SandboxError::build(tag, format!("cannot add the sandbox user: {e}")))?;
     progress("importing the root filesystem into Docker");
-    import(engine, &rootfs, tag).await
+    import(host, &rootfs, tag).await
 }
 
 /// A minimal Debian (debootstrap's minbase), then the recipe's packages installed by apt inside it. apt,
@@ -163,7 +163,7 @@ fn add_sandbox_user(rootfs: &Path) -> std::io::Result<()> {
 }
 
 /// Streams `tar -C rootfs -c .` into `POST /images/create?fromSrc=-`, with the image settings.
-async fn import(engine: &DockerEngine, rootfs: &Path, tag: &str) -> Result<(), SandboxError> {
+async fn import(host: &SandboxHost, rootfs: &Path, tag: &str) -> Result<(), SandboxError> {
     let mut tar = tokio::process::Command::new("tar")
         .args(["--numeric-owner", "-C"])
         .arg(rootfs)
@@ -183,7 +183,7 @@ async fn import(engine: &DockerEngine, rootfs: &Path, tag: &str) -> Result<(), S
         .changes(IMAGE_CONFIG.iter().map(|s| (*s).to_string()).collect())
         .build();
     let result: Result<Vec<_>, _> =
-        engine.docker().create_image(Some(options), Some(bollard::body_try_stream(body)), None).try_collect().await;
+        host.docker().create_image(Some(options), Some(bollard::body_try_stream(body)), None).try_collect().await;
     let tar_status = tar.wait().await.map_err(|e| SandboxError::build(tag, format!("tar: {e}")))?;
     result.map_err(|e| classify_import_error(tag, &e.to_string()))?;
     if !tar_status.success() {

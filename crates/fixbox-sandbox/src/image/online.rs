@@ -1,18 +1,18 @@
 use bollard::query_parameters::BuildImageOptionsBuilder;
 use futures::StreamExt;
 
-use crate::{DockerEngine, Recipe, SandboxError};
+use crate::{Recipe, SandboxError, SandboxHost};
 
 /// Builds `recipe`'s Dockerfile through the Engine API (the base image comes from the registry).
 pub(crate) async fn build(
-    engine: &DockerEngine,
+    host: &SandboxHost,
     recipe: &Recipe,
     tag: &str,
     progress: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<(), SandboxError> {
     let context = dockerfile_context(&recipe.dockerfile()).map_err(|e| SandboxError::build(tag, e.to_string()))?;
     let options = BuildImageOptionsBuilder::default().t(tag).rm(true).forcerm(true).build();
-    let mut stream = engine.docker().build_image(options, None, Some(bollard::body_full(context.into())));
+    let mut stream = host.docker().build_image(options, None, Some(bollard::body_full(context.into())));
     while let Some(item) = stream.next().await {
         let info = item.map_err(|e| SandboxError::build(tag, e.to_string()))?;
         if let Some(error) = info.error_detail.and_then(|d| d.message) {
