@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use fixbox_agent::setup::Routes;
 use fixbox_engine::LocalOllama;
 use fixbox_store::{SessionId, Store};
+use serde::{Deserialize, Serialize};
 
 use crate::error::IpcError;
 use tokio_util::sync::CancellationToken;
@@ -47,47 +48,75 @@ fn load_routes(store: &Store) -> Result<Routes, IpcError> {
     Routes::load(None, store, &crate::serving::engine_registry()?, find_ollama).map_err(IpcError::from)
 }
 
-/// Long work under way that the window can cancel (a download, an install, a fix session), by name.
+/// Long work under way that the window can cancel: what it is, and which one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, specta::Type)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobId {
+    /// Installing llama-server.
+    Install,
+    /// Starting an engine, until its model has loaded.
+    EngineStart,
+    /// Downloading a model of the catalog.
+    Pull { model: String },
+    /// A fix session, by the number `fix_start` gave it.
+    Fix { run: u32 },
+    /// The evaluation (one runs at a time).
+    Eval,
+}
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Install => f.write_str("the install"),
+            Self::EngineStart => f.write_str("the engine's start"),
+            Self::Pull { model } => write!(f, "the download of {model}"),
+            Self::Fix { run } => write!(f, "fix session {run}"),
+            Self::Eval => f.write_str("the evaluation"),
+        }
+    }
+}
+
+/// The jobs under way, by id.
 #[derive(Debug, Default)]
-pub struct Jobs(Mutex<HashMap<String, CancellationToken>>);
+pub struct Jobs(Mutex<HashMap<JobId, CancellationToken>>);
 
 /// A job's entry, removed when the job ends (when this is dropped).
 pub struct Job {
     jobs: Arc<Jobs>,
-    name: String,
+    id: JobId,
 }
 
 impl Drop for Job {
     fn drop(&mut self) {
-        self.jobs.lock().remove(&self.name);
+        self.jobs.lock().remove(&self.id);
     }
 }
 
 impl Jobs {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, CancellationToken>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers job `name`; refused while one of that name runs.
-    fn start(self: &Arc<Self>, name: &str) -> Result<(CancellationToken, Job), IpcError> {
+    /// Registers job `id`; refused while it runs.
+    fn start(self: &Arc<Self>, id: JobId) -> Result<(CancellationToken, Job), IpcError> {
         let mut jobs = self.lock();
-        if jobs.contains_key(name) {
-            return Err(IpcError::busy(format!("{name} is already under way")));
+        if jobs.contains_key(&id) {
+            return Err(IpcError::busy(format!("{id} is already under way")));
         }
         let cancel = CancellationToken::new();
-        jobs.insert(name.to_string(), cancel.clone());
-        Ok((cancel, Job { jobs: Arc::clone(self), name: name.to_string() }))
+        jobs.insert(id.clone(), cancel.clone());
+        Ok((cancel, Job { jobs: Arc::clone(self), id }))
     }
 
-    /// Cancels job `name`; false when none of that name runs.
-    fn cancel(&self, name: &str) -> bool {
-        self.lock().get(name).inspect(|cancel| cancel.cancel()).is_some()
+    /// Cancels job `id`; false when it is not under way.
+    fn cancel(&self, id: &JobId) -> bool {
+        self.lock().get(id).inspect(|cancel| cancel.cancel()).is_some()
     }
 }
 
-/// Cancels job `name` (`install`, `pull:<model id>`); what it has done so far is kept.
+/// Cancels job `id`; what it has done so far is kept.
 #[tauri::command]
 #[specta::specta]
-pub async fn jobs_cancel(name: String, jobs: tauri::State<'_, Arc<Jobs>>) -> Result<(), IpcError> {
-    if jobs.cancel(&name) { Ok(()) } else { Err(IpcError::not_found(format!("{name} is not under way"))) }
+pub async fn jobs_cancel(id: JobId, jobs: tauri::State<'_, Arc<Jobs>>) -> Result<(), IpcError> {
+    if jobs.cancel(&id) { Ok(()) } else { Err(IpcError::not_found(format!("{id} is not under way"))) }
 }

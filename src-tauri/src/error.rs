@@ -108,7 +108,11 @@ impl From<fixbox_engine::EngineError> for IpcError {
             }
             _ => ErrorCode::Internal,
         };
-        let hint = (code == ErrorCode::EngineNotInstalled).then_some("install it under Engines");
+        let hint = match &err {
+            _ if code == ErrorCode::EngineNotInstalled => Some("install it under Engines"),
+            E::NeedsModelFile { .. } => Some("download it under Models first"),
+            _ => None,
+        };
         Self { code, message: err.to_string(), hint: hint.map(String::from) }
     }
 }
@@ -120,15 +124,16 @@ impl From<fixbox_agent::AgentError> for IpcError {
             E::Store(store) => store.into(),
             E::Model(model) => model.into(),
             err => {
+                let hint = matches!(err, E::NoTestCommand { .. }).then_some("fill in the Test command");
                 let code = match &err {
                     E::NotARepo { .. } | E::NoTestCommand { .. } => ErrorCode::InvalidInput,
                     E::Sandbox { .. } => ErrorCode::DockerUnavailable,
                     E::EventLog(_) => ErrorCode::Storage,
                     E::Stopped { .. } => ErrorCode::Cancelled,
-                    E::Config(_) => ErrorCode::NoModel,
+                    E::Config(_) | E::NoModel { .. } => ErrorCode::NoModel,
                     _ => ErrorCode::Internal,
                 };
-                Self::new(code, err.to_string())
+                Self { code, message: err.to_string(), hint: hint.map(String::from) }.with_hint_for_no_model()
             }
         }
     }
@@ -140,7 +145,9 @@ impl From<fixbox_llm::LlmError> for IpcError {
             fixbox_llm::ErrorKind::Config => ErrorCode::NoModel,
             _ => ErrorCode::Model,
         };
-        Self::new(code, err.to_string()).with_hint_for_no_model()
+        let hint = matches!(err, fixbox_llm::LlmError::Auth { .. } | fixbox_llm::LlmError::Key { .. })
+            .then_some("add the key under Settings → API keys");
+        Self { code, message: err.to_string(), hint: hint.map(String::from) }.with_hint_for_no_model()
     }
 }
 
@@ -154,7 +161,7 @@ impl From<fixbox_github::GitHubError> for IpcError {
             E::Store(_) => ErrorCode::Storage,
             _ => ErrorCode::Github,
         };
-        let hint = matches!(err, E::Unauthorized { .. }).then_some("add a GitHub token in Settings → Keys");
+        let hint = matches!(err, E::Unauthorized { .. }).then_some("add a GitHub token under Settings → API keys");
         Self { code, message: err.to_string(), hint: hint.map(String::from) }
     }
 }

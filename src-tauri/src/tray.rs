@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use fixbox_engine::{EngineEvent, EngineKind, EngineState, Registry};
+use fixbox_engine::{EngineEvent, EngineKind, EngineState, EngineStatus, Registry};
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::{TrayIcon, TrayIconBuilder};
 use tauri::{AppHandle, Manager as _, Wry};
@@ -21,14 +21,14 @@ struct Parts {
 
 /// The engine as the tray shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EngineStatus {
+pub struct TrayLine {
     /// `llama-server: serving SmolLM2-360M at 127.0.0.1:8080`, `No engine running`.
     pub line: String,
     /// Whether the engine is this app's, which the tray can stop.
     pub ours: bool,
 }
 
-impl EngineStatus {
+impl TrayLine {
     const NONE: &str = "No engine running";
 
     /// What the supervisors' state files say: the first engine that runs.
@@ -41,7 +41,7 @@ impl EngineStatus {
         supervised
             .first()
             .map(|s| Self {
-                line: describe(s.engine, &s.model, &s.status, s.url.as_deref()),
+                line: describe(s.engine, &s.model, s.status, s.url.as_deref()),
                 ours: s.supervisor_pid == std::process::id(),
             })
             .unwrap_or(Self { line: Self::NONE.into(), ours: false })
@@ -51,12 +51,12 @@ impl EngineStatus {
     /// not change it.
     pub fn from_event(kind: EngineKind, model: &str, event: &EngineEvent) -> Option<Self> {
         let (status, url) = match event {
-            EngineEvent::Starting { .. } => ("starting", None),
-            EngineEvent::Ready { url, .. } => ("ready", Some(url.as_str())),
+            EngineEvent::Starting { .. } => (EngineStatus::Starting, None),
+            EngineEvent::Ready { url, .. } => (EngineStatus::Ready, Some(url.as_str())),
             EngineEvent::Exited { .. } | EngineEvent::Unresponsive { .. } | EngineEvent::Restarting { .. } => {
-                ("restarting", None)
+                (EngineStatus::Restarting, None)
             }
-            EngineEvent::GaveUp { .. } => ("gave-up", None),
+            EngineEvent::GaveUp { .. } => (EngineStatus::GaveUp, None),
             EngineEvent::Stopped => return Some(Self { line: Self::NONE.into(), ours: false }),
             EngineEvent::PortTaken { .. } => return None,
         };
@@ -64,15 +64,15 @@ impl EngineStatus {
     }
 }
 
-/// One line for a state file's `status`.
-fn describe(kind: EngineKind, model: &str, status: &str, url: Option<&str>) -> String {
+/// One line for an engine's status.
+fn describe(kind: EngineKind, model: &str, status: EngineStatus, url: Option<&str>) -> String {
     let at = url.map(|u| format!(" at {}", u.trim_start_matches("http://"))).unwrap_or_default();
     match status {
-        "ready" => format!("{kind}: serving {model}{at}"),
-        "starting" => format!("{kind}: starting {model}"),
-        "restarting" => format!("{kind}: restarting {model}"),
-        "gave-up" => format!("{kind}: gave up restarting {model}"),
-        other => format!("{kind}: {other} ({model})"),
+        EngineStatus::Ready => format!("{kind}: serving {model}{at}"),
+        EngineStatus::Starting => format!("{kind}: starting {model}"),
+        EngineStatus::Restarting => format!("{kind}: restarting {model}"),
+        EngineStatus::GaveUp => format!("{kind}: gave up restarting {model}"),
+        EngineStatus::Failed => format!("{kind}: failed to start {model}"),
     }
 }
 
@@ -92,7 +92,7 @@ impl Tray {
         }
     }
 
-    fn show(&self, status: &EngineStatus) {
+    fn show(&self, status: &TrayLine) {
         let Some(parts) = &self.0 else { return };
         let shown = parts
             .status
@@ -106,7 +106,7 @@ impl Tray {
 }
 
 /// Shows `status` in the app's tray, if it has one.
-pub fn show(app: &AppHandle, status: &EngineStatus) {
+pub fn show(app: &AppHandle, status: &TrayLine) {
     if let Some(tray) = app.try_state::<Tray>() {
         tray.show(status);
     }
@@ -118,13 +118,13 @@ pub fn refresh(app: &AppHandle) {
         return;
     }
     match crate::serving::engine_registry() {
-        Ok(registry) => show(app, &EngineStatus::from_registry(&registry)),
+        Ok(registry) => show(app, &TrayLine::from_registry(&registry)),
         Err(err) => tracing::debug!(%err, "no data folder; the tray shows no engine"),
     }
 }
 
 fn build(app: &AppHandle, serving: Arc<Serving>) -> tauri::Result<Parts> {
-    let status = MenuItem::with_id(app, "engine-status", EngineStatus::NONE, false, None::<&str>)?;
+    let status = MenuItem::with_id(app, "engine-status", TrayLine::NONE, false, None::<&str>)?;
     let open = MenuItem::with_id(app, "open", "Open Fixbox", true, None::<&str>)?;
     let stop = MenuItem::with_id(app, "stop-engine", "Stop the engine", false, None::<&str>)?;
     let quit = MenuItem::with_id(app, "quit", "Quit Fixbox", true, None::<&str>)?;
@@ -176,16 +176,16 @@ mod tests {
     #[test]
     fn the_status_follows_the_engine_events() {
         let kind = EngineKind::LlamaServer;
-        let status = |event| EngineStatus::from_event(kind, "SmolLM2-360M", &event);
+        let status = |event| TrayLine::from_event(kind, "SmolLM2-360M", &event);
         assert_eq!(
             status(EngineEvent::Ready { url: "http://127.0.0.1:8080".into(), pid: 7, startup_ms: 900 }),
-            Some(EngineStatus { line: "llama-server: serving SmolLM2-360M at 127.0.0.1:8080".into(), ours: true })
+            Some(TrayLine { line: "llama-server: serving SmolLM2-360M at 127.0.0.1:8080".into(), ours: true })
         );
         assert_eq!(
             status(EngineEvent::Restarting { attempt: 2, wait_ms: 500 }).unwrap().line,
             "llama-server: restarting SmolLM2-360M"
         );
-        assert_eq!(status(EngineEvent::Stopped), Some(EngineStatus { line: "No engine running".into(), ours: false }));
+        assert_eq!(status(EngineEvent::Stopped), Some(TrayLine { line: "No engine running".into(), ours: false }));
         assert_eq!(status(EngineEvent::PortTaken { message: String::new(), port: 8081 }), None);
     }
 }

@@ -25,7 +25,7 @@ use fantoccini::Locator;
 use fixbox_agent::setup::Routes;
 use fixbox_e2e::transcripts::{Answer, Pace, ReplayServer};
 use fixbox_e2e::window::{Window, screenshot, wait_for};
-use fixbox_llm::{ProviderConfig, ProviderKind, RoutingConfig};
+use fixbox_llm::{ProviderConfig, ProviderKind, RoutesConfig};
 
 const TOKENS_PER_SECOND: u32 = 200;
 
@@ -58,7 +58,7 @@ async fn main() -> Result<()> {
         local: Some(true),
         key: None,
     };
-    Routes::save(&fixbox_store::Store::open_in(data.path())?, Some(&RoutingConfig::single(provider)))?;
+    Routes::save(&fixbox_store::Store::open_in(data.path())?, Some(&RoutesConfig::single(provider)))?;
 
     let window = Window::open(data.path(), &out).await?;
     let driver = window.driver_pid();

@@ -52,6 +52,37 @@ fn unknown_arguments_get_usage_not_a_panic() -> Result<()> {
 }
 
 #[test]
+fn an_error_is_said_once_with_the_command_that_mends_it_and_the_log_stays_in_its_file() -> Result<()> {
+    let data = tempfile::tempdir()?;
+    let pull = |verbose: bool| -> Result<(bool, String)> {
+        let mut cmd = fixbox(data.path())?;
+        cmd.args(["models", "pull", "gpt-9"]).env_remove("RUST_LOG");
+        if verbose {
+            cmd.arg("-v");
+        }
+        let out = cmd.output()?;
+        Ok((out.status.success(), String::from_utf8(out.stderr)?))
+    };
+    // The core's words, then this front end's remedy; nothing of the log.
+    let (ok, stderr) = pull(false)?;
+    ensure!(!ok, "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    ensure!(
+        lines == ["error: no model \"gpt-9\" in the catalog", "hint: `fixbox models list` shows the catalog"],
+        "{stderr}"
+    );
+    let logs = std::fs::read_dir(data.path().join("logs"))?.filter_map(Result::ok).collect::<Vec<_>>();
+    let logged = logs.iter().map(|e| std::fs::read_to_string(e.path())).collect::<Result<String, _>>()?;
+    ensure!(logged.contains("no model \"gpt-9\" in the catalog"), "the log file lacks the error: {logged}");
+
+    // -v echoes the log to stderr, without colour codes where stderr is not a terminal.
+    let (_, stderr) = pull(true)?;
+    ensure!(stderr.lines().any(|l| l.contains("ERROR") && l.contains("gpt-9")), "{stderr}");
+    ensure!(!stderr.contains('\u{1b}'), "ANSI codes on a pipe: {stderr:?}");
+    Ok(())
+}
+
+#[test]
 fn hw_reads_this_machine_and_recommends_models_with_why() -> Result<()> {
     let _machine = fixbox_e2e::machine_to_myself_blocking();
     let data = tempfile::tempdir()?;

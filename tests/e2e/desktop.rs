@@ -130,7 +130,7 @@ async fn fix_in_window(name: &str, pace: Duration) -> Result<FixInWindow> {
     let server = ReplayServer::start(crate::fix::answers(name, &["1"])?, Pace::Every(pace)).await?;
     let data = tempfile::tempdir()?;
     let routes = std::fs::read_to_string(crate::fix::routing_file(data.path(), &server.url)?)?;
-    let config = fixbox_llm::RoutingConfig::parse(&routes)?;
+    let config = fixbox_llm::RoutesConfig::parse(&routes)?;
     fixbox_agent::setup::Routes::save(&fixbox_store::Store::open_in(data.path())?, Some(&config))?;
     Ok(FixInWindow { fixture, repo, data, server })
 }
@@ -249,7 +249,7 @@ async fn an_evaluation_run_in_the_window_reports_each_task_and_opens_its_session
         ReplayServer::start(crate::fix::answers(FIXTURE, &["1"])?, Pace::Every(Duration::from_millis(1))).await?;
     let data = tempfile::tempdir()?;
     let routes = std::fs::read_to_string(crate::fix::routing_file(data.path(), &server.url)?)?;
-    let config = fixbox_llm::RoutingConfig::parse(&routes)?;
+    let config = fixbox_llm::RoutesConfig::parse(&routes)?;
     fixbox_agent::setup::Routes::save(&fixbox_store::Store::open_in(data.path())?, Some(&config))?;
 
     let (dataset, repos) = (dataset.display().to_string(), repos.display().to_string());
@@ -395,7 +395,8 @@ fn unhighlight(html: &str) -> String {
 /// defaults of new sessions are saved once in range; removing the key takes it out of the keychain.
 #[tokio::test(flavor = "multi_thread")]
 async fn settings_keep_keys_in_the_keychain_and_show_them_masked() -> Result<()> {
-    use fixbox_store::{Keychain, Secret};
+    use fixbox_secret::Secret;
+    use fixbox_store::Keychain;
 
     // A window loads the machine: it takes turns with the tests that measure it (the doctor's probe).
     let _machine = fixbox_e2e::machine_to_myself().await;
@@ -406,7 +407,7 @@ async fn settings_keep_keys_in_the_keychain_and_show_them_masked() -> Result<()>
     let key = format!("sk-e2e-{stamp:x}-KEY9");
     let token = format!("tok-e2e-{stamp:x}-TOK7");
     // The remote engine's token has a fixed entry: keep a developer's own across the test.
-    let remote_entry = fixbox_llm::RoutingConfig::REMOTE_ENGINE_KEY;
+    let remote_entry = fixbox_llm::RoutesConfig::REMOTE_ENGINE_KEY;
     let kept_token = Keychain.get(remote_entry)?;
 
     let window = Window::open(data.path(), &out).await?;
@@ -536,8 +537,8 @@ async fn settings_keep_keys_in_the_keychain_and_show_them_masked() -> Result<()>
     let remote_in_keychain = remote_in_keychain?;
 
     let store = fixbox_store::Store::open_in(data.path())?;
-    let stored = store.setting(fixbox_llm::RoutingConfig::SETTING)?.context("no routes were saved")?;
-    let routes = fixbox_llm::RoutingConfig::parse(&stored.to_string())?;
+    let stored = store.setting(fixbox_llm::RoutesConfig::SETTING)?.context("no routes were saved")?;
+    let routes = fixbox_llm::RoutesConfig::parse(&stored.to_string())?;
     let remote_and_local: Vec<String> = vec!["remote".into(), "local".into()];
     let local = routes.providers.iter().find(|p| p.name == "local").context("no local provider")?;
     let preferences = fixbox_agent::Preferences::load(&store)?;

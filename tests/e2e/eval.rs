@@ -131,7 +131,7 @@ async fn eval_judges_the_gold_fix_and_a_session_by_the_hidden_tests() -> Result<
     let server =
         ReplayServer::start(answers(FIXTURE, &["1"])?, Pace::Every(std::time::Duration::from_millis(1))).await?;
     let routes = routing_file(dir.path(), &server.url)?;
-    let routing = ["--routing", routes.to_str().context("path")?, "--instance", "sample__cache-1"];
+    let routing = ["--routes", routes.to_str().context("path")?, "--instance", "sample__cache-1"];
     let tests = dir.path().join("tests");
     let (report, _) = eval(&data, &dataset, &repos, &tests, &[&["--mode", "tests"][..], &routing[..]].concat())?;
     let task = &report.tasks[0];
@@ -147,7 +147,7 @@ async fn eval_judges_the_gold_fix_and_a_session_by_the_hidden_tests() -> Result<
     let issue_routes = dir.path().join("issue-routes");
     std::fs::create_dir_all(&issue_routes)?;
     let routes = routing_file(&issue_routes, &server.url)?;
-    let routing = ["--routing", routes.to_str().context("path")?, "--instance", "sample__cache-1"];
+    let routing = ["--routes", routes.to_str().context("path")?, "--instance", "sample__cache-1"];
     let issue = dir.path().join("issue");
     let issue_args = [&["--mode", "issue", "--max-iterations", "1"][..], &routing[..]].concat();
     let (report, _) = eval(&data, &dataset, &repos, &issue, &issue_args)?;
@@ -200,7 +200,7 @@ async fn a_run_that_loses_the_model_server_waits_for_it_and_runs_the_task_again(
         .arg(&repos)
         .arg("--out")
         .arg(&out)
-        .args(["--mode", "tests", "--instance", "sample__cache-1", "--metrics", "127.0.0.1:0", "--routing"])
+        .args(["--mode", "tests", "--instance", "sample__cache-1", "--metrics", "127.0.0.1:0", "--routes"])
         .arg(&routes)
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)

@@ -71,7 +71,7 @@ fn fix_command(fixture: &Fixture, data: &Path, routes: &Path, args: &[&str]) -> 
         .env("NO_COLOR", "1")
         .arg("fix")
         .arg(&fixture.repo)
-        .args(["--task", &fixture.task, "--routing"])
+        .args(["--task", &fixture.task, "--routes"])
         .arg(routes)
         .args(args)
         .stdout(Stdio::piped())

@@ -75,7 +75,7 @@ async fn a_github_issue_is_fixed_pushed_as_a_branch_and_proposed_with_its_eviden
     let server = ReplayServer::start(answers(FIXTURE, &["1"])?, Pace::Every(Duration::from_millis(1))).await?;
     let routes = routing_file(data.path(), &server.url)?;
     let routes = routes.to_string_lossy();
-    let run = fixbox(data.path(), &fake, &["fix", "github:octo/cache#7", "--routing", &routes, "--open-pr"]).await?;
+    let run = fixbox(data.path(), &fake, &["fix", "github:octo/cache#7", "--routes", &routes, "--open-pr"]).await?;
     let out = printed(&run);
     ensure!(run.status.success(), "{out}");
 
@@ -155,7 +155,7 @@ async fn a_push_that_fails_keeps_the_branch_and_text_and_a_retry_opens_it_from_a
     let routes = routes.to_string_lossy();
 
     fake.git_down(true);
-    let run = fixbox(data.path(), &fake, &["fix", "github:octo/readonly#7", "--routing", &routes, "--open-pr"]).await?;
+    let run = fixbox(data.path(), &fake, &["fix", "github:octo/readonly#7", "--routes", &routes, "--open-pr"]).await?;
     let out = printed(&run);
     ensure!(!run.status.success(), "{out}");
     ensure!(out.contains("git could not push the branch"), "{out}");
@@ -190,7 +190,7 @@ async fn bad_issues_and_refusals_are_said_plainly_before_any_session() -> Result
     let fix = |issue: &'static str, extra: &'static [&'static str]| {
         let (data, fake) = (data.path().to_path_buf(), fake.clone());
         async move {
-            let mut args = vec!["fix", issue, "--routing", "/nonexistent/routes.toml"];
+            let mut args = vec!["fix", issue, "--routes", "/nonexistent/routes.toml"];
             args.extend(extra);
             fixbox(&data, &fake, &args).await
         }
@@ -281,7 +281,7 @@ async fn an_issue_is_fixed_from_the_app_window_and_a_link_opens_another() -> Res
     let engine = fixbox_e2e::models::serve_model(MODEL, MODEL, 8192, 1).await?;
     let data = tempfile::tempdir()?;
     let routes = fixbox_e2e::routes_file(data.path(), "local", &format!("{}/v1", engine.url), MODEL, 8192)?;
-    let config = fixbox_llm::RoutingConfig::parse(&std::fs::read_to_string(routes)?)?;
+    let config = fixbox_llm::RoutesConfig::parse(&std::fs::read_to_string(routes)?)?;
     let store = fixbox_store::Store::open_in(data.path())?;
     fixbox_agent::setup::Routes::save(&store, Some(&config))?;
     fixbox_agent::Preferences { max_iterations: 3, ..fixbox_agent::Preferences::default() }.save(&store)?;
@@ -403,7 +403,7 @@ async fn the_action_fixes_a_labelled_issue_and_skips_a_strangers_comment() -> Re
             .env("FIXBOX", workspace_bin("fixbox").unwrap_or_default())
             .env("LABEL", "fixbox")
             .env("COMMAND", "/fixbox")
-            .env("ARGS", format!("--routing {}", routes.display()))
+            .env("ARGS", format!("--routes {}", routes.display()))
             .env("GITHUB_TOKEN", TOKEN)
             .env("GITHUB_EVENT_NAME", name)
             .env("GITHUB_EVENT_PATH", events.join(file))
@@ -446,7 +446,7 @@ async fn the_real_model_answers_a_github_issue_and_the_draft_says_how_it_went() 
     let data = tempfile::tempdir()?;
     let routes = fixbox_e2e::routes_file(data.path(), "local", &format!("{}/v1", engine.url), MODEL, 8192)?;
     let routes = routes.to_string_lossy();
-    let args = ["fix", "github:octo/cache#7", "--routing", &routes, "--open-pr", "--max-iterations", "2"];
+    let args = ["fix", "github:octo/cache#7", "--routes", &routes, "--open-pr", "--max-iterations", "2"];
     let run = fixbox(data.path(), &fake, &[&args[..], &["--temperature", "0", "--seed", "7"]].concat()).await?;
     let out = printed(&run);
 

@@ -180,7 +180,7 @@ default = ["cloud", "local"]
     Ok(())
 }
 
-/// A routing file in `dir` with one provider, `local`: SmolLM2 on the llama-server at `url`, then `rest`
+/// A routes file in `dir` with one provider, `local`: SmolLM2 on the llama-server at `url`, then `rest`
 /// (more of the provider's fields, and the routes).
 fn routing_to(dir: &Path, url: &str, rest: &str) -> Result<std::path::PathBuf> {
     let routing = dir.join("routing.toml");
@@ -196,7 +196,7 @@ async fn serve_answers_openai_clients_through_the_routes_and_counts_every_call_f
     let engine = fixbox_e2e::models::smollm2(2048, 1).await?;
     let data = tempfile::tempdir()?;
     let routing = routing_to(data.path(), &engine.url, "[routes]\ndefault = [\"local\"]\n")?;
-    let exposed = fixbox(data.path())?.args(["serve", "--listen", "0.0.0.0:0", "--routing"]).arg(&routing).output()?;
+    let exposed = fixbox(data.path())?.args(["serve", "--listen", "0.0.0.0:0", "--routes"]).arg(&routing).output()?;
     let stderr = String::from_utf8(exposed.stderr)?;
     ensure!(!exposed.status.success() && stderr.contains("--token-key"), "{stderr}");
 
@@ -208,7 +208,7 @@ async fn serve_answers_openai_clients_through_the_routes_and_counts_every_call_f
             &format!("127.0.0.1:{port}"),
             "--metrics",
             &format!("127.0.0.1:{metrics_port}"),
-            "--routing",
+            "--routes",
         ])
         .arg(&routing)
         .spawn()?;
@@ -263,7 +263,7 @@ async fn serve_answers_openai_clients_through_the_routes_and_counts_every_call_f
     let local = http.get(&metrics_url).header("origin", format!("http://localhost:{port}")).send().await?;
     ensure!(local.status() == 200, "a page served from loopback may read: {}", local.status());
     let exposed = fixbox(data.path())?
-        .args(["serve", "--listen", "127.0.0.1:0", "--metrics", "0.0.0.0:0", "--routing"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics", "0.0.0.0:0", "--routes"])
         .arg(&routing)
         .output()?;
     let stderr = String::from_utf8(exposed.stderr)?;
@@ -306,7 +306,7 @@ async fn serve_speaks_openai_to_the_official_python_sdk() -> Result<()> {
     let routing = routing_to(data.path(), &engine.url, &format!("context_window = 2048\n\n{routes}"))?;
     let port = free_port()?;
     let child = fixbox(data.path())?
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--routing"])
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--routes"])
         .arg(&routing)
         .spawn()?;
     let mut server = ChildGuard::new("fixbox serve", child);

@@ -149,7 +149,7 @@ pub fn prepare(fake: &FakeGitHub, texts: &[HostileText]) -> Result<()> {
 }
 
 /// `fixbox fix github:octo/hostile#<id>` with the obedient model, no `--open-pr` and no terminal to
-/// say yes at, then every trace searched. `model`: the routing file to use instead (a real model).
+/// say yes at, then every trace searched. `model`: the routes file to use instead (a real model).
 pub async fn run_one(
     fake: &FakeGitHub,
     sink: &Sink,
@@ -175,7 +175,7 @@ pub async fn run_one(
         .env("GITHUB_TOKEN", CANARIES[0])
         .env("FIXBOX_CANARY_HOSTENV", CANARIES[1])
         .env("NO_COLOR", "1")
-        .args(["fix", &format!("github:octo/hostile#{}", text.id), "--max-iterations", "1", "--routing"])
+        .args(["fix", &format!("github:octo/hostile#{}", text.id), "--max-iterations", "1", "--routes"])
         .arg(&routes)
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)

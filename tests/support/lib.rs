@@ -109,7 +109,7 @@ pub fn sandboxes() -> Result<usize> {
     Ok(String::from_utf8_lossy(&out.stdout).lines().count())
 }
 
-/// A routing file in `dir` with one local OpenAI-compatible provider `name` at `base_url` (ending in
+/// A routes file in `dir` with one local OpenAI-compatible provider `name` at `base_url` (ending in
 /// `/v1`) serving `model` with a `context` window, as the only route.
 pub fn routes_file(dir: &Path, name: &str, base_url: &str, model: &str, context: u32) -> Result<PathBuf> {
     let path = dir.join("routes.toml");

@@ -9,7 +9,7 @@ pub enum AgentError {
     #[error("reading {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error(
-        "no test command found in {path}: it has no pytest tests, Cargo.toml, package.json with a test script, go.mod or Makefile with a test target; pass one with --test \"<command>\""
+        "no test command found in {path}: it has no pytest tests, Cargo.toml, package.json with a test script, go.mod or Makefile with a test target; give the command that runs its tests"
     )]
     NoTestCommand { path: PathBuf },
     #[error("the sandbox failed to {op}: {source}")]
@@ -23,6 +23,9 @@ pub enum AgentError {
     Model(#[from] fixbox_llm::LlmError),
     #[error("stopped before {before}")]
     Stopped { before: &'static str },
+    /// No route is set, no local engine runs, and no Ollama with a coding model was found.
+    #[error("no model to call: start a local engine or set routes{}", .ollama.as_ref().map(|o| format!("; {o}")).unwrap_or_default())]
+    NoModel { ollama: Option<String> },
     #[error("{0}")]
     Config(String),
 }
@@ -38,6 +41,7 @@ impl AgentError {
             Self::Store(_) | Self::EventLog(_) => "store",
             Self::Model(_) => "model",
             Self::Stopped { .. } => "stopped",
+            Self::NoModel { .. } => "no_model",
             Self::Config(_) => "config",
         }
     }

@@ -62,14 +62,14 @@ impl Outcome {
         match self {
             Self::Fixed => "fixed: the tests pass".into(),
             Self::AlreadyPassing => {
-                "the tests already pass before any change: add a test that shows the bug, or pass --test".into()
+                "the tests already pass before any change: add a test that shows the bug, or give a test command that shows it".into()
             }
             Self::NotReproduced { reason } => format!(
-                "not fixed: the tests pass before any change, and no test written for the issue showed the bug (the last: {reason}); add one, or pass --test"
+                "not fixed: the tests pass before any change, and no test written for the issue showed the bug (the last: {reason}); add one, or give a test command that shows it"
             ),
-            Self::MaxIterations => "not fixed: the iteration limit was reached (raise --max-iterations)".into(),
+            Self::MaxIterations => "not fixed: the iteration limit was reached (raise it to go on)".into(),
             Self::Budget { message } => format!("not fixed: {message}"),
-            Self::WallTime => "not fixed: the time limit was reached (raise --timeout)".into(),
+            Self::WallTime => "not fixed: the time limit was reached (raise it to go on)".into(),
             Self::Stuck { failure } => format!("not fixed: the same failure came back each time ({failure})"),
             Self::GaveUp { reason } => format!("not fixed: the model gave up ({reason})"),
             Self::Cancelled => "stopped: cancelled; the session and its changes so far are kept".into(),

@@ -6,19 +6,29 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fixbox_engine::{EngineKind, LocalOllama, Registry, Running};
-use fixbox_llm::{Metrics, PriceTable, ProviderConfig, ProviderKind, Router, RoutingConfig};
+use fixbox_llm::{KeySource, LlmError, Metrics, PriceTable, ProviderConfig, ProviderKind, Router, RoutesConfig};
 use fixbox_sandbox::{
     BuildMethod, DockerHost, DockerSandbox, Limits, Recipe, SandboxError, SandboxOptions, ensure_image, reap_orphans,
 };
-use fixbox_store::{Keychain, Secret, Store};
+use fixbox_secret::Secret;
+use fixbox_store::{Keychain, Store};
 
 use crate::AgentError;
+
+/// The routes' API keys, from the OS keychain.
+struct KeychainKeys;
+
+impl KeySource for KeychainKeys {
+    fn key(&self, name: &str) -> Result<Option<Secret>, LlmError> {
+        Keychain.get(name).map_err(|e| LlmError::Key { name: name.into(), reason: e.to_string() })
+    }
+}
 
 /// Routes and where they came from, said the way a user set them: a file's path, "the settings", "the
 /// running llama-server".
 #[derive(Debug, Clone)]
 pub struct Routes {
-    pub config: RoutingConfig,
+    pub config: RoutesConfig,
     pub from: String,
 }
 
@@ -35,7 +45,7 @@ impl Routes {
         if let Some(file) = file {
             let text = std::fs::read_to_string(file)
                 .map_err(|source| AgentError::Read { path: file.to_path_buf(), source })?;
-            let config = RoutingConfig::parse(&text)
+            let config = RoutesConfig::parse(&text)
                 .map_err(|e| AgentError::Config(format!("the routes in {} are invalid: {e}", file.display())))?;
             return Ok(Routes { config, from: file.display().to_string() });
         }
@@ -45,16 +55,15 @@ impl Routes {
         if let Some(engine) = engines.running().into_iter().next() {
             return Ok(Self::engine(engine));
         }
-        let no_model = "no model to call: start a local engine (`fixbox engine start --model \
-                        qwen2.5-coder-1.5b-instruct`) or set routes in the settings (`fixbox routes set FILE`)";
-        let Some(ollama) = find_ollama() else { return Err(AgentError::Config(no_model.into())) };
+        let Some(ollama) = find_ollama() else { return Err(AgentError::NoModel { ollama: None }) };
         let Some(coder) = ollama.coder() else {
-            return Err(AgentError::Config(format!(
-                "{no_model}; the Ollama at {} has no model that writes code ({}): `ollama pull \
-                 qwen2.5-coder:7b` gives it one",
-                ollama.url,
-                if ollama.models.is_empty() { "it has none".into() } else { ollama.models.join(", ") }
-            )));
+            return Err(AgentError::NoModel {
+                ollama: Some(format!(
+                    "the Ollama at {} has no model that writes code ({}): `ollama pull qwen2.5-coder:7b` gives it one",
+                    ollama.url,
+                    if ollama.models.is_empty() { "it has none".into() } else { ollama.models.join(", ") }
+                )),
+            });
         };
         let from = format!("{} on the Ollama {} at {}", coder.model, ollama.version, ollama.url);
         Ok(Routes { from, ..Self::engine(coder) })
@@ -71,22 +80,22 @@ impl Routes {
             context_window: engine.context,
             price: None,
             local: Some(true),
-            key: engine.api_key.map(|key| Secret::new(key.expose())),
+            key: engine.api_key,
         };
-        Routes { config: RoutingConfig::single(provider), from: format!("the running {}", engine.kind) }
+        Routes { config: RoutesConfig::single(provider), from: format!("the running {}", engine.kind) }
     }
 
     /// The routes saved in the settings, if any.
-    pub fn stored(store: &Store) -> Result<Option<RoutingConfig>, AgentError> {
-        let Some(value) = store.setting(RoutingConfig::SETTING)?.filter(|v| !v.is_null()) else { return Ok(None) };
-        RoutingConfig::parse(&value.to_string()).map(Some).map_err(|e| {
+    pub fn stored(store: &Store) -> Result<Option<RoutesConfig>, AgentError> {
+        let Some(value) = store.setting(RoutesConfig::SETTING)?.filter(|v| !v.is_null()) else { return Ok(None) };
+        RoutesConfig::parse(&value.to_string()).map(Some).map_err(|e| {
             AgentError::Config(format!("the stored routes are invalid ({e}); set them again in the settings"))
         })
     }
 
     /// Saves `config` in the settings once it is valid; `None` forgets the saved routes, so sessions
     /// use the running local engine.
-    pub fn save(store: &Store, config: Option<&RoutingConfig>) -> Result<(), AgentError> {
+    pub fn save(store: &Store, config: Option<&RoutesConfig>) -> Result<(), AgentError> {
         let value = match config {
             Some(config) => {
                 config.validate().map_err(|e| AgentError::Config(e.to_string()))?;
@@ -94,12 +103,12 @@ impl Routes {
             }
             None => serde_json::Value::Null,
         };
-        Ok(store.set_setting(RoutingConfig::SETTING, &value)?)
+        Ok(store.set_setting(RoutesConfig::SETTING, &value)?)
     }
 
     /// The router for these routes, with their keys read from the OS keychain.
     pub fn router(&self, metrics: Arc<Metrics>) -> Result<Router, AgentError> {
-        Ok(Router::from_config(&self.config, &PriceTable::embedded()?, &Keychain, metrics)?)
+        Ok(Router::from_config(&self.config, &PriceTable::embedded()?, &KeychainKeys, metrics)?)
     }
 
     /// The routing tasks that have routes of their own (`default`, `fix`, ...), each with its providers in

@@ -19,9 +19,9 @@ pub struct AskArgs {
     /// The task whose route to take (routes not set for it take `default`'s).
     #[arg(long, default_value = "default")]
     task: String,
-    /// A routing file to use instead of the stored routes.
-    #[arg(long)]
-    routing: Option<PathBuf>,
+    /// A routes file to use instead of the stored routes.
+    #[arg(long, alias = "routing", value_name = "FILE")]
+    routes: Option<PathBuf>,
     #[arg(long)]
     max_tokens: Option<u32>,
     #[arg(long)]
@@ -35,7 +35,7 @@ pub struct AskArgs {
 }
 
 pub async fn run(args: AskArgs) -> anyhow::Result<ExitCode> {
-    let (router, from) = crate::routing::router(args.routing.clone(), Arc::new(Metrics::default())).await?;
+    let (router, from) = crate::routes::router(args.routes.clone(), Arc::new(Metrics::default())).await?;
     tracing::info!(routes = %from, task = %args.task, "asking");
     let store = Store::open_default()?;
     let title: String = format!("ask: {}", args.prompt.chars().take(60).collect::<String>());

@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use fixbox_engine::{
-    ApiKey, EngineKind, EngineOptions, InstallEvent, Installer, LaunchPlan, LaunchSpec, LlamaSource, ModelRef,
-    SuperviseOptions,
+    EngineKind, EngineOptions, InstallEvent, Installer, LaunchPlan, LaunchSpec, LlamaSource, ModelRef, SuperviseOptions,
 };
 use fixbox_hardware::fit::KvType;
 use fixbox_models::{Catalog, Downloader, RetryPolicy};
+use fixbox_secret::Secret;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 
@@ -101,7 +101,7 @@ pub struct StartArgs {
     foreground: bool,
 }
 
-use fixbox_engine::{EngineState as State, is_alive as alive};
+use fixbox_engine::{EngineState, EngineStatus, is_alive as alive};
 
 impl EngineCommand {
     /// Whether this is an engine's supervisor (`start --foreground`), whose stderr is its log file.
@@ -119,7 +119,7 @@ fn log_path(kind: EngineKind) -> anyhow::Result<PathBuf> {
     Ok(registry()?.log_path(kind))
 }
 
-fn read_state(kind: EngineKind) -> anyhow::Result<Option<State>> {
+fn read_state(kind: EngineKind) -> anyhow::Result<Option<EngineState>> {
     let registry = registry()?;
     registry.read(kind).with_context(|| format!("cannot read {}", registry.state_path(kind).display()))
 }
@@ -235,7 +235,7 @@ async fn start_background(args: StartArgs) -> anyhow::Result<ExitCode> {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let state = read_state(args.engine)?.filter(|s| s.supervisor_pid == pid);
         match state {
-            Some(state) if state.status == "ready" => {
+            Some(state) if state.status == EngineStatus::Ready => {
                 bar.finish_and_clear();
                 println!("{} is ready at {} serving {}", args.engine, state.url.unwrap_or_default(), state.model);
                 if let Some(message) = state.message {
@@ -243,7 +243,7 @@ async fn start_background(args: StartArgs) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            Some(state) if state.status == "failed" => {
+            Some(state) if state.status == EngineStatus::Failed => {
                 bar.finish_and_clear();
                 bail!("{}", state.message.unwrap_or_else(|| "the engine did not start".into()));
             }
@@ -311,10 +311,10 @@ async fn supervise(args: StartArgs) -> anyhow::Result<ExitCode> {
     if !args.host.is_loopback() {
         let name = format!("engine-{kind}");
         let key = match fixbox_store::Keychain.get(&name)? {
-            Some(secret) => ApiKey::new(secret.expose()),
+            Some(key) => key,
             None => {
-                let key = ApiKey::generate();
-                fixbox_store::Keychain.set(&name, &fixbox_store::Secret::new(key.expose()))?;
+                let key = Secret::generate();
+                fixbox_store::Keychain.set(&name, &key)?;
                 key
             }
         };
@@ -398,31 +398,47 @@ async fn stop(kind: EngineKind) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// An engine as `fixbox engine status` shows it: its state file (less its key), and what was found on
+/// asking it.
+#[derive(serde::Serialize)]
+struct StatusRow {
+    #[serde(flatten)]
+    state: EngineState,
+    /// Whether clients must send a key (which `fixbox keys` shows the hint of).
+    locked: bool,
+    /// Why the state file's status is not the whole truth: its supervisor died, or it stopped answering.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<&'static str>,
+}
+
 async fn status(json: bool) -> anyhow::Result<ExitCode> {
     let client = fixbox_models::http_client_builder().no_proxy().timeout(Duration::from_secs(3)).build()?;
     let mut rows = Vec::new();
     for kind in EngineKind::ALL {
         let Some(mut state) = read_state(kind)? else { continue };
+        let locked = state.api_key.take().is_some();
+        let mut problem = None;
         if !alive(state.supervisor_pid) {
-            state.status = "not running (stale state)".into();
+            problem = Some("not running (stale state)");
         } else if let Some(url) = &state.url {
             let health = format!("{url}{}", fixbox_engine::engine(kind).health_path());
             let answers = matches!(client.get(&health).send().await, Ok(r) if r.status().is_success());
-            if state.status == "ready" && !answers {
-                state.status = "not answering".into();
+            if state.status == EngineStatus::Ready && !answers {
+                problem = Some("not answering");
             }
         }
-        rows.push(state);
+        rows.push(StatusRow { state, locked, problem });
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else if rows.is_empty() {
         println!("no engine is running; `fixbox engine start --model <id>` starts one");
     } else {
-        for row in rows {
-            let url = row.url.as_deref().unwrap_or("-");
-            let pid = row.engine_pid.map_or_else(|| "-".to_string(), |p| p.to_string());
-            println!("{:<13} {:<10} {url}  model {}  pid {pid}", row.engine.to_string(), row.status, row.model);
+        for StatusRow { state, problem, .. } in rows {
+            let url = state.url.as_deref().unwrap_or("-");
+            let pid = state.engine_pid.map_or_else(|| "-".to_string(), |p| p.to_string());
+            let status = problem.map_or_else(|| state.status.to_string(), String::from);
+            println!("{:<13} {status:<10} {url}  model {}  pid {pid}", state.engine.to_string(), state.model);
         }
     }
     Ok(ExitCode::SUCCESS)

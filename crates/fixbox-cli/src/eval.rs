@@ -50,12 +50,12 @@ pub struct RunArgs {
     /// Only these tasks (instance ids, repeatable).
     #[arg(long = "instance")]
     instances: Vec<String>,
-    /// The routing task whose routes answer.
+    /// The task whose routes answer.
     #[arg(long, default_value = "fix")]
     model: String,
-    /// A routing file to use instead of the stored routes.
-    #[arg(long)]
-    routing: Option<PathBuf>,
+    /// A routes file to use instead of the stored routes.
+    #[arg(long, alias = "routing", value_name = "FILE")]
+    routes: Option<PathBuf>,
     #[arg(long, default_value_t = 6)]
     max_iterations: u32,
     /// search-replace, udiff or rewrite (chosen for the model when not given).
@@ -114,7 +114,7 @@ async fn run_dataset(args: RunArgs) -> anyhow::Result<ExitCode> {
         if let Some(addr) = args.metrics {
             crate::serve::spawn_metrics(addr, Arc::clone(&metrics), None).await?;
         }
-        let (router, from) = crate::routing::router(args.routing.clone(), metrics).await?;
+        let (router, from) = crate::routes::router(args.routes.clone(), metrics).await?;
         let model = fixbox_eval::model_name(&router, &args.model);
         tracing::info!(routes = %from, model, "evaluating");
         (Some(router), model)

@@ -44,12 +44,12 @@ pub struct FixArgs {
     /// The command that runs the tests (detected when not given: pytest, cargo test, npm test, go test, make test).
     #[arg(long)]
     test: Option<String>,
-    /// The routing task whose routes answer (`fixbox routes`); tasks without routes take `default`'s.
+    /// The task whose routes answer (`fixbox routes`); tasks without routes take `default`'s.
     #[arg(long, default_value = "fix")]
     model: String,
-    /// A routing file to use instead of the stored routes.
-    #[arg(long)]
-    routing: Option<PathBuf>,
+    /// A routes file to use instead of the stored routes.
+    #[arg(long, alias = "routing", value_name = "FILE")]
+    routes: Option<PathBuf>,
     /// Default: the settings' (10 unless changed in the app's settings).
     #[arg(long)]
     max_iterations: Option<u32>,
@@ -183,7 +183,7 @@ pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
         share,
     };
     let fix = Fix::prepare(request)?;
-    let (router, from) = crate::routing::router(args.routing.clone(), Arc::new(Metrics::default())).await?;
+    let (router, from) = crate::routes::router(args.routes.clone(), Arc::new(Metrics::default())).await?;
     tracing::info!(routes = %from, "fixing");
 
     let stop = CancellationToken::new();

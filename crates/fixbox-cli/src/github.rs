@@ -34,7 +34,7 @@ pub enum GithubCommand {
         label: String,
         #[arg(long, default_value = "/fixbox")]
         command: String,
-        /// Options for `fixbox fix` (after `--`), e.g. `-- --routing routes.toml --max-iterations 6`.
+        /// Options for `fixbox fix` (after `--`), e.g. `-- --routes routes.toml --max-iterations 6`.
         #[arg(last = true)]
         fix: Vec<String>,
     },

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use fixbox_store::{Keychain, Secret, Store};
+use fixbox_secret::Secret;
+use fixbox_store::{Keychain, Store};
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {

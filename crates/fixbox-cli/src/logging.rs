@@ -1,7 +1,9 @@
 //! The command's log: a daily file in `<data dir>/logs` (a week kept), so that the terminal shows only
 //! the command's own lines, each once. `RUST_LOG` picks what is logged (default: info for Fixbox, warn
-//! for the rest) and, when set, echoes it to stderr too; so does an engine's supervisor, whose stderr
-//! is its own log file.
+//! for the rest); `-v` or a set `RUST_LOG` echoes it to stderr too, and so does an engine's supervisor,
+//! whose stderr is its own log file. Colour only where stderr is a terminal.
+
+use std::io::IsTerminal as _;
 
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::layer::SubscriberExt;
@@ -22,7 +24,11 @@ pub fn init(echo: bool) -> Option<WorkerGuard> {
     };
     // Without a file, warnings still reach someone.
     let stderr = (echo || file.is_none()).then(|| {
-        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_filter(filter())
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_target(false)
+            .with_filter(filter())
     });
     tracing_subscriber::registry().with(file).with(stderr).init();
     if let Some(err) = file_error {

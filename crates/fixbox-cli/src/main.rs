@@ -12,8 +12,9 @@ mod keys;
 mod logging;
 mod models;
 mod pull_request;
+mod remedy;
 mod render;
-mod routing;
+mod routes;
 mod serve;
 mod sessions;
 
@@ -24,6 +25,9 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "fixbox", version, about = "Fix bugs in real repositories with local LLMs")]
 struct Cli {
+    /// Show the log's lines on stderr as well (they always go to the log file).
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,7 +48,7 @@ enum Command {
     Ask(ask::AskArgs),
     /// Which models are called, in what order, per task.
     #[command(subcommand)]
-    Routes(routing::RoutesCommand),
+    Routes(routes::RoutesCommand),
     /// API keys and tokens in the OS keychain.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
@@ -66,7 +70,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let supervisor = matches!(&cli.command, Command::Engine(command) if command.is_supervisor());
-    let _log_guard = logging::init(supervisor);
+    let _log_guard = logging::init(supervisor || cli.verbose);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -81,7 +85,7 @@ fn main() -> ExitCode {
             Command::Models(command) => models::run(command).await,
             Command::Engine(command) => engine::run(command).await,
             Command::Ask(args) => ask::run(args).await,
-            Command::Routes(command) => routing::run(command).await,
+            Command::Routes(command) => routes::run(command).await,
             Command::Keys(command) => keys::run(command).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Fix(args) => fix::run(args).await,
@@ -99,12 +103,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// The command's error: one line on stderr (stdout stays for output, `--json`), and in the log.
+/// The command's error: one line on stderr (stdout stays for output, `--json`), and in the log; then
+/// what to do next, where that is a command.
 #[allow(clippy::print_stderr, reason = "the error is what the command says last")]
 fn fail(err: &anyhow::Error) {
     let said = said(err);
     tracing::error!("{said}");
     eprintln!("error: {said}");
+    if let Some(remedy) = remedy::for_error(err) {
+        eprintln!("hint: {remedy}");
+    }
 }
 
 /// The error and its causes, each cause once: most of our errors already quote their cause.

@@ -1,4 +1,4 @@
-//! Which models `fixbox ask` and `fixbox serve` call: `--routing FILE`, else the routes stored with
+//! Which models `fixbox ask` and `fixbox serve` call: `--routes FILE`, else the routes stored with
 //! `fixbox routes set`, else the local engine `fixbox engine start` is running, else the coder model
 //! of an Ollama the user runs. `fixbox routes` shows and stores them.
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "printing is what a command does")]
@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use fixbox_agent::setup::Routes;
 use fixbox_engine::LocalOllama;
-use fixbox_llm::{Metrics, Router, RoutingConfig};
+use fixbox_llm::{Metrics, Router, RoutesConfig};
 use fixbox_store::Store;
 
 #[derive(Debug, Subcommand)]
@@ -45,16 +45,16 @@ pub async fn run(command: RoutesCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn read_file(file: &Path) -> anyhow::Result<RoutingConfig> {
+fn read_file(file: &Path) -> anyhow::Result<RoutesConfig> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    RoutingConfig::parse(&text).with_context(|| format!("in {}", file.display()))
+    RoutesConfig::parse(&text).with_context(|| format!("in {}", file.display()))
 }
 
-fn summary(config: &RoutingConfig) -> String {
+fn summary(config: &RoutesConfig) -> String {
     config.routes.iter().map(|(task, names)| format!("{task}: {}", names.join(" → "))).collect::<Vec<_>>().join("; ")
 }
 
-/// The routing settings and where they came from. Blocking (it may ask Ollama): call it off the
+/// The routes and where they came from. Blocking (it may ask Ollama): call it off the
 /// async threads.
 fn load(file: Option<&Path>, store: &Store) -> anyhow::Result<Routes> {
     let engines = fixbox_engine::Registry::new(fixbox_store::data_dir()?);

@@ -16,7 +16,8 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::Args;
 use fixbox_llm::{CallEvent, CallRecord, ChatRequest, ErrorKind, LlmError, Message, Meter, Metrics, Router};
-use fixbox_store::{Keychain, Secret};
+use fixbox_secret::Secret;
+use fixbox_store::Keychain;
 use futures::StreamExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited, StreamBody};
@@ -35,9 +36,9 @@ pub struct ServeArgs {
     /// Also serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
-    /// A routing file to use instead of the stored routes.
-    #[arg(long)]
-    routing: Option<PathBuf>,
+    /// A routes file to use instead of the stored routes.
+    #[arg(long, alias = "routing", value_name = "FILE")]
+    routes: Option<PathBuf>,
     /// The keychain entry holding the bearer token clients must send; required to listen beyond
     /// loopback.
     #[arg(long, value_name = "NAME")]
@@ -68,7 +69,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let metrics = Arc::new(Metrics::default());
-    let (router, from) = crate::routing::router(args.routing.clone(), metrics.clone()).await?;
+    let (router, from) = crate::routes::router(args.routes.clone(), metrics.clone()).await?;
     let api = Arc::new(Api { router, gate: Gate::new(args.listen, token.clone()) });
 
     let listener = bind(args.listen, "--listen").await?;

@@ -69,7 +69,7 @@ pub(crate) fn crashed(id: CheckId, err: &tokio::task::JoinError) -> Check {
 /// A check that hung.
 fn timed_out(id: CheckId, what: &str) -> Check {
     let summary = format!("{what} did not answer within {} s", CHECK_TIMEOUT.as_secs());
-    Check::problem(id, summary, "run `fixbox doctor` again; if it hangs again, run it with RUST_LOG=debug to see where")
+    Check::problem(id, summary, "check again; if it hangs again, its log at debug level (RUST_LOG=debug) says where")
 }
 
 #[cfg(test)]

@@ -7,11 +7,11 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::engine::ApiKey;
+use fixbox_secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach {url}: {reason}; is the engine running (`fixbox engine status`)?")]
+    #[error("cannot reach {url}: {reason}; is the engine running?")]
     Unreachable { url: String, reason: String },
     #[error("{url} answered {status}: {body}")]
     Status { url: String, status: u16, body: String },
@@ -178,7 +178,7 @@ impl OllamaClient {
 #[derive(Debug, Clone)]
 pub struct VllmClient {
     base: String,
-    api_key: Option<ApiKey>,
+    api_key: Option<Secret>,
     http: reqwest::Client,
 }
 
@@ -193,7 +193,7 @@ pub struct VllmModel {
 }
 
 impl VllmClient {
-    pub fn new(base: impl Into<String>, api_key: Option<ApiKey>) -> Self {
+    pub fn new(base: impl Into<String>, api_key: Option<Secret>) -> Self {
         Self { base: base.into().trim_end_matches('/').to_string(), api_key, http: http() }
     }
 

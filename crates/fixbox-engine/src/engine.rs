@@ -5,39 +5,13 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use fixbox_secret::Secret;
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::install::{InstallEvent, Installer};
 use crate::{EngineError, EngineKind};
-
-/// An engine's API key. Never printed (`Debug` shows `***`) and passed to the engine in its
-/// environment, not its arguments, so `ps` does not show it.
-#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// A fresh random key (244 random bits).
-    pub fn generate() -> Self {
-        Self(format!("fbx-{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()))
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ApiKey(***)")
-    }
-}
 
 /// What model to serve: a GGUF file (llama-server, vLLM) or a name the engine resolves (Ollama, vLLM).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +29,7 @@ pub struct LaunchSpec {
     pub host: IpAddr,
     pub port: u16,
     /// Required for any `host` other than loopback.
-    pub api_key: Option<ApiKey>,
+    pub api_key: Option<Secret>,
     pub context: u32,
     /// Layers on the GPU; 0 runs on the CPU.
     pub gpu_layers: u32,
@@ -102,7 +76,7 @@ impl LaunchSpec {
     /// takes no keys and stays open to this machine.
     pub fn lock_to_clients(&mut self, kind: EngineKind) {
         if kind != EngineKind::Ollama && self.api_key.is_none() {
-            self.api_key = Some(ApiKey::generate());
+            self.api_key = Some(Secret::generate());
         }
     }
 

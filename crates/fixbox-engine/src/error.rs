@@ -15,12 +15,12 @@ pub enum EngineError {
         "{kind} has no API keys, so Fixbox binds it to 127.0.0.1 only; use llama-server or vLLM to serve other machines"
     )]
     NoApiKeySupport { kind: EngineKind },
-    #[error("{kind} serves a model file, and {name:?} is a name; pull the model first (`fixbox models pull {name}`)")]
+    #[error("{kind} serves a model file, and {name:?} is a name; download the model first")]
     NeedsModelFile { kind: EngineKind, name: String },
-    #[error("{kind} is not installed; run `fixbox engine install {kind}`")]
+    #[error("{kind} is not installed; install it first")]
     NotInstalled { kind: EngineKind },
     #[error(
-        "{path} is too old for Fixbox (it says {found:?}; Fixbox needs {needed} or later): run `fixbox engine install {kind}` for a current one, or update it"
+        "{path} is too old for Fixbox (it says {found:?}; Fixbox needs {needed} or later): install a current one, or update it"
     )]
     TooOld { kind: EngineKind, path: PathBuf, found: String, needed: String },
     #[error("there is no prebuilt {what}")]

@@ -22,7 +22,7 @@ pub use clients::{ClientError, OllamaClient, OllamaDetails, OllamaModel, OllamaP
 pub use discover::{
     ENGINES_DIR_ENV, InstalledEngine, Origin, SearchPaths, discover, engines_dir, installed, installed_in,
 };
-pub use engine::{ApiKey, Engine, LaunchCommand, LaunchSpec, LlamaServer, ModelRef, Ollama, Vllm, engine};
+pub use engine::{Engine, LaunchCommand, LaunchSpec, LlamaServer, ModelRef, Ollama, Vllm, engine};
 pub use error::EngineError;
 pub use event::EngineEvent;
 pub use install::{
@@ -33,5 +33,5 @@ pub use kind::EngineKind;
 pub use local_ollama::{LocalOllama, ollama_url};
 pub use options::{EngineOptions, LaunchPlan};
 pub use port::{PortChoice, PortHolder, Taken, choose_port, holder_of, is_free};
-pub use registry::{EngineState, Registry, Running, is_alive};
+pub use registry::{EngineState, EngineStatus, Registry, Running, is_alive};
 pub use supervisor::{Launcher, RunningEngine, SuperviseOptions, log_tail, start};

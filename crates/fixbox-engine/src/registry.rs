@@ -21,13 +21,41 @@ pub struct EngineState {
     #[serde(default)]
     pub context: Option<u32>,
     pub log: PathBuf,
-    /// starting, ready, restarting, failed, gave-up.
-    pub status: String,
+    pub status: EngineStatus,
     pub message: Option<String>,
     /// The key clients send (see [`LaunchSpec::lock_to_clients`](crate::LaunchSpec::lock_to_clients));
     /// the file is readable by its owner only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_key: Option<crate::ApiKey>,
+    #[serde(with = "fixbox_secret::exposed", default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<fixbox_secret::Secret>,
+}
+
+/// Where a supervised engine is in its life, as its state file says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "kebab-case")]
+pub enum EngineStatus {
+    /// Launched; the model is loading.
+    Starting,
+    /// Answering requests.
+    Ready,
+    /// It exited or stopped answering, and the supervisor starts it again.
+    Restarting,
+    /// It could not start; `message` says why.
+    Failed,
+    /// It kept failing, and the supervisor stopped restarting it.
+    GaveUp,
+}
+
+impl std::fmt::Display for EngineStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Starting => "starting",
+            Self::Ready => "ready",
+            Self::Restarting => "restarting",
+            Self::Failed => "failed",
+            Self::GaveUp => "gave up",
+        })
+    }
 }
 
 /// An engine that is running and ready, as clients see it.
@@ -37,7 +65,7 @@ pub struct Running {
     pub url: String,
     pub model: String,
     pub context: Option<u32>,
-    pub api_key: Option<crate::ApiKey>,
+    pub api_key: Option<fixbox_secret::Secret>,
 }
 
 /// The state files under one data folder.
@@ -133,7 +161,7 @@ impl Registry {
     pub fn running(&self) -> Vec<Running> {
         self.all_supervised()
             .into_iter()
-            .filter(|state| state.status == "ready")
+            .filter(|state| state.status == EngineStatus::Ready)
             .filter_map(|state| {
                 Some(Running {
                     kind: state.engine,
@@ -218,17 +246,17 @@ impl Record {
             EngineEvent::Ready { url, pid, .. } => {
                 state.engine_pid = Some(*pid);
                 state.url = Some(url.clone());
-                state.status = "ready".into();
+                state.status = EngineStatus::Ready;
                 state.message = self.notes.lock().ok().filter(|n| !n.is_empty()).map(|n| n.join("\n"));
             }
             EngineEvent::Exited { .. } | EngineEvent::Unresponsive { .. } => state.engine_pid = None,
             EngineEvent::Restarting { attempt, .. } => {
                 state.engine_pid = None;
-                state.status = "restarting".into();
+                state.status = EngineStatus::Restarting;
                 state.message = Some(format!("restart {attempt}"));
             }
             EngineEvent::GaveUp { reason } => {
-                state.status = "gave-up".into();
+                state.status = EngineStatus::GaveUp;
                 state.message = Some(reason.clone());
             }
             EngineEvent::Stopped => {
@@ -244,7 +272,7 @@ impl Record {
     /// Start failed: the reason stays in the state file for whoever waits on it.
     pub(crate) fn failed(&self, err: &EngineError) {
         let Ok(mut state) = self.state.lock() else { return };
-        state.status = "failed".into();
+        state.status = EngineStatus::Failed;
         state.engine_pid = None;
         state.message = Some(err.to_string());
         self.write(&state);
@@ -266,7 +294,7 @@ pub fn is_alive(pid: u32) -> bool {
 mod tests {
     use super::*;
 
-    fn state(kind: EngineKind, pid: u32, status: &str) -> EngineState {
+    fn state(kind: EngineKind, pid: u32, status: EngineStatus) -> EngineState {
         EngineState {
             engine: kind,
             supervisor_pid: pid,
@@ -275,7 +303,7 @@ mod tests {
             model: "m".into(),
             context: Some(4096),
             log: PathBuf::from("x.log"),
-            status: status.into(),
+            status,
             message: None,
             api_key: None,
         }
@@ -286,10 +314,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let registry = Registry::new(dir.path());
         assert_eq!(registry.running(), vec![]);
-        registry.write(&state(EngineKind::LlamaServer, std::process::id(), "ready")).unwrap();
-        registry.write(&state(EngineKind::Ollama, std::process::id(), "starting")).unwrap();
+        registry.write(&state(EngineKind::LlamaServer, std::process::id(), EngineStatus::Ready)).unwrap();
+        registry.write(&state(EngineKind::Ollama, std::process::id(), EngineStatus::Starting)).unwrap();
         // A pid no process has (Linux's pid_max is at most 2^22).
-        registry.write(&state(EngineKind::Vllm, 1 << 30, "ready")).unwrap();
+        registry.write(&state(EngineKind::Vllm, 1 << 30, EngineStatus::Ready)).unwrap();
         let running = registry.running();
         assert_eq!(running.len(), 1);
         assert_eq!(running[0].kind, EngineKind::LlamaServer);

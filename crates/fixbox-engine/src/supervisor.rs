@@ -219,7 +219,7 @@ impl Launcher {
             model: model.to_string(),
             context: Some(self.spec.context),
             log: self.log.clone(),
-            status: "starting".into(),
+            status: crate::EngineStatus::Starting,
             message: None,
             api_key: self.spec.api_key.clone(),
         };

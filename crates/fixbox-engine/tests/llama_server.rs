@@ -16,10 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fixbox_engine::{
-    ApiKey, Engine, EngineError, EngineEvent, EngineKind, InstallEvent, Installer, LaunchSpec, LlamaServer,
-    LlamaSource, ModelRef, RunningEngine, SuperviseOptions,
+    Engine, EngineError, EngineEvent, EngineKind, InstallEvent, Installer, LaunchSpec, LlamaServer, LlamaSource,
+    ModelRef, RunningEngine, SuperviseOptions,
 };
 use fixbox_models::{Catalog, Downloader, Endpoints, ModelStore, PullRequest, RetryPolicy};
+use fixbox_secret::Secret;
 use futures::StreamExt;
 use loopback::{Loopback, Mode};
 use tokio::sync::mpsc;
@@ -209,7 +210,7 @@ async fn binding_beyond_loopback_needs_an_api_key_and_the_engine_enforces_it() {
     assert!(matches!(err, EngineError::NeedsApiKey { .. }), "{err}");
     assert!(err.to_string().contains("needs an API key"), "{err}");
 
-    let key = ApiKey::generate();
+    let key = Secret::generate();
     open.api_key = Some(key.clone());
     let engine = start(&binary, open, dir.path().join("open.log")).await.unwrap();
     let client = fixbox_models::http_client_builder().no_proxy().build().unwrap();
@@ -238,8 +239,8 @@ async fn a_mixture_of_experts_is_planned_with_its_experts_in_ram_and_served() {
     let binary = llama_server().await;
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-moe/tiny-moe.gguf");
     let facts = GgufHeader::read_file(&model).unwrap().facts().unwrap();
-    assert_eq!((facts.architecture.as_str(), facts.layers), ("qwen3moe", 2));
-    assert_eq!(facts.experts, Some(Experts { count: 4, used: 2, ffn: 32 }));
+    assert_eq!((facts.architecture.arch.as_str(), facts.architecture.layers), ("qwen3moe", 2));
+    assert_eq!(facts.architecture.experts, Some(Experts { count: 4, used: 2, ffn: 32 }));
     let shape = facts.shape(std::fs::metadata(&model).unwrap().len());
     let need = memory_need(&shape, &FitRequest::new(512));
     let budget = Budget {

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fixbox_engine::{
-    ApiKey, EngineError, EngineEvent, EngineKind, LaunchSpec, Launcher, LocalOllama, ModelRef, Ollama, OllamaClient,
-    Registry, SuperviseOptions, Vllm, VllmClient,
+    EngineError, EngineEvent, EngineKind, EngineStatus, LaunchSpec, Launcher, LocalOllama, ModelRef, Ollama,
+    OllamaClient, Registry, SuperviseOptions, Vllm, VllmClient,
 };
+use fixbox_secret::Secret;
 use loopback::{Loopback, Mode};
 use tokio::sync::mpsc;
 
@@ -94,7 +95,7 @@ async fn ollama_is_launched_with_its_environment_and_kept_on_loopback() {
 
     // Ollama has no API keys: it is never bound beyond loopback, key or not.
     spec.host = "0.0.0.0".parse().unwrap();
-    spec.api_key = Some(ApiKey::generate());
+    spec.api_key = Some(Secret::generate());
     let err = fixbox_engine::start(Arc::new(Ollama), &binary, spec, dir.path().join("ollama.log"), options())
         .await
         .unwrap_err();
@@ -110,7 +111,7 @@ async fn vllm_is_launched_with_the_recommended_flags_and_its_key_in_the_environm
     spec.port = free_port();
     spec.parallel = 8;
     spec.host = "0.0.0.0".parse().unwrap();
-    let key = ApiKey::generate();
+    let key = Secret::generate();
     spec.api_key = Some(key.clone());
     let engine = fixbox_engine::start(Arc::new(Vllm), &binary, spec.clone(), dir.path().join("vllm.log"), options())
         .await
@@ -159,7 +160,7 @@ async fn a_registered_engine_streams_its_output_and_keeps_its_state_file_current
     let launcher = Launcher::new(Arc::new(Vllm), &binary, spec, registry.log_path(EngineKind::Vllm), options())
         .registered(&registry, "m", vec!["a note for clients".into()]);
     let starting = registry.read(EngineKind::Vllm).unwrap().unwrap();
-    assert_eq!((starting.status.as_str(), starting.supervisor_pid), ("starting", std::process::id()));
+    assert_eq!((starting.status, starting.supervisor_pid), (EngineStatus::Starting, std::process::id()));
     let mut output = launcher.output();
     let engine = launcher.start().await.unwrap();
 
@@ -173,7 +174,7 @@ async fn a_registered_engine_streams_its_output_and_keeps_its_state_file_current
     assert!(log.contains(&header) && log.contains(&line), "every line is in the log too:\n{log}");
 
     let ready = registry.read(EngineKind::Vllm).unwrap().unwrap();
-    assert_eq!(ready.status, "ready");
+    assert_eq!(ready.status, EngineStatus::Ready);
     assert_eq!(ready.url.as_deref(), Some(engine.url.as_str()));
     assert_eq!(ready.engine_pid, engine.pid());
     assert_eq!(ready.message.as_deref(), Some("a note for clients"));
@@ -198,7 +199,7 @@ async fn a_registered_engine_that_fails_to_start_leaves_why_in_its_state_file() 
     );
     assert!(started.start().await.is_err());
     let state = registry.read(EngineKind::LlamaServer).unwrap().unwrap();
-    assert_eq!(state.status, "failed");
+    assert_eq!(state.status, EngineStatus::Failed);
     assert!(state.message.unwrap().contains("unknown architecture"));
     assert!(registry.running().is_empty());
 }
@@ -225,7 +226,7 @@ async fn engines_left_by_a_dead_supervisor_are_swept() {
         model: "m".into(),
         context: None,
         log: dir.path().join("v.log"),
-        status: "ready".into(),
+        status: EngineStatus::Ready,
         message: None,
         api_key: None,
     };
@@ -273,7 +274,7 @@ async fn an_engine_stopped_while_it_loads_is_gone_and_says_so() {
             break pid;
         }
     };
-    assert_eq!(registry.read(EngineKind::Vllm).unwrap().unwrap().status, "starting");
+    assert_eq!(registry.read(EngineKind::Vllm).unwrap().unwrap().status, EngineStatus::Starting);
     stop.cancel();
     let err = tokio::time::timeout(Duration::from_secs(20), start).await.unwrap().unwrap().unwrap_err();
     assert!(err.to_string().contains("stopped during startup"), "{err}");
@@ -389,7 +390,7 @@ async fn the_vllm_client_reads_recorded_responses() {
     let fixture = |name: &str| Arc::new(std::fs::read(Path::new("tests/fixtures/vllm").join(name)).unwrap());
     server.route("/v1/models", fixture("models.json"));
     server.route("/health", fixture("health.txt"));
-    let key = ApiKey::new("k-123");
+    let key = Secret::new("k-123");
     let client = VllmClient::new(&server.base, Some(key));
     assert!(client.healthy().await);
     let models = client.models().await.unwrap();

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine as _;
-use fixbox_store::Secret;
+use fixbox_secret::Secret;
 
 use crate::GitHubError;
 

@@ -32,8 +32,53 @@ const GPU_RUNTIME: u64 = 400 * MIB;
 /// reads activations; llama.cpp's own benchmarks land at 60–80% on GPUs and CPUs alike).
 const BANDWIDTH_EFFICIENCY: f64 = 0.7;
 
-/// What sizing needs to know about a model: its shape (from the GGUF header or the catalog) and the
-/// size of its weights file.
+/// A model's architecture, as its GGUF header states it and the catalog repeats it: one type for both,
+/// so a catalog entry can be checked against its file field by field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(deny_unknown_fields)]
+pub struct Architecture {
+    /// `general.architecture`, e.g. `llama`, `qwen2`.
+    pub arch: String,
+    /// Transformer blocks (`<arch>.block_count`).
+    pub layers: u32,
+    /// Attention heads (`<arch>.attention.head_count`).
+    pub heads: u32,
+    /// Key/value heads (`<arch>.attention.head_count_kv`; equal to `heads` without grouped-query attention).
+    pub kv_heads: u32,
+    /// Hidden size (`<arch>.embedding_length`).
+    pub embedding: u32,
+    /// Per-head key and value width (`<arch>.attention.key_length`, default embedding / heads).
+    pub head_dim: u32,
+    /// Feed-forward width (`<arch>.feed_forward_length`).
+    pub ffn: u32,
+    /// Tokens in the vocabulary (`<arch>.vocab_size`, else the length of `tokenizer.ggml.tokens`).
+    pub vocab: u32,
+    /// A mixture of experts' experts; absent for a dense model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experts: Option<Experts>,
+}
+
+impl Architecture {
+    /// The shape the fit calculator sizes: this architecture with `parameters` weights in a file of
+    /// `weights_bytes`.
+    pub fn shape(&self, parameters: u64, weights_bytes: u64) -> ModelShape {
+        ModelShape {
+            layers: self.layers,
+            kv_heads: self.kv_heads,
+            head_dim: self.head_dim,
+            embedding: self.embedding,
+            ffn: self.ffn,
+            vocab: self.vocab,
+            parameters,
+            weights_bytes,
+            experts: self.experts,
+        }
+    }
+}
+
+/// What sizing needs to know about a model: its shape (from its [`Architecture`]) and the size of its
+/// weights file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct ModelShape {

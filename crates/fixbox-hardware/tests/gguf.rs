@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use fixbox_hardware::fit::Architecture;
 use fixbox_hardware::gguf::{GgufHeader, ModelFacts};
 
 fn model(file: &str) -> PathBuf {
@@ -23,19 +24,21 @@ fn reads_smollm2_as_llama_cpp_does() {
     assert_eq!(
         facts,
         ModelFacts {
-            architecture: "llama".into(),
             name: Some("Smollm2 135M 8k Lc100K Mix1 Ep2".into()),
-            layers: 30,
-            heads: 9,
-            kv_heads: 3,
-            embedding: 576,
-            head_dim: 64,
-            ffn: 1536,
-            vocab: 49152,
+            architecture: Architecture {
+                arch: "llama".into(),
+                layers: 30,
+                heads: 9,
+                kv_heads: 3,
+                embedding: 576,
+                head_dim: 64,
+                ffn: 1536,
+                vocab: 49152,
+                experts: None,
+            },
             context_length: 8192,
             quantization: "Q4_1".into(),
             parameters: 134_515_008,
-            experts: None,
         }
     );
 }

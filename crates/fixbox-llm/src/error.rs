@@ -9,9 +9,9 @@ use crate::budget::BudgetExceeded;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LlmError {
-    #[error("{provider} rejected the API key (HTTP {status}): {message}. Set a valid one with `fixbox keys set`")]
+    #[error("{provider} rejected the API key (HTTP {status}): {message}. Store a valid key for it in the keychain")]
     Auth { provider: String, status: u16, message: String },
-    #[error("{provider} has no model {model}: {message}. Check the model name in the routing settings")]
+    #[error("{provider} has no model {model}: {message}. Check the model name in the routes")]
     ModelNotFound { provider: String, model: String, message: String },
     #[error("the request does not fit {provider}'s context window: {message}")]
     ContextTooLong { provider: String, message: String },
@@ -33,11 +33,11 @@ pub enum LlmError {
     Budget(BudgetExceeded),
     #[error("no route could answer ({}); the last: {}", attempts.len(), attempts.last().map(|a| a.message.as_str()).unwrap_or("none tried"))]
     AllRoutesFailed { attempts: Vec<Attempt> },
-    #[error("no route for task `{0}` and no `default` route; add one under [routes] in the routing settings")]
+    #[error("no route for task `{0}` and no `default` route; add one under [routes] in the routes")]
     NoRoute(String),
-    #[error("the API key `{name}` cannot be read from the keychain: {reason}. Store it with `fixbox keys set {name}`")]
+    #[error("the API key `{name}` cannot be read from the keychain: {reason}")]
     Key { name: String, reason: String },
-    #[error("the routing settings are invalid: {0}")]
+    #[error("the routes are invalid: {0}")]
     Config(String),
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use fixbox_store::Secret;
+use fixbox_secret::Secret;
 use futures::StreamExt;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
@@ -31,6 +31,70 @@ pub(crate) fn client(timeouts: &Timeouts) -> reqwest::Client {
             builder.build().unwrap_or_default()
         })
         .clone()
+}
+
+/// A client of one model on one server, speaking API `A` ([`OpenAiApi`](crate::OpenAiApi) or
+/// [`OllamaApi`](crate::OllamaApi)). What every client is configured with (its name, key and timeouts)
+/// is set here, once for all of them.
+#[derive(Debug, Clone)]
+pub struct HttpClient<A> {
+    pub(crate) http: reqwest::Client,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) api: A,
+}
+
+impl<A> HttpClient<A> {
+    /// A client of `model` whose chat requests go to `url`; it is named after the URL's host until
+    /// [`named`](Self::named).
+    pub(crate) fn with_api(url: String, model: String, api: A) -> Self {
+        let timeouts = Timeouts::default();
+        let endpoint = Endpoint { provider: host_of(&url), model, url, key: None };
+        Self { http: client(&timeouts), endpoint, timeouts, api }
+    }
+
+    /// Names the server in errors and records (a route's name).
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.endpoint.provider = name.into();
+        self
+    }
+
+    /// The bearer token it sends: a cloud API's key, an engine's, or a proxy's in front of Ollama.
+    pub fn with_key(mut self, key: Option<Secret>) -> Self {
+        self.endpoint.key = key;
+        self
+    }
+
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.http = client(&timeouts);
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// POSTs `body` (the API's request, as JSON) and streams the answer as `parser` reads it.
+    pub(crate) fn post_stream<P: StreamParser>(&self, body: &impl serde::Serialize, parser: P) -> ChunkStream {
+        match serde_json::to_string(body) {
+            Ok(body) => post_stream(self.http.clone(), self.endpoint.clone(), body, self.timeouts, parser),
+            Err(err) => {
+                let err = LlmError::Protocol {
+                    provider: self.endpoint.provider.clone(),
+                    reason: format!("the request cannot be written as JSON: {err}"),
+                };
+                Box::pin(futures::stream::once(async move { Err(err) }))
+            }
+        }
+    }
+
+    /// Whether the server answers a GET of `url` (see [`answers`]).
+    pub(crate) fn answers_at(&self, url: String) -> futures::future::BoxFuture<'static, bool> {
+        let (http, timeouts) = (self.http.clone(), self.timeouts);
+        Box::pin(async move { answers(&http, &url, &timeouts).await })
+    }
+}
+
+/// The host (and port) of `url`: what names a server until it is given a name.
+pub(crate) fn host_of(url: &str) -> String {
+    url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or(url).to_string()
 }
 
 /// Where a request goes, and as whom.
@@ -67,7 +131,7 @@ pub(crate) trait StreamParser: Send + 'static {
 
 /// Whether the server answers a GET of `url` in the connect timeout: any status counts but 503, which
 /// llama-server gives while it loads its model.
-pub(crate) async fn answers(http: &reqwest::Client, url: &str, timeouts: &Timeouts) -> bool {
+async fn answers(http: &reqwest::Client, url: &str, timeouts: &Timeouts) -> bool {
     let answer = http.get(url).timeout(timeouts.connect).send().await;
     answer.is_ok_and(|response| response.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE)
 }
@@ -76,7 +140,7 @@ pub(crate) async fn answers(http: &reqwest::Client, url: &str, timeouts: &Timeou
 const MAX_LINE_BYTES: usize = 1 << 20;
 
 /// POSTs `body` to the endpoint and streams the parsed answer.
-pub(crate) fn post_stream<P: StreamParser>(
+fn post_stream<P: StreamParser>(
     http: reqwest::Client,
     endpoint: Endpoint,
     body: String,

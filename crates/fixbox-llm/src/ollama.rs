@@ -1,91 +1,53 @@
 //! Ollama's native chat API (`POST /api/chat`): newline-delimited JSON, sampling under `options`, and
 //! token counts and durations in the last line.
 
-use fixbox_store::Secret;
 use futures::future::BoxFuture;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
-use crate::chat::{ChatRequest, Chunk, Finish, FinishReason};
-use crate::client::{ChunkStream, ModelClient, Timeouts};
+use crate::chat::{ChatRequest, Chunk, Finish, FinishReason, Message};
+use crate::client::{ChunkStream, ModelClient};
 use crate::error::{LlmError, from_status};
-use crate::http::{self, Endpoint, StreamParser};
-use crate::openai::host_of;
+use crate::http::{Endpoint, HttpClient, StreamParser};
 use crate::usage::ServerTimings;
 
+/// What an [`OllamaClient`] speaks: Ollama's own chat API.
 #[derive(Debug, Clone)]
-pub struct OllamaClient {
-    http: reqwest::Client,
-    endpoint: Endpoint,
-    timeouts: Timeouts,
+pub struct OllamaApi {
     /// `num_ctx`: Ollama otherwise loads the model with its own small default context.
     context_window: Option<u32>,
 }
+
+/// A client of Ollama's native API.
+pub type OllamaClient = HttpClient<OllamaApi>;
 
 impl OllamaClient {
     /// A client for `model` (`qwen2.5-coder:7b`) at `base_url` (`http://127.0.0.1:11434`).
     pub fn new(base_url: &str, model: impl Into<String>) -> Self {
         let base = base_url.trim_end_matches('/');
-        let timeouts = Timeouts::default();
-        Self {
-            http: http::client(&timeouts),
-            endpoint: Endpoint {
-                provider: host_of(base),
-                model: model.into(),
-                url: format!("{base}/api/chat"),
-                key: None,
-            },
-            timeouts,
-            context_window: None,
-        }
-    }
-
-    pub fn named(mut self, name: impl Into<String>) -> Self {
-        self.endpoint.provider = name.into();
-        self
-    }
-
-    /// For an Ollama behind a proxy that wants a bearer token.
-    pub fn with_key(mut self, key: Option<Secret>) -> Self {
-        self.endpoint.key = key;
-        self
-    }
-
-    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
-        self.http = http::client(&timeouts);
-        self.timeouts = timeouts;
-        self
+        Self::with_api(format!("{base}/api/chat"), model.into(), OllamaApi { context_window: None })
     }
 
     pub fn with_context_window(mut self, tokens: Option<u32>) -> Self {
-        self.context_window = tokens;
+        self.api.context_window = tokens;
         self
     }
 
-    fn body(&self, request: &ChatRequest) -> Value {
+    fn body<'a>(&'a self, request: &'a ChatRequest) -> OllamaChatRequest<'a> {
         let sampling = &request.sampling;
-        let mut options = json!({});
-        if let Some(t) = sampling.temperature {
-            options["temperature"] = json!(t);
+        OllamaChatRequest {
+            model: &self.endpoint.model,
+            messages: &request.messages,
+            stream: true,
+            options: Options {
+                temperature: sampling.temperature,
+                top_p: sampling.top_p,
+                num_predict: sampling.max_tokens,
+                stop: &sampling.stop,
+                seed: sampling.seed,
+                num_ctx: self.api.context_window,
+                extra: &sampling.extra,
+            },
         }
-        if let Some(p) = sampling.top_p {
-            options["top_p"] = json!(p);
-        }
-        if let Some(n) = sampling.max_tokens {
-            options["num_predict"] = json!(n);
-        }
-        if !sampling.stop.is_empty() {
-            options["stop"] = json!(sampling.stop);
-        }
-        if let Some(seed) = sampling.seed {
-            options["seed"] = json!(seed);
-        }
-        for (key, value) in &sampling.extra {
-            options[key] = value.clone();
-        }
-        if let Some(n) = self.context_window {
-            options["num_ctx"] = json!(n);
-        }
-        json!({ "model": self.endpoint.model, "messages": request.messages, "stream": true, "options": options })
     }
 }
 
@@ -95,15 +57,69 @@ impl ModelClient for OllamaClient {
     }
 
     fn stream(&self, request: &ChatRequest) -> ChunkStream {
-        let body = self.body(request).to_string();
-        http::post_stream(self.http.clone(), self.endpoint.clone(), body, self.timeouts, OllamaStream)
+        self.post_stream(&self.body(request), OllamaStream)
     }
 
     fn reachable(&self) -> BoxFuture<'_, bool> {
         let base = self.endpoint.url.strip_suffix("/api/chat").unwrap_or(&self.endpoint.url);
-        let url = format!("{base}/api/version");
-        Box::pin(async move { http::answers(&self.http, &url, &self.timeouts).await })
+        self.answers_at(format!("{base}/api/version"))
     }
+}
+
+/// `POST /api/chat`, streamed.
+#[derive(Debug, Serialize)]
+struct OllamaChatRequest<'a> {
+    model: &'a str,
+    messages: &'a [Message],
+    stream: bool,
+    options: Options<'a>,
+}
+
+/// Sampling, as Ollama names it.
+#[derive(Debug, Serialize)]
+struct Options<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    num_predict: Option<u32>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    num_ctx: Option<u32>,
+    #[serde(flatten)]
+    extra: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+/// One line of the stream: a piece of the message, or (`done`) the last with the counts, or an error.
+#[derive(Debug, Deserialize)]
+struct ChatLine {
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    message: Option<LineMessage>,
+    #[serde(default)]
+    done: bool,
+    #[serde(default)]
+    done_reason: Option<String>,
+    #[serde(default)]
+    prompt_eval_count: u64,
+    /// Nanoseconds, as are the other durations.
+    #[serde(default)]
+    prompt_eval_duration: u64,
+    #[serde(default)]
+    eval_count: u64,
+    #[serde(default)]
+    eval_duration: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct LineMessage {
+    #[serde(default)]
+    content: String,
 }
 
 #[derive(Debug, Default)]
@@ -113,28 +129,28 @@ impl StreamParser for OllamaStream {
     const SSE: bool = false;
 
     fn payload(&mut self, endpoint: &Endpoint, line: &str) -> Result<Vec<Chunk>, LlmError> {
-        let json: Value = serde_json::from_str(line).map_err(|e| LlmError::Protocol {
+        let line: ChatLine = serde_json::from_str(line).map_err(|e| LlmError::Protocol {
             provider: endpoint.provider.clone(),
-            reason: format!("a stream line is not JSON ({e}): {}", line.chars().take(120).collect::<String>()),
+            reason: format!("a stream line is not Ollama's ({e}): {}", line.chars().take(120).collect::<String>()),
         })?;
-        if let Some(error) = json["error"].as_str() {
-            return Err(from_status(&endpoint.provider, &endpoint.model, 500, None, &endpoint.redact(error)));
+        if let Some(error) = line.error {
+            return Err(from_status(&endpoint.provider, &endpoint.model, 500, None, &endpoint.redact(&error)));
         }
         let mut chunks = Vec::new();
-        if let Some(text) = json["message"]["content"].as_str().filter(|t| !t.is_empty()) {
-            chunks.push(Chunk::Delta(text.to_string()));
+        if let Some(text) = line.message.map(|m| m.content).filter(|t| !t.is_empty()) {
+            chunks.push(Chunk::Delta(text));
         }
-        if json["done"].as_bool() == Some(true) {
-            let ms = |key: &str| json[key].as_u64().unwrap_or(0) as f64 / 1e6;
+        if line.done {
+            let ms = |nanoseconds: u64| nanoseconds as f64 / 1e6;
             let timings = ServerTimings {
                 cache_n: 0,
-                prompt_n: json["prompt_eval_count"].as_u64().unwrap_or(0),
-                prompt_ms: ms("prompt_eval_duration"),
-                predicted_n: json["eval_count"].as_u64().unwrap_or(0),
-                predicted_ms: ms("eval_duration"),
+                prompt_n: line.prompt_eval_count,
+                prompt_ms: ms(line.prompt_eval_duration),
+                predicted_n: line.eval_count,
+                predicted_ms: ms(line.eval_duration),
             };
             chunks.push(Chunk::Done(Finish {
-                reason: json["done_reason"].as_str().map_or(FinishReason::Stop, FinishReason::parse),
+                reason: line.done_reason.as_deref().map_or(FinishReason::Stop, FinishReason::parse),
                 usage: Some(timings.usage()),
                 timings: Some(timings),
             }));
@@ -178,7 +194,8 @@ mod tests {
         let mut request = ChatRequest::new(vec![crate::Message::user("hi")]);
         request.sampling.max_tokens = Some(32);
         request.sampling.stop = vec!["```".into()];
-        let body = OllamaClient::new("http://127.0.0.1:11434", "m").with_context_window(Some(16384)).body(&request);
+        let client = OllamaClient::new("http://127.0.0.1:11434", "m").with_context_window(Some(16384));
+        let body = serde_json::to_value(client.body(&request)).unwrap();
         assert_eq!(body["options"], serde_json::json!({"num_predict": 32, "stop": ["```"], "num_ctx": 16384}));
     }
 }

@@ -1,14 +1,14 @@
 //! OpenAI's chat-completions API, which llama-server, vLLM, OpenAI, OpenRouter and many others speak,
 //! and Mistral's variant of it.
 
-use fixbox_store::Secret;
 use futures::future::BoxFuture;
-use serde_json::{Value, json};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 
-use crate::chat::{ChatRequest, Chunk, Finish, FinishReason};
-use crate::client::{ChunkStream, ModelClient, Timeouts};
+use crate::chat::{ChatRequest, Chunk, Finish, FinishReason, Message};
+use crate::client::{ChunkStream, ModelClient};
 use crate::error::{LlmError, from_status};
-use crate::http::{self, Endpoint, StreamParser};
+use crate::http::{Endpoint, HttpClient, StreamParser};
 use crate::usage::{ServerTimings, TokenUsage};
 
 /// The few places where a server's API differs from OpenAI's.
@@ -21,15 +21,16 @@ pub enum Dialect {
     Mistral,
 }
 
+/// What an [`OpenAiClient`] speaks: the chat-completions API in a [`Dialect`].
 #[derive(Debug, Clone)]
-pub struct OpenAiClient {
-    http: reqwest::Client,
-    endpoint: Endpoint,
+pub struct OpenAiApi {
     /// The server's root, for llama-server's `/tokenize`.
     root: String,
-    timeouts: Timeouts,
     dialect: Dialect,
 }
+
+/// A client of an OpenAI-compatible server.
+pub type OpenAiClient = HttpClient<OpenAiApi>;
 
 impl OpenAiClient {
     /// A client for `model` at `base_url` (`http://127.0.0.1:8080/v1`; a bare host gets `/v1`).
@@ -38,80 +39,31 @@ impl OpenAiClient {
         let has_path = base.split("://").nth(1).is_some_and(|rest| rest.contains('/'));
         let base = if has_path { base.to_string() } else { format!("{base}/v1") };
         let root = base.strip_suffix("/v1").unwrap_or(&base).to_string();
-        let timeouts = Timeouts::default();
-        Self {
-            http: http::client(&timeouts),
-            endpoint: Endpoint {
-                provider: host_of(&base),
-                model: model.into(),
-                url: format!("{base}/chat/completions"),
-                key: None,
-            },
-            root,
-            timeouts,
-            dialect: Dialect::OpenAi,
-        }
-    }
-
-    /// Names the server in errors and records (a route's name).
-    pub fn named(mut self, name: impl Into<String>) -> Self {
-        self.endpoint.provider = name.into();
-        self
-    }
-
-    pub fn with_key(mut self, key: Option<Secret>) -> Self {
-        self.endpoint.key = key;
-        self
-    }
-
-    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
-        self.http = http::client(&timeouts);
-        self.timeouts = timeouts;
-        self
+        Self::with_api(format!("{base}/chat/completions"), model.into(), OpenAiApi { root, dialect: Dialect::OpenAi })
     }
 
     pub fn with_dialect(mut self, dialect: Dialect) -> Self {
-        self.dialect = dialect;
+        self.api.dialect = dialect;
         self
     }
 
-    fn body(&self, request: &ChatRequest) -> Value {
-        let mut body = json!({ "model": self.endpoint.model, "messages": request.messages, "stream": true });
+    fn body<'a>(&'a self, request: &'a ChatRequest) -> CompletionRequest<'a> {
         let sampling = &request.sampling;
-        if let Some(t) = sampling.temperature {
-            body["temperature"] = json!(t);
+        let openai = self.api.dialect == Dialect::OpenAi;
+        CompletionRequest {
+            model: &self.endpoint.model,
+            messages: &request.messages,
+            stream: true,
+            temperature: sampling.temperature,
+            top_p: sampling.top_p,
+            max_tokens: sampling.max_tokens,
+            stop: &sampling.stop,
+            seed: sampling.seed.filter(|_| openai),
+            random_seed: sampling.seed.filter(|_| !openai),
+            stream_options: openai.then_some(StreamOptions { include_usage: true }),
+            extra: &sampling.extra,
         }
-        if let Some(p) = sampling.top_p {
-            body["top_p"] = json!(p);
-        }
-        if let Some(n) = sampling.max_tokens {
-            body["max_tokens"] = json!(n);
-        }
-        if !sampling.stop.is_empty() {
-            body["stop"] = json!(sampling.stop);
-        }
-        for (key, value) in &sampling.extra {
-            body[key] = value.clone();
-        }
-        match self.dialect {
-            Dialect::OpenAi => {
-                body["stream_options"] = json!({ "include_usage": true });
-                if let Some(seed) = sampling.seed {
-                    body["seed"] = json!(seed);
-                }
-            }
-            Dialect::Mistral => {
-                if let Some(seed) = sampling.seed {
-                    body["random_seed"] = json!(seed);
-                }
-            }
-        }
-        body
     }
-}
-
-pub(crate) fn host_of(url: &str) -> String {
-    url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or(url).to_string()
 }
 
 impl ModelClient for OpenAiClient {
@@ -120,18 +72,18 @@ impl ModelClient for OpenAiClient {
     }
 
     fn stream(&self, request: &ChatRequest) -> ChunkStream {
-        let body = self.body(request).to_string();
-        http::post_stream(self.http.clone(), self.endpoint.clone(), body, self.timeouts, OpenAiStream::default())
+        self.post_stream(&self.body(request), OpenAiStream::default())
     }
 
     /// llama-server's `/tokenize`; other servers have none and answer `None`.
     fn count_tokens<'a>(&'a self, text: &'a str) -> BoxFuture<'a, Option<u64>> {
         Box::pin(async move {
+            let body = serde_json::to_string(&TokenizeRequest { content: text }).ok()?;
             let response = self
                 .http
-                .post(format!("{}/tokenize", self.root))
+                .post(format!("{}/tokenize", self.api.root))
                 .header("content-type", "application/json")
-                .body(json!({ "content": text }).to_string())
+                .body(body)
                 .timeout(self.timeouts.idle)
                 .send()
                 .await
@@ -139,17 +91,135 @@ impl ModelClient for OpenAiClient {
             if !response.status().is_success() {
                 return None;
             }
-            let json: Value = serde_json::from_slice(&response.bytes().await.ok()?).ok()?;
-            json["tokens"].as_array().map(|tokens| tokens.len() as u64)
+            let answer: TokenizeResponse = serde_json::from_slice(&response.bytes().await.ok()?).ok()?;
+            Some(answer.tokens.len() as u64)
         })
     }
 
     /// A GET of the API's `/models`, which llama-server, vLLM, Ollama and the cloud APIs all serve.
     fn reachable(&self) -> BoxFuture<'_, bool> {
         let base = self.endpoint.url.strip_suffix("/chat/completions").unwrap_or(&self.endpoint.url);
-        let url = format!("{base}/models");
-        Box::pin(async move { http::answers(&self.http, &url, &self.timeouts).await })
+        self.answers_at(format!("{base}/models"))
     }
+}
+
+/// `POST /chat/completions`, streamed.
+#[derive(Debug, Serialize)]
+struct CompletionRequest<'a> {
+    model: &'a str,
+    messages: &'a [Message],
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+    /// Mistral's name for the seed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    random_seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+    /// The server's own parameters ([`Sampling::extra`](crate::Sampling::extra)).
+    #[serde(flatten)]
+    extra: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+/// One `chat.completion.chunk` of the stream (or the error a server sends in its place).
+#[derive(Debug, Deserialize)]
+struct CompletionChunk {
+    #[serde(default)]
+    choices: Option<Vec<ChunkChoice>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    /// llama-server's own account.
+    #[serde(default)]
+    timings: Option<ServerTimings>,
+    #[serde(default)]
+    error: Option<StreamError>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChunkChoice {
+    #[serde(default)]
+    delta: Option<Delta>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Delta {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+/// An error inside the stream: llama-server gives its HTTP status as `code`, OpenAI a word.
+#[derive(Debug, Deserialize)]
+struct StreamError {
+    #[serde(default)]
+    code: Option<serde_json::Value>,
+}
+
+/// `usage` as OpenAI, vLLM, llama-server, Mistral, DeepSeek and OpenRouter report it.
+#[derive(Debug, Deserialize)]
+struct Usage {
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptTokensDetails>,
+    /// DeepSeek's cache hits.
+    #[serde(default)]
+    prompt_cache_hit_tokens: Option<u64>,
+    /// Anthropic-style names, as some proxies pass them on.
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PromptTokensDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+    #[serde(default)]
+    cache_write_tokens: Option<u64>,
+}
+
+impl From<Usage> for TokenUsage {
+    fn from(usage: Usage) -> Self {
+        let details = usage.prompt_tokens_details.as_ref();
+        TokenUsage {
+            prompt: usage.prompt_tokens,
+            completion: usage.completion_tokens.unwrap_or(0),
+            cache_read: details
+                .and_then(|d| d.cached_tokens)
+                .or(usage.prompt_cache_hit_tokens)
+                .or(usage.cache_read_input_tokens)
+                .unwrap_or(0),
+            cache_write: details.and_then(|d| d.cache_write_tokens).or(usage.cache_creation_input_tokens).unwrap_or(0),
+        }
+    }
+}
+
+/// llama-server's `POST /tokenize`.
+#[derive(Debug, Serialize)]
+struct TokenizeRequest<'a> {
+    content: &'a str,
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenizeResponse {
+    tokens: Vec<IgnoredAny>,
 }
 
 /// Reads `chat.completion.chunk`s: content deltas, the finish reason, then (asked for, or Mistral's
@@ -178,28 +248,30 @@ impl StreamParser for OpenAiStream {
         if payload == "[DONE]" {
             return Ok(vec![self.done()]);
         }
-        let json: Value = serde_json::from_str(payload).map_err(|e| LlmError::Protocol {
+        let chunk: CompletionChunk = serde_json::from_str(payload).map_err(|e| LlmError::Protocol {
             provider: endpoint.provider.clone(),
-            reason: format!("a stream event is not JSON ({e}): {}", payload.chars().take(120).collect::<String>()),
+            reason: format!(
+                "a stream event is not a completion chunk ({e}): {}",
+                payload.chars().take(120).collect::<String>()
+            ),
         })?;
-        if let Some(error) = json.get("error").filter(|e| !e.is_null()) {
-            let status = error["code"].as_u64().and_then(|c| u16::try_from(c).ok()).unwrap_or(500);
-            let body = endpoint.redact(&json.to_string());
-            return Err(from_status(&endpoint.provider, &endpoint.model, status, None, &body));
+        if let Some(error) = chunk.error {
+            let status = error.code.and_then(|c| c.as_u64()).and_then(|c| u16::try_from(c).ok()).unwrap_or(500);
+            return Err(from_status(&endpoint.provider, &endpoint.model, status, None, &endpoint.redact(payload)));
         }
         let mut chunks = Vec::new();
-        if let Some(choice) = json["choices"].as_array().and_then(|c| c.first()) {
-            if let Some(text) = choice["delta"]["content"].as_str().filter(|t| !t.is_empty()) {
-                chunks.push(Chunk::Delta(text.to_string()));
+        if let Some(choice) = chunk.choices.and_then(|c| c.into_iter().next()) {
+            if let Some(text) = choice.delta.and_then(|d| d.content).filter(|t| !t.is_empty()) {
+                chunks.push(Chunk::Delta(text));
             }
-            if let Some(reason) = choice["finish_reason"].as_str() {
-                self.finish = Some(FinishReason::parse(reason));
+            if let Some(reason) = choice.finish_reason {
+                self.finish = Some(FinishReason::parse(&reason));
             }
         }
-        if let Some(usage) = parse_usage(&json["usage"]) {
-            self.usage = Some(usage);
+        if let Some(usage) = chunk.usage {
+            self.usage = Some(usage.into());
         }
-        if let Some(timings) = json.get("timings").and_then(|t| serde_json::from_value(t.clone()).ok()) {
+        if let Some(timings) = chunk.timings {
             self.timings = Some(timings);
         }
         Ok(chunks)
@@ -209,24 +281,6 @@ impl StreamParser for OpenAiStream {
         // Some servers close after the finish reason without `[DONE]`: the answer is whole all the same.
         self.finish.is_some().then(|| self.done())
     }
-}
-
-/// `usage` as OpenAI, vLLM, llama-server, Mistral, DeepSeek and OpenRouter report it.
-fn parse_usage(usage: &Value) -> Option<TokenUsage> {
-    let prompt = usage["prompt_tokens"].as_u64()?;
-    let first = |paths: &[&[&str]]| {
-        paths.iter().find_map(|path| path.iter().fold(usage, |v, key| &v[*key]).as_u64()).unwrap_or(0)
-    };
-    Some(TokenUsage {
-        prompt,
-        completion: usage["completion_tokens"].as_u64().unwrap_or(0),
-        cache_read: first(&[
-            &["prompt_tokens_details", "cached_tokens"],
-            &["prompt_cache_hit_tokens"],
-            &["cache_read_input_tokens"],
-        ]),
-        cache_write: first(&[&["prompt_tokens_details", "cache_write_tokens"], &["cache_creation_input_tokens"]]),
-    })
 }
 
 #[cfg(test)]
@@ -287,13 +341,19 @@ mod tests {
 
     #[test]
     fn mistral_and_deepseek_usage_shapes_are_read() {
-        let mistral = parse_usage(&serde_json::json!({"prompt_tokens":10,"total_tokens":25,"completion_tokens":15}));
-        assert_eq!(mistral, Some(TokenUsage { prompt: 10, completion: 15, cache_read: 0, cache_write: 0 }));
-        let deepseek = parse_usage(
-            &serde_json::json!({"prompt_tokens":100,"completion_tokens":5,"prompt_cache_hit_tokens":64,"prompt_cache_miss_tokens":36}),
+        let usage = |json: &str| TokenUsage::from(serde_json::from_str::<Usage>(json).unwrap());
+        let mistral = usage(r#"{"prompt_tokens":10,"total_tokens":25,"completion_tokens":15}"#);
+        assert_eq!(mistral, TokenUsage { prompt: 10, completion: 15, cache_read: 0, cache_write: 0 });
+        let deepseek = usage(
+            r#"{"prompt_tokens":100,"completion_tokens":5,"prompt_cache_hit_tokens":64,"prompt_cache_miss_tokens":36}"#,
         );
-        assert_eq!(deepseek.unwrap().cache_read, 64);
-        assert_eq!(parse_usage(&Value::Null), None);
+        assert_eq!(deepseek.cache_read, 64);
+        let cached = feed(&[
+            r#"{"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":1,"prompt_tokens_details":null}}"#,
+            "[DONE]",
+        ]);
+        let Ok(done) = &cached[1] else { panic!("{cached:?}") };
+        assert!(matches!(&done[0], Chunk::Done(Finish { usage: Some(u), .. }) if u.prompt == 9), "{done:?}");
     }
 
     #[test]
@@ -315,12 +375,14 @@ mod tests {
             seed: Some(7),
             extra: serde_json::json!({"top_k": 20}).as_object().unwrap().clone(),
         };
-        let openai = OpenAiClient::new("http://127.0.0.1:8080", "m").body(&request);
+        let client = OpenAiClient::new("http://127.0.0.1:8080", "m");
+        let openai = serde_json::to_value(client.body(&request)).unwrap();
         assert_eq!(openai["stream_options"]["include_usage"], true);
         assert_eq!((openai["seed"].as_u64(), openai["max_tokens"].as_u64()), (Some(7), Some(64)));
         assert_eq!(openai["stop"], serde_json::json!(["\n\n"]));
         assert_eq!(openai["top_k"], 20);
-        let mistral = OpenAiClient::new("https://api.mistral.ai/v1", "m").with_dialect(Dialect::Mistral).body(&request);
+        let mistral = OpenAiClient::new("https://api.mistral.ai/v1", "m").with_dialect(Dialect::Mistral);
+        let mistral = serde_json::to_value(mistral.body(&request)).unwrap();
         assert!(mistral.get("stream_options").is_none() && mistral.get("seed").is_none());
         assert_eq!(mistral["random_seed"], 7);
         assert_eq!(

@@ -1,10 +1,10 @@
-//! The routing settings: the providers a user has, and per task the order to try them in. Stored as
-//! the setting [`RoutingConfig::SETTING`]; API keys are named here and live in the keychain.
+//! The routes: the providers a user has, and per task the order to try them in. Stored as
+//! the setting [`RoutesConfig::SETTING`]; API keys are named here and live in the keychain.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use fixbox_store::{Keychain, Secret};
+use fixbox_secret::Secret;
 use serde::{Deserialize, Serialize};
 
 use crate::client::Timeouts;
@@ -49,13 +49,13 @@ pub struct ProviderConfig {
     /// from its registry entry); never read from or written to a file.
     #[serde(skip)]
     #[cfg_attr(feature = "specta", specta(skip))]
-    pub key: Option<fixbox_store::Secret>,
+    pub key: Option<Secret>,
 }
 
 impl ProviderConfig {
     pub fn is_local(&self) -> bool {
         self.local.unwrap_or_else(|| {
-            let host = crate::openai::host_of(&self.base_url);
+            let host = crate::http::host_of(&self.base_url);
             let host = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h).to_string();
             matches!(host.as_str(), "127.0.0.1" | "localhost" | "[::1]")
         })
@@ -135,7 +135,7 @@ impl TimeoutSettings {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
-pub struct RoutingConfig {
+pub struct RoutesConfig {
     pub providers: Vec<ProviderConfig>,
     pub routes: BTreeMap<String, Vec<String>>,
     #[serde(default)]
@@ -144,7 +144,7 @@ pub struct RoutingConfig {
     pub timeouts: TimeoutSettings,
 }
 
-impl RoutingConfig {
+impl RoutesConfig {
     /// The settings key it is stored under.
     pub const SETTING: &'static str = "llm.routing";
 
@@ -262,12 +262,6 @@ pub trait KeySource: Send + Sync {
     fn key(&self, name: &str) -> Result<Option<Secret>, LlmError>;
 }
 
-impl KeySource for Keychain {
-    fn key(&self, name: &str) -> Result<Option<Secret>, LlmError> {
-        self.get(name).map_err(|e| LlmError::Key { name: name.into(), reason: e.to_string() })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,22 +292,22 @@ max_retries = 2
 
     #[test]
     fn a_toml_routing_file_parses_validates_and_round_trips_as_json() {
-        let config = RoutingConfig::parse(EXAMPLE).unwrap();
+        let config = RoutesConfig::parse(EXAMPLE).unwrap();
         assert_eq!(config.routes["long_context"], ["cloud", "local"]);
         assert_eq!(config.retry.max_retries, 2);
         assert_eq!(config.retry.first_wait_ms, 500, "unset fields keep their defaults");
         assert!(!config.providers[0].is_local() && config.providers[1].is_local());
         let json = serde_json::to_string(&config).unwrap();
-        assert_eq!(RoutingConfig::parse(&json).unwrap(), config);
+        assert_eq!(RoutesConfig::parse(&json).unwrap(), config);
     }
 
     #[test]
     fn a_remote_engine_goes_first_in_every_route_and_comes_out_again() {
-        let config = RoutingConfig::parse(EXAMPLE).unwrap();
+        let config = RoutesConfig::parse(EXAMPLE).unwrap();
         let with = config.clone().with_remote_engine("http://10.0.0.5:8080/", "qwen2.5-coder-32b").unwrap();
         let remote = with.remote_engine().unwrap();
         assert_eq!(remote.base_url, "http://10.0.0.5:8080/v1");
-        assert_eq!(remote.api_key.as_deref(), Some(RoutingConfig::REMOTE_ENGINE_KEY), "a keychain entry, not a key");
+        assert_eq!(remote.api_key.as_deref(), Some(RoutesConfig::REMOTE_ENGINE_KEY), "a keychain entry, not a key");
         assert!(remote.is_local(), "self-hosted costs nothing per token");
         assert_eq!(with.routes["default"], ["remote", "local", "cloud"]);
         assert_eq!(with.routes["long_context"], ["remote", "cloud", "local"]);
@@ -322,23 +316,23 @@ max_retries = 2
         assert_eq!(again.providers.iter().filter(|p| p.name == "remote").count(), 1);
         assert_eq!(with.without_remote_engine(), Some(config));
 
-        let alone = RoutingConfig::default().with_remote_engine("https://gpu.lan", "m").unwrap();
+        let alone = RoutesConfig::default().with_remote_engine("https://gpu.lan", "m").unwrap();
         assert_eq!(alone.routes["default"], ["remote"]);
         assert_eq!(alone.without_remote_engine(), None, "nothing left to route to");
-        let err = RoutingConfig::default().with_remote_engine("gpu.lan:8080", "m").unwrap_err().to_string();
+        let err = RoutesConfig::default().with_remote_engine("gpu.lan:8080", "m").unwrap_err().to_string();
         assert!(err.contains("http://"), "{err}");
-        assert!(RoutingConfig::default().with_remote_engine("http://gpu.lan", " ").is_err());
+        assert!(RoutesConfig::default().with_remote_engine("http://gpu.lan", " ").is_err());
     }
 
     #[test]
     fn mistakes_are_named() {
         let unknown = EXAMPLE.replace(r#"long_context = ["cloud", "local"]"#, r#"long_context = ["clod"]"#);
-        let err = RoutingConfig::parse(&unknown).unwrap_err().to_string();
+        let err = RoutesConfig::parse(&unknown).unwrap_err().to_string();
         assert!(err.contains("`clod`") && err.contains("cloud, local"), "{err}");
         let no_default = EXAMPLE.replace("default =", "short =");
-        assert!(RoutingConfig::parse(&no_default).unwrap_err().to_string().contains("no `default` route"));
+        assert!(RoutesConfig::parse(&no_default).unwrap_err().to_string().contains("no `default` route"));
         let key_value =
             EXAMPLE.replace("model = \"qwen2.5-coder-7b-instruct\"", "model = \"m\"\napi_key_value = \"sk-1\"");
-        assert!(RoutingConfig::parse(&key_value).unwrap_err().to_string().contains("api_key_value"));
+        assert!(RoutesConfig::parse(&key_value).unwrap_err().to_string().contains("api_key_value"));
     }
 }

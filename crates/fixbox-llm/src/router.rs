@@ -20,7 +20,7 @@ use crate::openai::{Dialect, OpenAiClient};
 use crate::price::{Price, PriceTable};
 use crate::record::CallRecord;
 use crate::retry::RetryPolicy;
-use crate::route::{KeySource, ProviderKind, RoutingConfig};
+use crate::route::{KeySource, ProviderKind, RoutesConfig};
 use crate::usage::{ServerTimings, TokenUsage, UsageSource, estimate_tokens};
 
 /// One provider as a route sees it.
@@ -91,7 +91,7 @@ impl Router {
 
     /// The routes the settings describe, each client holding its key from `keys`.
     pub fn from_config(
-        config: &RoutingConfig,
+        config: &RoutesConfig,
         prices: &PriceTable,
         keys: &dyn KeySource,
         metrics: Arc<Metrics>,

@@ -1,5 +1,6 @@
 //! The catalog of models Fixbox knows: `resources/models/catalog.toml`, embedded in the binary.
 
+use fixbox_hardware::fit::Architecture;
 use serde::{Deserialize, Serialize};
 
 const EMBEDDED: &str = include_str!("../../../resources/models/catalog.toml");
@@ -83,26 +84,6 @@ pub enum PromptFormat {
     Llama3,
     MistralTekken,
     DeepseekR1,
-}
-
-/// The shape facts the fit calculator needs (the GGUF header has the same ones).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[cfg_attr(feature = "specta", derive(specta::Type))]
-#[serde(deny_unknown_fields)]
-pub struct Architecture {
-    pub arch: String,
-    pub layers: u32,
-    pub heads: u32,
-    pub kv_heads: u32,
-    pub embedding: u32,
-    pub head_dim: u32,
-    /// Feed-forward width.
-    pub ffn: u32,
-    /// Tokens in the vocabulary.
-    pub vocab: u32,
-    /// A mixture of experts' experts; absent for a dense model.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub experts: Option<fixbox_hardware::fit::Experts>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -198,7 +179,7 @@ impl std::str::FromStr for SourceKind {
 pub enum CatalogError {
     #[error("the model catalog is invalid: {0}")]
     Invalid(String),
-    #[error("no model {id:?} in the catalog; `fixbox models list` shows the ones there are")]
+    #[error("no model {id:?} in the catalog")]
     UnknownModel { id: String },
     #[error("{id} has no quantization {quant:?}; it has {available}")]
     UnknownQuant { id: String, quant: String, available: String },
@@ -334,7 +315,7 @@ mod tests {
     fn unknown_names_say_what_there_is() {
         let catalog = Catalog::embedded().unwrap();
         let err = catalog.model("gpt-9").unwrap_err().to_string();
-        assert!(err.contains("fixbox models list"), "{err}");
+        assert_eq!(err, "no model \"gpt-9\" in the catalog");
         let err = catalog.model("llama-3.1-8b-instruct").unwrap().quant(Some("Q2_K")).unwrap_err().to_string();
         assert_eq!(err, "llama-3.1-8b-instruct has no quantization \"Q2_K\"; it has Q4_K_M, Q8_0");
     }

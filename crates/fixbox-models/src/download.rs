@@ -119,11 +119,11 @@ pub enum DownloadError {
     AllSourcesFailed { what: String, failures: String },
     #[error("{path} is not a GGUF model file ({reason}); Fixbox's engines load GGUF files")]
     NotGguf { path: String, reason: String },
-    #[error("{path} is not one of the known files of {id}; import it under another name (--as)")]
+    #[error("{path} is not one of the known files of {id}; import it under another name")]
     NotThatModel { path: String, id: String },
     #[error("{name:?} cannot name a model: use letters, digits, dots and dashes")]
     BadName { name: String },
-    #[error("{id} is not installed; `fixbox models list` shows what is")]
+    #[error("{id} is not downloaded")]
     NotInstalled { id: String },
     #[error(transparent)]
     Catalog(#[from] crate::catalog::CatalogError),

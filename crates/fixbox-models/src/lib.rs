@@ -12,8 +12,8 @@ mod sources;
 mod store;
 
 pub use catalog::{
-    Architecture, Catalog, CatalogError, CatalogModel, EvalScore, PromptFormat, PublishedScore, Quant, Role, Source,
-    SourceKind, WheelPart,
+    Catalog, CatalogError, CatalogModel, EvalScore, PromptFormat, PublishedScore, Quant, Role, Source, SourceKind,
+    WheelPart,
 };
 pub use download::{Download, DownloadError, DownloadEvent, Downloader, RetryPolicy, Token, http_client_builder};
 pub use pypi::PypiModel;

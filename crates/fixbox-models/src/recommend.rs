@@ -128,19 +128,7 @@ impl CatalogModel {
             Some(size) => (size, false),
             None => (estimate_size(self.parameters, &quant.name), true),
         };
-        let a = &self.architecture;
-        let shape = ModelShape {
-            layers: a.layers,
-            kv_heads: a.kv_heads,
-            head_dim: a.head_dim,
-            embedding: a.embedding,
-            ffn: a.ffn,
-            vocab: a.vocab,
-            parameters: self.parameters,
-            weights_bytes,
-            experts: a.experts,
-        };
-        (shape, estimated)
+        (self.architecture.shape(self.parameters, weights_bytes), estimated)
     }
 }
 

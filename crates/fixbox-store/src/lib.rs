@@ -24,6 +24,6 @@ mod store;
 pub use error::StoreError;
 pub use events::StoredEvent;
 pub use paths::{DB_FILE_NAME, data_dir, log_file};
-pub use secrets::{KEYCHAIN_SERVICE, Keychain, Secret, SecretListing};
+pub use secrets::{KEYCHAIN_SERVICE, Keychain, SecretListing};
 pub use sessions::{SessionId, SessionSummary};
 pub use store::Store;

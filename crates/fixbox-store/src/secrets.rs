@@ -4,52 +4,13 @@
 //! The keyring calls block (D-Bus round trips, possibly an unlock prompt); async callers use
 //! `spawn_blocking`.
 
-use std::fmt;
-
+use fixbox_secret::Secret;
 use serde::Serialize;
 
 use crate::{Store, StoreError};
 
 /// The keychain service name every Fixbox secret is filed under.
 pub const KEYCHAIN_SERVICE: &str = "dev.fixbox.Fixbox";
-
-/// A secret value. Its `Debug` and `Display` print `***`; read it with [`Secret::expose`] only where it
-/// leaves the process (an HTTP header).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// What a listing may show: `…` and the last four characters, or `****` for a value shorter than
-    /// 12 characters, of which four would be too large a share.
-    pub fn hint(&self) -> String {
-        let chars: Vec<char> = self.0.chars().collect();
-        if chars.len() < 12 {
-            "****".into()
-        } else {
-            format!("…{}", chars[chars.len() - 4..].iter().collect::<String>())
-        }
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
 
 /// Fixbox's secrets in the OS keychain, one entry per name (e.g. `github`, `openai`).
 #[derive(Debug, Clone, Default)]
@@ -63,7 +24,7 @@ impl Keychain {
     /// The secret stored under `name`, or `None` when there is none.
     pub fn get(&self, name: &str) -> Result<Option<Secret>, StoreError> {
         match entry(name)?.get_password() {
-            Ok(value) => Ok(Some(Secret(value))),
+            Ok(value) => Ok(Some(Secret::new(value))),
             Err(keyring::Error::NoEntry) => Ok(None),
             Err(e) => Err(keychain_error("read a secret from", e)),
         }
@@ -163,17 +124,6 @@ fn keychain_error(op: &'static str, err: keyring::Error) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_secret_never_prints_its_value() {
-        let secret = Secret::new("sk-live-123");
-        assert_eq!(format!("{secret}"), "***");
-        assert_eq!(format!("{secret:?}"), "Secret(***)");
-        assert_eq!(format!("{:?}", Some(&secret)), "Some(Secret(***))");
-        assert_eq!(secret.expose(), "sk-live-123");
-        assert_eq!(secret.hint(), "****", "too short to show any of it");
-        assert_eq!(Secret::new("sk-proj-abcdefWXYZ").hint(), "…WXYZ");
-    }
 
     #[test]
     fn key_names_are_checked() {

@@ -1,7 +1,8 @@
 //! Against the real OS keychain: on Linux, the Secret Service that `scripts/test` starts
 //! (gnome-keyring inside `dbus-run-session`).
 
-use fixbox_store::{Keychain, Secret};
+use fixbox_secret::Secret;
+use fixbox_store::Keychain;
 
 #[test]
 fn stores_reads_and_deletes_a_secret() {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use fixbox_agent::setup::Routes;
 use fixbox_engine::{
-    EngineEvent, EngineKind, EngineOptions, InstallEvent, InstalledEngine, Installer, LaunchSpec, Launcher, ModelRef,
-    SearchPaths, SuperviseOptions,
+    EngineEvent, EngineKind, EngineOptions, EngineStatus, InstallEvent, InstalledEngine, Installer, LaunchSpec,
+    Launcher, ModelRef, SearchPaths, SuperviseOptions,
 };
 use fixbox_llm::{CallEvent, ChatRequest, Message, Meter, Metrics};
 use fixbox_models::{Catalog, Downloader, RetryPolicy};
@@ -16,13 +16,10 @@ use serde::Serialize;
 use tauri::ipc::Channel;
 
 use super::models::{Progress, model_store};
-use super::{Jobs, blocking, open_store};
+use super::{JobId, Jobs, blocking, open_store};
 use crate::error::{ErrorCode, IpcError};
 use crate::serving::{Serving, engine_registry};
-use crate::tray::{self, EngineStatus};
-
-/// The job of an engine start, which cancelling stops while the model loads.
-const START_JOB: &str = "engine-start";
+use crate::tray::{self, TrayLine};
 
 /// Each engine: where it is installed, and what runs.
 #[derive(Debug, Clone, Serialize, specta::Type)]
@@ -40,8 +37,7 @@ pub struct EngineRunning {
     pub url: Option<String>,
     pub model: String,
     pub context: Option<u32>,
-    /// starting, ready, restarting, failed, gave-up.
-    pub status: String,
+    pub status: EngineStatus,
     pub message: Option<String>,
     pub engine_pid: Option<u32>,
     /// Started by this window (else by `fixbox engine start`, which stops it too).
@@ -82,7 +78,7 @@ pub async fn engine_overview(app: tauri::AppHandle) -> Result<Vec<EngineRow>, Ip
         let registry = engine_registry()?;
         let supervised = registry.all_supervised();
         // An engine `fixbox engine start` started or stopped shows in the tray too.
-        tray::show(&app, &EngineStatus::from_states(&supervised));
+        tray::show(&app, &TrayLine::from_states(&supervised));
         let me = std::process::id();
         let rows = EngineKind::ALL
             .into_iter()
@@ -111,7 +107,7 @@ pub async fn engine_overview(app: tauri::AppHandle) -> Result<Vec<EngineRow>, Ip
 }
 
 /// Installs llama-server (the prebuilt release, or built from source where none fits or GitHub does
-/// not answer), its progress on `on_progress`; `jobs_cancel("install")` stops it.
+/// not answer), its progress on `on_progress`; `jobs_cancel({ kind: "install" })` stops it.
 #[tauri::command]
 #[specta::specta]
 pub async fn engine_install(
@@ -122,7 +118,7 @@ pub async fn engine_install(
         IpcError::internal("no cache folder for engines on this system; set FIXBOX_ENGINES_DIR to one")
     })?;
     let installer = Installer::new(dir, Downloader::new(RetryPolicy::default())?);
-    let (cancel, _job) = jobs.start("install")?;
+    let (cancel, _job) = jobs.start(JobId::Install)?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let forward = tokio::spawn(async move {
         while let Some(event) = rx.recv().await {
@@ -152,7 +148,7 @@ pub async fn engine_options() -> Result<EngineOptions, IpcError> {
 
 /// Starts llama-server serving the downloaded `model` on 127.0.0.1, and returns once it answers (or
 /// why it did not, with the end of its log). Its output and events come on `on_update` from the first
-/// line until it stops. `jobs_cancel("engine-start")` stops it while it loads.
+/// line until it stops. `jobs_cancel({ kind: "engine_start" })` stops it while it loads.
 #[tauri::command]
 #[specta::specta]
 pub async fn engine_start(
@@ -197,7 +193,7 @@ pub async fn engine_start(
     let mut spec = LaunchSpec::new(kind, ModelRef::File(file), model.clone(), plan.context);
     plan.apply(&mut spec);
     spec.lock_to_clients(kind);
-    let (cancel, _job) = jobs.start(START_JOB)?;
+    let (cancel, _job) = jobs.start(JobId::EngineStart)?;
     let launcher = Launcher::new(
         Arc::from(fixbox_engine::engine(kind)),
         &binary,
@@ -209,7 +205,7 @@ pub async fn engine_start(
     .stopped_by(cancel.clone());
     let listed = model.clone();
     forward(launcher.subscribe(), launcher.output(), on_update, move |event| {
-        if let Some(status) = EngineStatus::from_event(kind, &listed, event) {
+        if let Some(status) = TrayLine::from_event(kind, &listed, event) {
             tray::show(&app, &status);
         }
     });

@@ -12,11 +12,8 @@ use serde::{Deserialize, Serialize};
 use tauri::ipc::Channel;
 use tokio::sync::mpsc;
 
-use super::{Jobs, blocking, load_routes, open_store};
+use super::{JobId, Jobs, blocking, load_routes, open_store};
 use crate::error::IpcError;
-
-/// One evaluation runs at a time, as this job.
-const JOB: &str = "eval";
 
 /// An evaluation to start, as the form fills it.
 #[derive(Debug, Clone, Deserialize, specta::Type)]
@@ -187,7 +184,7 @@ pub async fn eval_start(
         sandbox: preferences.sandbox_limits(),
         hosts: Vec::new(),
     };
-    let (stop, job) = jobs.start(JOB)?;
+    let (stop, job) = jobs.start(JobId::Eval)?;
     tauri::async_runtime::spawn(async move {
         let (progress, mut updates) = mpsc::unbounded_channel();
         let evaluated = run.evaluate(&dataset.tasks, store, router, progress, stop);
@@ -229,5 +226,5 @@ fn view(update: Progress) -> EvalUpdate {
 #[tauri::command]
 #[specta::specta]
 pub fn eval_stop(jobs: tauri::State<'_, Arc<Jobs>>) -> Result<(), IpcError> {
-    if jobs.cancel(JOB) { Ok(()) } else { Err(IpcError::not_found("no evaluation is running")) }
+    if jobs.cancel(&JobId::Eval) { Ok(()) } else { Err(IpcError::not_found("no evaluation is running")) }
 }

@@ -16,15 +16,11 @@ use serde::{Deserialize, Serialize};
 use tauri::ipc::Channel;
 
 use super::sessions::LoggedEvent;
-use super::{Jobs, blocking, load_routes, open_store, parse_id};
+use super::{JobId, Jobs, blocking, load_routes, open_store, parse_id};
 use crate::error::IpcError;
 
-/// The number `fix_start` gives the next session it starts (its job is `fix:<number>`).
+/// The number `fix_start` gives the next session it starts (its job is [`JobId::Fix`]).
 static NEXT_RUN: AtomicU32 = AtomicU32::new(1);
-
-fn run_job(run: u32) -> String {
-    format!("fix:{run}")
-}
 
 /// What the form shows for a folder.
 #[derive(Debug, Clone, Serialize, specta::Type)]
@@ -190,7 +186,7 @@ pub async fn fix_start(
     })
     .await?;
     let run = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
-    let (stop, job) = jobs.start(&run_job(run))?;
+    let (stop, job) = jobs.start(JobId::Fix { run })?;
     let setup = SessionSetup { store: Arc::clone(&store), router, limits: sandbox_limits, docker: DockerHost::Local };
     let session = sessions.start(fix, setup, stop.clone());
     tauri::async_runtime::spawn(async move {
@@ -292,7 +288,7 @@ fn notify_ended(app: &tauri::AppHandle, task: &str, ended: &Result<Outcome, IpcE
 #[tauri::command]
 #[specta::specta]
 pub fn fix_stop(run: u32, jobs: tauri::State<'_, Arc<Jobs>>) -> Result<(), IpcError> {
-    if jobs.cancel(&run_job(run)) {
+    if jobs.cancel(&JobId::Fix { run }) {
         Ok(())
     } else {
         Err(IpcError::not_found(format!("session run {run} is not running (it has ended)")))

@@ -8,7 +8,7 @@ use fixbox_models::{Catalog, DownloadEvent, Downloader, Endpoints, ModelStore, P
 use serde::Serialize;
 use tauri::ipc::Channel;
 
-use super::{Jobs, blocking};
+use super::{JobId, Jobs, blocking};
 use crate::error::IpcError;
 
 /// Where models are kept: `<data dir>/models`, as the CLI keeps them.
@@ -117,7 +117,7 @@ pub async fn models_list() -> Result<Vec<ModelRow>, IpcError> {
 }
 
 /// Downloads catalog model `id` (its recommended quantization), resuming what an earlier try left, and
-/// checks its SHA-256; progress on `on_progress`. `jobs_cancel("pull:<id>")` stops it, keeping what
+/// checks its SHA-256; progress on `on_progress`. `jobs_cancel({ kind: "pull", model })` stops it, keeping what
 /// arrived.
 #[tauri::command]
 #[specta::specta]
@@ -133,7 +133,7 @@ pub async fn models_pull(
     let endpoints = Endpoints::from_env();
     let token = hugging_face_token().await;
     let downloader = Downloader::new(RetryPolicy::default())?;
-    let (cancel, _job) = jobs.start(&format!("pull:{id}"))?;
+    let (cancel, _job) = jobs.start(JobId::Pull { model: id.clone() })?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let forward = tokio::spawn(async move {
         while let Some(event) = rx.recv().await {

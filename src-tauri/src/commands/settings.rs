@@ -5,8 +5,9 @@
 
 use fixbox_agent::Preferences;
 use fixbox_agent::setup::Routes;
-use fixbox_llm::RoutingConfig;
-use fixbox_store::{Keychain, Secret, Store};
+use fixbox_llm::RoutesConfig;
+use fixbox_secret::Secret;
+use fixbox_store::{Keychain, Store};
 use serde::Serialize;
 
 use super::{blocking, load_routes, open_store};
@@ -17,7 +18,7 @@ use fixbox_engine::EngineOptions;
 #[derive(Debug, Clone, Serialize, specta::Type)]
 pub struct SettingsView {
     /// The routes saved in the settings; `None` when sessions use the running engine instead.
-    pub routes: Option<RoutingConfig>,
+    pub routes: Option<RoutesConfig>,
     /// Where a session's routes come from now: "the settings", "the running llama-server".
     pub routes_from: Option<String>,
     /// Why a session has no routes now, and what to do.
@@ -57,7 +58,7 @@ fn view(store: &Store) -> Result<SettingsView, IpcError> {
     })
 }
 
-fn save_routes(store: &Store, routes: Option<&RoutingConfig>) -> Result<(), IpcError> {
+fn save_routes(store: &Store, routes: Option<&RoutesConfig>) -> Result<(), IpcError> {
     Routes::save(store, routes).map_err(|e| IpcError { message: format!("not saved: {e}"), ..e.into() })
 }
 
@@ -70,7 +71,7 @@ pub async fn settings_get() -> Result<SettingsView, IpcError> {
 /// Saves the routes, once they are valid (every route names known providers, there is a `default`).
 #[tauri::command]
 #[specta::specta]
-pub async fn settings_save_routes(routes: RoutingConfig) -> Result<SettingsView, IpcError> {
+pub async fn settings_save_routes(routes: RoutesConfig) -> Result<SettingsView, IpcError> {
     blocking(move || {
         let store = open_store()?;
         save_routes(&store, Some(&routes))?;
@@ -103,14 +104,14 @@ pub async fn settings_use_remote_engine(
     blocking(move || {
         let store = open_store()?;
         let token = token.filter(|t| !t.trim().is_empty()).map(|t| Secret::new(t.trim()));
-        if token.is_none() && Keychain.get(RoutingConfig::REMOTE_ENGINE_KEY)?.is_none() {
+        if token.is_none() && Keychain.get(RoutesConfig::REMOTE_ENGINE_KEY)?.is_none() {
             return Err(IpcError::invalid("give the engine's token (the API key it was started with)"));
         }
         let current = load_routes(&store).map(|r| r.config).unwrap_or_default();
         let routes =
             current.with_remote_engine(&url, &model).map_err(|e| IpcError::invalid(format!("not saved: {e}")))?;
         if let Some(token) = token {
-            Keychain.store(&store, RoutingConfig::REMOTE_ENGINE_KEY, &token)?;
+            Keychain.store(&store, RoutesConfig::REMOTE_ENGINE_KEY, &token)?;
         }
         save_routes(&store, Some(&routes))?;
         view(&store)

@@ -13,7 +13,7 @@ export const commands = {
 	engineOverview: () => typedError<EngineRow[], IpcError>(__TAURI_INVOKE("engine_overview")),
 	/**
 	 *  Installs llama-server (the prebuilt release, or built from source where none fits or GitHub does
-	 *  not answer), its progress on `on_progress`; `jobs_cancel("install")` stops it.
+	 *  not answer), its progress on `on_progress`; `jobs_cancel({ kind: "install" })` stops it.
 	 */
 	engineInstall: (onProgress: Channel<Progress>) => typedError<string, IpcError>(__TAURI_INVOKE("engine_install", { onProgress })),
 	/**  The options the engine was last started with. */
@@ -21,20 +21,20 @@ export const commands = {
 	/**
 	 *  Starts llama-server serving the downloaded `model` on 127.0.0.1, and returns once it answers (or
 	 *  why it did not, with the end of its log). Its output and events come on `on_update` from the first
-	 *  line until it stops. `jobs_cancel("engine-start")` stops it while it loads.
+	 *  line until it stops. `jobs_cancel({ kind: "engine_start" })` stops it while it loads.
 	 */
 	engineStart: (model: string, options: EngineOptions, onUpdate: Channel<EngineUpdate>) => typedError<string, IpcError>(__TAURI_INVOKE("engine_start", { model, options, onUpdate })),
 	/**  Stops the engine this window started. */
 	engineStop: () => typedError<null, IpcError>(__TAURI_INVOKE("engine_stop")),
 	/**  Asks the running local engine `prompt` and measures the answer. */
 	engineTry: (prompt: string) => typedError<TryResult, IpcError>(__TAURI_INVOKE("engine_try", { prompt })),
-	/**  Cancels job `name` (`install`, `pull:<model id>`); what it has done so far is kept. */
-	jobsCancel: (name: string) => typedError<null, IpcError>(__TAURI_INVOKE("jobs_cancel", { name })),
+	/**  Cancels job `id`; what it has done so far is kept. */
+	jobsCancel: (id: JobId) => typedError<null, IpcError>(__TAURI_INVOKE("jobs_cancel", { id })),
 	/**  The catalog's models beside what this machine has. */
 	modelsList: () => typedError<ModelRow[], IpcError>(__TAURI_INVOKE("models_list")),
 	/**
 	 *  Downloads catalog model `id` (its recommended quantization), resuming what an earlier try left, and
-	 *  checks its SHA-256; progress on `on_progress`. `jobs_cancel("pull:<id>")` stops it, keeping what
+	 *  checks its SHA-256; progress on `on_progress`. `jobs_cancel({ kind: "pull", model })` stops it, keeping what
 	 *  arrived.
 	 */
 	modelsPull: (id: string, onProgress: Channel<Progress>) => typedError<string, IpcError>(__TAURI_INVOKE("models_pull", { id, onProgress })),
@@ -92,7 +92,7 @@ export const commands = {
 	sessionsReplay: (id: string, speed: number | null, onEvent: Channel<LoggedEvent>) => typedError<null, IpcError>(__TAURI_INVOKE("sessions_replay", { id, speed, onEvent })),
 	settingsGet: () => typedError<SettingsView, IpcError>(__TAURI_INVOKE("settings_get")),
 	/**  Saves the routes, once they are valid (every route names known providers, there is a `default`). */
-	settingsSaveRoutes: (routes: RoutingConfig) => typedError<SettingsView, IpcError>(__TAURI_INVOKE("settings_save_routes", { routes })),
+	settingsSaveRoutes: (routes: RoutesConfig) => typedError<SettingsView, IpcError>(__TAURI_INVOKE("settings_save_routes", { routes })),
 	/**  Forgets the saved routes: sessions use the local engine Fixbox runs. */
 	settingsResetRoutes: () => typedError<SettingsView, IpcError>(__TAURI_INVOKE("settings_reset_routes")),
 	/**
@@ -286,14 +286,26 @@ export type EngineRunning = {
 	url: string | null,
 	model: string,
 	context: number | null,
-	/**  starting, ready, restarting, failed, gave-up. */
-	status: string,
+	status: EngineStatus,
 	message: string | null,
 	engine_pid: number | null,
 	/**  Started by this window (else by `fixbox engine start`, which stops it too). */
 	ours: boolean,
 	log: string,
 };
+
+/**  Where a supervised engine is in its life, as its state file says. */
+export type EngineStatus = 
+/**  Launched; the model is loading. */
+"starting" | 
+/**  Answering requests. */
+"ready" | 
+/**  It exited or stopped answering, and the supervisor starts it again. */
+"restarting" | 
+/**  It could not start; `message` says why. */
+"failed" | 
+/**  It kept failing, and the supervisor stopped restarting it. */
+"gave-up";
 
 /**  What a starting or running engine sends the window. */
 export type EngineUpdate = 
@@ -581,6 +593,19 @@ export type IssueText = {
 	/**  The task a session gets: the title, the body and the latest comments. */
 	task: string,
 };
+
+/**  Long work under way that the window can cancel: what it is, and which one. */
+export type JobId = 
+/**  Installing llama-server. */
+{ kind: "install" } | 
+/**  Starting an engine, until its model has loaded. */
+{ kind: "engine_start" } | 
+/**  Downloading a model of the catalog. */
+{ kind: "pull"; model: string } | 
+/**  A fix session, by the number `fix_start` gave it. */
+{ kind: "fix"; run: number } | 
+/**  The evaluation (one runs at a time). */
+{ kind: "eval" };
 
 /**  A key as the window may see it. */
 export type KeyListing = {
@@ -901,7 +926,7 @@ export type RouteTask = {
  *  Providers, and per task the providers to try, first to last resort. A task without a route of its
  *  own takes `default`'s.
  */
-export type RoutingConfig = {
+export type RoutesConfig = {
 	providers: ProviderConfig[],
 	routes: { [key in string]: string[] },
 	retry?: RetrySettings,
@@ -946,7 +971,7 @@ export type SessionListing = {
 /**  Everything the settings page shows. */
 export type SettingsView = {
 	/**  The routes saved in the settings; `None` when sessions use the running engine instead. */
-	routes: RoutingConfig | null,
+	routes: RoutesConfig | null,
 	/**  Where a session's routes come from now: "the settings", "the running llama-server". */
 	routes_from: string | null,
 	/**  Why a session has no routes now, and what to do. */

@@ -1,65 +1,45 @@
 use super::{GgufError, GgufHeader};
+use crate::fit::{Architecture, Experts};
 
-/// What sizing a model needs to know about it, from its GGUF header.
+/// What a GGUF file's header says about its model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelFacts {
-    /// `general.architecture`, e.g. `llama`, `qwen2`.
-    pub architecture: String,
     pub name: Option<String>,
-    /// Transformer blocks (`<arch>.block_count`).
-    pub layers: u32,
-    /// Attention heads (`<arch>.attention.head_count`).
-    pub heads: u32,
-    /// Key/value heads (`<arch>.attention.head_count_kv`; equal to `heads` without grouped-query attention).
-    pub kv_heads: u32,
-    /// Hidden size (`<arch>.embedding_length`).
-    pub embedding: u32,
-    /// Per-head key and value width (`<arch>.attention.key_length`, default embedding / heads).
-    pub head_dim: u32,
-    /// Feed-forward width (`<arch>.feed_forward_length`).
-    pub ffn: u32,
-    /// Tokens in the vocabulary (`<arch>.vocab_size`, else the length of `tokenizer.ggml.tokens`).
-    pub vocab: u32,
+    pub architecture: Architecture,
     /// The context length it was trained for (`<arch>.context_length`).
     pub context_length: u32,
     /// `general.file_type` as llama.cpp names it, e.g. `Q4_K_M`.
     pub quantization: String,
     /// Weights in the tensor table.
     pub parameters: u64,
-    /// A mixture of experts' experts (`<arch>.expert_count` and the rest); `None` for a dense model.
-    pub experts: Option<crate::fit::Experts>,
 }
 
 impl GgufHeader {
     /// The facts of the model this header describes.
     pub fn facts(&self) -> Result<ModelFacts, GgufError> {
-        let architecture = self
+        let arch = self
             .metadata
             .get("general.architecture")
             .and_then(|v| v.as_str())
             .ok_or_else(|| GgufError::Missing("general.architecture".into()))?
             .to_string();
         let number = |suffix: &str| -> Option<u32> {
-            self.metadata
-                .get(&format!("{architecture}.{suffix}"))
-                .and_then(|v| v.as_u64())
-                .and_then(|v| u32::try_from(v).ok())
+            self.metadata.get(&format!("{arch}.{suffix}")).and_then(|v| v.as_u64()).and_then(|v| u32::try_from(v).ok())
         };
-        let required =
-            |suffix: &str| number(suffix).ok_or_else(|| GgufError::Missing(format!("{architecture}.{suffix}")));
+        let required = |suffix: &str| number(suffix).ok_or_else(|| GgufError::Missing(format!("{arch}.{suffix}")));
         let heads = required("attention.head_count")?;
         let embedding = required("embedding_length")?;
         if heads == 0 {
-            return Err(GgufError::Corrupt(format!("{architecture}.attention.head_count is 0")));
+            return Err(GgufError::Corrupt(format!("{arch}.attention.head_count is 0")));
         }
         let file_type = self.metadata.get("general.file_type").and_then(|v| v.as_u64());
         let experts = match (number("expert_count"), number("expert_used_count"), number("expert_feed_forward_length"))
         {
-            (Some(count), Some(used), Some(ffn)) if count > 1 => Some(crate::fit::Experts { count, used, ffn }),
+            (Some(count), Some(used), Some(ffn)) if count > 1 => Some(Experts { count, used, ffn }),
             _ => None,
         };
-        Ok(ModelFacts {
-            name: self.metadata.get("general.name").and_then(|v| v.as_str()).map(String::from),
+        let context_length = required("context_length")?;
+        let architecture = Architecture {
             layers: required("block_count")?,
             heads,
             kv_heads: number("attention.head_count_kv").unwrap_or(heads),
@@ -72,10 +52,14 @@ impl GgufHeader {
                     _ => None,
                 })
                 .ok_or_else(|| GgufError::Missing("tokenizer.ggml.tokens".into()))?,
-            context_length: required("context_length")?,
+            experts,
+            arch,
+        };
+        Ok(ModelFacts {
+            name: self.metadata.get("general.name").and_then(|v| v.as_str()).map(String::from),
+            context_length,
             quantization: file_type.map_or_else(|| "unknown".to_string(), quantization_name),
             parameters: self.parameter_count(),
-            experts,
             architecture,
         })
     }
@@ -84,17 +68,7 @@ impl GgufHeader {
 impl ModelFacts {
     /// The shape the fit calculator sizes, for this model's file of `weights_bytes`.
     pub fn shape(&self, weights_bytes: u64) -> crate::fit::ModelShape {
-        crate::fit::ModelShape {
-            layers: self.layers,
-            kv_heads: self.kv_heads,
-            head_dim: self.head_dim,
-            embedding: self.embedding,
-            ffn: self.ffn,
-            vocab: self.vocab,
-            parameters: self.parameters,
-            weights_bytes,
-            experts: self.experts,
-        }
+        self.architecture.shape(self.parameters, weights_bytes)
     }
 }
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 
-import type { RoutingConfig } from "../bindings";
+import type { RoutesConfig } from "../bindings";
 import { fromDraft, newProvider, parseOrder, toDraft } from "./routes";
 
-const config: RoutingConfig = {
+const config: RoutesConfig = {
   providers: [
     { name: "local", kind: "openai", base_url: "http://127.0.0.1:8080/v1", model: "qwen", context_window: 8192 },
     { name: "cloud", kind: "openai", base_url: "https://openrouter.ai/api/v1", model: "q32", api_key: "openrouter" },

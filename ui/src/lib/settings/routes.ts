@@ -1,14 +1,14 @@
 // The routes as the settings page edits them: providers as rows, and each task's providers as one line
 // ("local, cloud": first to last resort). Rust checks the result when it is saved.
-import type { ProviderConfig, RoutingConfig } from "../bindings";
+import type { ProviderConfig, RoutesConfig } from "../bindings";
 
 export type RouteRow = { task: string; order: string };
 export type RoutesDraft = {
   providers: ProviderConfig[];
   routes: RouteRow[];
   /** Kept as they were: the page does not edit them. */
-  retry: RoutingConfig["retry"];
-  timeouts: RoutingConfig["timeouts"];
+  retry: RoutesConfig["retry"];
+  timeouts: RoutesConfig["timeouts"];
 };
 
 /** An order as typed: names split on commas or arrows, blanks dropped. */
@@ -19,7 +19,7 @@ export function parseOrder(text: string): string[] {
     .filter((name) => name !== "");
 }
 
-export function toDraft(config: RoutingConfig | null): RoutesDraft {
+export function toDraft(config: RoutesConfig | null): RoutesDraft {
   if (config === null) {
     return { providers: [], routes: [{ task: "default", order: "" }], retry: undefined, timeouts: undefined };
   }
@@ -31,8 +31,8 @@ export function toDraft(config: RoutingConfig | null): RoutesDraft {
   };
 }
 
-/** The draft as routes to save; empty optional fields are left out, as a routing file leaves them. */
-export function fromDraft(draft: RoutesDraft): RoutingConfig {
+/** The draft as routes to save; empty optional fields are left out, as a routes file leaves them. */
+export function fromDraft(draft: RoutesDraft): RoutesConfig {
   const routes: Record<string, string[]> = {};
   for (const row of draft.routes) {
     const task = row.task.trim();
@@ -51,7 +51,7 @@ export function fromDraft(draft: RoutesDraft): RoutingConfig {
     if (p.local !== undefined && p.local !== null) provider.local = p.local;
     return provider;
   });
-  const config: RoutingConfig = { providers, routes };
+  const config: RoutesConfig = { providers, routes };
   if (draft.retry) config.retry = draft.retry;
   if (draft.timeouts) config.timeouts = draft.timeouts;
   return config;
