@@ -17,6 +17,8 @@ use tauri::Manager as _;
 
 /// Starts the app and blocks until its last window closes.
 pub fn run() -> ExitCode {
+    #[cfg(target_os = "linux")]
+    startup::draw_without_compositing_where_there_is_no_gpu();
     let _log_guard = logging::init();
     let builder = bindings::builder();
     let serving = Arc::new(serving::Serving::default());

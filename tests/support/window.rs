@@ -50,6 +50,9 @@ impl Window {
             .capabilities(caps)
             .connect(&format!("http://127.0.0.1:{port}"))
             .await?;
+        if let Some(session) = client.session_id().await? {
+            displays().insert(session, display.display.clone());
+        }
         Ok(Self { client, driver, _display: display })
     }
 
@@ -82,9 +85,61 @@ impl Window {
         let result = tokio::time::timeout(limit, checks(self.client.clone())).await.unwrap_or_else(|_| {
             Err(anyhow::anyhow!("the window stopped answering WebDriver within {} s", limit.as_secs()))
         });
+        if let Ok(Some(session)) = self.client.session_id().await {
+            displays().remove(&session);
+        }
         self.client.close().await?;
         result
     }
+}
+
+/// The X display of each open WebDriver session, so a screenshot taken with only the client in hand
+/// reads the right one.
+fn displays() -> std::sync::MutexGuard<'static, std::collections::HashMap<String, String>> {
+    static DISPLAYS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, String>>> =
+        std::sync::OnceLock::new();
+    DISPLAYS.get_or_init(Default::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What `client`'s window shows, as a PNG: read from its virtual display's X server where the window
+/// is ours, else WebKitWebDriver's own screenshot. WebKit's hangs where it draws without accelerated
+/// compositing (as the app does without a GPU) or without its DMA-BUF renderer; the X server's never.
+async fn png_of(client: &fantoccini::Client) -> Result<Vec<u8>> {
+    let display = match client.session_id().await? {
+        Some(session) => displays().get(&session).cloned(),
+        None => None,
+    };
+    match display {
+        #[cfg(unix)]
+        Some(display) => tokio::task::spawn_blocking(move || x_screenshot(&display)).await?,
+        _ => Ok(client.screenshot().await?),
+    }
+}
+
+/// The whole of X display `display` as a PNG (RGB).
+#[cfg(unix)]
+fn x_screenshot(display: &str) -> Result<Vec<u8>> {
+    use x11rb::connection::Connection as _;
+    use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat, ImageOrder};
+    let (conn, screen) = x11rb::connect(Some(display)).with_context(|| format!("cannot reach X display {display}"))?;
+    let setup = conn.setup();
+    let root = &setup.roots[screen];
+    let (width, height) = (root.width_in_pixels, root.height_in_pixels);
+    let image = conn.get_image(ImageFormat::Z_PIXMAP, root.root, 0, 0, width, height, !0)?.reply()?;
+    let bits = setup.pixmap_formats.iter().find(|f| f.depth == image.depth).map(|f| f.bits_per_pixel);
+    ensure!(
+        bits == Some(32) && setup.image_byte_order == ImageOrder::LSB_FIRST,
+        "X display {display} has pixels of {bits:?} bits, {:?}; only 32-bit little-endian ones are read",
+        setup.image_byte_order
+    );
+    // Blue, green, red and a pad byte per pixel.
+    let rgb: Vec<u8> = image.data.chunks_exact(4).flat_map(|p| [p[2], p[1], p[0]]).collect();
+    let mut png = Vec::new();
+    let mut encoder = png::Encoder::new(&mut png, u32::from(width), u32::from(height));
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.write_header()?.write_image_data(&rgb)?;
+    Ok(png)
 }
 
 /// Starts the app again over `data` on `display` with `args`, as the desktop does for a second launch or
@@ -111,7 +166,7 @@ pub async fn screenshot(client: &fantoccini::Client, path: &Path) -> Result<()> 
             vec![],
         )
         .await?;
-    let png = client.screenshot().await?;
+    let png = png_of(client).await?;
     ensure!(png.starts_with(b"\x89PNG"), "the screenshot is not a PNG");
     std::fs::write(path, png)?;
     Ok(())
@@ -159,7 +214,7 @@ pub async fn wait_for_text(
 
 /// The window's screenshot and HTML as `out/<name>.png` and `.html`, for a check that failed.
 async fn keep_what_shows(client: &fantoccini::Client, out: &Path, name: &str) {
-    if let Ok(png) = client.screenshot().await {
+    if let Ok(png) = png_of(client).await {
         let _ = std::fs::write(out.join(format!("{name}.png")), png);
     }
     if let Ok(html) = client.source().await {
