@@ -273,7 +273,7 @@ async fn hostile_issues_get_no_egress_no_secret_and_no_push_without_approval() -
 #[tokio::test(flavor = "multi_thread")]
 async fn an_issue_is_fixed_from_the_app_window_and_a_link_opens_another() -> Result<()> {
     use fantoccini::Locator;
-    use fixbox_e2e::window::{Window, screenshot, wait_for, wait_for_text};
+    use fixbox_e2e::window::{Window, screenshot, wait_for, wait_for_text, wait_for_within};
     let _machine = fixbox_e2e::machine_to_myself().await;
     let out = fixbox_e2e::output_dir("desktop-github")?;
     let fake = github().await?;
@@ -284,7 +284,11 @@ async fn an_issue_is_fixed_from_the_app_window_and_a_link_opens_another() -> Res
     let config = fixbox_llm::RoutesConfig::parse(&std::fs::read_to_string(routes)?)?;
     let store = fixbox_store::Store::open_in(data.path())?;
     fixbox_agent::setup::Routes::save(&store, Some(&config))?;
-    fixbox_agent::Preferences { max_iterations: 3, ..fixbox_agent::Preferences::default() }.save(&store)?;
+    // The session's own clock ends it: a real model on a loaded 2-core runner can take minutes for
+    // three iterations, so the window waits past that limit rather than for a guess at the model's speed.
+    let session_limit = Duration::from_secs(120);
+    fixbox_agent::Preferences { max_iterations: 3, timeout_minutes: 2, ..fixbox_agent::Preferences::default() }
+        .save(&store)?;
 
     let env = [("FIXBOX_GITHUB_API", fake.api.as_str()), ("GITHUB_TOKEN", TOKEN)];
     let window = Window::open_with_env(data.path(), &out, &env).await?;
@@ -294,7 +298,7 @@ async fn an_issue_is_fixed_from_the_app_window_and_a_link_opens_another() -> Res
     let outcome_seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, bool)>::new()));
     let outcomes = outcome_seen.clone();
     window
-        .check(|client| async move {
+        .check_within(session_limit + Duration::from_secs(300), |client| async move {
             client.find(Locator::Css("[data-testid=nav-issues]")).await?.click().await?;
             let repo = wait_for(&client, "[data-testid=issues-repo]", &out, "no-issues-page").await?;
             repo.send_keys("octo/cache").await?;
@@ -320,8 +324,10 @@ async fn an_issue_is_fixed_from_the_app_window_and_a_link_opens_another() -> Res
             client.find(Locator::Css("[data-testid=fix-start]")).await?.click().await?;
 
             // The session's end: the bar's buttons for an ended session.
-            wait_for(&client, "[data-testid=fix-discard]", &out, "not-ended").await?;
-            let outcome = client.find(Locator::Css("[data-testid=session-outcome]")).await?.text().await?;
+            let ended = session_limit + Duration::from_secs(90);
+            wait_for_within(&client, "[data-testid=fix-discard]", &out, "not-ended", ended).await?;
+            // An ended session without an outcome is one that failed to start (the error shows instead).
+            let outcome = wait_for(&client, "[data-testid=session-outcome]", &out, "no-outcome").await?.text().await?;
             ensure!(
                 client.find_all(Locator::Css("[data-testid=fix-accept]")).await?.is_empty(),
                 "Accept is offered for a clone"

@@ -172,14 +172,26 @@ pub async fn screenshot(client: &fantoccini::Client, path: &Path) -> Result<()> 
     Ok(())
 }
 
-/// Waits for `css`; when it does not come, keeps what the window showed instead as `out/<name>.*`.
+/// Waits for `css` (90 s at most); when it does not come, keeps what the window showed instead as
+/// `out/<name>.*`.
 pub async fn wait_for(
     client: &fantoccini::Client,
     css: &str,
     out: &Path,
     name: &str,
 ) -> Result<fantoccini::elements::Element> {
-    match client.wait().at_most(Duration::from_secs(90)).for_element(Locator::Css(css)).await {
+    wait_for_within(client, css, out, name, Duration::from_secs(90)).await
+}
+
+/// [`wait_for`] for up to `limit`.
+pub async fn wait_for_within(
+    client: &fantoccini::Client,
+    css: &str,
+    out: &Path,
+    name: &str,
+    limit: Duration,
+) -> Result<fantoccini::elements::Element> {
+    match client.wait().at_most(limit).for_element(Locator::Css(css)).await {
         Ok(element) => Ok(element),
         Err(err) => {
             keep_what_shows(client, out, name).await;
