@@ -9,7 +9,7 @@ use fixbox_llm::{Message, estimate_tokens};
 use fixbox_patch::EditFormat;
 
 use crate::repo::Repo;
-use crate::testrun::TestReport;
+use crate::testrun::{TestReport, failure_text};
 use crate::text::cut_middle;
 
 /// The opening message's size at most, in estimated tokens: on a CPU every prompt token is prefill
@@ -66,7 +66,7 @@ impl Conversation {
         let room = budget.min(OPENING_TOKENS).saturating_sub(estimate_tokens(&system));
         let chars = |share: f64| (room as f64 * share * 4.0) as usize;
         let failing = baseline.failing().join("\n");
-        let output = cut_middle(baseline.output.trim_end(), chars(OUTPUT_SHARE));
+        let output = failure_text(&baseline.output, chars(OUTPUT_SHARE));
         let files = relevant_files(repo, task, &baseline.output);
         let named = format!("{task}\n{}", baseline.output);
         let words = identifiers(&named);
@@ -167,7 +167,7 @@ pub fn after_tests(
     out.push_str(&format!(
         "The tests still fail: {}.\n\nOutput:\n```\n{}\n```\n",
         summary.line(),
-        cut_middle(report.output.trim_end(), output_chars)
+        failure_text(&report.output, output_chars)
     ));
     if let Some(text) = focus(repo, path, &report.output) {
         out.push_str(&format!("\n{path} is now:\n{}", show_file(path, &text)));

@@ -12,7 +12,7 @@ use fixbox_llm::{Message, estimate_tokens};
 use crate::detect::{Runner, TestPlan};
 use crate::prompt::{Prompt, anchors, identifiers, show_file, window};
 use crate::repo::{Repo, is_test_file};
-use crate::testrun::{TestOutcome, TestReport};
+use crate::testrun::{TestOutcome, TestReport, failure_text};
 use crate::text::cut_middle;
 
 /// The new test file's name.
@@ -183,7 +183,7 @@ raised. Do not repeat the existing tests.",
         if !self.rejected.iter().any(|w| w == why) {
             self.rejected.push(why.to_string());
         }
-        self.last_output = report.map(|r| cut_middle(r.output.trim_end(), OUTPUT_CHARS));
+        self.last_output = report.map(|r| failure_text(&r.output, OUTPUT_CHARS));
     }
 }
 

@@ -12,7 +12,7 @@ use fixbox_patch::EditFormat;
 
 use crate::prompt::{Prompt, identifiers, lines_named};
 use crate::repo::{Repo, file_diff, is_code, is_test_file};
-use crate::text::cut_middle;
+use crate::testrun::failure_text;
 
 /// Regions tried at most, and tries of one region before the next.
 const MAX_REGIONS: usize = 8;
@@ -443,14 +443,14 @@ pub fn prompt(task: &str, failure: &str, repo: &Repo, region: &Region, tries: &[
     let mut user = format!(
         "# Issue\n{task}\n\n# The tests that fail\n```\n{failure}\n```\n\n# Code\n{label}:\n```{lang}\n{text}```\n",
         task = task.trim(),
-        failure = cut_middle(failure.trim_end(), FAILURE_CHARS),
+        failure = failure_text(failure, FAILURE_CHARS),
         label = region.label(),
     );
     for t in tries {
         user.push_str(&format!(
             "\nAn earlier try changed these lines (- removed, + added):\n```\n{}```\nand the tests still failed:\n```\n{}\n```\nThat change was undone: fix it another way.\n",
             t.diff,
-            cut_middle(t.output.trim_end(), TRY_CHARS)
+            failure_text(&t.output, TRY_CHARS)
         ));
     }
     user.push_str(&format!(

@@ -327,7 +327,7 @@ impl<S: Sandbox> Run<'_, S> {
                             Ok(Some(flaky)) => {
                                 let feedback = format!(
                                     "Your edit to {path} was applied and the tests passed, but the test that shows the bug failed when run again:\n```\n{}\n```\nMake the fix hold on every run. {}",
-                                    crate::text::cut_middle(flaky.output.trim_end(), output_chars),
+                                    crate::testrun::failure_text(&flaky.output, output_chars),
                                     self.format.reminder(&path)
                                 );
                                 (feedback, flaky.fingerprint(), "passed once, then failed".to_string())

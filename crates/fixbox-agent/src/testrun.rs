@@ -213,6 +213,60 @@ impl TestReport {
     }
 }
 
+/// What a model needs of a test run's output to see why tests fail, in at most `max` characters: the
+/// output without the lines that say a test passed or was skipped, the runner's banner and pytest's
+/// warnings summary. A run of a few hundred passing tests is otherwise all a cut to `max` keeps, and
+/// the traceback the model needs is what it drops. Over `max`, the start is kept whole (the first
+/// failure's traceback) and the end (the runner's list of failures) after the cut.
+pub fn failure_text(output: &str, max: usize) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    let mut in_warnings = false;
+    for line in output.lines() {
+        let trimmed = line.trim();
+        if is_section_header(trimmed) {
+            in_warnings = trimmed.contains(" warnings summary ");
+            if in_warnings || trimmed.contains(" test session starts ") {
+                continue;
+            }
+        }
+        if in_warnings || is_noise(trimmed) {
+            continue;
+        }
+        // One blank line is enough to part two blocks.
+        if trimmed.is_empty() && kept.last().is_none_or(|l| l.trim().is_empty()) {
+            continue;
+        }
+        kept.push(line);
+    }
+    let text = kept.join("\n");
+    let text = text.trim_end();
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_string();
+    }
+    let tail = max / 3;
+    let head = max - tail;
+    let start: String = text.chars().take(head).collect();
+    let end: String = text.chars().skip(count - tail).collect();
+    format!("{start}\n[... {} characters cut ...]\n{end}", count - head - tail)
+}
+
+/// pytest's `==== name ====` lines.
+fn is_section_header(line: &str) -> bool {
+    line.len() > 8 && line.starts_with("===") && line.ends_with("===")
+}
+
+/// A line that says nothing about a failure: a test that passed or was skipped (in any runner's
+/// words), a Go test starting, or a line of pytest's banner.
+fn is_noise(line: &str) -> bool {
+    const BANNER: &[&str] =
+        &["platform ", "rootdir: ", "cachedir: ", "plugins: ", "configfile: ", "collecting ", "collected "];
+    let said = pytest_line(line).or_else(|| cargo_line(line)).or_else(|| tap_line(line)).or_else(|| go_line(line));
+    matches!(said, Some((_, TestOutcome::Passed | TestOutcome::Skipped)))
+        || ["=== RUN ", "=== PAUSE ", "=== CONT "].iter().any(|p| line.starts_with(p))
+        || BANNER.iter().any(|p| line.starts_with(p))
+}
+
 impl TestSummary {
     /// `3 passed, 1 failed (test_x)`.
     pub fn line(&self) -> String {
@@ -610,5 +664,47 @@ FAILED tests/t.py::test_r - assert 0
         let oom = TestReport { oom_killed: true, ..read(Runner::Pytest, 137, "") };
         assert!(oom.cannot_run(Runner::Pytest, local).unwrap().contains("raise the sandbox's memory limit"));
         assert_eq!(oom.failing(), ["(the test command: killed for using more than the sandbox's memory)"]);
+    }
+
+    #[test]
+    fn the_model_sees_the_failures_not_the_passing_tests_banner_or_warnings() {
+        let passing: String = (0..300)
+            .map(|i| format!("tests/test_schema.py::test_{i} PASSED                 [ {}%]\n", i / 3))
+            .collect();
+        let output = format!(
+            "============================= test session starts ==============================\n\
+             platform linux -- Python 3.11.2, pytest-7.0.1\nrootdir: /workspace, configfile: setup.cfg\n\
+             collecting ... collected 301 items\n\n{passing}tests/test_issue.py::test_issue FAILED [100%]\n\n\
+             =================================== FAILURES ===================================\n\
+             __________________________________ test_issue __________________________________\n\
+             src/marshmallow/fields.py:1115: in _serialize\n    elif value in self.truthy:\n\
+             E   TypeError: unhashable type: 'list'\n\
+             =============================== warnings summary ===============================\n\
+             src/marshmallow/__init__.py:17\n  DeprecationWarning: distutils Version classes are deprecated.\n\n\
+             -- Docs: https://docs.pytest.org/en/stable/how-to/capture-warnings.html\n\
+             =========================== short test summary info ============================\n\
+             PASSED tests/test_schema.py::test_1\n\
+             FAILED tests/test_issue.py::test_issue - TypeError: unhashable type: '...\n\
+             ======================== 1 failed, 300 passed, 1 warning in 0.92s ========================\n"
+        );
+        let shown = failure_text(&output, 2400);
+        assert_eq!(
+            shown,
+            "tests/test_issue.py::test_issue FAILED [100%]\n\n\
+             =================================== FAILURES ===================================\n\
+             __________________________________ test_issue __________________________________\n\
+             src/marshmallow/fields.py:1115: in _serialize\n    elif value in self.truthy:\n\
+             E   TypeError: unhashable type: 'list'\n\
+             =========================== short test summary info ============================\n\
+             FAILED tests/test_issue.py::test_issue - TypeError: unhashable type: '...\n\
+             ======================== 1 failed, 300 passed, 1 warning in 0.92s ========================"
+        );
+        // Go, cargo and TAP runners' passing lines go too; a cut keeps the start whole.
+        let go = "=== RUN   TestA\n--- PASS: TestA (0.00s)\n=== RUN   TestB\n    b_test.go:9: got 1, want 2\n--- FAIL: TestB (0.00s)\nFAIL\n";
+        assert_eq!(failure_text(go, 100), "    b_test.go:9: got 1, want 2\n--- FAIL: TestB (0.00s)\nFAIL");
+        assert_eq!(failure_text("test a ... ok\nok 1 b\nnot ok 2 c\n", 100), "not ok 2 c");
+        let long = format!("E   first\n{}E   last\n", "x\n".repeat(500));
+        let cut = failure_text(&long, 90);
+        assert!(cut.starts_with("E   first\nx\n") && cut.ends_with("x\nE   last") && cut.contains("characters cut"));
     }
 }
