@@ -134,9 +134,7 @@ impl<W: Write> Renderer<W> {
                     .collect();
                 p.green(&format!("  applied to {path} ({})", how.join("; ")))
             }
-            Event::PatchUndone { path, broke, .. } => {
-                p.yellow(&format!("  undone: the edit to {path} broke {}", broke.join(", ")))
-            }
+            Event::PatchUndone { path, broke, .. } => p.yellow(&format!("  undone: {}", undone_why(path, broke))),
             Event::PatchRejected { feedback, .. } => {
                 p.yellow(&format!("  not applied: {}", feedback.lines().next().unwrap_or_default()))
             }
@@ -198,5 +196,28 @@ impl<W: Write> Renderer<W> {
 
     fn tests(&self, summary: &fixbox_agent::TestSummary) -> String {
         if summary.ok { self.palette.green(&summary.line()) } else { self.palette.red(&summary.line()) }
+    }
+}
+
+/// Why an edit was undone: the tests it broke, the first few named, or that the failure stayed.
+fn undone_why(path: &str, broke: &[String]) -> String {
+    const NAMED: usize = 3;
+    match broke.len() {
+        0 => format!("the edit to {path} did not fix the failure"),
+        n if n <= NAMED => format!("the edit to {path} broke {}", broke.join(", ")),
+        n => format!("the edit to {path} broke {} tests: {} and {} more", n, broke[..NAMED].join(", "), n - NAMED),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::undone_why;
+
+    #[test]
+    fn an_undone_edit_says_why_in_one_short_line() {
+        assert_eq!(undone_why("a.py", &[]), "the edit to a.py did not fix the failure");
+        assert_eq!(undone_why("a.py", &["t::x".into()]), "the edit to a.py broke t::x");
+        let many: Vec<String> = (0..237).map(|i| format!("t::{i}")).collect();
+        assert_eq!(undone_why("a.py", &many), "the edit to a.py broke 237 tests: t::0, t::1, t::2 and 234 more");
     }
 }

@@ -194,7 +194,7 @@ export class Session {
       case "patch_undone": {
         const patch = this.current(event.iteration);
         if (patch) patch.status = "undone";
-        this.step(event.iteration, `patch undone: it broke ${event.broke.join(", ")}`, "fail");
+        this.step(event.iteration, `patch undone: ${undoneWhy(event.broke)}`, "fail");
         break;
       }
       case "patch_rejected": {
@@ -327,4 +327,12 @@ export class FrameQueue {
     this.#pending = [];
     for (const event of events) this.session.apply(event);
   }
+}
+
+/** Why a patch was undone: the tests it broke, the first few named, or that the failure stayed. */
+export function undoneWhy(broke: string[]): string {
+  const named = 3;
+  if (broke.length === 0) return "it did not fix the failure";
+  if (broke.length <= named) return `it broke ${broke.join(", ")}`;
+  return `it broke ${broke.length} tests: ${broke.slice(0, named).join(", ")} and ${broke.length - named} more`;
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
 import { delta, session as events } from "./events.fixture";
-import { FrameQueue, Session, metrics } from "./session.svelte";
+import { FrameQueue, Session, metrics, undoneWhy } from "./session.svelte";
 
 describe("Session", () => {
   it("folds a session's events into patches, tests, steps and an outcome", () => {
@@ -45,6 +45,12 @@ describe("Session", () => {
       "a test that shows the bug: test_fixbox_issue.py",
       "patch undone: it broke test_cache.py::test_get",
     ]);
+  });
+
+  it("says why a patch was undone in one short line", () => {
+    expect(undoneWhy([])).toBe("it did not fix the failure");
+    const many = Array.from({ length: 237 }, (_, i) => `t::${i}`);
+    expect(undoneWhy(many)).toBe("it broke 237 tests: t::0, t::1, t::2 and 234 more");
   });
 
   it("says when the issue's own example is the test that shows the bug", () => {
