@@ -10,6 +10,7 @@ use fixbox_store::{SessionId, Store, StoredEvent};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::rewrite::Region;
 use crate::testrun::TestSummary;
 use crate::{AgentError, Limits, Outcome, Timings};
 
@@ -64,6 +65,10 @@ pub enum Event {
     TestsRun {
         iteration: u32,
         summary: TestSummary,
+    },
+    /// Where the bug likely is: the regions of code the model is asked to rewrite, most likely first.
+    Localized {
+        regions: Vec<Region>,
     },
     /// A model call began.
     ModelStarted {
@@ -140,6 +145,7 @@ impl Event {
             Self::Reproduction { .. } => "reproduction",
             Self::TestsOutput { .. } => "tests.output",
             Self::TestsRun { .. } => "tests.run",
+            Self::Localized { .. } => "localized",
             Self::ModelStarted { .. } => "model.started",
             Self::ModelAttempt { .. } => "model.attempt",
             Self::ModelDiscard { .. } => "model.discard",

@@ -38,6 +38,7 @@ pub use repo::Repo;
 pub use report::SessionReport;
 pub use reproduce::GRAMMAR as REPRODUCTION_GRAMMAR;
 pub use request::{FixRequest, Limits, ModelSettings};
+pub use rewrite::Region;
 pub use session::{Fix, WORKSPACE};
 pub use sessions::{SessionHandle, SessionSetup, SessionUpdate, Sessions, machine_cap};
 pub use testrun::{TestOutcome, TestReport, TestSummary};

@@ -27,7 +27,8 @@ const FAILURE_CHARS: usize = 2400;
 const TRY_CHARS: usize = 900;
 
 /// Lines `start..end` (0-based) of a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Region {
     pub path: String,
     pub start: usize,

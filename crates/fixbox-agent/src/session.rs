@@ -266,6 +266,7 @@ impl<S: Sandbox> Run<'_, S> {
             let executed = self.trace(&baseline).await?;
             let regions = rewrite::regions(&self.repo, &self.request.task, &baseline.output, &executed);
             if !regions.is_empty() {
+                self.log.record(Event::Localized { regions: regions.clone() })?;
                 return self.rewrite(&baseline, &regions).await;
             }
             // Nothing points at the code: the model finds the place itself, in blocks.

@@ -328,9 +328,16 @@ async fn a_rewrite_that_does_not_fix_is_undone_and_shown_and_an_unchanged_one_is
     let unchanged = ran.events.iter().filter(|e| matches!(e, Event::PatchRejected { .. })).count();
     assert_eq!((unchanged, undone), (1, 1), "{:?}", ran.kinds());
 
+    let localized = ran.events.iter().find_map(|e| match e {
+        Event::Localized { regions } => Some(regions.iter().map(|r| r.label()).collect::<Vec<_>>()),
+        _ => None,
+    });
+    assert_eq!(localized, Some(vec!["calc.py, lines 5-6 (in `add`)".to_string()]), "{:?}", ran.kinds());
+
     let requests = model.requests();
-    // The region the task names, alone: not the rest of the file.
+    // The region the task names, alone: not the rest of the file; the failure, not the test that passed.
     let asked = last_messages(&model);
+    assert!(asked[0].contains("FAILED test_calc.py::test_add") && !asked[0].contains("PASSED"), "{}", asked[0]);
     assert!(asked[0].contains("calc.py, lines 5-6 (in `add`)") && !asked[0].contains("def mul"), "{}", asked[0]);
     assert!(requests[1].sampling.temperature > requests[0].sampling.temperature, "asked again, warmer");
     assert!(asked[2].contains("-    return a - b\n+    return a * b\n"), "the try undone is shown: {}", asked[2]);

@@ -134,6 +134,10 @@ impl<W: Write> Renderer<W> {
                     .collect();
                 p.green(&format!("  applied to {path} ({})", how.join("; ")))
             }
+            Event::Localized { regions } => {
+                let places: Vec<String> = regions.iter().map(|r| format!("\n    {}", r.label())).collect();
+                p.cyan(&format!("  where the bug may be, most likely first:{}", places.concat()))
+            }
             Event::PatchUndone { path, broke, .. } => p.yellow(&format!("  undone: {}", undone_why(path, broke))),
             Event::PatchRejected { feedback, .. } => {
                 p.yellow(&format!("  not applied: {}", feedback.lines().next().unwrap_or_default()))

@@ -9,6 +9,7 @@ mod checkout;
 mod dataset;
 mod error;
 mod judge;
+mod localization;
 mod report;
 mod result;
 mod run;

@@ -51,6 +51,14 @@ pub struct Totals {
     pub largest_prompt_tokens: Option<u64>,
     #[serde(default)]
     pub over_context: u32,
+    /// Sessions that asked the model to rewrite regions of code, those of them where a region held a
+    /// line the upstream fix changes, and those where the first region did.
+    #[serde(default)]
+    pub localized: usize,
+    #[serde(default)]
+    pub fix_region_shown: usize,
+    #[serde(default)]
+    pub fix_region_first: usize,
 }
 
 /// Time by phase, in seconds.
@@ -100,6 +108,9 @@ impl Report {
             answers_without_edit: tasks.iter().map(|t| t.answers_without_edit).sum(),
             largest_prompt_tokens: tasks.iter().filter_map(|t| t.largest_prompt_tokens).max(),
             over_context: tasks.iter().map(|t| t.over_context).sum(),
+            localized: tasks.iter().filter(|t| !t.regions.is_empty()).count(),
+            fix_region_shown: tasks.iter().filter(|t| t.fix_region.is_some()).count(),
+            fix_region_first: tasks.iter().filter(|t| t.fix_region == Some(1)).count(),
         };
         Self { mode, model: model.to_string(), totals, tasks }
     }
@@ -172,19 +183,27 @@ impl Report {
                 t.answers_without_edit,
             );
         }
+        if t.localized > 0 {
+            let _ = writeln!(
+                out,
+                "Localization: of {} sessions that asked for rewrites of regions of code, {} showed the model a region \
+                 the upstream fix changes ({} as the first region).\n",
+                t.localized, t.fix_region_shown, t.fix_region_first,
+            );
+        }
         out.push_str("| why | tasks |\n|---|---|\n");
         for (category, count) in &t.by_category {
             let _ = writeln!(out, "| {} | {count} |", category.label());
         }
         out.push_str(
-            "\n| task | resolved | why | session's end | iterations | wall | prompt / completion / cached tokens |\n|---|---|---|---|---|---|---|\n",
+            "\n| task | resolved | why | session's end | iterations | wall | prompt / completion / cached tokens | fix's region |\n|---|---|---|---|---|---|---|---|\n",
         );
         for task in &self.tasks {
             let end = task.outcome.as_ref().map_or_else(|| "—".to_string(), |o| o.describe());
             let end: String = end.chars().take(80).collect();
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} / {} / {} |",
+                "| {} | {} | {} | {} | {} | {} | {} / {} / {} | {} |",
                 task.instance_id,
                 if task.resolved { "yes" } else { "no" },
                 task.category.label(),
@@ -194,6 +213,11 @@ impl Report {
                 task.prompt_tokens,
                 task.completion_tokens,
                 task.cached_tokens,
+                match (task.fix_region, task.regions.len()) {
+                    (_, 0) => "–".to_string(),
+                    (Some(at), n) => format!("{at} of {n}"),
+                    (None, n) => format!("none of {n}"),
+                },
             );
         }
         out
@@ -329,11 +353,11 @@ mod tests {
             result.answers_without_edit = without;
             result
         };
-        let report = Report::new(
-            Mode::Issue,
-            "m",
-            vec![session(900, 1, 60.0), session(3000, 0, 120.0), session(1500, 2, 120.0)],
-        );
+        let region = |path: &str| fixbox_agent::Region { path: path.into(), start: 0, end: 9, function: None };
+        let (mut first, mut second) = (session(900, 1, 60.0), session(3000, 0, 120.0));
+        (first.regions, first.fix_region) = (vec![region("a.py"), region("b.py")], Some(2));
+        second.regions = vec![region("a.py")];
+        let report = Report::new(Mode::Issue, "m", vec![first, second, session(1500, 2, 120.0)]);
         let t = &report.totals;
         assert_eq!(t.phases_s, Phases { model: 300.0, tests: 60.0, sandbox: 27.0, fixbox: 3.0 });
         assert_eq!((t.median_first_prompt_tokens, t.answers_without_edit), (Some(1500.0), 3));
@@ -342,6 +366,10 @@ mod tests {
             "none resolved",
             "Time in sessions: model 5.0 min (77%), tests and setup 60 s (15%), sandbox 27 s (7%), Fixbox 3 s (1%)",
             "Median first prompt: 1500 tokens; largest: 6000 tokens; calls over their context window: 0. Answers with no usable edit: 3.",
+            "of 2 sessions that asked for rewrites of regions of code, 1 showed the model a region the upstream fix changes (0 as the first region)",
+            "| 2 of 2 |",
+            "| none of 1 |",
+            "| – |",
         ] {
             assert!(text.contains(part), "{part} missing from:\n{text}");
         }

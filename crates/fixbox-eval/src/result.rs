@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use fixbox_agent::{Event, Finished, Outcome, Timings};
+use fixbox_agent::{Event, Finished, Outcome, Region, Timings};
 use serde::{Deserialize, Serialize};
 
 use crate::Mode;
@@ -100,6 +100,12 @@ pub struct TaskResult {
     pub largest_prompt_tokens: Option<u64>,
     #[serde(default)]
     pub over_context: u32,
+    /// Where the session looked: the regions it asked the model to rewrite, most likely first.
+    #[serde(default)]
+    pub regions: Vec<Region>,
+    /// The first of `regions` (1-based) that holds a line the task's upstream fix changes.
+    #[serde(default)]
+    pub fix_region: Option<usize>,
     /// The patch judged (SWE-bench's `model_patch`).
     pub model_patch: String,
     pub judgement: Option<Judgement>,
@@ -129,6 +135,8 @@ impl TaskResult {
             answers_without_edit: 0,
             largest_prompt_tokens: None,
             over_context: 0,
+            regions: Vec::new(),
+            fix_region: None,
             model_patch: String::new(),
             judgement: None,
             error: None,
@@ -158,6 +166,7 @@ impl TaskResult {
                 }
             }
             Event::PatchRejected { path: None, .. } => self.answers_without_edit += 1,
+            Event::Localized { regions } => self.regions = regions.clone(),
             _ => {}
         }
     }

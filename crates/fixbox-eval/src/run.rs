@@ -295,6 +295,7 @@ impl EvalRun {
             return Ok(None);
         }
         result.session_ended(&finished);
+        result.fix_region = crate::localization::fix_region(&task.patch, &result.regions);
         Ok(Some(finished.diff))
     }
 

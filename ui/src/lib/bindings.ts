@@ -429,6 +429,8 @@ accepted: boolean;
 why: string } | 
 /**  A run of the test command: iteration 0 is the run before any patch. */
 { kind: "tests_run"; iteration: number; summary: TestSummary } | 
+/**  Where the bug likely is: the regions of code the model is asked to rewrite, most likely first. */
+{ kind: "localized"; regions: Region[] } | 
 /**  A model call began. */
 { kind: "model_started"; iteration: number; prompt_tokens_estimate: number; 
 /**  Earlier turns dropped to fit the context window. */
@@ -901,6 +903,15 @@ export type ReadyPull = {
 export type Recommendations = {
 	offer: Offer,
 	uses: UseAdvice[],
+};
+
+/**  Lines `start..end` (0-based) of a file. */
+export type Region = {
+	path: string,
+	start: number,
+	end: number,
+	/**  The function it is (part of). */
+	function: string | null,
 };
 
 export type RetrySettings = {

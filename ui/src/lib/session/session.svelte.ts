@@ -2,7 +2,7 @@
 // events whether they stream live or are replayed from history. Every part is fine-grained state, so a
 // streamed line updates only the hunk it belongs to.
 
-import type { CallRecord, Event, Limits, Outcome, PatchDelta, Side, TestSummary, Timings, Totals } from "../bindings";
+import type { CallRecord, Event, Limits, Outcome, PatchDelta, Region, Side, TestSummary, Timings, Totals } from "../bindings";
 import { TerminalLog } from "./terminal.svelte";
 
 export type PatchStatus = "streaming" | "applied" | "undone" | "rejected" | "discarded";
@@ -162,6 +162,14 @@ export class Session {
         this.tests.push({ iteration: event.iteration, summary: event.summary });
         this.step(event.iteration, testLine(event.iteration, event.summary), event.summary.ok ? "ok" : "fail");
         break;
+      case "localized": {
+        const [first, ...rest] = event.regions;
+        if (first) {
+          const more = rest.length === 0 ? "" : ` (then ${rest.length} more place${rest.length === 1 ? "" : "s"})`;
+          this.step(0, `the bug may be in ${regionLabel(first)}${more}`, "info");
+        }
+        break;
+      }
       case "model_started":
         this.iteration = event.iteration;
         this.patches.push(new Patch(event.iteration));
@@ -335,4 +343,10 @@ export function undoneWhy(broke: string[]): string {
   if (broke.length === 0) return "it did not fix the failure";
   if (broke.length <= named) return `it broke ${broke.join(", ")}`;
   return `it broke ${broke.length} tests: ${broke.slice(0, named).join(", ")} and ${broke.length - named} more`;
+}
+
+/** `src/a.py, lines 12-30 (in `f`)`, as the CLI says it. */
+export function regionLabel(region: Region): string {
+  const within = region.function === null ? "" : ` (in \`${region.function}\`)`;
+  return `${region.path}, lines ${region.start + 1}-${region.end}${within}`;
 }

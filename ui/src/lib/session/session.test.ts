@@ -53,6 +53,17 @@ describe("Session", () => {
     expect(undoneWhy(many)).toBe("it broke 237 tests: t::0, t::1, t::2 and 234 more");
   });
 
+  it("says where the bug may be, the most likely place first", () => {
+    const session = new Session();
+    const region = (path: string, start: number, end: number, fn: string | null) => ({ path, start, end, function: fn });
+    session.apply({ kind: "localized", regions: [region("src/fields.py", 1111, 1120, "_serialize"), region("src/schema.py", 500, 520, null)] });
+    session.apply({ kind: "localized", regions: [region("a.py", 0, 3, null)] });
+    expect(session.steps.map((s) => s.text)).toEqual([
+      "the bug may be in src/fields.py, lines 1112-1120 (in `_serialize`) (then 1 more place)",
+      "the bug may be in a.py, lines 1-3",
+    ]);
+  });
+
   it("says when the issue's own example is the test that shows the bug", () => {
     const session = new Session();
     session.apply({ kind: "reproduction", attempt: 0, path: "tests/test_fixbox_issue.py", test: "def test_issue(): ...", accepted: true, why: "" });
