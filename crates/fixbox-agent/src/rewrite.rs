@@ -14,9 +14,10 @@ use crate::prompt::{Prompt, identifiers, lines_named};
 use crate::repo::{Repo, file_diff, is_code, is_test_file};
 use crate::testrun::failure_text;
 
-/// Regions tried at most, and tries of one region before the next.
+/// Regions tried at most.
 const MAX_REGIONS: usize = 8;
-pub const TRIES_PER_REGION: usize = 2;
+/// Earlier tries of a region shown with it: the latest ones.
+const TRIES_SHOWN: usize = 2;
 /// Unchanged answers allowed, in rounds over the regions, before the session is stuck.
 pub const UNCHANGED_ROUNDS: usize = 3;
 /// A function longer than this is shown as the part around the line the failure points at.
@@ -35,6 +36,37 @@ pub struct Region {
     pub end: usize,
     /// The function it is (part of).
     pub function: Option<String>,
+}
+
+/// The order the regions (most likely first) are asked in: rounds that each start again at the most
+/// likely one and reach one region further than the last (0; 0 1; 0 1 2; ...). The likeliest places get
+/// the most tries, each warmer than its last, and the others are still reached: in sixteen asks the
+/// first region gets five, the fifth one.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    regions: usize,
+    round: usize,
+    next: usize,
+}
+
+impl Schedule {
+    pub fn new(regions: usize) -> Self {
+        Self { regions: regions.max(1), round: 0, next: 0 }
+    }
+}
+
+impl Iterator for Schedule {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        let at = self.next;
+        self.next += 1;
+        if self.next > self.round.min(self.regions - 1) {
+            self.round += 1;
+            self.next = 0;
+        }
+        Some(at)
+    }
 }
 
 /// An earlier rewrite of a region: its change, and the tests' output after it.
@@ -447,7 +479,7 @@ pub fn prompt(task: &str, failure: &str, repo: &Repo, region: &Region, tries: &[
         failure = failure_text(failure, FAILURE_CHARS),
         label = region.label(),
     );
-    for t in tries {
+    for t in &tries[tries.len().saturating_sub(TRIES_SHOWN)..] {
         user.push_str(&format!(
             "\nAn earlier try changed these lines (- removed, + added):\n```\n{}```\nand the tests still failed:\n```\n{}\n```\nThat change was undone: fix it another way.\n",
             t.diff,
@@ -525,6 +557,15 @@ mod tests {
         let go = "package a\n\nfunc (c *C) Check(v int) bool {\n\tif v > 0 {\n\t\treturn true\n\t}\n\treturn false\n}\n\nfunc g() {}\n";
         let region = around("a.go", go, 4).unwrap();
         assert_eq!((region.start, region.end, region.function.as_deref()), (2, 8, Some("Check")));
+    }
+
+    #[test]
+    fn the_likeliest_regions_are_asked_most_and_every_round_reaches_one_further() {
+        let order: Vec<usize> = Schedule::new(8).take(16).collect();
+        assert_eq!(order, [0, 0, 1, 0, 1, 2, 0, 1, 2, 3, 0, 1, 2, 3, 4, 0]);
+        let order: Vec<usize> = Schedule::new(2).take(7).collect();
+        assert_eq!(order, [0, 0, 1, 0, 1, 0, 1]);
+        assert_eq!(Schedule::new(1).take(3).collect::<Vec<_>>(), [0, 0, 0]);
     }
 
     #[test]

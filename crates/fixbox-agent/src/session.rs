@@ -400,25 +400,27 @@ impl<S: Sandbox> Run<'_, S> {
         Ok(rewrite::Executed::read(&output))
     }
 
-    /// The loop in [`EditFormat::Rewrite`]: each iteration the model rewrites one of `regions`, most
-    /// likely first, and the tests judge it. A rewrite that does not fix the failure is undone, so
-    /// every try starts from the code at base; after [`rewrite::TRIES_PER_REGION`] tries, or an answer
-    /// that changes nothing (the model sees no bug there, which is no iteration), the next region is
-    /// tried, warmer each time round.
+    /// The loop in [`EditFormat::Rewrite`]: each iteration the model rewrites one of `regions` (most
+    /// likely first), in the order of a [`rewrite::Schedule`], and the tests judge it. A rewrite that
+    /// does not fix the failure is undone, so every try starts from the code at base; an answer that
+    /// changes nothing (the model sees no bug there) is no iteration. Each ask of a region is warmer
+    /// than its last.
     async fn rewrite(&mut self, baseline: &TestReport, regions: &[Region]) -> Result<Outcome, AgentError> {
         let mut tries: Vec<Vec<Try>> = vec![Vec::new(); regions.len()];
         // Times each region was asked for: each raises the temperature, or a region asked again
         // after an unchanged answer gets the same one.
         let mut asked = vec![0u32; regions.len()];
         let mut unchanged = 0;
-        let mut at = 0;
+        let mut schedule = rewrite::Schedule::new(regions.len());
         while self.iteration < self.request.limits.max_iterations {
+            let at = schedule.next().unwrap_or(0).min(regions.len() - 1);
             if unchanged >= rewrite::UNCHANGED_ROUNDS * regions.len() {
-                let failure = format!(
-                    "the model saw no bug in any region it was shown ({}, {} times each)",
-                    regions.len(),
-                    rewrite::UNCHANGED_ROUNDS
-                );
+                let shown = match regions.len() {
+                    1 => "the region".to_string(),
+                    n => format!("any of the {n} regions"),
+                };
+                let failure =
+                    format!("the model saw no bug in {shown} it was shown: {unchanged} answers changed nothing");
                 return Ok(Outcome::Stuck { failure });
             }
             self.iteration += 1;
@@ -442,7 +444,6 @@ impl<S: Sandbox> Run<'_, S> {
                 // and the rounds over the regions bound it.
                 self.iteration -= 1;
                 unchanged += 1;
-                at = (at + 1) % regions.len();
                 continue;
             };
             let path = region.path.clone();
@@ -478,9 +479,6 @@ impl<S: Sandbox> Run<'_, S> {
             })?;
             self.end_iteration(&format!("{}, undone", report.summary().line()))?;
             tries[at].push(Try { diff: rewrite::try_diff(&path, &before, &after), output });
-            if tries[at].len() >= rewrite::TRIES_PER_REGION {
-                at = (at + 1) % regions.len();
-            }
         }
         Ok(Outcome::MaxIterations)
     }

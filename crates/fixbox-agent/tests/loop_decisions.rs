@@ -356,7 +356,7 @@ async fn a_model_that_sees_no_bug_anywhere_is_stuck_after_three_rounds() {
     let ran = run_request(request, MemorySandbox::new(calc_tests), model.clone()).await;
     assert_eq!(
         ran.finished.outcome,
-        Outcome::Stuck { failure: "the model saw no bug in any region it was shown (1, 3 times each)".into() }
+        Outcome::Stuck { failure: "the model saw no bug in the region it was shown: 3 answers changed nothing".into() }
     );
     assert_eq!((model.requests().len(), ran.finished.iterations), (3, 0));
 }
