@@ -251,12 +251,21 @@ fn as_test(code: &str) -> Option<String> {
 /// The issue's first Python example as a test, where it shows the bug by itself: the issue names an
 /// error (`…Error`, `…Exception`) it raises, so run as is it fails until the bug is fixed; or the issue
 /// says what the example's prints should show (`Expected: `V``), so each print becomes an assertion.
+/// Where it names an error and also what the example's last expression should give, that is asserted
+/// too: a change that only stops the error (by skipping the code that raised it) does not pass.
 pub fn from_example(task: &str) -> Option<String> {
     let mut lines = task.lines();
     lines.find(|l| matches!(l.trim(), "```python" | "```py" | "```python3" | "```pycon"))?;
     let code: Vec<&str> = lines.take_while(|l| !l.trim_start().starts_with("```")).collect();
     if !errors_named(task).is_empty() {
-        return as_test(&code.join("\n"));
+        let Some((last, value)) = expected_result(&code, task) else { return as_test(&code.join("\n")) };
+        let mut code: Vec<String> = code.iter().map(|l| l.to_string()).collect();
+        code[last] = format!("assert _shows({}, {})", code[last].trim_end(), python_string(&value));
+        let test = as_test(&code.join("\n"))?;
+        // The issue's value as written: spaces and the kind of quotes aside, as repr or str shows it.
+        let helper = "def _shows(value, expected):\n    def norm(text):\n        return \"\".join(text.split()).replace('\"', \"'\")\n\n    return norm(expected) in (norm(repr(value)), norm(str(value)))\n\n\n";
+        let at = test.find("def test_issue")?;
+        return Some(format!("{}{helper}{}", &test[..at], &test[at..]));
     }
     let expected = expected_values(task);
     let prints: Vec<usize> = (0..code.len()).filter(|&i| code[i].trim_start().starts_with("print(")).collect();
@@ -280,15 +289,53 @@ pub fn from_example(task: &str) -> Option<String> {
 }
 
 /// The values in backticks from where an issue first says what it expects to the paragraph's end.
-/// None where it expects something raised: a print cannot show that.
+/// None where it expects something raised (or names an error there): no value shows that.
 fn expected_values(task: &str) -> Vec<String> {
-    let Some(at) = task.to_lowercase().find("expected") else { return Vec::new() };
-    let rest = &task[at..];
-    let paragraph = &rest[..rest.find("\n\n").unwrap_or(rest.len())];
-    if paragraph.contains("raise") {
+    let Some(paragraph) = expectation_paragraph(task) else { return Vec::new() };
+    if paragraph.contains("raise") || !errors_named(paragraph).is_empty() {
         return Vec::new();
     }
     paragraph.split('`').skip(1).step_by(2).map(str::to_string).collect()
+}
+
+/// From where an issue first says what it expects to the end of that paragraph.
+fn expectation_paragraph(task: &str) -> Option<&str> {
+    let at = task.to_lowercase().find("expected")?;
+    let rest = &task[at..];
+    Some(&rest[..rest.find("\n\n").unwrap_or(rest.len())])
+}
+
+/// The example's last line where it is a bare expression at the top level (`S().dump(x)`), and the
+/// value the issue expects it to give: the first of its expected values that is not code of the
+/// example itself or a name.
+fn expected_result(code: &[&str], task: &str) -> Option<(usize, String)> {
+    // An interpreter session's last line is what it printed.
+    if code.iter().any(|l| l.starts_with(">>> ")) {
+        return None;
+    }
+    let last = code.iter().rposition(|l| !l.trim().is_empty())?;
+    let line = code[last].trim_end();
+    const STATEMENTS: &[&str] = &[
+        "def ", "class ", "import ", "from ", "if ", "for ", "while ", "with ", "try:", "return ", "assert ", "print(",
+        "raise ", "del ", "pass", "@",
+    ];
+    let balanced = line.matches(['(', '[', '{']).count() == line.matches([')', ']', '}']).count();
+    let assigns = line.split(['(', '[', '{']).next().is_some_and(|head| head.contains('='));
+    if line.starts_with(char::is_whitespace)
+        || line.starts_with(['>', '.', ')', ']', '}', '#'])
+        || STATEMENTS.iter().any(|s| line.starts_with(s))
+        || line.ends_with(':')
+        || !balanced
+        || assigns
+    {
+        return None;
+    }
+    let example = code.join("\n");
+    let is_name = |v: &str| v.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.');
+    let value = expected_values(task)
+        .into_iter()
+        .find(|v| !v.trim().is_empty() && !example.contains(v.as_str()) && !is_name(v))?;
+    Some((last, value))
 }
 
 /// `text` as a Python string literal.
@@ -532,6 +579,27 @@ mod tests {
         assert_eq!(
             from_example(prints).unwrap(),
             "import parse\n\n\ndef _printed(*values):\n    return \" \".join(str(v) for v in values)\n\n\ndef test_issue():\n    r = parse.parse('{}', 'a\\n')\n    assert _printed(repr(r[0]), 1) == \"'a\\\\n' 1\"\n    assert _printed(r) == \"<Result \\\"x\\\">\"\n"
+        );
+        let expects = "Dumping crashes\n\n```python\nfrom m import S\n\nS().dump({\"flag\": [1]})\n```\nThis raises `TypeError: unhashable type: 'list'`.\nI expected the value by its truthiness, i.e. `{'flag': True}`, as with `bool`.\n";
+        let test = from_example(expects).unwrap();
+        assert!(
+            test.starts_with("from m import S\n\n\ndef _shows(value, expected):\n")
+                && test
+                    .ends_with("def test_issue():\n    assert _shows(S().dump({\"flag\": [1]}), \"{'flag': True}\")\n"),
+            "{test}"
+        );
+        let gives = "```python\nimport attrs\n\n@attrs.define\nclass C:\n    x: int\n\nC(1)\n```\nRaises `TypeError`.\n\nExpected: `C(1)` gives `C(x=1)`.\n";
+        assert!(
+            from_example(gives).unwrap().contains("    assert _shows(C(1), \"C(x=1)\")\n"),
+            "the value, not the call"
+        );
+        let raises = "```python\nparse(\"0-100\")\n```\nRaises `TypeError`.\n\nExpected: a `ParserError` that says `bad month 0`.\n";
+        assert!(!from_example(raises).unwrap().contains("_shows"), "an error expected, not a value");
+        let assigned = "```python\nimport m\nr = m.f()\n```\nRaises `ValueError`.\n\nExpected `2`.\n";
+        assert_eq!(
+            from_example(assigned).unwrap(),
+            "import m\n\n\ndef test_issue():\n    r = m.f()\n",
+            "not an expression"
         );
         let looped = "```python\nfor q in qs:\n    print(q)\n```\nExpected `1`.\n";
         assert_eq!(from_example(looped), None, "a print in a loop");
