@@ -238,17 +238,7 @@ pub fn failure_text(output: &str, max: usize) -> String {
         }
         kept.push(line);
     }
-    let text = kept.join("\n");
-    let text = text.trim_end();
-    let count = text.chars().count();
-    if count <= max {
-        return text.to_string();
-    }
-    let tail = max / 3;
-    let head = max - tail;
-    let start: String = text.chars().take(head).collect();
-    let end: String = text.chars().skip(count - tail).collect();
-    format!("{start}\n[... {} characters cut ...]\n{end}", count - head - tail)
+    text::cut(kept.join("\n").trim_end(), max - max / 3, max / 3)
 }
 
 /// pytest's `==== name ====` lines.

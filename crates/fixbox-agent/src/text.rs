@@ -3,12 +3,15 @@
 /// `text` cut to at most `max` characters by removing its middle, with the cut marked; the start
 /// (what ran) and the end (how it ended) are what a reader needs.
 pub fn cut_middle(text: &str, max: usize) -> String {
+    cut(text, max / 3, max - max / 3)
+}
+
+/// `text` cut to its first `head` and last `tail` characters where it is longer, with the cut marked.
+pub fn cut(text: &str, head: usize, tail: usize) -> String {
     let count = text.chars().count();
-    if count <= max {
+    if count <= head + tail {
         return text.to_string();
     }
-    let head = max / 3;
-    let tail = max - head;
     let start: String = text.chars().take(head).collect();
     let end: String = text.chars().skip(count - tail).collect();
     format!("{start}\n[... {} characters cut ...]\n{end}", count - head - tail)
