@@ -413,7 +413,7 @@ impl<S: Sandbox> Run<'_, S> {
         let mut unchanged = 0;
         let mut schedule = rewrite::Schedule::new(regions.len());
         while self.iteration < self.request.limits.max_iterations {
-            let at = schedule.next().unwrap_or(0).min(regions.len() - 1);
+            let at = schedule.next().unwrap_or(0);
             if unchanged >= rewrite::UNCHANGED_ROUNDS * regions.len() {
                 let shown = match regions.len() {
                     1 => "the region".to_string(),
