@@ -264,8 +264,7 @@ pub fn from_example(task: &str) -> Option<String> {
         let test = as_test(&code.join("\n"))?;
         // The issue's value as written: spaces and the kind of quotes aside, as repr or str shows it.
         let helper = "def _shows(value, expected):\n    def norm(text):\n        return \"\".join(text.split()).replace('\"', \"'\")\n\n    return norm(expected) in (norm(repr(value)), norm(str(value)))\n\n\n";
-        let at = test.find("def test_issue")?;
-        return Some(format!("{}{helper}{}", &test[..at], &test[at..]));
+        return with_helper(&test, helper);
     }
     let expected = expected_values(task);
     let prints: Vec<usize> = (0..code.len()).filter(|&i| code[i].trim_start().starts_with("print(")).collect();
@@ -284,6 +283,11 @@ pub fn from_example(task: &str) -> Option<String> {
     let test = as_test(&code.join("\n"))?;
     // What print would show, to compare with what the issue says it should.
     let helper = "def _printed(*values):\n    return \" \".join(str(v) for v in values)\n\n\n";
+    with_helper(&test, helper)
+}
+
+/// `test` with `helper` defined before its test function.
+fn with_helper(test: &str, helper: &str) -> Option<String> {
     let at = test.find("def test_issue")?;
     Some(format!("{}{helper}{}", &test[..at], &test[at..]))
 }

@@ -251,8 +251,7 @@ fn is_section_header(line: &str) -> bool {
 fn is_noise(line: &str) -> bool {
     const BANNER: &[&str] =
         &["platform ", "rootdir: ", "cachedir: ", "plugins: ", "configfile: ", "collecting ", "collected "];
-    let said = pytest_line(line).or_else(|| cargo_line(line)).or_else(|| tap_line(line)).or_else(|| go_line(line));
-    matches!(said, Some((_, TestOutcome::Passed | TestOutcome::Skipped)))
+    matches!(any_runner_line(line), Some((_, TestOutcome::Passed | TestOutcome::Skipped)))
         || ["=== RUN ", "=== PAUSE ", "=== CONT "].iter().any(|p| line.starts_with(p))
         || BANNER.iter().any(|p| line.starts_with(p))
 }
@@ -386,9 +385,7 @@ fn outcomes(runner: Runner, output: &str) -> BTreeMap<String, TestOutcome> {
             Runner::Npm => tap_line(line),
             Runner::Go => go_line(line),
             // Make and other commands may run any of them.
-            Runner::Make | Runner::Other => {
-                pytest_line(line).or_else(|| cargo_line(line)).or_else(|| tap_line(line)).or_else(|| go_line(line))
-            }
+            Runner::Make | Runner::Other => any_runner_line(line),
         };
         if let Some((name, outcome)) = parsed {
             // A test reported twice (e.g. pytest -v and -rA) keeps its worst outcome.
@@ -399,6 +396,11 @@ fn outcomes(runner: Runner, output: &str) -> BTreeMap<String, TestOutcome> {
         }
     }
     found
+}
+
+/// A test's outcome as any of the runners says it.
+fn any_runner_line(line: &str) -> Option<(String, TestOutcome)> {
+    pytest_line(line).or_else(|| cargo_line(line)).or_else(|| tap_line(line)).or_else(|| go_line(line))
 }
 
 /// `PASSED tests/test_x.py::test_a` (-rA summary; a failure's ` - message` follows) or
