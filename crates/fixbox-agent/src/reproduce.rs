@@ -189,7 +189,7 @@ raised. Do not repeat the existing tests.",
 
 /// The sentence of an issue that says what should happen (`Expected: …`, `I expected …`, `should …`),
 /// trimmed to its first paragraph.
-fn expectation(task: &str) -> Option<String> {
+pub(crate) fn expectation(task: &str) -> Option<String> {
     let lower = task.to_lowercase();
     let at = ["expected", "should"].iter().filter_map(|w| lower.find(w)).min()?;
     // From the start of its line.

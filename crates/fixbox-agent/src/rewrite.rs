@@ -12,14 +12,16 @@ use fixbox_patch::EditFormat;
 
 use crate::prompt::{Prompt, identifiers, lines_named};
 use crate::repo::{Repo, file_diff, is_code, is_test_file};
+use crate::reproduce::expectation;
 use crate::testrun::failure_text;
 
 /// Regions tried at most.
 const MAX_REGIONS: usize = 8;
 /// Earlier tries of a region shown with it: the latest ones.
 const TRIES_SHOWN: usize = 2;
-/// Unchanged answers allowed, in rounds over the regions, before the session is stuck.
-pub const UNCHANGED_ROUNDS: usize = 3;
+/// Answers in a row that bring no new change to test (unchanged, repeated or misshapen) allowed, in
+/// rounds over the regions, before the session is stuck.
+pub const IDLE_ROUNDS: usize = 3;
 /// A function longer than this is shown as the part around the line the failure points at.
 const MAX_LINES: usize = 40;
 const AROUND: usize = 12;
@@ -83,8 +85,11 @@ impl Region {
     }
 
     /// `file` with this region replaced by `code`, indented as the region was when the model dropped
-    /// its indentation; `None` when that changes nothing.
-    pub fn replace(&self, file: &str, code: &str) -> Option<String> {
+    /// its indentation. [`Rewritten::Unchanged`] when that changes no code (blank lines, trailing
+    /// spaces and comments aside: a change to those is no fix), [`Rewritten::Misshapen`] when the
+    /// region is a whole function and the code does not start with its definition (a small model
+    /// pastes the issue's example there, or wraps the function in a class, or drops its `def`).
+    pub fn replace(&self, file: &str, code: &str) -> Rewritten {
         let lines: Vec<&str> = file.lines().collect();
         let (start, end) = (self.start.min(lines.len()), self.end.min(lines.len()));
         let old = &lines[start..end];
@@ -92,16 +97,19 @@ impl Region {
         let pad = " ".repeat(indentation(old).saturating_sub(indentation(&new)));
         let new: Vec<String> =
             new.iter().map(|l| if l.trim().is_empty() { String::new() } else { format!("{pad}{l}") }).collect();
-        // Blank lines and trailing spaces aside: a change to those is no fix.
-        let code_of = |ls: Vec<&str>| -> Vec<String> {
-            ls.iter().map(|l| l.trim_end().to_string()).filter(|l| !l.is_empty()).collect()
+        let new: Vec<&str> = new.iter().map(String::as_str).collect();
+        let marker = comment_marker(&self.path);
+        let code_of = |ls: &[&str]| -> Vec<String> {
+            ls.iter().map(|l| without_comment(l, marker).trim_end().to_string()).filter(|l| !l.is_empty()).collect()
         };
-        if code_of(old.to_vec()) == code_of(new.iter().map(String::as_str).collect()) {
-            return None;
+        if code_of(old) == code_of(&new) {
+            return Rewritten::Unchanged;
+        }
+        if let Some(why) = misshapen(old, &new) {
+            return Rewritten::Misshapen(why);
         }
         // The region's blank lines at its end stay: they part it from what follows.
         let filled = |ls: &[&str]| ls.iter().rposition(|l| !l.trim().is_empty()).map_or(0, |i| i + 1);
-        let new: Vec<&str> = new.iter().map(String::as_str).collect();
         let mut out: Vec<&str> = lines[..start].to_vec();
         out.extend(&new[..filled(&new)]);
         out.extend(&old[filled(old)..]);
@@ -110,7 +118,7 @@ impl Region {
         if file.ends_with('\n') {
             text.push('\n');
         }
-        Some(text)
+        Rewritten::Changed(text)
     }
 
     /// Where it is, for the model and the log: `src/a.py, lines 12-30 (in `f`)`.
@@ -118,6 +126,62 @@ impl Region {
         let within = self.function.as_deref().map_or(String::new(), |f| format!(" (in `{f}`)"));
         format!("{}, lines {}-{}{within}", self.path, self.start + 1, self.end)
     }
+}
+
+/// What a rewrite of a region makes of its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rewritten {
+    /// The file with the region rewritten.
+    Changed(String),
+    /// The code is the same: the model sees no bug there.
+    Unchanged,
+    /// The answer is not the region's function any more; why, for the log.
+    Misshapen(String),
+}
+
+/// Why `new` cannot replace `old` where `old` begins with a function's definition: `new` must begin
+/// with that function's definition (decorators aside) at the same indentation.
+fn misshapen(old: &[&str], new: &[&str]) -> Option<String> {
+    fn first<'a>(lines: &[&'a str]) -> Option<&'a str> {
+        lines.iter().find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('@')).copied()
+    }
+    let def = first(old)?;
+    let name = defined(def)?;
+    let kept = first(new).is_some_and(|l| defined(l) == Some(name) && leading(l) == leading(def));
+    (!kept).then(|| {
+        format!("the answer does not start with the definition of `{name}`: it must be the whole function, rewritten")
+    })
+}
+
+/// How a line comment starts in `path`'s language.
+fn comment_marker(path: &str) -> &'static str {
+    match fence_language(path) {
+        "python" => "#",
+        _ => "//",
+    }
+}
+
+/// `line` without its comment: from `marker` on, where it is outside a string literal.
+fn without_comment<'a>(line: &'a str, marker: &str) -> &'a str {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '"' || c == '\'' || c == '`' => quote = Some(c),
+            None if line[i..].starts_with(marker) => return &line[..i],
+            None => {}
+        }
+    }
+    line
 }
 
 /// The regions to try, most likely first: the function around each frame of the failure's
@@ -486,8 +550,11 @@ pub fn prompt(task: &str, failure: &str, repo: &Repo, region: &Region, tries: &[
             failure_text(&t.output, TRY_CHARS)
         ));
     }
+    // Said last, next to the code: a small model otherwise takes the error the issue reports for
+    // what it asks for.
+    let expects = expectation(task).map_or(String::new(), |e| format!(" The issue expects: \"{e}\""));
     user.push_str(&format!(
-        "\nRewrite these {n} lines of {path} so the bug is fixed. {reminder}",
+        "\nRewrite these {n} lines of {path} so the bug is fixed.{expects} {reminder}",
         n = region.end - region.start,
         path = region.path,
         reminder = EditFormat::Rewrite.reminder(&region.path),
@@ -572,13 +639,38 @@ mod tests {
     fn the_rewrite_replaces_the_region_keeps_its_indentation_and_nothing_is_no_change() {
         let region = Region { path: "parse.py".into(), start: 7, end: 10, function: Some("parse".into()) };
         let unindented = "def parse(self, s):\n    m = re.fullmatch(self.fmt, s)\n    return m.group(0)\n";
-        let fixed = region.replace(CODE, unindented).unwrap();
+        let Rewritten::Changed(fixed) = region.replace(CODE, unindented) else { panic!("no change") };
         assert!(fixed.contains("\n    def parse(self, s):\n        m = re.fullmatch(self.fmt, s)\n        return m.group(0)\n\n\ndef parse"), "{fixed}");
         assert_eq!(fixed.lines().count(), CODE.lines().count());
-        assert_eq!(region.replace(CODE, &region.text(CODE)), None);
+        assert_eq!(region.replace(CODE, &region.text(CODE)), Rewritten::Unchanged);
         assert_eq!(
             region.replace(CODE, "def parse(self, s):\n    m = re.match(self.fmt, s)\n    return m.group(0)   \n\n"),
-            None
+            Rewritten::Unchanged
+        );
+    }
+
+    #[test]
+    fn a_change_to_comments_is_none_and_the_function_must_stay_the_function() {
+        let region = Region { path: "parse.py".into(), start: 7, end: 10, function: Some("parse".into()) };
+        let commented = "    # Parse it.\n    def parse(self, s):\n        m = re.match(self.fmt, s)  # a '#' here\n        return m.group(0)\n";
+        assert_eq!(region.replace(CODE, commented), Rewritten::Unchanged);
+        let hashed = "    def parse(self, s):\n        m = re.match(self.fmt + '#', s)\n        return m.group(0)\n";
+        assert!(matches!(region.replace(CODE, hashed), Rewritten::Changed(_)), "a '#' in a string is code");
+        let misshapen = [
+            "    p = Parser('a')\n    p.parse('a')\n",
+            "    class Parser:\n        def parse(self, s):\n            return s\n",
+            "    m = re.match(self.fmt, s)\n    return m.group(0) if m else None\n",
+        ];
+        for code in misshapen {
+            let Rewritten::Misshapen(why) = region.replace(CODE, code) else { panic!("taken: {code}") };
+            assert!(why.contains("`parse`"), "{why}");
+        }
+        let decorated = "    @cached\n    def parse(self, s):\n        return s\n";
+        assert!(matches!(region.replace(CODE, decorated), Rewritten::Changed(_)));
+        let window = Region { function: None, start: 8, ..region };
+        assert!(
+            matches!(window.replace(CODE, "        return None\n"), Rewritten::Changed(_)),
+            "only a whole function keeps its def"
         );
     }
 
@@ -649,7 +741,8 @@ mod tests {
             "-        m = re.match(self.fmt, s)\n+        m = re.fullmatch(self.fmt, s)\n"
         );
         let tries = [Try { diff: "-a\n+b\n".into(), output: "E   assert 1 == 2".into() }];
-        let prompt = prompt("parse() drops the newline", "FAILED t.py::test_x", &repo, &region, &tries);
+        let task = "parse() drops the newline\n\nExpected: the newline is kept.";
+        let prompt = prompt(task, "FAILED t.py::test_x", &repo, &region, &tries);
         let user = &prompt.messages[1].content;
         for part in [
             "parse() drops the newline",
@@ -658,7 +751,7 @@ mod tests {
             "```python\n    def parse(self, s):\n",
             "-a\n+b\n",
             "assert 1 == 2",
-            "these 3 lines",
+            "these 3 lines of parse.py so the bug is fixed. The issue expects: \"Expected: the newline is kept.\"",
         ] {
             assert!(user.contains(part), "{part} missing from {user}");
         }

@@ -1,6 +1,8 @@
 //! The loop: tests once to record what fails, then prompt → streamed answer → one file patch → apply →
 //! tests → feedback, until the tests pass or a limit stops it. Every step is an [`Event`].
 
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +22,7 @@ use crate::prompt::{Conversation, Prompt, after_tests, rejected};
 use crate::repo::{Repo, file_diff, inside, is_test_file, safe_path};
 use crate::reproduce::{self, Placement};
 use crate::request::FixRequest;
-use crate::rewrite::{self, Region, Try};
+use crate::rewrite::{self, Region, Rewritten, Try};
 use crate::testrun::{LiveOutput, TestReport};
 
 /// Where the repository's copy lives in the sandbox.
@@ -402,25 +404,29 @@ impl<S: Sandbox> Run<'_, S> {
 
     /// The loop in [`EditFormat::Rewrite`]: each iteration the model rewrites one of `regions` (most
     /// likely first), in the order of a [`rewrite::Schedule`], and the tests judge it. A rewrite that
-    /// does not fix the failure is undone, so every try starts from the code at base; an answer that
-    /// changes nothing (the model sees no bug there) is no iteration. Each ask of a region is warmer
-    /// than its last.
+    /// does not fix the failure is undone, so every try starts from the code at base. An answer that
+    /// brings no new change (it changes nothing, makes a change already tested, or puts other code in
+    /// the function's place) is no iteration and runs no test. Each ask of a region is warmer than
+    /// its last.
     async fn rewrite(&mut self, baseline: &TestReport, regions: &[Region]) -> Result<Outcome, AgentError> {
         let mut tries: Vec<Vec<Try>> = vec![Vec::new(); regions.len()];
         // Times each region was asked for: each raises the temperature, or a region asked again
         // after an unchanged answer gets the same one.
         let mut asked = vec![0u32; regions.len()];
-        let mut unchanged = 0;
+        // Answers in a row that brought no new change to test, and the changes tested, by iteration.
+        let mut idle = 0;
+        let mut tried: HashMap<u64, u32> = HashMap::new();
         let mut schedule = rewrite::Schedule::new(regions.len());
         while self.iteration < self.request.limits.max_iterations {
             let at = schedule.next().unwrap_or(0);
-            if unchanged >= rewrite::UNCHANGED_ROUNDS * regions.len() {
+            if idle >= rewrite::IDLE_ROUNDS * regions.len() {
                 let shown = match regions.len() {
                     1 => "the region".to_string(),
                     n => format!("any of the {n} regions"),
                 };
-                let failure =
-                    format!("the model saw no bug in {shown} it was shown: {unchanged} answers changed nothing");
+                let failure = format!(
+                    "the model found no new change for {shown} it was shown: {idle} answers in a row changed nothing, repeated an earlier change or put other code in the function's place"
+                );
                 return Ok(Outcome::Stuck { failure });
             }
             self.iteration += 1;
@@ -434,18 +440,33 @@ impl<S: Sandbox> Run<'_, S> {
                 Answer::Text { text, .. } => text,
                 Answer::Stop(outcome) => return Ok(outcome),
             };
-            let Some(after) = region.replace(&before, &rewrite::extract(&text)) else {
-                self.log.record(Event::PatchRejected {
-                    iteration: self.iteration,
-                    path: Some(region.path.clone()),
-                    feedback: format!("The answer left {} as it was: the model sees no bug there.", region.label()),
-                })?;
-                // No patch, so no iteration: the next answer is this iteration's. Asking costs seconds,
-                // and the rounds over the regions bound it.
-                self.iteration -= 1;
-                unchanged += 1;
-                continue;
+            let rejected = match region.replace(&before, &rewrite::extract(&text)) {
+                Rewritten::Changed(after) => match tried.get(&fingerprint(&region.path, &after)) {
+                    Some(earlier) => Err(format!("The answer made the change of iteration {earlier} again.")),
+                    None => Ok(after),
+                },
+                Rewritten::Unchanged => {
+                    Err(format!("The answer left {} as it was: the model sees no bug there.", region.label()))
+                }
+                Rewritten::Misshapen(why) => Err(format!("Not applied to {}: {why}.", region.label())),
             };
+            let after = match rejected {
+                Ok(after) => after,
+                Err(feedback) => {
+                    self.log.record(Event::PatchRejected {
+                        iteration: self.iteration,
+                        path: Some(region.path.clone()),
+                        feedback,
+                    })?;
+                    // No new patch, so no iteration: the next answer is this iteration's. Asking costs
+                    // seconds, and the rounds over the regions bound it.
+                    self.iteration -= 1;
+                    idle += 1;
+                    continue;
+                }
+            };
+            tried.insert(fingerprint(&region.path, &after), self.iteration);
+            idle = 0;
             let path = region.path.clone();
             let diff = file_diff(&path, Some(&before), Some(&after));
             let matches =
@@ -893,6 +914,13 @@ fn whole_file(text: &str, repo: &Repo) -> Option<FilePatch> {
         content.pop();
     }
     Some(FilePatch { path: Some(path), hunks: vec![Hunk { search: current.to_string(), replace: content }] })
+}
+
+/// Which change a rewrite made: every try starts from the code at base, so its file says it all.
+fn fingerprint(path: &str, after: &str) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (path, after).hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Failing tests traced at most, to find the functions they call.

@@ -307,26 +307,42 @@ async fn a_model_that_cannot_be_reached_ends_the_session_with_an_error_saying_wh
 }
 
 #[tokio::test]
-async fn a_rewrite_that_does_not_fix_is_undone_and_shown_and_an_unchanged_one_is_asked_again_warmer() {
+async fn a_rewrite_that_does_not_fix_is_undone_and_shown_and_one_with_no_new_change_is_asked_again_warmer() {
     let code = "def mul(a, b):\n    return a * b\n\n\ndef add(a, b):\n    return a - b\n";
     let dir = repo(&[("calc.py", code), ("test_calc.py", TESTS)]);
     let unchanged = "```python\ndef add(a, b):\n    return a - b\n```\n";
     let wrong = "```python\ndef add(a, b):\n    return a * b\n```\n";
+    let commented = "```python\ndef add(a, b):\n    return a - b  # subtracts\n```\n";
+    let pasted = "```python\nassert add(2, 3) == 5\n```\n";
     let right = "```python\ndef add(a, b):\n    return a + b\n```\n";
-    let model = ScriptedModel::new([Reply::text(unchanged), Reply::text(wrong), Reply::text(right)]);
+    let divided = "```python\ndef add(a, b):\n    return a / b\n```\n";
+    let answers = [unchanged, wrong, commented, wrong, divided, pasted, right];
+    let model = ScriptedModel::new(answers.map(Reply::text));
     let mut request = FixRequest { limits: limits(), ..support::request(dir.path()) };
     request.model.edit_format = Some(fixbox_patch::EditFormat::Rewrite);
     let ran = run_request(request, MemorySandbox::new(calc_tests), model.clone()).await;
 
     assert_eq!(ran.finished.outcome, Outcome::Fixed);
-    assert_eq!(ran.finished.iterations, 2, "an unchanged answer is no iteration");
+    assert_eq!(ran.finished.iterations, 3, "an answer with no new change is no iteration");
     assert_eq!(
         ran.finished.diff,
         "--- a/calc.py\n+++ b/calc.py\n@@ -3,4 +3,4 @@\n \n \n def add(a, b):\n-    return a - b\n+    return a + b\n"
     );
     let undone = ran.events.iter().filter(|e| matches!(e, Event::PatchUndone { .. })).count();
-    let unchanged = ran.events.iter().filter(|e| matches!(e, Event::PatchRejected { .. })).count();
-    assert_eq!((unchanged, undone), (1, 1), "{:?}", ran.kinds());
+    let tested = ran.events.iter().filter(|e| matches!(e, Event::PatchApplied { .. })).count();
+    let rejected: Vec<&str> = ran
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::PatchRejected { feedback, .. } => Some(feedback.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!((tested, undone), (3, 2), "{:?}", ran.kinds());
+    assert_eq!(rejected.len(), 4, "{rejected:?}");
+    assert!(rejected[1].contains("sees no bug"), "a comment is no change: {}", rejected[1]);
+    assert!(rejected[2].contains("the change of iteration 1 again"), "{}", rejected[2]);
+    assert!(rejected[3].contains("does not start with the definition of `add`"), "{}", rejected[3]);
 
     let localized = ran.events.iter().find_map(|e| match e {
         Event::Localized { regions } => Some(regions.iter().map(|r| r.label()).collect::<Vec<_>>()),
@@ -341,6 +357,7 @@ async fn a_rewrite_that_does_not_fix_is_undone_and_shown_and_an_unchanged_one_is
     assert!(asked[0].contains("calc.py, lines 5-6 (in `add`)") && !asked[0].contains("def mul"), "{}", asked[0]);
     assert!(requests[1].sampling.temperature > requests[0].sampling.temperature, "asked again, warmer");
     assert!(asked[2].contains("-    return a - b\n+    return a * b\n"), "the try undone is shown: {}", asked[2]);
+    assert!(requests[3].sampling.temperature > requests[1].sampling.temperature, "a repeat is asked warmer");
     let grammar = requests[0].sampling.extra.get("grammar").and_then(|g| g.as_str()).unwrap_or_default();
     assert!(grammar.starts_with("root ::= \"```\""), "{grammar}");
     assert!(requests[0].sampling.max_tokens < Some(200), "room for the region, not 2,048 tokens");
@@ -356,7 +373,9 @@ async fn a_model_that_sees_no_bug_anywhere_is_stuck_after_three_rounds() {
     let ran = run_request(request, MemorySandbox::new(calc_tests), model.clone()).await;
     assert_eq!(
         ran.finished.outcome,
-        Outcome::Stuck { failure: "the model saw no bug in the region it was shown: 3 answers changed nothing".into() }
+        Outcome::Stuck {
+            failure: "the model found no new change for the region it was shown: 3 answers in a row changed nothing, repeated an earlier change or put other code in the function's place".into()
+        }
     );
     assert_eq!((model.requests().len(), ran.finished.iterations), (3, 0));
 }
