@@ -25,7 +25,7 @@ mod session;
 mod sessions;
 pub mod setup;
 mod testrun;
-mod text;
+pub mod text;
 
 pub use accept::accept;
 pub use detect::{Runner, TestPlan, detect};

@@ -257,15 +257,19 @@ fn is_noise(line: &str) -> bool {
 }
 
 impl TestSummary {
-    /// `3 passed, 1 failed (test_x)`.
+    /// `3 passed, 1 failed (test_x)`; of many failures the first few are named.
     pub fn line(&self) -> String {
         if self.ok {
             return format!("{} passed", self.passed);
         }
         let why = if self.timed_out { ", timed out" } else { "" };
-        format!("{} passed, {} failed{why} ({})", self.passed, self.failed.len(), self.failed.join(", "))
+        let named = text::first_of(&self.failed, NAMED_FAILURES);
+        format!("{} passed, {} failed{why} ({named})", self.passed, self.failed.len())
     }
 }
+
+/// Failing tests a summary line names.
+const NAMED_FAILURES: usize = 3;
 
 /// The output a test run streams to the event log, at most: enough to watch it run. The run's summary
 /// keeps the end of anything longer.

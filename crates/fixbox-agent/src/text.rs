@@ -17,6 +17,19 @@ pub fn cut(text: &str, head: usize, tail: usize) -> String {
     format!("{start}\n[... {} characters cut ...]\n{end}", count - head - tail)
 }
 
+/// The first `shown` of `names` and how many more: `a, b, c and 234 more`.
+pub fn first_of(names: &[String], shown: usize) -> String {
+    match names.len().checked_sub(shown) {
+        Some(more) if more > 0 => format!("{} and {more} more", names[..shown].join(", ")),
+        _ => names.join(", "),
+    }
+}
+
+/// `word` as one word of a POSIX shell command: in single quotes, each of its own closed and escaped.
+pub fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -28,5 +41,19 @@ mod tests {
         assert!(cut.starts_with("aaaaaaaaaa") && cut.ends_with("bbbbbbbbbb"), "{cut}");
         assert!(cut.contains("70 characters cut"), "{cut}");
         assert_eq!(cut_middle("short", 30), "short");
+    }
+
+    #[test]
+    fn a_quoted_word_stays_one_word() {
+        assert_eq!(shell_quote("t.py::test_p[x - y]"), "'t.py::test_p[x - y]'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn a_long_list_names_its_first_and_counts_the_rest() {
+        let names: Vec<String> = (0..5).map(|i| format!("t{i}")).collect();
+        assert_eq!(first_of(&names, 3), "t0, t1, t2 and 2 more");
+        assert_eq!(first_of(&names[..3], 3), "t0, t1, t2");
+        assert_eq!(first_of(&[], 3), "");
     }
 }

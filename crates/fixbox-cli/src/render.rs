@@ -209,7 +209,7 @@ fn undone_why(path: &str, broke: &[String]) -> String {
     match broke.len() {
         0 => format!("the edit to {path} did not fix the failure"),
         n if n <= NAMED => format!("the edit to {path} broke {}", broke.join(", ")),
-        n => format!("the edit to {path} broke {} tests: {} and {} more", n, broke[..NAMED].join(", "), n - NAMED),
+        n => format!("the edit to {path} broke {n} tests: {}", fixbox_agent::text::first_of(broke, NAMED)),
     }
 }
 
