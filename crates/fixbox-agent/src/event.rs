@@ -61,6 +61,13 @@ pub enum Event {
         /// Why it was not kept.
         why: String,
     },
+    /// Tests that failed before any change for another reason than the issue (its example fails
+    /// with another kind of error): the project's own failures, left out of every run after, so a
+    /// patch is neither asked to fix them nor judged by them.
+    FailingBefore {
+        tests: Vec<String>,
+        why: String,
+    },
     /// A run of the test command: iteration 0 is the run before any patch.
     TestsRun {
         iteration: u32,
@@ -146,6 +153,7 @@ impl Event {
             Self::TestsOutput { .. } => "tests.output",
             Self::TestsRun { .. } => "tests.run",
             Self::Localized { .. } => "localized",
+            Self::FailingBefore { .. } => "tests.failing_before",
             Self::ModelStarted { .. } => "model.started",
             Self::ModelAttempt { .. } => "model.attempt",
             Self::ModelDiscard { .. } => "model.discard",

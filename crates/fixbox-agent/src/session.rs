@@ -1,7 +1,7 @@
 //! The loop: tests once to record what fails, then prompt → streamed answer → one file patch → apply →
 //! tests → feedback, until the tests pass or a limit stops it. Every step is an [`Event`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +24,7 @@ use crate::reproduce::{self, Placement};
 use crate::request::FixRequest;
 use crate::rewrite::{self, Region, Rewritten, Try};
 use crate::testrun::{LiveOutput, TestReport};
+use crate::text::shell_quote;
 
 /// Where the repository's copy lives in the sandbox.
 pub const WORKSPACE: &str = "/workspace";
@@ -248,6 +249,14 @@ impl<S: Sandbox> Run<'_, S> {
         if let Some(reason) = baseline.cannot_run(self.plan.runner, |module| self.repo.has_module(module)) {
             let message = format!("the tests cannot run before any change, so no patch could be judged: {reason}");
             return Ok(Outcome::Error { message });
+        }
+        if !baseline.ok()
+            && let Some(kept) = match self.set_aside(&baseline).await? {
+                Ok(kept) => kept,
+                Err(stop) => return Ok(stop),
+            }
+        {
+            baseline = kept;
         }
         if baseline.ok() {
             let Some(place) = reproduce::place(&self.plan, &self.repo) else {
@@ -576,6 +585,56 @@ impl<S: Sandbox> Run<'_, S> {
         Ok(Ok(report))
     }
 
+    /// Where tests fail before any change, whether they fail for the issue: where the issue's own
+    /// example shows the bug (pytest, a plain command), a failing test that ends with another kind of
+    /// error than the example is the project's own failure (its environment's, a flaky one). Those
+    /// are left out of every later run and the example becomes the reproduction; the run with them
+    /// left out is the new baseline. `Ok(None)`: the failures stand as the bug.
+    async fn set_aside(&mut self, baseline: &TestReport) -> Result<Result<Option<TestReport>, Outcome>, AgentError> {
+        let task = self.request.task.clone();
+        let plain = !self.plan.command.contains([';', '&', '|', '(']);
+        let (Some(place), Some(test), true) =
+            (reproduce::place(&self.plan, &self.repo), reproduce::from_example(&task), plain)
+        else {
+            return Ok(Ok(None));
+        };
+        let shown = match self.try_reproduction(&place, 0, test, true).await? {
+            Ok(Ok(report)) => report,
+            Ok(Err(_)) => {
+                // Not kept: gone, or a command that collects every test file would run it.
+                let remove = ExecRequest::shell(format!("rm -f {}", shell_quote(&place.path)));
+                self.sandbox.exec(remove).await.map_err(AgentError::sandbox("remove a test"))?.finish().await.ok();
+                return Ok(Ok(None));
+            }
+            Err(stop) => return Ok(Err(stop)),
+        };
+        let issues = shown.failing().iter().find_map(|id| shown.error_kind(id)).map(str::to_string);
+        let others: Vec<String> = baseline
+            .failing()
+            .into_iter()
+            .filter(|id| matches!((baseline.error_kind(id), &issues), (Some(kind), Some(issue)) if kind != issue))
+            .collect();
+        if !others.is_empty() {
+            let kinds: BTreeSet<&str> = others.iter().filter_map(|id| baseline.error_kind(id)).collect();
+            self.log.record(Event::FailingBefore {
+                tests: others.clone(),
+                why: format!(
+                    "they fail with {} and the issue's example with {}",
+                    kinds.into_iter().collect::<Vec<_>>().join(", "),
+                    issues.unwrap_or_default()
+                ),
+            })?;
+            let deselect: String = others.iter().map(|id| format!(" --deselect {}", shell_quote(id))).collect();
+            self.plan.command.push_str(&deselect);
+        }
+        self.plan = place.with_project(&self.plan);
+        self.reproduction = Some(place);
+        match self.tests().await? {
+            Ok(report) => Ok(Ok(Some(report))),
+            Err(stop) => Ok(Err(stop)),
+        }
+    }
+
     /// Has the model write a test that shows the bug, in up to [`reproduce::TRIES`] tries; on success
     /// the test is in the sandbox and the repository. Its calls and test runs belong to iteration 0,
     /// before any patch.
@@ -624,14 +683,14 @@ impl<S: Sandbox> Run<'_, S> {
 
     /// Runs `test` as the reproduction and judges it, repairing what is ours to repair; a kept test is
     /// in the repository. `example`: the issue's own example, kept only when it fails with the errors
-    /// the issue names. `Err((why, its run))` when it was not kept.
+    /// the issue names. Its run when kept; `Err((why, its run))` when not.
     async fn try_reproduction(
         &mut self,
         place: &Placement,
         attempt: u32,
         mut test: String,
         example: bool,
-    ) -> Result<Result<Result<(), (String, TestReport)>, Outcome>, AgentError> {
+    ) -> Result<Result<Result<TestReport, (String, TestReport)>, Outcome>, AgentError> {
         let task = self.request.task.clone();
         loop {
             self.write(&place.path, &test).await?;
@@ -663,7 +722,7 @@ impl<S: Sandbox> Run<'_, S> {
             match (verdict, repaired) {
                 (Ok(()), _) => {
                     self.repo.set(&place.path, test);
-                    return Ok(Ok(Ok(())));
+                    return Ok(Ok(Ok(report)));
                 }
                 (Err(_), Some((repaired, _))) => test = repaired,
                 (Err(why), None) => return Ok(Ok(Err((why, report)))),

@@ -127,6 +127,22 @@ impl TestReport {
         failed.into_iter().map(str::to_string).collect()
     }
 
+    /// The kind of error failing test `id` ended with, from pytest's summary line (`FAILED id -
+    /// TypeError: …` gives `TypeError`; a bare `assert` is an `AssertionError`); `None` where the
+    /// line says no kind.
+    pub fn error_kind(&self, id: &str) -> Option<&str> {
+        let prefix = format!("FAILED {id} - ");
+        let reason = self.output.lines().find_map(|l| l.strip_prefix(&prefix))?;
+        if reason.starts_with("assert ") {
+            return Some("AssertionError");
+        }
+        let head = reason.split_once(':').map_or(reason, |(head, _)| head).trim();
+        let name = head.rsplit('.').next()?;
+        let named = name.starts_with(|c: char| c.is_ascii_uppercase())
+            && head.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.');
+        named.then_some(name)
+    }
+
     /// Tests that passed in `before` and do not pass now (failed, or gone: a test deleted is not fixed).
     pub fn regressions(&self, before: &TestReport) -> Vec<String> {
         let now = self.with(TestOutcome::Passed);
@@ -576,6 +592,35 @@ FAILED tests/t.py::test_r - assert 0
                 ("tests/t.py::test_p[x - y]", TestOutcome::Failed),
                 ("tests/t.py::test_q", TestOutcome::Skipped),
                 ("tests/t.py::test_r", TestOutcome::Failed),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failing_tests_error_kind_is_read_from_its_summary_line() {
+        let out = "\
+FAILED tests/t.py::test_p[x - y] - AssertionError: assert 1 == 2
+FAILED tests/t.py::test_r - assert 0
+FAILED tests/t.py::test_s - marshmallow.exceptions.ValidationError: {'a': ['bad']}
+FAILED tests/t.py::test_t - Failed: DID NOT RAISE <class 'ValueError'>
+FAILED tests/t.py::test_u - this is not: a kind
+FAILED tests/t.py::test_w - KeyError
+";
+        let report = TestReport::read(Runner::Pytest, Some(1), out);
+        let kinds: Vec<Option<&str>> = ["test_p[x - y]", "test_r", "test_s", "test_t", "test_u", "test_v", "test_w"]
+            .iter()
+            .map(|t| report.error_kind(&format!("tests/t.py::{t}")))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                Some("AssertionError"),
+                Some("AssertionError"),
+                Some("ValidationError"),
+                Some("Failed"),
+                None,
+                None,
+                Some("KeyError")
             ]
         );
     }

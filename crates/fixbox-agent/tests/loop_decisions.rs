@@ -134,6 +134,67 @@ async fn where_the_tests_pass_before_any_change_the_model_first_writes_a_test_th
     assert_eq!(alone, 2 + 2);
 }
 
+/// The issue's example raises `TypeError` until `add` sums; the project's `test_zero` passes and its
+/// `test_env` fails before any change with `env_error` (its environment's), unless left out.
+fn env_tests(env_error: &'static str) -> impl Fn(&Files, &str) -> (i64, String) + Send + Sync + 'static {
+    move |files: &Files, command: &str| {
+        let fixed = files.get("calc.py").is_some_and(|c| c.contains("return a + b"));
+        let mut lines = Vec::new();
+        if command.contains(ISSUE_TEST) {
+            lines.push(if fixed {
+                "PASSED test_fixbox_issue.py::test_issue".to_string()
+            } else {
+                "FAILED test_fixbox_issue.py::test_issue - TypeError: unsupported operand".to_string()
+            });
+        }
+        if command.contains("python -m pytest -rA") {
+            lines.push("PASSED test_calc.py::test_zero".to_string());
+            if !command.contains("--deselect 'test_calc.py::test_env'") {
+                lines.push(format!("FAILED test_calc.py::test_env - {env_error}: no such device"));
+            }
+        }
+        let failed = lines.iter().any(|l| l.starts_with("FAILED"));
+        (i64::from(failed), format!("==== short test summary info ====\n{}\n", lines.join("\n")))
+    }
+}
+
+#[tokio::test]
+async fn a_failure_before_any_change_with_another_error_than_the_issues_example_is_left_out() {
+    let task = "add() raises on ints\n\n```python\nfrom calc import add\nadd(2, 3)\n```\nThis raises `TypeError: unsupported operand`.\n";
+    for (env_error, left_out) in [("OSError", true), ("TypeError", false)] {
+        let dir = repo(&[("calc.py", BUGGY), ("test_calc.py", ZERO_TEST)]);
+        let model = ScriptedModel::new([Reply::text(fix())]);
+        let sandbox = MemorySandbox::new(env_tests(env_error));
+        let commands = sandbox.commands.clone();
+        let request = FixRequest { task: task.into(), limits: limits(), ..support::request(dir.path()) };
+        let ran = run_request(request, sandbox, model.clone()).await;
+        let set_aside: Vec<(Vec<String>, String)> = ran
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::FailingBefore { tests, why } => Some((tests.clone(), why.clone())),
+                _ => None,
+            })
+            .collect();
+        let reproduced = ran.events.iter().any(|e| matches!(e, Event::Reproduction { attempt: 0, accepted: true, .. }));
+        assert!(reproduced, "the issue's example shows the bug: {:?}", ran.kinds());
+        let asked = last_messages(&model);
+        if left_out {
+            assert_eq!(ran.finished.outcome, Outcome::Fixed, "{:?}", ran.kinds());
+            let why = "they fail with OSError and the issue's example with TypeError".to_string();
+            assert_eq!(set_aside, [(vec!["test_calc.py::test_env".to_string()], why)]);
+            assert!(asked[0].contains("TypeError") && !asked[0].contains("no such device"), "{}", asked[0]);
+            let last = commands.lock().unwrap().iter().rev().find(|c| c.contains("python -m pytest")).cloned();
+            assert!(last.is_some_and(|c| c.contains("--deselect 'test_calc.py::test_env'")));
+        } else {
+            // The same kind of error: the failure may be the issue's, and the fix must mend it.
+            assert!(set_aside.is_empty(), "{set_aside:?}");
+            assert_ne!(ran.finished.outcome, Outcome::Fixed);
+            assert!(asked[0].contains("no such device"), "{}", asked[0]);
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_test_that_passes_before_any_change_does_not_show_the_bug_and_three_such_end_the_session() {
     let dir = repo(&[("calc.py", BUGGY), ("test_calc.py", ZERO_TEST)]);

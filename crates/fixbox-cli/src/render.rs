@@ -81,6 +81,10 @@ impl<W: Write> Renderer<W> {
             Event::Reproduction { attempt, why, .. } => {
                 p.yellow(&format!("  try {attempt} at a test that shows the bug, not kept: {why}"))
             }
+            Event::FailingBefore { tests, why } => p.yellow(&format!(
+                "  failing before any change, not for the issue ({why}), left out: {}",
+                fixbox_agent::text::first_of(tests, 3)
+            )),
             // The run's summary line says what came of it; its output line by line would bury the patches.
             Event::TestsOutput { .. } => return Ok(()),
             Event::TestsRun { iteration: 0, summary } => format!("  tests before any change: {}", self.tests(summary)),

@@ -427,6 +427,12 @@ test: string;
 accepted: boolean; 
 /**  Why it was not kept. */
 why: string } | 
+/**
+ *  Tests that failed before any change for another reason than the issue (its example fails
+ *  with another kind of error): the project's own failures, left out of every run after, so a
+ *  patch is neither asked to fix them nor judged by them.
+ */
+{ kind: "failing_before"; tests: string[]; why: string } | 
 /**  A run of the test command: iteration 0 is the run before any patch. */
 { kind: "tests_run"; iteration: number; summary: TestSummary } | 
 /**  Where the bug likely is: the regions of code the model is asked to rewrite, most likely first. */

@@ -162,6 +162,12 @@ export class Session {
         this.tests.push({ iteration: event.iteration, summary: event.summary });
         this.step(event.iteration, testLine(event.iteration, event.summary), event.summary.ok ? "ok" : "fail");
         break;
+      case "failing_before": {
+        const [first, ...rest] = event.tests;
+        const more = rest.length === 0 ? "" : ` and ${rest.length} more`;
+        this.step(0, `failing before any change, not for the issue (${event.why}), left out: ${first}${more}`, "info");
+        break;
+      }
       case "localized": {
         const [first, ...rest] = event.regions;
         if (first) {

@@ -64,6 +64,13 @@ describe("Session", () => {
     ]);
   });
 
+  it("says which failures before any change are left out, and why", () => {
+    const session = new Session();
+    const why = "they fail with OSError and the issue's example with TypeError";
+    session.apply({ kind: "failing_before", tests: ["t.py::test_env", "t.py::test_gpu"], why });
+    expect(session.steps.map((s) => s.text)).toEqual([`failing before any change, not for the issue (${why}), left out: t.py::test_env and 1 more`]);
+  });
+
   it("says when the issue's own example is the test that shows the bug", () => {
     const session = new Session();
     session.apply({ kind: "reproduction", attempt: 0, path: "tests/test_fixbox_issue.py", test: "def test_issue(): ...", accepted: true, why: "" });
