@@ -287,10 +287,25 @@ fn ranked(repo: &Repo, task: &str, executed: &Executed) -> Vec<(String, usize)> 
             // BM25 with each word counted once: a long function matches more words by its length.
             let norm = (K1 + 1.0) / (1.0 + K1 * (1.0 - B + B * f.body.len() as f64 / average));
             let score = (f.used.iter().map(|w| idf(w)).sum::<f64>() + own) * norm;
-            let rarest = f.used.iter().max_by(|a, b| idf(a).total_cmp(&idf(b)));
-            let line = rarest
-                .and_then(|w| (1..f.body.len()).find(|&i| f.code[i] && words(f.body[i]).contains(w)))
-                .map_or(f.start, |i| f.start + i);
+            // Each line by the task's words it uses; a long function is shown around the line whose
+            // neighbourhood uses the most, where the change likely is, not around its first match.
+            let weights: Vec<f64> = (0..f.body.len())
+                .map(|i| match f.code[i] {
+                    true => words(f.body[i]).iter().filter(|w| f.used.contains(*w)).map(|w| idf(w)).sum(),
+                    false => 0.0,
+                })
+                .collect();
+            let near =
+                |c: usize| weights[c.saturating_sub(AROUND)..(c + AROUND + 1).min(weights.len())].iter().sum::<f64>();
+            // Of the middles that tie, the first line that itself uses a word.
+            let best =
+                (1..f.body.len()).filter(|&c| weights[c] > 0.0).fold(None, |best: Option<(usize, f64)>, c| {
+                    match (best, near(c)) {
+                        (Some((_, top)), here) if here <= top => best,
+                        (_, here) => Some((c, here)),
+                    }
+                });
+            let line = best.map_or(f.start, |(c, _)| f.start + c);
             (score, f.path, line)
         })
         .collect();
@@ -690,6 +705,18 @@ mod tests {
             ["a.py, lines 9-12 (in `transform`)", "a.py, lines 15-16 (in `fields`)"],
             "docstrings do not count"
         );
+    }
+
+    #[test]
+    fn a_long_function_is_shown_where_it_uses_the_tasks_words_most() {
+        let filler: String = (0..40).map(|i| format!("    step_{i} = {i}\n")).collect();
+        let code = format!(
+            "def handle(format):\n    width = format['width']\n{filler}    fill = format['fill']\n    if align == '<':\n        s = s + fill\n    elif align == '^':\n        s = fill + s + fill\n    return s\n"
+        );
+        let (_d, repo) = repo(&[("parse.py", &code)]);
+        let found = regions(&repo, "the fill and width of an alignment", "", &Executed::default());
+        let labels: Vec<String> = found.iter().map(Region::label).collect();
+        assert_eq!(labels, ["parse.py, lines 31-48 (in `handle`)"], "around the fills, not the first width");
     }
 
     #[test]
