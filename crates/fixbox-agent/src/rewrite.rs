@@ -232,7 +232,8 @@ fn frames(repo: &Repo, output: &str) -> Vec<(String, usize)> {
 
 /// `(path, 0-based line)` in the functions of the project's code that best match the task, best
 /// first, at most [`MAX_REGIONS`]: each name of the task a function uses counts by how rare it is
-/// among the functions (BM25's idf), its own name half again; the line is where its rarest match is.
+/// among the functions (BM25's idf), its own name half again; the line is the middle of the stretch
+/// of [`AROUND`] lines either side that uses the most of them.
 fn ranked(repo: &Repo, task: &str, executed: &Executed) -> Vec<(String, usize)> {
     /// A function that uses some of the task's words.
     struct Function<'a> {
@@ -549,7 +550,8 @@ fn fenced(answer: &str) -> String {
 
 /// The prompt for one rewrite of `region`: the task and the failure first (the same for every region,
 /// so the engine's prompt cache keeps them), then the region and what earlier tries of it did.
-pub fn prompt(task: &str, failure: &str, repo: &Repo, region: &Region, tries: &[Try]) -> Prompt {
+/// `echoed`: an earlier answer gave the region back unchanged.
+pub fn prompt(task: &str, failure: &str, repo: &Repo, region: &Region, tries: &[Try], echoed: bool) -> Prompt {
     let text = region.text(repo.current(&region.path).unwrap_or(""));
     let lang = fence_language(&region.path);
     let mut user = format!(
@@ -564,6 +566,10 @@ pub fn prompt(task: &str, failure: &str, repo: &Repo, region: &Region, tries: &[
             t.diff,
             failure_text(&t.output, TRY_CHARS)
         ));
+    }
+    if echoed {
+        // A small model shown a function it does not understand gives it back as it was.
+        user.push_str("\nAn earlier answer gave these lines back unchanged, and the tests still fail: change them.\n");
     }
     // Said last, next to the code: a small model otherwise takes the error the issue reports for
     // what it asks for.
@@ -769,7 +775,7 @@ mod tests {
         );
         let tries = [Try { diff: "-a\n+b\n".into(), output: "E   assert 1 == 2".into() }];
         let task = "parse() drops the newline\n\nExpected: the newline is kept.";
-        let prompt = prompt(task, "FAILED t.py::test_x", &repo, &region, &tries);
+        let prompt = prompt(task, "FAILED t.py::test_x", &repo, &region, &tries, true);
         let user = &prompt.messages[1].content;
         for part in [
             "parse() drops the newline",
@@ -779,6 +785,7 @@ mod tests {
             "-a\n+b\n",
             "assert 1 == 2",
             "these 3 lines of parse.py so the bug is fixed. The issue expects: \"Expected: the newline is kept.\"",
+            "An earlier answer gave these lines back unchanged",
         ] {
             assert!(user.contains(part), "{part} missing from {user}");
         }

@@ -422,6 +422,8 @@ impl<S: Sandbox> Run<'_, S> {
         // Times each region was asked for: each raises the temperature, or a region asked again
         // after an unchanged answer gets the same one.
         let mut asked = vec![0u32; regions.len()];
+        // Regions an answer gave back unchanged: the next ask of each says so.
+        let mut echoed = vec![false; regions.len()];
         // Answers in a row that brought no new change to test, and the changes tested, by iteration.
         let mut idle = 0;
         let mut tried: HashMap<u64, u32> = HashMap::new();
@@ -440,7 +442,8 @@ impl<S: Sandbox> Run<'_, S> {
             }
             self.iteration += 1;
             let region = &regions[at];
-            let prompt = rewrite::prompt(&self.request.task, &baseline.output, &self.repo, region, &tries[at]);
+            let prompt =
+                rewrite::prompt(&self.request.task, &baseline.output, &self.repo, region, &tries[at], echoed[at]);
             let before = self.repo.current(&region.path).unwrap_or("").to_string();
             // Room for the region again and a few lines more: a small model otherwise writes on.
             let room = fixbox_llm::estimate_tokens(&region.text(&before)) * 3 / 2 + 128;
@@ -455,6 +458,7 @@ impl<S: Sandbox> Run<'_, S> {
                     None => Ok(after),
                 },
                 Rewritten::Unchanged => {
+                    echoed[at] = true;
                     Err(format!("The answer left {} as it was: the model sees no bug there.", region.label()))
                 }
                 Rewritten::Misshapen(why) => Err(format!("Not applied to {}: {why}.", region.label())),

@@ -417,6 +417,8 @@ async fn a_rewrite_that_does_not_fix_is_undone_and_shown_and_one_with_no_new_cha
     assert!(asked[0].contains("FAILED test_calc.py::test_add") && !asked[0].contains("PASSED"), "{}", asked[0]);
     assert!(asked[0].contains("calc.py, lines 5-6 (in `add`)") && !asked[0].contains("def mul"), "{}", asked[0]);
     assert!(requests[1].sampling.temperature > requests[0].sampling.temperature, "asked again, warmer");
+    let echoed = "gave these lines back unchanged";
+    assert!(!asked[0].contains(echoed) && asked[1].contains(echoed), "an echo is told: {}", asked[1]);
     assert!(asked[2].contains("-    return a - b\n+    return a * b\n"), "the try undone is shown: {}", asked[2]);
     assert!(requests[3].sampling.temperature > requests[1].sampling.temperature, "a repeat is asked warmer");
     let grammar = requests[0].sampling.extra.get("grammar").and_then(|g| g.as_str()).unwrap_or_default();
