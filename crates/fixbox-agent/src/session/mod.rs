@@ -1,15 +1,14 @@
 //! The loop: tests once to record what fails, then prompt → streamed answer → one file patch → apply →
 //! tests → feedback, until the tests pass or a limit stops it. Every step is an [`Event`].
 
-use std::collections::{BTreeSet, HashMap};
-use std::hash::{Hash, Hasher};
+mod reproduction;
+mod rewriting;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fixbox_llm::{Budget, CallEvent, ChatRequest, ErrorKind, FinishReason, LlmError, Meter, Router};
-use fixbox_patch::{
-    ApplyOptions, EditFormat, FilePatch, Hunk, HunkMatch, MatchKind, ParseError, PatchParser, apply, give_up_reason,
-};
+use fixbox_patch::{ApplyOptions, EditFormat, FilePatch, Hunk, ParseError, PatchParser, apply, give_up_reason};
 use fixbox_sandbox::{Excludes, ExecRequest, FileWrite, Sandbox};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -22,9 +21,8 @@ use crate::prompt::{Conversation, Prompt, after_tests, rejected};
 use crate::repo::{Repo, file_diff, inside, is_test_file, safe_path};
 use crate::reproduce::{self, Placement};
 use crate::request::FixRequest;
-use crate::rewrite::{self, Region, Rewritten, Try};
+use crate::rewrite;
 use crate::testrun::{LiveOutput, TestReport};
-use crate::text::shell_quote;
 
 /// Where the repository's copy lives in the sandbox.
 pub const WORKSPACE: &str = "/workspace";
@@ -388,135 +386,6 @@ impl<S: Sandbox> Run<'_, S> {
         Ok(Outcome::MaxIterations)
     }
 
-    /// The functions the failing tests (the reproduction, where there is one) call, from a run under
-    /// a profiler; empty where the runner is not pytest or the run says nothing. Its time is the
-    /// tests'.
-    async fn trace(&mut self, baseline: &TestReport) -> Result<rewrite::Executed, AgentError> {
-        if self.plan.runner != crate::detect::Runner::Pytest {
-            return Ok(rewrite::Executed::default());
-        }
-        let targets: Vec<String> = match &self.reproduction {
-            Some(place) => vec![place.path.clone()],
-            None => baseline.failing().into_iter().take(TRACED_TESTS).collect(),
-        };
-        let started = Instant::now();
-        let mut request = ExecRequest::shell(rewrite::trace_command(WORKSPACE, &targets))
-            .hard_timeout(Duration::from_secs(self.request.limits.test_timeout_s));
-        request.env = self.plan.runner.env();
-        let output = match self.sandbox.exec(request).await {
-            Ok(running) => running.finish().await.map(|o| o.stdout).unwrap_or_default(),
-            Err(_) => String::new(),
-        };
-        self.timings.tests_ms += ms(started.elapsed());
-        Ok(rewrite::Executed::read(&output))
-    }
-
-    /// The loop in [`EditFormat::Rewrite`]: each iteration the model rewrites one of `regions` (most
-    /// likely first), in the order of a [`rewrite::Schedule`], and the tests judge it. A rewrite that
-    /// does not fix the failure is undone, so every try starts from the code at base. An answer that
-    /// brings no new change (it changes nothing, makes a change already tested, or puts other code in
-    /// the function's place) is no iteration and runs no test. Each ask of a region is warmer than
-    /// its last.
-    async fn rewrite(&mut self, baseline: &TestReport, regions: &[Region]) -> Result<Outcome, AgentError> {
-        let mut tries: Vec<Vec<Try>> = vec![Vec::new(); regions.len()];
-        // Times each region was asked for: each raises the temperature, or a region asked again
-        // after an unchanged answer gets the same one.
-        let mut asked = vec![0u32; regions.len()];
-        // Regions an answer gave back unchanged: the next ask of each says so.
-        let mut echoed = vec![false; regions.len()];
-        // Answers in a row that brought no new change to test, and the changes tested, by iteration.
-        let mut idle = 0;
-        let mut tried: HashMap<u64, u32> = HashMap::new();
-        let mut schedule = rewrite::Schedule::new(regions.len());
-        while self.iteration < self.request.limits.max_iterations {
-            let at = schedule.next().unwrap_or(0);
-            if idle >= rewrite::IDLE_ROUNDS * regions.len() {
-                let shown = match regions.len() {
-                    1 => "the region".to_string(),
-                    n => format!("any of the {n} regions"),
-                };
-                let failure = format!(
-                    "the model found no new change for {shown} it was shown: {idle} answers in a row changed nothing, repeated an earlier change or put other code in the function's place"
-                );
-                return Ok(Outcome::Stuck { failure });
-            }
-            self.iteration += 1;
-            let region = &regions[at];
-            let prompt =
-                rewrite::prompt(&self.request.task, &baseline.output, &self.repo, region, &tries[at], echoed[at]);
-            let before = self.repo.current(&region.path).unwrap_or("").to_string();
-            // Room for the region again and a few lines more: a small model otherwise writes on.
-            let room = fixbox_llm::estimate_tokens(&region.text(&before)) * 3 / 2 + 128;
-            asked[at] += 1;
-            let text = match self.ask(prompt, self.format.grammar(), asked[at], Some(room)).await? {
-                Answer::Text { text, .. } => text,
-                Answer::Stop(outcome) => return Ok(outcome),
-            };
-            let rejected = match region.replace(&before, &rewrite::extract(&text)) {
-                Rewritten::Changed(after) => match tried.get(&fingerprint(&region.path, &after)) {
-                    Some(earlier) => Err(format!("The answer made the change of iteration {earlier} again.")),
-                    None => Ok(after),
-                },
-                Rewritten::Unchanged => {
-                    echoed[at] = true;
-                    Err(format!("The answer left {} as it was: the model sees no bug there.", region.label()))
-                }
-                Rewritten::Misshapen(why) => Err(format!("Not applied to {}: {why}.", region.label())),
-            };
-            let after = match rejected {
-                Ok(after) => after,
-                Err(feedback) => {
-                    self.log.record(Event::PatchRejected {
-                        iteration: self.iteration,
-                        path: Some(region.path.clone()),
-                        feedback,
-                    })?;
-                    // No new patch, so no iteration: the next answer is this iteration's. Asking costs
-                    // seconds, and the rounds over the regions bound it.
-                    self.iteration -= 1;
-                    idle += 1;
-                    continue;
-                }
-            };
-            tried.insert(fingerprint(&region.path, &after), self.iteration);
-            idle = 0;
-            let path = region.path.clone();
-            let diff = file_diff(&path, Some(&before), Some(&after));
-            let matches =
-                vec![HunkMatch { hunk: 0, kind: MatchKind::Exact, first_line: region.start + 1, similarity: 1.0 }];
-            self.log.record(Event::PatchApplied { iteration: self.iteration, path: path.clone(), matches, diff })?;
-            self.write(&path, &after).await?;
-            self.repo.set(&path, after.clone());
-            let report = match self.tests().await? {
-                Ok(report) => report,
-                Err(stop) => return Ok(stop),
-            };
-            let regressions = report.regressions(baseline);
-            let output = if report.ok() && regressions.is_empty() {
-                match self.stable().await? {
-                    Ok(None) => {
-                        self.end_iteration("fixed")?;
-                        return Ok(Outcome::Fixed);
-                    }
-                    Ok(Some(flaky)) => flaky.output,
-                    Err(stop) => return Ok(stop),
-                }
-            } else {
-                report.output.clone()
-            };
-            self.write(&path, &before).await?;
-            self.repo.set(&path, before.clone());
-            self.log.record(Event::PatchUndone {
-                iteration: self.iteration,
-                path: path.clone(),
-                broke: regressions,
-            })?;
-            self.end_iteration(&format!("{}, undone", report.summary().line()))?;
-            tries[at].push(Try { diff: rewrite::try_diff(&path, &before, &after), output });
-        }
-        Ok(Outcome::MaxIterations)
-    }
-
     fn end_iteration(&self, result: &str) -> Result<(), AgentError> {
         self.log.record(Event::Iteration {
             iteration: self.iteration,
@@ -587,165 +456,6 @@ impl<S: Sandbox> Run<'_, S> {
         let report = report?;
         self.log.record(Event::TestsRun { iteration: self.iteration, summary: report.summary() })?;
         Ok(Ok(report))
-    }
-
-    /// Where tests fail before any change, whether they fail for the issue: where the issue's own
-    /// example shows the bug (pytest, a plain command), a failing test that ends with another kind of
-    /// error than the example is the project's own failure (its environment's, a flaky one). Those
-    /// are left out of every later run and the example becomes the reproduction; the run with them
-    /// left out is the new baseline. `Ok(None)`: the failures stand as the bug.
-    async fn set_aside(&mut self, baseline: &TestReport) -> Result<Result<Option<TestReport>, Outcome>, AgentError> {
-        let task = self.request.task.clone();
-        let plain = !self.plan.command.contains([';', '&', '|', '(']);
-        let (Some(place), Some(test), true) =
-            (reproduce::place(&self.plan, &self.repo), reproduce::from_example(&task), plain)
-        else {
-            return Ok(Ok(None));
-        };
-        let shown = match self.try_reproduction(&place, 0, test, true).await? {
-            Ok(Ok(report)) => report,
-            Ok(Err(_)) => {
-                // Not kept: gone, or a command that collects every test file would run it.
-                let remove = ExecRequest::shell(format!("rm -f {}", shell_quote(&place.path)));
-                self.sandbox.exec(remove).await.map_err(AgentError::sandbox("remove a test"))?.finish().await.ok();
-                return Ok(Ok(None));
-            }
-            Err(stop) => return Ok(Err(stop)),
-        };
-        let issues = shown.failing().iter().find_map(|id| shown.error_kind(id)).map(str::to_string);
-        let others: Vec<String> = baseline
-            .failing()
-            .into_iter()
-            .filter(|id| matches!((baseline.error_kind(id), &issues), (Some(kind), Some(issue)) if kind != issue))
-            .collect();
-        if !others.is_empty() {
-            let kinds: BTreeSet<&str> = others.iter().filter_map(|id| baseline.error_kind(id)).collect();
-            self.log.record(Event::FailingBefore {
-                tests: others.clone(),
-                why: format!(
-                    "they fail with {} and the issue's example with {}",
-                    kinds.into_iter().collect::<Vec<_>>().join(", "),
-                    issues.unwrap_or_default()
-                ),
-            })?;
-            let deselect: String = others.iter().map(|id| format!(" --deselect {}", shell_quote(id))).collect();
-            self.plan.command.push_str(&deselect);
-        }
-        self.plan = place.with_project(&self.plan);
-        self.reproduction = Some(place);
-        match self.tests().await? {
-            Ok(report) => Ok(Ok(Some(report))),
-            Err(stop) => Ok(Err(stop)),
-        }
-    }
-
-    /// Has the model write a test that shows the bug, in up to [`reproduce::TRIES`] tries; on success
-    /// the test is in the sandbox and the repository. Its calls and test runs belong to iteration 0,
-    /// before any patch.
-    async fn reproduce(&mut self, place: &Placement) -> Result<Result<(), Outcome>, AgentError> {
-        let task = self.request.task.clone();
-        // The issue's own example, where it raises the error the issue reports, is the test: no
-        // model call needed.
-        if let Some(test) = reproduce::from_example(&task) {
-            match self.try_reproduction(place, 0, test, true).await? {
-                Ok(Ok(_)) => return Ok(Ok(())),
-                Ok(Err(_)) => {}
-                Err(stop) => return Ok(Err(stop)),
-            }
-        }
-        let mut ask = reproduce::Ask::new(&task, &self.repo, place);
-        let mut why = String::new();
-        for attempt in 1..=reproduce::TRIES {
-            // Each try a step warmer: at a low temperature the same prompt gets the same test.
-            let text = match self.ask(ask.prompt(), Some(reproduce::GRAMMAR), attempt, None).await? {
-                Answer::Text { text, .. } => text,
-                Answer::Stop(outcome) => return Ok(Err(outcome)),
-            };
-            let Some(test) = reproduce::extract(&text) else {
-                why = "the answer holds no test function".into();
-                self.log.record(Event::Reproduction {
-                    attempt,
-                    path: place.path.clone(),
-                    test: String::new(),
-                    accepted: false,
-                    why: why.clone(),
-                })?;
-                ask.push_rejected(&why, None);
-                continue;
-            };
-            match self.try_reproduction(place, attempt, test, false).await? {
-                Ok(Ok(_)) => return Ok(Ok(())),
-                Ok(Err((reason, report))) => {
-                    ask.push_rejected(&reason, Some(&report));
-                    why = reason;
-                }
-                Err(stop) => return Ok(Err(stop)),
-            }
-        }
-        Ok(Err(Outcome::NotReproduced { reason: why }))
-    }
-
-    /// Runs `test` as the reproduction and judges it, repairing what is ours to repair; a kept test is
-    /// in the repository. `example`: the issue's own example, kept only when it fails with the errors
-    /// the issue names. Its run when kept; `Err((why, its run))` when not.
-    async fn try_reproduction(
-        &mut self,
-        place: &Placement,
-        attempt: u32,
-        mut test: String,
-        example: bool,
-    ) -> Result<Result<Result<TestReport, (String, TestReport)>, Outcome>, AgentError> {
-        let task = self.request.task.clone();
-        loop {
-            self.write(&place.path, &test).await?;
-            let report = match self.run_plan(&place.alone()).await? {
-                Ok(report) => report,
-                Err(stop) => return Ok(Err(stop)),
-            };
-            let mut verdict = reproduce::judge(&test, &report, &task).map(|_| ());
-            if example && verdict.is_ok() && !reproduce::raises_the_reported_error(&report, &task) {
-                verdict = Err("the issue's example does not fail with the error the issue reports".into());
-            }
-            // A module of the standard library left unimported is ours to add, and the reported
-            // error wrapped in `pytest.raises` ours to unwrap: neither is worth a try.
-            let repaired = verdict.as_ref().err().and_then(|_| {
-                reproduce::add_missing_import(&test, &report)
-                    .or_else(|| reproduce::unwrap_reported_error(&test, &report, &task))
-            });
-            self.log.record(Event::Reproduction {
-                attempt,
-                path: place.path.clone(),
-                test: test.clone(),
-                accepted: verdict.is_ok(),
-                why: match (&verdict, &repaired) {
-                    (Ok(_), _) => String::new(),
-                    (Err(why), Some((_, done))) => format!("{why}; running it again with {done}"),
-                    (Err(why), None) => why.clone(),
-                },
-            })?;
-            match (verdict, repaired) {
-                (Ok(()), _) => {
-                    self.repo.set(&place.path, test);
-                    return Ok(Ok(Ok(report)));
-                }
-                (Err(_), Some((repaired, _))) => test = repaired,
-                (Err(why), None) => return Ok(Ok(Err((why, report)))),
-            }
-        }
-    }
-
-    /// After the tests passed with a reproduction: runs it again until it has passed
-    /// [`reproduce::STABLE_RUNS`] times in a row. `Ok(None)` when it held, else the run that failed.
-    async fn stable(&mut self) -> Result<Result<Option<TestReport>, Outcome>, AgentError> {
-        let Some(place) = self.reproduction.clone() else { return Ok(Ok(None)) };
-        for _ in 1..reproduce::STABLE_RUNS {
-            match self.run_plan(&place.alone()).await? {
-                Ok(report) if report.ok() => {}
-                Ok(report) => return Ok(Ok(Some(report))),
-                Err(stop) => return Ok(Err(stop)),
-            }
-        }
-        Ok(Ok(None))
     }
 
     async fn write(&mut self, path: &str, content: &str) -> Result<(), AgentError> {
@@ -978,16 +688,6 @@ fn whole_file(text: &str, repo: &Repo) -> Option<FilePatch> {
     }
     Some(FilePatch { path: Some(path), hunks: vec![Hunk { search: current.to_string(), replace: content }] })
 }
-
-/// Which change a rewrite made: every try starts from the code at base, so its file says it all.
-fn fingerprint(path: &str, after: &str) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (path, after).hash(&mut hasher);
-    hasher.finish()
-}
-
-/// Failing tests traced at most, to find the functions they call.
-const TRACED_TESTS: usize = 10;
 
 /// How much a repeated failure raises the temperature, and the most it gets.
 const TEMPERATURE_STEP: f32 = 0.3;
