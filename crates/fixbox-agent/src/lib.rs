@@ -12,6 +12,7 @@ pub mod calls;
 mod detect;
 mod error;
 mod event;
+mod example;
 mod metrics;
 mod outcome;
 mod preferences;

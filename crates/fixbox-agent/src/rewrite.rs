@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use fixbox_llm::{Message, estimate_tokens};
 use fixbox_patch::EditFormat;
 
+use crate::example::expectation;
 use crate::prompt::{Prompt, identifiers, lines_named};
 use crate::repo::{Repo, file_diff, is_code, is_test_file};
-use crate::reproduce::expectation;
 use crate::testrun::failure_text;
 
 /// Regions tried at most.

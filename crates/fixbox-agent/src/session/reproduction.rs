@@ -8,6 +8,7 @@ use fixbox_sandbox::{ExecRequest, Sandbox};
 use super::{Answer, Run};
 use crate::AgentError;
 use crate::event::Event;
+use crate::example;
 use crate::outcome::Outcome;
 use crate::reproduce::{self, Placement};
 use crate::testrun::TestReport;
@@ -26,7 +27,7 @@ impl<S: Sandbox> Run<'_, S> {
         let task = self.request.task.clone();
         let plain = !self.plan.command.contains([';', '&', '|', '(']);
         let (Some(place), Some(test), true) =
-            (reproduce::place(&self.plan, &self.repo), reproduce::from_example(&task), plain)
+            (reproduce::place(&self.plan, &self.repo), example::from_example(&task), plain)
         else {
             return Ok(Ok(None));
         };
@@ -74,7 +75,7 @@ impl<S: Sandbox> Run<'_, S> {
         let task = self.request.task.clone();
         // The issue's own example, where it raises the error the issue reports, is the test: no
         // model call needed.
-        if let Some(test) = reproduce::from_example(&task) {
+        if let Some(test) = example::from_example(&task) {
             match self.try_reproduction(place, 0, test, true).await? {
                 Ok(Ok(_)) => return Ok(Ok(())),
                 Ok(Err(_)) => {}
