@@ -185,7 +185,8 @@ fn without_comment<'a>(line: &'a str, marker: &str) -> &'a str {
 }
 
 /// The regions to try, most likely first: the function around each frame of the failure's
-/// tracebacks in the project's code (not its tests), deepest frame first; then the functions whose
+/// tracebacks in the project's code (not its tests), deepest frame first, each followed by where the
+/// values its line uses were made when that is further up a long function; then the functions whose
 /// code shares the most (and rarest) words with the task, among those the failing tests ran where
 /// they were traced. Overlapping regions are tried once.
 pub fn regions(repo: &Repo, task: &str, output: &str, executed: &Executed) -> Vec<Region> {
@@ -197,8 +198,12 @@ pub fn regions(repo: &Repo, task: &str, output: &str, executed: &Executed) -> Ve
         }
     };
     for (path, line) in frames(repo, output) {
-        if let Some(region) = repo.current(&path).and_then(|text| around(&path, text, line)) {
-            add(region);
+        let Some(text) = repo.current(&path) else { continue };
+        // Then where the values it fails on were made, when that is apart from it.
+        for at in std::iter::once(line).chain(origin(&path, text, line)) {
+            if let Some(region) = around(&path, text, at) {
+                add(region);
+            }
         }
     }
     for (path, line) in ranked(repo, task, executed) {
@@ -477,6 +482,48 @@ fn around(path: &str, text: &str, at: usize) -> Option<Region> {
     })
 }
 
+/// Where the statement at line `at` of a long function had the values it uses made: the last line
+/// above the part [`around`] shows that assigns one of its names. A failure shows where a bad value
+/// was used; the bug is often where it was made. `None` in a short function, shown whole.
+fn origin(path: &str, text: &str, at: usize) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    if at >= lines.len() {
+        return None;
+    }
+    let (start, end) = function_at(path, &lines, at)?;
+    if end - start <= MAX_LINES {
+        return None;
+    }
+    // The statement: its line and those until its brackets close.
+    let mut used = BTreeSet::new();
+    let mut depth = 0i64;
+    for line in lines.iter().skip(at).take(AROUND) {
+        used.extend(identifiers(line));
+        depth += line
+            .chars()
+            .map(|c| i64::from(matches!(c, '(' | '[' | '{')) - i64::from(matches!(c, ')' | ']' | '}')))
+            .sum::<i64>();
+        if depth <= 0 {
+            break;
+        }
+    }
+    let shown = at.saturating_sub(AROUND).max(start);
+    (start + 1..shown).rev().find(|&i| assigned(lines[i]).is_some_and(|name| used.contains(name)))
+}
+
+/// The name a line assigns: `name = …`, `name: T = …`, `name := …`, `let [mut] name = …`,
+/// `const name = …`.
+fn assigned(line: &str) -> Option<&str> {
+    let line =
+        ["let mut ", "let ", "const ", "var "].iter().fold(line.trim_start(), |l, k| l.strip_prefix(k).unwrap_or(l));
+    let end = line.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(line.len());
+    let (name, rest) = line.split_at(end);
+    let rest = rest.trim_start();
+    let typed = rest.strip_prefix(':').filter(|r| !r.starts_with('=')).and_then(|r| r.split_once(" = ")).is_some();
+    let assigns = (rest.starts_with('=') && !rest.starts_with("==")) || rest.starts_with(":=") || typed;
+    (!name.is_empty() && assigns).then_some(name)
+}
+
 /// Lines `start..end` of the function holding line `at`: by indentation in Python, by braces elsewhere.
 fn function_at(path: &str, lines: &[&str], at: usize) -> Option<(usize, usize)> {
     if path.ends_with(".py") {
@@ -711,6 +758,27 @@ mod tests {
             ["a.py, lines 9-12 (in `transform`)", "a.py, lines 15-16 (in `fields`)"],
             "docstrings do not count"
         );
+    }
+
+    #[test]
+    fn a_frame_in_a_long_function_is_followed_by_where_its_values_were_made() {
+        let filler: String = (0..40).map(|i| format!("    step_{i} = {i}\n")).collect();
+        let code = format!(
+            "def script(a):\n    if a.converter:\n        converter = wrap(a.converter)\n    else:\n        converter = a.converter\n    count: int = 0\n{filler}    if converter is not None:\n        lines.append(\n            setter(a.name, converter)\n        )\n    return lines\n"
+        );
+        let (_d, repo) = repo(&[("make.py", &code)]);
+        let output = "make.py:47: in script\n    lines.append(\nE   AttributeError: x\n";
+        let labels: Vec<String> = regions(&repo, "", output, &Executed::default()).iter().map(Region::label).collect();
+        assert_eq!(labels[..2], ["make.py, lines 35-51 (in `script`)", "make.py, lines 1-17 (in `script`)"]);
+        assert_eq!(origin("make.py", &code, 46), Some(4), "the last assignment of `converter` above the part shown");
+        let short = "def f(a):\n    b = a\n    return b.c\n";
+        assert_eq!(origin("f.py", short, 2), None, "a short function is shown whole");
+        let assigns: Vec<Option<&str>> =
+            ["x = 1", "  x: int = 1", "x := f()", "let mut x = 1", "x == 1", "else:", "x: int"]
+                .iter()
+                .map(|l| assigned(l))
+                .collect();
+        assert_eq!(assigns, [Some("x"), Some("x"), Some("x"), Some("x"), None, None, None]);
     }
 
     #[test]
