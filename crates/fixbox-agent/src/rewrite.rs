@@ -760,11 +760,17 @@ mod tests {
         );
     }
 
+    /// A Python function of `head`, forty plain lines, then `tail`: too long to be shown whole.
+    fn long_function(head: &str, tail: &str) -> String {
+        let filler: String = (0..40).map(|i| format!("    step_{i} = {i}\n")).collect();
+        format!("{head}{filler}{tail}")
+    }
+
     #[test]
     fn a_frame_in_a_long_function_is_followed_by_where_its_values_were_made() {
-        let filler: String = (0..40).map(|i| format!("    step_{i} = {i}\n")).collect();
-        let code = format!(
-            "def script(a):\n    if a.converter:\n        converter = wrap(a.converter)\n    else:\n        converter = a.converter\n    count: int = 0\n{filler}    if converter is not None:\n        lines.append(\n            setter(a.name, converter)\n        )\n    return lines\n"
+        let code = long_function(
+            "def script(a):\n    if a.converter:\n        converter = wrap(a.converter)\n    else:\n        converter = a.converter\n    count: int = 0\n",
+            "    if converter is not None:\n        lines.append(\n            setter(a.name, converter)\n        )\n    return lines\n",
         );
         let (_d, repo) = repo(&[("make.py", &code)]);
         let output = "make.py:47: in script\n    lines.append(\nE   AttributeError: x\n";
@@ -783,9 +789,9 @@ mod tests {
 
     #[test]
     fn a_long_function_is_shown_where_it_uses_the_tasks_words_most() {
-        let filler: String = (0..40).map(|i| format!("    step_{i} = {i}\n")).collect();
-        let code = format!(
-            "def handle(format):\n    width = format['width']\n{filler}    fill = format['fill']\n    if align == '<':\n        s = s + fill\n    elif align == '^':\n        s = fill + s + fill\n    return s\n"
+        let code = long_function(
+            "def handle(format):\n    width = format['width']\n",
+            "    fill = format['fill']\n    if align == '<':\n        s = s + fill\n    elif align == '^':\n        s = fill + s + fill\n    return s\n",
         );
         let (_d, repo) = repo(&[("parse.py", &code)]);
         let found = regions(&repo, "the fill and width of an alignment", "", &Executed::default());
