@@ -246,9 +246,8 @@ fn ranked(repo: &Repo, task: &str, executed: &Executed) -> Vec<(String, usize)> 
         start: usize,
         name: &'a str,
         used: BTreeSet<String>,
-        body: &'a [&'a str],
-        /// Whether each line of the body is code, not a docstring or a comment.
-        code: &'a [bool],
+        /// The task's words each line of it uses in code (not in a docstring or a comment).
+        lines: Vec<BTreeSet<String>>,
     }
     let asked: BTreeSet<String> = words(task).into_iter().filter(|w| !COMMON.contains(&w.as_str())).collect();
     let files: Vec<(&str, Vec<&str>, Vec<bool>)> = repo
@@ -269,16 +268,20 @@ fn ranked(repo: &Repo, task: &str, executed: &Executed) -> Vec<(String, usize)> 
                 continue;
             }
             let Some((start, end)) = function_at(path, lines, i) else { continue };
-            let body = &lines[start..end];
-            let used: BTreeSet<String> =
-                (start..end).filter(|&l| code[l]).flat_map(|l| words(lines[l])).filter(|w| asked.contains(w)).collect();
+            let uses: Vec<BTreeSet<String>> = (start..end)
+                .map(|l| match code[l] {
+                    true => words(lines[l]).into_iter().filter(|w| asked.contains(w)).collect(),
+                    false => BTreeSet::new(),
+                })
+                .collect();
+            let used: BTreeSet<String> = uses.iter().flatten().cloned().collect();
             if !used.is_empty() || !executed.is_empty() {
-                functions.push(Function { path, start, name, used, body, code: &code[start..end] });
+                functions.push(Function { path, start, name, used, lines: uses });
             }
         }
     }
     let n = functions.len() as f64;
-    let average = functions.iter().map(|f| f.body.len()).sum::<usize>() as f64 / n.max(1.0);
+    let average = functions.iter().map(|f| f.lines.len()).sum::<usize>() as f64 / n.max(1.0);
     // How many functions use each word, counted once, not per function scored.
     let mut uses: BTreeMap<&str, usize> = BTreeMap::new();
     for word in functions.iter().flat_map(|f| &f.used) {
@@ -291,26 +294,20 @@ fn ranked(repo: &Repo, task: &str, executed: &Executed) -> Vec<(String, usize)> 
             let name = f.name.to_lowercase();
             let own = if f.used.contains(&name) { idf(&name) / 2.0 } else { 0.0 };
             // BM25 with each word counted once: a long function matches more words by its length.
-            let norm = (K1 + 1.0) / (1.0 + K1 * (1.0 - B + B * f.body.len() as f64 / average));
+            let norm = (K1 + 1.0) / (1.0 + K1 * (1.0 - B + B * f.lines.len() as f64 / average));
             let score = (f.used.iter().map(|w| idf(w)).sum::<f64>() + own) * norm;
             // Each line by the task's words it uses; a long function is shown around the line whose
             // neighbourhood uses the most, where the change likely is, not around its first match.
-            let weights: Vec<f64> = (0..f.body.len())
-                .map(|i| match f.code[i] {
-                    true => words(f.body[i]).iter().filter(|w| f.used.contains(*w)).map(|w| idf(w)).sum(),
-                    false => 0.0,
-                })
-                .collect();
+            let weights: Vec<f64> = f.lines.iter().map(|line| line.iter().map(|w| idf(w)).sum()).collect();
             let near =
                 |c: usize| weights[c.saturating_sub(AROUND)..(c + AROUND + 1).min(weights.len())].iter().sum::<f64>();
             // Of the middles that tie, the first line that itself uses a word.
-            let best =
-                (1..f.body.len()).filter(|&c| weights[c] > 0.0).fold(None, |best: Option<(usize, f64)>, c| {
-                    match (best, near(c)) {
-                        (Some((_, top)), here) if here <= top => best,
-                        (_, here) => Some((c, here)),
-                    }
-                });
+            let best = (1..f.lines.len()).filter(|&c| weights[c] > 0.0).fold(None, |best: Option<(usize, f64)>, c| {
+                match (best, near(c)) {
+                    (Some((_, top)), here) if here <= top => best,
+                    (_, here) => Some((c, here)),
+                }
+            });
             let line = best.map_or(f.start, |(c, _)| f.start + c);
             (score, f.path, line)
         })
