@@ -263,10 +263,8 @@ impl<S: Sandbox> Run<'_, S> {
             if let Err(stop) = self.reproduce(&place).await? {
                 return Ok(stop);
             }
-            self.plan = place.with_project(&self.plan);
-            self.reproduction = Some(place);
             // What the patches are judged against: the project's tests passing, the new one failing.
-            baseline = match self.tests().await? {
+            baseline = match self.adopt(place).await? {
                 Ok(report) => report,
                 Err(stop) => return Ok(stop),
             };

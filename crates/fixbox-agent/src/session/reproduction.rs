@@ -42,30 +42,34 @@ impl<S: Sandbox> Run<'_, S> {
             Err(stop) => return Ok(Err(stop)),
         };
         let issues = shown.failing().iter().find_map(|id| shown.error_kind(id)).map(str::to_string);
-        let others: Vec<String> = baseline
-            .failing()
-            .into_iter()
-            .filter(|id| matches!((baseline.error_kind(id), &issues), (Some(kind), Some(issue)) if kind != issue))
-            .collect();
-        if !others.is_empty() {
-            let kinds: BTreeSet<&str> = others.iter().filter_map(|id| baseline.error_kind(id)).collect();
+        let failing = baseline.failing();
+        let (others, kinds): (Vec<String>, BTreeSet<&str>) = failing
+            .iter()
+            .filter_map(|id| match (baseline.error_kind(id), &issues) {
+                (Some(kind), Some(issue)) if kind != issue => Some((id.clone(), kind)),
+                _ => None,
+            })
+            .unzip();
+        if let Some(issue) = issues.filter(|_| !others.is_empty()) {
+            let deselect: String = others.iter().map(|id| format!(" --deselect {}", shell_quote(id))).collect();
             self.log.record(Event::FailingBefore {
-                tests: others.clone(),
+                tests: others,
                 why: format!(
-                    "they fail with {} and the issue's example with {}",
-                    kinds.into_iter().collect::<Vec<_>>().join(", "),
-                    issues.unwrap_or_default()
+                    "they fail with {} and the issue's example with {issue}",
+                    kinds.into_iter().collect::<Vec<_>>().join(", ")
                 ),
             })?;
-            let deselect: String = others.iter().map(|id| format!(" --deselect {}", shell_quote(id))).collect();
             self.plan.command.push_str(&deselect);
         }
+        self.adopt(place).await.map(|run| run.map(Some))
+    }
+
+    /// Makes `place`'s test, kept, the reproduction: every later run has it first, then the project's
+    /// tests. The run of both is what the patches are judged against.
+    pub(super) async fn adopt(&mut self, place: Placement) -> Result<Result<TestReport, Outcome>, AgentError> {
         self.plan = place.with_project(&self.plan);
         self.reproduction = Some(place);
-        match self.tests().await? {
-            Ok(report) => Ok(Ok(Some(report))),
-            Err(stop) => Ok(Err(stop)),
-        }
+        self.tests().await
     }
 
     /// Has the model write a test that shows the bug, in up to [`reproduce::TRIES`] tries; on success
