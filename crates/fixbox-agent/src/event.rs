@@ -10,7 +10,7 @@ use fixbox_store::{SessionId, Store, StoredEvent};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::rewrite::Region;
+use crate::localize::Region;
 use crate::testrun::TestSummary;
 use crate::{AgentError, Limits, Outcome, Timings};
 

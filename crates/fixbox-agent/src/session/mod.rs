@@ -16,12 +16,12 @@ use tokio_util::sync::CancellationToken;
 use crate::AgentError;
 use crate::detect::{TestPlan, detect};
 use crate::event::{Event, EventLog};
+use crate::localize;
 use crate::outcome::{Finished, Outcome, Timings};
 use crate::prompt::{Conversation, Prompt, after_tests, rejected};
 use crate::repo::{Repo, file_diff, inside, is_test_file, safe_path};
 use crate::reproduce::{self, Placement};
 use crate::request::FixRequest;
-use crate::rewrite;
 use crate::testrun::{LiveOutput, TestReport};
 
 /// Where the repository's copy lives in the sandbox.
@@ -271,7 +271,7 @@ impl<S: Sandbox> Run<'_, S> {
         }
         if self.format == EditFormat::Rewrite {
             let executed = self.trace(&baseline).await?;
-            let regions = rewrite::regions(&self.repo, &self.request.task, &baseline.output, &executed);
+            let regions = localize::regions(&self.repo, &self.request.task, &baseline.output, &executed);
             if !regions.is_empty() {
                 self.log.record(Event::Localized { regions: regions.clone() })?;
                 return self.rewrite(&baseline, &regions).await;

@@ -11,9 +11,10 @@ use fixbox_sandbox::{ExecRequest, Sandbox};
 use super::{Answer, Run, WORKSPACE, ms};
 use crate::AgentError;
 use crate::event::Event;
+use crate::localize::{self, Region};
 use crate::outcome::Outcome;
 use crate::repo::file_diff;
-use crate::rewrite::{self, Region, Rewritten, Try};
+use crate::rewrite::{self, Rewritten, Try};
 use crate::testrun::TestReport;
 
 /// Failing tests traced at most, to find the functions they call.
@@ -23,16 +24,16 @@ impl<S: Sandbox> Run<'_, S> {
     /// The functions the failing tests (the reproduction, where there is one) call, from a run under
     /// a profiler; empty where the runner is not pytest or the run says nothing. Its time is the
     /// tests'.
-    pub(super) async fn trace(&mut self, baseline: &TestReport) -> Result<rewrite::Executed, AgentError> {
+    pub(super) async fn trace(&mut self, baseline: &TestReport) -> Result<localize::Executed, AgentError> {
         if self.plan.runner != crate::detect::Runner::Pytest {
-            return Ok(rewrite::Executed::default());
+            return Ok(localize::Executed::default());
         }
         let targets: Vec<String> = match &self.reproduction {
             Some(place) => vec![place.path.clone()],
             None => baseline.failing().into_iter().take(TRACED_TESTS).collect(),
         };
         let started = Instant::now();
-        let mut request = ExecRequest::shell(rewrite::trace_command(WORKSPACE, &targets))
+        let mut request = ExecRequest::shell(localize::trace_command(WORKSPACE, &targets))
             .hard_timeout(Duration::from_secs(self.request.limits.test_timeout_s));
         request.env = self.plan.runner.env();
         let output = match self.sandbox.exec(request).await {
@@ -40,7 +41,7 @@ impl<S: Sandbox> Run<'_, S> {
             Err(_) => String::new(),
         };
         self.timings.tests_ms += ms(started.elapsed());
-        Ok(rewrite::Executed::read(&output))
+        Ok(localize::Executed::read(&output))
     }
 
     /// The loop in [`EditFormat::Rewrite`]: each iteration the model rewrites one of `regions` (most
