@@ -310,27 +310,102 @@ pub(crate) fn defined(line: &str) -> Option<&str> {
 }
 
 /// The function around line `at` of `path`, or its part around `at` when it is long; lines around
-/// `at` when no function holds it.
+/// `at` when no function holds it. A part is whole statements: cut inside a call's arguments, the
+/// model closes the call again and the file no longer parses.
 fn around(path: &str, text: &str, at: usize) -> Option<Region> {
     let lines: Vec<&str> = text.lines().collect();
     if at >= lines.len() {
         return None;
     }
-    let window = |from: usize, to: usize, function: Option<String>| Region {
-        path: path.to_string(),
-        start: at.saturating_sub(AROUND).max(from),
-        end: (at + AROUND + 1).min(to),
-        function,
+    let part = |from: usize, to: usize, function: Option<String>| {
+        let (start, end) = window(&statement_starts(path, &lines), at, from, to);
+        Region { path: path.to_string(), start, end, function }
     };
     let Some((start, end)) = function_at(path, &lines, at) else {
-        return Some(window(0, lines.len(), None));
+        return Some(part(0, lines.len(), None));
     };
     let name = defined(lines[start]).map(str::to_string);
     Some(if end - start <= MAX_LINES {
         Region { path: path.to_string(), start, end, function: name }
     } else {
-        window(start, end, name)
+        part(start, end, name)
     })
+}
+
+/// Lines `start..end` around line `at`, within `from..to`: [`AROUND`] lines either side, widened to
+/// where statements start (`starts`, from [`statement_starts`]); a statement that runs on for more
+/// than [`AROUND`] lines past the end is left out instead, where that leaves line `at` in.
+fn window(starts: &[bool], at: usize, from: usize, to: usize) -> (usize, usize) {
+    let start = at.saturating_sub(AROUND).max(from);
+    let start = (from..=start).rev().find(|&s| starts[s]).unwrap_or(start);
+    let end = (at + AROUND + 1).min(to);
+    let end = (end..=to)
+        .take(AROUND + 1)
+        .find(|&e| starts[e])
+        .or_else(|| (at + 1..end).rev().find(|&e| starts[e]))
+        .unwrap_or(end);
+    (start, end)
+}
+
+/// Whether a statement can start at each line of `lines`, and after the last: outside brackets,
+/// strings and docstrings, and not after a line continued with `\`. In Python braces are brackets
+/// too; elsewhere they open blocks, which hold statements.
+fn statement_starts(path: &str, lines: &[&str]) -> Vec<bool> {
+    let python = path.ends_with(".py");
+    let comment = if python { "#" } else { "//" };
+    // Quotes that open a string; a Rust `'` is also a lifetime.
+    let quotes: &[u8] = if path.ends_with(".rs") { b"\"" } else { b"\"'`" };
+    let mut depth = 0i64;
+    let mut docstring: Option<&str> = None;
+    let mut continued = false;
+    let mut starts = Vec::with_capacity(lines.len() + 1);
+    for line in lines {
+        starts.push(depth == 0 && docstring.is_none() && !continued);
+        let bytes = line.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            // Inside a character of several bytes: none of them is a quote or a bracket.
+            let Some(rest) = line.get(i..) else {
+                i += 1;
+                continue;
+            };
+            if let Some(close) = docstring {
+                match rest.find(close) {
+                    Some(k) => (i, docstring) = (i + k + 3, None),
+                    None => break,
+                }
+                continue;
+            }
+            if python && (rest.starts_with("\"\"\"") || rest.starts_with("'''")) {
+                (i, docstring) = (i + 3, Some(&rest[..3]));
+                continue;
+            }
+            if rest.starts_with(comment) {
+                break;
+            }
+            let c = bytes[i];
+            i += 1;
+            match c {
+                _ if quotes.contains(&c) => {
+                    // To its closing quote on this line.
+                    while i < bytes.len() && bytes[i] != c {
+                        i += if bytes[i] == b'\\' { 2 } else { 1 };
+                    }
+                    i += 1;
+                }
+                b'(' | b'[' => depth += 1,
+                b')' | b']' => depth -= 1,
+                b'{' if python => depth += 1,
+                b'}' if python => depth -= 1,
+                _ => {}
+            }
+        }
+        // A bracket closed that was never opened (a misread string): count from here.
+        depth = depth.max(0);
+        continued = line.trim_end().ends_with('\\') && docstring.is_none();
+    }
+    starts.push(depth == 0 && docstring.is_none());
+    starts
 }
 
 /// Where the statement at line `at` of a long function had the values it uses made: the last line
@@ -345,20 +420,11 @@ fn origin(path: &str, text: &str, at: usize) -> Option<usize> {
     if end - start <= MAX_LINES {
         return None;
     }
-    // The statement: its line and those until its brackets close.
-    let mut used = BTreeSet::new();
-    let mut depth = 0i64;
-    for line in lines.iter().skip(at).take(AROUND) {
-        used.extend(identifiers(line));
-        depth += line
-            .chars()
-            .map(|c| i64::from(matches!(c, '(' | '[' | '{')) - i64::from(matches!(c, ')' | ']' | '}')))
-            .sum::<i64>();
-        if depth <= 0 {
-            break;
-        }
-    }
-    let shown = at.saturating_sub(AROUND).max(start);
+    let starts = statement_starts(path, &lines);
+    // The statement: its line and those until the next statement.
+    let last = (at + 1..=lines.len()).find(|&e| starts[e]).unwrap_or(lines.len()).min(at + AROUND);
+    let used: BTreeSet<&str> = lines[at..last].iter().flat_map(|l| identifiers(l)).collect();
+    let (shown, _) = window(&starts, at, start, end);
     (start + 1..shown).rev().find(|&i| assigned(lines[i]).is_some_and(|name| used.contains(name)))
 }
 
@@ -474,6 +540,31 @@ mod tests {
     fn long_function(head: &str, tail: &str) -> String {
         let filler: String = (0..40).map(|i| format!("    step_{i} = {i}\n")).collect();
         format!("{head}{filler}{tail}")
+    }
+
+    #[test]
+    fn a_part_of_a_long_function_is_whole_statements() {
+        let steps =
+            |from: usize, to: usize| -> String { (from..to).map(|i| format!("    step_{i} = {i}\n")).collect() };
+        let code = format!(
+            "def f(a):\n{}    x = call(\n        a,\n        \"b)\",\n    )\n{}    value = 1\n{}    y = g(\n        1,\n        2,\n    )\n{}",
+            steps(1, 31),
+            steps(35, 45),
+            steps(46, 56),
+            steps(60, 80),
+        );
+        // Twelve lines either side of line 45 would start inside `call(` and end inside `g(`.
+        let region = around("a.py", &code, 45).unwrap();
+        assert_eq!((region.start, region.end), (31, 60), "{}", region.text(&code));
+        let starts = |path: &str, text: &str| -> Vec<usize> {
+            let lines: Vec<&str> = text.lines().collect();
+            let starts = statement_starts(path, &lines);
+            (0..starts.len()).filter(|&i| starts[i]).collect()
+        };
+        let python = "s = \"\"\"(\n  [\n\"\"\"\nt = f(  # )\n  1) + \\\n  2\nu = {'é': (\n)}\n";
+        assert_eq!(starts("a.py", python), [0, 3, 6, 8], "a docstring, a comment, a continued line, braces");
+        let rust = "fn f<'a>(x: &'a str) -> &'a str {\n    g(\n        x,\n    )\n}\n";
+        assert_eq!(starts("a.rs", rust), [0, 1, 4, 5], "a lifetime is no quote; a block holds statements");
     }
 
     #[test]
