@@ -30,6 +30,12 @@ pub enum Outcome {
     },
     /// Stopped by the user (Ctrl+C).
     Cancelled,
+    /// The repository's setup command (installing its dependencies) failed, so its tests could not
+    /// run; what it printed is in the session's [`crate::Event::SetupRun`].
+    SetupFailed {
+        command: String,
+        exit_code: Option<i64>,
+    },
     /// Something outside the loop failed (the sandbox, every model route).
     Error {
         message: String,
@@ -49,6 +55,7 @@ impl Outcome {
             Self::Stuck { .. } => "stuck",
             Self::GaveUp { .. } => "gave_up",
             Self::Cancelled => "cancelled",
+            Self::SetupFailed { .. } => "setup_failed",
             Self::Error { .. } => "error",
         }
     }
@@ -73,6 +80,10 @@ impl Outcome {
             Self::Stuck { failure } => format!("not fixed: the same failure came back each time ({failure})"),
             Self::GaveUp { reason } => format!("not fixed: the model gave up ({reason})"),
             Self::Cancelled => "stopped: cancelled; the session and its changes so far are kept".into(),
+            Self::SetupFailed { command, exit_code } => format!(
+                "not fixed: the setup command `{command}` failed ({}): mend it or give another (what it printed is in the session)",
+                exit_code.map_or("no exit code".to_string(), |code| format!("exit {code}"))
+            ),
             Self::Error { message } => format!("not fixed: {message}"),
         }
     }

@@ -351,8 +351,16 @@ async fn a_failing_setup_ends_the_session_before_the_model_is_asked_and_cuts_the
     });
     let (commands, cut) = (sandbox.commands.clone(), sandbox.network_cut.clone());
     let ran = run(dir.path(), Some("pip install nothere"), limits(), sandbox, model.clone()).await;
-    let Outcome::Error { message } = &ran.finished.outcome else { panic!("{:?}", ran.finished.outcome) };
-    assert!(message.contains("No matching distribution"), "{message}");
+    let Outcome::SetupFailed { command, exit_code } = &ran.finished.outcome else {
+        panic!("{:?}", ran.finished.outcome)
+    };
+    assert_eq!((command.as_str(), *exit_code), ("pip install nothere", Some(1)));
+    let printed = ran.events.iter().find_map(|e| match e {
+        Event::SetupRun { output, .. } => Some(output.clone()),
+        _ => None,
+    });
+    assert!(printed.is_some_and(|o| o.contains("No matching distribution")));
+    assert!(ran.finished.outcome.describe().contains("failed (exit 1)"), "{}", ran.finished.outcome.describe());
     assert!(model.requests().is_empty());
     assert!(cut.load(Ordering::SeqCst));
     assert_eq!(commands.lock().expect("commands").len(), 1, "no test ran after it");

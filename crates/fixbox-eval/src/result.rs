@@ -11,6 +11,7 @@ use crate::judge::Judgement;
 
 /// Why a task ended as it did, for the report's breakdown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     /// The hidden tests pass.
@@ -196,7 +197,7 @@ impl TaskResult {
             Some(Outcome::WallTime) => return Category::Timeout,
             Some(Outcome::Stuck { .. }) => return Category::Loop,
             Some(Outcome::GaveUp { .. }) => return Category::GaveUp,
-            Some(Outcome::Error { message }) if message.contains("setup command") => return Category::SetupFailed,
+            Some(Outcome::SetupFailed { .. }) => return Category::SetupFailed,
             Some(Outcome::Error { .. }) => return Category::Error,
             _ => {}
         }
@@ -209,5 +210,36 @@ impl TaskResult {
         } else {
             Category::NotFixed
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::Dataset;
+
+    #[test]
+    fn a_session_is_counted_by_how_it_ended_before_what_its_patch_did() {
+        let line = r#"{"instance_id": "a__b-1", "repo": "a/b", "base_commit": "abc", "problem_statement": "x", "FAIL_TO_PASS": ["t.py::a"], "PASS_TO_PASS": [], "test_patch": "--- a/t.py\n+++ b/t.py\n@@ -1 +1 @@\n-a\n+b\n"}"#;
+        let task = &Dataset::parse(line).tasks[0];
+        let unresolved = Judgement {
+            resolved: false,
+            applied: true,
+            fail_to_pass_left: BTreeMap::new(),
+            pass_to_pass_broken: BTreeMap::new(),
+            output: String::new(),
+        };
+        let category = |outcome: Outcome| {
+            let mut result = TaskResult::new(task, Mode::Issue);
+            result.outcome = Some(outcome);
+            result.model_patch = "--- a/a.py\n".into();
+            result.judged(unresolved.clone(), Instant::now()).category
+        };
+        let setup = Outcome::SetupFailed { command: "pip install .".into(), exit_code: Some(1) };
+        assert_eq!(category(setup), Category::SetupFailed);
+        assert_eq!(category(Outcome::Error { message: "the setup command of a test".into() }), Category::Error);
+        assert_eq!(category(Outcome::MaxIterations), Category::NotFixed);
     }
 }

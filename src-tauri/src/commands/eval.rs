@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use fixbox_agent::{Limits, ModelSettings, Preferences};
-use fixbox_eval::{Dataset, EvalRun, Mode, Progress, Report, TaskResult};
+use fixbox_eval::{Category, Dataset, EvalRun, Mode, Progress, Report, TaskResult};
 use fixbox_llm::Metrics;
 use serde::{Deserialize, Serialize};
 use tauri::ipc::Channel;
@@ -35,7 +35,8 @@ pub struct NewEval {
 pub struct EvalTask {
     pub instance_id: String,
     pub resolved: bool,
-    /// Why it ended so, in words (`resolved`, `no failing test to start from`, …).
+    /// Why it ended so, and that in words (`resolved`, `no failing test to start from`, …).
+    pub category: Category,
     pub why: String,
     pub iterations: u32,
     pub wall_s: f64,
@@ -63,6 +64,7 @@ pub struct EvalSummary {
 
 #[derive(Debug, Clone, Serialize, specta::Type)]
 pub struct EvalCount {
+    pub category: Category,
     pub why: String,
     pub tasks: u32,
 }
@@ -102,6 +104,7 @@ fn task_view(result: &TaskResult) -> EvalTask {
     EvalTask {
         instance_id: result.instance_id.clone(),
         resolved: result.resolved,
+        category: result.category,
         why: result.category.label().to_string(),
         iterations: result.iterations,
         wall_s: result.wall_s,
@@ -115,7 +118,7 @@ fn summary(report: &Report, folder: &std::path::Path) -> EvalSummary {
     let mut by_why: Vec<EvalCount> = t
         .by_category
         .iter()
-        .map(|(category, n)| EvalCount { why: category.label().to_string(), tasks: *n as u32 })
+        .map(|(category, n)| EvalCount { category: *category, why: category.label().to_string(), tasks: *n as u32 })
         .collect();
     by_why.sort_by_key(|count| std::cmp::Reverse(count.tasks));
     EvalSummary {

@@ -272,6 +272,9 @@ fn notify_ended(app: &tauri::AppHandle, task: &str, ended: &Result<Outcome, IpcE
         Ok(Outcome::Budget { message }) => ("Not fixed", Some(format!("The budget stopped it: {message}"))),
         Ok(Outcome::Stuck { failure }) => ("Not fixed", Some(format!("The same failure kept coming back: {failure}"))),
         Ok(Outcome::GaveUp { reason }) => ("Not fixed", Some(format!("The model gave up: {reason}"))),
+        Ok(Outcome::SetupFailed { command, .. }) => {
+            ("Not fixed", Some(format!("The setup command `{command}` failed; its output is in the session.")))
+        }
         Ok(Outcome::Error { message }) => ("Not fixed", Some(message.clone())),
         Ok(Outcome::Cancelled) => return,
         Err(error) => ("The fix session could not run", Some(error.message.clone())),

@@ -190,6 +190,35 @@ export type CallSummary = {
 	tokens_per_second_p50: number | null,
 };
 
+/**  Why a task ended as it did, for the report's breakdown. */
+export type Category = 
+/**  The hidden tests pass. */
+"resolved" | 
+/**  The session's tests passed before any change: it had no failing test to work from. */
+"no_repro" | 
+/**  The session ended without a change. */
+"no_patch" | 
+/**  The patch did not apply to the base tree. */
+"patch_did_not_apply" | 
+/**  The patch broke tests that passed before. */
+"tests_broke" | 
+/**  The bug's tests still fail. */
+"not_fixed" | 
+/**  The session ran out of time. */
+"timeout" | 
+/**  The same failure came back until the session stopped. */
+"loop" | 
+/**  The model said it could not fix it. */
+"gave_up" | 
+/**  The installation of the project's dependencies failed. */
+"setup_failed" | 
+/**  The repository or its commit is not there. */
+"no_repo" | 
+/**  The model server stopped answering during the session (the task runs again once it is back). */
+"engine_down" | 
+/**  Anything else that stopped the task (the sandbox, the model server). */
+"error";
+
 export type Check = {
 	id: CheckId,
 	title: string,
@@ -347,6 +376,7 @@ export type ErrorCode =
 export type ErrorKind = "auth" | "model_not_found" | "context_too_long" | "bad_request" | "rate_limited" | "server" | "connection" | "timeout" | "stream_broken" | "protocol" | "budget" | "all_routes_failed" | "config";
 
 export type EvalCount = {
+	category: Category,
 	why: string,
 	tasks: number,
 };
@@ -381,7 +411,8 @@ export type EvalSummary = {
 export type EvalTask = {
 	instance_id: string,
 	resolved: boolean,
-	/**  Why it ended so, in words (`resolved`, `no failing test to start from`, …). */
+	/**  Why it ended so, and that in words (`resolved`, `no failing test to start from`, …). */
+	category: Category,
 	why: string,
 	iterations: number,
 	wall_s: number | null,
@@ -778,6 +809,11 @@ export type Outcome =
 { outcome: "stuck"; failure: string } | { outcome: "gave_up"; reason: string } | 
 /**  Stopped by the user (Ctrl+C). */
 { outcome: "cancelled" } | 
+/**
+ *  The repository's setup command (installing its dependencies) failed, so its tests could not
+ *  run; what it printed is in the session's [`crate::Event::SetupRun`].
+ */
+{ outcome: "setup_failed"; command: string; exit_code: number | null } | 
 /**  Something outside the loop failed (the sandbox, every model route). */
 { outcome: "error"; message: string };
 

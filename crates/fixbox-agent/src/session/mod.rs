@@ -412,13 +412,12 @@ impl<S: Sandbox> Run<'_, S> {
         self.log.record(Event::SetupRun {
             command: command.to_string(),
             exit_code: output.exit_code,
-            output: tail.clone(),
+            output: tail,
             ms: ms(started.elapsed()),
         })?;
         cut.map_err(AgentError::sandbox("cut the network after the setup"))?;
         if output.exit_code != Some(0) {
-            let message = format!("the setup command `{command}` failed (exit {:?}): {tail}", output.exit_code);
-            return Ok(Err(Outcome::Error { message }));
+            return Ok(Err(Outcome::SetupFailed { command: command.to_string(), exit_code: output.exit_code }));
         }
         Ok(Ok(()))
     }

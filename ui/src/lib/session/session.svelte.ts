@@ -273,6 +273,8 @@ export function describe(outcome: Outcome): string {
       return `the model gave up: ${outcome.reason}`;
     case "cancelled":
       return "stopped by you; the session is kept";
+    case "setup_failed":
+      return `the setup command \`${outcome.command}\` failed (${outcome.exit_code === null ? "no exit code" : `exit ${outcome.exit_code}`})`;
     case "error":
       return `failed: ${outcome.message}`;
   }

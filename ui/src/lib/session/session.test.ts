@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
 import { delta, session as events } from "./events.fixture";
-import { FrameQueue, Session, metrics, undoneWhy } from "./session.svelte";
+import { FrameQueue, Session, describe as say, metrics, undoneWhy } from "./session.svelte";
 
 describe("Session", () => {
   it("folds a session's events into patches, tests, steps and an outcome", () => {
@@ -139,6 +139,13 @@ describe("Session", () => {
     session.apply({ kind: "model_started", iteration: 2, prompt_tokens_estimate: 10, trimmed_turns: 0 });
     session.apply(delta(1, { type: "file", path: "stale.py" }));
     expect(session.patches[0]?.path).toBeNull();
+  });
+
+  it("says which setup command failed and how", () => {
+    expect(say({ outcome: "setup_failed", command: "pip install .", exit_code: 1 })).toBe(
+      "the setup command `pip install .` failed (exit 1)",
+    );
+    expect(say({ outcome: "setup_failed", command: "npm ci", exit_code: null })).toContain("(no exit code)");
   });
 });
 
