@@ -258,27 +258,47 @@ async fn handle_api(req: Request<Incoming>, api: Arc<Api>) -> Response<Body> {
     }
 }
 
+/// The part of OpenAI's chat request this server reads; the rest is ignored, as OpenAI's own
+/// compatible servers do.
+#[derive(Debug, serde::Deserialize)]
+struct ChatBody {
+    messages: Vec<Message>,
+    model: Option<String>,
+    stream: Option<bool>,
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    max_tokens: Option<u32>,
+    max_completion_tokens: Option<u32>,
+    seed: Option<u64>,
+    stop: Option<Stop>,
+}
+
+/// `stop`: one sequence or several.
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
 /// The task (from `model`), whether to stream, and the request.
 fn parse_request(body: &[u8]) -> Result<(String, bool, ChatRequest), String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
-    let messages: Vec<Message> = serde_json::from_value(v["messages"].clone())
-        .map_err(|e| format!("`messages` must be a list of {{role, content}} with text content: {e}"))?;
-    if messages.is_empty() {
+    let body: ChatBody = serde_json::from_slice(body).map_err(|e| {
+        format!("the body is not a chat request (`messages` a list of {{role, content}} with text content): {e}")
+    })?;
+    if body.messages.is_empty() {
         return Err("`messages` is empty".into());
     }
-    let mut request = ChatRequest::new(messages);
+    let mut request = ChatRequest::new(body.messages);
     let s = &mut request.sampling;
-    s.temperature = v["temperature"].as_f64().map(|t| t as f32);
-    s.top_p = v["top_p"].as_f64().map(|t| t as f32);
-    s.max_tokens = v["max_tokens"].as_u64().or(v["max_completion_tokens"].as_u64()).and_then(|n| u32::try_from(n).ok());
-    s.seed = v["seed"].as_u64();
-    s.stop = match &v["stop"] {
-        Value::String(stop) => vec![stop.clone()],
-        Value::Array(stops) => stops.iter().filter_map(|s| s.as_str().map(str::to_string)).collect(),
-        _ => Vec::new(),
+    (s.temperature, s.top_p, s.seed) = (body.temperature, body.top_p, body.seed);
+    s.max_tokens = body.max_tokens.or(body.max_completion_tokens);
+    s.stop = match body.stop {
+        Some(Stop::One(stop)) => vec![stop],
+        Some(Stop::Many(stops)) => stops,
+        None => Vec::new(),
     };
-    let task = v["model"].as_str().unwrap_or("default").to_string();
-    Ok((task, v["stream"].as_bool().unwrap_or(false), request))
+    Ok((body.model.unwrap_or_else(|| "default".into()), body.stream.unwrap_or(false), request))
 }
 
 async fn complete(router: &Router, task: &str, stream: bool, request: ChatRequest) -> Response<Body> {
@@ -427,6 +447,30 @@ fn response(status: StatusCode, content_type: &str, body: Body) -> Response<Body
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chat_request_is_read_by_its_fields_and_a_wrong_one_is_said_so() {
+        let body = br#"{"model": "fix", "stream": true, "messages": [{"role": "user", "content": "hi"}], "temperature": 0.2, "max_completion_tokens": 9, "stop": "END", "seed": null, "n": 1}"#;
+        let (task, stream, request) = parse_request(body).unwrap();
+        assert_eq!((task.as_str(), stream), ("fix", true));
+        let s = &request.sampling;
+        assert_eq!(
+            (s.temperature, s.max_tokens, s.seed, s.stop.clone()),
+            (Some(0.2), Some(9), None, vec!["END".into()])
+        );
+        let (task, stream, request) =
+            parse_request(br#"{"messages": [{"role": "user", "content": "hi"}], "stop": ["a", "b"]}"#).unwrap();
+        assert_eq!((task.as_str(), stream, request.sampling.stop.len()), ("default", false, 2));
+        for (body, says) in [
+            (&br#"{"messages": []}"#[..], "`messages` is empty"),
+            (br#"{"messages": "hi"}"#, "not a chat request"),
+            (br#"{"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}"#, "not a chat request"),
+            (b"hi", "not a chat request"),
+        ] {
+            let err = parse_request(body).unwrap_err();
+            assert!(err.contains(says), "{err}");
+        }
+    }
 
     #[test]
     fn loopback_names_are_told_from_rebound_ones() {

@@ -70,6 +70,13 @@ pub struct OllamaDetails {
 }
 
 /// One line of `POST /api/pull`'s stream.
+/// Ollama's `POST /api/pull` request.
+#[derive(Serialize)]
+struct PullRequest<'a> {
+    model: &'a str,
+    stream: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct OllamaPullProgress {
     pub status: String,
@@ -119,7 +126,7 @@ impl OllamaClient {
             .http
             .post(&url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(serde_json::json!({ "model": model, "stream": true }).to_string())
+            .body(serde_json::to_string(&PullRequest { model, stream: true }).unwrap_or_default())
             .send()
             .await
             .map_err(unreachable)?;
