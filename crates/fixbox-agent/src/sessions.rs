@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use fixbox_llm::Router;
-use fixbox_sandbox::{DockerHost, Limits};
+use fixbox_sandbox::{HostAddress, Limits};
 use fixbox_store::{SessionId, Store};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{Semaphore, broadcast, mpsc};
@@ -37,8 +37,8 @@ pub struct SessionSetup {
     pub router: Router,
     /// The sandbox's memory, CPUs and processes.
     pub limits: Limits,
-    /// The Docker Engine its sandbox runs on.
-    pub docker: DockerHost,
+    /// The sandbox host its sandbox runs on.
+    pub docker: HostAddress,
 }
 
 /// What a running session reports, in order.
@@ -109,13 +109,13 @@ impl Sessions {
             }
         };
         let _machine_slot = match setup.docker {
-            DockerHost::Local => {
+            HostAddress::Local => {
                 let dir = setup.store.path().parent().map(|d| d.join("slots")).unwrap_or_else(|| "slots".into());
                 let cap = machine_cap(setup.limits.memory_bytes);
                 Some(machine_slot(&dir, cap, &updates, &cancel, metrics).await?)
             }
             // Another machine's Engine: that machine's memory bounds it, and eval spreads over several.
-            DockerHost::At { .. } => None,
+            HostAddress::At { .. } => None,
         };
         let _running = metrics.running();
         let on_line = {

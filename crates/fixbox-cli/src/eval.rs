@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use fixbox_agent::{Limits, ModelSettings, Preferences};
 use fixbox_eval::{Dataset, EvalRun, Mode, Progress, Report, compare};
 use fixbox_llm::Metrics;
-use fixbox_sandbox::DockerHost;
+use fixbox_sandbox::HostAddress;
 use fixbox_store::Store;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
@@ -64,8 +64,8 @@ pub struct RunArgs {
     /// Wall time per session: 90s, 10m, 1h.
     #[arg(long, default_value = "20m", value_parser = parse_duration)]
     timeout: u64,
-    /// A Docker Engine to run sandboxes on (tcp://…, ssh://…, unix://…), repeatable: tasks take the
-    /// Engines in turn. Default: DOCKER_HOST, else this machine's.
+    /// A sandbox host (a Docker daemon: tcp://…, ssh://…, unix://…) to run sandboxes on, repeatable:
+    /// tasks take the hosts in turn. Default: DOCKER_HOST, else this machine's.
     #[arg(long = "docker-host", value_name = "URL")]
     docker_hosts: Vec<String>,
     /// Folder with ca.pem, cert.pem and key.pem for mutual TLS with every tcp:// --docker-host.
@@ -119,10 +119,10 @@ async fn run_dataset(args: RunArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(routes = %from, model, "evaluating");
         (Some(router), model)
     };
-    let hosts: Vec<DockerHost> = args
+    let hosts: Vec<HostAddress> = args
         .docker_hosts
         .iter()
-        .map(|host| DockerHost::At {
+        .map(|host| HostAddress::At {
             host: host.clone(),
             certs: args.docker_certs.clone().filter(|_| host.starts_with("tcp://")),
         })
@@ -165,12 +165,12 @@ async fn run_dataset(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// As many tasks at once as each of `hosts` Docker Engines, counted as this machine, holds.
+/// As many tasks at once as each of `hosts` sandbox hosts, counted as this machine, holds.
 fn bounded_jobs(asked: usize, sandbox_memory: u64, hosts: usize) -> usize {
     let most = fixbox_agent::machine_cap(sandbox_memory) * hosts;
     if asked > most {
         eprintln!(
-            "--jobs {asked} is more than {hosts} Docker Engine(s) of this machine's size hold (one task per two cores, \
+            "--jobs {asked} is more than {hosts} sandbox host(s) of this machine's size hold (one task per two cores, \
              and a sandbox with a GiB to spare each): {most} at a time"
         );
     }

@@ -13,7 +13,7 @@ use fixbox_agent::{
 use fixbox_github::IssueRef;
 use fixbox_llm::Metrics;
 use fixbox_patch::EditFormat;
-use fixbox_sandbox::DockerHost;
+use fixbox_sandbox::HostAddress;
 use fixbox_store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -195,7 +195,7 @@ pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
         }
     });
     let setup =
-        SessionSetup { store: store.clone(), router, limits: preferences.sandbox_limits(), docker: DockerHost::Local };
+        SessionSetup { store: store.clone(), router, limits: preferences.sandbox_limits(), docker: HostAddress::Local };
     let mut session = Sessions::new(1).start(fix, setup, stop);
     let mut renderer = Renderer::stdout();
     let mut id = None;

@@ -63,13 +63,13 @@ async fn bounded(id: CheckId, check: impl Future<Output = Check>) -> Check {
 /// A check whose code panicked: a bug of ours, said as such.
 pub(crate) fn crashed(id: CheckId, err: &tokio::task::JoinError) -> Check {
     let summary = format!("the {} check crashed: {err}", id.title());
-    Check::problem(id, summary, "this is a bug in Fixbox: please report it with the log (RUST_LOG=debug fixbox doctor)")
+    Check::problem(id, summary, "this is a bug in Fixbox: please report it with the checks' log at debug level")
 }
 
 /// A check that hung.
 fn timed_out(id: CheckId, what: &str) -> Check {
     let summary = format!("{what} did not answer within {} s", CHECK_TIMEOUT.as_secs());
-    Check::problem(id, summary, "check again; if it hangs again, its log at debug level (RUST_LOG=debug) says where")
+    Check::problem(id, summary, "check again; if it hangs again, the checks' log at debug level says where")
 }
 
 #[cfg(test)]

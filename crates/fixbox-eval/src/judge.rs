@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use fixbox_agent::{TestOutcome, TestPlan, TestReport, WORKSPACE};
-use fixbox_sandbox::{DockerHost, Excludes, ExecRequest, Limits, Sandbox};
+use fixbox_sandbox::{Excludes, ExecRequest, HostAddress, Limits, Sandbox};
 use serde::{Deserialize, Serialize};
 
 use crate::checkout::{apply, check_out};
@@ -39,7 +39,7 @@ pub async fn judge(
     source: &Path,
     work: &Path,
     patch: &str,
-    docker: &DockerHost,
+    docker: &HostAddress,
     limits: Limits,
     on_line: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<Judgement, EvalError> {

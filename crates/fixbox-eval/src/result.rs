@@ -83,7 +83,7 @@ pub struct TaskResult {
     pub cost_usd: f64,
     /// The session in the store, for the history and replay.
     pub session: Option<String>,
-    /// The Docker Engine its sandboxes ran on (`local`, or its address).
+    /// The sandbox host its sandboxes ran on (`local`, or its address).
     #[serde(default)]
     pub docker_host: String,
     /// Where the session's time went: the model, the tests (and the setup), the sandbox, Fixbox.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use fixbox_agent::{Fix, FixRequest, Limits, ModelSettings, Outcome, SessionSetup, SessionUpdate, Sessions};
 use fixbox_llm::Router;
-use fixbox_sandbox::DockerHost;
+use fixbox_sandbox::HostAddress;
 use fixbox_store::Store;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -35,8 +35,8 @@ pub struct EvalRun {
     pub model: ModelSettings,
     pub limits: Limits,
     pub sandbox: fixbox_sandbox::Limits,
-    /// The Docker Engines the tasks' sandboxes run on, taken in turn; none: the local one.
-    pub hosts: Vec<DockerHost>,
+    /// The sandbox hosts the tasks' sandboxes run on, taken in turn; none: the local one.
+    pub hosts: Vec<HostAddress>,
 }
 
 /// What an evaluation reports as it goes.
@@ -106,7 +106,7 @@ impl EvalRun {
         let jobs = self.jobs.max(1);
         let sessions = Sessions::new(jobs);
         let mut running = tokio::task::JoinSet::new();
-        let hosts = if self.hosts.is_empty() { vec![DockerHost::Local] } else { self.hosts.clone() };
+        let hosts = if self.hosts.is_empty() { vec![HostAddress::Local] } else { self.hosts.clone() };
         let mut hosts = hosts.into_iter().cycle();
         loop {
             while running.len() < jobs && !stop.is_cancelled() {
@@ -182,7 +182,7 @@ impl EvalRun {
     async fn task(
         &self,
         task: &Task,
-        docker: &DockerHost,
+        docker: &HostAddress,
         sessions: &Sessions,
         store: Arc<Store>,
         router: Option<Router>,

@@ -9,28 +9,29 @@ use crate::SandboxError;
 /// How long bollard waits for the response head of any request (streamed bodies are not limited).
 const REQUEST_TIMEOUT_SECS: u64 = 120;
 
-/// How long to wait for the Engine to answer a ping or a version query.
+/// How long to wait for the sandbox host to answer a ping or a version query.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A connection to a Docker Engine, with the API version negotiated down to what the Engine speaks.
+/// A connection to a sandbox host (a Docker daemon), with the API version negotiated down to what it
+/// speaks.
 #[derive(Debug, Clone)]
 pub struct SandboxHost {
     docker: Docker,
     host: String,
 }
 
-/// Which Docker Engine sandboxes run on.
+/// Where the sandbox host is: the Docker daemon sandboxes run on.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum DockerHost {
-    /// `DOCKER_HOST`, else this machine's Engine (see [`SandboxHost::connect`]).
+pub enum HostAddress {
+    /// `DOCKER_HOST`, else this machine's daemon (see [`SandboxHost::connect`]).
     #[default]
     Local,
-    /// An Engine at an address (`tcp://…`, `ssh://…`, `unix://…`); a `tcp://` one over mutual TLS
+    /// A daemon at an address (`tcp://…`, `ssh://…`, `unix://…`); a `tcp://` one over mutual TLS
     /// with `ca.pem`, `cert.pem` and `key.pem` from `certs`.
     At { host: String, certs: Option<PathBuf> },
 }
 
-impl DockerHost {
+impl HostAddress {
     pub async fn connect(&self) -> Result<SandboxHost, SandboxError> {
         match self {
             Self::Local => SandboxHost::connect().await,
@@ -40,7 +41,7 @@ impl DockerHost {
     }
 }
 
-impl std::fmt::Display for DockerHost {
+impl std::fmt::Display for HostAddress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Local => f.write_str("local"),
@@ -49,7 +50,7 @@ impl std::fmt::Display for DockerHost {
     }
 }
 
-/// What the Engine says about itself.
+/// What the sandbox host says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct DockerVersion {

@@ -26,7 +26,7 @@ pub use exec::{
     DEFAULT_HARD_TIMEOUT, DEFAULT_OUTPUT_LIMIT, Ending, ExecOutput, ExecRequest, ExecStatus, OutputChunk,
     PartialOutput, RunningExec,
 };
-pub use host::{DockerHost, DockerVersion, SandboxHost};
+pub use host::{DockerVersion, HostAddress, SandboxHost};
 pub use image::{BUILD_METHOD_ENV, BuildMethod, ensure_image};
 pub use pool::SandboxPool;
 pub use reaper::reap_orphans;

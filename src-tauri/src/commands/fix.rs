@@ -11,7 +11,7 @@ use fixbox_agent::{
     SessionUpdate, Sessions, SharedFiles,
 };
 use fixbox_llm::Metrics;
-use fixbox_sandbox::DockerHost;
+use fixbox_sandbox::HostAddress;
 use serde::{Deserialize, Serialize};
 use tauri::ipc::Channel;
 
@@ -187,7 +187,7 @@ pub async fn fix_start(
     .await?;
     let run = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
     let (stop, job) = jobs.start(JobId::Fix { run })?;
-    let setup = SessionSetup { store: Arc::clone(&store), router, limits: sandbox_limits, docker: DockerHost::Local };
+    let setup = SessionSetup { store: Arc::clone(&store), router, limits: sandbox_limits, docker: HostAddress::Local };
     let session = sessions.start(fix, setup, stop.clone());
     tauri::async_runtime::spawn(async move {
         let (id, ended) = forward(session, &on_update).await;
