@@ -42,15 +42,36 @@ pub(crate) fn as_test(code: &str) -> Option<String> {
     Some(format!("{}\n\n\ndef test_issue():\n{body}\n", imports.join("\n")).trim_start().to_string())
 }
 
-/// The issue's first Python example as a test, where it shows the bug by itself: the issue names an
-/// error (`…Error`, `…Exception`) it raises, so run as is it fails until the bug is fixed; or the issue
-/// says what the example's prints should show (`Expected: `V``), so each print becomes an assertion.
-/// Where it names an error and also what the example's last expression should give, that is asserted
-/// too: a change that only stops the error (by skipping the code that raised it) does not pass.
+/// The issue's first Python example as a test, where it shows the bug by itself: the issue expects
+/// the calls that end it to raise an error (`Expected a `ValueError``), or to raise the error they
+/// raise now with another message (`String contains …: '2014'`), and that is asserted; the issue names an
+/// error (`…Error`, `…Exception`) it raises, so run as is it fails until the bug is fixed; or the
+/// issue says what the example's prints should show (`Expected: `V``), so each print becomes an
+/// assertion. Where it names an error and also what the example's last expression should give, that
+/// is asserted too: a change that only stops the error (by skipping the code that raised it) does
+/// not pass.
 pub fn from_example(task: &str) -> Option<String> {
     let mut lines = task.lines();
     lines.find(|l| matches!(l.trim(), "```python" | "```py" | "```python3" | "```pycon"))?;
     let code: Vec<&str> = lines.take_while(|l| !l.trim_start().starts_with("```")).collect();
+    let raising = match (expected_errors(task), reworded_error(task)) {
+        (expected, _) if !expected.is_empty() => Some((expected, None)),
+        (_, Some((error, message))) => Some((vec![error], Some(message))),
+        _ => None,
+    };
+    if let Some((errors, message)) = raising {
+        let calls = trailing_expressions(&code);
+        if calls.is_empty() {
+            return None;
+        }
+        let mut code: Vec<String> = code.iter().map(|l| l.to_string()).collect();
+        let errors: Vec<String> = errors.iter().map(|e| python_string(e)).collect();
+        let says = message.map_or(String::new(), |m| format!(", says={}", python_string(m)));
+        for at in calls {
+            code[at] = format!("_raises([{}], lambda: {}{says})", errors.join(", "), code[at].trim_end());
+        }
+        return with_helper(&as_test(&code.join("\n"))?, RAISES);
+    }
     if !errors_named(task).is_empty() {
         let Some((last, value)) = expected_result(&code, task) else { return as_test(&code.join("\n")) };
         let mut code: Vec<String> = code.iter().map(|l| l.to_string()).collect();
@@ -80,6 +101,71 @@ pub fn from_example(task: &str) -> Option<String> {
     with_helper(&test, helper)
 }
 
+/// Asserts that `call` raises one of the errors named (by its class or a base class's name), saying
+/// `says` where given: spaces and the kind of quotes aside. An error of the example itself (a name not
+/// defined, an import that fails) is raised as it is: the test cannot run, which is not the bug.
+const RAISES: &str = r#"def _raises(expected, call, says=None):
+    try:
+        call()
+    except (NameError, ImportError, SyntaxError):
+        raise
+    except Exception as error:
+        kinds = [kind.__name__ for kind in type(error).__mro__]
+        shown = f"{type(error).__name__}: {error}"
+        assert any(name in kinds for name in expected), f"raised {shown}; the issue expects {' or '.join(expected)}"
+        if says is not None:
+            def norm(text):
+                return "".join(text.split()).replace('"', "'")
+
+            assert norm(says) in norm(str(error)), f"raised {shown}; the issue expects it to say {says}"
+    else:
+        raise AssertionError(f"raised nothing; the issue expects {' or '.join(expected)}")
+
+
+"#;
+
+/// The errors an issue expects raised: named where it says what it expects (`Expected a
+/// `ValueError``, `Expected `SignatureExpired` to be raised`), unless it shows one raised now
+/// (`` `TypeError: …` ``) or expects none raised.
+pub(crate) fn expected_errors(task: &str) -> Vec<&str> {
+    let Some(paragraph) = expectation_paragraph(task) else { return Vec::new() };
+    let lower = paragraph.to_lowercase();
+    const NONE: &[&str] =
+        &["not raise", "not to raise", "n't raise", "not be raised", "without raising", "no error", "no exception"];
+    if NONE.iter().any(|n| lower.contains(n)) {
+        return Vec::new();
+    }
+    let mut names: BTreeSet<&str> = errors_named(paragraph);
+    if lower.contains("raise") {
+        // `SignatureExpired` (or `pkg.SignatureExpired`) where it says raised: a class by its name.
+        let classes = paragraph.split('`').skip(1).step_by(2).filter_map(|quoted| {
+            let name = quoted.rsplit('.').next()?;
+            let is_class = name.starts_with(|c: char| c.is_ascii_uppercase())
+                && quoted.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.');
+            is_class.then_some(name)
+        });
+        names.extend(classes);
+    }
+    names.into_iter().filter(|name| !task.contains(&format!("`{name}: "))).collect()
+}
+
+/// The error an issue shows raised (`` `ValueError: String contains …: b'2014'` ``) and the message it
+/// says that error should have instead: another quoted text that begins as the shown message does.
+fn reworded_error(task: &str) -> Option<(&str, &str)> {
+    let quoted: Vec<&str> = task.split('`').skip(1).step_by(2).collect();
+    let named = errors_named(task);
+    let (error, shown) = quoted.iter().find_map(|q| {
+        let (error, message) = q.split_once(": ")?;
+        named.contains(error).then_some((error, message))
+    })?;
+    let same_start = |q: &&&str| {
+        let common = q.chars().zip(shown.chars()).take_while(|(a, b)| a == b).count();
+        common >= 12 && **q != shown && !named.iter().any(|e| q.starts_with(&format!("{e}:")))
+    };
+    let message = quoted.iter().find(same_start)?;
+    Some((error, message))
+}
+
 /// `test` with `helper` defined before its test function.
 fn with_helper(test: &str, helper: &str) -> Option<String> {
     let at = test.find("def test_issue")?;
@@ -107,33 +193,59 @@ fn expectation_paragraph(task: &str) -> Option<&str> {
 /// value the issue expects it to give: the first of its expected values that is not code of the
 /// example itself or a name.
 fn expected_result(code: &[&str], task: &str) -> Option<(usize, String)> {
-    // An interpreter session's last line is what it printed.
-    if code.iter().any(|l| l.starts_with(">>> ")) {
-        return None;
-    }
-    let last = code.iter().rposition(|l| !l.trim().is_empty())?;
-    let line = code[last].trim_end();
-    const STATEMENTS: &[&str] = &[
-        "def ", "class ", "import ", "from ", "if ", "for ", "while ", "with ", "try:", "return ", "assert ", "print(",
-        "raise ", "del ", "pass", "@",
-    ];
-    let balanced = line.matches(['(', '[', '{']).count() == line.matches([')', ']', '}']).count();
-    let assigns = line.split(['(', '[', '{']).next().is_some_and(|head| head.contains('='));
-    if line.starts_with(char::is_whitespace)
-        || line.starts_with(['>', '.', ')', ']', '}', '#'])
-        || STATEMENTS.iter().any(|s| line.starts_with(s))
-        || line.ends_with(':')
-        || !balanced
-        || assigns
-    {
-        return None;
-    }
+    let last = last_expression(code, false)?;
     let example = code.join("\n");
     let is_name = |v: &str| v.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.');
     let value = expected_values(task)
         .into_iter()
         .find(|v| !v.trim().is_empty() && !example.contains(v.as_str()) && !is_name(v))?;
     Some((last, value))
+}
+
+/// The example's last line where it is a bare expression at the top level (`S().dump(x)`, a
+/// `print(…)` where `prints`): not a statement, an assignment or a line of an interpreter session.
+fn last_expression(code: &[&str], prints: bool) -> Option<usize> {
+    let last = code.iter().rposition(|l| !l.trim().is_empty())?;
+    (!is_session(code) && is_expression(code[last], prints)).then_some(last)
+}
+
+/// The example's bare expressions at its end, prints included (`f(1)`, then `f(2)`): each is a call
+/// the issue expects to raise.
+fn trailing_expressions(code: &[&str]) -> Vec<usize> {
+    if is_session(code) {
+        return Vec::new();
+    }
+    let mut lines: Vec<usize> = (0..code.len())
+        .rev()
+        .filter(|&i| !code[i].trim().is_empty())
+        .take_while(|&i| is_expression(code[i], true))
+        .collect();
+    lines.reverse();
+    lines
+}
+
+/// Whether an example is an interpreter session: its last line is what it printed.
+fn is_session(code: &[&str]) -> bool {
+    code.iter().any(|l| l.starts_with(">>> "))
+}
+
+/// Whether `line` is a bare expression at the top level: not a statement (a `print(…)` is one unless
+/// `prints`), an assignment, a comment or a part of a longer line.
+fn is_expression(line: &str, prints: bool) -> bool {
+    let line = line.trim_end();
+    const STATEMENTS: &[&str] = &[
+        "def ", "class ", "import ", "from ", "if ", "for ", "while ", "with ", "try:", "return ", "assert ", "raise ",
+        "del ", "pass", "@",
+    ];
+    let balanced = line.matches(['(', '[', '{']).count() == line.matches([')', ']', '}']).count();
+    let assigns = line.split(['(', '[', '{']).next().is_some_and(|head| head.contains('='));
+    let statement = STATEMENTS.iter().any(|s| line.starts_with(s)) || (!prints && line.starts_with("print("));
+    !(line.starts_with(char::is_whitespace)
+        || line.starts_with(['>', '.', ')', ']', '}', '#'])
+        || statement
+        || line.ends_with(':')
+        || !balanced
+        || assigns)
 }
 
 /// `text` as a Python string literal.
@@ -177,8 +289,6 @@ mod tests {
             from_example(gives).unwrap().contains("    assert _shows(C(1), \"C(x=1)\")\n"),
             "the value, not the call"
         );
-        let raises = "```python\nparse(\"0-100\")\n```\nRaises `TypeError`.\n\nExpected: a `ParserError` that says `bad month 0`.\n";
-        assert!(!from_example(raises).unwrap().contains("_shows"), "an error expected, not a value");
         let assigned = "```python\nimport m\nr = m.f()\n```\nRaises `ValueError`.\n\nExpected `2`.\n";
         assert_eq!(
             from_example(assigned).unwrap(),
@@ -187,12 +297,96 @@ mod tests {
         );
         let looped = "```python\nfor q in qs:\n    print(q)\n```\nExpected `1`.\n";
         assert_eq!(from_example(looped), None, "a print in a loop");
-        let raised = "```python\nprint(s.unsign(x))\n```\nExpected `SignatureExpired` to be raised.\n";
-        assert_eq!(from_example(raised), None, "an exception expected");
         let session = ">>> import m\n>>> m.f(\n...   1)\nTraceback (most recent call last):\nValueError: x\n";
         assert_eq!(
             from_example(&format!("f raises ValueError\n```pycon\n{session}```\n")).unwrap(),
             "import m\n\n\ndef test_issue():\n    m.f(\n      1)\n"
+        );
+    }
+
+    /// The calls of a test `from_example` wrote, without the helper it defines.
+    fn body(test: &str) -> &str {
+        &test[test.find("def test_issue():\n").expect("a test function")..]
+    }
+
+    #[test]
+    fn an_issue_that_expects_an_error_is_a_test_that_it_is_raised() {
+        let returns = "```python\nfrom dateutil.parser import isoparse\n\nisoparse(\"20120425T01:2000\")\n```\nReturns `datetime(2012, 4, 25, 1, 20)`.\n\nNot valid ISO 8601. I expected a `ValueError`, like other malformed strings.\n";
+        let test = from_example(returns).unwrap();
+        assert!(test.contains("def _raises(expected, call, says=None):"), "{test}");
+        assert_eq!(
+            body(&test),
+            "def test_issue():\n    _raises([\"ValueError\"], lambda: isoparse(\"20120425T01:2000\"))\n"
+        );
+
+        let instead = "```python\nparse(\"0-100\")\n```\nRaises `TypeError: unsupported operand`.\n\nExpected: a `dateutil.parser.ParserError` (a ValueError) that says `bad month 0`.\n";
+        assert_eq!(
+            body(&from_example(instead).unwrap()),
+            "def test_issue():\n    _raises([\"ParserError\", \"ValueError\"], lambda: parse(\"0-100\"))\n",
+            "the error expected, not the one raised now"
+        );
+
+        let both = "```python\nf(1e20)\ng(1e20)\n```\nThe first raises `OverflowError: out of range`, the second `OSError: too large`.\n\nExpected: a `ValidationError`.\n";
+        assert_eq!(
+            body(&from_example(both).unwrap()),
+            "def test_issue():\n    _raises([\"ValidationError\"], lambda: f(1e20))\n    _raises([\"ValidationError\"], lambda: g(1e20))\n",
+            "each call that ends the example"
+        );
+
+        let printed = "```python\ns = S(\"k\")\n# a clock behind\nprint(s.unsign(x, max_age=10))\n```\nOutput: `b'value'`\n\nExpected `SignatureExpired` to be raised: its age is negative.\n";
+        assert_eq!(
+            body(&from_example(printed).unwrap()),
+            "def test_issue():\n    s = S(\"k\")\n    # a clock behind\n    _raises([\"SignatureExpired\"], lambda: print(s.unsign(x, max_age=10)))\n",
+            "a class named to be raised, not only a name ending in Error"
+        );
+
+        let reworded = "```python\nisoparser().parse_isodate(\"2014-0423\")\n```\nRaises `ValueError: String contains unknown ISO components: b'2014-0423'`.\n\nI passed a str, so it should say\n`String contains unknown ISO components: '2014-0423'` (no `b'...'`).\n";
+        assert_eq!(
+            body(&from_example(reworded).unwrap()),
+            "def test_issue():\n    _raises([\"ValueError\"], lambda: isoparser().parse_isodate(\"2014-0423\"), says=\"String contains unknown ISO components: '2014-0423'\")\n",
+            "the error it raises, with the message the issue expects"
+        );
+
+        let none = "```python\nf(\"x\")\n```\nRaises `ValueError`.\n\nExpected it not to raise a `ValueError`.\n";
+        assert_eq!(body(&from_example(none).unwrap()), "def test_issue():\n    f(\"x\")\n", "no error expected");
+        let assigned = "```python\nr = f(\"x\")\n```\nReturns 2.\n\nExpected a `ValueError`.\n";
+        assert_eq!(from_example(assigned), None, "no call ends the example");
+    }
+
+    #[test]
+    fn the_raises_helper_passes_only_the_error_and_message_expected() {
+        let calls = r#"
+class ParserError(ValueError):
+    pass
+
+
+def boom(kind, text):
+    raise kind(text)
+
+
+_raises(["ValueError"], lambda: boom(ParserError, "x"))
+_raises(["ValueError"], lambda: boom(ValueError, 'it said  "a"'), says="it said 'a'")
+for call, says in [(lambda: 1, None), (lambda: boom(TypeError, "x"), None), (lambda: boom(ValueError, "b"), "a")]:
+    try:
+        _raises(["ValueError"], call, says=says)
+    except AssertionError as e:
+        print("failed:", e)
+    else:
+        raise SystemExit("passed wrongly")
+try:
+    _raises(["ValueError"], lambda: undefined_name)
+except NameError:
+    print("the example itself is broken")
+"#;
+        let out = std::process::Command::new("python3").arg("-c").arg(format!("{RAISES}{calls}")).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            stdout,
+            "failed: raised nothing; the issue expects ValueError\n\
+             failed: raised TypeError: x; the issue expects ValueError\n\
+             failed: raised ValueError: b; the issue expects it to say a\n\
+             the example itself is broken\n"
         );
     }
 }

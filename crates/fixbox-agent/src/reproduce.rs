@@ -8,7 +8,7 @@
 use fixbox_llm::{Message, estimate_tokens};
 
 use crate::detect::{Runner, TestPlan};
-use crate::example::{as_test, errors_named, expectation};
+use crate::example::{as_test, errors_named, expectation, expected_errors};
 use crate::prompt::{Prompt, anchors, identifiers, show_file, window};
 use crate::repo::{Repo, is_test_file};
 use crate::testrun::{TestOutcome, TestReport, failure_text};
@@ -210,12 +210,19 @@ pub fn extract(answer: &str) -> Option<String> {
     fenced.then(|| as_test(&text)).flatten()
 }
 
-/// Whether a run fails with every error the issue names and no other: an issue that names another
-/// error ("raises TypeError instead of ParserError") expects one its example cannot pass with.
+/// Whether a run fails with the errors the issue reports: every one it names, as its example run as
+/// is raises them; an issue that names another error ("raises TypeError instead of ParserError")
+/// expects one such an example cannot pass with. Where the issue expects an error raised, the example
+/// asserts that, and its run fails with one the issue reports raised now, or with none raised.
 pub fn raises_the_reported_error(report: &TestReport, task: &str) -> bool {
-    let named = errors_named(task);
-    !report.ok()
-        && named.iter().all(|e| report.output.contains(&format!("{e}:")) || report.output.contains(&format!("{e}\n")))
+    let expected = expected_errors(task);
+    let reported: Vec<&str> = errors_named(task).into_iter().filter(|e| !expected.contains(e)).collect();
+    let shown = |e: &&str| report.output.contains(&format!("{e}:")) || report.output.contains(&format!("{e}\n"));
+    let raised = match expected.is_empty() {
+        true => reported.iter().all(shown),
+        false => reported.is_empty() || reported.iter().any(shown),
+    };
+    !report.ok() && raised
 }
 
 /// Whether `test`, run at base, shows the bug: the failing tests, or why it does not. A test that
@@ -435,6 +442,14 @@ mod tests {
         let raised = read("E   TypeError: unhashable type\nFAILED t.py::test_issue - TypeError: unhashable type\n");
         assert!(raises_the_reported_error(&raised, task));
         assert!(!raises_the_reported_error(&raised, "raises TypeError instead of ParserError"), "another is expected");
+        let expects = "Raises `TypeError: unsupported operand`.\n\nExpected: a `ParserError` (a ValueError).\n";
+        let asserted =
+            read("E   AssertionError: raised TypeError: unsupported operand; the issue expects ParserError\n");
+        assert!(raises_the_reported_error(&asserted, expects), "the error raised now, where another is expected");
+        let other = read("E   AttributeError: 'NoneType' object has no attribute 'x'\n");
+        assert!(!raises_the_reported_error(&other, expects), "not the error the issue reports");
+        let nothing = read("E   AssertionError: raised nothing; the issue expects ValueError\n");
+        assert!(raises_the_reported_error(&nothing, "Returns a date.\n\nI expected a `ValueError`.\n"));
         assert_eq!(
             extract("```python\nimport m\nm.f()\n```").unwrap(),
             "import m\n\n\ndef test_issue():\n    m.f()\n",
