@@ -8,13 +8,15 @@
 use fixbox_llm::{Message, estimate_tokens};
 
 use crate::detect::{Runner, TestPlan};
-use crate::example::{as_test, errors_named, expectation, expected_errors};
+use crate::example::{self, as_test, errors_named, expectation, expected_errors};
 use crate::prompt::{Prompt, anchors, identifiers, show_file, window};
 use crate::repo::{Repo, is_test_file};
 use crate::testrun::{TestOutcome, TestReport, failure_text};
 
-/// The new test file's name.
+/// The new test file's name, by language.
 const FILE_NAME: &str = "test_fixbox_issue.py";
+const GO_FILE: &str = "fixbox_issue_test.go";
+const NODE_FILE: &str = "fixbox-issue.test.js";
 /// A grammar (llama.cpp's GBNF) for the answer: one fenced Python file.
 pub const GRAMMAR: &str = r#"root ::= "```python\n" line+ "```\n"
 line ::= ([^`\n] [^\n]*)? "\n"
@@ -53,14 +55,55 @@ pub struct Placement {
     pub example: Option<String>,
     runner: Runner,
     recipe: String,
+    language: Language,
 }
 
-/// Where `plan`'s reproduction goes: beside the test files its command names, else in the repository's
-/// `tests/` (or `test/`), else at its root. `None` where the runner has no reproduction yet (only
-/// pytest does).
+/// What the test is written in, and what it needs to reach the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Language {
+    Python,
+    /// The package at the module's root, by its name, and the module's path.
+    Go {
+        package: String,
+        module: String,
+    },
+    /// The package's name, as an example requires it.
+    Node {
+        package: String,
+    },
+}
+
+/// Where `plan`'s reproduction goes: for pytest beside the test files its command names, else in the
+/// repository's `tests/` (or `test/`), else at its root; for Go in the package at the module's root;
+/// for node at the repository's root. `None` for other runners.
 pub fn place(plan: &TestPlan, repo: &Repo) -> Option<Placement> {
-    if plan.runner != Runner::Pytest {
-        return None;
+    let at_root = |path: &str, command: String, language: Language| Placement {
+        path: path.to_string(),
+        command,
+        example: None,
+        runner: plan.runner,
+        recipe: plan.recipe.clone(),
+        language,
+    };
+    match plan.runner {
+        Runner::Pytest => {}
+        Runner::Go => {
+            let module = repo.current("go.mod")?.lines().find_map(|l| l.strip_prefix("module "))?.trim().to_string();
+            let package = repo
+                .paths()
+                .filter(|p| !p.contains('/') && p.ends_with(".go") && !p.ends_with("_test.go"))
+                .find_map(|p| repo.current(p)?.lines().find_map(|l| l.strip_prefix("package ")))?
+                .trim()
+                .to_string();
+            let command = format!("go test -v -count=1 -run '^{}$' .", example::go::TEST);
+            return Some(at_root(GO_FILE, command, Language::Go { package, module }));
+        }
+        Runner::Npm => {
+            let manifest: serde_json::Value = serde_json::from_str(repo.current("package.json")?).ok()?;
+            let package = manifest.get("name")?.as_str()?.to_string();
+            return Some(at_root(NODE_FILE, format!("node {NODE_FILE}"), Language::Node { package }));
+        }
+        _ => return None,
     }
     let named = plan
         .command
@@ -85,6 +128,7 @@ pub fn place(plan: &TestPlan, repo: &Repo) -> Option<Placement> {
         path,
         runner: plan.runner,
         recipe: plan.recipe.clone(),
+        language: Language::Python,
     })
 }
 
@@ -101,6 +145,20 @@ impl Placement {
             runner: self.runner,
             recipe: self.recipe.clone(),
         }
+    }
+
+    /// The issue's own example as this test file, where it shows the bug by itself.
+    pub fn example_test(&self, task: &str) -> Option<String> {
+        match &self.language {
+            Language::Python => example::from_example(task),
+            Language::Go { package, module } => example::go::test(task, package, module),
+            Language::Node { package } => example::node::test(task, package, "./"),
+        }
+    }
+
+    /// Whether the model can be asked for this test: its prompts ask for pytest only.
+    pub fn model_writes(&self) -> bool {
+        self.language == Language::Python
     }
 
     /// The reproduction alone, as a plan.
@@ -391,6 +449,74 @@ mod tests {
         assert_eq!((at_root.path.as_str(), at_root.example.as_deref()), ("test_fixbox_issue.py", Some("test_a.py")));
         let cargo = TestPlan { command: "cargo test".into(), runner: Runner::Cargo, recipe: "rust".into() };
         assert_eq!(place(&cargo, &flat), None);
+    }
+
+    #[test]
+    fn a_go_or_node_test_goes_at_the_root_and_the_issues_example_is_written_for_it() {
+        let task = "```go
+fmt.Println(semver.MustParse(\"1\"))
+```
+
+I expected `1.0.0`.
+";
+        let (_d, go) = repo(&[
+            (
+                "go.mod",
+                "module github.com/a/semver/v3
+
+go 1.19
+",
+            ),
+            (
+                "version.go",
+                "// Package semver …
+package semver
+",
+            ),
+            (
+                "version_test.go",
+                "package semver
+",
+            ),
+        ]);
+        let plan = TestPlan { command: "go test -v ./...".into(), runner: Runner::Go, recipe: "go".into() };
+        let placed = place(&plan, &go).unwrap();
+        assert_eq!(
+            (placed.path.as_str(), placed.command.as_str()),
+            ("fixbox_issue_test.go", "go test -v -count=1 -run '^TestFixboxIssue$' .")
+        );
+        let test = placed.example_test(task).unwrap();
+        assert!(
+            test.starts_with(
+                "package semver_test
+"
+            ) && test.contains("\t\"github.com/a/semver/v3\"\n"),
+            "{test}"
+        );
+        assert!(!placed.model_writes(), "the model's prompt asks for pytest");
+
+        let (_d, node) = repo(&[("package.json", "{\"name\": \"range-parser\"}"), ("index.js", "")]);
+        let plan = TestPlan { command: "mocha".into(), runner: Runner::Npm, recipe: "node".into() };
+        let placed = place(&plan, &node).unwrap();
+        assert_eq!(
+            (placed.path.as_str(), placed.command.as_str()),
+            ("fixbox-issue.test.js", "node fixbox-issue.test.js")
+        );
+        let task = "```js
+const p = require('range-parser')
+console.log(p(1))
+```
+
+I expected `-2`.
+";
+        assert!(placed.example_test(task).unwrap().contains("  const p = require('./')\n"));
+        let (_d, no_module) = repo(&[(
+            "main.go",
+            "package main
+",
+        )]);
+        let go_test = TestPlan { command: "go test".into(), runner: Runner::Go, recipe: "go".into() };
+        assert_eq!(place(&go_test, &no_module), None, "no go.mod: no module to import");
     }
 
     #[test]

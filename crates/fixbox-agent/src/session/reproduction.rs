@@ -7,8 +7,8 @@ use fixbox_sandbox::{ExecRequest, Sandbox};
 
 use super::{Answer, Run};
 use crate::AgentError;
+use crate::detect::Runner;
 use crate::event::Event;
-use crate::example;
 use crate::outcome::Outcome;
 use crate::reproduce::{self, Placement};
 use crate::testrun::TestReport;
@@ -25,12 +25,10 @@ impl<S: Sandbox> Run<'_, S> {
         baseline: &TestReport,
     ) -> Result<Result<Option<TestReport>, Outcome>, AgentError> {
         let task = self.request.task.clone();
-        let plain = !self.plan.command.contains([';', '&', '|', '(']);
-        let (Some(place), Some(test), true) =
-            (reproduce::place(&self.plan, &self.repo), example::from_example(&task), plain)
-        else {
-            return Ok(Ok(None));
-        };
+        // Tests are left out by pytest's `--deselect`, added to a plain command.
+        let plain = !self.plan.command.contains([';', '&', '|', '(']) && self.plan.runner == Runner::Pytest;
+        let Some(place) = reproduce::place(&self.plan, &self.repo).filter(|_| plain) else { return Ok(Ok(None)) };
+        let Some(test) = place.example_test(&task) else { return Ok(Ok(None)) };
         let shown = match self.try_reproduction(&place, 0, test, true).await? {
             Ok(Ok(report)) => report,
             Ok(Err(_)) => {
@@ -79,12 +77,18 @@ impl<S: Sandbox> Run<'_, S> {
         let task = self.request.task.clone();
         // The issue's own example, where it raises the error the issue reports, is the test: no
         // model call needed.
-        if let Some(test) = example::from_example(&task) {
+        if let Some(test) = place.example_test(&task) {
             match self.try_reproduction(place, 0, test, true).await? {
                 Ok(Ok(_)) => return Ok(Ok(())),
                 Ok(Err(_)) => {}
                 Err(stop) => return Ok(Err(stop)),
             }
+        }
+        if !place.model_writes() {
+            let reason = "the issue's example does not show the bug by itself, and a test for it is written by the \
+model only for pytest yet: add a failing test to the repository"
+                .to_string();
+            return Ok(Err(Outcome::NotReproduced { reason }));
         }
         let mut ask = reproduce::Ask::new(&task, &self.repo, place);
         let mut why = String::new();

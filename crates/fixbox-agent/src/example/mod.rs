@@ -3,6 +3,9 @@
 
 use std::collections::BTreeSet;
 
+pub(crate) mod go;
+pub(crate) mod node;
+
 use crate::prompt::identifiers;
 use crate::text::cut_middle;
 
@@ -51,9 +54,7 @@ pub(crate) fn as_test(code: &str) -> Option<String> {
 /// is asserted too: a change that only stops the error (by skipping the code that raised it) does
 /// not pass.
 pub fn from_example(task: &str) -> Option<String> {
-    let mut lines = task.lines();
-    lines.find(|l| matches!(l.trim(), "```python" | "```py" | "```python3" | "```pycon"))?;
-    let code: Vec<&str> = lines.take_while(|l| !l.trim_start().starts_with("```")).collect();
+    let code = fenced(task, &["python", "py", "python3", "pycon"])?;
     let raising = match (expected_errors(task), reworded_error(task)) {
         (expected, _) if !expected.is_empty() => Some((expected, None)),
         (_, Some((error, message))) => Some((vec![error], Some(message))),
@@ -81,15 +82,12 @@ pub fn from_example(task: &str) -> Option<String> {
         let helper = "def _shows(value, expected):\n    def norm(text):\n        return \"\".join(text.split()).replace('\"', \"'\")\n\n    return norm(expected) in (norm(repr(value)), norm(str(value)))\n\n\n";
         return with_helper(&test, helper);
     }
-    let expected = expected_values(task);
     let prints: Vec<usize> = (0..code.len()).filter(|&i| code[i].trim_start().starts_with("print(")).collect();
     // A print in a loop or a branch prints what no one value says.
-    if prints.is_empty()
-        || expected.len() < prints.len()
-        || prints.iter().any(|&i| code[i].starts_with(char::is_whitespace))
-    {
+    if prints.iter().any(|&i| code[i].starts_with(char::is_whitespace)) {
         return None;
     }
+    let expected = printed_values(task, &code, prints.len())?;
     let mut code: Vec<String> = code.iter().map(|l| l.to_string()).collect();
     for (&i, value) in prints.iter().zip(&expected) {
         let args = code[i].trim_end().strip_prefix("print(")?.strip_suffix(')')?.to_string();
@@ -136,7 +134,7 @@ pub(crate) fn expected_errors(task: &str) -> Vec<&str> {
         return Vec::new();
     }
     let mut names: BTreeSet<&str> = errors_named(paragraph);
-    if lower.contains("raise") {
+    if lower.contains("raise") || lower.contains("thrown") {
         // `SignatureExpired` (or `pkg.SignatureExpired`) where it says raised: a class by its name.
         let classes = paragraph.split('`').skip(1).step_by(2).filter_map(|quoted| {
             let name = quoted.rsplit('.').next()?;
@@ -146,7 +144,10 @@ pub(crate) fn expected_errors(task: &str) -> Vec<&str> {
         });
         names.extend(classes);
     }
-    names.into_iter().filter(|name| !task.contains(&format!("`{name}: "))).collect()
+    // One the issue shows raised now is expected for another input ("with the same TypeError") only
+    // where it expects no other.
+    let other: Vec<&str> = names.iter().copied().filter(|name| !task.contains(&format!("`{name}: "))).collect();
+    if other.is_empty() { names.into_iter().collect() } else { other }
 }
 
 /// The error an issue shows raised (`` `ValueError: String contains …: b'2014'` ``) and the message it
@@ -166,6 +167,36 @@ fn reworded_error(task: &str) -> Option<(&str, &str)> {
     Some((error, message))
 }
 
+/// The lines of an issue's first code block fenced as one of `languages` (```` ```go ````).
+fn fenced<'a>(task: &'a str, languages: &[&str]) -> Option<Vec<&'a str>> {
+    let mut lines = task.lines();
+    lines.find(|l| l.trim().strip_prefix("```").is_some_and(|language| languages.contains(&language)))?;
+    Some(lines.take_while(|l| !l.trim_start().starts_with("```")).collect())
+}
+
+/// What each of an example's `prints` should show, by the issue: its expected values in order, or
+/// its one value for each where it says so (`-2` for both). Values that are code of the example
+/// (`a/1/x` of `P("a/1/x")`) say nothing of the output.
+fn printed_values(task: &str, code: &[&str], prints: usize) -> Option<Vec<String>> {
+    let example = code.join("\n");
+    let values: Vec<String> =
+        expected_values(task).into_iter().filter(|v| !v.trim().is_empty() && !example.contains(v.as_str())).collect();
+    let lower = expectation_paragraph(task)?.to_lowercase();
+    let each = ["both", "each", "all of them", "every"].iter().any(|w| lower.contains(w));
+    match values.len() {
+        0 => None,
+        _ if prints == 0 => None,
+        1 if each => Some(vec![values[0].clone(); prints]),
+        n if n >= prints => Some(values),
+        _ => None,
+    }
+}
+
+/// Whether a value is a name: an identifier, a dotted path or a version (`semver.Check`, `1.5.0`).
+fn is_name(value: &str) -> bool {
+    value.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+}
+
 /// `test` with `helper` defined before its test function.
 fn with_helper(test: &str, helper: &str) -> Option<String> {
     let at = test.find("def test_issue")?;
@@ -179,7 +210,17 @@ fn expected_values(task: &str) -> Vec<String> {
     if paragraph.contains("raise") || !errors_named(paragraph).is_empty() {
         return Vec::new();
     }
-    paragraph.split('`').skip(1).step_by(2).map(str::to_string).collect()
+    let parts: Vec<&str> = paragraph.split('`').collect();
+    // An illustration (`e.g. `1.5.0``) or an assertion (`c.Check(v) == true`) is no value printed.
+    let illustrated = |at: usize| {
+        let before = parts[at - 1].trim_end().to_lowercase();
+        ["e.g.", "e.g.,", "for example", "for example,", "such as", "like"].iter().any(|w| before.ends_with(w))
+    };
+    (1..parts.len())
+        .step_by(2)
+        .filter(|&at| !illustrated(at) && !parts[at].contains("=="))
+        .map(|at| parts[at].to_string())
+        .collect()
 }
 
 /// From where an issue first says what it expects to the end of that paragraph.
@@ -195,7 +236,6 @@ fn expectation_paragraph(task: &str) -> Option<&str> {
 fn expected_result(code: &[&str], task: &str) -> Option<(usize, String)> {
     let last = last_expression(code, false)?;
     let example = code.join("\n");
-    let is_name = |v: &str| v.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.');
     let value = expected_values(task)
         .into_iter()
         .find(|v| !v.trim().is_empty() && !example.contains(v.as_str()) && !is_name(v))?;
