@@ -334,10 +334,16 @@ fn around(path: &str, text: &str, at: usize) -> Option<Region> {
 
 /// Lines `start..end` around line `at`, within `from..to`: [`AROUND`] lines either side, widened to
 /// where statements start (`starts`, from [`statement_starts`]); a statement that runs on for more
-/// than [`AROUND`] lines past the end is left out instead, where that leaves line `at` in.
+/// than [`AROUND`] lines past either end (a long docstring above the code) is left out instead,
+/// where that leaves line `at` in: the model would write it out again with each rewrite.
 fn window(starts: &[bool], at: usize, from: usize, to: usize) -> (usize, usize) {
     let start = at.saturating_sub(AROUND).max(from);
-    let start = (from..=start).rev().find(|&s| starts[s]).unwrap_or(start);
+    let start = (from..=start)
+        .rev()
+        .take(AROUND + 1)
+        .find(|&s| starts[s])
+        .or_else(|| (start..=at).find(|&s| starts[s]))
+        .unwrap_or(start);
     let end = (at + AROUND + 1).min(to);
     let end = (end..=to)
         .take(AROUND + 1)
@@ -556,6 +562,10 @@ mod tests {
         // Twelve lines either side of line 45 would start inside `call(` and end inside `g(`.
         let region = around("a.py", &code, 45).unwrap();
         assert_eq!((region.start, region.end), (31, 60), "{}", region.text(&code));
+        let doc: String = (0..40).map(|i| format!("    line {i} of the docstring\n")).collect();
+        let documented = format!("def f(a):\n    \"\"\"\n{doc}    \"\"\"\n{}", steps(1, 41));
+        let region = around("a.py", &documented, 47).unwrap();
+        assert_eq!((region.start, region.end), (43, 60), "the code after the docstring: {}", region.text(&documented));
         let starts = |path: &str, text: &str| -> Vec<usize> {
             let lines: Vec<&str> = text.lines().collect();
             let starts = statement_starts(path, &lines);
