@@ -144,9 +144,17 @@ impl TestReport {
     }
 
     /// Tests that passed in `before` and do not pass now (failed, or gone: a test deleted is not fixed).
+    /// A parametrized test whose parameters hold the time or a random value has another id each run
+    /// (`test_f[14:17:36 2026-12-07]`): one gone while a passing one of the same function is new is
+    /// that test again, not a regression.
     pub fn regressions(&self, before: &TestReport) -> Vec<String> {
         let now = self.with(TestOutcome::Passed);
-        before.with(TestOutcome::Passed).difference(&now).map(|s| s.to_string()).collect()
+        let new: Vec<&str> = now.iter().copied().filter(|id| !before.outcomes.contains_key(*id)).collect();
+        let renamed = |id: &str| {
+            let Some((function, _)) = id.split_once('[') else { return false };
+            !self.outcomes.contains_key(id) && new.iter().any(|n| n.split_once('[').is_some_and(|(f, _)| f == function))
+        };
+        before.with(TestOutcome::Passed).difference(&now).filter(|id| !renamed(id)).map(|s| s.to_string()).collect()
     }
 
     /// Identifies the failure: the same failing tests with the same error lines give the same
@@ -635,6 +643,13 @@ FAILED tests/t.py::test_w - KeyError
         let deleted = PYTEST.replace("PASSED test_pages.py::test_empty\n", "");
         let after = TestReport::read(Runner::Pytest, Some(1), &deleted);
         assert_eq!(after.regressions(&before), vec!["test_pages.py::test_empty"]);
+        let timed = |time: &str, outcome: &str| {
+            let line = format!("{outcome} t.py::test_when[{time} 2026-12-07]\n");
+            TestReport::read(Runner::Pytest, Some(0), &format!("{line}PASSED t.py::test_other[1]\n"))
+        };
+        let earlier = timed("14:17:36", "PASSED");
+        assert!(timed("14:17:41", "PASSED").regressions(&earlier).is_empty(), "the same test at another time");
+        assert_eq!(timed("14:17:41", "FAILED").regressions(&earlier), vec!["t.py::test_when[14:17:36 2026-12-07]"]);
         assert_eq!(after.summary().line(), "2 passed, 1 failed (test_pages.py::test_second_page)");
     }
 
