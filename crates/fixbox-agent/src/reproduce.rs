@@ -453,31 +453,11 @@ mod tests {
 
     #[test]
     fn a_go_or_node_test_goes_at_the_root_and_the_issues_example_is_written_for_it() {
-        let task = "```go
-fmt.Println(semver.MustParse(\"1\"))
-```
-
-I expected `1.0.0`.
-";
+        let task = "```go\nfmt.Println(semver.MustParse(\"1\"))\n```\n\nI expected `1.0.0`.\n";
         let (_d, go) = repo(&[
-            (
-                "go.mod",
-                "module github.com/a/semver/v3
-
-go 1.19
-",
-            ),
-            (
-                "version.go",
-                "// Package semver …
-package semver
-",
-            ),
-            (
-                "version_test.go",
-                "package semver
-",
-            ),
+            ("go.mod", "module github.com/a/semver/v3\n\ngo 1.19\n"),
+            ("version.go", "// Package semver …\npackage semver\n"),
+            ("version_test.go", "package semver\n"),
         ]);
         let plan = TestPlan { command: "go test -v ./...".into(), runner: Runner::Go, recipe: "go".into() };
         let placed = place(&plan, &go).unwrap();
@@ -486,13 +466,8 @@ package semver
             ("fixbox_issue_test.go", "go test -v -count=1 -run '^TestFixboxIssue$' .")
         );
         let test = placed.example_test(task).unwrap();
-        assert!(
-            test.starts_with(
-                "package semver_test
-"
-            ) && test.contains("\t\"github.com/a/semver/v3\"\n"),
-            "{test}"
-        );
+        let imports_module = test.contains("\t\"github.com/a/semver/v3\"\n");
+        assert!(test.starts_with("package semver_test\n") && imports_module, "{test}");
         assert!(!placed.model_writes(), "the model's prompt asks for pytest");
 
         let (_d, node) = repo(&[("package.json", "{\"name\": \"range-parser\"}"), ("index.js", "")]);
@@ -502,19 +477,9 @@ package semver
             (placed.path.as_str(), placed.command.as_str()),
             ("fixbox-issue.test.js", "node fixbox-issue.test.js")
         );
-        let task = "```js
-const p = require('range-parser')
-console.log(p(1))
-```
-
-I expected `-2`.
-";
+        let task = "```js\nconst p = require('range-parser')\nconsole.log(p(1))\n```\n\nI expected `-2`.\n";
         assert!(placed.example_test(task).unwrap().contains("  const p = require('./')\n"));
-        let (_d, no_module) = repo(&[(
-            "main.go",
-            "package main
-",
-        )]);
+        let (_d, no_module) = repo(&[("main.go", "package main\n")]);
         let go_test = TestPlan { command: "go test".into(), runner: Runner::Go, recipe: "go".into() };
         assert_eq!(place(&go_test, &no_module), None, "no go.mod: no module to import");
     }
