@@ -287,9 +287,11 @@ const COMMON: &[&str] = &[
     "doesn", "isn", "can", "cannot", "into", "its", "are", "was", "were", "has", "have", "had", "one",
 ];
 
-/// Code a region may be in: source, not a test or a type stub.
+/// Code a region may be in: source, not a test, a type stub or an example of how to use it.
 fn candidate(path: &str) -> bool {
-    is_code(path) && !is_test_file(path) && !path.ends_with(".pyi")
+    let aside =
+        ["examples", "example", "docs", "doc", "benchmarks"].iter().any(|dir| path.starts_with(&format!("{dir}/")));
+    is_code(path) && !is_test_file(path) && !path.ends_with(".pyi") && !aside
 }
 
 /// The function a line defines, if it starts one: `def f(`, `fn f(`, `func f(`, `func (r T) f(`,
@@ -522,6 +524,14 @@ mod tests {
         let go = "package a\n\nfunc (c *C) Check(v int) bool {\n\tif v > 0 {\n\t\treturn true\n\t}\n\treturn false\n}\n\nfunc g() {}\n";
         let region = around("a.go", go, 4).unwrap();
         assert_eq!((region.start, region.end, region.function.as_deref()), (2, 8, Some("Check")));
+    }
+
+    #[test]
+    fn examples_docs_and_tests_are_no_place_for_the_fix() {
+        assert!(candidate("src/click/core.py") && candidate("parse.py"));
+        for aside in ["examples/termui/termui.py", "docs/conf.py", "test.py", "tests/test_a.py", "a.pyi", "setup.cfg"] {
+            assert!(!candidate(aside), "{aside}");
+        }
     }
 
     #[test]

@@ -217,7 +217,7 @@ pub fn is_test_file(path: &str) -> bool {
         || name.ends_with("_test.go")
         || name.contains(".test.")
         || name.contains(".spec.")
-        || name == "conftest.py"
+        || matches!(name, "conftest.py" | "test.py" | "tests.py")
 }
 
 /// A path a patch may name: relative, inside the repository, no `..`.
@@ -417,5 +417,6 @@ pub(crate) mod tests {
         assert_eq!(safe_path("/etc/passwd"), None);
         assert!(is_test_file("tests/test_pages.py") && is_test_file("slug.test.js") && is_test_file("x_test.go"));
         assert!(!is_test_file("pages.py") && !is_test_file("src/lib.rs"));
+        assert!(is_test_file("test.py"), "python-slugify's tests are one test.py at its root");
     }
 }
