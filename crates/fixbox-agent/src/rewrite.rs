@@ -57,6 +57,9 @@ impl Iterator for Schedule {
 pub struct Try {
     pub diff: String,
     pub output: String,
+    /// Tests that passed before and failed after it, where they were all that failed: the change
+    /// fixed the issue and broke these.
+    pub broke: Vec<String>,
 }
 
 impl Region {
@@ -199,8 +202,16 @@ pub fn prompt(task: &str, failure: &str, repo: &Repo, region: &Region, tries: &[
         label = region.label(),
     );
     for t in &tries[tries.len().saturating_sub(TRIES_SHOWN)..] {
+        let (outcome, next) = match t.broke.as_slice() {
+            [] => ("the tests still failed".to_string(), "fix it another way"),
+            // A small model that fixed the issue by replacing a condition is told to add one.
+            broke => (
+                format!("the issue's test passed, but tests that passed before failed ({})", broke.join(", ")),
+                "keep what fixed the issue and what those tests need",
+            ),
+        };
         user.push_str(&format!(
-            "\nAn earlier try changed these lines (- removed, + added):\n```\n{}```\nand the tests still failed:\n```\n{}\n```\nThat change was undone: fix it another way.\n",
+            "\nAn earlier try changed these lines (- removed, + added):\n```\n{}```\nand {outcome}:\n```\n{}\n```\nThat change was undone: {next}.\n",
             t.diff,
             failure_text(&t.output, TRY_CHARS)
         ));
@@ -323,7 +334,10 @@ mod tests {
             try_diff("parse.py", before, &after),
             "-        m = re.match(self.fmt, s)\n+        m = re.fullmatch(self.fmt, s)\n"
         );
-        let tries = [Try { diff: "-a\n+b\n".into(), output: "E   assert 1 == 2".into() }];
+        let tries = [
+            Try { diff: "-a\n+b\n".into(), output: "E   assert 1 == 2".into(), broke: Vec::new() },
+            Try { diff: "-c\n+d\n".into(), output: "E   assert 3 == 4".into(), broke: vec!["t.py::test_y".into()] },
+        ];
         let task = "parse() drops the newline\n\nExpected: the newline is kept.";
         let prompt = prompt(task, "FAILED t.py::test_x", &repo, &region, &tries, true);
         let user = &prompt.messages[1].content;
@@ -336,6 +350,9 @@ mod tests {
             "assert 1 == 2",
             "these 3 lines of parse.py so the bug is fixed. The issue expects: \"Expected: the newline is kept.\"",
             "An earlier answer gave these lines back unchanged",
+            "and the tests still failed:\n```\nE   assert 1 == 2\n```\nThat change was undone: fix it another way.",
+            "and the issue's test passed, but tests that passed before failed (t.py::test_y):",
+            "undone: keep what fixed the issue and what those tests need.",
         ] {
             assert!(user.contains(part), "{part} missing from {user}");
         }

@@ -142,10 +142,15 @@ impl<S: Sandbox> Run<'_, S> {
             self.log.record(Event::PatchUndone {
                 iteration: self.iteration,
                 path: path.clone(),
-                broke: regressions,
+                broke: regressions.clone(),
             })?;
             self.end_iteration(&format!("{}, undone", report.summary().line()))?;
-            tries[at].push(Try { diff: rewrite::try_diff(&path, &before, &after), output });
+            // Where only tests that passed before fail, the issue's own test passed (not where none
+            // is read as failing: a run that could not collect them).
+            let failing = report.failing();
+            let only_broke = !failing.is_empty() && failing.iter().all(|id| regressions.contains(id));
+            let broke = if only_broke { regressions } else { Vec::new() };
+            tries[at].push(Try { diff: rewrite::try_diff(&path, &before, &after), output, broke });
         }
         Ok(Outcome::MaxIterations)
     }
