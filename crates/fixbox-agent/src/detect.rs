@@ -92,7 +92,7 @@ impl TestPlan {
             Runner::Pytest
         } else if has("cargo") {
             Runner::Cargo
-        } else if has("npm") || has("node") || has("npx") {
+        } else if ["npm", "node", "npx", "mocha", "jest", "vitest", "tap", "ava"].iter().any(|w| has(w)) {
             Runner::Npm
         } else if has("go") {
             Runner::Go
@@ -204,5 +204,7 @@ mod tests {
         let plan = TestPlan::given("./run-tests.sh", dir.path());
         assert_eq!((plan.runner, plan.recipe.as_str()), (Runner::Other, "rust"));
         assert_eq!(TestPlan::given("pytest -x tests", dir.path()).runner, Runner::Pytest);
+        let mocha = TestPlan::given("./node_modules/.bin/mocha --reporter tap test/a.js", dir.path());
+        assert_eq!((mocha.runner, mocha.recipe.as_str()), (Runner::Npm, "node"), "a test framework run directly");
     }
 }
