@@ -109,14 +109,15 @@ fn ranked(repo: &Repo, task: &str, executed: &Executed) -> Vec<(String, usize)> 
         .filter(|p| candidate(p))
         .map(|p| {
             let lines: Vec<&str> = repo.current(p).unwrap_or("").lines().collect();
-            let code = code_lines(&lines);
+            let code = code_lines(p, &lines);
             (p, lines, code)
         })
         .collect();
     let mut functions: Vec<Function> = Vec::new();
     for (path, lines, code) in &files {
         for (i, line) in lines.iter().enumerate() {
-            let Some(name) = defined(line) else { continue };
+            // Prose that says "function …" defines nothing.
+            let Some(name) = defined(line).filter(|_| code[i]) else { continue };
             // Where the failing tests were traced, only what they ran.
             if !executed.is_empty() && !executed.ran(path, i) {
                 continue;
@@ -262,19 +263,31 @@ FIXBOX_TRACE"#,
 const K1: f64 = 1.2;
 const B: f64 = 0.5;
 
-/// Whether each line is code: not a comment, and not in a docstring (whose prose names everything).
-fn code_lines(lines: &[&str]) -> Vec<bool> {
+/// Whether each line is code: not in a docstring (Python) or a block comment (`/* … */`
+/// elsewhere), and not a line comment.
+fn code_lines(path: &str, lines: &[&str]) -> Vec<bool> {
+    let python = path.ends_with(".py");
     let mut in_string = false;
     lines
         .iter()
         .map(|line| {
-            let quotes = line.matches("\"\"\"").count() + line.matches("\'\'\'").count();
-            let was = in_string;
-            if quotes % 2 == 1 {
-                in_string = !in_string;
-            }
             let trimmed = line.trim_start();
-            !(was || quotes > 0 || trimmed.starts_with('#') || trimmed.starts_with("//"))
+            let was = in_string;
+            let opened = if python {
+                let quotes = line.matches("\"\"\"").count() + line.matches("\'\'\'").count();
+                if quotes % 2 == 1 {
+                    in_string = !in_string;
+                }
+                quotes > 0
+            } else {
+                match (line.rfind("/*"), line.rfind("*/")) {
+                    (Some(open), close) if close.is_none_or(|close| close < open) => in_string = true,
+                    (_, Some(_)) => in_string = false,
+                    _ => {}
+                }
+                trimmed.starts_with("/*")
+            };
+            !(was || opened || (python && trimmed.starts_with('#')) || trimmed.starts_with("//"))
         })
         .collect()
 }
@@ -524,6 +537,25 @@ mod tests {
         let go = "package a\n\nfunc (c *C) Check(v int) bool {\n\tif v > 0 {\n\t\treturn true\n\t}\n\treturn false\n}\n\nfunc g() {}\n";
         let region = around("a.go", go, 4).unwrap();
         assert_eq!((region.start, region.end, region.function.as_deref()), (2, 8, Some("Check")));
+    }
+
+    #[test]
+    fn comments_and_docstrings_are_not_code() {
+        let go = [
+            "/*",
+            "Package semver …",
+            "function only parses valid versions.",
+            "*/",
+            "package semver",
+            "func Check() {} /* a",
+            "b */",
+            "// c",
+            "x := 1 /* d */",
+        ];
+        assert_eq!(code_lines("doc.go", &go), [false, false, false, false, true, true, false, false, true]);
+        let python =
+            ["def f():", "    \"\"\"Parse", "    /* not a comment here */", "    \"\"\"", "    # c", "    return 1"];
+        assert_eq!(code_lines("a.py", &python), [true, false, false, false, false, true]);
     }
 
     #[test]
