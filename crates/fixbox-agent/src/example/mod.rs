@@ -293,9 +293,30 @@ fn python_string(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// The exceptions an issue names.
+/// The exceptions an issue names: in its prose, its output, or a traceback in its example; not a
+/// name its example's code uses (`pflag.ContinueOnError`).
 pub(crate) fn errors_named(task: &str) -> BTreeSet<&str> {
-    identifiers(task).into_iter().filter(|w| w.ends_with("Error") || w.ends_with("Exception")).collect()
+    let is_error = |w: &&str| w.ends_with("Error") || w.ends_with("Exception");
+    let mut in_code = false;
+    let mut said = String::new();
+    for line in task.lines() {
+        let fence = line.trim_start().strip_prefix("```");
+        if let Some(language) = fence {
+            // A fence that names a language opens code; a bare one opens output, or closes.
+            in_code = !in_code && !language.trim().is_empty();
+            continue;
+        }
+        let traceback = line.split(':').next().is_some_and(|head| {
+            let head = head.trim();
+            head.rsplit('.').next().is_some_and(|name| is_error(&name) && !head.contains([' ', '(']))
+        });
+        if !in_code || traceback {
+            said.push_str(line);
+            said.push('\n');
+        }
+    }
+    let said: BTreeSet<&str> = identifiers(&said).into_iter().filter(is_error).collect();
+    identifiers(task).into_iter().filter(|w| is_error(w) && said.contains(w)).collect()
 }
 
 #[cfg(test)]
@@ -391,6 +412,16 @@ mod tests {
         assert_eq!(body(&from_example(none).unwrap()), "def test_issue():\n    f(\"x\")\n", "no error expected");
         let assigned = "```python\nr = f(\"x\")\n```\nReturns 2.\n\nExpected a `ValueError`.\n";
         assert_eq!(from_example(assigned), None, "no call ends the example");
+    }
+
+    #[test]
+    fn an_error_is_named_in_prose_output_or_a_traceback_not_as_code() {
+        let task = "GetIP errs\n\n```go\nfs := pflag.NewFlagSet(\"app\", pflag.ContinueOnError)\n```\n\nOutput: `err=invalid`\n\nNo `ValueError` here.\n";
+        assert_eq!(errors_named(task), BTreeSet::from(["ValueError"]));
+        let session = "```pycon\n>>> m.f(x)\nTraceback (most recent call last):\nmarshmallow.exceptions.ValidationError: bad\n>>> except KeyError:\n```\n";
+        assert_eq!(errors_named(session), BTreeSet::from(["ValidationError"]), "a traceback's last line");
+        let output = "```python\nf()\n```\n```\nTypeError: x\n```\n";
+        assert_eq!(errors_named(output), BTreeSet::from(["TypeError"]), "an output block");
     }
 
     #[test]
