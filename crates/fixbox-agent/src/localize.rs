@@ -300,10 +300,12 @@ const COMMON: &[&str] = &[
     "doesn", "isn", "can", "cannot", "into", "its", "are", "was", "were", "has", "have", "had", "one",
 ];
 
-/// Code a region may be in: source, not a test, a type stub or an example of how to use it.
+/// Code a region may be in: source, not a test, a type stub, an example of how to use it or a script
+/// or benchmark run beside it.
 fn candidate(path: &str) -> bool {
-    let aside =
-        ["examples", "example", "docs", "doc", "benchmarks"].iter().any(|dir| path.starts_with(&format!("{dir}/")));
+    let aside = ["examples", "example", "docs", "doc", "benchmarks", "benchmark", "bench", "scripts"]
+        .iter()
+        .any(|dir| path.starts_with(&format!("{dir}/")));
     is_code(path) && !is_test_file(path) && !path.ends_with(".pyi") && !aside
 }
 
@@ -561,7 +563,16 @@ mod tests {
     #[test]
     fn examples_docs_and_tests_are_no_place_for_the_fix() {
         assert!(candidate("src/click/core.py") && candidate("parse.py"));
-        for aside in ["examples/termui/termui.py", "docs/conf.py", "test.py", "tests/test_a.py", "a.pyi", "setup.cfg"] {
+        for aside in [
+            "examples/termui/termui.py",
+            "docs/conf.py",
+            "scripts/update-benchmark.js",
+            "benchmark/parse-top.js",
+            "test.py",
+            "tests/test_a.py",
+            "a.pyi",
+            "setup.cfg",
+        ] {
             assert!(!candidate(aside), "{aside}");
         }
     }
