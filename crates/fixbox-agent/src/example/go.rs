@@ -76,7 +76,9 @@ pub fn test(task: &str, package: &str, module: &str) -> Option<String> {
 fn main_body<'a>(code: &[&'a str]) -> Vec<&'a str> {
     let body: Vec<&str> = match code.iter().position(|l| l.trim_start().starts_with("func main()")) {
         Some(start) => {
-            let end = code.iter().rposition(|l| l.trim_end() == "}").filter(|&end| end > start).unwrap_or(code.len());
+            // main's closing brace, at the start of its line as gofmt writes it: not a block's inside
+            // main, nor the end of a function after it.
+            let end = code[start..].iter().position(|l| l.trim_end() == "}").map_or(code.len(), |end| start + end);
             code[start + 1..end]
                 .iter()
                 .map(|l| l.strip_prefix('\t').or_else(|| l.strip_prefix("    ")).unwrap_or(l))
@@ -156,6 +158,11 @@ mod tests {
         assert!(
             written.ends_with("\tvar addr net.IP\n\tfs := pflag.NewFlagSet(\"app\", pflag.ContinueOnError)\n\tfs.IPVar(&addr, \"address\", nil, \"IP\")\n\tip, err := fs.GetIP(\"address\")\n\tfixboxShows(t, fmt.Sprintf(\"ip=%v err=%v\\n\", ip, err), \"ip=<nil> err=<nil>\")\n}\n"),
             "{written}"
+        );
+        let helper = "```go\nfunc main() {\n\tfor _, x := range xs {\n\t\t_ = x\n\t}\n\tfmt.Println(f())\n}\n\nfunc f() int { return 1 }\n```\n\nI expected `2`.\n";
+        assert!(
+            test(helper, "m", "m").unwrap().ends_with("\tfixboxShows(t, fmt.Sprintln(f()), \"2\")\n}\n"),
+            "main's body only"
         );
         let illustrated = "```go\nc, err := semver.NewConstraint(\"1 - 2 <=2\")\nfmt.Println(c, err)\n```\n\nI expected it to parse and accept e.g. `1.5.0` (`c.Check(v) == true`).\n";
         assert_eq!(test(illustrated, "semver", "m"), None, "an illustration and an assertion are no output");
