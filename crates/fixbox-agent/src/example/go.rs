@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{fenced, printed_values};
+use super::{fenced, printed_values, quoted};
 
 /// The test function's name.
 pub const TEST: &str = "TestFixboxIssue";
@@ -55,7 +55,7 @@ pub fn test(task: &str, package: &str, module: &str) -> Option<String> {
     let mut lines: Vec<String> = body.iter().map(|l| l.to_string()).collect();
     for (&at, value) in prints.iter().zip(&expected) {
         let (format, args) = print_call(body[at])?;
-        lines[at] = format!("fixboxShows(t, fmt.{format}({args}), {})", go_string(value));
+        lines[at] = format!("fixboxShows(t, fmt.{format}({args}), {})", quoted(value));
     }
     let mut imports: BTreeSet<String> = ["fmt", "strings", "testing"].map(String::from).into();
     for name in qualifiers(&lines) {
@@ -65,7 +65,7 @@ pub fn test(task: &str, package: &str, module: &str) -> Option<String> {
             imports.insert(path.to_string());
         }
     }
-    let imports: String = imports.iter().map(|path| format!("\t{}\n", go_string(path))).collect();
+    let imports: String = imports.iter().map(|path| format!("\t{}\n", quoted(path))).collect();
     let body: String =
         lines.iter().map(|l| if l.trim().is_empty() { "\n".to_string() } else { format!("\t{l}\n") }).collect();
     Some(format!("package {package}_test\n\nimport (\n{imports})\n\n{SHOWS}\nfunc {TEST}(t *testing.T) {{\n{body}}}\n"))
@@ -125,11 +125,6 @@ fn qualifiers(lines: &[String]) -> BTreeSet<&str> {
         }
     }
     names
-}
-
-/// `text` as a Go string literal.
-fn go_string(text: &str) -> String {
-    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 #[cfg(test)]

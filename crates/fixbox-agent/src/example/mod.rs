@@ -66,8 +66,8 @@ pub fn from_example(task: &str) -> Option<String> {
             return None;
         }
         let mut code: Vec<String> = code.iter().map(|l| l.to_string()).collect();
-        let errors: Vec<String> = errors.iter().map(|e| python_string(e)).collect();
-        let says = message.map_or(String::new(), |m| format!(", says={}", python_string(m)));
+        let errors: Vec<String> = errors.iter().map(|e| quoted(e)).collect();
+        let says = message.map_or(String::new(), |m| format!(", says={}", quoted(m)));
         for at in calls {
             code[at] = format!("_raises([{}], lambda: {}{says})", errors.join(", "), code[at].trim_end());
         }
@@ -76,7 +76,7 @@ pub fn from_example(task: &str) -> Option<String> {
     if !errors_named(task).is_empty() {
         let Some((last, value)) = expected_result(&code, task) else { return as_test(&code.join("\n")) };
         let mut code: Vec<String> = code.iter().map(|l| l.to_string()).collect();
-        code[last] = format!("assert _shows({}, {})", code[last].trim_end(), python_string(&value));
+        code[last] = format!("assert _shows({}, {})", code[last].trim_end(), quoted(&value));
         let test = as_test(&code.join("\n"))?;
         // The issue's value as written: spaces and the kind of quotes aside, as repr or str shows it.
         let helper = "def _shows(value, expected):\n    def norm(text):\n        return \"\".join(text.split()).replace('\"', \"'\")\n\n    return norm(expected) in (norm(repr(value)), norm(str(value)))\n\n\n";
@@ -91,7 +91,7 @@ pub fn from_example(task: &str) -> Option<String> {
     let mut code: Vec<String> = code.iter().map(|l| l.to_string()).collect();
     for (&i, value) in prints.iter().zip(&expected) {
         let args = code[i].trim_end().strip_prefix("print(")?.strip_suffix(')')?.to_string();
-        code[i] = format!("assert _printed({args}) == {}", python_string(value));
+        code[i] = format!("assert _printed({args}) == {}", quoted(value));
     }
     let test = as_test(&code.join("\n"))?;
     // What print would show, to compare with what the issue says it should.
@@ -288,8 +288,8 @@ fn is_expression(line: &str, prints: bool) -> bool {
         || assigns)
 }
 
-/// `text` as a Python string literal.
-fn python_string(text: &str) -> String {
+/// `text` as a string literal in double quotes, as Python and Go write one.
+fn quoted(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
