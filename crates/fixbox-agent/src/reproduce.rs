@@ -1,5 +1,6 @@
 //! Reproduction first. An issue arrives as text: the project's tests pass before any change, so there
-//! is nothing to fix against. The model writes a new test file that shows the bug, and it is kept only
+//! is nothing to fix against. A new test file shows the bug: the issue's own example, asserting what
+//! the issue expects (for pytest, Go and node), else one the model writes (for pytest). It is kept only
 //! when it fails at base for the issue's reason (an assertion, or an exception the code raises), not
 //! because it cannot run (an import, syntax or name error, a missing fixture). The fix loop then runs
 //! it beside the project's tests; a session is Fixed only when it passes there, and again each of
