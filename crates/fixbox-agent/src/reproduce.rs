@@ -78,10 +78,10 @@ enum Language {
 /// repository's `tests/` (or `test/`), else at its root; for Go in the package at the module's root;
 /// for node at the repository's root. `None` for other runners.
 pub fn place(plan: &TestPlan, repo: &Repo) -> Option<Placement> {
-    let at_root = |path: &str, command: String, language: Language| Placement {
-        path: path.to_string(),
+    let placement = |path: String, command: String, example: Option<String>, language: Language| Placement {
+        path,
         command,
-        example: None,
+        example,
         runner: plan.runner,
         recipe: plan.recipe.clone(),
         language,
@@ -97,12 +97,13 @@ pub fn place(plan: &TestPlan, repo: &Repo) -> Option<Placement> {
                 .trim()
                 .to_string();
             let command = format!("go test -v -count=1 -run '^{}$' .", example::go::TEST);
-            return Some(at_root(GO_FILE, command, Language::Go { package, module }));
+            return Some(placement(GO_FILE.into(), command, None, Language::Go { package, module }));
         }
         Runner::Npm => {
             let manifest: serde_json::Value = serde_json::from_str(repo.current("package.json")?).ok()?;
             let package = manifest.get("name")?.as_str()?.to_string();
-            return Some(at_root(NODE_FILE, format!("node {NODE_FILE}"), Language::Node { package }));
+            let command = format!("node {NODE_FILE}");
+            return Some(placement(NODE_FILE.into(), command, None, Language::Node { package }));
         }
         _ => return None,
     }
@@ -123,14 +124,8 @@ pub fn place(plan: &TestPlan, repo: &Repo) -> Option<Placement> {
     let example = named
         .map(str::to_string)
         .or_else(|| repo.paths().find(|p| is_test_file(p) && p.ends_with(".py")).map(str::to_string));
-    Some(Placement {
-        command: format!("python3 -m pytest -rA -p no:cacheprovider {path}"),
-        example,
-        path,
-        runner: plan.runner,
-        recipe: plan.recipe.clone(),
-        language: Language::Python,
-    })
+    let command = format!("python3 -m pytest -rA -p no:cacheprovider {path}");
+    Some(placement(path, command, example, Language::Python))
 }
 
 impl Placement {

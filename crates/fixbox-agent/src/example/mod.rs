@@ -136,10 +136,9 @@ pub(crate) fn expected_errors(task: &str) -> Vec<&str> {
     let mut names: BTreeSet<&str> = errors_named(paragraph);
     if lower.contains("raise") || lower.contains("thrown") {
         // `SignatureExpired` (or `pkg.SignatureExpired`) where it says raised: a class by its name.
-        let classes = paragraph.split('`').skip(1).step_by(2).filter_map(|quoted| {
+        let classes = backticked(paragraph).filter_map(|quoted| {
             let name = quoted.rsplit('.').next()?;
-            let is_class = name.starts_with(|c: char| c.is_ascii_uppercase())
-                && quoted.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.');
+            let is_class = name.starts_with(|c: char| c.is_ascii_uppercase()) && is_name(quoted);
             is_class.then_some(name)
         });
         names.extend(classes);
@@ -153,7 +152,7 @@ pub(crate) fn expected_errors(task: &str) -> Vec<&str> {
 /// The error an issue shows raised (`` `ValueError: String contains …: b'2014'` ``) and the message it
 /// says that error should have instead: another quoted text that begins as the shown message does.
 fn reworded_error(task: &str) -> Option<(&str, &str)> {
-    let quoted: Vec<&str> = task.split('`').skip(1).step_by(2).collect();
+    let quoted: Vec<&str> = backticked(task).collect();
     let named = errors_named(task);
     let (error, shown) = quoted.iter().find_map(|q| {
         let (error, message) = q.split_once(": ")?;
@@ -165,6 +164,11 @@ fn reworded_error(task: &str) -> Option<(&str, &str)> {
     };
     let message = quoted.iter().find(same_start)?;
     Some((error, message))
+}
+
+/// The texts `text` puts in backticks.
+fn backticked(text: &str) -> impl Iterator<Item = &str> {
+    text.split('`').skip(1).step_by(2)
 }
 
 /// The lines of an issue's first code block fenced as one of `languages` (```` ```go ````).
@@ -277,13 +281,19 @@ fn is_expression(line: &str, prints: bool) -> bool {
         "def ", "class ", "import ", "from ", "if ", "for ", "while ", "with ", "try:", "return ", "assert ", "raise ",
         "del ", "pass", "@",
     ];
+    let print = !prints && line.starts_with("print(");
+    top_level(line, STATEMENTS) && !(print || line.starts_with(['>', '#']) || line.ends_with(':'))
+}
+
+/// Whether `line` (its end trimmed) stands alone at an example's top level, in any language: not
+/// indented, not the rest of an earlier line, not one of `statements`, its brackets closed, and
+/// nothing assigned before its first bracket.
+pub(super) fn top_level(line: &str, statements: &[&str]) -> bool {
     let balanced = line.matches(['(', '[', '{']).count() == line.matches([')', ']', '}']).count();
     let assigns = line.split(['(', '[', '{']).next().is_some_and(|head| head.contains('='));
-    let statement = STATEMENTS.iter().any(|s| line.starts_with(s)) || (!prints && line.starts_with("print("));
     !(line.starts_with(char::is_whitespace)
-        || line.starts_with(['>', '.', ')', ']', '}', '#'])
-        || statement
-        || line.ends_with(':')
+        || line.starts_with(['.', ')', ']', '}'])
+        || statements.iter().any(|s| line.starts_with(s))
         || !balanced
         || assigns)
 }
@@ -298,7 +308,7 @@ fn quoted(text: &str) -> String {
 pub(crate) fn errors_named(task: &str) -> BTreeSet<&str> {
     let is_error = |w: &&str| w.ends_with("Error") || w.ends_with("Exception");
     let mut in_code = false;
-    let mut said = String::new();
+    let mut named = BTreeSet::new();
     for line in task.lines() {
         let fence = line.trim_start().strip_prefix("```");
         if let Some(language) = fence {
@@ -311,12 +321,10 @@ pub(crate) fn errors_named(task: &str) -> BTreeSet<&str> {
             head.rsplit('.').next().is_some_and(|name| is_error(&name) && !head.contains([' ', '(']))
         });
         if !in_code || traceback {
-            said.push_str(line);
-            said.push('\n');
+            named.extend(identifiers(line).into_iter().filter(is_error));
         }
     }
-    let said: BTreeSet<&str> = identifiers(&said).into_iter().filter(is_error).collect();
-    identifiers(task).into_iter().filter(|w| is_error(w) && said.contains(w)).collect()
+    named
 }
 
 #[cfg(test)]

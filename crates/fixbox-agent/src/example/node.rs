@@ -3,7 +3,7 @@
 //! thrown, or each of its prints at the top level what the issue says it should print. The package
 //! is required from the repository itself, where the example requires it by its name.
 
-use super::{expected_errors, fenced, printed_values};
+use super::{expected_errors, fenced, printed_values, top_level};
 
 /// What the example's calls are checked with, and how its one test is run: an error of the example
 /// itself (a name not defined, a module not found) is no test outcome, so the run says it could not
@@ -98,14 +98,7 @@ fn is_call(line: &str) -> bool {
     let line = line.trim_end().trim_end_matches(';');
     const STATEMENTS: &[&str] =
         &["const ", "let ", "var ", "function ", "class ", "if ", "for ", "while ", "return ", "throw ", "import "];
-    let balanced = line.matches(['(', '[', '{']).count() == line.matches([')', ']', '}']).count();
-    let assigns = line.split(['(', '[', '{']).next().is_some_and(|head| head.contains('='));
-    !(line.starts_with(char::is_whitespace)
-        || line.starts_with(['/', '}', ')', ']', '.'])
-        || STATEMENTS.iter().any(|s| line.starts_with(s))
-        || !balanced
-        || assigns)
-        && line.ends_with(')')
+    top_level(line, STATEMENTS) && !line.starts_with('/') && line.ends_with(')')
 }
 
 /// `text` as a JavaScript string literal.
