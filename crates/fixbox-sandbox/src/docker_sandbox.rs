@@ -11,7 +11,7 @@ use std::time::Instant;
 use bollard::Docker;
 use bollard::query_parameters::CreateContainerOptionsBuilder;
 use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use self::container::{container_config, remove_container};
@@ -158,11 +158,20 @@ impl DockerSandbox {
     /// Feeds `stdin` to a started plumbing command and collects its output and exit code, in at most
     /// [`PLUMBING_TIMEOUT`]: a Docker that stops answering mid-copy must not hold a session forever.
     async fn finish_plumbing(&self, started: Started, stdin: Option<Vec<u8>>) -> Result<Plumbing, SandboxError> {
+        self.finish_plumbing_from(started, stdin.map(std::io::Cursor::new)).await
+    }
+
+    /// [`finish_plumbing`](Self::finish_plumbing) with its input read from `stdin` as it goes.
+    async fn finish_plumbing_from(
+        &self,
+        started: Started,
+        stdin: Option<impl AsyncRead + Unpin + Send>,
+    ) -> Result<Plumbing, SandboxError> {
         let (exec_id, output, input) = started;
         within_plumbing_limit(async move {
             let writer = async {
-                if let (Some(bytes), Some(mut input)) = (stdin, input) {
-                    input.write_all(&bytes).await?;
+                if let (Some(mut reader), Some(mut input)) = (stdin, input) {
+                    tokio::io::copy(&mut reader, &mut input).await?;
                     input.shutdown().await?;
                 }
                 Ok::<_, std::io::Error>(())
@@ -326,6 +335,41 @@ impl Sandbox for DockerSandbox {
             Ok(stats)
         };
         within_plumbing_limit(copying).await
+    }
+
+    async fn save(&self, paths: &[String], to: &Path) -> Result<u64, SandboxError> {
+        let mut tar = vec!["tar", "-c", "-f", "-", "-C", "/"];
+        tar.extend(paths.iter().map(|p| p.trim_start_matches('/')).filter(|p| !p.is_empty()));
+        let failed = |e: std::io::Error| SandboxError::Copy { path: to.display().to_string(), source: e };
+        let saving = async {
+            let (exec_id, mut output, _) = start_exec(&self.docker, &self.id, &tar, Vec::new(), None, false).await?;
+            let mut file = tokio::fs::File::create(to).await.map_err(failed)?;
+            let (mut bytes, mut stderr) = (0u64, Vec::new());
+            while let Some(item) = output.next().await {
+                match item.map_err(|e| SandboxError::docker("read a command's output", e))? {
+                    bollard::container::LogOutput::StdOut { message } => {
+                        file.write_all(&message).await.map_err(failed)?;
+                        bytes += message.len() as u64;
+                    }
+                    bollard::container::LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+                    _ => {}
+                }
+            }
+            file.sync_all().await.map_err(failed)?;
+            let exit_code = exit_code(&self.docker, &exec_id).await?;
+            Plumbing { stdout: Vec::new(), stderr, exit_code }.ok("pack the files")?;
+            Ok(bytes)
+        };
+        within_plumbing_limit(saving).await
+    }
+
+    async fn restore(&self, from: &Path) -> Result<(), SandboxError> {
+        let file = tokio::fs::File::open(from)
+            .await
+            .map_err(|e| SandboxError::Copy { path: from.display().to_string(), source: e })?;
+        let started = start_exec(&self.docker, &self.id, &unpack_cmd("/"), Vec::new(), None, true).await?;
+        self.finish_plumbing_from(started, Some(file)).await?.ok("unpack the saved files")?;
+        Ok(())
     }
 
     async fn cut_network(&self) -> Result<(), SandboxError> {

@@ -30,6 +30,13 @@ pub trait Sandbox: Send + Sync {
     /// Copies the directory `from` inside the sandbox into `to` on this machine, keeping bytes and modes.
     fn copy_out(&self, from: &str, to: &Path) -> impl Future<Output = Result<CopyStats, SandboxError>> + Send;
 
+    /// Packs `paths` (absolute, inside the sandbox; files or folders) into a tar archive at `to` on
+    /// this machine, keeping modes; returns its size in bytes.
+    fn save(&self, paths: &[String], to: &Path) -> impl Future<Output = Result<u64, SandboxError>> + Send;
+
+    /// Unpacks an archive [`save`](Self::save) made (at `from` on this machine) where its files were.
+    fn restore(&self, from: &Path) -> impl Future<Output = Result<(), SandboxError>> + Send;
+
     /// Cuts the sandbox off the network for good (one made with
     /// [`keep_network`](SandboxOptions::keep_network), once its setup is done).
     fn cut_network(&self) -> impl Future<Output = Result<(), SandboxError>> + Send;

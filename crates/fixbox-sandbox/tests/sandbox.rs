@@ -281,6 +281,31 @@ async fn copying_a_repo_in_and_out_keeps_bytes_and_modes_exactly() {
     sb.destroy().await.unwrap();
 }
 
+#[tokio::test]
+async fn what_one_sandbox_saved_another_restores_where_it_was_with_its_modes() {
+    let first = sandbox().await;
+    let made = run(
+        &first,
+        "python3 -m venv --without-pip /tmp/venv && mkdir -p /workspace/p.egg-info && echo 'Name: p' > /workspace/p.egg-info/PKG-INFO && chmod 0600 /workspace/p.egg-info/PKG-INFO",
+    )
+    .await;
+    assert_eq!(made.exit_code, Some(0), "{}", made.stderr);
+    let kept = tempfile::tempdir().unwrap();
+    let archive = kept.path().join("env.tar");
+    let paths = ["/tmp/venv".to_string(), "/workspace/p.egg-info".to_string()];
+    let bytes = first.save(&paths, &archive).await.unwrap();
+    assert_eq!(bytes, std::fs::metadata(&archive).unwrap().len());
+    first.destroy().await.unwrap();
+
+    let second = sandbox().await;
+    second.restore(&archive).await.unwrap();
+    let listing = run(&second, "/tmp/venv/bin/python -c 'import sys; print(sys.prefix)'; stat -c '%a %U' /workspace/p.egg-info/PKG-INFO; cat /workspace/p.egg-info/PKG-INFO").await;
+    assert_eq!(listing.stdout, "/tmp/venv\n600 fixbox\nName: p\n", "{}", listing.stderr);
+    let missing = second.save(&["/tmp/nothere".to_string()], &kept.path().join("none.tar")).await;
+    assert!(matches!(missing, Err(SandboxError::Sandbox { op: "pack the files", .. })), "{missing:?}");
+    second.destroy().await.unwrap();
+}
+
 fn mode_of(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
