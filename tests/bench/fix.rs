@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use fixbox_agent::{EventLog, Fix, FixRequest, Limits, ModelSettings, SessionReport};
+use fixbox_agent::{EventLog, Fix, FixRequest, Limits, ModelSettings, SessionReport, Setup};
 use fixbox_e2e::fixtures;
 use fixbox_e2e::transcripts::RecordingProxy;
 use fixbox_llm::{Metrics, OpenAiClient, RetryPolicy, Route, Router};
@@ -71,18 +71,21 @@ async fn main() -> Result<()> {
             repo: fixture.repo.clone(),
             task: fixture.task.clone(),
             test: None,
-            setup: None,
+            setup: Setup::Detect,
             model: ModelSettings::default(),
             limits: Limits { max_iterations: iterations, ..Limits::default() },
             allow_test_edits: false,
             share: Vec::new(),
         };
         let fix = Fix::prepare(request)?;
-        let sandboxed =
-            fixbox_agent::setup::sandbox(&Default::default(), &fix.plan().recipe, Default::default(), false, &|line| {
-                eprintln!("[image] {line}")
-            })
-            .await?;
+        let sandboxed = fixbox_agent::setup::sandbox(
+            &Default::default(),
+            &fix.plan().recipe,
+            Default::default(),
+            fix.needs_network(),
+            &|line| eprintln!("[image] {line}"),
+        )
+        .await?;
         let (sandbox, image, sandbox_time) = (sandboxed.sandbox, sandboxed.image, sandboxed.took);
         let session = store.create_session(&fixture.name)?;
         let log = EventLog::new(store.clone(), session.clone());

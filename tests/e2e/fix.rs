@@ -593,6 +593,47 @@ async fn ctrl_c_stops_cleanly_and_keeps_the_session() -> Result<()> {
     Ok(())
 }
 
+/// A project that needs a package from PyPI the sandbox image lacks: the first session detects how it
+/// installs, installs it with network (cut after), fixes the bug with its tests importing the package,
+/// and keeps what it installed; the second session on the same data restores that in a sandbox that
+/// never had network, installing nothing, and fixes it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependencies_from_pypi_are_installed_once_and_the_next_session_restores_them() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    let fixture = fixtures::with_dependencies("py-slugs")?;
+    let data = tempfile::tempdir()?;
+    for restored in [false, true] {
+        let server = ReplayServer::start(answers("py-slugs", &["1"])?, Pace::Every(Duration::from_millis(1))).await?;
+        let routes = routing_file(data.path(), &server.url)?;
+        let output = fix_command(&fixture, data.path(), &routes, &[])?.output().await?;
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        eprintln!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+        ensure!(output.status.code() == Some(0), "fixbox fix exited with {:?}", output.status);
+        let store = Store::open_in(data.path())?;
+        let session = store.list_sessions()?.into_iter().next().context("no session was recorded")?;
+        let stored = store.events_from(&session.id, 1)?;
+        let report = SessionReport::from_events(&stored).context("not a fix session")?;
+        ensure!(*outcome(&report)? == Outcome::Fixed, "{:?}", report.outcome);
+        let setup = stored.iter().filter_map(Event::from_stored).find_map(|e| match e {
+            Event::SetupRun { command, exit_code, restored, output, .. } => {
+                Some((command, exit_code, restored, output))
+            }
+            _ => None,
+        });
+        let (command, exit_code, was_restored, printed) = setup.context("no setup ran")?;
+        ensure!(command.contains("pip install -e ."), "the detected setup: {command}");
+        ensure!((exit_code, was_restored) == (Some(0), restored), "{exit_code:?} {was_restored}: {printed}");
+        if restored {
+            ensure!(stdout.contains("restored from an earlier session") && stdout.contains("no network"), "{stdout}");
+        } else {
+            ensure!(printed.contains("Successfully installed") && printed.contains("text-unidecode"), "{printed}");
+        }
+    }
+    let kept = std::fs::read_dir(data.path().join("environments"))?.count();
+    ensure!(kept == 1, "{kept} archives kept, one expected");
+    Ok(())
+}
+
 /// Each sample project's tests fail as shipped with exactly its `failing` tests, and pass once its
 /// reference fix is applied, by Fixbox's own diff parser and patch engine, in a real sandbox.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,7 +39,17 @@ pub fn all() -> Result<Vec<Fixture>> {
 }
 
 pub fn get(name: &str) -> Result<Fixture> {
-    let dir = root().join(name);
+    load(&root(), name)
+}
+
+/// A sample project with dependencies from a registry, which a session's setup installs
+/// (`tests/fixtures/with-dependencies/`).
+pub fn with_dependencies(name: &str) -> Result<Fixture> {
+    load(&crate::workspace_root().join("tests/fixtures/with-dependencies"), name)
+}
+
+fn load(root: &std::path::Path, name: &str) -> Result<Fixture> {
+    let dir = root.join(name);
     let text = std::fs::read_to_string(dir.join("fixbox-fixture.toml")).with_context(|| format!("fixture {name}"))?;
     let mut fixture: Fixture = toml::from_str(&text).with_context(|| format!("fixture {name}'s metadata"))?;
     fixture.name = name.to_string();

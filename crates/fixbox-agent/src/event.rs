@@ -34,13 +34,16 @@ pub enum Event {
         files: u64,
         bytes: u64,
     },
-    /// The request's setup command ran in the repository's copy, with network, which is cut after it.
+    /// The setup command ran in the repository's copy, with network, which is cut after it; or what
+    /// it installed in an earlier session was restored instead (`restored`), without network.
     SetupRun {
         command: String,
         exit_code: Option<i64>,
         /// The end of what it printed (stdout and stderr together).
         output: String,
         ms: f64,
+        #[serde(default)]
+        restored: bool,
     },
     /// Output of the test command as it arrives (stdout and stderr together), in batches: the first
     /// 64 KiB of a run, whose summary ([`Event::TestsRun`]) keeps the end of anything longer.

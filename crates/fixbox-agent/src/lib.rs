@@ -10,6 +10,7 @@
 mod accept;
 pub mod calls;
 mod detect;
+mod environment;
 mod error;
 mod event;
 mod example;
@@ -31,6 +32,7 @@ pub mod text;
 
 pub use accept::accept;
 pub use detect::{Runner, TestPlan, detect};
+pub use environment::{Environment, Setup, install_command};
 pub use error::AgentError;
 pub use event::{Event, EventLog, Recorded};
 pub use localize::Region;

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use fixbox_patch::{ApplyOptions, EditFormat};
 use serde::{Deserialize, Serialize};
 
+use crate::environment::Setup;
+
 /// When a session stops.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
@@ -79,9 +81,9 @@ pub struct FixRequest {
     pub task: String,
     /// The test command; detected when `None`.
     pub test: Option<String>,
-    /// A shell command run in the repository's copy with network before the first test run
-    /// (installing its dependencies); the network is cut after it.
-    pub setup: Option<String>,
+    /// How its dependencies are installed, in the repository's copy with network before the first
+    /// test run; the network is cut after it.
+    pub setup: Setup,
     pub model: ModelSettings,
     pub limits: Limits,
     /// Let patches change test files (off: a fix must not edit the tests that judge it).

@@ -91,7 +91,7 @@ impl Sessions {
 
     async fn run_counted(
         self,
-        fix: Fix,
+        mut fix: Fix,
         setup: SessionSetup,
         updates: mpsc::UnboundedSender<SessionUpdate>,
         cancel: CancellationToken,
@@ -117,6 +117,9 @@ impl Sessions {
             // Another machine's Engine: that machine's memory bounds it, and eval spreads over several.
             HostAddress::At { .. } => None,
         };
+        if let Some(data) = setup.store.path().parent() {
+            fix.keep_environment_in(&data.join("environments"));
+        }
         let _running = metrics.running();
         let on_line = {
             let updates = updates.clone();

@@ -6,9 +6,9 @@ mod support;
 
 use std::sync::atomic::Ordering;
 
-use fixbox_agent::{Event, FixRequest, Limits, Outcome};
+use fixbox_agent::{Event, Fix, FixRequest, Limits, Outcome, Setup};
 use fixbox_llm::Role;
-use support::{Files, MemorySandbox, Reply, ScriptedModel, pytest, repo, run, run_request};
+use support::{Files, MemorySandbox, Reply, ScriptedModel, pytest, repo, run, run_fix, run_request};
 
 const BUGGY: &str = "def add(a, b):\n    return a - b\n";
 const TESTS: &str = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n\n\ndef test_zero():\n    assert add(0, 0) == 0\n";
@@ -364,6 +364,61 @@ async fn a_failing_setup_ends_the_session_before_the_model_is_asked_and_cuts_the
     assert!(model.requests().is_empty());
     assert!(cut.load(Ordering::SeqCst));
     assert_eq!(commands.lock().expect("commands").len(), 1, "no test ran after it");
+}
+
+/// `calc_tests`, after a setup that installs and lists what it installed.
+fn installing_tests(files: &Files, command: &str) -> (i64, String) {
+    if command.contains("pip install") {
+        (0, "Successfully installed six-1.16.0\n".into())
+    } else if command.contains("egg-info") {
+        (0, "/tmp/venv\n/workspace/calc.egg-info\n".into())
+    } else {
+        calc_tests(files, command)
+    }
+}
+
+#[tokio::test]
+async fn what_a_setup_installed_is_kept_and_the_next_session_restores_it_without_network() {
+    let dir = repo(&[("calc.py", BUGGY), ("test_calc.py", TESTS)]);
+    let kept = tempfile::tempdir().expect("a folder");
+    let request = FixRequest {
+        setup: Setup::Command("pip install -e .".into()),
+        limits: limits(),
+        ..support::request(dir.path())
+    };
+    let listing = "/tmp/venv\n/workspace/calc.egg-info";
+    for restored in [false, true] {
+        let sandbox = MemorySandbox::new(installing_tests);
+        let (commands, cut) = (sandbox.commands.clone(), sandbox.network_cut.clone());
+        let mut session = Fix::prepare(request.clone()).expect("the request is valid");
+        session.keep_environment_in(kept.path());
+        assert_eq!(session.needs_network(), !restored, "network only for a setup that runs");
+        let ran = run_fix(session, sandbox, ScriptedModel::new([Reply::text(fix())])).await;
+        assert_eq!(ran.finished.outcome, Outcome::Fixed);
+        let commands = commands.lock().expect("commands").clone();
+        let installed = commands.iter().any(|c| c.contains("pip install"));
+        assert_eq!(installed, !restored, "{commands:?}");
+        let (kept_now, used) = (format!("save {listing}"), format!("restore {listing}"));
+        assert_eq!((commands.contains(&kept_now), commands.contains(&used)), (!restored, restored), "{commands:?}");
+        assert_eq!(cut.load(Ordering::SeqCst), !restored);
+        let setup = ran.events.iter().find_map(|e| match e {
+            Event::SetupRun { restored, exit_code, .. } => Some((*restored, *exit_code)),
+            _ => None,
+        });
+        assert_eq!(setup, Some((restored, Some(0))));
+    }
+    let archives: Vec<_> =
+        std::fs::read_dir(kept.path()).expect("the folder").map(|e| e.expect("an entry").path()).collect();
+    assert_eq!(archives.len(), 1, "one archive, no partial one: {archives:?}");
+
+    // One that cannot be restored ends the session saying so, and goes: the next one installs again.
+    std::fs::write(&archives[0], [0xff, 0xfe]).expect("a damaged archive");
+    let mut session = Fix::prepare(request).expect("the request is valid");
+    session.keep_environment_in(kept.path());
+    let ran = run_fix(session, MemorySandbox::new(installing_tests), ScriptedModel::new([])).await;
+    let Outcome::Error { message } = &ran.finished.outcome else { panic!("{:?}", ran.finished.outcome) };
+    assert!(message.contains("could not be restored") && message.contains("installs again"), "{message}");
+    assert!(!archives[0].exists());
 }
 
 #[tokio::test]

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use fixbox_agent::{
-    Fix, FixRequest, Limits, ModelSettings, Outcome, Preferences, SessionSetup, SessionUpdate, Sessions, SharedFiles,
+    Fix, FixRequest, Limits, ModelSettings, Outcome, Preferences, SessionSetup, SessionUpdate, Sessions, Setup,
+    SharedFiles,
 };
 use fixbox_github::IssueRef;
 use fixbox_llm::Metrics;
@@ -44,6 +45,15 @@ pub struct FixArgs {
     /// The command that runs the tests (detected when not given: pytest, cargo test, npm test, go test, make test).
     #[arg(long)]
     test: Option<String>,
+    /// The command that installs the dependencies, run in the repository's copy with network before
+    /// the first test (detected from the manifests when not given: pip install -e '.[test]' and
+    /// requirement files, npm ci, cargo fetch, go mod download). What it installs is kept for the
+    /// next session on the same manifests.
+    #[arg(long, conflicts_with = "no_setup")]
+    setup: Option<String>,
+    /// Install nothing: the tests run with the sandbox image's tools only.
+    #[arg(long)]
+    no_setup: bool,
     /// The task whose routes answer (`fixbox routes`); tasks without routes take `default`'s.
     #[arg(long, default_value = "fix")]
     model: String,
@@ -159,7 +169,11 @@ pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
         repo,
         task,
         test: args.test.clone(),
-        setup: None,
+        setup: match (&args.setup, args.no_setup) {
+            (Some(command), _) => Setup::Command(command.clone()),
+            (None, true) => Setup::Skip,
+            (None, false) => Setup::Detect,
+        },
         model: ModelSettings {
             task: args.model.clone(),
             temperature: args.temperature,

@@ -63,6 +63,10 @@ impl<W: Write> Renderer<W> {
             Event::SandboxReady { sandbox, files, bytes } => {
                 p.dim(&format!("  sandbox {sandbox}: {files} files ({} KiB) copied in", bytes / 1024))
             }
+            Event::SetupRun { command, ms, restored: true, .. } => p.dim(&format!(
+                "  setup `{command}`: restored from an earlier session in {:.1} s, no network",
+                ms / 1000.0
+            )),
             Event::SetupRun { command, exit_code: Some(0), ms, .. } => {
                 p.dim(&format!("  setup `{command}`: done in {:.1} s, network cut", ms / 1000.0))
             }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fixbox_agent::{Fix, FixRequest, Limits, ModelSettings, Outcome, SessionSetup, SessionUpdate, Sessions};
+use fixbox_agent::{Fix, FixRequest, Limits, ModelSettings, Outcome, SessionSetup, SessionUpdate, Sessions, Setup};
 use fixbox_llm::Router;
 use fixbox_sandbox::HostAddress;
 use fixbox_store::Store;
@@ -265,7 +265,7 @@ impl EvalRun {
             repo: work.to_path_buf(),
             task: task.problem_statement.clone(),
             test: Some(env.test_command),
-            setup: Some(env.setup),
+            setup: Setup::Command(env.setup),
             model: self.model.clone(),
             limits: self.limits.clone(),
             allow_test_edits: false,

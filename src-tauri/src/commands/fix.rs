@@ -164,7 +164,7 @@ pub async fn fix_start(
         repo: checkout.as_ref().map_or_else(|| PathBuf::from(request.folder.trim()), |c| c.clone.clone()),
         task: task.clone(),
         test: request.test.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
-        setup: None,
+        setup: fixbox_agent::Setup::Detect,
         model: ModelSettings { task: request.route.clone(), ..ModelSettings::default() },
         limits: Limits {
             max_iterations: request.max_iterations.max(1),

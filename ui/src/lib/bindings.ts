@@ -436,10 +436,13 @@ export type EvalUpdate =
 export type Event = { kind: "session_started"; repo: string; task: string; test_command: string; 
 /**  The routing task whose routes answer (`fix`, falling back to `default`). */
 model_task: string; edit_format: EditFormat; limits: Limits; image: string } | { kind: "sandbox_ready"; sandbox: string; files: number; bytes: number } | 
-/**  The request's setup command ran in the repository's copy, with network, which is cut after it. */
+/**
+ *  The setup command ran in the repository's copy, with network, which is cut after it; or what
+ *  it installed in an earlier session was restored instead (`restored`), without network.
+ */
 { kind: "setup_run"; command: string; exit_code: number | null; 
 /**  The end of what it printed (stdout and stderr together). */
-output: string; ms: number | null } | 
+output: string; ms: number | null; restored?: boolean } | 
 /**
  *  Output of the test command as it arrives (stdout and stderr together), in batches: the first
  *  64 KiB of a run, whose summary ([`Event::TestsRun`]) keeps the end of anything longer.

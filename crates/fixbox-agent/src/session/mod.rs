@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::AgentError;
 use crate::detect::{TestPlan, detect};
+use crate::environment::{self, Environment, Setup};
 use crate::event::{Event, EventLog};
 use crate::localize;
 use crate::outcome::{Finished, Outcome, Timings};
@@ -38,6 +39,8 @@ pub struct Fix {
     request: FixRequest,
     plan: TestPlan,
     repo: Repo,
+    /// Its setup, where it has one.
+    environment: Option<Environment>,
 }
 
 impl Fix {
@@ -47,16 +50,31 @@ impl Fix {
             None => detect(&request.repo)?,
         };
         let repo = Repo::load(&request.repo)?;
-        Ok(Self { request, plan, repo })
+        let command = match &request.setup {
+            Setup::Detect => environment::install_command(&request.repo, &plan.recipe),
+            Setup::Skip => None,
+            Setup::Command(command) => Some(command.clone()),
+        };
+        let environment = command.map(|command| Environment { command, archive: None, restore: false });
+        Ok(Self { request, plan, repo, environment })
     }
 
     pub fn plan(&self) -> &TestPlan {
         &self.plan
     }
 
-    /// Whether its sandbox starts with network, for the request's setup command.
+    /// Keeps what its setup installs in `dir`, for the next session on the same repository and
+    /// manifests, and restores what an earlier one kept there instead of installing again.
+    pub fn keep_environment_in(&mut self, dir: &std::path::Path) {
+        let Ok(recipe) = fixbox_sandbox::Recipe::builtin(&self.plan.recipe) else { return };
+        if let Some(environment) = &mut self.environment {
+            *environment = Environment::kept_in(dir, &self.request.repo, &environment.command, &recipe.image_tag());
+        }
+    }
+
+    /// Whether its sandbox starts with network: for a setup to run, not one restored.
     pub fn needs_network(&self) -> bool {
-        self.request.setup.is_some()
+        self.environment.as_ref().is_some_and(|e| !e.restore)
     }
 
     /// The session's title in the history: "fix: " and the task's first 70 characters.
@@ -136,6 +154,7 @@ impl Fix {
         }));
         let mut run = Run {
             request: &self.request,
+            environment: self.environment.as_ref(),
             plan: self.plan.clone(),
             reproduction: None,
             repo: self.repo,
@@ -165,6 +184,7 @@ impl Fix {
 /// One session's running state.
 struct Run<'a, S> {
     request: &'a FixRequest,
+    environment: Option<&'a Environment>,
     /// The tests each iteration runs: the request's, and the reproduction once there is one.
     plan: TestPlan,
     /// The new test that shows the bug, where the project's tests did not.
@@ -232,8 +252,8 @@ impl<S: Sandbox> Run<'_, S> {
             files: copied.files,
             bytes: copied.bytes,
         })?;
-        if let Some(setup) = &self.request.setup
-            && let Err(stop) = self.set_up(setup).await?
+        if let Some(environment) = self.environment
+            && let Err(stop) = self.set_up(environment).await?
         {
             return Ok(stop);
         }
@@ -393,11 +413,32 @@ impl<S: Sandbox> Run<'_, S> {
         Ok(())
     }
 
-    /// Runs the request's setup with network, then cuts the network. A setup that fails ends the
-    /// session: the tests could not say anything about a patch.
-    async fn set_up(&mut self, command: &str) -> Result<Result<(), Outcome>, AgentError> {
+    /// Runs the setup with network, then cuts the network, and keeps what it installed where that is
+    /// kept; or restores what an earlier session kept, in a sandbox that never had network. A setup
+    /// that fails ends the session: the tests could not say anything about a patch.
+    async fn set_up(&mut self, environment: &Environment) -> Result<Result<(), Outcome>, AgentError> {
         let started = Instant::now();
-        let mut request = ExecRequest::shell(command).hard_timeout(SETUP_TIMEOUT).output_limit(SETUP_OUTPUT_LIMIT);
+        let command = environment.command.clone();
+        if let (Some(archive), true) = (&environment.archive, environment.restore) {
+            let restored = environment::restore(self.sandbox, archive).await;
+            self.timings.sandbox_ms += ms(started.elapsed());
+            if let Err(err) = restored {
+                let message = format!(
+                    "what an earlier session installed could not be restored ({err}); it is removed, so the next session installs again"
+                );
+                return Ok(Err(Outcome::Error { message }));
+            }
+            let output = format!("restored what an earlier session installed ({})", archive.display());
+            self.log.record(Event::SetupRun {
+                command,
+                exit_code: Some(0),
+                output,
+                ms: ms(started.elapsed()),
+                restored: true,
+            })?;
+            return Ok(Ok(()));
+        }
+        let mut request = ExecRequest::shell(&command).hard_timeout(SETUP_TIMEOUT).output_limit(SETUP_OUTPUT_LIMIT);
         request.env = self.plan.runner.setup_env();
         let run = async { self.sandbox.exec(request).await?.finish().await };
         let output = tokio::select! {
@@ -410,14 +451,23 @@ impl<S: Sandbox> Run<'_, S> {
         let printed = format!("{}{}", output.stdout, output.stderr);
         let tail = crate::text::cut_middle(&printed, SETUP_SHOWN_CHARS);
         self.log.record(Event::SetupRun {
-            command: command.to_string(),
+            command: command.clone(),
             exit_code: output.exit_code,
             output: tail,
             ms: ms(started.elapsed()),
+            restored: false,
         })?;
         cut.map_err(AgentError::sandbox("cut the network after the setup"))?;
         if output.exit_code != Some(0) {
-            return Ok(Err(Outcome::SetupFailed { command: command.to_string(), exit_code: output.exit_code }));
+            return Ok(Err(Outcome::SetupFailed { command, exit_code: output.exit_code }));
+        }
+        if let Some(archive) = &environment.archive {
+            let keeping = Instant::now();
+            // Not kept costs the next session an install, no more.
+            if let Err(err) = environment::keep(self.sandbox, archive).await {
+                tracing::warn!(%err, "could not keep the installed dependencies; the next session installs them again");
+            }
+            self.timings.sandbox_ms += ms(keeping.elapsed());
         }
         Ok(Ok(()))
     }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use fixbox_agent::{Event, EventLog, Finished, Fix, FixRequest, Limits, ModelSettings};
+use fixbox_agent::{Event, EventLog, Finished, Fix, FixRequest, Limits, ModelSettings, Setup};
 use fixbox_llm::{
     ChatRequest, Chunk, ChunkStream, Finish, FinishReason, LlmError, Metrics, ModelClient, RetryPolicy, Route, Router,
     TokenUsage,
@@ -175,6 +175,21 @@ impl Sandbox for MemorySandbox {
         Ok(CopyStats::default())
     }
 
+    /// Writes the paths into the archive, one a line, and records the save among the commands.
+    async fn save(&self, paths: &[String], to: &Path) -> Result<u64, SandboxError> {
+        let listing = paths.join("\n");
+        lock(&self.commands).push(format!("save {listing}"));
+        std::fs::write(to, &listing).map_err(|source| SandboxError::Copy { path: to.display().to_string(), source })?;
+        Ok(listing.len() as u64)
+    }
+
+    async fn restore(&self, from: &Path) -> Result<(), SandboxError> {
+        let listing = std::fs::read_to_string(from)
+            .map_err(|source| SandboxError::Copy { path: from.display().to_string(), source })?;
+        lock(&self.commands).push(format!("restore {listing}"));
+        Ok(())
+    }
+
     async fn cut_network(&self) -> Result<(), SandboxError> {
         self.network_cut.store(true, Ordering::SeqCst);
         Ok(())
@@ -232,7 +247,7 @@ pub fn request(repo: &Path) -> FixRequest {
         repo: repo.to_path_buf(),
         task: "add() returns the wrong sum".into(),
         test: Some("python -m pytest -rA".into()),
-        setup: None,
+        setup: Setup::Skip,
         model: ModelSettings { edit_format: Some(EditFormat::SearchReplace), ..ModelSettings::default() },
         limits: Limits::default(),
         allow_test_edits: false,
@@ -247,13 +262,18 @@ pub async fn run(
     sandbox: MemorySandbox,
     model: Arc<ScriptedModel>,
 ) -> Ran {
-    let request = FixRequest { setup: setup.map(str::to_string), limits, ..request(repo) };
+    let setup = setup.map_or(Setup::Skip, |command| Setup::Command(command.to_string()));
+    let request = FixRequest { setup, limits, ..request(repo) };
     run_request(request, sandbox, model).await
 }
 
 /// A session for `request` in `sandbox`, asking `model`.
 pub async fn run_request(request: FixRequest, sandbox: MemorySandbox, model: Arc<ScriptedModel>) -> Ran {
-    let fix = Fix::prepare(request).expect("the request is valid");
+    run_fix(Fix::prepare(request).expect("the request is valid"), sandbox, model).await
+}
+
+/// A prepared session in `sandbox`, asking `model`.
+pub async fn run_fix(fix: Fix, sandbox: MemorySandbox, model: Arc<ScriptedModel>) -> Ran {
     let folder = tempfile::tempdir().expect("a temporary folder");
     let store = Arc::new(Store::open_in(folder.path()).expect("a store"));
     let id = store.create_session("scripted").expect("a session");

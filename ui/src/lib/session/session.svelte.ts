@@ -134,6 +134,17 @@ export class Session {
       case "sandbox_ready":
         this.step(0, `sandbox ready: ${event.files} files copied`, "info");
         break;
+      case "setup_run":
+        this.step(
+          0,
+          event.restored
+            ? `dependencies restored from an earlier session (\`${event.command}\`)`
+            : event.exit_code === 0
+              ? `dependencies installed: \`${event.command}\``
+              : `installing the dependencies failed (exit ${event.exit_code ?? "none"}): \`${event.command}\``,
+          event.exit_code === 0 ? "ok" : "fail",
+        );
+        break;
       case "tests_output":
         this.terminal.output(event.iteration, event.text);
         break;

@@ -71,6 +71,19 @@ describe("Session", () => {
     expect(session.steps.map((s) => s.text)).toEqual([`failing before any change, not for the issue (${why}), left out: t.py::test_env and 1 more`]);
   });
 
+  it("says how the dependencies were installed, restored, or why not", () => {
+    const session = new Session();
+    const command = "pip install -e .";
+    session.apply({ kind: "setup_run", command, exit_code: 0, output: "Successfully installed six", ms: 4500, restored: false });
+    session.apply({ kind: "setup_run", command, exit_code: 0, output: "restored", ms: 900, restored: true });
+    session.apply({ kind: "setup_run", command, exit_code: 1, output: "No matching distribution", ms: 800 });
+    expect(session.steps.map((s) => [s.text, s.tone])).toEqual([
+      ["dependencies installed: `pip install -e .`", "ok"],
+      ["dependencies restored from an earlier session (`pip install -e .`)", "ok"],
+      ["installing the dependencies failed (exit 1): `pip install -e .`", "fail"],
+    ]);
+  });
+
   it("says when the issue's own example is the test that shows the bug", () => {
     const session = new Session();
     session.apply({ kind: "reproduction", attempt: 0, path: "tests/test_fixbox_issue.py", test: "def test_issue(): ...", accepted: true, why: "" });
