@@ -166,6 +166,9 @@ async fn a_fix_session_started_in_the_window_streams_and_is_accepted() -> Result
             client.find(Locator::Css("[data-testid=fix-task]")).await?.send_keys(&fixture.task).await?;
             let detected = wait_for(&client, "[data-testid=fix-detected]", &out, "not-detected").await?;
             ensure!(detected.text().await?.contains("pytest"), "{}", detected.text().await?);
+            // A project with no dependencies to install says so; the command can still be given.
+            let setup = client.find(Locator::Css("[data-testid=fix-setup-detected]")).await?.text().await?;
+            ensure!(setup.contains("declare nothing to install"), "{setup}");
             // What is remembered as shared for the folder shows, and what is added is remembered.
             let shown =
                 client.execute("return document.querySelector('[data-testid=fix-share]').value", vec![]).await?;

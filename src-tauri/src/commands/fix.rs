@@ -29,6 +29,8 @@ pub struct FolderTests {
     pub command: String,
     /// The sandbox image recipe that runs it.
     pub recipe: String,
+    /// The command that installs the dependencies its manifests declare; `None` where they declare none.
+    pub setup: Option<String>,
     /// The files remembered as shared with the sandbox for this folder although their names look like
     /// credentials (see [`SharedFiles`]).
     pub shared: Vec<String>,
@@ -77,6 +79,8 @@ pub struct NewFix {
     pub task: String,
     /// `None`: the detected one.
     pub test: Option<String>,
+    /// The command that installs the dependencies; `None`: the detected one.
+    pub setup: Option<String>,
     /// The routing task whose routes answer.
     pub route: String,
     pub max_iterations: u32,
@@ -123,7 +127,8 @@ pub async fn fix_detect(folder: String) -> Result<FolderTests, IpcError> {
         let shared = SharedFiles::load(&open_store()?, &folder)?;
         let issue =
             checkout.map(|c| IssueText { title: c.issue.title.clone(), url: c.issue.html_url.clone(), task: c.task() });
-        Ok(FolderTests { command: plan.command, recipe: plan.recipe, shared, issue })
+        let setup = fixbox_agent::install_command(&folder, &plan.recipe);
+        Ok(FolderTests { command: plan.command, recipe: plan.recipe, setup, shared, issue })
     })
     .await
 }
@@ -164,7 +169,11 @@ pub async fn fix_start(
         repo: checkout.as_ref().map_or_else(|| PathBuf::from(request.folder.trim()), |c| c.clone.clone()),
         task: task.clone(),
         test: request.test.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
-        setup: fixbox_agent::Setup::Detect,
+        setup: request
+            .setup
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .map_or(fixbox_agent::Setup::Detect, fixbox_agent::Setup::Command),
         model: ModelSettings { task: request.route.clone(), ..ModelSettings::default() },
         limits: Limits {
             max_iterations: request.max_iterations.max(1),

@@ -540,6 +540,8 @@ export type FolderTests = {
 	command: string,
 	/**  The sandbox image recipe that runs it. */
 	recipe: string,
+	/**  The command that installs the dependencies its manifests declare; `None` where they declare none. */
+	setup: string | null,
 	/**
 	 *  The files remembered as shared with the sandbox for this folder although their names look like
 	 *  credentials (see [`SharedFiles`]).
@@ -763,6 +765,8 @@ export type NewFix = {
 	task: string,
 	/**  `None`: the detected one. */
 	test: string | null,
+	/**  The command that installs the dependencies; `None`: the detected one. */
+	setup: string | null,
 	/**  The routing task whose routes answer. */
 	route: string,
 	max_iterations: number,
