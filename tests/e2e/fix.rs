@@ -627,6 +627,16 @@ async fn dependencies_from_pypi_are_installed_once_and_the_next_session_restores
             ensure!(stdout.contains("restored from an earlier session") && stdout.contains("no network"), "{stdout}");
         } else {
             ensure!(printed.contains("Successfully installed") && printed.contains("text-unidecode"), "{printed}");
+            // The app showed pip's output as it came, not only its end.
+            let streamed: String = stored
+                .iter()
+                .filter_map(Event::from_stored)
+                .filter_map(|e| match e {
+                    Event::SetupOutput { text } => Some(text),
+                    _ => None,
+                })
+                .collect();
+            ensure!(streamed.contains("Collecting text-unidecode"), "{streamed}");
         }
     }
     let kept = std::fs::read_dir(data.path().join("environments"))?.count();

@@ -34,6 +34,17 @@ pub enum Event {
         files: u64,
         bytes: u64,
     },
+    /// The setup begins: its command runs in the repository's copy with network, or what it installed
+    /// in an earlier session is restored (`restoring`). Its output follows as it comes
+    /// ([`Event::SetupOutput`]), then [`Event::SetupRun`].
+    SetupStarted {
+        command: String,
+        restoring: bool,
+    },
+    /// Output of the setup command as it arrives (stdout and stderr together), in batches.
+    SetupOutput {
+        text: String,
+    },
     /// The setup command ran in the repository's copy, with network, which is cut after it; or what
     /// it installed in an earlier session was restored instead (`restored`), without network.
     SetupRun {
@@ -151,6 +162,8 @@ impl Event {
         match self {
             Self::SessionStarted { .. } => "session.started",
             Self::SandboxReady { .. } => "sandbox.ready",
+            Self::SetupStarted { .. } => "setup.started",
+            Self::SetupOutput { .. } => "setup.output",
             Self::SetupRun { .. } => "setup.run",
             Self::Reproduction { .. } => "reproduction",
             Self::TestsOutput { .. } => "tests.output",

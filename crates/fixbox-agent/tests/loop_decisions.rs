@@ -360,6 +360,11 @@ async fn a_failing_setup_ends_the_session_before_the_model_is_asked_and_cuts_the
         _ => None,
     });
     assert!(printed.is_some_and(|o| o.contains("No matching distribution")));
+    // Said as it begins, and its output as it comes, before it ends.
+    let setup: Vec<&Event> = ran.events.iter().filter(|e| e.kind().starts_with("setup.")).collect();
+    assert!(matches!(setup.first(), Some(Event::SetupStarted { restoring: false, .. })), "{setup:?}");
+    assert!(matches!(setup.get(1), Some(Event::SetupOutput { text }) if text.contains("No matching")), "{setup:?}");
+    assert!(matches!(setup.last(), Some(Event::SetupRun { .. })), "{setup:?}");
     assert!(ran.finished.outcome.describe().contains("failed (exit 1)"), "{}", ran.finished.outcome.describe());
     assert!(model.requests().is_empty());
     assert!(cut.load(Ordering::SeqCst));

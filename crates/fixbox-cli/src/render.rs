@@ -90,7 +90,8 @@ impl<W: Write> Renderer<W> {
                 fixbox_agent::text::first_of(tests, 3)
             )),
             // The run's summary line says what came of it; its output line by line would bury the patches.
-            Event::TestsOutput { .. } => return Ok(()),
+            // The setup's line comes when it ends; the test runs' output with their summary.
+            Event::TestsOutput { .. } | Event::SetupStarted { .. } | Event::SetupOutput { .. } => return Ok(()),
             Event::TestsRun { iteration: 0, summary } => format!("  tests before any change: {}", self.tests(summary)),
             Event::TestsRun { summary, .. } => format!("  tests: {}", self.tests(summary)),
             Event::ModelStarted { iteration, prompt_tokens_estimate, trimmed_turns } => {

@@ -437,6 +437,14 @@ export type Event = { kind: "session_started"; repo: string; task: string; test_
 /**  The routing task whose routes answer (`fix`, falling back to `default`). */
 model_task: string; edit_format: EditFormat; limits: Limits; image: string } | { kind: "sandbox_ready"; sandbox: string; files: number; bytes: number } | 
 /**
+ *  The setup begins: its command runs in the repository's copy with network, or what it installed
+ *  in an earlier session is restored (`restoring`). Its output follows as it comes
+ *  ([`Event::SetupOutput`]), then [`Event::SetupRun`].
+ */
+{ kind: "setup_started"; command: string; restoring: boolean } | 
+/**  Output of the setup command as it arrives (stdout and stderr together), in batches. */
+{ kind: "setup_output"; text: string } | 
+/**
  *  The setup command ran in the repository's copy, with network, which is cut after it; or what
  *  it installed in an earlier session was restored instead (`restored`), without network.
  */

@@ -419,6 +419,7 @@ impl<S: Sandbox> Run<'_, S> {
     async fn set_up(&mut self, environment: &Environment) -> Result<Result<(), Outcome>, AgentError> {
         let started = Instant::now();
         let command = environment.command.clone();
+        self.log.record(Event::SetupStarted { command: command.clone(), restoring: environment.restore })?;
         if let (Some(archive), true) = (&environment.archive, environment.restore) {
             let restored = environment::restore(self.sandbox, archive).await;
             self.timings.sandbox_ms += ms(started.elapsed());
@@ -438,14 +439,24 @@ impl<S: Sandbox> Run<'_, S> {
             })?;
             return Ok(Ok(()));
         }
-        let mut request = ExecRequest::shell(&command).hard_timeout(SETUP_TIMEOUT).output_limit(SETUP_OUTPUT_LIMIT);
+        let (mut live, sender) = LiveOutput::new();
+        let mut request =
+            ExecRequest::shell(&command).hard_timeout(SETUP_TIMEOUT).output_limit(SETUP_OUTPUT_LIMIT).on_output(sender);
         request.env = self.plan.runner.setup_env();
-        let run = async { self.sandbox.exec(request).await?.finish().await };
-        let output = tokio::select! {
-            output = run => output.map_err(AgentError::sandbox("run the setup command"))?,
-            () = self.cancel.cancelled() => return Ok(Err(Outcome::Cancelled)),
-            () = tokio::time::sleep_until(self.deadline.into()) => return Ok(Err(Outcome::WallTime)),
+        let sandbox = self.sandbox;
+        let run = async { sandbox.exec(request).await?.finish().await };
+        tokio::pin!(run);
+        let output = loop {
+            tokio::select! {
+                output = &mut run => break output.map_err(AgentError::sandbox("run the setup command"))?,
+                Some(text) = live.next() => self.log.record(Event::SetupOutput { text })?,
+                () = self.cancel.cancelled() => return Ok(Err(Outcome::Cancelled)),
+                () = tokio::time::sleep_until(self.deadline.into()) => return Ok(Err(Outcome::WallTime)),
+            }
         };
+        while let Some(text) = live.next().await {
+            self.log.record(Event::SetupOutput { text })?;
+        }
         let cut = self.sandbox.cut_network().await;
         self.timings.tests_ms += ms(started.elapsed());
         let printed = format!("{}{}", output.stdout, output.stderr);

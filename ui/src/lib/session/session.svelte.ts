@@ -134,7 +134,14 @@ export class Session {
       case "sandbox_ready":
         this.step(0, `sandbox ready: ${event.files} files copied`, "info");
         break;
+      case "setup_started":
+        this.terminal.setupStarted(event.command, event.restoring);
+        break;
+      case "setup_output":
+        this.terminal.setupOutput(event.text);
+        break;
       case "setup_run":
+        this.terminal.setupFinished(event.command, event.exit_code, event.output, event.ms, event.restored ?? false);
         this.step(
           0,
           event.restored

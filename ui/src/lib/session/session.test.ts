@@ -110,6 +110,35 @@ describe("Session", () => {
     );
   });
 
+  it("writes the setup to the terminal as it streams, and an older log's setup from its end", () => {
+    const dim = (s: string) => `\x1b[2m${s}\x1b[0m`;
+    const command = "pip install -e .";
+    const live = new Session();
+    live.apply({ kind: "setup_started", command, restoring: false });
+    live.apply({ kind: "setup_output", text: "Collecting six\n" });
+    live.apply({ kind: "setup_output", text: "Successfully installed six" });
+    live.apply({ kind: "setup_run", command, exit_code: 0, output: "(the end of it)", ms: 4500, restored: false });
+    live.apply({ kind: "setup_started", command, restoring: true });
+    live.apply({ kind: "setup_run", command, exit_code: 0, output: "restored", ms: 900, restored: true });
+    expect(live.terminal.pieces.join("")).toBe(
+      [
+        dim(`$ ${command}   # installing the dependencies`),
+        "Collecting six",
+        "Successfully installed six",
+        "\x1b[32m✓ installed in 4.5 s\x1b[0m",
+        "",
+        dim(`$ ${command}   # restoring what an earlier session installed`),
+        "\x1b[32m✓ restored in 0.9 s\x1b[0m",
+        "",
+      ].join("\n"),
+    );
+    const older = new Session();
+    older.apply({ kind: "setup_run", command, exit_code: 1, output: "No matching distribution\n", ms: 800 });
+    expect(older.terminal.pieces.join("")).toBe(
+      [dim(`$ ${command}   # installing the dependencies`), "No matching distribution", "\x1b[31m✗ setup failed (exit 1) in 0.8 s\x1b[0m", ""].join("\n"),
+    );
+  });
+
   it("gives the terminal only the new pieces as output streams", () => {
     const session = new Session();
     const before = events.filter((e) => e.kind !== "tests_output" && e.kind !== "tests_run" || ("iteration" in e && e.iteration === 0));

@@ -8,6 +8,8 @@ const DIM = "\x1b[2m";
 const GREEN = "\x1b[32m";
 const RED = "\x1b[31m";
 const RESET = "\x1b[0m";
+/** The setup's place among the runs: before the first test run (iteration 0). */
+const SETUP = -1;
 
 export class TerminalLog {
   pieces: string[] = $state([]);
@@ -21,6 +23,34 @@ export class TerminalLog {
   output(iteration: number, text: string): void {
     this.begin(iteration);
     this.write(text);
+  }
+
+  /** The setup begins: `command` installs the dependencies, or what it installed before is restored. */
+  setupStarted(command: string, restoring: boolean): void {
+    const why = restoring ? "restoring what an earlier session installed" : "installing the dependencies";
+    this.write(`${this.pieces.length === 0 ? "" : "\n"}${DIM}$ ${command}   # ${why}${RESET}\n`);
+    this.#open = SETUP;
+  }
+
+  /** Output of the setup, as it arrived. */
+  setupOutput(text: string): void {
+    this.write(text);
+  }
+
+  /** The setup ended. A log from before its output streamed has the command and output only here. */
+  setupFinished(command: string, exitCode: number | null, output: string, ms: number | null, restored: boolean): void {
+    if (this.#open !== SETUP) {
+      this.setupStarted(command, restored);
+      this.write(restored ? "" : output);
+    }
+    if (!this.#atLineStart) this.write("\n");
+    const took = ms === null ? "" : ` in ${(ms / 1000).toFixed(1)} s`;
+    this.write(
+      exitCode === 0
+        ? `${GREEN}✓ ${restored ? "restored" : "installed"}${took}${RESET}\n`
+        : `${RED}✗ setup failed (exit ${exitCode ?? "unknown"})${took}${RESET}\n`,
+    );
+    this.#open = null;
   }
 
   /** Run `iteration` ended with `summary`. A log from before output streamed has it only here. */
