@@ -70,7 +70,7 @@ pub async fn keep(sandbox: &impl Sandbox, archive: &Path) -> Result<u64, Sandbox
     if kept.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
-    prune(dir, KEPT);
+    prune(dir, KEPT, KEPT_BYTES);
     kept
 }
 
@@ -78,27 +78,45 @@ pub async fn keep(sandbox: &impl Sandbox, archive: &Path) -> Result<u64, Sandbox
 /// next session installs again instead of failing the same way.
 pub async fn restore(sandbox: &impl Sandbox, archive: &Path) -> Result<(), SandboxError> {
     let restored = sandbox.restore(archive).await;
-    if restored.is_err() {
-        let _ = std::fs::remove_file(archive);
+    match &restored {
+        // Used now: the last to go.
+        Ok(()) => {
+            let _ = std::fs::File::options()
+                .append(true)
+                .open(archive)
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        }
+        Err(_) => {
+            let _ = std::fs::remove_file(archive);
+        }
     }
     restored
 }
 
-/// Archives kept at most; the oldest goes first.
+/// Archives kept at most, and their size at most; the least recently used goes first.
 pub const KEPT: usize = 20;
+pub const KEPT_BYTES: u64 = 8 << 30;
 
-/// Removes all but the `keep` newest archives in `dir`.
-pub fn prune(dir: &Path, keep: usize) {
+/// Removes the least recently used archives in `dir` (by their modification time, which
+/// [`restore`] renews) until at most `keep` are left, of at most `bytes` in all.
+pub fn prune(dir: &Path, keep: usize, bytes: u64) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let mut archives: Vec<(std::time::SystemTime, PathBuf)> = entries
+    let mut archives: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "tar"))
-        .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+        .filter_map(|p| {
+            let meta = p.metadata().ok()?;
+            Some((meta.modified().ok()?, meta.len(), p))
+        })
         .collect();
     archives.sort();
-    for (_, path) in archives.iter().rev().skip(keep) {
-        let _ = std::fs::remove_file(path);
+    let (mut count, mut total) = (0, 0);
+    for (_, size, path) in archives.iter().rev() {
+        (count, total) = (count + 1, total + size);
+        if count > keep || total > bytes {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -354,14 +372,21 @@ mod tests {
         std::fs::write(dir.path().join("pyproject.toml"), "[project]\ndependencies = [\"six\", \"attrs\"]\n").unwrap();
         assert!(!Environment::kept_in(kept.path(), dir.path(), "pip install -e .", "image:1").restore);
 
-        for n in 0..3 {
-            std::fs::write(kept.path().join(format!("{n}.tar")), "").unwrap();
+        for n in 0..4 {
+            std::fs::write(kept.path().join(format!("{n}.tar")), "1234").unwrap();
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        prune(kept.path(), 2);
-        let mut left: Vec<String> =
-            std::fs::read_dir(kept.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
-        left.sort();
-        assert_eq!(left, ["1.tar", "2.tar"]);
+        let left = || {
+            let mut names: Vec<String> = std::fs::read_dir(kept.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into())
+                .collect();
+            names.sort();
+            names
+        };
+        prune(kept.path(), 3, u64::MAX);
+        assert_eq!(left(), ["1.tar", "2.tar", "3.tar"]);
+        prune(kept.path(), 3, 8);
+        assert_eq!(left(), ["2.tar", "3.tar"]);
     }
 }

@@ -398,6 +398,13 @@ async fn what_a_setup_installed_is_kept_and_the_next_session_restores_it_without
         let mut session = Fix::prepare(request.clone()).expect("the request is valid");
         session.keep_environment_in(kept.path());
         assert_eq!(session.needs_network(), !restored, "network only for a setup that runs");
+        let touched = || -> Vec<std::time::SystemTime> {
+            let archives = std::fs::read_dir(kept.path()).expect("the folder");
+            archives
+                .map(|e| e.expect("an entry").metadata().expect("its metadata").modified().expect("a time"))
+                .collect()
+        };
+        let before = touched();
         let ran = run_fix(session, sandbox, ScriptedModel::new([Reply::text(fix())])).await;
         assert_eq!(ran.finished.outcome, Outcome::Fixed);
         let commands = commands.lock().expect("commands").clone();
@@ -411,6 +418,10 @@ async fn what_a_setup_installed_is_kept_and_the_next_session_restores_it_without
             _ => None,
         });
         assert_eq!(setup, Some((restored, Some(0))));
+        if restored {
+            // Used now, so the last to be pruned.
+            assert!(touched()[0] > before[0], "{:?} {before:?}", touched());
+        }
     }
     let archives: Vec<_> =
         std::fs::read_dir(kept.path()).expect("the folder").map(|e| e.expect("an entry").path()).collect();
