@@ -367,6 +367,83 @@ async fn secrets_in_the_repository_and_the_host_environment_reach_no_sandbox_pro
     Ok(())
 }
 
+/// A repository as they come: 100,000 files, a binary, a text file that is not UTF-8, links that point
+/// out of it (to the host's `/etc/passwd` and to a folder holding a canary), and a submodule's
+/// checkout. The session fixes its bug; nothing outside is read through the links into a prompt, an
+/// event, the store or what is printed; the first prompt stays small.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_repository_with_binaries_links_out_and_a_submodule_is_fixed_reading_nothing_outside() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    const FIXTURE: &str = "py-cache-evict-during-iteration";
+    const CANARY: &str = "canary-outside-7c1e";
+    const FILES: usize = 100_000;
+    let mut fixture = fixtures::get(FIXTURE)?;
+    let work = tempfile::tempdir()?;
+    let root = work.path();
+    for file in ["cache.py", "test_cache.py"] {
+        std::fs::copy(fixture.repo.join(file), root.join(file))?;
+    }
+    for i in 0..FILES {
+        let dir = root.join(format!("data/part-{:03}", i / 1000));
+        if i % 1000 == 0 {
+            std::fs::create_dir_all(&dir)?;
+        }
+        std::fs::write(dir.join(format!("row-{i}.txt")), format!("{i}\n"))?;
+    }
+    std::fs::create_dir_all(root.join("assets"))?;
+    std::fs::write(root.join("assets/logo.png"), [0x89, b'P', b'N', b'G', 0, 0, 0, 13, 0xff, 0xfe])?;
+    std::fs::write(root.join("assets/notes-latin1.txt"), b"caf\xe9 cr\xe8me\n")?;
+    let outside = tempfile::tempdir()?;
+    std::fs::write(outside.path().join("secret.py"), format!("TOKEN = '{CANARY}'\n"))?;
+    std::os::unix::fs::symlink(outside.path(), root.join("linked"))?;
+    std::os::unix::fs::symlink(outside.path().join("secret.py"), root.join("settings.py"))?;
+    std::os::unix::fs::symlink("/etc/passwd", root.join("passwd"))?;
+    std::fs::create_dir_all(root.join("vendor/lib"))?;
+    std::fs::write(root.join("vendor/lib/.git"), "gitdir: ../../.git/modules/vendor/lib\n")?;
+    std::fs::write(root.join("vendor/lib/lib.py"), "def helper():\n    return 1\n")?;
+    // What the sandbox sees through the links, in the tests' output: they must not reach the host.
+    let probe = r#"import pathlib
+
+def pytest_terminal_summary(terminalreporter):
+    here = pathlib.Path(__file__).parent
+    seen = {p: (here / p).read_text() if (here / p).exists() else "absent" for p in ["settings.py", "linked/secret.py"]}
+    terminalreporter.write_line("FIXBOX-PROBE %r %d files" % (seen, sum(1 for _ in here.glob("data/*/*.txt"))))
+"#;
+    std::fs::write(root.join("conftest.py"), probe)?;
+    fixture.repo = root.to_path_buf();
+
+    let server = ReplayServer::start(answers(FIXTURE, &["1"])?, Pace::Every(Duration::from_millis(1))).await?;
+    let data = tempfile::tempdir()?;
+    let routes = routing_file(data.path(), &server.url)?;
+    let output = fix_command(&fixture, data.path(), &routes, &[])?.output().await?;
+    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let run = Run { status: output.status, stdout: printed.clone(), data, server };
+    ensure!(run.status.code() == Some(0), "{printed}");
+    let (_, events, report) = run.report()?;
+    ensure!(*outcome(&report)? == Outcome::Fixed, "{:?}", report.outcome);
+    let copied = events.iter().find_map(|e| match e {
+        Event::SandboxReady { files, .. } => Some(*files),
+        _ => None,
+    });
+    ensure!(copied.is_some_and(|n| n > FILES as u64), "copied {copied:?}");
+    let first = report.calls.first().map(|c| c.usage.prompt).context("no call")?;
+    ensure!(first < 4_000, "the first prompt took {first} tokens");
+    let seen = serde_json::to_string(&events)?;
+    let probed = format!("FIXBOX-PROBE {{'settings.py': 'absent', 'linked/secret.py': 'absent'}} {FILES} files");
+    ensure!(
+        seen.contains(&probed),
+        "the probe saw otherwise: {}",
+        &seen[seen.find("FIXBOX-PROBE").unwrap_or(0)..][..200.min(seen.len())]
+    );
+
+    let mut places = fixbox_e2e::files_under(run.data.path())?;
+    places.push(("the prompts".to_string(), serde_json::to_string(&run.server.requests())?.into_bytes()));
+    places.push(("what fixbox printed".into(), printed.into_bytes()));
+    let found = fixbox_e2e::found_in(&places, &[CANARY]);
+    ensure!(found.is_empty(), "{found:?}");
+    Ok(())
+}
+
 /// A tmpfs of `size` mounted on a folder while this lives.
 struct Mounted(PathBuf);
 
