@@ -83,16 +83,7 @@ fn write_replacing(file: &Path, content: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::repo::file_diff;
-
-    fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (path, text) in files {
-            let file = dir.path().join(path);
-            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-            std::fs::write(file, text).unwrap();
-        }
-        dir
-    }
+    use crate::repo::tests::folder;
 
     const PAGES: &str = "def a():\n    return 1\n\n\ndef b():\n    return list(range(1, n))\n";
     const FIXED: &str = "def a():\n    return 1\n\n\ndef b():\n    return list(range(1, n + 1))\n";

@@ -163,16 +163,7 @@ fn has_python_tests(repo: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, content) in files {
-            let path = dir.path().join(name);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, content).unwrap();
-        }
-        dir
-    }
+    use crate::repo::tests::folder;
 
     #[test]
     fn each_ecosystem_is_recognised() {
@@ -185,7 +176,7 @@ mod tests {
             (vec![("Makefile", "all:\n\ttrue\ntest:\n\ttrue\n")], Runner::Make, "python"),
         ];
         for (files, runner, recipe) in cases {
-            let dir = repo(&files);
+            let dir = folder(&files);
             let plan = detect(dir.path()).unwrap();
             assert_eq!((plan.runner, plan.recipe.as_str()), (runner, recipe), "{files:?}");
         }
@@ -193,14 +184,14 @@ mod tests {
 
     #[test]
     fn npm_init_placeholder_script_is_not_a_test_command() {
-        let dir = repo(&[("package.json", r#"{"scripts":{"test":"echo \"Error: no test specified\" && exit 1"}}"#)]);
+        let dir = folder(&[("package.json", r#"{"scripts":{"test":"echo \"Error: no test specified\" && exit 1"}}"#)]);
         let err = detect(dir.path()).unwrap_err();
         assert!(matches!(err, AgentError::NoTestCommand { .. }), "{err}");
     }
 
     #[test]
     fn a_given_command_keeps_the_repositorys_image() {
-        let dir = repo(&[("Cargo.toml", "[package]\n")]);
+        let dir = folder(&[("Cargo.toml", "[package]\n")]);
         let plan = TestPlan::given("./run-tests.sh", dir.path());
         assert_eq!((plan.runner, plan.recipe.as_str()), (Runner::Other, "rust"));
         assert_eq!(TestPlan::given("pytest -x tests", dir.path()).runner, Runner::Pytest);

@@ -296,21 +296,12 @@ fn setup_py_extras(setup: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (path, text) in files {
-            let path = dir.path().join(path);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, text).unwrap();
-        }
-        dir
-    }
+    use crate::repo::tests::folder;
 
     #[test]
     fn a_python_package_installs_editable_with_its_test_extras_requirements_and_groups() {
         let pyproject = "[build-system]\nrequires = [\"setuptools\"]\n\n[project]\nname = \"p\"\ndependencies = [\"six\"]\n\n[project.optional-dependencies]\ntests = [\"pytest\"]\ndocs = [\"sphinx\"]\n\n[dependency-groups]\ndev = [\"hypothesis>=6\", {include-group = \"lint\"}]\nlint = [\"ruff\"]\n";
-        let dir = repo(&[("pyproject.toml", pyproject), ("requirements-dev.txt", "freezegun\n")]);
+        let dir = folder(&[("pyproject.toml", pyproject), ("requirements-dev.txt", "freezegun\n")]);
         assert_eq!(
             install_command(dir.path(), "python").as_deref(),
             Some(
@@ -319,7 +310,7 @@ mod tests {
         );
         let setup_py = "setup(name='p', extras_require={\n    'testing': ['pytest'],\n    'docs': [],\n})\n";
         let cfg = "[metadata]\nname = p\n\n[options.extras_require]\ntest =\n    pytest\n";
-        let dir = repo(&[("setup.py", setup_py), ("setup.cfg", cfg)]);
+        let dir = folder(&[("setup.py", setup_py), ("setup.cfg", cfg)]);
         assert_eq!(
             install_command(dir.path(), "python").as_deref(),
             Some("python3 -m venv --system-site-packages /tmp/venv && pip install -e '.[test,testing]'")
@@ -330,32 +321,32 @@ mod tests {
     fn manifests_that_declare_nothing_to_install_need_no_setup() {
         let bare =
             "[project]\nname = \"summary\"\nversion = \"0.1.0\"\n\n[tool.pytest.ini_options]\npythonpath = [\".\"]\n";
-        assert_eq!(install_command(repo(&[("pyproject.toml", bare)]).path(), "python"), None);
-        assert_eq!(install_command(repo(&[("calc.py", "")]).path(), "python"), None);
+        assert_eq!(install_command(folder(&[("pyproject.toml", bare)]).path(), "python"), None);
+        assert_eq!(install_command(folder(&[("calc.py", "")]).path(), "python"), None);
         let package = r#"{"name": "slugify", "scripts": {"test": "node --test"}}"#;
-        assert_eq!(install_command(repo(&[("package.json", package)]).path(), "node"), None);
+        assert_eq!(install_command(folder(&[("package.json", package)]).path(), "node"), None);
         let crate_ = "[package]\nname = \"median\"\n\n[dependencies]\n\n[workspace]\n";
-        assert_eq!(install_command(repo(&[("Cargo.toml", crate_)]).path(), "rust"), None);
-        assert_eq!(install_command(repo(&[("go.mod", "module m\n\ngo 1.21\n")]).path(), "go"), None);
-        assert_eq!(install_command(repo(&[("package.json", "not json")]).path(), "node"), None);
+        assert_eq!(install_command(folder(&[("Cargo.toml", crate_)]).path(), "rust"), None);
+        assert_eq!(install_command(folder(&[("go.mod", "module m\n\ngo 1.21\n")]).path(), "go"), None);
+        assert_eq!(install_command(folder(&[("package.json", "not json")]).path(), "node"), None);
     }
 
     #[test]
     fn node_rust_and_go_install_what_they_declare() {
         let package = r#"{"name": "p", "devDependencies": {"mocha": "^10"}}"#;
-        let dir = repo(&[("package.json", package)]);
+        let dir = folder(&[("package.json", package)]);
         assert_eq!(install_command(dir.path(), "node").as_deref(), Some("npm install --no-audit --no-fund"));
-        let dir = repo(&[("package.json", package), ("package-lock.json", "{}")]);
+        let dir = folder(&[("package.json", package), ("package-lock.json", "{}")]);
         assert_eq!(install_command(dir.path(), "node").as_deref(), Some("npm ci --no-audit --no-fund"));
-        let dir = repo(&[("Cargo.toml", "[package]\nname = \"p\"\n\n[dev-dependencies]\nproptest = \"1\"\n")]);
+        let dir = folder(&[("Cargo.toml", "[package]\nname = \"p\"\n\n[dev-dependencies]\nproptest = \"1\"\n")]);
         assert_eq!(install_command(dir.path(), "rust").as_deref(), Some("cargo fetch"));
-        let dir = repo(&[("go.mod", "module m\n\nrequire github.com/x/y v1.0.0\n")]);
+        let dir = folder(&[("go.mod", "module m\n\nrequire github.com/x/y v1.0.0\n")]);
         assert_eq!(install_command(dir.path(), "go").as_deref(), Some("go mod download"));
     }
 
     #[test]
     fn an_archive_is_kept_per_repository_command_and_manifests_and_the_oldest_go() {
-        let dir = repo(&[("pyproject.toml", "[project]\ndependencies = [\"six\"]\n")]);
+        let dir = folder(&[("pyproject.toml", "[project]\ndependencies = [\"six\"]\n")]);
         let kept = tempfile::tempdir().unwrap();
         let first = Environment::kept_in(kept.path(), dir.path(), "pip install -e .", "image:1");
         assert!(!first.restore);

@@ -359,14 +359,20 @@ fn symbol_name(symbol: &str) -> Option<&str> {
 pub(crate) mod tests {
     use super::*;
 
-    /// A repository on disk with `files`, read.
-    pub(crate) fn repo(files: &[(&str, &str)]) -> (tempfile::TempDir, Repo) {
+    /// A folder holding `files` (paths with their folders, and text).
+    pub(crate) fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         for (name, content) in files {
             let path = dir.path().join(name);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, content).unwrap();
         }
+        dir
+    }
+
+    /// A repository on disk with `files`, read.
+    pub(crate) fn repo(files: &[(&str, &str)]) -> (tempfile::TempDir, Repo) {
+        let dir = folder(files);
         let repo = Repo::load(dir.path()).unwrap();
         (dir, repo)
     }
