@@ -89,8 +89,12 @@ impl<W: Write> Renderer<W> {
                 "  failing before any change, not for the issue ({why}), left out: {}",
                 fixbox_agent::text::first_of(tests, 3)
             )),
-            // The run's summary line says what came of it; its output line by line would bury the patches.
-            // The setup's line comes when it ends; the test runs' output with their summary.
+            // An install can take minutes: said as it starts, and how it ended when it does.
+            Event::SetupStarted { command, restoring: false } => {
+                p.dim(&format!("  setup `{command}`: installing the dependencies, with network…"))
+            }
+            // Each run's (and the setup's) line says what came of it; their output line by line would
+            // bury the patches.
             Event::TestsOutput { .. } | Event::SetupStarted { .. } | Event::SetupOutput { .. } => return Ok(()),
             Event::TestsRun { iteration: 0, summary } => format!("  tests before any change: {}", self.tests(summary)),
             Event::TestsRun { summary, .. } => format!("  tests: {}", self.tests(summary)),
