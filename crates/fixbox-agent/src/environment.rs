@@ -44,16 +44,16 @@ impl Environment {
 /// home, where the virtualenv, cargo's and Go's modules go) all but pip's and npm's download caches
 /// and what Fixbox put there itself, and in the workspace the packages npm installs and the metadata
 /// an editable pip install writes.
-pub const INSTALLED: &str = r#"cd / && for p in tmp/* tmp/.[!.]*; do
+const INSTALLED: &str = r#"cd / && for p in tmp/* tmp/.[!.]*; do
   [ -e "$p" ] || continue
   case "$p" in tmp/.cache|tmp/npm|tmp/fixbox-*) ;; *) echo "/$p" ;; esac
 done
 find workspace -maxdepth 3 \( -name node_modules -o -name '*.egg-info' \) -prune -print | sed 's|^|/|'"#;
 
-/// Keeps what a setup installed in `sandbox` ([`INSTALLED`]) at `archive`, for the next session;
-/// then the newest [`KEPT`] archives beside it. Written aside and moved in whole: a session that
-/// reads it meanwhile sees none or all of it.
-pub async fn keep(sandbox: &impl Sandbox, archive: &Path) -> Result<u64, SandboxError> {
+/// Keeps what a setup installed in `sandbox` ([`INSTALLED`]) at `archive`, for the next session, and
+/// prunes the archives beside it. Written aside and moved in whole: a session that reads it meanwhile
+/// sees none or all of it.
+pub(crate) async fn keep(sandbox: &impl Sandbox, archive: &Path) -> Result<u64, SandboxError> {
     let listed = sandbox.exec(ExecRequest::shell(INSTALLED)).await?.finish().await?;
     let paths: Vec<String> = listed.stdout.lines().map(str::to_string).collect();
     let dir = archive.parent().unwrap_or(Path::new("."));
@@ -76,7 +76,7 @@ pub async fn keep(sandbox: &impl Sandbox, archive: &Path) -> Result<u64, Sandbox
 
 /// Restores the archive [`keep`] made into `sandbox`. One that cannot be restored is removed: the
 /// next session installs again instead of failing the same way.
-pub async fn restore(sandbox: &impl Sandbox, archive: &Path) -> Result<(), SandboxError> {
+pub(crate) async fn restore(sandbox: &impl Sandbox, archive: &Path) -> Result<(), SandboxError> {
     let restored = sandbox.restore(archive).await;
     match &restored {
         // Used now: the last to go.
@@ -94,12 +94,12 @@ pub async fn restore(sandbox: &impl Sandbox, archive: &Path) -> Result<(), Sandb
 }
 
 /// Archives kept at most, and their size at most; the least recently used goes first.
-pub const KEPT: usize = 20;
-pub const KEPT_BYTES: u64 = 8 << 30;
+const KEPT: usize = 20;
+const KEPT_BYTES: u64 = 8 << 30;
 
 /// Removes the least recently used archives in `dir` (by their modification time, which
 /// [`restore`] renews) until at most `keep` are left, of at most `bytes` in all.
-pub fn prune(dir: &Path, keep: usize, bytes: u64) {
+fn prune(dir: &Path, keep: usize, bytes: u64) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     let mut archives: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
         .flatten()
