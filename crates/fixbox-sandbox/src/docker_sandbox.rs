@@ -10,12 +10,11 @@ use std::time::Instant;
 
 use bollard::Docker;
 use bollard::query_parameters::CreateContainerOptionsBuilder;
-use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use self::container::{container_config, remove_container};
-use self::follower::{EXEC_MARKER, Follower, Started, collect_output, exit_code, start_exec};
+use self::follower::{EXEC_MARKER, Follower, Started, collect_output, exit_code, next_stdout, start_exec};
 use crate::exec::{Captured, ExecStatus, RunningExec, gone};
 use crate::{CopyStats, Excludes, ExecRequest, FileWrite, Sandbox, SandboxError, SandboxHost, SandboxOptions, copy};
 
@@ -314,16 +313,10 @@ impl Sandbox for DockerSandbox {
             let to = to.to_path_buf();
             let unpacking = tokio::task::spawn_blocking(move || copy::unpack(copy::ChunkReader::new(received), &to));
             let mut stderr = Vec::new();
-            while let Some(item) = output.next().await {
-                match item.map_err(|e| SandboxError::docker("read a command's output", e))? {
-                    // A send fails when the unpacker stopped: its error says why.
-                    bollard::container::LogOutput::StdOut { message }
-                        if chunks.send(message.clone()).await.is_err() =>
-                    {
-                        break;
-                    }
-                    bollard::container::LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
-                    _ => {}
+            while let Some(message) = next_stdout(&mut output, &mut stderr).await? {
+                // A send fails when the unpacker stopped: its error says why.
+                if chunks.send(message).await.is_err() {
+                    break;
                 }
             }
             drop(chunks);
@@ -345,15 +338,9 @@ impl Sandbox for DockerSandbox {
             let (exec_id, mut output, _) = start_exec(&self.docker, &self.id, &tar, Vec::new(), None, false).await?;
             let mut file = tokio::fs::File::create(to).await.map_err(failed)?;
             let (mut bytes, mut stderr) = (0u64, Vec::new());
-            while let Some(item) = output.next().await {
-                match item.map_err(|e| SandboxError::docker("read a command's output", e))? {
-                    bollard::container::LogOutput::StdOut { message } => {
-                        file.write_all(&message).await.map_err(failed)?;
-                        bytes += message.len() as u64;
-                    }
-                    bollard::container::LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
-                    _ => {}
-                }
+            while let Some(message) = next_stdout(&mut output, &mut stderr).await? {
+                file.write_all(&message).await.map_err(failed)?;
+                bytes += message.len() as u64;
             }
             file.sync_all().await.map_err(failed)?;
             let exit_code = exit_code(&self.docker, &exec_id).await?;

@@ -230,14 +230,26 @@ pub(super) async fn start_exec(
 /// All of an exec's output, stdout and stderr apart, to its end.
 pub(super) async fn collect_output(mut output: OutputStream) -> Result<(Vec<u8>, Vec<u8>), SandboxError> {
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    while let Some(message) = next_stdout(&mut output, &mut stderr).await? {
+        stdout.extend_from_slice(&message);
+    }
+    Ok((stdout, stderr))
+}
+
+/// The next piece of a command's stdout, `None` at its end; what it writes to stderr meanwhile goes to
+/// `stderr`.
+pub(super) async fn next_stdout(
+    output: &mut OutputStream,
+    stderr: &mut Vec<u8>,
+) -> Result<Option<bytes::Bytes>, SandboxError> {
     while let Some(item) = output.next().await {
         match item.map_err(|e| SandboxError::docker("read a command's output", e))? {
-            bollard::container::LogOutput::StdOut { message } => stdout.extend_from_slice(&message),
+            bollard::container::LogOutput::StdOut { message } => return Ok(Some(message)),
             bollard::container::LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
             _ => {}
         }
     }
-    Ok((stdout, stderr))
+    Ok(None)
 }
 
 /// How long Docker may take to record an exec's exit after its output ended. On a loaded machine it
