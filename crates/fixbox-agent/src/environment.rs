@@ -120,6 +120,11 @@ fn prune(dir: &Path, keep: usize, bytes: u64) {
     }
 }
 
+/// Makes the virtualenv a Python setup installs into: at /tmp/venv, which the pytest runner puts first
+/// on the tests' PATH ([`Runner::env`](crate::Runner::env)), seeing the image's packages (pytest among
+/// them).
+pub const PYTHON_VENV: &str = "python3 -m venv --system-site-packages /tmp/venv";
+
 /// The files whose content decides what a setup installs.
 const MANIFESTS: &[&str] = &[
     "pyproject.toml",
@@ -259,7 +264,7 @@ fn python(repo: &Path) -> Option<String> {
     if steps.is_empty() {
         return None;
     }
-    steps.insert(0, "python3 -m venv --system-site-packages /tmp/venv".to_string());
+    steps.insert(0, PYTHON_VENV.to_string());
     Some(steps.join(" && "))
 }
 

@@ -32,7 +32,7 @@ pub mod text;
 
 pub use accept::accept;
 pub use detect::{Runner, TestPlan, detect};
-pub use environment::{Environment, Setup, install_command};
+pub use environment::{Environment, PYTHON_VENV, Setup, install_command};
 pub use error::AgentError;
 pub use event::{Event, EventLog, Recorded};
 pub use localize::Region;

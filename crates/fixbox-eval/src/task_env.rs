@@ -20,11 +20,7 @@ impl TaskEnv {
             "" => "true",
             given => given,
         };
-        let setup = if python {
-            format!("python3 -m venv --system-site-packages /tmp/venv && {install}")
-        } else {
-            install.to_string()
-        };
+        let setup = if python { format!("{} && {install}", fixbox_agent::PYTHON_VENV) } else { install.to_string() };
         let test_command = match task.test_cmd.trim() {
             "" => format!("python -m pytest -rA -p no:cacheprovider {}", patched_files(&task.test_patch).join(" ")),
             given => given.to_string(),
