@@ -31,7 +31,7 @@ pub fn run() -> ExitCode {
         .manage(Arc::new(commands::Jobs::default()))
         // One session at a time: on most machines one model server answers them all, and a second
         // session waits its turn rather than halving the first one's speed.
-        .manage(fixbox_agent::Sessions::new(1))
+        .manage(fixbox_agent::Sessions::new(1).with_warm_pools(1))
         .manage(Arc::clone(&serving))
         .manage(commands::github::Links::default())
         .invoke_handler(builder.invoke_handler())
@@ -57,10 +57,12 @@ pub fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    app.run(move |_, event| {
-        // The engine this app started goes with it, stopped in order (SIGTERM, then SIGKILL).
+    app.run(move |app, event| {
+        // The engine this app started goes with it, stopped in order (SIGTERM, then SIGKILL), and
+        // so do the sandboxes kept ready.
         if let tauri::RunEvent::Exit = event {
             tauri::async_runtime::block_on(serving.stop());
+            tauri::async_runtime::block_on(app.state::<fixbox_agent::Sessions>().shutdown());
         }
     });
     ExitCode::SUCCESS

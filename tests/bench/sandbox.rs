@@ -1,6 +1,7 @@
 //! Sandbox speed against the docker CLI, measured in one run on one machine:
 //! (a) request → ready sandbox with a 10 MB repo copied in: cold, from the warm pool, and a plain
 //!     `docker run` + `docker cp` of the same image;
+//!     and a session's start from the warm pools it keeps (a sandbox handed over, before its copy);
 //! (b) the round trip of a trivial command: our exec against `docker exec`;
 //! (c) what gVisor (`runsc`, the default where the Engine has it) costs against runc: a ready sandbox,
 //!     an exec round trip, and a pytest run of 200 tests.
@@ -50,6 +51,18 @@ async fn main() -> Result<()> {
         sandbox.destroy().await?;
     }
     pool.shutdown().await?;
+    let pools = fixbox_agent::setup::WarmPools::new(1);
+    session_sandbox(&pools).await?.sandbox.destroy().await?;
+    let mut session = Vec::new();
+    for _ in 0..ROUNDS {
+        ensure!(pools.wait_until_full(Duration::from_secs(60)).await, "the session's pool did not fill");
+        let start = Instant::now();
+        let sandboxed = session_sandbox(&pools).await?;
+        session.push(start.elapsed());
+        ensure!(sandboxed.warm, "a session's sandbox did not come from the pool");
+        sandboxed.sandbox.destroy().await?;
+    }
+    pools.shutdown().await;
     let mut docker_run = Vec::new();
     for _ in 0..ROUNDS {
         let start = Instant::now();
@@ -74,8 +87,8 @@ async fn main() -> Result<()> {
     }
     sandbox.destroy().await?;
 
-    let (cold, warm, docker_run, ours, theirs) =
-        (median(cold), median(warm), median(docker_run), median(ours), median(theirs));
+    let (cold, warm, session, docker_run, ours, theirs) =
+        (median(cold), median(warm), median(session), median(docker_run), median(ours), median(theirs));
     println!("\nsandbox ready with a 10 MB repo (median of {ROUNDS})");
     println!("  docker run + docker cp   {:>8.1} ms   (baseline)", ms(docker_run));
     println!(
@@ -87,6 +100,11 @@ async fn main() -> Result<()> {
         "  fixbox warm pool         {:>8.1} ms   {:.2}x docker run   (target < 100 ms)",
         ms(warm),
         ratio(warm, docker_run)
+    );
+    println!(
+        "  session from warm pools  {:>8.1} ms   {:.2}x docker run   (target < 100 ms; no copy yet)",
+        ms(session),
+        ratio(session, docker_run)
     );
     println!("exec round trip of `true` (median of {EXEC_ROUNDS})");
     println!("  docker exec (CLI)        {:>8.1} ms   (baseline)", ms(theirs));
@@ -173,4 +191,10 @@ fn ms(d: Duration) -> f64 {
 
 fn ratio(a: Duration, b: Duration) -> f64 {
     a.as_secs_f64() / b.as_secs_f64()
+}
+
+/// A sandbox for a session without network from `pools`, as sessions get theirs.
+async fn session_sandbox(pools: &fixbox_agent::setup::WarmPools) -> Result<fixbox_agent::setup::Sandboxed> {
+    let host = fixbox_sandbox::HostAddress::Local;
+    Ok(pools.sandbox(&host, "python", Default::default(), false, &|_: &str| {}).await?)
 }

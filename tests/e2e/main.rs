@@ -12,3 +12,4 @@ mod installer;
 mod llm;
 mod llm_cli;
 mod remote_docker;
+mod warm;

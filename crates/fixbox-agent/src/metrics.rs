@@ -24,7 +24,11 @@ const FAMILIES: [(&str, MetricKind, &str); 7] = [
     (RUNNING, MetricKind::Gauge, "Fix sessions running now."),
     (ENDED, MetricKind::Counter, "Fix sessions that ran to an end, by outcome."),
     (PHASE, MetricKind::Histogram, "Time a session spent per phase (model, tests, sandbox, own, wall)."),
-    (SANDBOX_START, MetricKind::Histogram, "From asking for a sandbox to having it (an image build included)."),
+    (
+        SANDBOX_START,
+        MetricKind::Histogram,
+        "From asking for a sandbox to having it (an image build included), from the warm pool or new.",
+    ),
     (ERRORS, MetricKind::Counter, "Sessions that could not run or ended in an error, by kind."),
 ];
 
@@ -68,8 +72,9 @@ impl SessionMetrics {
         Held { metrics: Arc::clone(&self.metrics), name }
     }
 
-    pub(crate) fn sandbox_started(&self, took: Duration) {
-        self.metrics.observe(SANDBOX_START, Vec::new(), took.as_secs_f64());
+    pub(crate) fn sandbox_started(&self, took: Duration, warm: bool) {
+        let from = if warm { "pool" } else { "new" };
+        self.metrics.observe(SANDBOX_START, vec![("from", from.to_string())], took.as_secs_f64());
     }
 
     /// How the session ended: its outcome, and each phase's time.
@@ -114,7 +119,7 @@ mod tests {
         assert!(metrics.render().contains("\nfixbox_sessions_queued 1\n"));
         drop(queued);
         let running = session.running();
-        session.sandbox_started(Duration::from_millis(1500));
+        session.sandbox_started(Duration::from_millis(1500), false);
         let timings = Timings { wall_ms: 90_000.0, model_ms: 60_000.0, ..Timings::default() };
         let finished = Finished {
             outcome: Outcome::Stuck { failure: "x".into() },
@@ -135,7 +140,7 @@ mod tests {
             "fixbox_sessions_ended_total{outcome=\"stuck\"} 1",
             "fixbox_session_phase_seconds_bucket{phase=\"model\",le=\"60\"} 1",
             "fixbox_session_phase_seconds_bucket{phase=\"wall\",le=\"60\"} 0",
-            "fixbox_sandbox_start_seconds_sum 1.5",
+            "fixbox_sandbox_start_seconds_sum{from=\"new\"} 1.5",
             "fixbox_session_errors_total{kind=\"stopped\"} 1",
         ] {
             assert!(text.contains(&format!("\n{line}\n")), "no {line} in\n{text}");

@@ -20,12 +20,14 @@ use crate::event::{Event, EventLog, Recorded};
 use crate::metrics::SessionMetrics;
 use crate::outcome::Finished;
 use crate::session::Fix;
-use crate::setup::{self, Sandboxed};
+use crate::setup::{Sandboxed, WarmPools};
 
-/// Runs fix sessions, at most `max_running` at once; the others wait their turn.
+/// Runs fix sessions, at most `max_running` at once; the others wait their turn. Cloning shares the
+/// cap and the warm pools.
 #[derive(Debug, Clone)]
 pub struct Sessions {
     slots: Arc<Semaphore>,
+    warm: WarmPools,
 }
 
 /// What a session runs with besides its request.
@@ -62,8 +64,26 @@ pub struct SessionHandle {
 }
 
 impl Sessions {
+    /// At most `max_running` at once, each in a sandbox made when it starts.
     pub fn new(max_running: usize) -> Self {
-        Self { slots: Arc::new(Semaphore::new(max_running.max(1))) }
+        Self { slots: Arc::new(Semaphore::new(max_running.max(1))), warm: WarmPools::new(0) }
+    }
+
+    /// Keeps `size` sandboxes ready for each kind of sandbox a session ran in, so the next session
+    /// without network (a setup restored, or none) starts in one at once. For a process that runs
+    /// more than one session; [`Sessions::shutdown`] removes them.
+    pub fn with_warm_pools(self, size: usize) -> Self {
+        Self { warm: WarmPools::new(size), ..self }
+    }
+
+    /// The warm pools.
+    pub fn warm(&self) -> &WarmPools {
+        &self.warm
+    }
+
+    /// Removes the sandboxes kept ready. Sessions started later make their sandboxes cold.
+    pub async fn shutdown(&self) {
+        self.warm.shutdown().await;
     }
 
     /// Starts `fix` on the current runtime; cancelling `stop` stops it at its next step (it is kept,
@@ -128,11 +148,14 @@ impl Sessions {
             }
         };
         let sandboxed = tokio::select! {
-            sandboxed = setup::sandbox(&setup.docker, &fix.plan().recipe, setup.limits, fix.needs_network(), &on_line) => sandboxed,
+            sandboxed = self.warm.sandbox(&setup.docker, &fix.plan().recipe, setup.limits, fix.needs_network(), &on_line) => sandboxed,
             () = cancel.cancelled() => Err(AgentError::Stopped { before: "its sandbox was ready" }),
         };
-        let Sandboxed { sandbox, image, took } = sandboxed?;
-        metrics.sandbox_started(took);
+        let Sandboxed { sandbox, image, took, warm } = sandboxed?;
+        if warm {
+            on_line(&format!("a sandbox from the warm pool, ready in {} ms", took.as_millis()));
+        }
+        metrics.sandbox_started(took, warm);
         let id = setup.store.create_session(&fix.title())?;
         let _ = updates.send(SessionUpdate::Started { session: id.clone() });
         let log = EventLog::new(Arc::clone(&setup.store), id.clone());

@@ -104,7 +104,9 @@ impl EvalRun {
             tasks.iter().filter(|t| !self.is_done(&t.instance_id)).map(|t| (t.clone(), false)).collect();
         let _ = progress.send(Progress::Planned { total: tasks.len(), done_before: tasks.len() - queue.len() });
         let jobs = self.jobs.max(1);
-        let sessions = Sessions::new(jobs);
+        // The tasks' sessions restore their environments without network: a sandbox from the warm
+        // pool each.
+        let sessions = Sessions::new(jobs).with_warm_pools(1);
         let mut running = tokio::task::JoinSet::new();
         let hosts = if self.hosts.is_empty() { vec![HostAddress::Local] } else { self.hosts.clone() };
         let mut hosts = hosts.into_iter().cycle();
@@ -144,6 +146,7 @@ impl EvalRun {
                 }
             }
         }
+        sessions.shutdown().await;
         // Each task removes its own checkouts; the folder that held them goes once it is empty.
         let _ = std::fs::remove_dir(self.out.join("work"));
         Ok(tasks.iter().filter_map(|t| self.kept(&t.instance_id)).collect())

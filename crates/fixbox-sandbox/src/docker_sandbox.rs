@@ -148,6 +148,13 @@ impl DockerSandbox {
         &self.id
     }
 
+    /// Whether its container is still running: one kept for later may have been stopped since (a
+    /// Docker restart, a user's `docker rm`).
+    pub async fn is_running(&self) -> bool {
+        let inspected = self.docker.inspect_container(&self.id, None).await;
+        inspected.ok().and_then(|c| c.state).and_then(|s| s.running).unwrap_or(false)
+    }
+
     /// Runs `cmd` to its end without limits on output: for the sandbox's own plumbing (tar, signals).
     async fn run_plumbing(&self, cmd: &[&str], stdin: Option<Vec<u8>>) -> Result<Plumbing, SandboxError> {
         let started = start_exec(&self.docker, &self.id, cmd, Vec::new(), None, stdin.is_some()).await?;

@@ -54,17 +54,34 @@ impl SandboxPool {
 
     /// A ready sandbox from the pool, or a new one when the pool is empty.
     pub async fn take(&self) -> Result<DockerSandbox, SandboxError> {
-        let ready = lock(&self.shared.idle).pop_front();
-        self.shared.taken.notify_one();
-        match ready {
+        match self.take_ready().await {
             Some(sandbox) => Ok(sandbox),
             None => DockerSandbox::create(&self.host, &self.options).await,
+        }
+    }
+
+    /// A ready sandbox from the pool, if it has one still running (one that is not is removed).
+    pub async fn take_ready(&self) -> Option<DockerSandbox> {
+        loop {
+            let ready = lock(&self.shared.idle).pop_front();
+            self.shared.taken.notify_one();
+            let sandbox = ready?;
+            if sandbox.is_running().await {
+                return Some(sandbox);
+            }
+            tracing::info!(container = sandbox.container_id(), "a sandbox of the warm pool stopped; removing it");
+            let _ = sandbox.destroy().await;
         }
     }
 
     /// How many sandboxes are ready now.
     pub fn ready(&self) -> usize {
         lock(&self.shared.idle).len()
+    }
+
+    /// What its sandboxes are made with.
+    pub fn options(&self) -> &SandboxOptions {
+        &self.options
     }
 
     /// The container ids of the sandboxes ready now.
@@ -86,10 +103,10 @@ impl SandboxPool {
         tokio::time::timeout(timeout, full).await.is_ok()
     }
 
-    /// Stops refilling and removes the sandboxes nobody took.
-    pub async fn shutdown(self) -> Result<(), SandboxError> {
+    /// Stops refilling and removes the sandboxes nobody took. A sandbox the filler was making is
+    /// left to [`reap_orphans`](crate::reap_orphans) at the next start.
+    pub async fn shutdown(&self) -> Result<(), SandboxError> {
         self.filler.abort();
-        let _ = self.filler.await;
         let idle: Vec<DockerSandbox> = lock(&self.shared.idle).drain(..).collect();
         for sandbox in idle {
             sandbox.destroy().await?;

@@ -385,6 +385,23 @@ async fn the_warm_pool_hands_out_ready_sandboxes_and_refills() {
 }
 
 #[tokio::test]
+async fn a_sandbox_of_the_warm_pool_removed_meanwhile_is_never_handed_out() {
+    let host = SandboxHost::connect().await.unwrap();
+    let pool = SandboxPool::start(host, SandboxOptions::new(image().await), 1).unwrap();
+    assert!(pool.wait_until_full(Duration::from_secs(60)).await);
+    let gone = pool.ready_ids().remove(0);
+    // As a Docker restart or a user's `docker rm` does behind the pool's back.
+    let removed = std::process::Command::new("docker").args(["rm", "-f", &gone]).output().unwrap();
+    assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
+    assert!(pool.take_ready().await.is_none(), "a removed sandbox was handed out");
+    let fresh = pool.take().await.unwrap();
+    assert_ne!(fresh.container_id(), gone);
+    assert_eq!(run(&fresh, "echo ok").await.stdout, "ok\n");
+    fresh.destroy().await.unwrap();
+    pool.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn the_reaper_removes_sandboxes_whose_owner_is_gone_and_keeps_live_ones() {
     let live = sandbox().await;
     // An orphan: a sandbox container whose owner process has exited.

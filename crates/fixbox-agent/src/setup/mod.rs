@@ -5,4 +5,4 @@ mod routes;
 mod sandbox;
 
 pub use routes::Routes;
-pub use sandbox::{RUNTIME_ENV, Sandboxed, sandbox};
+pub use sandbox::{RUNTIME_ENV, Sandboxed, WarmPools, sandbox};

@@ -1,24 +1,112 @@
-//! A hardened sandbox for a session, with the image the repository's tests need.
+//! A hardened sandbox for a session, with the image the repository's tests need; from a warm pool of
+//! ready ones where the session needs no network.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use fixbox_sandbox::{
-    BuildMethod, DockerSandbox, HostAddress, Limits, Recipe, SandboxError, SandboxOptions, ensure_image, reap_orphans,
+    BuildMethod, DockerSandbox, HostAddress, Limits, Recipe, SandboxError, SandboxHost, SandboxOptions, SandboxPool,
+    ensure_image, reap_orphans,
 };
 
 use crate::AgentError;
 
-/// A sandbox ready for a session, and how long getting it took.
+/// A sandbox ready for a session, how long getting it took, and whether it came from a warm pool.
 #[derive(Debug)]
 pub struct Sandboxed {
     pub sandbox: DockerSandbox,
     pub image: String,
     pub took: Duration,
+    pub warm: bool,
 }
 
-/// Connects to the sandbox host at `docker`, removes sandboxes a crashed run left behind, builds the recipe's
-/// image unless it is built already (its build lines go to `on_line`), and creates a sandbox from it
-/// with `limits`, without network unless `keep_network` (for a setup the caller runs, then cuts it).
+/// Sandboxes started ahead of time, so that a session without network starts without waiting for
+/// Docker: `size` of each kind (sandbox host, recipe, limits and runtime) a session started cold
+/// with. The first session of a kind starts the pool of it; the sandbox it then makes is the one that
+/// works (gVisor where the Engine has it, runc where not). Cloning shares the pools.
+#[derive(Debug, Clone, Default)]
+pub struct WarmPools {
+    size: usize,
+    pools: Arc<Mutex<Vec<Pool>>>,
+}
+
+/// A pool, and the kind of sandbox it keeps.
+type Pool = (Kind, Arc<SandboxPool>);
+
+/// What makes two sessions' sandboxes interchangeable.
+#[derive(Debug, Clone, PartialEq)]
+struct Kind {
+    docker: HostAddress,
+    recipe: String,
+    limits: Limits,
+    /// The runtime the user chose ([`RUNTIME_ENV`]), as set.
+    runtime: String,
+}
+
+impl Kind {
+    fn new(docker: &HostAddress, recipe: &str, limits: &Limits) -> Self {
+        let runtime = std::env::var(RUNTIME_ENV).unwrap_or_default();
+        Self { docker: docker.clone(), recipe: recipe.to_string(), limits: limits.clone(), runtime }
+    }
+}
+
+impl WarmPools {
+    /// Pools of `size` sandboxes each; 0 keeps none (every sandbox a cold start).
+    pub fn new(size: usize) -> Self {
+        Self { size, pools: Arc::default() }
+    }
+
+    fn pool(&self, kind: &Kind) -> Option<Arc<SandboxPool>> {
+        let pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+        pools.iter().find(|(k, _)| k == kind).map(|(_, pool)| Arc::clone(pool))
+    }
+
+    /// Starts a pool of `kind` made with `options` (which a session just made a sandbox with), unless
+    /// there is one.
+    fn start(&self, kind: Kind, host: &SandboxHost, options: &SandboxOptions) {
+        if self.size == 0 || self.pool(&kind).is_some() {
+            return;
+        }
+        match SandboxPool::start(host.clone(), options.clone(), self.size) {
+            Ok(pool) => self.pools.lock().unwrap_or_else(PoisonError::into_inner).push((kind, Arc::new(pool))),
+            Err(err) => tracing::warn!(%err, "no warm pool; every session's sandbox is a cold start"),
+        }
+    }
+
+    /// The container ids of the sandboxes ready now, in every pool.
+    pub fn ready_ids(&self) -> Vec<String> {
+        let pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+        pools.iter().flat_map(|(_, pool)| pool.ready_ids()).collect()
+    }
+
+    /// Waits until every pool is full, or `timeout` passes; returns whether they are.
+    pub async fn wait_until_full(&self, timeout: Duration) -> bool {
+        let pools: Vec<Arc<SandboxPool>> = {
+            let pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+            pools.iter().map(|(_, pool)| Arc::clone(pool)).collect()
+        };
+        let deadline = Instant::now() + timeout;
+        for pool in pools {
+            if !pool.wait_until_full(deadline.saturating_duration_since(Instant::now())).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Stops every pool and removes the sandboxes nobody took.
+    pub async fn shutdown(&self) {
+        let pools: Vec<Pool> = self.pools.lock().unwrap_or_else(PoisonError::into_inner).drain(..).collect();
+        for (_, pool) in pools {
+            if let Err(err) = pool.shutdown().await {
+                tracing::warn!(%err, "could not remove a warm sandbox; the next start removes it");
+            }
+        }
+    }
+}
+
+/// A sandbox for a session, made on the sandbox host at `docker` (no warm pool): see
+/// [`WarmPools::sandbox`].
 pub async fn sandbox(
     docker: &HostAddress,
     recipe: &str,
@@ -26,35 +114,65 @@ pub async fn sandbox(
     keep_network: bool,
     on_line: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<Sandboxed, AgentError> {
-    let started = Instant::now();
-    let host = docker.connect().await.map_err(AgentError::sandbox("reach Docker"))?;
-    if let Err(err) = reap_orphans(&host).await {
-        tracing::warn!(%err, "could not remove leftover sandboxes");
-    }
-    let recipe = Recipe::builtin(recipe).map_err(AgentError::sandbox("find its image recipe"))?;
-    let method = BuildMethod::from_env().map_err(AgentError::sandbox("choose how to build its image"))?;
-    let image = ensure_image(&host, &recipe, method, on_line).await.map_err(AgentError::sandbox("build its image"))?;
-    let (runtime, chosen) = runtime(keep_network)?;
-    let options = SandboxOptions { limits, keep_network, runtime: runtime.clone(), ..SandboxOptions::new(&image) };
-    let sandbox = match DockerSandbox::create(&host, &options).await {
-        Ok(sandbox) if runtime.is_some() => {
-            on_line(&format!("the sandbox runs under gVisor (runsc); {RUNTIME_ENV}=runc runs it under runc"));
-            sandbox
+    WarmPools::default().sandbox(docker, recipe, limits, keep_network, on_line).await
+}
+
+impl WarmPools {
+    /// A sandbox for a session: without network (`keep_network` false) a ready one of this kind
+    /// where there is one; else one made on the sandbox host at `docker`, after removing sandboxes a
+    /// crashed run left behind and building the recipe's image unless it is built already (its build
+    /// lines go to `on_line`), with `limits`, and with network if `keep_network` (for a setup the
+    /// caller runs, then cuts it). One made without network starts the pool of its kind.
+    pub async fn sandbox(
+        &self,
+        docker: &HostAddress,
+        recipe: &str,
+        limits: Limits,
+        keep_network: bool,
+        on_line: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<Sandboxed, AgentError> {
+        let started = Instant::now();
+        let kind = Kind::new(docker, recipe, &limits);
+        if !keep_network
+            && let Some(pool) = self.pool(&kind)
+            && let Some(sandbox) = pool.take_ready().await
+        {
+            let image = pool.options().image.clone();
+            return Ok(Sandboxed { sandbox, image, took: started.elapsed(), warm: true });
         }
-        Ok(sandbox) => sandbox,
-        // Chosen by default, not by the user: where Docker has no runsc, or it cannot start, runc can.
-        Err(err) if runtime.is_some() && !chosen => {
-            if !matches!(err, SandboxError::RuntimeMissing { .. }) {
-                on_line(&format!(
-                    "gVisor (runsc) could not start a sandbox here ({err}); using Docker's default runtime"
-                ));
+        let host = docker.connect().await.map_err(AgentError::sandbox("reach Docker"))?;
+        if let Err(err) = reap_orphans(&host).await {
+            tracing::warn!(%err, "could not remove leftover sandboxes");
+        }
+        let recipe = Recipe::builtin(recipe).map_err(AgentError::sandbox("find its image recipe"))?;
+        let method = BuildMethod::from_env().map_err(AgentError::sandbox("choose how to build its image"))?;
+        let image =
+            ensure_image(&host, &recipe, method, on_line).await.map_err(AgentError::sandbox("build its image"))?;
+        let (runtime, chosen) = runtime(keep_network)?;
+        let options = SandboxOptions { limits, keep_network, runtime: runtime.clone(), ..SandboxOptions::new(&image) };
+        let (sandbox, options) = match DockerSandbox::create(&host, &options).await {
+            Ok(sandbox) if runtime.is_some() => {
+                on_line(&format!("the sandbox runs under gVisor (runsc); {RUNTIME_ENV}=runc runs it under runc"));
+                (sandbox, options)
             }
-            let options = SandboxOptions { runtime: None, ..options };
-            DockerSandbox::create(&host, &options).await.map_err(AgentError::sandbox("start"))?
+            Ok(sandbox) => (sandbox, options),
+            // Chosen by default, not by the user: where Docker has no runsc, or it cannot start, runc can.
+            Err(err) if runtime.is_some() && !chosen => {
+                if !matches!(err, SandboxError::RuntimeMissing { .. }) {
+                    on_line(&format!(
+                        "gVisor (runsc) could not start a sandbox here ({err}); using Docker's default runtime"
+                    ));
+                }
+                let options = SandboxOptions { runtime: None, ..options };
+                (DockerSandbox::create(&host, &options).await.map_err(AgentError::sandbox("start"))?, options)
+            }
+            Err(err) => return Err(AgentError::sandbox("start")(err)),
+        };
+        if !keep_network {
+            self.start(kind, &host, &options);
         }
-        Err(err) => return Err(AgentError::sandbox("start")(err)),
-    };
-    Ok(Sandboxed { sandbox, image, took: started.elapsed() })
+        Ok(Sandboxed { sandbox, image, took: started.elapsed(), warm: false })
+    }
 }
 
 /// Chooses the sandbox's OCI runtime: `runc`, `runsc` (gVisor) or `auto` (the default: gVisor where
