@@ -72,7 +72,7 @@ impl Region {
         let lines: Vec<&str> = file.lines().collect();
         let (start, end) = (self.start.min(lines.len()), self.end.min(lines.len()));
         let old = &lines[start..end];
-        let new: Vec<&str> = code.lines().collect();
+        let new = unmarked(old, code.lines().collect());
         let pad = " ".repeat(indentation(old).saturating_sub(indentation(&new)));
         let new: Vec<String> =
             new.iter().map(|l| if l.trim().is_empty() { String::new() } else { format!("{pad}{l}") }).collect();
@@ -155,6 +155,25 @@ fn without_comment<'a>(line: &'a str, marker: &str) -> &'a str {
         }
     }
     line
+}
+
+/// `new` as code where it is written as the earlier tries are shown (a line removed as `-` and one
+/// added as `+` before it, among lines kept as they were): a small model copies that form. The lines
+/// marked removed go, the added ones lose their mark. A mark is a `+` or `-` in the first column
+/// followed by a space or nothing, or by the definition a region starts with; `old` having such a line, the
+/// lines are taken as they are.
+fn unmarked<'a>(old: &[&str], new: Vec<&'a str>) -> Vec<&'a str> {
+    let marked = |l: &&str| {
+        let rest = l.strip_prefix(['+', '-']);
+        rest.is_some_and(|r| r.is_empty() || r.starts_with([' ', '\t']) || defined(r).is_some())
+    };
+    if old.iter().any(marked) || !new.iter().any(marked) {
+        return new;
+    }
+    new.into_iter()
+        .filter(|l| !(marked(l) && l.starts_with('-')))
+        .map(|l| if marked(&l) { &l[1..] } else { l })
+        .collect()
 }
 
 /// The least indentation of the lines that are not blank.
@@ -311,6 +330,27 @@ mod tests {
             matches!(window.replace(CODE, "        return None\n"), Rewritten::Changed(_)),
             "only a whole function keeps its def"
         );
+    }
+
+    #[test]
+    fn an_answer_written_as_the_tries_are_shown_is_taken_as_its_new_lines() {
+        let region = Region { path: "parse.py".into(), start: 7, end: 10, function: Some("parse".into()) };
+        let marked = "    def parse(self, s):\n-        m = re.match(self.fmt, s)\n+        m = re.fullmatch(self.fmt, s)\n-\n        return m.group(0)\n";
+        let Rewritten::Changed(file) = region.replace(CODE, marked) else { panic!("not taken: {marked}") };
+        assert!(
+            file.contains(
+                "    def parse(self, s):\n        m = re.fullmatch(self.fmt, s)\n        return m.group(0)\n"
+            ),
+            "{file}"
+        );
+        let whole = "+    def parse(self, s):\n+        return s\n";
+        let Rewritten::Changed(file) = region.replace(CODE, whole) else { panic!("not taken: {whole}") };
+        assert!(file.contains("    def parse(self, s):\n        return s\n"), "{file}");
+        // Where the code itself has such lines, the answer's are code too.
+        let code = "x = (1\n- 2)\n";
+        let window = Region { path: "x.py".into(), start: 0, end: 2, function: None };
+        let Rewritten::Changed(file) = window.replace(code, "x = (1\n- 3)\n") else { panic!() };
+        assert_eq!(file, "x = (1\n- 3)\n");
     }
 
     #[test]
