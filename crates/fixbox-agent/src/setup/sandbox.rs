@@ -64,11 +64,13 @@ impl WarmPools {
     /// Starts a pool of `kind` made with `options` (which a session just made a sandbox with), unless
     /// there is one.
     fn start(&self, kind: Kind, host: &SandboxHost, options: &SandboxOptions) {
-        if self.size == 0 || self.pool(&kind).is_some() {
+        // Looked up and added under one lock: two sessions of a kind may start cold at once.
+        let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.size == 0 || pools.iter().any(|(k, _)| *k == kind) {
             return;
         }
         match SandboxPool::start(host.clone(), options.clone(), self.size) {
-            Ok(pool) => self.pools.lock().unwrap_or_else(PoisonError::into_inner).push((kind, Arc::new(pool))),
+            Ok(pool) => pools.push((kind, Arc::new(pool))),
             Err(err) => tracing::warn!(%err, "no warm pool; every session's sandbox is a cold start"),
         }
     }
