@@ -96,6 +96,10 @@ pub struct StartArgs {
     /// CPU threads (default: as saved, else the engine decides).
     #[arg(long)]
     threads: Option<u32>,
+    /// llama-server: answer without n-gram drafts (speculative decoding by lookup in the context, on
+    /// by default: the same answers, an edit that copies code faster).
+    #[arg(long)]
+    no_ngram_drafts: bool,
     /// Run the supervisor in this process instead of the background.
     #[arg(long)]
     foreground: bool,
@@ -307,6 +311,7 @@ async fn supervise(args: StartArgs) -> anyhow::Result<ExitCode> {
     spec.host = args.host;
     spec.port = args.port.unwrap_or(kind.default_port());
     spec.parallel = args.parallel;
+    spec.ngram_drafts = !args.no_ngram_drafts;
     let mut key_note = None;
     if !args.host.is_loopback() {
         let name = format!("engine-{kind}");

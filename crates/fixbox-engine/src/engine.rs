@@ -47,6 +47,10 @@ pub struct LaunchSpec {
     pub keep_alive: String,
     /// Ollama: where it keeps models (`OLLAMA_MODELS`).
     pub models_dir: Option<PathBuf>,
+    /// llama-server: guess the next tokens from what the context already holds and check them in one
+    /// batch (speculative decoding by n-gram lookup). The answer is the same; one that copies code
+    /// from the prompt, as an edit does, comes faster.
+    pub ngram_drafts: bool,
 }
 
 impl LaunchSpec {
@@ -68,6 +72,7 @@ impl LaunchSpec {
             gpu_memory_utilization: 0.9,
             keep_alive: "30m".into(),
             models_dir: None,
+            ngram_drafts: true,
         }
     }
 
@@ -157,6 +162,13 @@ pub struct LlamaServer;
 /// Tokens of a cached prompt prefix llama-server may reuse by shifting the KV cache.
 const CACHE_REUSE: u32 = 256;
 
+/// n-gram drafts ([`LaunchSpec::ngram_drafts`]): the last 3 tokens looked up in the context, and the
+/// 16 that followed them there drafted. A short key finds the code an edit copies as soon as it
+/// starts a line; a short draft wastes little where the answer departs from it. `--bench llm`
+/// measures the gain.
+const NGRAM_DRAFT: [&str; 6] =
+    ["--spec-type", "ngram-simple", "--spec-ngram-simple-size-n", "3", "--spec-ngram-simple-size-m", "16"];
+
 impl Engine for LlamaServer {
     fn kind(&self) -> EngineKind {
         EngineKind::LlamaServer
@@ -208,6 +220,9 @@ impl Engine for LlamaServer {
         if let Some(kv) = kv {
             // A quantized V cache needs flash attention.
             args.extend(["--cache-type-k", kv, "--cache-type-v", kv, "--flash-attn", "on"].map(String::from));
+        }
+        if spec.ngram_drafts {
+            args.extend(NGRAM_DRAFT.map(String::from));
         }
         if spec.gpu_layers == 0 {
             // On the CPU llama.cpp repacks most weights for its SIMD kernels; from a memory map it would

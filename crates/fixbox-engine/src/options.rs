@@ -327,6 +327,10 @@ mod launch_tests {
             assert!(args.contains(part), "{part} is not in {args}");
         }
         assert!(!args.contains("--load-mode"), "layers on the GPU load from the memory map: {args}");
+        assert!(args.contains("--spec-type ngram-simple"), "n-gram drafts are on by default: {args}");
+        spec.ngram_drafts = false;
+        let args = LlamaServer.command(std::path::Path::new("/bin/llama-server"), &spec).unwrap().args.join(" ");
+        assert!(!args.contains("--spec-type"), "{args}");
     }
 
     /// llama-server's command line for Qwen2.5-Coder-7B on a machine as the hardware probe read it.

@@ -198,6 +198,45 @@ async fn builds_pulls_serves_streams_and_restarts_a_killed_engine() {
     assert_eq!(log.matches("--- fixbox: starting llama-server").count(), 2, "{history:?}");
 }
 
+/// A greedy answer that copies code from its prompt, as an edit does: its text and llama-server's
+/// timings.
+async fn copy_answer(url: &str) -> (String, serde_json::Value) {
+    let code = "def total(items):\n    result = 0\n    for item in items:\n        result += item.price * item.count\n    return result\n";
+    let body = serde_json::json!({
+        "model": "smollm2",
+        "messages": [{ "role": "user", "content": format!("Repeat this code exactly:\n{code}") }],
+        "max_tokens": 64,
+        "temperature": 0,
+    });
+    let client = fixbox_models::http_client_builder().no_proxy().build().unwrap();
+    let request = client.post(format!("{url}/v1/chat/completions")).body(body.to_string());
+    let response = request.header("content-type", "application/json").send().await.unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    (answer["choices"][0]["message"]["content"].as_str().unwrap().to_string(), answer["timings"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn n_gram_drafts_are_on_by_default_accepted_where_the_answer_copies_and_change_nothing() {
+    let binary = llama_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let model = pull_smollm2(&ModelStore::new(dir.path().join("models"))).await;
+    let mut answers = Vec::new();
+    for drafts in [true, false] {
+        let mut spec = spec(&model);
+        assert!(spec.ngram_drafts, "drafts are the default");
+        spec.ngram_drafts = drafts;
+        spec.port = 18090;
+        let engine = start(&binary, spec, dir.path().join(format!("drafts-{drafts}.log"))).await.unwrap();
+        answers.push(copy_answer(&engine.url).await);
+        engine.stop().await;
+    }
+    let [(with, drafted), (without, plain)] = <[_; 2]>::try_from(answers).unwrap();
+    assert_eq!(with, without, "drafts changed the greedy answer");
+    let accepted = drafted["draft_n_accepted"].as_u64().unwrap_or(0);
+    assert!(accepted > 0, "no draft token was accepted: {drafted}");
+    assert!(plain["draft_n"].as_u64().unwrap_or(0) == 0, "drafts without being asked for: {plain}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn binding_beyond_loopback_needs_an_api_key_and_the_engine_enforces_it() {
     let binary = llama_server().await;

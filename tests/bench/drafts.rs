@@ -1,0 +1,115 @@
+//! What n-gram drafts (llama-server's speculative decoding by lookup in the context, on by default:
+//! `LaunchSpec::ngram_drafts`) gain on the answers a fix session asks for: Qwen2.5-Coder-1.5B rewriting
+//! the buggy file of each sample project, in the rewrite edit format with its grammar, greedy. The
+//! baseline is the same engine without drafts, measured in the same run, the two asked in turns. Both
+//! must give the same answer (drafts are checked, never trusted); the ratio is generation speed.
+//!
+//! Run: `cargo bench -p fixbox-e2e --bench drafts [-- NAME...]` (the sample projects named, else all).
+//! Target: ≥ 1.3× generation tokens/s.
+#![expect(clippy::print_stdout, reason = "a benchmark prints its report")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use fixbox_e2e::fixtures;
+use fixbox_engine::{EngineKind, LaunchSpec, LlamaServer, ModelRef, RunningEngine, SuperviseOptions};
+use fixbox_patch::EditFormat;
+use serde_json::{Value, json};
+
+const MODEL: &str = "qwen2.5-coder-1.5b-instruct";
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let binary = fixbox_e2e::models::llama_server().await?;
+    let model = fixbox_e2e::models::offline_model(MODEL).await?;
+    let threads = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(2);
+    let mut engines = Vec::new();
+    for drafts in [false, true] {
+        let mut spec = LaunchSpec::new(EngineKind::LlamaServer, ModelRef::File(model.clone()), MODEL, 8192);
+        spec.threads = Some(threads);
+        spec.port = fixbox_e2e::free_port()?;
+        spec.ngram_drafts = drafts;
+        let log = tempfile::NamedTempFile::new()?.into_temp_path().to_path_buf();
+        let options = SuperviseOptions { startup_timeout: Duration::from_secs(300), ..SuperviseOptions::default() };
+        engines.push(fixbox_engine::start(Arc::new(LlamaServer), &binary, spec, log, options).await?);
+    }
+    println!("{MODEL} (Q4_K_M) on llama-server, {threads} threads; a rewrite of each sample's buggy file, greedy\n");
+    println!("| project | tokens | tokens/s plain | tokens/s drafts | ratio | drafted | accepted | same answer |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let (mut plain_s, mut drafts_s, mut tokens) = (0.0, 0.0, 0u64);
+    for fixture in fixtures::all()?.into_iter().filter(|f| wanted.is_empty() || wanted.contains(&f.name)) {
+        let path = fixture.fix_patch.lines().find_map(|l| l.strip_prefix("--- a/")).context("a fix with no file")?;
+        let code = std::fs::read_to_string(fixture.repo.join(path))?;
+        let prompt = rewrite_prompt(&fixture.task, path, &code);
+        let plain = answer(&engines[0], &prompt).await?;
+        let drafted = answer(&engines[1], &prompt).await?;
+        let same = plain.text == drafted.text;
+        println!(
+            "| {} | {} | {:.1} | {:.1} | {:.2}x | {} | {} | {} |",
+            fixture.name,
+            plain.tokens,
+            plain.tokens as f64 / plain.seconds,
+            drafted.tokens as f64 / drafted.seconds,
+            plain.seconds / drafted.seconds,
+            drafted.drafted,
+            drafted.accepted,
+            if same { "yes" } else { "NO" },
+        );
+        ensure!(same, "{}: drafts changed the greedy answer", fixture.name);
+        (plain_s, drafts_s, tokens) = (plain_s + plain.seconds, drafts_s + drafted.seconds, tokens + plain.tokens);
+    }
+    println!(
+        "\nall: {tokens} tokens, {:.1} tokens/s plain, {:.1} with drafts: {:.2}x (target ≥ 1.3x)",
+        tokens as f64 / plain_s,
+        tokens as f64 / drafts_s,
+        plain_s / drafts_s
+    );
+    for engine in engines {
+        engine.stop().await;
+    }
+    Ok(())
+}
+
+/// A fix session's rewrite request, in short: the issue, the code, the format's instructions.
+fn rewrite_prompt(task: &str, path: &str, code: &str) -> Value {
+    let format = EditFormat::Rewrite;
+    let system = format!("You are an expert software engineer fixing a bug.\n\n{}", format.instructions());
+    let user = format!(
+        "# Issue\n{task}\n\n# Code\n{path}:\n```\n{code}```\n\nRewrite these lines of {path} so the bug is fixed. {}",
+        format.reminder(path)
+    );
+    json!({
+        "model": MODEL,
+        "messages": [{ "role": "system", "content": system }, { "role": "user", "content": user }],
+        "temperature": 0,
+        "max_tokens": 1024,
+        "grammar": format.grammar(),
+    })
+}
+
+struct Answer {
+    text: String,
+    tokens: u64,
+    /// Generation time, as the engine counted it (the prompt's prefill left out).
+    seconds: f64,
+    drafted: u64,
+    accepted: u64,
+}
+
+async fn answer(engine: &RunningEngine, body: &Value) -> Result<Answer> {
+    let client = reqwest::Client::builder().no_proxy().build()?;
+    let request = client.post(format!("{}/v1/chat/completions", engine.url)).body(body.to_string());
+    let response = request.header("content-type", "application/json").send().await?.error_for_status()?;
+    let answer: Value = serde_json::from_slice(&response.bytes().await?)?;
+    let timings = &answer["timings"];
+    let number = |key: &str| timings[key].as_f64().unwrap_or(0.0);
+    Ok(Answer {
+        text: answer["choices"][0]["message"]["content"].as_str().unwrap_or_default().to_string(),
+        tokens: number("predicted_n") as u64,
+        seconds: number("predicted_ms") / 1e3,
+        drafted: number("draft_n") as u64,
+        accepted: number("draft_n_accepted") as u64,
+    })
+}
