@@ -1,17 +1,18 @@
 //! The loop: tests once to record what fails, then prompt → streamed answer → one file patch → apply →
 //! tests → feedback, until the tests pass or a limit stops it. Every step is an [`Event`].
 
+mod asking;
 mod installing;
+mod patching;
 mod reproduction;
 mod rewriting;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fixbox_llm::{Budget, CallEvent, ChatRequest, ErrorKind, FinishReason, LlmError, Meter, Router};
-use fixbox_patch::{ApplyOptions, EditFormat, FilePatch, Hunk, ParseError, PatchParser, apply, give_up_reason};
+use fixbox_llm::{Budget, Meter, Router};
+use fixbox_patch::{EditFormat, give_up_reason};
 use fixbox_sandbox::{Excludes, FileWrite, Sandbox};
-use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::AgentError;
@@ -20,11 +21,14 @@ use crate::environment::{self, Environment, Setup};
 use crate::event::{Event, EventLog};
 use crate::localize;
 use crate::outcome::{Finished, Outcome, Timings};
-use crate::prompt::{Conversation, Prompt, after_tests, rejected};
-use crate::repo::{Repo, file_diff, inside, is_test_file, safe_path};
+use crate::prompt::{Conversation, after_tests, rejected};
+use crate::repo::Repo;
 use crate::reproduce::{self, Placement};
 use crate::request::FixRequest;
 use crate::testrun::{LiveOutput, TestReport};
+
+use self::asking::Answer;
+use self::patching::{Applied, Rejected};
 
 /// Where the repository's copy lives in the sandbox.
 pub const WORKSPACE: &str = "/workspace";
@@ -195,39 +199,6 @@ struct Run<'a, S> {
     deadline: Instant,
     timings: Timings,
     iteration: u32,
-}
-
-/// What one model call gave.
-enum Answer {
-    /// `prompt_tokens`: the prompt as the engine counted it (0 when it did not say).
-    Text {
-        text: String,
-        parser: Box<PatchParser>,
-        prompt_tokens: u64,
-    },
-    Stop(Outcome),
-}
-
-/// A patch applied to its file: the file's new text, and its text before (`None`: a new file).
-struct Applied {
-    path: String,
-    content: String,
-    before: Option<String>,
-}
-
-/// A patch that could not be used, and what the model is told.
-struct Rejected {
-    path: Option<String>,
-    feedback: String,
-    /// Identifies the failure for the stuck-loop check.
-    fingerprint: String,
-}
-
-impl Rejected {
-    fn new(path: Option<&str>, feedback: impl Into<String>) -> Self {
-        let feedback = feedback.into();
-        Self { path: path.map(str::to_string), fingerprint: format!("rejected {path:?}: {feedback}"), feedback }
-    }
 }
 
 impl<S: Sandbox> Run<'_, S> {
@@ -453,241 +424,12 @@ impl<S: Sandbox> Run<'_, S> {
         self.timings.sandbox_ms += ms(started.elapsed());
         Ok(())
     }
-
-    /// One streamed model call; its patch lines become events as they arrive. `grammar` constrains
-    /// the answer where the routes take one.
-    /// `repeats`: how many iterations in a row ended with the same failure. Each raises the temperature
-    /// a step: at a low temperature a small model given the same prompt gives the same answer.
-    /// `max_tokens`: the answer's room where less than the settings'.
-    async fn ask(
-        &mut self,
-        prompt: Prompt,
-        grammar: Option<&str>,
-        repeats: u32,
-        max_tokens: Option<u64>,
-    ) -> Result<Answer, AgentError> {
-        if self.cancel.is_cancelled() {
-            return Ok(Answer::Stop(Outcome::Cancelled));
-        }
-        self.log.record(Event::ModelStarted {
-            iteration: self.iteration,
-            prompt_tokens_estimate: prompt.tokens_estimate,
-            trimmed_turns: prompt.trimmed_turns,
-        })?;
-        let settings = &self.request.model;
-        let mut request = ChatRequest::new(prompt.messages);
-        let bumped = settings.temperature + TEMPERATURE_STEP * repeats.saturating_sub(1) as f32;
-        request.sampling.temperature = Some(bumped.min(MAX_TEMPERATURE).max(settings.temperature));
-        request.sampling.top_p = Some(settings.top_p);
-        let room = max_tokens.map_or(settings.max_tokens, |room| room.min(u64::from(settings.max_tokens)) as u32);
-        request.sampling.max_tokens = Some(room);
-        request.sampling.seed = settings.seed;
-        // A search/replace answer is one block: the server stops at its end instead of the model
-        // going on to explain itself.
-        let block_end = (self.format == EditFormat::SearchReplace).then(|| ">>>>>>> REPLACE".to_string());
-        request.sampling.stop = block_end.into_iter().chain(settings.stop.iter().cloned()).collect();
-        let local = self.router.routes(&settings.task).is_ok_and(|routes| routes.iter().all(|r| r.local));
-        if let Some(grammar) = grammar.filter(|_| settings.grammar && local) {
-            request.sampling.extra.insert("grammar".into(), grammar.into());
-        }
-
-        let started = Instant::now();
-        let mut stream = self.router.call(&settings.task, request, self.meter.clone());
-        let mut parser = PatchParser::new(self.format);
-        let mut answer = None;
-        // Parsing the stream and writing its events is our work, not the model's: it is timed apart
-        // and left out of the model's time.
-        let mut handling = Duration::ZERO;
-        let outcome = loop {
-            let next = tokio::select! {
-                next = stream.next() => next,
-                () = self.cancel.cancelled() => break Some(Outcome::Cancelled),
-                () = tokio::time::sleep_until(self.deadline.into()) => break Some(Outcome::WallTime),
-            };
-            let handled = Instant::now();
-            match next {
-                Some(Ok(CallEvent::Delta { text })) => {
-                    for delta in parser.push(&text) {
-                        self.log.record(Event::PatchDelta { iteration: self.iteration, delta })?;
-                    }
-                }
-                Some(Ok(CallEvent::Discard { reason, .. })) => {
-                    parser = PatchParser::new(self.format);
-                    self.log.record(Event::ModelDiscard { iteration: self.iteration, reason })?;
-                }
-                Some(Ok(CallEvent::Attempt(attempt))) => {
-                    self.log.record(Event::ModelAttempt { iteration: self.iteration, attempt })?;
-                }
-                Some(Ok(CallEvent::Done(record))) => {
-                    answer = Some((record.text.clone(), record.finish_reason, record.usage.prompt));
-                    self.log.record(Event::ModelCall { iteration: self.iteration, record })?;
-                }
-                Some(Err(err)) => break Some(model_failed(err)),
-                None => break None,
-            }
-            handling += handled.elapsed();
-        };
-        // Dropping the stream cancels the call.
-        drop(stream);
-        self.timings.model_ms += ms(started.elapsed().saturating_sub(handling));
-        if let Some(outcome) = outcome {
-            return Ok(Answer::Stop(outcome));
-        }
-        let Some((mut text, finish, prompt_tokens)) = answer else {
-            return Ok(Answer::Stop(Outcome::Error { message: "the model's answer ended without its end".into() }));
-        };
-        if finish == FinishReason::Stop && self.format == EditFormat::SearchReplace && parser.in_replace() {
-            // The server stopped at the block's end marker, which it leaves out: put it back.
-            let marker = if text.ends_with('\n') { ">>>>>>> REPLACE\n" } else { "\n>>>>>>> REPLACE\n" };
-            text.push_str(marker);
-            for delta in parser.push(marker) {
-                self.log.record(Event::PatchDelta { iteration: self.iteration, delta })?;
-            }
-        }
-        // The last line may have no newline (a diff that ends there): its deltas come only now.
-        for delta in parser.close() {
-            self.log.record(Event::PatchDelta { iteration: self.iteration, delta })?;
-        }
-        Ok(Answer::Text { text, parser: Box::new(parser), prompt_tokens })
-    }
-
-    /// The answer's patch applied to its file; or why not.
-    fn patch(&mut self, parser: Box<PatchParser>, text: &str) -> Result<Result<Applied, Rejected>, AgentError> {
-        let patch = match parser.finish() {
-            Ok(patch) => patch,
-            // Small models often answer with the whole file instead of an edit: take it as one.
-            Err(ParseError::NoPatch) => match whole_file(text, &self.repo) {
-                Some(patch) => patch,
-                None => return Ok(Err(Rejected::new(None, ParseError::NoPatch.feedback(self.format)))),
-            },
-            Err(err) => return Ok(Err(Rejected::new(None, err.feedback(self.format)))),
-        };
-        let path = match self.resolve(&patch) {
-            Ok(path) => path,
-            Err(rejected) => return Ok(Err(rejected)),
-        };
-        if let Err(why) = inside(self.repo.root(), &path) {
-            return Ok(Err(Rejected::new(Some(&path), format!("{why}: edit the repository's own files."))));
-        }
-        if is_test_file(&path) && !self.request.allow_test_edits {
-            return Ok(Err(Rejected::new(
-                Some(&path),
-                format!("{path} is a test file, and the tests must not change: fix the code they test."),
-            )));
-        }
-        let before = self.repo.current(&path).map(str::to_string);
-        if before.is_none() && patch.hunks.iter().any(|h| !h.search.is_empty()) {
-            return Ok(Err(Rejected::new(
-                Some(&path),
-                format!("There is no file {path}. Use a path from the repository map."),
-            )));
-        }
-        let options = ApplyOptions { fuzzy_threshold: self.request.model.fuzzy_threshold };
-        if let [hunk] = patch.hunks.as_slice()
-            && before.as_deref() == Some(hunk.replace.as_str())
-        {
-            return Ok(Err(Rejected::new(
-                Some(&path),
-                format!(
-                    "Your answer repeats {path} without a change. Change the lines that cause the failure, as an edit block."
-                ),
-            )));
-        }
-        let applied = match apply(before.as_deref().unwrap_or(""), &patch.hunks, &options) {
-            Ok(applied) => applied,
-            Err(err) => return Ok(Err(Rejected::new(Some(&path), err.feedback_in(&path, self.format)))),
-        };
-        let diff = file_diff(&path, before.as_deref(), Some(&applied.content));
-        self.log.record(Event::PatchApplied {
-            iteration: self.iteration,
-            path: path.clone(),
-            matches: applied.matches,
-            diff,
-        })?;
-        self.repo.set(&path, applied.content.clone());
-        Ok(Ok(Applied { path, content: applied.content, before }))
-    }
-
-    /// The repository file a patch is for: the one it names (also by a shorter path, `pages.py` for
-    /// `src/pages.py`), or when it names none, the one file its search text is in.
-    fn resolve(&self, patch: &FilePatch) -> Result<String, Rejected> {
-        // The one file holding the search lines (indentation aside), for a patch that names no file
-        // or one that does not exist (a small model may copy a placeholder path).
-        let holder = || {
-            let search = patch.hunks.iter().map(|h| h.search.as_str()).find(|s| !s.trim().is_empty())?;
-            let wanted: Vec<&str> = search.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-            let holding: Vec<&str> = self
-                .repo
-                .paths()
-                .filter(|p| {
-                    let lines: Vec<&str> = self.repo.current(p).unwrap_or("").lines().map(str::trim).collect();
-                    wanted.iter().all(|l| lines.contains(l))
-                })
-                .collect();
-            match holding.as_slice() {
-                [one] => Some(one.to_string()),
-                _ => None,
-            }
-        };
-        let Some(named) = patch.path.as_deref() else {
-            return holder().ok_or_else(|| {
-                Rejected::new(
-                    None,
-                    "Your edit does not name its file: write the file's path on the line before the block.",
-                )
-            });
-        };
-        let Some(path) = safe_path(named) else {
-            return Err(Rejected::new(
-                Some(named),
-                format!("{named} is outside the repository: use a path from the repository map."),
-            ));
-        };
-        if self.repo.current(&path).is_some() {
-            return Ok(path);
-        }
-        let suffix = format!("/{path}");
-        let longer: Vec<&str> = self.repo.paths().filter(|p| p.ends_with(&suffix)).collect();
-        Ok(match longer.as_slice() {
-            [one] => one.to_string(),
-            _ => holder().unwrap_or(path),
-        })
-    }
 }
-
-/// An answer that is a file's path and then its whole new text in a fence, as an edit replacing the
-/// file; `None` unless the path is a file of the repository.
-fn whole_file(text: &str, repo: &Repo) -> Option<FilePatch> {
-    let lines: Vec<&str> = text.lines().collect();
-    let is_fence = |l: &str| l.trim_start().starts_with("```") || l.trim_start().starts_with("~~~");
-    let open = lines.iter().position(|l| is_fence(l))?;
-    let close = open + 1 + lines[open + 1..].iter().position(|l| is_fence(l))?;
-    let named = lines.get(open.checked_sub(1)?)?.trim().trim_matches(|c: char| "*#`'\": ".contains(c));
-    let named = named.strip_prefix("File").map_or(named, |rest| rest.trim_start_matches([':', ' ']));
-    let path = safe_path(named)?;
-    let current = repo.current(&path)?;
-    let mut content: String = lines[open + 1..close].iter().map(|l| format!("{l}\n")).collect();
-    if !current.ends_with('\n') {
-        content.pop();
-    }
-    Some(FilePatch { path: Some(path), hunks: vec![Hunk { search: current.to_string(), replace: content }] })
-}
-
-/// How much a repeated failure raises the temperature, and the most it gets.
-const TEMPERATURE_STEP: f32 = 0.3;
-const MAX_TEMPERATURE: f32 = 1.0;
 
 /// How many of the last iterations in a row ended with the latest failure.
 fn repeats(fingerprints: &[String]) -> u32 {
     let Some(last) = fingerprints.last() else { return 0 };
     fingerprints.iter().rev().take_while(|f| *f == last).count() as u32
-}
-
-fn model_failed(err: LlmError) -> Outcome {
-    match err.kind() {
-        ErrorKind::Budget => Outcome::Budget { message: err.to_string() },
-        _ => Outcome::Error { message: format!("the model call failed: {err}") },
-    }
 }
 
 fn ms(d: Duration) -> f64 {
