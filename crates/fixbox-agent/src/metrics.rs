@@ -23,7 +23,11 @@ const FAMILIES: [(&str, MetricKind, &str); 7] = [
     (QUEUED, MetricKind::Gauge, "Fix sessions waiting for a running one to end."),
     (RUNNING, MetricKind::Gauge, "Fix sessions running now."),
     (ENDED, MetricKind::Counter, "Fix sessions that ran to an end, by outcome."),
-    (PHASE, MetricKind::Histogram, "Time a session spent per phase (model, tests, sandbox, own, wall)."),
+    (
+        PHASE,
+        MetricKind::Histogram,
+        "Time a session spent per phase (model, tests, setup, localize, sandbox, own, wall).",
+    ),
     (
         SANDBOX_START,
         MetricKind::Histogram,
@@ -95,6 +99,8 @@ impl SessionMetrics {
         for (phase, ms) in [
             ("model", t.model_ms),
             ("tests", t.tests_ms),
+            ("setup", t.setup_ms),
+            ("localize", t.localize_ms),
             ("sandbox", t.sandbox_ms),
             ("own", t.own_ms),
             ("wall", t.wall_ms),

@@ -89,14 +89,21 @@ impl Outcome {
     }
 }
 
-/// Where a session's time went, in milliseconds. `own` is Fixbox itself: prompts, parsing, applying,
-/// the event log.
+/// Where a session's time went, in milliseconds: the model's answers, test runs, the setup (installing
+/// the dependencies, or restoring them), localization (tracing the failing tests and ranking the
+/// code), the sandbox's own work (start, copies, writes) and `own`, Fixbox itself: prompts, parsing,
+/// applying, the event log.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Timings {
     pub wall_ms: f64,
     pub model_ms: f64,
     pub tests_ms: f64,
+    /// Recorded since setup and localization were counted apart (in tests and own before).
+    #[serde(default)]
+    pub setup_ms: f64,
+    #[serde(default)]
+    pub localize_ms: f64,
     pub sandbox_ms: f64,
     pub own_ms: f64,
 }

@@ -191,7 +191,7 @@ impl<W: Write> Renderer<W> {
                     _ => p.red(&outcome.describe()),
                 };
                 text.push_str(&format!(
-                    "\n{headline}\n  {iterations} iterations · {} calls · {} prompt tokens ({} from the cache) · {} generated · ${:.4} (${:.4} in the cloud)\n  time {:.1} s: model {:.1} s, tests {:.1} s, sandbox {:.1} s, Fixbox {:.2} s",
+                    "\n{headline}\n  {iterations} iterations · {} calls · {} prompt tokens ({} from the cache) · {} generated · ${:.4} (${:.4} in the cloud)\n  time {:.1} s: model {:.1} s, tests {:.1} s, setup {:.1} s, localization {:.1} s, sandbox {:.1} s, Fixbox {:.2} s",
                     totals.calls,
                     totals.usage.prompt,
                     totals.usage.cache_read,
@@ -201,6 +201,8 @@ impl<W: Write> Renderer<W> {
                     timings.wall_ms / 1e3,
                     timings.model_ms / 1e3,
                     timings.tests_ms / 1e3,
+                    timings.setup_ms / 1e3,
+                    timings.localize_ms / 1e3,
                     timings.sandbox_ms / 1e3,
                     timings.own_ms / 1e3,
                 ));

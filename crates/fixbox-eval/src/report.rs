@@ -66,6 +66,12 @@ pub struct Totals {
 pub struct Phases {
     pub model: f64,
     pub tests: f64,
+    /// Installing or restoring the dependencies.
+    #[serde(default)]
+    pub setup: f64,
+    /// Tracing the failing tests and ranking the code.
+    #[serde(default)]
+    pub localization: f64,
     pub sandbox: f64,
     pub fixbox: f64,
 }
@@ -96,6 +102,8 @@ impl Report {
             phases_s: tasks.iter().filter_map(|t| t.timings).fold(Phases::default(), |sum, t| Phases {
                 model: sum.model + t.model_ms / 1e3,
                 tests: sum.tests + t.tests_ms / 1e3,
+                setup: sum.setup + t.setup_ms / 1e3,
+                localization: sum.localization + t.localize_ms / 1e3,
                 sandbox: sum.sandbox + t.sandbox_ms / 1e3,
                 fixbox: sum.fixbox + t.own_ms / 1e3,
             }),
@@ -166,15 +174,17 @@ impl Report {
             t.claims_confirmed,
         );
         let p = t.phases_s;
-        let all = (p.model + p.tests + p.sandbox + p.fixbox).max(f64::EPSILON);
+        let all = (p.model + p.tests + p.setup + p.localization + p.sandbox + p.fixbox).max(f64::EPSILON);
         if all > 1.0 {
             let share = |s: f64| format!("{} ({:.0}%)", duration(s), 100.0 * s / all);
             let _ = writeln!(
                 out,
-                "Time in sessions: model {}, tests and setup {}, sandbox {}, Fixbox {}. Median first prompt: {}; \
+                "Time in sessions: model {}, tests {}, setup {}, localization {}, sandbox {}, Fixbox {}. Median first prompt: {}; \
                  largest: {}; calls over their context window: {}. Answers with no usable edit: {}.\n",
                 share(p.model),
                 share(p.tests),
+                share(p.setup),
+                share(p.localization),
                 share(p.sandbox),
                 share(p.fixbox),
                 t.median_first_prompt_tokens.map_or("–".into(), |n| format!("{n:.0} tokens")),
@@ -345,7 +355,9 @@ mod tests {
                 wall_ms: model_s * 1e3 + 30e3,
                 model_ms: model_s * 1e3,
                 tests_ms: 20e3,
-                sandbox_ms: 9e3,
+                setup_ms: 5e3,
+                localize_ms: 2e3,
+                sandbox_ms: 2e3,
                 own_ms: 1e3,
             });
             result.first_prompt_tokens = Some(first);
@@ -359,12 +371,15 @@ mod tests {
         second.regions = vec![region("a.py")];
         let report = Report::new(Mode::Issue, "m", vec![first, second, session(1500, 2, 120.0)]);
         let t = &report.totals;
-        assert_eq!(t.phases_s, Phases { model: 300.0, tests: 60.0, sandbox: 27.0, fixbox: 3.0 });
+        assert_eq!(
+            t.phases_s,
+            Phases { model: 300.0, tests: 60.0, setup: 15.0, localization: 6.0, sandbox: 6.0, fixbox: 3.0 }
+        );
         assert_eq!((t.median_first_prompt_tokens, t.answers_without_edit), (Some(1500.0), 3));
         let text = report.markdown();
         for part in [
             "none resolved",
-            "Time in sessions: model 5.0 min (77%), tests and setup 60 s (15%), sandbox 27 s (7%), Fixbox 3 s (1%)",
+            "Time in sessions: model 5.0 min (77%), tests 60 s (15%), setup 15 s (4%), localization 6 s (2%), sandbox 6 s (2%), Fixbox 3 s (1%)",
             "Median first prompt: 1500 tokens; largest: 6000 tokens; calls over their context window: 0. Answers with no usable edit: 3.",
             "of 2 sessions that asked for rewrites of regions of code, 1 showed the model a region the upstream fix changes (0 as the first region)",
             "| 2 of 2 |",

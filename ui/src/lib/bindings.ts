@@ -1080,13 +1080,18 @@ export type TimeoutSettings = {
 };
 
 /**
- *  Where a session's time went, in milliseconds. `own` is Fixbox itself: prompts, parsing, applying,
- *  the event log.
+ *  Where a session's time went, in milliseconds: the model's answers, test runs, the setup (installing
+ *  the dependencies, or restoring them), localization (tracing the failing tests and ranking the
+ *  code), the sandbox's own work (start, copies, writes) and `own`, Fixbox itself: prompts, parsing,
+ *  applying, the event log.
  */
 export type Timings = {
 	wall_ms: number | null,
 	model_ms: number | null,
 	tests_ms: number | null,
+	/**  Recorded since setup and localization were counted apart (in tests and own before). */
+	setup_ms?: number | null,
+	localize_ms?: number | null,
 	sandbox_ms: number | null,
 	own_ms: number | null,
 };

@@ -27,7 +27,7 @@ impl<S: Sandbox> Run<'_, S> {
         self.log.record(Event::SetupStarted { command: command.clone(), restoring: environment.restore })?;
         if let (Some(archive), true) = (&environment.archive, environment.restore) {
             let restored = environment::restore(self.sandbox, archive).await;
-            self.timings.sandbox_ms += ms(started.elapsed());
+            self.timings.setup_ms += ms(started.elapsed());
             if let Err(err) = restored {
                 let message = format!(
                     "what an earlier session installed could not be restored ({err}); it is removed, so the next session installs again"
@@ -63,7 +63,7 @@ impl<S: Sandbox> Run<'_, S> {
             self.log.record(Event::SetupOutput { text })?;
         }
         let cut = self.sandbox.cut_network().await;
-        self.timings.tests_ms += ms(started.elapsed());
+        self.timings.setup_ms += ms(started.elapsed());
         let printed = format!("{}{}", output.stdout, output.stderr);
         let tail = crate::text::cut_middle(&printed, SETUP_SHOWN_CHARS);
         self.log.record(Event::SetupRun {
@@ -83,7 +83,7 @@ impl<S: Sandbox> Run<'_, S> {
             if let Err(err) = environment::keep(self.sandbox, archive).await {
                 tracing::warn!(%err, "could not keep the installed dependencies; the next session installs them again");
             }
-            self.timings.sandbox_ms += ms(keeping.elapsed());
+            self.timings.setup_ms += ms(keeping.elapsed());
         }
         Ok(Ok(()))
     }

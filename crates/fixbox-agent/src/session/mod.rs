@@ -104,7 +104,8 @@ impl Fix {
         let mut timings = finished.timings;
         timings.sandbox_ms += ms(work_ended.elapsed());
         timings.wall_ms = ms(started.elapsed()) + ms(sandbox_time);
-        timings.own_ms = (timings.wall_ms - timings.model_ms - timings.tests_ms - timings.sandbox_ms).max(0.0);
+        let counted = timings.model_ms + timings.tests_ms + timings.setup_ms + timings.localize_ms + timings.sandbox_ms;
+        timings.own_ms = (timings.wall_ms - counted).max(0.0);
         let finished = Finished { timings, ..finished };
         log.record(Event::SessionFinished {
             outcome: finished.outcome.clone(),
@@ -258,7 +259,9 @@ impl<S: Sandbox> Run<'_, S> {
         }
         if self.format == EditFormat::Rewrite {
             let executed = self.trace(&baseline).await?;
+            let ranking = Instant::now();
             let regions = localize::regions(&self.repo, &self.request.task, &baseline.output, &executed);
+            self.timings.localize_ms += ms(ranking.elapsed());
             if !regions.is_empty() {
                 self.log.record(Event::Localized { regions: regions.clone() })?;
                 return self.rewrite(&baseline, &regions).await;

@@ -22,8 +22,8 @@ const TRACED_TESTS: usize = 10;
 
 impl<S: Sandbox> Run<'_, S> {
     /// The functions the failing tests (the reproduction, where there is one) call, from a run under
-    /// a profiler; empty where the runner is not pytest or the run says nothing. Its time is the
-    /// tests'.
+    /// a profiler; empty where the runner is not pytest or the run says nothing. Its time is
+    /// localization's.
     pub(super) async fn trace(&mut self, baseline: &TestReport) -> Result<localize::Executed, AgentError> {
         if self.plan.runner != crate::detect::Runner::Pytest {
             return Ok(localize::Executed::default());
@@ -40,7 +40,7 @@ impl<S: Sandbox> Run<'_, S> {
             Ok(running) => running.finish().await.map(|o| o.stdout).unwrap_or_default(),
             Err(_) => String::new(),
         };
-        self.timings.tests_ms += ms(started.elapsed());
+        self.timings.localize_ms += ms(started.elapsed());
         Ok(localize::Executed::read(&output))
     }
 
