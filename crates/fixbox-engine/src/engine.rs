@@ -164,7 +164,7 @@ const CACHE_REUSE: u32 = 256;
 
 /// n-gram drafts ([`LaunchSpec::ngram_drafts`]): the last 3 tokens looked up in the context, and the
 /// 16 that followed them there drafted. A short key finds the code an edit copies as soon as it
-/// starts a line; a short draft wastes little where the answer departs from it. `--bench llm`
+/// starts a line; a short draft wastes little where the answer departs from it. `--bench drafts`
 /// measures the gain.
 const NGRAM_DRAFT: [&str; 6] =
     ["--spec-type", "ngram-simple", "--spec-ngram-simple-size-n", "3", "--spec-ngram-simple-size-m", "16"];
