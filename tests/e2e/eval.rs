@@ -235,7 +235,7 @@ async fn a_run_that_loses_the_model_server_waits_for_it_and_runs_the_task_again(
         "fixbox_sessions_running 0",
         "fixbox_sessions_ended_total{outcome=\"error\"} 1",
         "fixbox_session_errors_total{kind=\"in_session\"} 1",
-        "fixbox_sandbox_start_seconds_count 1",
+        "fixbox_sandbox_start_seconds_count{from=\"new\"} 1",
     ] {
         ensure!(metrics.contains(&format!("\n{line}\n")), "no {line} in\n{metrics}");
     }
