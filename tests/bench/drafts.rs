@@ -35,6 +35,7 @@ async fn main() -> Result<()> {
         let options = SuperviseOptions { startup_timeout: Duration::from_secs(300), ..SuperviseOptions::default() };
         engines.push(fixbox_engine::start(Arc::new(LlamaServer), &binary, spec, log, options).await?);
     }
+    let client = reqwest::Client::builder().no_proxy().build()?;
     println!("{MODEL} (Q4_K_M) on llama-server, {threads} threads; a rewrite of each sample's buggy file, greedy\n");
     println!("| project | tokens | tokens/s plain | tokens/s drafts | ratio | drafted | accepted | same answer |");
     println!("|---|---|---|---|---|---|---|---|");
@@ -43,8 +44,8 @@ async fn main() -> Result<()> {
         let path = fixture.fix_patch.lines().find_map(|l| l.strip_prefix("--- a/")).context("a fix with no file")?;
         let code = std::fs::read_to_string(fixture.repo.join(path))?;
         let prompt = rewrite_prompt(&fixture.task, path, &code);
-        let plain = answer(&engines[0], &prompt).await?;
-        let drafted = answer(&engines[1], &prompt).await?;
+        let plain = answer(&client, &engines[0], &prompt).await?;
+        let drafted = answer(&client, &engines[1], &prompt).await?;
         let same = plain.text == drafted.text;
         println!(
             "| {} | {} | {:.1} | {:.1} | {:.2}x | {} | {} | {} |",
@@ -98,10 +99,8 @@ struct Answer {
     accepted: u64,
 }
 
-async fn answer(engine: &RunningEngine, body: &Value) -> Result<Answer> {
-    let client = reqwest::Client::builder().no_proxy().build()?;
-    let request = client.post(format!("{}/v1/chat/completions", engine.url)).body(body.to_string());
-    let response = request.header("content-type", "application/json").send().await?.error_for_status()?;
+async fn answer(client: &reqwest::Client, engine: &RunningEngine, body: &Value) -> Result<Answer> {
+    let response = fixbox_e2e::models::chat_completion(client, &engine.url, body).await?;
     let answer: Value = serde_json::from_slice(&response.bytes().await?)?;
     let timings = &answer["timings"];
     let number = |key: &str| timings[key].as_f64().unwrap_or(0.0);
