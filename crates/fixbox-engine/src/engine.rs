@@ -48,8 +48,9 @@ pub struct LaunchSpec {
     /// Ollama: where it keeps models (`OLLAMA_MODELS`).
     pub models_dir: Option<PathBuf>,
     /// llama-server: guess the next tokens from what the context already holds and check them in one
-    /// batch (speculative decoding by n-gram lookup). The answer is the same; one that copies code
-    /// from the prompt, as an edit does, comes faster.
+    /// batch (speculative decoding by n-gram lookup). The answer is the same but for rounding (a
+    /// batch of drafted tokens is checked in one step); one that copies code from the prompt, as an
+    /// edit does, comes faster.
     pub ngram_drafts: bool,
 }
 
@@ -162,6 +163,19 @@ pub struct LlamaServer;
 /// Tokens of a cached prompt prefix llama-server may reuse by shifting the KV cache.
 const CACHE_REUSE: u32 = 256;
 
+/// llama-server keeps the KV states of earlier prompts in host memory and resumes a request from the
+/// one that shares most of it. It looks there only when a request shares less than this share of its
+/// tokens with what its slot holds; by default (0.1) a prompt that shares no more than the system
+/// prompt and the issue with the last one stays in the slot, and one that goes back to a region of
+/// code asked about two requests ago is computed again from the issue on. At 0.99 every request that
+/// is not nearly the slot's own is matched against the cache too: a copy of the slot's state (tens of
+/// MB, milliseconds) for seconds of prefill on a CPU.
+const SLOT_SIMILARITY: &str = "0.99";
+
+/// The host-memory prompt cache's size, MiB (llama-server's default is 8192, on top of what the fit
+/// calculator plans for): about 70,000 tokens of a 1.5B model's KV, 35,000 of a 7B's.
+const PROMPT_CACHE_MIB: u32 = 2048;
+
 /// n-gram drafts ([`LaunchSpec::ngram_drafts`]): the last 3 tokens looked up in the context, and the
 /// 16 that followed them there drafted. A short key finds the code an edit copies as soon as it
 /// starts a line; a short draft wastes little where the answer departs from it. `--bench drafts`
@@ -203,6 +217,10 @@ impl Engine for LlamaServer {
             spec.parallel.max(1).to_string(),
             "--cache-reuse".into(),
             CACHE_REUSE.to_string(),
+            "--slot-prompt-similarity".into(),
+            SLOT_SIMILARITY.into(),
+            "--cache-ram".into(),
+            PROMPT_CACHE_MIB.to_string(),
             "--metrics".into(),
             "--slots".into(),
         ];

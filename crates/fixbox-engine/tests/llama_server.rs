@@ -237,6 +237,54 @@ async fn n_gram_drafts_are_on_by_default_accepted_where_the_answer_copies_and_ch
     assert!(plain["draft_n"].as_u64().unwrap_or(0) == 0, "drafts without being asked for: {plain}");
 }
 
+/// llama-server's timings for a one-token answer to `prompt`.
+async fn prefill(url: &str, prompt: &str) -> serde_json::Value {
+    let body = serde_json::json!({
+        "model": "smollm2",
+        "messages": [{ "role": "user", "content": prompt }],
+        "max_tokens": 1,
+        "temperature": 0,
+    });
+    let client = fixbox_models::http_client_builder().no_proxy().build().unwrap();
+    let request = client.post(format!("{url}/v1/chat/completions")).body(body.to_string());
+    let response = request.header("content-type", "application/json").send().await.unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    answer["timings"].clone()
+}
+
+/// A fix session asks about regions of code in turns, each prompt the issue and then one region: a
+/// prompt that goes back to a region resumes from the state its last one left, not from the issue.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prompt_resumes_from_its_own_earlier_state_after_a_different_one() {
+    let binary = llama_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let model = pull_smollm2(&ModelStore::new(dir.path().join("models"))).await;
+    let mut spec = spec(&model);
+    spec.port = 18380;
+    let engine = start(&binary, spec, dir.path().join("cache.log")).await.unwrap();
+    // The head (issue, failing tests) is most of a prompt: the slot keeps it when the region changes.
+    let failures: String = (0..30)
+        .map(|i| format!("FAILED tests/test_total.py::test_case_{i} - AssertionError: {i} != {}\n", i + 1))
+        .collect();
+    let issue = format!("# Issue\nThe total is wrong when an item has a discount.\n\n# Tests\n{failures}\n# Code\n");
+    let region = |name: &str| -> String {
+        (0..6)
+            .map(|i| format!("def {name}_{i}(items):\n    return sum(item.price * {i} for item in items)\n"))
+            .collect()
+    };
+    let (a, b) = (format!("{issue}{}", region("total")), format!("{issue}{}", region("discount")));
+    let first = prefill(&engine.url, &a).await;
+    let second = prefill(&engine.url, &b).await;
+    let again = prefill(&engine.url, &format!("{a}\nAn earlier try changed nothing: fix it another way.")).await;
+    engine.stop().await;
+
+    let number = |timings: &serde_json::Value, key: &str| timings[key].as_u64().unwrap();
+    let (head, whole) = (number(&second, "cache_n"), number(&first, "prompt_n"));
+    assert!(head > whole / 2 && head < whole - 16, "the second shares the head only: {second} after {first}");
+    // The chat template closes the user's turn after the region, so the last few tokens differ.
+    assert!(number(&again, "cache_n") > whole - 16, "computed again from the issue on: {again} ({whole} tokens first)");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn binding_beyond_loopback_needs_an_api_key_and_the_engine_enforces_it() {
     let binary = llama_server().await;
