@@ -66,27 +66,35 @@ impl Region {
     /// `file` with this region replaced by `code`, indented as the region was when the model dropped
     /// its indentation. [`Rewritten::Unchanged`] when that changes no code (blank lines, trailing
     /// spaces and comments aside: a change to those is no fix), [`Rewritten::Misshapen`] when the
-    /// region is a whole function and the code does not start with its definition (a small model
-    /// pastes the example there, or wraps the function in a class, or drops its `def`).
+    /// region is a whole function and the code neither starts with its definition nor is a part of
+    /// it (a small model pastes the example there, or wraps the function in a class). A part
+    /// of the function, as a small model gives back the lines it changed, is put in its place
+    /// ([`within`]).
     pub fn replace(&self, file: &str, code: &str) -> Rewritten {
         let lines: Vec<&str> = file.lines().collect();
         let (start, end) = (self.start.min(lines.len()), self.end.min(lines.len()));
         let old = &lines[start..end];
-        let new = unmarked(old, code.lines().collect());
-        let pad = " ".repeat(indentation(old).saturating_sub(indentation(&new)));
-        let new: Vec<String> =
-            new.iter().map(|l| if l.trim().is_empty() { String::new() } else { format!("{pad}{l}") }).collect();
-        let new: Vec<&str> = new.iter().map(String::as_str).collect();
         let marker = comment_marker(&self.path);
-        let code_of = |ls: &[&str]| -> Vec<String> {
+        let answer = without_preamble(old, code.lines().collect(), marker);
+        let new = unmarked(old, answer.clone());
+        let pad = " ".repeat(indentation(old).saturating_sub(indentation(&new)));
+        let new: Vec<String> = new.iter().map(|l| padded(l, &pad)).collect();
+        let code_of = |ls: &[String]| -> Vec<String> {
             ls.iter().map(|l| without_comment(l, marker).trim_end().to_string()).filter(|l| !l.is_empty()).collect()
         };
-        if code_of(old) == code_of(&new) {
+        let old_code = code_of(&old.iter().map(|l| l.to_string()).collect::<Vec<_>>());
+        if old_code == code_of(&new) {
             return Rewritten::Unchanged;
         }
-        if let Some(why) = misshapen(old, &new) {
-            return Rewritten::Misshapen(why);
-        }
+        let new = match misshapen(old, &new.iter().map(String::as_str).collect::<Vec<_>>()) {
+            None => new,
+            Some(why) => match within(old, &answer, marker) {
+                Some(placed) if old_code == code_of(&placed) => return Rewritten::Unchanged,
+                Some(placed) => placed,
+                None => return Rewritten::Misshapen(why),
+            },
+        };
+        let new: Vec<&str> = new.iter().map(String::as_str).collect();
         // The region's blank lines at its end stay: they part it from what follows.
         let filled = |ls: &[&str]| ls.iter().rposition(|l| !l.trim().is_empty()).map_or(0, |i| i + 1);
         let mut out: Vec<&str> = lines[..start].to_vec();
@@ -124,6 +132,62 @@ fn misshapen(old: &[&str], new: &[&str]) -> Option<String> {
     (!kept).then(|| {
         format!("the answer does not start with the definition of `{name}`: it must be the whole function, rewritten")
     })
+}
+
+/// `line` indented by `pad` more, or empty where it is blank.
+fn padded(line: &str, pad: &str) -> String {
+    if line.trim().is_empty() { String::new() } else { format!("{pad}{line}") }
+}
+
+/// `answer` from the definition of the function `old` starts with on, where only imports and comments
+/// come before it: a small model writes the file's imports first.
+fn without_preamble<'a>(old: &[&str], answer: Vec<&'a str>, marker: &str) -> Vec<&'a str> {
+    let Some(name) = old.iter().find_map(|l| defined(l)) else { return answer };
+    let preamble = |l: &&str| {
+        let l = l.trim();
+        l.is_empty()
+            || l.starts_with(marker)
+            || l.starts_with("import ")
+            || l.starts_with("from ") && l.contains(" import ")
+    };
+    let Some(at) = answer.iter().position(|l| !preamble(l)) else { return answer };
+    let def = answer[at..].iter().find(|l| !l.trim_start().starts_with('@'));
+    if at > 0 && def.is_some_and(|l| defined(l) == Some(name)) { answer[at..].to_vec() } else { answer }
+}
+
+/// The function `old` with `answer` put in place of the lines it is a part of: from the line its first
+/// line is (by text, indentation aside; comments before it aside) to the line its last line is, the
+/// one that leaves as many lines between as the answer has where several are. An answer marked as the
+/// tries are shown is placed by its old side (its kept and removed lines). An answer whose last line
+/// is in no line of `old` is the function's body where its first line is the body's first: it goes to
+/// the region's end. `None` where it is no part of `old`.
+fn within(old: &[&str], answer: &[&str], marker: &str) -> Option<Vec<String>> {
+    let code = answer.iter().position(|l| !l.trim().is_empty() && !l.trim_start().starts_with(marker))?;
+    let answer = &answer[code..];
+    let new = unmarked(old, answer.to_vec());
+    let old_side: Vec<&str> = if new.len() == answer.len() && new == answer {
+        answer.to_vec()
+    } else {
+        answer.iter().filter(|l| !l.starts_with('+')).map(|l| l.strip_prefix('-').unwrap_or(l)).collect()
+    };
+    let text =
+        |ls: &[&str]| -> Vec<String> { ls.iter().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect() };
+    let (part, body) = (text(&old_side), text(old));
+    let (first, last) = (part.first()?, part.last()?);
+    let from = old.iter().position(|l| l.trim() == first)?;
+    let ends = (from..old.len()).filter(|&j| old[j].trim() == last);
+    let to = match ends.min_by_key(|&j| text(&old[from..=j]).len().abs_diff(part.len())) {
+        Some(to) => to,
+        None if body.iter().position(|l| defined(l).is_some()).and_then(|def| body.get(def + 1)) == Some(first) => {
+            old.iter().rposition(|l| !l.trim().is_empty())?
+        }
+        None => return None,
+    };
+    let pad = " ".repeat(leading(old[from]).saturating_sub(indentation(&old_side)));
+    let mut placed: Vec<String> = old[..from].iter().map(|l| l.to_string()).collect();
+    placed.extend(new.iter().map(|l| padded(l, &pad)));
+    placed.extend(old[to + 1..].iter().map(|l| l.to_string()));
+    Some(placed)
 }
 
 /// How a line comment starts in `path`'s language.
@@ -317,7 +381,6 @@ mod tests {
         let misshapen = [
             "    p = Parser('a')\n    p.parse('a')\n",
             "    class Parser:\n        def parse(self, s):\n            return s\n",
-            "    m = re.match(self.fmt, s)\n    return m.group(0) if m else None\n",
         ];
         for code in misshapen {
             let Rewritten::Misshapen(why) = region.replace(CODE, code) else { panic!("taken: {code}") };
@@ -330,6 +393,45 @@ mod tests {
             matches!(window.replace(CODE, "        return None\n"), Rewritten::Changed(_)),
             "only a whole function keeps its def"
         );
+    }
+
+    #[test]
+    fn a_part_of_the_function_is_put_in_its_place() {
+        let region = Region { path: "parse.py".into(), start: 7, end: 10, function: Some("parse".into()) };
+        let expect = |code: &str, lines: &str| {
+            let Rewritten::Changed(file) = region.replace(CODE, code) else { panic!("not placed: {code}") };
+            assert!(file.contains(lines), "{code} made {file}");
+            assert_eq!(file.matches("def parse(self, s)").count(), 1, "{file}");
+        };
+        // The body without its definition, dedented, its last line changed: it runs to the end.
+        expect(
+            "m = re.match(self.fmt, s)\nreturn m.group(0) if m else None\n",
+            "    def parse(self, s):\n        m = re.match(self.fmt, s)\n        return m.group(0) if m else None\n\n\ndef parse",
+        );
+        // The lines from the first to the last the answer shows, both in the function.
+        expect(
+            "        m = re.match(self.fmt, s)\n        m = m or re.match(self.fmt, s + '\\n')\n        return m.group(0)\n",
+            "    def parse(self, s):\n        m = re.match(self.fmt, s)\n        m = m or re.match(self.fmt, s + '\\n')\n        return m.group(0)\n",
+        );
+        // Marked lines are placed by what they remove.
+        expect(
+            "-        m = re.match(self.fmt, s)\n+        m = re.fullmatch(self.fmt, s)\n",
+            "    def parse(self, s):\n        m = re.fullmatch(self.fmt, s)\n        return m.group(0)\n",
+        );
+        // The body given back as it was is no change.
+        assert_eq!(region.replace(CODE, "m = re.match(self.fmt, s)\nreturn m.group(0)\n"), Rewritten::Unchanged);
+        // Comments before a part aside.
+        expect(
+            "        # None where it does not match.\n        m = re.match(self.fmt, s)\n        return m and m.group(0)\n",
+            "    def parse(self, s):\n        m = re.match(self.fmt, s)\n        return m and m.group(0)\n",
+        );
+        // The whole function after the file's imports.
+        expect(
+            "import re\n\n# Fixed.\n@cached\ndef parse(self, s):\n    return s\n",
+            "    @cached\n    def parse(self, s):\n        return s\n\n\ndef parse",
+        );
+        // A part whose first line is not in the function is no part of it.
+        assert!(matches!(region.replace(CODE, "return m.group(1)\n"), Rewritten::Misshapen(_)));
     }
 
     #[test]
