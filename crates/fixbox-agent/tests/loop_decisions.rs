@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use fixbox_agent::{Event, Fix, FixRequest, Limits, Outcome, Setup};
 use fixbox_llm::Role;
-use support::{Files, MemorySandbox, Reply, ScriptedModel, pytest, repo, run, run_fix, run_request};
+use support::{Files, HANGS, MemorySandbox, Reply, ScriptedModel, pytest, repo, run, run_fix, run_request};
 
 const BUGGY: &str = "def add(a, b):\n    return a - b\n";
 const TESTS: &str = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n\n\ndef test_zero():\n    assert add(0, 0) == 0\n";
@@ -503,6 +503,24 @@ async fn a_rewrite_that_does_not_fix_is_undone_and_shown_and_one_with_no_new_cha
     let grammar = requests[0].sampling.extra.get("grammar").and_then(|g| g.as_str()).unwrap_or_default();
     assert!(grammar.starts_with("root ::= \"```\""), "{grammar}");
     assert!(requests[0].sampling.max_tokens < Some(200), "room for the region, not 2,048 tokens");
+}
+
+#[tokio::test]
+async fn a_rewrite_whose_tests_outlast_the_session_is_undone() {
+    let dir = repo(&[("calc.py", BUGGY), ("test_calc.py", TESTS)]);
+    let endless = "```python\ndef add(a, b):\n    while True:\n        pass\n```\n";
+    let model = ScriptedModel::new([Reply::text(endless)]);
+    let limits = Limits { wall_time_s: 2, ..limits() };
+    let mut request = FixRequest { limits, ..support::request(dir.path()) };
+    request.model.edit_format = Some(fixbox_patch::EditFormat::Rewrite);
+    let tests = |files: &Files, command: &str| match files.get("calc.py") {
+        Some(code) if code.contains("while True") => (HANGS, String::new()),
+        _ => calc_tests(files, command),
+    };
+    let ran = run_request(request, MemorySandbox::new(tests), model).await;
+    assert_eq!(ran.finished.outcome, Outcome::WallTime);
+    assert_eq!(ran.finished.diff, "", "the untested try is not the session's change");
+    assert!(ran.events.iter().any(|e| matches!(e, Event::PatchUndone { .. })), "{:?}", ran.kinds());
 }
 
 #[tokio::test]

@@ -122,7 +122,13 @@ impl<S: Sandbox> Run<'_, S> {
             self.repo.set(&path, after.clone());
             let report = match self.tests().await? {
                 Ok(report) => report,
-                Err(stop) => return Ok(stop),
+                Err(stop) => {
+                    // Out of time or cancelled before the tests judged this try: the session leaves
+                    // what was tested (a try can hang the tests, and the judge of the eval after it).
+                    self.repo.set(&path, before);
+                    self.log.record(Event::PatchUndone { iteration: self.iteration, path, broke: Vec::new() })?;
+                    return Ok(stop);
+                }
             };
             let regressions = report.regressions(baseline);
             let output = if report.ok() && regressions.is_empty() {
