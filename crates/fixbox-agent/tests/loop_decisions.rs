@@ -521,6 +521,8 @@ async fn a_rewrite_whose_tests_outlast_the_session_is_undone() {
     assert_eq!(ran.finished.outcome, Outcome::WallTime);
     assert_eq!(ran.finished.diff, "", "the untested try is not the session's change");
     assert!(ran.events.iter().any(|e| matches!(e, Event::PatchUndone { .. })), "{:?}", ran.kinds());
+    let timings = ran.finished.timings;
+    assert!(timings.tests_ms > timings.wall_ms / 2.0, "the run cut off is the tests' time: {timings:?}");
 }
 
 #[tokio::test]

@@ -397,17 +397,22 @@ impl<S: Sandbox> Run<'_, S> {
         let run = TestReport::run_live(self.sandbox, plan, timeout, sender);
         tokio::pin!(run);
         let iteration = self.iteration;
-        let report = loop {
+        let ended = loop {
             tokio::select! {
-                report = &mut run => break report,
+                report = &mut run => break Ok(report),
                 Some(text) = live.next() => {
                     self.log.record(Event::TestsOutput { iteration, text })?;
                 }
-                () = self.cancel.cancelled() => return Ok(Err(Outcome::Cancelled)),
-                () = tokio::time::sleep_until(self.deadline.into()) => return Ok(Err(Outcome::WallTime)),
+                () = self.cancel.cancelled() => break Err(Outcome::Cancelled),
+                () = tokio::time::sleep_until(self.deadline.into()) => break Err(Outcome::WallTime),
             }
         };
+        // A run cut off is the tests' time too.
         self.timings.tests_ms += ms(started.elapsed());
+        let report = match ended {
+            Ok(report) => report,
+            Err(stop) => return Ok(Err(stop)),
+        };
         while let Some(text) = live.next().await {
             self.log.record(Event::TestsOutput { iteration, text })?;
         }
