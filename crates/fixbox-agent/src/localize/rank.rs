@@ -160,7 +160,7 @@ const COMMON: &[&str] = &[
 /// Code a region may be in: source, not a test, a type stub, an example of how to use it or a script
 /// or benchmark run beside it.
 pub(super) fn candidate(path: &str) -> bool {
-    let aside = ["examples", "example", "docs", "doc", "benchmarks", "benchmark", "bench", "scripts"]
+    let aside = ["examples", "example", "docs", "doc", "benchmarks", "benchmark", "benches", "bench", "scripts"]
         .iter()
         .any(|dir| path.starts_with(&format!("{dir}/")));
     is_code(path) && !is_test_file(path) && !path.ends_with(".pyi") && !aside
@@ -200,6 +200,7 @@ mod tests {
             "docs/conf.py",
             "scripts/update-benchmark.js",
             "benchmark/parse-top.js",
+            "benches/parse.rs",
             "test.py",
             "tests/test_a.py",
             "a.pyi",
