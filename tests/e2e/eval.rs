@@ -288,3 +288,61 @@ async fn an_eval_takes_its_docker_hosts_in_turn_one_of_them_over_mutual_tls() ->
     ensure!(used == [remote.as_str(), local], "{used:?}");
     Ok(())
 }
+
+/// Ctrl+C while the judge's tests run (here they never end) stops the run at once, keeping no result
+/// for the task, which runs again next time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_while_judging_does_not_wait_for_the_judges_tests() -> Result<()> {
+    let _machine = fixbox_e2e::machine_to_myself().await;
+    let dir = tempfile::tempdir()?;
+    let (repos, dataset) = dataset(dir.path())?;
+    let first = std::fs::read_to_string(&dataset)?.lines().next().context("an empty dataset")?.to_string();
+    let mut task: serde_json::Value = serde_json::from_str(&first)?;
+    task["test_cmd"] = json!("sleep 3600");
+    let endless = dir.path().join("endless.jsonl");
+    std::fs::write(&endless, format!("{task}\n"))?;
+    let out = dir.path().join("gold");
+    let eval = tokio::process::Command::new(workspace_bin("fixbox")?)
+        .env("FIXBOX_DATA_DIR", dir.path().join("data"))
+        .args(["eval", "run"])
+        .arg(&endless)
+        .arg("--repos")
+        .arg(&repos)
+        .arg("--out")
+        .arg(&out)
+        .args(["--mode", "gold"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = eval.id().context("the run ended at once")?;
+    // The judge's sandbox is up (its containers carry the pid of the run that made them); its tests
+    // start a moment later.
+    let filter = format!("label=dev.fixbox.owner-pid={pid}");
+    let judging = async {
+        loop {
+            let ps = Command::new("docker").args(["ps", "-q", "--filter", &filter]).output()?;
+            if !String::from_utf8_lossy(&ps.stdout).trim().is_empty() {
+                return anyhow::Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(300), judging).await.context("no judge started")??;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGINT)?;
+    // The judge would wait 15 minutes for tests that never end; a stop does not.
+    let output = tokio::time::timeout(std::time::Duration::from_secs(120), eval.wait_with_output())
+        .await
+        .context("the run went on judging after Ctrl+C")??;
+    // The judge's sandbox is left to the next run's start, which removes what a run left behind.
+    let left = Command::new("docker").args(["ps", "-aq", "--filter", &filter]).output()?;
+    for id in String::from_utf8_lossy(&left.stdout).split_whitespace() {
+        Command::new("docker").args(["rm", "-f", id]).output()?;
+    }
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    eprintln!("{said}");
+    ensure!(said.contains("stopped: 0 of 1 tasks have results"), "{said}");
+    ensure!(!out.join("results/sample__cache-1.json").exists(), "a result kept for a task not judged");
+    Ok(())
+}

@@ -237,7 +237,17 @@ impl EvalRun {
         }
         result.model_patch = patch.clone();
         let on_line = |line: &str| tracing::debug!(line, "judging sandbox");
-        let judged = judge(task, &source, &work.join("judge"), &patch, docker, self.sandbox.clone(), &on_line).await;
+        let judge_dir = work.join("judge");
+        let judging = judge(task, &source, &judge_dir, &patch, docker, self.sandbox.clone(), &on_line);
+        // A stop does not wait for the judge (whose tests may hang until its timeout): the task runs
+        // again next time, and the next start removes the judge's sandbox.
+        let judged = tokio::select! {
+            judged = judging => judged,
+            () = stop.cancelled() => {
+                let _ = std::fs::remove_dir_all(&work);
+                return None;
+            }
+        };
         let _ = std::fs::remove_dir_all(&work);
         Some(match judged {
             Ok(judgement) => result.judged(judgement, started),
