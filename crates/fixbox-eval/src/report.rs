@@ -43,6 +43,10 @@ pub struct Totals {
     /// The median of each session's first prompt, in tokens; `None` when no session called a model.
     #[serde(default)]
     pub median_first_prompt_tokens: Option<f64>,
+    /// The share of the prompt tokens after each session's first call that the engine's cache
+    /// served; `None` when no session made a second call.
+    #[serde(default)]
+    pub cached_share_after_first: Option<f64>,
     /// Answers that held no edit the loop could use, over every session.
     #[serde(default)]
     pub answers_without_edit: u32,
@@ -113,6 +117,11 @@ impl Report {
                 firsts.sort_by(f64::total_cmp);
                 (!firsts.is_empty()).then(|| median(&firsts))
             },
+            cached_share_after_first: {
+                let prompt: u64 = tasks.iter().map(|t| t.later_prompt_tokens).sum();
+                let cached: u64 = tasks.iter().map(|t| t.later_cached_tokens).sum();
+                (prompt > 0).then(|| cached as f64 / prompt as f64)
+            },
             answers_without_edit: tasks.iter().map(|t| t.answers_without_edit).sum(),
             largest_prompt_tokens: tasks.iter().filter_map(|t| t.largest_prompt_tokens).max(),
             over_context: tasks.iter().map(|t| t.over_context).sum(),
@@ -180,7 +189,8 @@ impl Report {
             let _ = writeln!(
                 out,
                 "Time in sessions: model {}, tests {}, setup {}, localization {}, sandbox {}, Fixbox {}. Median first prompt: {}; \
-                 largest: {}; calls over their context window: {}. Answers with no usable edit: {}.\n",
+                 largest: {}; calls over their context window: {}; prompt tokens from the engine's cache after each session's \
+                 first call: {}. Answers with no usable edit: {}.\n",
                 share(p.model),
                 share(p.tests),
                 share(p.setup),
@@ -190,6 +200,7 @@ impl Report {
                 t.median_first_prompt_tokens.map_or("–".into(), |n| format!("{n:.0} tokens")),
                 t.largest_prompt_tokens.map_or("–".into(), |n| format!("{n} tokens")),
                 t.over_context,
+                t.cached_share_after_first.map_or("–".into(), |s| format!("{:.0}%", s * 100.0)),
                 t.answers_without_edit,
             );
         }
@@ -363,6 +374,7 @@ mod tests {
             result.first_prompt_tokens = Some(first);
             result.largest_prompt_tokens = Some(first * 2);
             result.answers_without_edit = without;
+            (result.later_prompt_tokens, result.later_cached_tokens) = (first * 4, first * 3);
             result
         };
         let region = |path: &str| fixbox_agent::Region { path: path.into(), start: 0, end: 9, function: None };
@@ -380,7 +392,7 @@ mod tests {
         for part in [
             "none resolved",
             "Time in sessions: model 5.0 min (77%), tests 60 s (15%), setup 15 s (4%), localization 6 s (2%), sandbox 6 s (2%), Fixbox 3 s (1%)",
-            "Median first prompt: 1500 tokens; largest: 6000 tokens; calls over their context window: 0. Answers with no usable edit: 3.",
+            "Median first prompt: 1500 tokens; largest: 6000 tokens; calls over their context window: 0; prompt tokens from the engine's cache after each session's first call: 75%. Answers with no usable edit: 3.",
             "of 2 sessions that asked for rewrites of regions of code, 1 showed the model a region the upstream fix changes (0 as the first region)",
             "| 2 of 2 |",
             "| none of 1 |",

@@ -92,6 +92,11 @@ pub struct TaskResult {
     /// The first model call's prompt, in tokens as the engine counted them.
     #[serde(default)]
     pub first_prompt_tokens: Option<u64>,
+    /// The prompt tokens of the calls after the first, and those of them the engine's cache served.
+    #[serde(default)]
+    pub later_prompt_tokens: u64,
+    #[serde(default)]
+    pub later_cached_tokens: u64,
     /// Answers that held no edit the loop could use (prose, a cut-off block, no file named).
     #[serde(default)]
     pub answers_without_edit: u32,
@@ -133,6 +138,8 @@ impl TaskResult {
             docker_host: String::new(),
             timings: None,
             first_prompt_tokens: None,
+            later_prompt_tokens: 0,
+            later_cached_tokens: 0,
             answers_without_edit: 0,
             largest_prompt_tokens: None,
             over_context: 0,
@@ -160,6 +167,10 @@ impl TaskResult {
         match event {
             Event::ModelCall { record, .. } => {
                 let prompt = record.usage.prompt;
+                if self.first_prompt_tokens.is_some() {
+                    self.later_prompt_tokens += prompt;
+                    self.later_cached_tokens += record.usage.cache_read;
+                }
                 self.first_prompt_tokens.get_or_insert(prompt);
                 self.largest_prompt_tokens = Some(self.largest_prompt_tokens.unwrap_or(0).max(prompt));
                 if record.context_window.is_some_and(|window| prompt + record.usage.completion > u64::from(window)) {
@@ -241,5 +252,28 @@ mod tests {
         assert_eq!(category(setup), Category::SetupFailed);
         assert_eq!(category(Outcome::Error { message: "the setup command of a test".into() }), Category::Error);
         assert_eq!(category(Outcome::MaxIterations), Category::NotFixed);
+    }
+
+    #[test]
+    fn the_calls_after_the_first_count_their_prompts_and_what_the_cache_served() {
+        let line = r#"{"instance_id": "a__b-1", "repo": "a/b", "base_commit": "abc", "problem_statement": "x", "FAIL_TO_PASS": ["t.py::a"], "PASS_TO_PASS": [], "test_patch": ""}"#;
+        let mut result = TaskResult::new(&Dataset::parse(line).tasks[0], Mode::Issue);
+        let call = |prompt: u64, cached: u64| -> Event {
+            serde_json::from_value(serde_json::json!({
+                "kind": "model_call",
+                "iteration": 1,
+                "record": {
+                    "task": "fix", "route": "local", "model": "m", "local": true, "text": "",
+                    "finish_reason": "stop", "usage_source": "server", "latency_ms": 1.0, "attempts": [],
+                    "usage": { "prompt": prompt, "completion": 9, "cache_read": cached, "cache_write": 0 },
+                },
+            }))
+            .expect("a model call")
+        };
+        for (prompt, cached) in [(1000, 20), (1200, 1100), (900, 800)] {
+            result.saw(&call(prompt, cached));
+        }
+        assert_eq!(result.first_prompt_tokens, Some(1000));
+        assert_eq!((result.later_prompt_tokens, result.later_cached_tokens), (2100, 1900));
     }
 }
