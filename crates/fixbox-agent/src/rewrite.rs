@@ -12,7 +12,8 @@ use crate::prompt::Prompt;
 use crate::repo::{Repo, file_diff};
 use crate::testrun::failure_text;
 
-/// Earlier tries of a region shown with it: the latest ones.
+/// Earlier tries of a region shown with it, at most: the latest ones, a page at a time (see
+/// [`shown_from`]).
 const TRIES_SHOWN: usize = 2;
 /// Answers in a row that bring no new change to test (unchanged, repeated or misshapen) allowed, in
 /// rounds over the regions, before the session is stuck.
@@ -284,7 +285,7 @@ pub fn prompt(task: &str, failure: &str, repo: &Repo, region: &Region, tries: &[
         failure = failure_text(failure, FAILURE_CHARS),
         label = region.label(),
     );
-    for t in &tries[tries.len().saturating_sub(TRIES_SHOWN)..] {
+    for t in &tries[shown_from(tries.len())..] {
         let (outcome, next) = match t.broke.as_slice() {
             [] => ("the tests still failed".to_string(), "fix it another way"),
             // A small model that fixed the issue by replacing a condition is told to add one.
@@ -318,6 +319,13 @@ pub fn prompt(task: &str, failure: &str, repo: &Repo, region: &Region, tries: &[
     );
     let tokens_estimate = estimate_tokens(&system) + estimate_tokens(&user) + 8;
     Prompt { messages: vec![Message::system(system), Message::user(user)], tokens_estimate, trimmed_turns: 0 }
+}
+
+/// The first of `tries` earlier tries a prompt shows: they are shown in pages of [`TRIES_SHOWN`], so
+/// that the prompt of a region's next ask begins with its last one (the engine resumes from its state
+/// and computes only the new try) but where a page starts.
+fn shown_from(tries: usize) -> usize {
+    tries.saturating_sub(1) / TRIES_SHOWN * TRIES_SHOWN
 }
 
 /// The lines a try removed and added, as `-` and `+` lines: a whole diff with its headers is what a
@@ -453,6 +461,13 @@ mod tests {
         let window = Region { path: "x.py".into(), start: 0, end: 2, function: None };
         let Rewritten::Changed(file) = window.replace(code, "x = (1\n- 3)\n") else { panic!() };
         assert_eq!(file, "x = (1\n- 3)\n");
+    }
+
+    #[test]
+    fn earlier_tries_are_shown_a_page_at_a_time() {
+        let shown = |n: usize| (shown_from(n)..n).collect::<Vec<_>>();
+        assert_eq!([shown(0), shown(1), shown(2)], [vec![], vec![0], vec![0, 1]]);
+        assert_eq!([shown(3), shown(4), shown(5)], [vec![2], vec![2, 3], vec![4]]);
     }
 
     #[test]
