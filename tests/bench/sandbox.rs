@@ -196,5 +196,5 @@ fn ratio(a: Duration, b: Duration) -> f64 {
 /// A sandbox for a session without network from `pools`, as sessions get theirs.
 async fn session_sandbox(pools: &fixbox_agent::setup::WarmPools) -> Result<fixbox_agent::setup::Sandboxed> {
     let host = fixbox_sandbox::HostAddress::Local;
-    Ok(pools.sandbox(&host, "python", Default::default(), false, &|_: &str| {}).await?)
+    Ok(pools.sandbox(&host, "python", Default::default(), false, None, &|_: &str| {}).await?)
 }

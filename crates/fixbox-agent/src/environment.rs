@@ -29,6 +29,8 @@ pub struct Environment {
     pub archive: Option<PathBuf>,
     /// Whether that archive was there before the session: it is restored, and the command not run.
     pub restore: bool,
+    /// Whether the session's sandbox holds it already, restored by a warm pool.
+    pub restored_ahead: bool,
 }
 
 impl Environment {
@@ -36,7 +38,7 @@ impl Environment {
     pub fn kept_in(dir: &Path, repo: &Path, command: &str, image: &str) -> Self {
         let archive = dir.join(format!("{}.tar", key(repo, command, image)));
         let restore = archive.is_file();
-        Self { command: command.to_string(), archive: Some(archive), restore }
+        Self { command: command.to_string(), archive: Some(archive), restore, restored_ahead: false }
     }
 }
 

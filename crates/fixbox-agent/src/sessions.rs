@@ -147,13 +147,25 @@ impl Sessions {
                 let _ = updates.send(SessionUpdate::Setup { line: line.to_string() });
             }
         };
+        let getting = self.warm.sandbox(
+            &setup.docker,
+            &fix.plan().recipe,
+            setup.limits,
+            fix.needs_network(),
+            fix.restores(),
+            &on_line,
+        );
         let sandboxed = tokio::select! {
-            sandboxed = self.warm.sandbox(&setup.docker, &fix.plan().recipe, setup.limits, fix.needs_network(), &on_line) => sandboxed,
+            sandboxed = getting => sandboxed,
             () = cancel.cancelled() => Err(AgentError::Stopped { before: "its sandbox was ready" }),
         };
-        let Sandboxed { sandbox, image, took, warm } = sandboxed?;
+        let Sandboxed { sandbox, image, took, warm, restored } = sandboxed?;
         if warm {
-            on_line(&format!("a sandbox from the warm pool, ready in {} ms", took.as_millis()));
+            let with = if restored { " with what an earlier session installed" } else { "" };
+            on_line(&format!("a sandbox from the warm pool{with}, ready in {} ms", took.as_millis()));
+        }
+        if restored {
+            fix.restored_ahead();
         }
         metrics.sandbox_started(took, warm);
         let id = setup.store.create_session(&fix.title())?;

@@ -1,6 +1,7 @@
 //! A warm pool: sandboxes created ahead of time, so a session starts without waiting for Docker.
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +41,18 @@ impl SandboxPool {
     /// Starts filling a pool of `size` sandboxes made with `options` (which must not have a setup
     /// phase: setup is per session). A size of 0 makes every `take` a cold start.
     pub fn start(host: SandboxHost, options: SandboxOptions, size: usize) -> Result<Self, SandboxError> {
+        Self::start_restoring(host, options, size, None)
+    }
+
+    /// [`SandboxPool::start`], with `archive` (what [`Sandbox::save`] wrote: a session's installed
+    /// dependencies) restored into each sandbox before it is ready. A pool whose archive cannot be
+    /// restored stops filling.
+    pub fn start_restoring(
+        host: SandboxHost,
+        options: SandboxOptions,
+        size: usize,
+        archive: Option<PathBuf>,
+    ) -> Result<Self, SandboxError> {
         if !options.setup.is_empty() {
             return Err(SandboxError::Sandbox {
                 op: "pool sandboxes",
@@ -48,7 +61,7 @@ impl SandboxPool {
         }
         let shared =
             Arc::new(Shared { idle: Mutex::new(VecDeque::new()), size, taken: Notify::new(), added: Notify::new() });
-        let filler = tokio::spawn(fill(host.clone(), options.clone(), shared.clone()));
+        let filler = tokio::spawn(fill(host.clone(), options.clone(), archive, shared.clone()));
         Ok(Self { host, options, shared, filler })
     }
 
@@ -115,12 +128,21 @@ impl SandboxPool {
     }
 }
 
-async fn fill(host: SandboxHost, options: SandboxOptions, shared: Arc<Shared>) {
+async fn fill(host: SandboxHost, options: SandboxOptions, archive: Option<PathBuf>, shared: Arc<Shared>) {
     loop {
         let taken = shared.taken.notified();
         while lock(&shared.idle).len() < shared.size {
             match DockerSandbox::create(&host, &options).await {
                 Ok(sandbox) => {
+                    if let Some(archive) = &archive
+                        && let Err(err) = sandbox.restore(archive).await
+                    {
+                        // Gone or broken (a session that restores it then removes it): sessions of
+                        // this kind start cold.
+                        tracing::warn!(%err, "could not restore a session's dependencies into a warm sandbox; the pool stops filling");
+                        let _ = sandbox.destroy().await;
+                        return;
+                    }
                     if let Err(err) = sandbox.prepare_workspace_receiver().await {
                         tracing::debug!(%err, "no prepared copy receiver; the copy will start its own");
                     }

@@ -26,6 +26,14 @@ impl<S: Sandbox> Run<'_, S> {
         let command = environment.command.clone();
         self.log.record(Event::SetupStarted { command: command.clone(), restoring: environment.restore })?;
         if let (Some(archive), true) = (&environment.archive, environment.restore) {
+            if environment.restored_ahead {
+                let output = format!(
+                    "what an earlier session installed ({}) was restored in the warm pool, before this session began",
+                    archive.display()
+                );
+                self.log.record(Event::SetupRun { command, exit_code: Some(0), output, ms: 0.0, restored: true })?;
+                return Ok(Ok(()));
+            }
             let restored = environment::restore(self.sandbox, archive).await;
             self.timings.setup_ms += ms(started.elapsed());
             if let Err(err) = restored {

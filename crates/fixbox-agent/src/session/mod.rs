@@ -55,7 +55,8 @@ impl Fix {
             Setup::Skip => None,
             Setup::Command(command) => Some(command.clone()),
         };
-        let environment = command.map(|command| Environment { command, archive: None, restore: false });
+        let environment =
+            command.map(|command| Environment { command, archive: None, restore: false, restored_ahead: false });
         Ok(Self { request, plan, repo, environment })
     }
 
@@ -75,6 +76,20 @@ impl Fix {
     /// Whether its sandbox starts with network: for a setup to run, not one restored.
     pub fn needs_network(&self) -> bool {
         self.environment.as_ref().is_some_and(|e| !e.restore)
+    }
+
+    /// The archive of what an earlier session installed, which this one restores instead of running
+    /// its setup.
+    pub fn restores(&self) -> Option<&std::path::Path> {
+        self.environment.as_ref().filter(|e| e.restore).and_then(|e| e.archive.as_deref())
+    }
+
+    /// Its sandbox holds what [`Fix::restores`] names already (a warm pool restored it): the session
+    /// says so instead of restoring it again.
+    pub fn restored_ahead(&mut self) {
+        if let Some(environment) = self.environment.as_mut().filter(|e| e.restore) {
+            environment.restored_ahead = true;
+        }
     }
 
     /// The session's title in the history: "fix: " and the task's first 70 characters.

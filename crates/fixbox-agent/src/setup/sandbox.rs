@@ -1,6 +1,7 @@
 //! A hardened sandbox for a session, with the image the repository's tests need; from a warm pool of
 //! ready ones where the session needs no network.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -11,19 +12,22 @@ use fixbox_sandbox::{
 
 use crate::AgentError;
 
-/// A sandbox ready for a session, how long getting it took, and whether it came from a warm pool.
+/// A sandbox ready for a session, how long getting it took, whether it came from a warm pool, and
+/// whether the pool had restored the session's dependencies into it.
 #[derive(Debug)]
 pub struct Sandboxed {
     pub sandbox: DockerSandbox,
     pub image: String,
     pub took: Duration,
     pub warm: bool,
+    pub restored: bool,
 }
 
 /// Sandboxes started ahead of time, so that a session without network starts without waiting for
-/// Docker: `size` of each kind (sandbox host, recipe, limits and runtime) a session started cold
-/// with. The first session of a kind starts the pool of it; the sandbox it then makes is the one that
-/// works (gVisor where the Engine has it, runc where not). Cloning shares the pools.
+/// Docker: `size` of each kind (sandbox host, recipe, limits, runtime, and the dependencies an earlier
+/// session installed, restored into it) a session started cold with. The first session of a kind
+/// starts the pool of it; the sandbox it then makes is the one that works (gVisor where the Engine has
+/// it, runc where not). Cloning shares the pools.
 #[derive(Debug, Clone, Default)]
 pub struct WarmPools {
     size: usize,
@@ -41,12 +45,16 @@ struct Kind {
     limits: Limits,
     /// The runtime the user chose ([`RUNTIME_ENV`]), as set.
     runtime: String,
+    /// The archive of installed dependencies restored into it. Its name says what it holds (the
+    /// repository, the setup command, the image and the manifests), so that one name is one content.
+    restored: Option<PathBuf>,
 }
 
 impl Kind {
-    fn new(docker: &HostAddress, recipe: &str, limits: &Limits) -> Self {
+    fn new(docker: &HostAddress, recipe: &str, limits: &Limits, restore: Option<&Path>) -> Self {
         let runtime = std::env::var(RUNTIME_ENV).unwrap_or_default();
-        Self { docker: docker.clone(), recipe: recipe.to_string(), limits: limits.clone(), runtime }
+        let restored = restore.map(Path::to_path_buf);
+        Self { docker: docker.clone(), recipe: recipe.to_string(), limits: limits.clone(), runtime, restored }
     }
 }
 
@@ -69,7 +77,7 @@ impl WarmPools {
         if self.size == 0 || pools.iter().any(|(k, _)| *k == kind) {
             return;
         }
-        match SandboxPool::start(host.clone(), options.clone(), self.size) {
+        match SandboxPool::start_restoring(host.clone(), options.clone(), self.size, kind.restored.clone()) {
             Ok(pool) => pools.push((kind, Arc::new(pool))),
             Err(err) => tracing::warn!(%err, "no warm pool; every session's sandbox is a cold start"),
         }
@@ -116,7 +124,7 @@ pub async fn sandbox(
     keep_network: bool,
     on_line: &(dyn Fn(&str) + Send + Sync),
 ) -> Result<Sandboxed, AgentError> {
-    WarmPools::default().sandbox(docker, recipe, limits, keep_network, on_line).await
+    WarmPools::default().sandbox(docker, recipe, limits, keep_network, None, on_line).await
 }
 
 impl WarmPools {
@@ -124,23 +132,27 @@ impl WarmPools {
     /// where there is one; else one made on the sandbox host at `docker`, after removing sandboxes a
     /// crashed run left behind and building the recipe's image unless it is built already (its build
     /// lines go to `on_line`), with `limits`, and with network if `keep_network` (for a setup the
-    /// caller runs, then cuts it). One made without network starts the pool of its kind.
+    /// caller runs, then cuts it). One made without network starts the pool of its kind, which
+    /// restores `restore` (the archive of what an earlier session installed, which the session is to
+    /// restore) into each of its sandboxes: [`Sandboxed::restored`] says whether this one holds it.
     pub async fn sandbox(
         &self,
         docker: &HostAddress,
         recipe: &str,
         limits: Limits,
         keep_network: bool,
+        restore: Option<&Path>,
         on_line: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<Sandboxed, AgentError> {
         let started = Instant::now();
-        let kind = Kind::new(docker, recipe, &limits);
+        let kind = Kind::new(docker, recipe, &limits, restore.filter(|_| !keep_network));
         if !keep_network
             && let Some(pool) = self.pool(&kind)
             && let Some(sandbox) = pool.take_ready().await
         {
             let image = pool.options().image.clone();
-            return Ok(Sandboxed { sandbox, image, took: started.elapsed(), warm: true });
+            let restored = kind.restored.is_some();
+            return Ok(Sandboxed { sandbox, image, took: started.elapsed(), warm: true, restored });
         }
         let host = docker.connect().await.map_err(AgentError::sandbox("reach Docker"))?;
         if let Err(err) = reap_orphans(&host).await {
@@ -173,7 +185,7 @@ impl WarmPools {
         if !keep_network {
             self.start(kind, &host, &options);
         }
-        Ok(Sandboxed { sandbox, image, took: started.elapsed(), warm: false })
+        Ok(Sandboxed { sandbox, image, took: started.elapsed(), warm: false, restored: false })
     }
 }
 
