@@ -102,6 +102,14 @@ fn eval(data: &Path, dataset: &Path, repos: &Path, out: &Path, args: &[&str]) ->
     Ok((report, stderr))
 }
 
+/// `fixbox eval run` on `dataset` into `out`, its data in `dir`, for a test to run in the background.
+fn eval_command(dir: &Path, dataset: &Path, repos: &Path, out: &Path) -> Result<tokio::process::Command> {
+    let mut command = tokio::process::Command::new(workspace_bin("fixbox")?);
+    command.env("FIXBOX_DATA_DIR", dir.join("data")).args(["eval", "run"]).arg(dataset);
+    command.arg("--repos").arg(repos).arg("--out").arg(out);
+    Ok(command)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eval_judges_the_gold_fix_and_a_session_by_the_hidden_tests() -> Result<()> {
     let _machine = fixbox_e2e::machine_to_myself().await;
@@ -192,14 +200,7 @@ async fn a_run_that_loses_the_model_server_waits_for_it_and_runs_the_task_again(
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let routes = routing_file(dir.path(), &format!("http://127.0.0.1:{port}"))?;
     let out = dir.path().join("tests");
-    let mut eval = tokio::process::Command::new(workspace_bin("fixbox")?)
-        .env("FIXBOX_DATA_DIR", dir.path().join("data"))
-        .args(["eval", "run"])
-        .arg(&dataset)
-        .arg("--repos")
-        .arg(&repos)
-        .arg("--out")
-        .arg(&out)
+    let mut eval = eval_command(dir.path(), &dataset, &repos, &out)?
         .args(["--mode", "tests", "--instance", "sample__cache-1", "--metrics", "127.0.0.1:0", "--routes"])
         .arg(&routes)
         .stderr(std::process::Stdio::piped())
@@ -302,14 +303,7 @@ async fn a_stop_while_judging_does_not_wait_for_the_judges_tests() -> Result<()>
     let endless = dir.path().join("endless.jsonl");
     std::fs::write(&endless, format!("{task}\n"))?;
     let out = dir.path().join("gold");
-    let eval = tokio::process::Command::new(workspace_bin("fixbox")?)
-        .env("FIXBOX_DATA_DIR", dir.path().join("data"))
-        .args(["eval", "run"])
-        .arg(&endless)
-        .arg("--repos")
-        .arg(&repos)
-        .arg("--out")
-        .arg(&out)
+    let eval = eval_command(dir.path(), &endless, &repos, &out)?
         .args(["--mode", "gold"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -198,20 +198,25 @@ async fn builds_pulls_serves_streams_and_restarts_a_killed_engine() {
     assert_eq!(log.matches("--- fixbox: starting llama-server").count(), 2, "{history:?}");
 }
 
-/// A greedy answer that copies code from its prompt, as an edit does: its text and llama-server's
-/// timings.
-async fn copy_answer(url: &str) -> (String, serde_json::Value) {
-    let code = "def total(items):\n    result = 0\n    for item in items:\n        result += item.price * item.count\n    return result\n";
+/// A greedy answer of at most `max_tokens` to `content`, as llama-server sent it.
+async fn greedy(url: &str, content: &str, max_tokens: u32) -> serde_json::Value {
     let body = serde_json::json!({
         "model": "smollm2",
-        "messages": [{ "role": "user", "content": format!("Repeat this code exactly:\n{code}") }],
-        "max_tokens": 64,
+        "messages": [{ "role": "user", "content": content }],
+        "max_tokens": max_tokens,
         "temperature": 0,
     });
     let client = fixbox_models::http_client_builder().no_proxy().build().unwrap();
     let request = client.post(format!("{url}/v1/chat/completions")).body(body.to_string());
     let response = request.header("content-type", "application/json").send().await.unwrap();
-    let answer: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
+}
+
+/// A greedy answer that copies code from its prompt, as an edit does: its text and llama-server's
+/// timings.
+async fn copy_answer(url: &str) -> (String, serde_json::Value) {
+    let code = "def total(items):\n    result = 0\n    for item in items:\n        result += item.price * item.count\n    return result\n";
+    let answer = greedy(url, &format!("Repeat this code exactly:\n{code}"), 64).await;
     (answer["choices"][0]["message"]["content"].as_str().unwrap().to_string(), answer["timings"].clone())
 }
 
@@ -239,17 +244,7 @@ async fn n_gram_drafts_are_on_by_default_accepted_where_the_answer_copies_and_ch
 
 /// llama-server's timings for a one-token answer to `prompt`.
 async fn prefill(url: &str, prompt: &str) -> serde_json::Value {
-    let body = serde_json::json!({
-        "model": "smollm2",
-        "messages": [{ "role": "user", "content": prompt }],
-        "max_tokens": 1,
-        "temperature": 0,
-    });
-    let client = fixbox_models::http_client_builder().no_proxy().build().unwrap();
-    let request = client.post(format!("{url}/v1/chat/completions")).body(body.to_string());
-    let response = request.header("content-type", "application/json").send().await.unwrap();
-    let answer: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
-    answer["timings"].clone()
+    greedy(url, prompt, 1).await["timings"].clone()
 }
 
 /// A fix session asks about regions of code in turns, each prompt the issue and then one region: a
