@@ -166,7 +166,7 @@ fn within(old: &[&str], answer: &[&str], marker: &str) -> Option<Vec<String>> {
     let code = answer.iter().position(|l| !l.trim().is_empty() && !l.trim_start().starts_with(marker))?;
     let answer = &answer[code..];
     let new = unmarked(old, answer.to_vec());
-    let old_side: Vec<&str> = if new.len() == answer.len() && new == answer {
+    let old_side: Vec<&str> = if new == answer {
         answer.to_vec()
     } else {
         answer.iter().filter(|l| !l.starts_with('+')).map(|l| l.strip_prefix('-').unwrap_or(l)).collect()
