@@ -75,6 +75,7 @@ async fn main() -> Result<()> {
             model: ModelSettings::default(),
             limits: Limits { max_iterations: iterations, ..Limits::default() },
             allow_test_edits: false,
+            bug_tests: Vec::new(),
             share: Vec::new(),
         };
         let fix = Fix::prepare(request)?;

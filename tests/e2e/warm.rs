@@ -43,6 +43,7 @@ async fn session_on(
         model: ModelSettings::default(),
         limits: Limits { max_iterations: 2, ..Limits::default() },
         allow_test_edits: false,
+        bug_tests: Vec::new(),
         share: Vec::new(),
     };
     let mut handle = sessions.start(Fix::prepare(request)?, setup.clone(), CancellationToken::new());

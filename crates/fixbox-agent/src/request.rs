@@ -88,6 +88,9 @@ pub struct FixRequest {
     pub limits: Limits,
     /// Let patches change test files (off: a fix must not edit the tests that judge it).
     pub allow_test_edits: bool,
+    /// Tests the user says show the bug (a failing check, SWE-bench's FAIL_TO_PASS): a failure of
+    /// theirs before any change is the bug's, never set aside as the project's own.
+    pub bug_tests: Vec<String>,
     /// Files the sandbox gets although their names look like credentials (see
     /// [`fixbox_sandbox::is_withheld`]); prompts still leave them out.
     pub share: Vec<String>,

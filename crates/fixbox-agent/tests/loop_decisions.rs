@@ -161,12 +161,16 @@ fn env_tests(env_error: &'static str) -> impl Fn(&Files, &str) -> (i64, String) 
 #[tokio::test]
 async fn a_failure_before_any_change_with_another_error_than_the_issues_example_is_left_out() {
     let task = "add() raises on ints\n\n```python\nfrom calc import add\nadd(2, 3)\n```\nThis raises `TypeError: unsupported operand`.\n";
-    for (env_error, left_out) in [("OSError", true), ("TypeError", false)] {
+    // A test the user says shows the bug is the bug's, whatever it fails with.
+    let named = vec!["test_calc.py::test_env".to_string()];
+    for (env_error, bug_tests, left_out) in
+        [("OSError", Vec::new(), true), ("TypeError", Vec::new(), false), ("OSError", named, false)]
+    {
         let dir = repo(&[("calc.py", BUGGY), ("test_calc.py", ZERO_TEST)]);
         let model = ScriptedModel::new([Reply::text(fix())]);
         let sandbox = MemorySandbox::new(env_tests(env_error));
         let commands = sandbox.commands.clone();
-        let request = FixRequest { task: task.into(), limits: limits(), ..support::request(dir.path()) };
+        let request = FixRequest { task: task.into(), limits: limits(), bug_tests, ..support::request(dir.path()) };
         let ran = run_request(request, sandbox, model.clone()).await;
         let set_aside: Vec<(Vec<String>, String)> = ran
             .events
@@ -187,7 +191,8 @@ async fn a_failure_before_any_change_with_another_error_than_the_issues_example_
             let last = commands.lock().unwrap().iter().rev().find(|c| c.contains("python -m pytest")).cloned();
             assert!(last.is_some_and(|c| c.contains("--deselect 'test_calc.py::test_env'")));
         } else {
-            // The same kind of error: the failure may be the issue's, and the fix must mend it.
+            // The same kind of error, or a test named as the bug's: the failure may be the issue's,
+            // and the fix must mend it.
             assert!(set_aside.is_empty(), "{set_aside:?}");
             assert_ne!(ran.finished.outcome, Outcome::Fixed);
             assert!(asked[0].contains("no such device"), "{}", asked[0]);

@@ -97,6 +97,10 @@ pub struct FixArgs {
     /// Let patches change test files.
     #[arg(long)]
     allow_test_edits: bool,
+    /// A test that shows the bug (its id as the runner names it, e.g. tests/test_a.py::test_b); its
+    /// failure before any change is the bug's, never the project's own. Repeatable.
+    #[arg(long = "bug-test")]
+    bug_tests: Vec<String>,
     /// Copy files matching PATTERN into the sandbox although their names look like credentials (a
     /// `.env` or a key the tests read; a path, a name, or `*` at one end: `certs/*`). Repeatable;
     /// prompts still leave them out. Adds to what is remembered for the repository.
@@ -194,6 +198,7 @@ pub async fn run(args: FixArgs) -> anyhow::Result<ExitCode> {
             ..defaults
         },
         allow_test_edits: args.allow_test_edits,
+        bug_tests: args.bug_tests.clone(),
         share,
     };
     let fix = Fix::prepare(request)?;

@@ -55,7 +55,7 @@ enum Command {
     /// An OpenAI-compatible endpoint in front of the routes, and Prometheus metrics (--metrics).
     Serve(serve::ServeArgs),
     /// Fix a bug: a model patches a sandboxed copy of the repository until its tests pass.
-    Fix(fix::FixArgs),
+    Fix(Box<fix::FixArgs>),
     /// Evaluate on a dataset of real bugs (SWE-bench format): sessions, judged by their hidden tests.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
@@ -88,7 +88,7 @@ fn main() -> ExitCode {
             Command::Routes(command) => routes::run(command).await,
             Command::Keys(command) => keys::run(command).await,
             Command::Serve(args) => serve::run(args).await,
-            Command::Fix(args) => fix::run(args).await,
+            Command::Fix(args) => fix::run(*args).await,
             Command::Eval(command) => eval::run(command).await,
             Command::Sessions(command) => sessions::run(command).await,
             Command::Github(command) => github::run(command).await,

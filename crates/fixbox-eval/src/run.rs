@@ -282,6 +282,8 @@ impl EvalRun {
             model: self.model.clone(),
             limits: self.limits.clone(),
             allow_test_edits: false,
+            // Given the tests, the session knows which show the bug.
+            bug_tests: if self.mode == Mode::Tests { task.fail_to_pass.clone() } else { Vec::new() },
             share: Vec::new(),
         };
         let fix = Fix::prepare(request).map_err(|e| EvalError::Session(e.to_string()))?;

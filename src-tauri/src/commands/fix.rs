@@ -182,6 +182,7 @@ pub async fn fix_start(
             ..Limits::default()
         },
         allow_test_edits: false,
+        bug_tests: Vec::new(),
         share: request.share,
     };
     let (folder, share) = (fix_request.repo.clone(), fix_request.share.clone());

@@ -17,7 +17,8 @@ use crate::text::shell_quote;
 impl<S: Sandbox> Run<'_, S> {
     /// Where tests fail before any change, whether they fail for the issue: where the issue's own
     /// example shows the bug (pytest, a plain command), a failing test that ends with another kind of
-    /// error than the example is the project's own failure (its environment's, a flaky one). Those
+    /// error than the example is the project's own failure (its environment's, a flaky one), unless
+    /// the user named it among the tests that show the bug ([`crate::FixRequest::bug_tests`]). Those
     /// are left out of every later run and the example becomes the reproduction; the run with them
     /// left out is the new baseline. `Ok(None)`: the failures stand as the bug.
     pub(super) async fn set_aside(
@@ -43,6 +44,7 @@ impl<S: Sandbox> Run<'_, S> {
         let failing = baseline.failing();
         let (others, kinds): (Vec<String>, BTreeSet<&str>) = failing
             .iter()
+            .filter(|id| !self.request.bug_tests.contains(id))
             .filter_map(|id| match (baseline.error_kind(id), &issues) {
                 (Some(kind), Some(issue)) if kind != issue => Some((id.clone(), kind)),
                 _ => None,

@@ -259,6 +259,7 @@ pub fn request(repo: &Path) -> FixRequest {
         model: ModelSettings { edit_format: Some(EditFormat::SearchReplace), ..ModelSettings::default() },
         limits: Limits::default(),
         allow_test_edits: false,
+        bug_tests: Vec::new(),
         share: Vec::new(),
     }
 }
