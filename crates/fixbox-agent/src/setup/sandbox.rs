@@ -37,6 +37,10 @@ pub struct WarmPools {
 /// A pool, and the kind of sandbox it keeps.
 type Pool = (Kind, Arc<SandboxPool>);
 
+/// Pools of sandboxes with a repository's dependencies restored kept at once: each holds containers
+/// for one repository.
+const RESTORED_POOLS: usize = 4;
+
 /// What makes two sessions' sandboxes interchangeable.
 #[derive(Debug, Clone, PartialEq)]
 struct Kind {
@@ -70,12 +74,25 @@ impl WarmPools {
     }
 
     /// Starts a pool of `kind` made with `options` (which a session just made a sandbox with), unless
-    /// there is one.
+    /// there is one. Of the pools with restored dependencies (one per repository), the oldest goes
+    /// where there would be more than [`RESTORED_POOLS`].
     fn start(&self, kind: Kind, host: &SandboxHost, options: &SandboxOptions) {
         // Looked up and added under one lock: two sessions of a kind may start cold at once.
         let mut pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
         if self.size == 0 || pools.iter().any(|(k, _)| *k == kind) {
             return;
+        }
+        let restored = |(k, _): &Pool| k.restored.is_some();
+        if kind.restored.is_some()
+            && pools.iter().filter(|p| restored(p)).count() >= RESTORED_POOLS
+            && let Some(oldest) = pools.iter().position(restored)
+        {
+            let (_, pool) = pools.remove(oldest);
+            tokio::spawn(async move {
+                if let Err(err) = pool.shutdown().await {
+                    tracing::warn!(%err, "could not remove a warm sandbox; the next start removes it");
+                }
+            });
         }
         match SandboxPool::start_restoring(host.clone(), options.clone(), self.size, kind.restored.clone()) {
             Ok(pool) => pools.push((kind, Arc::new(pool))),
@@ -204,5 +221,37 @@ fn runtime(needs_network: bool) -> Result<(Option<String>, bool), AgentError> {
         "" | "auto" if needs_network => Ok((None, false)),
         "" | "auto" => Ok((Some("runsc".into()), false)),
         other => Err(AgentError::Config(format!("{RUNTIME_ENV}={other} is not a runtime: use runc, runsc or auto"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pools of an image that is not there: their fillers fail and wait, and no container is made.
+    #[tokio::test]
+    async fn at_most_four_pools_keep_restored_dependencies_and_the_oldest_goes() {
+        let host = HostAddress::Local.connect().await;
+        let Ok(host) = host else { panic!("Docker is needed (scripts/setup starts it): {host:?}") };
+        let pools = WarmPools::new(1);
+        let options = SandboxOptions::new("fixbox-test-no-such-image:0");
+        let kind =
+            |archive: Option<PathBuf>| Kind::new(&HostAddress::Local, "python", &Limits::default(), archive.as_deref());
+        let archives: Vec<PathBuf> = (0..5).map(|n| PathBuf::from(format!("/nowhere/{n}.tar"))).collect();
+        pools.start(kind(None), &host, &options);
+        for archive in &archives {
+            pools.start(kind(Some(archive.clone())), &host, &options);
+        }
+        let kept: Vec<Option<PathBuf>> = pools
+            .pools
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, _)| k.restored.clone())
+            .collect();
+        let mut expected = vec![None];
+        expected.extend(archives[1..].iter().cloned().map(Some));
+        assert_eq!(kept, expected, "the plain pool stays; of the five restored, the first went");
+        pools.shutdown().await;
     }
 }
