@@ -11,6 +11,7 @@ use crate::localize::{Region, defined, leading};
 use crate::prompt::Prompt;
 use crate::repo::{Repo, file_diff};
 use crate::testrun::failure_text;
+use crate::text::first_of;
 
 /// Earlier tries of a region shown with it, at most: the latest ones, a page at a time (see
 /// [`shown_from`]).
@@ -21,6 +22,8 @@ pub const IDLE_ROUNDS: usize = 3;
 /// Characters of the failure shown, and of an earlier try's.
 const FAILURE_CHARS: usize = 2400;
 const TRY_CHARS: usize = 900;
+/// Tests a try broke named in the prompt, at most: a change can break hundreds.
+const BROKE_SHOWN: usize = 5;
 
 /// The order the regions (most likely first) are asked in: rounds that each start again at the most
 /// likely one and reach one region further than the last (0; 0 1; 0 1 2; ...). The likeliest places get
@@ -290,7 +293,10 @@ pub fn prompt(task: &str, failure: &str, repo: &Repo, region: &Region, tries: &[
             [] => ("the tests still failed".to_string(), "fix it another way"),
             // A small model that fixed the issue by replacing a condition is told to add one.
             broke => (
-                format!("the issue's test passed, but tests that passed before failed ({})", broke.join(", ")),
+                format!(
+                    "the issue's test passed, but tests that passed before failed ({})",
+                    first_of(broke, BROKE_SHOWN)
+                ),
                 "keep what fixed the issue and what those tests need",
             ),
         };
@@ -495,6 +501,11 @@ mod tests {
             Try { diff: "-a\n+b\n".into(), output: "E   assert 1 == 2".into(), broke: Vec::new() },
             Try { diff: "-c\n+d\n".into(), output: "E   assert 3 == 4".into(), broke: vec!["t.py::test_y".into()] },
         ];
+        // A try that broke hundreds of tests names a few: the prompt stays within the context window.
+        let many = Try { broke: (0..300).map(|n| format!("t.py::test_{n}")).collect(), ..tries[1].clone() };
+        let crowded = prompt("x", "FAILED t.py::test_x", &repo, &region, &[many], false);
+        assert!(crowded.messages[1].content.contains("t.py::test_4 and 295 more)"), "{}", crowded.messages[1].content);
+        assert!(crowded.tokens_estimate < 1000, "{}", crowded.tokens_estimate);
         let task = "parse() drops the newline\n\nExpected: the newline is kept.";
         let prompt = prompt(task, "FAILED t.py::test_x", &repo, &region, &tries, true);
         let user = &prompt.messages[1].content;
