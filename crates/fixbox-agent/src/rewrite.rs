@@ -11,7 +11,7 @@ use crate::localize::{Region, defined, leading};
 use crate::prompt::Prompt;
 use crate::repo::{Repo, file_diff};
 use crate::testrun::failure_text;
-use crate::text::first_of;
+use crate::text::{cut_middle, first_of};
 
 /// Earlier tries of a region shown with it, at most: the latest ones, a page at a time (see
 /// [`shown_from`]).
@@ -22,6 +22,9 @@ pub const IDLE_ROUNDS: usize = 3;
 /// Characters of the failure shown, and of an earlier try's.
 const FAILURE_CHARS: usize = 2400;
 const TRY_CHARS: usize = 900;
+/// Characters of the issue shown, at most: an issue may paste a whole log, and the prompt must fit a
+/// small context window (8,192 tokens here) with the region and its tries.
+const TASK_CHARS: usize = 6000;
 /// Tests a try broke named in the prompt, at most: a change can break hundreds.
 const BROKE_SHOWN: usize = 5;
 
@@ -284,7 +287,7 @@ pub fn prompt(task: &str, failure: &str, repo: &Repo, region: &Region, tries: &[
     let lang = fence_language(&region.path);
     let mut user = format!(
         "# Issue\n{task}\n\n# The tests that fail\n```\n{failure}\n```\n\n# Code\n{label}:\n```{lang}\n{text}```\n",
-        task = task.trim(),
+        task = cut_middle(task.trim(), TASK_CHARS),
         failure = failure_text(failure, FAILURE_CHARS),
         label = region.label(),
     );
@@ -506,6 +509,13 @@ mod tests {
         let crowded = prompt("x", "FAILED t.py::test_x", &repo, &region, &[many], false);
         assert!(crowded.messages[1].content.contains("t.py::test_4 and 295 more)"), "{}", crowded.messages[1].content);
         assert!(crowded.tokens_estimate < 1000, "{}", crowded.tokens_estimate);
+        // So does an issue that pastes a long log: its start and end are kept.
+        let log: String = (0..2000).map(|n| format!("DEBUG step {n} ok\n")).collect();
+        let long =
+            prompt(&format!("parse() drops the newline\n{log}Expected: kept."), "FAILED", &repo, &region, &[], false);
+        let user = &long.messages[1].content;
+        assert!(user.contains("parse() drops the newline") && user.contains("Expected: kept."), "{user}");
+        assert!(long.tokens_estimate < 2500, "{}", long.tokens_estimate);
         let task = "parse() drops the newline\n\nExpected: the newline is kept.";
         let prompt = prompt(task, "FAILED t.py::test_x", &repo, &region, &tries, true);
         let user = &prompt.messages[1].content;
