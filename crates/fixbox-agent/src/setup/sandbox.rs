@@ -88,11 +88,7 @@ impl WarmPools {
             && let Some(oldest) = pools.iter().position(restored)
         {
             let (_, pool) = pools.remove(oldest);
-            tokio::spawn(async move {
-                if let Err(err) = pool.shutdown().await {
-                    tracing::warn!(%err, "could not remove a warm sandbox; the next start removes it");
-                }
-            });
+            tokio::spawn(remove(pool));
         }
         match SandboxPool::start_restoring(host.clone(), options.clone(), self.size, kind.restored.clone()) {
             Ok(pool) => pools.push((kind, Arc::new(pool))),
@@ -125,10 +121,16 @@ impl WarmPools {
     pub async fn shutdown(&self) {
         let pools: Vec<Pool> = self.pools.lock().unwrap_or_else(PoisonError::into_inner).drain(..).collect();
         for (_, pool) in pools {
-            if let Err(err) = pool.shutdown().await {
-                tracing::warn!(%err, "could not remove a warm sandbox; the next start removes it");
-            }
+            remove(pool).await;
         }
+    }
+}
+
+/// Stops `pool` and removes the sandboxes nobody took; one that cannot be removed is said and left to
+/// the next start.
+async fn remove(pool: Arc<SandboxPool>) {
+    if let Err(err) = pool.shutdown().await {
+        tracing::warn!(%err, "could not remove a warm sandbox; the next start removes it");
     }
 }
 
